@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit integration e2e bench clean check-config
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $(STAMP)
+
+# One full cycle of the main job on the bundled example week, as of its Thursday noon.
+run: $(STAMP)
+	$(PY) main.py run --once --config config/example.toml --now 2026-11-26T12:00:00+01:00
+
+check-config: $(STAMP)
+	$(PY) main.py check-config --config config/example.toml
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+e2e: $(STAMP)
+	$(PY) -m pytest -q tests/end_to_end
+
+bench: $(STAMP)
+	$(PY) bench/bench_tick.py
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,182 @@
+"""A read-only calendar from an iCalendar (.ics) file or https URL.
+
+Google Calendar's "secret address in iCal format" works this way: no OAuth, read-only, so
+no write-back. Every tick reads the whole feed; when its content has not changed since the
+last tick, nothing is re-read (the content digest is the sync token). Recurring events are
+expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ).
+
+Each VEVENT becomes a Google Calendar v3 Event resource, so the engine reads every source in
+one shape: ATTENDEE (CN, PARTSTAT) -> attendees, ORGANIZER -> organizer, COLOR (RFC 7986) ->
+colorId, LAST-MODIFIED -> updated (DTSTAMP is the export time in Google's feeds, not a change
+time, so it is never used).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+import urllib.request
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import icalendar
+import recurring_ical_events
+
+from slotguard.config import Settings
+from slotguard.interfaces import AdapterError, SyncPage
+from slotguard.normalize import COLOR_IDS
+
+PARTSTAT = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative", "NEEDS-ACTION": "needsAction"}
+STATUS = {"CONFIRMED": "confirmed", "CANCELLED": "cancelled", "TENTATIVE": "tentative"}
+FETCH_TIMEOUT = 30
+MAX_FEED_BYTES = 50 * 1024 * 1024
+
+
+def _address(value) -> str:
+    text = str(value or "")
+    return text[7:] if text.lower().startswith("mailto:") else text
+
+
+def _when(value) -> dict:
+    moment = value.dt if hasattr(value, "dt") else value
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            return {"dateTime": moment.isoformat()}  # floating time: the practice zone applies
+        zone = getattr(moment.tzinfo, "key", None) or getattr(moment.tzinfo, "zone", None)
+        result = {"dateTime": moment.isoformat()}
+        if zone:
+            result["timeZone"] = zone
+        return result
+    if isinstance(moment, date):
+        return {"date": moment.isoformat()}
+    raise ValueError(f"unreadable time {value!r}")
+
+
+def _stamp(component, name: str) -> str | None:
+    value = component.get(name)
+    if value is None:
+        return None
+    moment = value.dt
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return None
+
+
+def vevent_to_resource(component, practice_zone: str) -> dict:
+    """Convert one VEVENT (an expanded instance) into a v3 Event resource dict."""
+    uid = str(component.get("UID") or "")
+    start = component.get("DTSTART")
+    event_id = uid
+    original_start = None
+    series_id = None
+    recurrence = component.get("RECURRENCE-ID")
+    if recurrence is not None or component.get("RRULE") is not None:
+        instance = (recurrence or start).dt
+        if isinstance(instance, datetime):
+            if instance.tzinfo is None:
+                instance = instance.replace(tzinfo=timezone.utc)
+            suffix = instance.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        else:
+            suffix = instance.strftime("%Y%m%d")
+        event_id = f"{uid}_{suffix}"
+        series_id = uid
+        if recurrence is not None:
+            original_start = _when(recurrence)
+    resource: dict = {
+        "id": event_id,
+        "status": STATUS.get(str(component.get("STATUS") or "CONFIRMED").upper(), "confirmed"),
+        "summary": str(component.get("SUMMARY") or ""),
+        "description": str(component.get("DESCRIPTION") or ""),
+        "location": str(component.get("LOCATION") or ""),
+    }
+    if start is not None:
+        resource["start"] = _when(start)
+    if original_start is not None:
+        resource["originalStartTime"] = original_start
+    if series_id:
+        resource["recurringEventId"] = series_id
+    end = component.get("DTEND")
+    if end is None and start is not None and component.get("DURATION") is not None:
+        end_value = start.dt + component.get("DURATION").dt
+        resource["end"] = _when(end_value)
+    elif end is not None:
+        resource["end"] = _when(end)
+    updated = _stamp(component, "LAST-MODIFIED")
+    if updated:
+        resource["updated"] = updated
+    organizer = component.get("ORGANIZER")
+    if organizer is not None:
+        resource["organizer"] = {"email": _address(organizer)}
+    attendees = component.get("ATTENDEE")
+    if attendees is not None:
+        if not isinstance(attendees, list):
+            attendees = [attendees]
+        resource["attendees"] = [
+            {
+                "email": _address(attendee),
+                "displayName": str(attendee.params.get("CN", "")),
+                "responseStatus": PARTSTAT.get(str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper(), "needsAction"),
+                **({"resource": True} if str(attendee.params.get("CUTYPE", "")).upper() in ("RESOURCE", "ROOM") else {}),
+            }
+            for attendee in attendees
+        ]
+    color = component.get("COLOR")
+    if color is not None:
+        resource["colorId"] = COLOR_IDS.get(str(color).strip().lower(), str(color).strip().lower())
+    return resource
+
+
+class IcsSource:
+    """CalendarSource over one .ics file or URL; `calendar_id` is the path or URL."""
+
+    def __init__(self, settings: Settings, url: str | None = None):
+        self.settings = settings
+        self.url = url or settings.calendar.url
+        self.calendar_id = self.url
+
+    def _read(self) -> bytes:
+        if self.url.startswith(("https://", "http://")):
+            try:
+                with urllib.request.urlopen(self.url, timeout=FETCH_TIMEOUT) as response:
+                    data = response.read(MAX_FEED_BYTES + 1)
+            except (urllib.error.URLError, TimeoutError, OSError) as error:
+                raise AdapterError(f"cannot fetch the calendar feed: {getattr(error, 'reason', error)}") from None
+        else:
+            try:
+                data = Path(self.url).read_bytes()
+            except OSError as error:
+                raise AdapterError(f"cannot read the calendar file {self.url}: {error.strerror}; check calendar.url") from None
+        if len(data) > MAX_FEED_BYTES:
+            raise AdapterError(f"the calendar feed {self.calendar_id} is larger than {MAX_FEED_BYTES} bytes")
+        return data
+
+    def pages(self, sync_token: str | None, now: datetime) -> Iterator[SyncPage]:
+        data = self._read()
+        digest = hashlib.sha256(data).hexdigest()[:32]
+        window_start = now - self.settings.calendar.window_past
+        window_end = now + self.settings.calendar.window_future
+        if sync_token == digest:
+            yield SyncPage(events=[], full=False, last=True, next_sync_token=digest)
+            return
+        try:
+            calendar = icalendar.Calendar.from_ical(data)
+            components = recurring_ical_events.of(calendar, skip_bad_series=True).between(window_start, window_end)
+        except Exception as error:  # the parser raises many kinds for a corrupt file
+            raise AdapterError(
+                f"the calendar feed {self.calendar_id} is not valid iCalendar ({type(error).__name__}: {error}); "
+                "nothing was changed; fix or re-export the feed",
+                retryable=True,
+            ) from None
+        events = []
+        for component in components:
+            try:
+                events.append(vevent_to_resource(component, self.settings.practice.timezone))
+            except (ValueError, TypeError, AttributeError) as error:
+                uid = str(component.get("UID") or "?")
+                events.append({"id": uid, "_error": f"unreadable VEVENT: {error}"})
+        yield SyncPage(
+            events=events, full=True, last=True, next_sync_token=digest, window_start=window_start, window_end=window_end
+        )

@@ -1,0 +1,55 @@
+"""In-memory calendar and mailer, used by `replay` and `simulate`: nothing leaves the process."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Iterator
+
+from slotguard.durations import to_utc_text
+from slotguard.interfaces import SyncPage
+
+
+class MemoryCalendar:
+    """A calendar held in memory with Google-like incremental sync (the token is a version)."""
+
+    def __init__(self, calendar_id: str = "primary"):
+        self.calendar_id = calendar_id
+        self.events: dict[str, dict] = {}
+        self.changed_at: dict[str, int] = {}
+        self.version = 0
+
+    def put(self, event: dict, at: datetime) -> None:
+        """Create or replace an event by id; its `updated` becomes `at`."""
+        stored = copy.deepcopy(event)
+        stored["updated"] = to_utc_text(at)
+        stored.setdefault("status", "confirmed")
+        self.version += 1
+        self.events[stored["id"]] = stored
+        self.changed_at[stored["id"]] = self.version
+
+    def delete(self, event_id: str, at: datetime) -> None:
+        """Mark an event cancelled, as Google does for a deleted event."""
+        if event_id not in self.events:
+            raise KeyError(f"no event {event_id!r} to delete")
+        self.version += 1
+        self.events[event_id] = {"id": event_id, "status": "cancelled", "updated": to_utc_text(at)}
+        self.changed_at[event_id] = self.version
+
+    def pages(self, sync_token: str | None, now: datetime) -> Iterator[SyncPage]:
+        since = int(sync_token) if sync_token else 0
+        changed = [copy.deepcopy(self.events[key]) for key, version in self.changed_at.items() if version > since]
+        if since == 0:
+            changed = [event for event in changed if event.get("status") != "cancelled"]
+        yield SyncPage(events=changed, full=False, last=True, next_sync_token=str(self.version))
+
+
+class MemoryMailer:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.sent: dict[str, EmailMessage] = {}
+
+    def send(self, message: EmailMessage, action_id: str) -> None:
+        self.sent.setdefault(action_id, message)

@@ -1,0 +1,103 @@
+"""late_cancel: a fee when the client cancels with too little notice, in tiers.
+
+The notice is measured from the client's cancellation time to the start. The tightest tier
+that contains the notice applies: with tiers 24h -> 50% and 2h -> 100%, a cancellation 5 hours
+ahead costs half the price, one 90 minutes ahead the whole price, one 30 hours ahead nothing.
+
+Emails: `late_cancel_notice` (sent with the fee, after the review window; it tells the client
+whether the fee stood or was waived).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, field_validator
+
+from slotguard.config import FeeRule, PositiveDuration
+from slotguard.durations import format_duration
+from slotguard.hookspecs import hookimpl
+from slotguard.model import ActionKind, HappeningKind, Proposal
+from slotguard.plugins import PolicyConfig, PolicyInfo
+
+NAME = "late_cancel"
+
+
+class Tier(PolicyConfig):
+    within: PositiveDuration = Field(description="A cancellation with less notice than this falls in this tier.", examples=["24h"])
+    fee: FeeRule = Field(description='Percent of the price ("50%") or a fixed amount ("450 NOK").', examples=["50%"])
+
+
+class LateCancelConfig(PolicyConfig):
+    tiers: list[Tier] = Field(
+        default_factory=lambda: [Tier(within="24h", fee="50%"), Tier(within="2h", fee="100%")],
+        description="Fee tiers by notice; the tightest tier containing the notice applies.",
+        examples=[[{"within": "24h", "fee": "50%"}, {"within": "2h", "fee": "100%"}]],
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _distinct(cls, tiers: list[Tier]) -> list[Tier]:
+        if not tiers:
+            raise ValueError("give at least one tier, e.g. { within = \"24h\", fee = \"50%\" }")
+        windows = [tier.within for tier in tiers]
+        if len(set(windows)) != len(windows):
+            raise ValueError("two tiers have the same `within`")
+        return sorted(tiers, key=lambda tier: tier.within)
+
+
+@hookimpl
+def slotguard_policy_info():
+    return PolicyInfo(
+        name=NAME,
+        role="fee",
+        config_model=LateCancelConfig,
+        summary="A fee in tiers when the client cancels with too little notice.",
+        emails=("late_cancel_notice",),
+    )
+
+
+def tier_for(notice: timedelta, config: LateCancelConfig) -> Tier | None:
+    """The tightest tier whose window contains `notice`, or None (enough notice)."""
+    for tier in config.tiers:  # sorted tightest first
+        if notice < tier.within:
+            return tier
+    return None
+
+
+@hookimpl
+def slotguard_propose(happening, appointment, config, now):
+    if happening.kind is not HappeningKind.CANCELLED_BY_CLIENT:
+        return []
+    notice = appointment.start - happening.at
+    tier = tier_for(notice, config)
+    if tier is None:
+        return []
+    fee = tier.fee.of(appointment.price)
+    if notice <= timedelta(0):
+        when = "after the start"
+    else:
+        when = f"{format_duration(notice)} before the start"
+    reason = f"late_cancel: cancelled {when} (within {format_duration(tier.within)}): {tier.fee} of {appointment.price} = {fee}"
+    return [
+        Proposal(kind=ActionKind.CHARGE, policy=NAME, reason=reason, amount=fee, slot="fee"),
+        Proposal(
+            kind=ActionKind.EMAIL,
+            policy=NAME,
+            reason="tell the client about the late cancellation",
+            template="late_cancel_notice",
+            slot="notice",
+            reports_on="fee",
+            context={"notice_minutes": int(notice.total_seconds() // 60)},
+        ),
+    ]
+
+
+@hookimpl
+def slotguard_terms(config, appointment):
+    return {
+        "tiers": [
+            {"within_hours": int(tier.within.total_seconds() // 3600), "fee": tier.fee.of(appointment.price), "percent": tier.fee.percent}
+            for tier in sorted(config.tiers, key=lambda tier: tier.within, reverse=True)
+        ]
+    }

@@ -1,0 +1,356 @@
+"""The command line: `python main.py COMMAND ...`.
+
+Exit status: 0 success, 1 a command that found a problem (e.g. an unknown action id),
+2 a configuration error (all problems are listed, each with its path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from slotguard.config import ConfigError, Settings, parse_settings, read_toml
+from slotguard.durations import DurationError, parse_timestamp, to_utc_text
+from slotguard.ledger import Ledger, LedgerError
+from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState, action_id_for
+
+DEFAULT_CONFIG = "config/example.toml"
+log = logging.getLogger("slotguard")
+
+
+class KeyValueFormatter(logging.Formatter):
+    """Structured log lines: time level logger message (message itself is key=value)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        line = f"{stamp} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("slotguard").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def load_settings(path: str) -> Settings:
+    """Read and validate the config; with the policies' own settings validated too."""
+    from slotguard.plugins import load_enabled
+
+    settings = parse_settings(read_toml(path), path)
+    try:
+        load_enabled(settings)
+    except ConfigError as error:
+        raise ConfigError(error.problems, path) from None
+    return settings
+
+
+def _now(text: str | None) -> datetime:
+    if text:
+        return parse_timestamp(text)
+    return datetime.now(timezone.utc)
+
+
+def _money(action: Action) -> str:
+    return str(action.amount) if action.amount else ""
+
+
+def _local(value: datetime | None, settings: Settings) -> str:
+    return value.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def action_json(action: Action) -> dict[str, Any]:
+    return {
+        "id": action.id,
+        "kind": action.kind.value,
+        "state": action.state.value,
+        "client": action.client_email,
+        "event_id": action.event_id,
+        "calendar_id": action.calendar_id,
+        "amount": action.amount.as_json() if action.amount else None,
+        "policy": action.policy,
+        "reason": action.reason,
+        "template": action.template,
+        "due_at": to_utc_text(action.due_at),
+        "created_at": to_utc_text(action.created_at),
+        "executed_at": to_utc_text(action.executed_at) if action.executed_at else None,
+        "attempts": action.attempts,
+        "last_error": action.last_error,
+        "payment_status": action.context.get("payment_status", ""),
+    }
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from slotguard.plugins import load_enabled
+    from slotguard.wiring import make_renderer
+
+    settings = load_settings(args.config)
+    make_renderer(settings, load_enabled(settings))
+    print(f"{args.config}: configuration is valid; templates render.")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from slotguard.wiring import build_engine
+
+    settings = load_settings(args.config)
+    if args.now and not args.once:
+        raise ConfigError(["--now can only be used with --once"])
+    stopping = {"flag": False}
+
+    def request_stop(signum, frame):  # finish the current action, then exit
+        stopping["flag"] = True
+        log.warning("signal=%s stopping after the current action", signum)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    now = _now(args.now)
+    engine = build_engine(settings, now, stop_requested=lambda: stopping["flag"])
+    recovered = engine.recover(now)
+    if recovered:
+        log.warning("recovered=%d actions interrupted by a previous stop; retrying them", recovered)
+    if args.once:
+        report = engine.tick(now)
+        print(f"Slotguard: one tick for {settings.practice.name} at {now.astimezone(settings.zone).isoformat()}")
+        print(report.summary())
+        _print_outlook(engine.ledger, settings, now)
+        return 0
+    import schedule
+
+    def job() -> None:
+        report = engine.tick(datetime.now(timezone.utc))
+        log.info("tick events=%d planned=%d executed=%d problems=%d", report.events_seen,
+                 sum(report.planned.values()), sum(report.executed.values()), len(report.problems))
+
+    interval = int(settings.calendar.poll_interval.total_seconds())
+    schedule.every(interval).seconds.do(job)
+    job()
+    while not stopping["flag"]:
+        schedule.run_pending()
+        time.sleep(0.5)
+    print("Slotguard stopped cleanly.")
+    return 0
+
+
+def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
+    pending = ledger.actions(states=[ActionState.PENDING_REVIEW])
+    emails = ledger.actions(states=[ActionState.PLANNED], kinds=[ActionKind.EMAIL])
+    if pending:
+        print("fees pending review (add a waive tag to the event, or `main.py waive ID`):")
+        for action in pending:
+            print(f"  {action.id}  {_money(action):>12}  {action.client_email}  charged {_local(action.due_at, settings)}  {action.reason}")
+    if emails:
+        print(f"emails scheduled: {len(emails)} (next: {_local(min(a.due_at for a in emails), settings)})")
+    outbox = settings.mail.outbox_dir if settings.mail.transport == "outbox-dir" else ""
+    print(f"ledger: {settings.storage.ledger_path}" + (f"; outbox: {outbox}" if outbox else ""))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    ledger = Ledger(settings.storage.ledger_path)
+    now = _now(args.now)
+    upcoming = ledger.upcoming(now, limit=20)
+    pending = ledger.actions(states=OPEN_STATES, kinds=[ActionKind.CHARGE])
+    done = ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE])
+    receivables = [a for a in done if a.context.get("payment_status") in ("receivable", "unpaid")]
+    failed = ledger.actions(states=[ActionState.FAILED])
+    data = {
+        "upcoming": [
+            {"event_id": t.appointment.event_id, "client": t.appointment.client.email, "start": t.appointment.start.isoformat(), "price": t.appointment.price.as_json()}
+            for t in upcoming
+        ],
+        "pending_review": [action_json(a) for a in pending],
+        "receivables": [action_json(a) for a in receivables],
+        "failed": [action_json(a) for a in failed],
+        "problems": ledger.problems(),
+        "calendars": ledger.sync_states(),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    print(f"Slotguard status for {settings.practice.name} at {_local(now, settings)} ({settings.practice.timezone})")
+    print(f"\nUpcoming appointments ({len(upcoming)}):")
+    for t in upcoming:
+        print(f"  {_local(t.appointment.start, settings)}  {t.appointment.client.email}  {t.appointment.price}")
+    print(f"\nFees pending review ({len(pending)}):")
+    for a in pending:
+        print(f"  {a.id}  {_money(a):>12}  {a.client_email}  charged {_local(a.due_at, settings)} unless waived  ({a.reason})")
+    print(f"\nReceivables, not yet paid ({len(receivables)}):")
+    for a in receivables:
+        print(f"  {a.id}  {_money(a):>12}  {a.client_email}  since {_local(a.executed_at, settings)}")
+    if failed:
+        print(f"\nFailed actions ({len(failed)}), need your attention:")
+        for a in failed:
+            print(f"  {a.id}  {a.kind.value}  {a.client_email}  {a.last_error}")
+    problems = ledger.problems()
+    if problems:
+        print(f"\nProblems with calendar events ({len(problems)}):")
+        for p in problems:
+            print(f"  {p['calendar_id']} {p['item']}: {p['message']}")
+    print("\nCalendars:")
+    for state in ledger.sync_states():
+        error = f"  last error: {state['last_error']}" if state["last_error"] else ""
+        print(f"  {state['calendar_id']}  last sync {state['last_sync_at'] or 'never'}{error}")
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    ledger = Ledger(settings.storage.ledger_path)
+    actions = ledger.actions()
+    if args.json:
+        print(json.dumps({"actions": [action_json(a) for a in actions]}, indent=2))
+        return 0
+    for a in actions:
+        print(f"{a.id}  {a.kind.value:<7} {a.state.value:<14} {_money(a):>12}  {a.client_email:<24} "
+              f"{a.policy:<12} due {_local(a.due_at, settings)}  {a.template or ''}  {a.reason}")
+    print(f"{len(actions)} action(s)")
+    return 0
+
+
+def cmd_waive(args: argparse.Namespace) -> int:
+    from slotguard.planner import refund_proposal, waive_action
+
+    settings = load_settings(args.config)
+    ledger = Ledger(settings.storage.ledger_path)
+    now = _now(args.now)
+    action = ledger.action(args.action_id)
+    if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD):
+        print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
+        return 1
+    reason = f"waived by the practitioner: {args.reason}"
+    if action.state in OPEN_STATES:
+        with ledger.transaction():
+            waive_action(ledger, action, reason, now)
+        print(f"{action.id}: fee of {_money(action)} waived; the client's email will not mention a fee.")
+        return 0
+    if action.state is ActionState.DONE and action.kind is ActionKind.CHARGE:
+        proposal = refund_proposal(action, reason)
+        refund = Action(
+            id=action_id_for(f"manual-waive/{action.id}", proposal.policy, "refund", proposal.slot),
+            kind=ActionKind.REFUND, state=ActionState.PLANNED, policy=proposal.policy, reason=proposal.reason,
+            calendar_id=action.calendar_id, event_id=action.event_id, client_email=action.client_email,
+            client_name=action.client_name, happening_key=f"manual-waive/{action.id}", due_at=now,
+            created_at=now, updated_at=now, amount=action.amount, appointment_start=action.appointment_start,
+            context=dict(proposal.context),
+        )
+        with ledger.transaction():
+            added = ledger.add_action(refund)
+        print(f"{action.id}: already charged; refund {refund.id} of {_money(action)} "
+              + ("planned for the next tick." if added else "was planned before."))
+        return 0
+    print(f"{action.id} is {action.state.value}; nothing to waive.", file=sys.stderr)
+    return 1
+
+
+def cmd_charge_now(args: argparse.Namespace) -> int:
+    from slotguard.engine import TickReport
+    from slotguard.wiring import build_engine
+
+    settings = load_settings(args.config)
+    now = _now(args.now)
+    engine = build_engine(settings, now)
+    action = engine.ledger.action(args.action_id)
+    if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
+        state = action.state.value if action else "unknown"
+        print(f"{args.action_id}: not a fee waiting to be charged ({state}); see `main.py ledger`", file=sys.stderr)
+        return 1
+    action.due_at = now
+    engine.ledger.update_action(action, now, "charge-now requested by the practitioner")
+    report = TickReport()
+    engine.execute(action, now, report)
+    engine.execute_due(now, report)
+    engine.write_back(report)
+    final = engine.ledger.action(action.id)
+    print(f"{action.id}: {final.state.value} {_money(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
+    return 0 if final.state is ActionState.DONE else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from slotguard.replay import ScenarioError, load_scenario, run_scenario
+
+    try:
+        result = run_scenario(load_scenario(args.scenario))
+    except ScenarioError as error:
+        print(f"{args.scenario}: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"actions": result["actions"], "problems": result["problems"]}, indent=2))
+        return 0
+    for record in result["actions"]:
+        amount = f"{record['amount']['minor']} {record['amount']['currency']}" if record["amount"] else ""
+        print(f"{record['at']}  {record['kind']:<7} {record['state']:<14} {amount:>10}  {record['client']:<22} "
+              f"{record['policy']:<11} {record['template'] or ''}  {record['reason']}")
+    for problem in result["problems"]:
+        print(f"problem: {problem}")
+    print(f"{len(result['actions'])} action(s)")
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Slotguard: fair no-show and late-cancellation fees on top of your calendar.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step (key=value lines on stderr)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler, help_text: str, *, now: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+        if now:
+            sub.add_argument("--now", help="pretend the clock reads this ISO 8601 time (demos, tests)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = add("run", cmd_run, "run the daemon (or one tick with --once)", now=True)
+    run.add_argument("--once", action="store_true", help="run one tick and exit")
+    add("check-config", cmd_check_config, "validate the config and render every template")
+    status = add("status", cmd_status, "upcoming appointments, fees pending review, receivables, last sync", now=True)
+    status.add_argument("--json", action="store_true")
+    ledger = add("ledger", cmd_ledger, "every action with id, kind, state, client, amount, policy, reason, times")
+    ledger.add_argument("--json", action="store_true")
+    waive = add("waive", cmd_waive, "waive a pending fee (or refund one already charged)", now=True)
+    waive.add_argument("action_id")
+    waive.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    charge = add("charge-now", cmd_charge_now, "charge a fee now instead of after the review window", now=True)
+    charge.add_argument("action_id")
+    replay = commands.add_parser("replay", help="replay a scenario on a simulated clock; moves no money, sends no mail")
+    replay.add_argument("scenario", help="scenario JSON file")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=cmd_replay)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return args.handler(args)
+    except ConfigError as error:
+        where = f" in {error.source}" if error.source else ""
+        print(f"Configuration problem{where}:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except (LedgerError, DurationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,384 @@
+"""The configuration schema, loading and validation.
+
+Schema first: every key has a description, a default (where it can have one) and an
+example; unknown keys are errors; all errors are reported at once, each with its path, e.g.
+`policies.no_show.fee: "abc" is not a fee`. Secrets are referenced, never written in.
+
+Relative paths are resolved against the working directory Slotguard is started in.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AwareDatetime,
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from slotguard.durations import DurationError, format_duration, parse_duration
+from slotguard.money import Fee, Money, MoneyError
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. `problems` lists "path: message" lines."""
+
+    def __init__(self, problems: list[str], source: str = ""):
+        self.problems = problems
+        self.source = source
+        where = f" in {source}" if source else ""
+        super().__init__(
+            f"{len(problems)} problem(s){where}:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+# --- value types ----------------------------------------------------------------------
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(value)
+    except DurationError as error:
+        raise ValueError(str(error)) from None
+
+
+def _money(value: Any) -> Money:
+    if isinstance(value, Money):
+        return value
+    if isinstance(value, float):
+        raise ValueError("write amounts as text with a currency, like \"900 NOK\" (not a float)")
+    try:
+        return Money.parse(value)
+    except MoneyError as error:
+        raise ValueError(str(error)) from None
+
+
+def _positive_money(value: Money) -> Money:
+    if value.minor <= 0:
+        raise ValueError(f"must be a positive amount, got {value}")
+    return value
+
+
+def _fee(value: Any) -> Fee:
+    if isinstance(value, Fee):
+        return value
+    if isinstance(value, float):
+        raise ValueError("write fees as text, like \"50%\" or \"450 NOK\" (not a float)")
+    try:
+        return Fee.parse(value)
+    except MoneyError as error:
+        raise ValueError(str(error)) from None
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a known time zone; use an IANA name like Europe/Oslo") from None
+    return value
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)
+]
+def _positive_duration(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive_duration)]
+Amount = Annotated[Money, BeforeValidator(_money), PlainSerializer(str, return_type=str)]
+PositiveAmount = Annotated[Amount, AfterValidator(_positive_money)]
+FeeRule = Annotated[Fee, BeforeValidator(_fee), PlainSerializer(str, return_type=str)]
+TimeZoneName = Annotated[str, AfterValidator(_timezone)]
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors; values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class SecretRef(Strict):
+    """A reference to a secret: an environment variable or a file readable only by its owner."""
+
+    env: str | None = Field(None, description="Name of an environment variable.", examples=["STRIPE_SECRET_KEY"])
+    file: str | None = Field(None, description="Path of a file with 0600 permissions.", examples=["/etc/slotguard/stripe.key"])
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError('give exactly one of env = "NAME" or file = "PATH"')
+        return self
+
+    def describe(self) -> str:
+        return f"environment variable {self.env}" if self.env else f"file {self.file}"
+
+    def resolve(self) -> str:
+        """Return the secret. Raises ConfigError naming the reference (never the value)."""
+        if self.env:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError([f"the {self.describe()} is not set or empty"])
+            return value.strip()
+        path = Path(self.file or "")
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            raise ConfigError([f"the secret {self.describe()} cannot be read"]) from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                [f"the secret {self.describe()} is readable by others; run: chmod 600 {path}"]
+            )
+        return path.read_text(encoding="utf-8").strip()
+
+
+# --- sections ---------------------------------------------------------------------------
+
+
+class Practice(Strict):
+    name: str = Field(description="The practice's name, shown in every email.", examples=["Lena Berg Massage"])
+    email: str = Field(description="The practitioner's address: sender and Reply-To of every email, and the digest recipient.", examples=["lena@example.com"])
+    phone: str = Field("", description="A phone number clients can call.", examples=["+47 400 00 000"])
+    address: str = Field("", description="Where sessions take place, if in person.", examples=["Storgata 1, Oslo"])
+    timezone: TimeZoneName = Field(description="IANA time zone of the practice.", examples=["Europe/Oslo"])
+    locale: str = Field("en", description="Default language for emails (en, nb, da, de, pl, he).", examples=["nb"])
+    currency: str = Field(description="ISO currency code of all prices and fees.", examples=["NOK"])
+    booking_link: str = Field("", description="Where clients book a new time.", examples=["https://example.com/book"])
+    payment_instructions: str = Field(
+        "",
+        description="How clients pay a fee when no card provider is used (bank account, payment link).",
+        examples=["Vipps 400 00 000 or account 1234.56.78901"],
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError(f"{value!r} is not a three-letter currency code like NOK")
+        return value.upper()
+
+
+class MarkRule(Strict):
+    color: str | None = Field(None, description="Google Calendar colour name or colorId that means this mark.", examples=["tomato"])
+    tags: list[str] = Field(default_factory=list, description="Words in the title or description that mean this mark.", examples=[["#noshow"]])
+
+
+class Marks(Strict):
+    no_show: MarkRule = Field(default_factory=lambda: MarkRule(color="tomato", tags=["#noshow"]), description="How a no-show is marked.")
+    late_cancel: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#latecancel"]), description="How a client's cancellation is marked on an event kept in the calendar.")
+    waive: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#waive", "#emergency"]), description="How a fee is waived (emergency, goodwill, mistaken booking).")
+    attended: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#attended"]), description="How attendance is marked explicitly.")
+    unmarked_after_end: Literal["attended", "unknown"] = Field(
+        "attended",
+        description='What an unmarked appointment counts as once `settle_after_end` has passed: "attended", or "unknown" (no history, no fee).',
+    )
+    settle_after_end: Duration = Field(
+        timedelta(hours=2),
+        description="How long after the end an unmarked appointment is taken as `unmarked_after_end` (time for the practitioner to mark a no-show).",
+        examples=["2h"],
+    )
+
+
+class Calendar(Strict):
+    source: Literal["ics", "google", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only) or "google" (OAuth, read and write).')
+    url: str = Field("", description="ics: path or https URL of the calendar feed.", examples=["config/sample-week.ics"])
+    calendar_ids: list[str] = Field(default_factory=lambda: ["primary"], description="google: calendars to watch.", examples=[["primary", "clinic@group.calendar.google.com"]])
+    poll_interval: PositiveDuration = Field(timedelta(minutes=2), description="How often to look at the calendar.", examples=["2m"])
+    window_past: Duration = Field(timedelta(days=30), description="How far back the first full sync reads.", examples=["30d"])
+    window_future: Duration = Field(timedelta(days=180), description="How far ahead the first full sync reads.", examples=["180d"])
+    exclude_addresses: list[str] = Field(default_factory=list, description="Attendee addresses that are never the client (assistants, rooms).", examples=[["assistant@example.com"]])
+    write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
+    write_note: bool = Field(True, description="google: also add one human-readable status line to the event description.")
+    client_secrets: str = Field("", description="google: path of the OAuth client secrets JSON (used by `auth google`).", examples=["config/client_secret.json"])
+    api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])
+    marks: Marks = Field(default_factory=Marks, description="How the practitioner marks no-shows, late cancellations and waivers.")
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> Calendar:
+        if self.source == "ics" and not self.url:
+            raise ValueError('calendar.source = "ics" needs calendar.url (a file path or https URL)')
+        return self
+
+
+class Service(Strict):
+    price: PositiveAmount = Field(description="Price of one session.", examples=["900 NOK"])
+    duration: PositiveDuration = Field(timedelta(minutes=60), description="Usual length; also used to match events.", examples=["60m"])
+    match: list[str] = Field(default_factory=list, description="Words in the event title that select this service.", examples=[["intro", "discovery"]])
+    label: str = Field("", description="What clients read in emails; the event title is never shown to them (it may hold private notes).", examples=["60-minute massage"])
+
+
+class Payments(Strict):
+    provider: Literal["record-only", "stripe"] = Field("record-only", description='"record-only" (fees become receivables; the client pays you directly) or "stripe".')
+    review_window: Duration = Field(timedelta(hours=12), description="How long a fee waits as pending review, so you can waive it, before it is charged.", examples=["12h"])
+    max_single_charge: PositiveAmount | None = Field(None, description="No single fee is larger than this; larger ones are capped.", examples=["2000 NOK"])
+    daily_cap: PositiveAmount | None = Field(None, description="stripe: most money charged per day; past it, fees wait for the next day.", examples=["5000 NOK"])
+    mode: Literal["test", "live"] = Field("test", description="stripe: must match the key (sk_test_ or sk_live_).")
+    charge_from: AwareDatetime | None = Field(
+        None,
+        description="Fees only for appointments starting at or after this time; earlier ones are recorded, never charged. Default: when Slotguard first ran on this ledger.",
+        examples=["2026-11-23T00:00:00+01:00"],
+    )
+    dry_run: bool = Field(False, description="Plan and log money actions but move no money.")
+    secret_key: SecretRef | None = Field(None, description="stripe: the secret key, by reference.", examples=[{"env": "STRIPE_SECRET_KEY"}])
+    webhook_secret: SecretRef | None = Field(None, description="stripe: webhook signing secret, by reference.", examples=[{"env": "STRIPE_WEBHOOK_SECRET"}])
+    api_base: str = Field("", description="stripe: override the API base URL (tests).", examples=["http://127.0.0.1:8420"])
+
+
+class Smtp(Strict):
+    host: str = Field(description="SMTP server.", examples=["smtp.example.com"])
+    port: int = Field(587, description="SMTP port.", examples=[587])
+    security: Literal["starttls", "tls", "none"] = Field("starttls", description="STARTTLS, implicit TLS, or none (local relays only).")
+    username: str = Field("", description="Login name, if the server needs AUTH.")
+    password: SecretRef | None = Field(None, description="Login password, by reference.", examples=[{"env": "SMTP_PASSWORD"}])
+    timeout: PositiveDuration = Field(timedelta(seconds=30), description="Network timeout.", examples=["30s"])
+
+
+class Mail(Strict):
+    transport: Literal["outbox-dir", "smtp", "gmail"] = Field("outbox-dir", description='"outbox-dir" writes .eml files; "smtp" sends; "gmail" sends through the Gmail API.')
+    outbox_dir: str = Field("var/outbox", description="outbox-dir: where .eml files are written.", examples=["var/outbox"])
+    from_address: str = Field("", description="Sender address; defaults to practice.email.", examples=["bookings@example.com"])
+    smtp: Smtp | None = Field(None, description="smtp: server settings.")
+    max_attempts: int = Field(5, ge=1, description="Sending attempts before the practitioner is told a message failed.")
+
+
+class Reminders(Strict):
+    offsets: list[PositiveDuration] = Field(default_factory=lambda: [timedelta(hours=48), timedelta(hours=24)], description="When reminders go out, before the start.", examples=[["48h", "24h"]])
+
+
+class Storage(Strict):
+    data_dir: str = Field("var", description="Where Slotguard keeps its ledger and tokens.", examples=["var"])
+    ledger: str = Field("", description="SQLite ledger path; defaults to DATA_DIR/ledger.sqlite3.", examples=["var/ledger.sqlite3"])
+
+    @property
+    def ledger_path(self) -> str:
+        return self.ledger or str(Path(self.data_dir) / "ledger.sqlite3")
+
+
+class Policies(BaseModel):
+    """`enabled` lists active policies in order; each may have its own table of settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    enabled: list[str] = Field(default_factory=list, description="Active policies, fee policies first, then modifiers in the order they apply.", examples=[["late_cancel", "no_show"]])
+
+
+class Settings(Strict):
+    practice: Practice
+    calendar: Calendar
+    services: dict[str, Service] = Field(description='Priced services; "default" is required.')
+    payments: Payments = Field(default_factory=Payments)
+    mail: Mail = Field(default_factory=Mail)
+    reminders: Reminders = Field(default_factory=Reminders)
+    storage: Storage = Field(default_factory=Storage)
+    policies: Policies = Field(default_factory=Policies)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems = []
+        if "default" not in self.services:
+            problems.append('services: add a "default" service with a price')
+        for name, service in self.services.items():
+            if service.price.currency != self.practice.currency:
+                problems.append(
+                    f"services.{name}.price: {service.price} is not in the practice currency {self.practice.currency}"
+                )
+        cap = self.payments.max_single_charge
+        if cap and cap.currency != self.practice.currency:
+            problems.append(f"payments.max_single_charge: {cap} is not in {self.practice.currency}")
+        if self.mail.transport == "smtp" and self.mail.smtp is None:
+            problems.append('mail.smtp: mail.transport = "smtp" needs a [mail.smtp] table with host')
+        if self.payments.provider == "stripe" and self.payments.secret_key is None:
+            problems.append('payments.secret_key: the stripe provider needs secret_key = { env = "STRIPE_SECRET_KEY" }')
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.practice.timezone)
+
+    @property
+    def sender(self) -> str:
+        return self.mail.from_address or self.practice.email
+
+    def policy_settings(self, name: str) -> dict[str, Any]:
+        """The raw table [policies.NAME] (empty when absent)."""
+        extra = self.policies.model_extra or {}
+        value = extra.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+def _format_location(loc: tuple) -> str:
+    parts = [str(p) for p in loc if not (isinstance(p, str) and p.startswith("function-"))]
+    return ".".join(parts) or "(top level)"
+
+
+def format_validation_error(error: ValidationError, prefix: str = "") -> list[str]:
+    """Turn pydantic's errors into "path: message" lines the user can act on."""
+    problems = []
+    for item in error.errors(include_url=False):
+        path = _format_location(item["loc"])
+        if prefix:
+            path = f"{prefix}.{path}" if path != "(top level)" else prefix
+        message = item["msg"]
+        for lead in ("Value error, ", "Assertion failed, "):
+            if message.startswith(lead):
+                message = message[len(lead):]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see config/example.toml)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        if path in ("(top level)", prefix):
+            # Cross-field checks report several problems, each already starting with its path.
+            problems.extend(message.split("; "))
+        else:
+            problems.append(f"{path}: {message}")
+    return problems
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    settings: Settings
+    policy_settings: dict[str, Any]
+    source: str
+
+
+def parse_settings(data: dict[str, Any], source: str = "") -> Settings:
+    """Validate a config mapping (as read from TOML or a scenario). Raises ConfigError."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error), source) from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file. Raises ConfigError naming the file and line on a syntax error."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file; copy config/example.toml and edit it"], str(path)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([f"{path}: not valid TOML: {error}"], str(path)) from None

@@ -1,0 +1,374 @@
+"""One tick of the loop: read calendars, track changes, plan, execute, write back.
+
+calendar source -> normalized appointments -> tracker -> policies (planner) -> actions in
+the ledger -> executors (payments, mail, calendar write-back) -> results in the ledger.
+
+A failing calendar, a bad event or a failing side effect is recorded and reported; the
+other calendars, events and actions go on. The engine never reads the clock: `now` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from slotguard.config import Settings
+from slotguard.durations import to_utc_text
+from slotguard.interfaces import (
+    AdapterError,
+    CalendarSource,
+    CalendarWriteBack,
+    Mailer,
+    PaymentProvider,
+    ReauthorizationNeeded,
+    SyncTokenExpired,
+)
+from slotguard.ledger import Ledger
+from slotguard.messages import Renderer, TemplateProblem, build_email, message_id_for
+from slotguard.model import (
+    MONEY_KINDS,
+    OPEN_STATES,
+    Action,
+    ActionKind,
+    ActionState,
+    Appointment,
+)
+from slotguard.normalize import EventError, normalize
+from slotguard.notes import status_note
+from slotguard.planner import Planner
+from slotguard.plugins import Policy
+from slotguard.tracker import AttendanceRules, Tracked, observe
+
+log = logging.getLogger("slotguard.engine")
+
+# A full listing that loses more than this share of the known appointments (and more than
+# MASS_DELETION_MIN of them) is more likely a broken feed than a wave of cancellations.
+MASS_DELETION_SHARE = 0.5
+MASS_DELETION_MIN = 10
+RETRY_BASE = timedelta(minutes=2)
+RETRY_MAX = timedelta(hours=6)
+TIME_CHECK_HORIZON = timedelta(days=14)
+
+
+@dataclass
+class TickReport:
+    """What one tick did, for the summary line and `run --once`."""
+
+    events_seen: int = 0
+    happenings: Counter = field(default_factory=Counter)
+    planned: Counter = field(default_factory=Counter)
+    executed: Counter = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, message: str) -> None:
+        self.problems.append(message)
+        log.warning("problem %s", message)
+
+    def summary(self) -> str:
+        def fmt(counter: Counter) -> str:
+            return ", ".join(f"{key} {value}" for key, value in sorted(counter.items())) or "none"
+
+        lines = [
+            f"events read: {self.events_seen}",
+            f"happenings: {fmt(self.happenings)}",
+            f"actions planned: {fmt(self.planned)}",
+            f"actions carried out: {fmt(self.executed)}",
+        ]
+        if self.problems:
+            lines.append(f"problems ({len(self.problems)}):")
+            lines += [f"  - {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    ledger: Ledger
+    calendars: list[tuple[CalendarSource, CalendarWriteBack]]
+    provider: PaymentProvider
+    mailer: Mailer
+    renderer: Renderer
+    policies: list[Policy]
+    charge_from: datetime
+    stop_requested: Callable[[], bool] = lambda: False
+
+    def __post_init__(self) -> None:
+        self.planner = Planner(self.settings, self.policies, self.ledger, self.charge_from)
+        marks = self.settings.calendar.marks
+        self.rules = AttendanceRules(marks.unmarked_after_end, marks.settle_after_end)
+        self.write_backs = {source.calendar_id: write_back for source, write_back in self.calendars}
+        self._touched: set[tuple[str, str]] = set()
+
+    # -- the tick -------------------------------------------------------------------------
+    def tick(self, now: datetime) -> TickReport:
+        report = TickReport()
+        self._touched = set()
+        for source, _ in self.calendars:
+            if self.stop_requested():
+                break
+            self.sync_calendar(source, now, report)
+        self.check_time(now, report)
+        self.execute_due(now, report)
+        self.write_back(report)
+        return report
+
+    def recover(self, now: datetime) -> int:
+        """Put actions left `executing` by a crash back in the queue; return how many.
+
+        They are carried out again with the same idempotency key; providers look up what
+        they may already have done (see interfaces.PaymentProvider.execute).
+        """
+        stuck = self.ledger.actions(states=[ActionState.EXECUTING])
+        for action in stuck:
+            action.state = ActionState.PLANNED
+            self.ledger.update_action(action, now, "interrupted while executing; will be retried with the same idempotency key")
+        return len(stuck)
+
+    # -- calendars ------------------------------------------------------------------------
+    def sync_calendar(self, source: CalendarSource, now: datetime, report: TickReport) -> None:
+        calendar_id = source.calendar_id
+        token = self.ledger.sync_token(calendar_id)
+        try:
+            try:
+                self._read_pages(source, token, now, report)
+            except SyncTokenExpired:
+                log.info("sync token expired calendar=%s; doing a full sync", calendar_id)
+                self.ledger.clear_sync_token(calendar_id)
+                self._read_pages(source, None, now, report)
+        except ReauthorizationNeeded as error:
+            self.ledger.record_sync_error(calendar_id, str(error), now)
+            report.problem(f"calendar {calendar_id}: {error}")
+        except AdapterError as error:
+            self.ledger.record_sync_error(calendar_id, str(error), now)
+            report.problem(f"calendar {calendar_id}: {error} (will try again next tick)")
+
+    def _read_pages(self, source: CalendarSource, token: str | None, now: datetime, report: TickReport) -> None:
+        calendar_id = source.calendar_id
+        seen_ids: set[str] = set()
+        full = False
+        window: tuple[datetime | None, datetime | None] = (None, None)
+        for page in source.pages(token, now):
+            full = full or page.full
+            with self.ledger.transaction():
+                for event in page.events:
+                    event_id = str(event.get("id") or "")
+                    seen_ids.add(event_id)
+                    self.process_event(calendar_id, event, now, report)
+            window = (page.window_start, page.window_end)
+            if page.last:
+                with self.ledger.transaction():
+                    if full:
+                        self._deletions(calendar_id, seen_ids, window, now, report)
+                    self.ledger.record_sync(calendar_id, page.next_sync_token, now)
+
+    def process_event(self, calendar_id: str, event: dict, now: datetime, report: TickReport) -> None:
+        """Track one event; a bad one is recorded as a problem and skipped."""
+        report.events_seen += 1
+        event_id = str(event.get("id") or "?")
+        known = self.ledger.fingerprint(calendar_id, event_id)
+        try:
+            previous = self.ledger.tracked(calendar_id, event_id) if known else None
+            result = normalize(event, calendar_id, self.settings, now, previous.appointment if previous else None)
+        except EventError as error:
+            self.ledger.record_problem(calendar_id, event_id, str(error), now)
+            report.problem(f"calendar {calendar_id}: {error}; fix the event, the others go on")
+            return
+        if known:
+            self.ledger.clear_problem(calendar_id, event_id)
+        appointment = result.appointment
+        if appointment is None:
+            return
+        if known and known[0] == appointment.fingerprint() and not (known[1] and now >= appointment.start):
+            return  # nothing the tracker reacts to changed (e.g. only our own note was written)
+        self._observe(previous, appointment, now, report)
+
+    def _observe(self, previous: Tracked | None, appointment: Appointment | None, now: datetime, report: TickReport) -> None:
+        tracked, happenings = observe(previous, appointment, now, self.rules)
+        if tracked is None:
+            return
+        self.ledger.save_tracked(tracked)
+        for happening in happenings:
+            if not self.ledger.add_happening(happening):
+                continue
+            report.happenings[happening.kind.value] += 1
+            for action in self.planner.plan(happening, tracked.appointment, now):
+                report.planned[f"{action.kind.value}:{action.state.value}"] += 1
+            self._touched.add((happening.calendar_id, happening.event_id))
+
+    def _deletions(self, calendar_id: str, seen_ids: set[str], window: tuple, now: datetime, report: TickReport) -> None:
+        start, end = window
+        start = start or datetime.min.replace(tzinfo=now.tzinfo)
+        end = end or datetime.max.replace(tzinfo=now.tzinfo)
+        known = self.ledger.event_ids(calendar_id, start, end)
+        missing = known - seen_ids
+        if not missing:
+            return
+        if not seen_ids or (len(missing) > MASS_DELETION_MIN and len(missing) > MASS_DELETION_SHARE * len(known)):
+            report.problem(
+                f"calendar {calendar_id}: {len(missing)} of {len(known)} known appointments are missing from the "
+                "calendar at once; this looks like a broken feed, so they are not treated as cancelled. "
+                "Check the calendar; if they really were deleted, they will be handled once the feed looks whole."
+            )
+            return
+        for event_id in sorted(missing):
+            previous = self.ledger.tracked(calendar_id, event_id)
+            self._observe(previous, None, now, report)
+
+    def check_time(self, now: datetime, report: TickReport) -> None:
+        """Let time pass for appointments that started: attendance settles, marks take effect."""
+        with self.ledger.transaction():
+            for tracked in self.ledger.open_appointments_started(now - TIME_CHECK_HORIZON, now):
+                self._observe(tracked, tracked.appointment, now, report)
+
+    # -- execution ------------------------------------------------------------------------
+    def execute_due(self, now: datetime, report: TickReport, only: str | None = None) -> None:
+        due = self.ledger.actions(states=OPEN_STATES, due_before=now)
+        for action in due:
+            if self.stop_requested():
+                break
+            if only and action.id != only:
+                continue
+            self.execute(action, now, report)
+
+    def execute(self, action: Action, now: datetime, report: TickReport) -> None:
+        """Carry out one action, recording the outcome; never raises for the action's own failures."""
+        if action.kind is ActionKind.EMAIL and not self._email_ready(action, now):
+            return
+        if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now):
+            return
+        previous_state = action.state
+        action.state = ActionState.EXECUTING
+        action.attempts += 1
+        if not self.ledger.update_action(action, now, f"attempt {action.attempts}", expect=[previous_state]):
+            return  # waived or changed meanwhile
+        try:
+            if action.kind is ActionKind.EMAIL:
+                self._send(action, now)
+            elif action.kind in MONEY_KINDS:
+                self._move_money(action)
+            action.state = ActionState.DONE
+            action.executed_at = now
+            action.last_error = ""
+            self.ledger.update_action(action, now, "done")
+            report.executed[f"{action.kind.value}:done"] += 1
+            log.info("done action=%s kind=%s event=%s", action.id, action.kind.value, action.event_ref)
+        except (AdapterError, TemplateProblem, ValueError) as error:
+            self._failed(action, previous_state, error, now, report)
+        if action.kind in MONEY_KINDS:
+            self._touched.add((action.calendar_id, action.event_id))
+
+    def _failed(self, action: Action, previous_state: ActionState, error: Exception, now: datetime, report: TickReport) -> None:
+        retryable = isinstance(error, AdapterError) and error.retryable
+        limit = self.settings.mail.max_attempts
+        action.last_error = str(error)
+        if retryable and action.attempts < limit:
+            action.state = ActionState.PLANNED
+            delay = min(RETRY_BASE * (2 ** (action.attempts - 1)), RETRY_MAX)
+            action.due_at = now + delay
+            self.ledger.update_action(action, now, f"attempt {action.attempts} failed, retry at {to_utc_text(action.due_at)}: {error}")
+            report.executed[f"{action.kind.value}:retry"] += 1
+        else:
+            action.state = ActionState.FAILED
+            self.ledger.update_action(action, now, f"failed: {error}")
+            report.executed[f"{action.kind.value}:failed"] += 1
+            report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) failed: {error}")
+
+    def _email_ready(self, action: Action, now: datetime) -> bool:
+        """Emails wait for the fee they report on; lifecycle mail for a stale slot is dropped."""
+        tracked = self.ledger.tracked(action.calendar_id, action.event_id)
+        if tracked is None:
+            action.state = ActionState.CANCELLED
+            self.ledger.update_action(action, now, "the appointment is no longer in the calendar")
+            return False
+        if action.reports_on:
+            fee = self.ledger.action(action.reports_on)
+            if fee and fee.state in (*OPEN_STATES, ActionState.EXECUTING):
+                action.due_at = max(fee.due_at, now + timedelta(minutes=1))
+                self.ledger.update_action(action, now, "waiting for the fee it reports on")
+                return False
+        elif action.policy == "lifecycle":
+            appointment = tracked.appointment
+            if tracked.cancellation or appointment.is_cancelled or appointment.start != action.appointment_start:
+                action.state = ActionState.CANCELLED
+                self.ledger.update_action(action, now, "the appointment was moved or cancelled")
+                return False
+            if appointment.start <= now:
+                action.state = ActionState.CANCELLED
+                self.ledger.update_action(action, now, "too late: the appointment has started")
+                return False
+        return True
+
+    def _within_daily_cap(self, action: Action, now: datetime) -> bool:
+        cap = self.settings.payments.daily_cap
+        if cap is None or action.amount is None:
+            return True
+        local = now.astimezone(self.settings.zone)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        spent = self.ledger.charged_total_since(midnight, action.amount.currency)
+        if spent + action.amount.minor <= cap.minor:
+            return True
+        action.due_at = midnight + timedelta(days=1)
+        self.ledger.update_action(action, now, f"daily cap {cap} reached; waits until tomorrow")
+        return False
+
+    def _send(self, action: Action, now: datetime) -> None:
+        from slotguard.context import email_context
+
+        tracked = self.ledger.tracked(action.calendar_id, action.event_id)
+        assert tracked is not None and action.template
+        fee = self.ledger.action(action.reports_on) if action.reports_on else None
+        context = email_context(self.settings, self.policies, action, tracked.appointment, fee)
+        rendered = self.renderer.render(action.template, context, tracked.appointment.locale)
+        message = build_email(
+            rendered,
+            sender_name=self.settings.practice.name,
+            sender_email=self.settings.sender,
+            reply_to=self.settings.practice.email,
+            to_name=action.client_name or tracked.appointment.client.name,
+            to_email=action.client_email,
+            message_id=message_id_for(action.id, self.settings.sender),
+            date=now,
+        )
+        self.mailer.send(message, action.id)
+        action.external_id = message["Message-ID"]
+
+    def _move_money(self, action: Action) -> None:
+        if self.settings.payments.dry_run:
+            action.context["dry_run"] = True
+            action.external_id = "dry-run"
+            log.info("dry-run action=%s kind=%s amount=%s", action.id, action.kind.value, action.amount)
+            return
+        result = self.provider.execute(action)
+        if result.status == "not_attempted":
+            raise AdapterError(result.detail or "not attempted", retryable=False)
+        action.external_id = result.external_id
+        action.context["payment_status"] = "paid" if result.status == "done" else "unpaid"
+        if result.extra.get("receivable"):
+            action.context["payment_status"] = "receivable"
+        if result.payment_link:
+            action.context["payment_link"] = result.payment_link
+        if result.detail:
+            action.context["provider_detail"] = result.detail
+
+    # -- write-back -----------------------------------------------------------------------
+    def write_back(self, report: TickReport) -> None:
+        """Write the fee status of every appointment touched this tick onto its event."""
+        for calendar_id, event_id in sorted(self._touched):
+            write_back = self.write_backs.get(calendar_id)
+            tracked = self.ledger.tracked(calendar_id, event_id)
+            if write_back is None or tracked is None:
+                continue
+            fees = self.ledger.actions(
+                kinds=[ActionKind.CHARGE, ActionKind.REFUND, ActionKind.WAIVE], calendar_id=calendar_id, event_id=event_id
+            )
+            if not fees:
+                continue
+            state, note = status_note(fees, self.settings)
+            try:
+                write_back.write_status(tracked.appointment, state, note)
+            except AdapterError as error:
+                report.problem(f"calendar {calendar_id}: could not write the status onto event {event_id}: {error}")
+        self._touched = set()

@@ -1,0 +1,182 @@
+"""The change tracker: successive snapshots of one appointment become happenings.
+
+Pure: given what we knew (`Tracked`), what the calendar says now (or that the event is gone)
+and `now`, return what we know now and what happened. Happening keys are stable, so
+observing the same history twice yields the same keys and the ledger stores each once.
+
+Reading the practitioner's intent:
+- a late-cancel mark or the client declining the invitation is a client cancellation, timed
+  by an explicit `cancelled:` line, else by the event's `updated` stamp or when we first saw
+  it, whichever is earlier;
+- a cancelled or deleted event without such a signal is the practitioner's act (no fee);
+- a moved start time is a reschedule, never a cancellation;
+- after the start, a no-show, attended or waive mark is the outcome; an unmarked appointment
+  counts as attended once `settle_after_end` has passed (if so configured);
+- removing a no-show or late-cancel mark withdraws it: that is a waiver of its fee.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from slotguard.durations import to_utc_text
+from slotguard.model import Appointment, Happening, HappeningKind, Mark
+
+NO_CANCELLATION = ""
+BY_CLIENT = "client"
+BY_PRACTITIONER = "practitioner"
+MOVED_BEFORE_SEEN = "moved from the series' usual time before Slotguard first saw it"
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceRules:
+    unmarked_after_end: str = "attended"
+    settle_after_end: timedelta = timedelta(hours=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """What the ledger remembers about one appointment between ticks."""
+
+    appointment: Appointment
+    cancellation: str
+    outcome: str
+    first_seen: datetime
+
+    @property
+    def needs_time_check(self) -> bool:
+        """True while the passing of time alone can still produce a happening."""
+        return not self.cancellation and not self.outcome
+
+
+def cancellation_of(appointment: Appointment) -> str:
+    if Mark.LATE_CANCEL in appointment.marks or appointment.client_declined:
+        return BY_CLIENT
+    if appointment.is_cancelled:
+        return BY_PRACTITIONER
+    return NO_CANCELLATION
+
+
+def outcome_of(appointment: Appointment, cancellation: str, now: datetime, rules: AttendanceRules) -> str:
+    marks = appointment.marks
+    if cancellation:
+        return HappeningKind.WAIVED.value if Mark.WAIVE in marks else ""
+    if now < appointment.start:
+        return ""
+    if Mark.NO_SHOW in marks:
+        return HappeningKind.NO_SHOW.value
+    if Mark.WAIVE in marks:
+        return HappeningKind.WAIVED.value
+    if Mark.ATTENDED in marks:
+        return HappeningKind.ATTENDED.value
+    if rules.unmarked_after_end == "attended" and now >= appointment.end + rules.settle_after_end:
+        return HappeningKind.ATTENDED.value
+    return ""
+
+
+def _key(appointment: Appointment, kind: str, *extra: str) -> str:
+    parts = [appointment.calendar_id, appointment.event_id, kind, *extra]
+    return "/".join(parts)
+
+
+def observe(
+    previous: Tracked | None,
+    current: Appointment | None,
+    now: datetime,
+    rules: AttendanceRules,
+) -> tuple[Tracked | None, list[Happening]]:
+    """Compare what we knew with what the calendar says now.
+
+    `current` None means the event was deleted (then `previous` must be given). Returns the
+    new Tracked (None if there is nothing to track) and the happenings, oldest first.
+    """
+    if current is None:
+        if previous is None:
+            return None, []
+        # A deletion carries no stamp of its own: it happened when we first saw it gone.
+        current = replace(previous.appointment, status="cancelled", updated=now)
+    happenings: list[Happening] = []
+    first_seen = previous.first_seen if previous else now
+    seen_change_at = min(current.updated, now)
+
+    def emit(kind: HappeningKind, key: str, at: datetime, **extra) -> None:
+        happenings.append(
+            Happening(
+                key=key,
+                kind=kind,
+                calendar_id=current.calendar_id,
+                event_id=current.event_id,
+                client_email=current.client.email,
+                start=current.start,
+                at=at,
+                seen_at=now,
+                **extra,
+            )
+        )
+
+    start_text = to_utc_text(current.start)
+    if previous is None:
+        emit(HappeningKind.BOOKED, _key(current, "booked"), seen_change_at)
+        original = current.original_start
+        if original is not None and original != current.start and not current.is_cancelled:
+            # An instance of a recurring series moved from its usual time before we saw it.
+            emit(
+                HappeningKind.RESCHEDULED,
+                _key(current, "rescheduled", to_utc_text(original), start_text),
+                seen_change_at,
+                previous_start=original,
+                detail=MOVED_BEFORE_SEEN,
+            )
+        old_cancellation, old_outcome = NO_CANCELLATION, ""
+    else:
+        old_cancellation, old_outcome = previous.cancellation, previous.outcome
+        old_start = previous.appointment.start
+        if old_start != current.start and not current.is_cancelled:
+            emit(
+                HappeningKind.RESCHEDULED,
+                _key(current, "rescheduled", to_utc_text(old_start), start_text),
+                seen_change_at,
+                previous_start=old_start,
+            )
+            # A new slot: the old slot's cancellation marks and outcome do not carry over.
+            old_outcome = ""
+            if old_cancellation == BY_PRACTITIONER:
+                old_cancellation = NO_CANCELLATION
+
+    cancellation = cancellation_of(current)
+    if cancellation != old_cancellation:
+        if old_cancellation == BY_CLIENT:
+            emit(
+                HappeningKind.WAIVED,
+                _key(current, "waived", start_text, "cancellation-withdrawn"),
+                seen_change_at,
+                detail="the late-cancellation mark was removed",
+            )
+        if cancellation == BY_CLIENT:
+            at = current.cancelled_at or seen_change_at
+            emit(HappeningKind.CANCELLED_BY_CLIENT, _key(current, "cancelled_by_client", start_text), at)
+        elif cancellation == BY_PRACTITIONER:
+            emit(
+                HappeningKind.CANCELLED_BY_PRACTITIONER,
+                _key(current, "cancelled_by_practitioner", start_text),
+                seen_change_at,
+            )
+
+    outcome = outcome_of(current, cancellation, now, rules)
+    if outcome != old_outcome:
+        if old_outcome == HappeningKind.NO_SHOW.value:
+            emit(
+                HappeningKind.WAIVED,
+                _key(current, "waived", start_text, "no-show-withdrawn"),
+                seen_change_at,
+                detail="the no-show mark was removed",
+            )
+        if outcome:
+            kind = HappeningKind(outcome)
+            at = current.start if kind is not HappeningKind.WAIVED else seen_change_at
+            detail = ""
+            if kind is HappeningKind.ATTENDED and Mark.ATTENDED not in current.marks:
+                detail = "not marked after the appointment; taken as attended"
+            emit(kind, _key(current, outcome, start_text), at, detail=detail)
+    return Tracked(current, cancellation, outcome, first_seen), happenings
