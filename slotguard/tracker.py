@@ -60,14 +60,12 @@ def cancellation_of(appointment: Appointment) -> str:
 
 def outcome_of(appointment: Appointment, cancellation: str, now: datetime, rules: AttendanceRules) -> str:
     marks = appointment.marks
-    if cancellation:
-        return HappeningKind.WAIVED.value if Mark.WAIVE in marks else ""
-    if now < appointment.start:
+    if Mark.WAIVE in marks:  # a waiver wins over any other mark: when in doubt, no fee
+        return HappeningKind.WAIVED.value
+    if cancellation or now < appointment.start:
         return ""
     if Mark.NO_SHOW in marks:
         return HappeningKind.NO_SHOW.value
-    if Mark.WAIVE in marks:
-        return HappeningKind.WAIVED.value
     if Mark.ATTENDED in marks:
         return HappeningKind.ATTENDED.value
     if rules.unmarked_after_end == "attended" and now >= appointment.end + rules.settle_after_end:
@@ -165,7 +163,7 @@ def observe(
 
     outcome = outcome_of(current, cancellation, now, rules)
     if outcome != old_outcome:
-        if old_outcome == HappeningKind.NO_SHOW.value:
+        if old_outcome == HappeningKind.NO_SHOW.value and outcome != HappeningKind.WAIVED.value:
             emit(
                 HappeningKind.WAIVED,
                 _key(current, "waived", start_text, "no-show-withdrawn"),

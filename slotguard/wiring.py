@@ -54,7 +54,7 @@ def open_mailer(settings: Settings) -> Mailer:
 
 def make_renderer(settings: Settings, policies: list[Policy], template_dir: str | None = None) -> Renderer:
     """A renderer whose templates all render with sample data; raises ConfigError otherwise."""
-    renderer = Renderer(settings.practice.locale, settings.practice.timezone, template_dir)
+    renderer = Renderer(settings.practice.locale, settings.practice.timezone, template_dir or settings.mail.templates_dir or None)
     problems = renderer.check_all(sample_context(settings, policies))
     if problems:
         raise ConfigError([f"templates: {problem}" for problem in problems])

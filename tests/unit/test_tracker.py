@@ -1,0 +1,124 @@
+from dataclasses import replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings as hsettings
+from hypothesis import strategies as st
+
+from slotguard.model import HappeningKind as K
+from slotguard.normalize import normalize
+from slotguard.tracker import AttendanceRules, observe
+from tests.support.builders import event, settings
+
+OSLO = ZoneInfo("Europe/Oslo")
+START = datetime(2026, 3, 4, 10, 0, tzinfo=OSLO)
+RULES = AttendanceRules("attended", timedelta(hours=2))
+SETTINGS = settings()
+
+
+def appt(resource, seen):
+    return normalize(resource, "primary", SETTINGS, seen).appointment
+
+
+def run(snapshots):
+    """Feed (time, resource or None) pairs through the tracker; return happening kinds."""
+    tracked, kinds = None, []
+    for now, resource in snapshots:
+        current = appt(resource, now) if resource is not None else None
+        tracked, happenings = observe(tracked, current, now, RULES)
+        kinds += [h.kind for h in happenings]
+    return tracked, kinds
+
+
+def test_a_new_future_event_is_booked_and_settles_as_attended_after_the_end():
+    day_before = START - timedelta(days=1)
+    tracked, kinds = run([(day_before, event("e1", START)), (START + timedelta(hours=3, minutes=1), event("e1", START))])
+    assert kinds == [K.BOOKED, K.ATTENDED]
+
+
+def test_no_attendance_is_assumed_before_the_settle_time():
+    _, kinds = run([(START - timedelta(days=1), event("e1", START)), (START + timedelta(hours=2), event("e1", START))])
+    assert kinds == [K.BOOKED]
+
+
+def test_a_moved_start_is_a_reschedule_not_a_cancellation():
+    later = START + timedelta(days=1)
+    _, kinds = run([(START - timedelta(days=3), event("e1", START)), (START - timedelta(days=2), event("e1", later))])
+    assert kinds == [K.BOOKED, K.RESCHEDULED]
+
+
+def test_a_deleted_event_is_the_practitioners_cancellation():
+    _, kinds = run([(START - timedelta(days=3), event("e1", START)), (START - timedelta(hours=1), None)])
+    assert kinds == [K.BOOKED, K.CANCELLED_BY_PRACTITIONER]
+
+
+def test_a_late_cancel_tag_is_a_client_cancellation_timed_by_the_updated_stamp():
+    changed = START - timedelta(hours=5)
+    seen = START - timedelta(hours=1)
+    tracked, happenings = observe(None, appt(event("e1", START), START - timedelta(days=2)), START - timedelta(days=2), RULES)
+    tracked, happenings = observe(tracked, appt(event("e1", START, title="Massage #latecancel", updated=changed), seen), seen, RULES)
+    assert [h.kind for h in happenings] == [K.CANCELLED_BY_CLIENT]
+    assert happenings[0].at == changed
+
+
+def test_a_cancellation_is_never_timed_later_than_when_we_first_saw_it():
+    seen = START - timedelta(hours=30)
+    stamp = START - timedelta(hours=1)  # a stamp in the future of our observation cannot be right
+    tracked, _ = observe(None, appt(event("e1", START), START - timedelta(days=3)), START - timedelta(days=3), RULES)
+    _, happenings = observe(tracked, appt(event("e1", START, response="declined", updated=stamp), seen), seen, RULES)
+    assert happenings[0].kind is K.CANCELLED_BY_CLIENT and happenings[0].at == seen
+
+
+def test_a_no_show_mark_after_inferred_attendance_still_counts_and_removing_it_waives():
+    after = START + timedelta(hours=4)
+    _, kinds = run([
+        (START - timedelta(days=1), event("e1", START)),
+        (after, event("e1", START)),
+        (after + timedelta(hours=1), event("e1", START, color="11")),
+        (after + timedelta(hours=2), event("e1", START)),
+    ])
+    # Without the mark the appointment is attended again (a key the ledger already holds).
+    assert kinds == [K.BOOKED, K.ATTENDED, K.NO_SHOW, K.WAIVED, K.ATTENDED]
+
+
+def test_a_no_show_mark_before_the_start_means_nothing_yet():
+    _, kinds = run([(START - timedelta(hours=1), event("e1", START, color="11"))])
+    assert kinds == [K.BOOKED]
+
+
+def test_keys_are_stable_so_the_same_history_is_stored_once():
+    snaps = [(START - timedelta(days=1), event("e1", START)), (START + timedelta(hours=1), event("e1", START, title="x #noshow"))]
+    first, second = [], []
+    for store in (first, second):
+        tracked = None
+        for now, resource in snaps:
+            tracked, happenings = observe(tracked, appt(resource, now), now, RULES)
+            store += [h.key for h in happenings]
+    assert first == second and len(set(first)) == len(first)
+
+
+marks = st.sampled_from(["", " #noshow", " #latecancel", " #waive", " #attended"])
+offsets = st.integers(min_value=-72, max_value=72)
+
+
+@hsettings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(offsets, marks, st.integers(min_value=-2, max_value=2)), min_size=1, max_size=8))
+def test_replaying_any_history_gives_the_same_keys_and_a_repeated_look_adds_none(steps):
+    """Determinism and idempotence: the same timeline from scratch yields the same happening
+    keys, and looking again at the last snapshot at the same time yields nothing new."""
+    timeline = sorted(
+        ((START + timedelta(hours=hours), event("e1", START + timedelta(days=moved), title="Massage" + mark))
+         for hours, mark, moved in steps),
+        key=lambda item: item[0],
+    )
+    runs = []
+    for _ in range(2):
+        tracked, keys = None, []
+        for now, resource in timeline:
+            tracked, happenings = observe(tracked, appt(resource, now), now, RULES)
+            keys += [h.key for h in happenings]
+        runs.append(keys)
+        now, resource = timeline[-1]
+        _, again = observe(tracked, appt(resource, now), now, RULES)
+        assert again == []
+    assert runs[0] == runs[1]
