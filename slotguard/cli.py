@@ -280,6 +280,13 @@ def cmd_charge_now(args: argparse.Namespace) -> int:
     return 0 if final.state is ActionState.DONE else 1
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    from integration.google_auth import run_auth
+
+    settings = load_settings(args.config)
+    return run_auth(settings, args.client_secrets or settings.calendar.client_secrets or None)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from slotguard.replay import ScenarioError, load_scenario, run_scenario
 
@@ -332,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     waive.add_argument("--reason", required=True, help="why (kept in the ledger)")
     charge = add("charge-now", cmd_charge_now, "charge a fee now instead of after the review window", now=True)
     charge.add_argument("action_id")
+    auth = add("auth", cmd_auth, "connect a Google account (opens a browser; stores a 0600 token under storage.data_dir)")
+    auth.add_argument("service", choices=["google"])
+    auth.add_argument("--client-secrets", help="OAuth client secrets JSON (default: calendar.client_secrets)")
     replay = commands.add_parser("replay", help="replay a scenario on a simulated clock; moves no money, sends no mail")
     replay.add_argument("scenario", help="scenario JSON file")
     replay.add_argument("--json", action="store_true")

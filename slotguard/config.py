@@ -209,6 +209,7 @@ class Calendar(Strict):
     write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
     write_note: bool = Field(True, description="google: also add one human-readable status line to the event description.")
     client_secrets: str = Field("", description="google: path of the OAuth client secrets JSON (used by `auth google`).", examples=["config/client_secret.json"])
+    token_uri: str = Field("", description="google: override the OAuth token endpoint (tests).", examples=["http://127.0.0.1:8080/token"])
     api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])
     marks: Marks = Field(default_factory=Marks, description="How the practitioner marks no-shows, late cancellations and waivers.")
 

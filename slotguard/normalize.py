@@ -39,6 +39,16 @@ _EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _TAG_CACHE: dict[str, re.Pattern] = {}
 
 
+# Slotguard's own status line on an event ("Slotguard: ... unless you add #waive"): never read
+# as the practitioner's marks or lines. Plain-text and HTML descriptions (up to <br> or newline).
+_OWN_NOTE_RE = re.compile(r"(^|\r?\n|<br\s*/?>)[ \t]*Slotguard:[^\r\n<]*", re.IGNORECASE)
+
+
+def without_own_note(description: str) -> str:
+    """The description without Slotguard's status line(s)."""
+    return _OWN_NOTE_RE.sub(r"\1", description or "")
+
+
 class EventError(ValueError):
     """An event that looks like an appointment but cannot be read; the message names it."""
 
@@ -171,7 +181,7 @@ def normalize(
         updated = _updated(event, seen_at, event_id)
         return Normalized(replace(previous, status="cancelled", updated=updated))
     title = event.get("summary") or ""
-    description = event.get("description") or ""
+    description = without_own_note(event.get("description") or "")
     lines = {key.lower(): value for key, value in _LINE_RE.findall(description)}
     try:
         client = _client(event, lines, settings)

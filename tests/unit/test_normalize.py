@@ -65,3 +65,12 @@ def test_a_cancelled_event_with_only_an_id_keeps_what_we_knew():
     previous = normalize(event("e1", START), "primary", SETTINGS, NOW).appointment
     result = normalize({"id": "e1", "status": "cancelled"}, "primary", SETTINGS, NOW, previous)
     assert result.appointment.is_cancelled and result.appointment.client.email == "ana@example.com"
+
+
+def test_our_own_status_note_is_never_read_as_a_mark():
+    note = "Slotguard: no-show fee 900.00 NOK pending review, charged Thu 05 Mar 00:00 unless you add #waive"
+    for description in (f"Regular client\n{note}", f"<b>Regular</b><br>{note}"):
+        appointment = normalize(event("e1", START, color="11", description=description), "primary", SETTINGS, NOW).appointment
+        assert Mark.WAIVE not in appointment.marks and Mark.NO_SHOW in appointment.marks
+    waived = normalize(event("e1", START, description=f"#waive\n{note}"), "primary", SETTINGS, NOW).appointment
+    assert Mark.WAIVE in waived.marks
