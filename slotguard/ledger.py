@@ -561,9 +561,10 @@ class Ledger:
         ]
 
     def charged_total_since(self, since: datetime, currency: str) -> int:
+        """Money actually taken from cards since `since` (receivables and unpaid fees excluded)."""
         row = self.db.execute(
             "SELECT COALESCE(SUM(amount_minor), 0) AS total FROM actions WHERE kind = 'charge' AND state = 'done' "
-            "AND currency = ? AND executed_at >= ?",
+            "AND currency = ? AND executed_at >= ? AND context LIKE '%\"payment_status\":\"paid\"%'",
             (currency, to_utc_text(since)),
         ).fetchone()
         return int(row["total"])

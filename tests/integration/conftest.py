@@ -59,3 +59,7 @@ def google_credentials(google_fake) -> Callable[..., Credentials]:
         )
 
     return make
+
+
+# Stripe fixtures (localstripe behind the gap-filling proxy), all prefixed stripe_.
+from tests.support.stripe_fixtures import *  # noqa: E402,F401,F403

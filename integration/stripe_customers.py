@@ -1,0 +1,159 @@
+"""Stripe customers, saved cards and Checkout links.
+
+A client is a Stripe Customer found by email (lower-cased) and tagged
+metadata.slotguard_client, so a customer the practitioner made in the dashboard is adopted
+rather than duplicated. Cards are saved through a Checkout Session in setup mode (no
+booking UI of our own); fees the client has to pay themselves go through a Checkout
+Session in payment mode, whose PaymentIntent carries the action's tags so that the
+provider and the webhooks recognise the payment.
+
+Checkout Sessions expire after 24 hours: ask for a fresh link whenever one is emailed.
+An open session for the same purpose is reused, so asking twice gives the same link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+import stripe
+
+from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, PURPOSE_TAG, StripeCalls, log_event, plain
+from slotguard.interfaces import AdapterError
+from slotguard.money import Money
+
+
+def email_key(email: str) -> str:
+    """How an email is compared and stored at Stripe: stripped, lower case."""
+    return email.strip().lower()
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class StripeCustomers:
+    """Customers, cards and Checkout for one Stripe account. Thread-safe."""
+
+    def __init__(self, client: stripe.StripeClient, calls: StripeCalls, *, currency: str, return_url: str = ""):
+        self.client = client
+        self.calls = calls
+        self.currency = currency.upper()
+        self.return_url = return_url
+        self._ids: dict[str, str] = {}
+
+    def customer_id(self, email: str, name: str = "", *, create: bool = True) -> str | None:
+        """The Stripe customer id for `email`: ours first, else an existing one (tagged now),
+        else a new one (None instead when `create` is false). Raises AdapterError."""
+        key = email_key(email)
+        if not key:
+            raise AdapterError("the action has no client email, so no Stripe customer can be found", retryable=False)
+        if key in self._ids:
+            return self._ids[key]
+        found = self.calls.list_all("customer lookup", self.client.v1.customers.list, {"email": key, "limit": 100})
+        found.sort(key=lambda customer: ((customer.get("metadata") or {}).get(CLIENT_TAG) != key, customer.get("created", 0)))
+        if found:
+            customer = found[0]
+            if (customer.get("metadata") or {}).get(CLIENT_TAG) != key:
+                self.calls.call("customer tag", self.client.v1.customers.update, customer["id"], {"metadata": {CLIENT_TAG: key}})
+        elif not create:
+            return None
+        else:
+            params: dict[str, Any] = {"email": key, "metadata": {CLIENT_TAG: key}}
+            if name:
+                params["name"] = name
+            options = {"idempotency_key": f"slotguard-customer-{_digest(key)}"}
+            customer = plain(self.calls.call("customer", self.client.v1.customers.create, params, options))
+            log_event(logging.INFO, "stripe.customer_created", customer=customer["id"])
+        self._ids[key] = customer["id"]
+        return customer["id"]
+
+    def card_on_file(self, customer: str) -> str | None:
+        """The customer's default payment method, else their most recently saved card, else None.
+
+        (Checkout in setup mode saves a card without making it the default.)
+        """
+        record = plain(self.calls.call("customer", self.client.v1.customers.retrieve, customer))
+        default = (record.get("invoice_settings") or {}).get("default_payment_method")
+        if isinstance(default, dict):
+            default = default.get("id")
+        if default:
+            return default
+        params = {"customer": customer, "type": "card", "limit": 100}
+        cards = self.calls.list_all("cards", self.client.v1.payment_methods.list, params)
+        return max(cards, key=lambda card: card.get("created", 0))["id"] if cards else None
+
+    def setup_link(self, email: str, name: str = "") -> str:
+        """URL of a Checkout Session (mode=setup) where the client saves a card. Raises AdapterError."""
+        customer = self.customer_id(email, name)
+        assert customer is not None
+        for session in self.open_sessions(customer):
+            if session.get("mode") == "setup" and (session.get("metadata") or {}).get(PURPOSE_TAG) == "card_setup":
+                return session["url"]
+        tags = {CLIENT_TAG: email_key(email), PURPOSE_TAG: "card_setup"}
+        params: dict[str, Any] = {
+            "mode": "setup",
+            "customer": customer,
+            "currency": self.currency.lower(),
+            "payment_method_types": ["card"],
+            "setup_intent_data": {"metadata": tags},
+            "metadata": tags,
+        }
+        self._add_return_urls(params)
+        options = {"idempotency_key": f"slotguard-setup-{_digest(email_key(email))}-{int(time.time() // 3600)}"}
+        session = plain(self.calls.call("checkout session", self.client.v1.checkout.sessions.create, params, options))
+        log_event(logging.INFO, "stripe.setup_link", customer=customer, session=session["id"])
+        return session["url"]
+
+    def payment_link(
+        self,
+        customer: str,
+        amount: Money,
+        *,
+        tags: dict[str, str],
+        name: str,
+        description: str,
+        manual_capture: bool,
+        idempotency_key: str,
+    ) -> str:
+        """URL of a Checkout Session (mode=payment) for `amount`, tagged with `tags` (which
+        must hold the action id). The card is saved for later fees. Raises AdapterError."""
+        for session in self.open_sessions(customer):
+            if (
+                session.get("mode") == "payment"
+                and (session.get("metadata") or {}).get(ACTION_TAG) == tags[ACTION_TAG]
+                and session.get("amount_total") == amount.minor
+                and str(session.get("currency", "")).upper() == amount.currency
+            ):
+                return session["url"]
+        intent_data: dict[str, Any] = {"metadata": tags, "description": description, "setup_future_usage": "off_session"}
+        if manual_capture:
+            intent_data["capture_method"] = "manual"
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "customer": customer,
+            "payment_method_types": ["card"],
+            "line_items": [{
+                "quantity": 1,
+                "price_data": {"currency": amount.currency.lower(), "unit_amount": amount.minor, "product_data": {"name": name}},
+            }],
+            "payment_intent_data": intent_data,
+            "metadata": tags,
+        }
+        self._add_return_urls(params)
+        # A session is not money; the hour bucket only collapses retries of this one request.
+        options = {"idempotency_key": f"{idempotency_key}-checkout-{int(time.time() // 3600)}"}
+        session = plain(self.calls.call("checkout session", self.client.v1.checkout.sessions.create, params, options))
+        log_event(logging.INFO, "stripe.payment_link", action_id=tags[ACTION_TAG], session=session["id"])
+        return session["url"]
+
+    def open_sessions(self, customer: str) -> list[dict]:
+        params = {"customer": customer, "status": "open", "limit": 100}
+        return self.calls.list_all("checkout sessions", self.client.v1.checkout.sessions.list, params)
+
+    def _add_return_urls(self, params: dict[str, Any]) -> None:
+        if self.return_url:
+            params["success_url"] = self.return_url
+            params["cancel_url"] = self.return_url

@@ -1,0 +1,233 @@
+"""Stripe webhooks: verify, de-duplicate, and turn events into ledger updates.
+
+Off by default; polling (StripeProvider.status_of) stays the fallback, so a missed event
+only delays what the ledger shows. Flow for one delivery:
+
+    event = verify(raw_body, stripe_signature_header, secret)    # WebhookRejected -> 400
+    update = update_for(event)                                     # pure: what should change
+    note = apply_update(ledger, update, now)                       # one transaction, deduped
+
+The event id is recorded in the same ledger transaction as the change, so a crash can only
+make Stripe deliver again (it retries non-2xx for days), never apply an event twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, Callable
+
+from slotguard.ledger import Ledger
+from slotguard.model import Action, ActionKind
+from slotguard.money import Money
+
+log = logging.getLogger("slotguard.stripe.webhooks")
+
+TOLERANCE_SECONDS = 300
+HANDLED = (
+    "checkout.session.completed",
+    "setup_intent.succeeded",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    "charge.dispute.created",
+)
+
+
+class WebhookRejected(Exception):
+    """The delivery is not a genuine, fresh Stripe event; answer 400 and change nothing."""
+
+
+def verify(payload: bytes, signature_header: str, secret: str, *, now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> dict[str, Any]:
+    """Check Stripe-Signature against the raw body and return the parsed event.
+
+    Given the exact bytes received, the header ("t=...,v1=...[,v1=...]") and the endpoint's
+    signing secret. Raises WebhookRejected when no v1 signature matches, the timestamp is
+    more than `tolerance` seconds away from `now`, or the body is not a JSON event.
+    """
+    timestamp, signatures = None, []
+    for part in (signature_header or "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t" and value.isdigit():
+            timestamp = int(value)
+        elif name == "v1":
+            signatures.append(value)
+    if timestamp is None or not signatures:
+        raise WebhookRejected("missing or malformed Stripe-Signature header")
+    expected = hmac.new(secret.encode(), str(timestamp).encode() + b"." + payload, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        raise WebhookRejected("signature does not match the body (wrong secret, or the body was changed)")
+    if abs((time.time() if now is None else now) - timestamp) > tolerance:
+        raise WebhookRejected(f"timestamp is more than {tolerance} s away from now (replayed or clock skew)")
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise WebhookRejected("body is not JSON") from None
+    if not isinstance(event, dict) or not event.get("id") or not event.get("type"):
+        raise WebhookRejected("body is not a Stripe event")
+    return event
+
+
+def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
+    """A Stripe-Signature header for `payload` (what Stripe sends; used by tests and tools)."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + payload, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+@dataclass(frozen=True)
+class LedgerUpdate:
+    """What an event means for the ledger.
+
+    change: "paid" (a fee or deposit was paid or authorised), "payment_failed", "card_saved",
+    "refunded", "disputed" or "ignored". `action_id` comes from our metadata tag; refunds
+    and disputes are matched by `payment_intent` instead.
+    """
+
+    event_id: str
+    event_type: str
+    change: str
+    action_id: str = ""
+    payment_intent: str = ""
+    amount: Money | None = None
+    client_email: str = ""
+    detail: str = ""
+
+
+def _money(minor: Any, currency: Any) -> Money | None:
+    if isinstance(minor, int) and isinstance(currency, str) and currency:
+        return Money(minor, currency.upper())
+    return None
+
+
+def update_for(event: dict[str, Any]) -> LedgerUpdate:
+    """Map a verified event to a LedgerUpdate. Pure; never raises for unknown types."""
+    kind = event["type"]
+    obj = (event.get("data") or {}).get("object") or {}
+    tags = obj.get("metadata") or {}
+    base = {"event_id": event["id"], "event_type": kind, "action_id": tags.get("slotguard_action_id", ""),
+            "client_email": tags.get("slotguard_client", "")}
+    if kind == "checkout.session.completed":
+        if obj.get("mode") == "setup":
+            return LedgerUpdate(change="card_saved", **base)
+        if obj.get("payment_status") in ("paid", "no_payment_required") or obj.get("status") == "complete":
+            return LedgerUpdate(change="paid", payment_intent=obj.get("payment_intent") or "",
+                                amount=_money(obj.get("amount_total"), obj.get("currency")), **base)
+    elif kind == "setup_intent.succeeded":
+        return LedgerUpdate(change="card_saved", **base)
+    elif kind == "payment_intent.succeeded":
+        amount = obj.get("amount_received", obj.get("amount"))
+        return LedgerUpdate(change="paid", payment_intent=obj.get("id", ""), amount=_money(amount, obj.get("currency")), **base)
+    elif kind == "payment_intent.payment_failed":
+        error = obj.get("last_payment_error") or {}
+        return LedgerUpdate(change="payment_failed", payment_intent=obj.get("id", ""),
+                            detail=error.get("decline_code") or error.get("code") or "payment_failed", **base)
+    elif kind == "charge.refunded":
+        return LedgerUpdate(change="refunded", payment_intent=obj.get("payment_intent") or "",
+                            amount=_money(obj.get("amount_refunded"), obj.get("currency")), **base)
+    elif kind == "charge.dispute.created":
+        return LedgerUpdate(change="disputed", payment_intent=obj.get("payment_intent") or "",
+                            amount=_money(obj.get("amount"), obj.get("currency")), detail=obj.get("reason") or "", **base)
+    return LedgerUpdate(change="ignored", **base)
+
+
+def _action_for(ledger: Ledger, update: LedgerUpdate) -> Action | None:
+    if update.action_id:
+        action = ledger.action(update.action_id)
+        if action is not None:
+            return action
+    if update.payment_intent:
+        kinds = [ActionKind.CHARGE, ActionKind.HOLD]
+        for action in ledger.actions(kinds=kinds, client_email=update.client_email or None):
+            if action.external_id == update.payment_intent:
+                return action
+    return None
+
+
+def apply_update(ledger: Ledger, update: LedgerUpdate, now: datetime) -> str:
+    """Apply `update` once: returns a note of what changed ("" for nothing, "duplicate" for an
+    event already applied). The event id is recorded in the same transaction."""
+    marker = f"stripe_event:{update.event_id}"
+    with ledger.transaction():
+        if ledger.meta(marker) is not None:
+            return "duplicate"
+        ledger.set_meta(marker, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        action = _action_for(ledger, update) if update.change not in ("ignored", "card_saved") else None
+        note = ""
+        if update.change == "card_saved":
+            note = f"{update.client_email or 'a client'} saved a card"
+        elif action is None:
+            note = "" if update.change == "ignored" else f"{update.event_type} for a payment Slotguard does not know ({update.payment_intent})"
+        elif update.change == "paid" and action.context.get("payment_status") != "paid":
+            action.context["payment_status"] = "paid"
+            action.context.pop("provider_detail", None)
+            if update.payment_intent:
+                action.external_id = update.payment_intent  # the PaymentIntent that holds the money
+            note = f"paid through Stripe ({update.event_type})"
+        elif update.change == "payment_failed" and action.context.get("payment_status") != "paid":
+            # A late failure of an earlier attempt never undoes a payment.
+            action.context["payment_status"] = "unpaid"
+            action.context["provider_detail"] = update.detail
+            note = f"payment failed: {update.detail}"
+        elif update.change == "refunded":
+            action.context["stripe_refunded_minor"] = update.amount.minor if update.amount else 0
+            note = f"Stripe reports {update.amount} refunded in total"
+        elif update.change == "disputed":
+            action.context["disputed"] = update.detail or "dispute"
+            note = f"the client disputed {update.amount} with their bank ({update.detail}); answer it in the Stripe dashboard"
+        if action is not None and note:
+            ledger.update_action(action, now, note)
+        log.info("stripe.webhook event=%s type=%s action=%s change=%s", update.event_id, update.event_type,
+                 action.id if action else "", update.change)
+        return note
+
+
+def make_handler(ledger: Ledger, secret: str, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Callable[[bytes, str], tuple[int, str]]:
+    """A function (raw body, Stripe-Signature) -> (HTTP status, text) for any HTTP server:
+    400 for rejected deliveries, 200 when applied or a duplicate, 500 (Stripe retries) when
+    the ledger fails."""
+
+    def handle(body: bytes, signature: str) -> tuple[int, str]:
+        try:
+            event = verify(body, signature, secret)
+        except WebhookRejected as error:
+            log.warning("stripe.webhook_rejected reason=%r", str(error))
+            return 400, str(error)
+        try:
+            return 200, apply_update(ledger, update_for(event), clock()) or "ok"
+        except Exception as error:  # noqa: BLE001 - answer 500 so that Stripe delivers again
+            log.exception("stripe.webhook_failed event=%s", event.get("id"))
+            return 500, f"could not apply: {type(error).__name__}"
+
+    return handle
+
+
+def serve(ledger: Ledger, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook") -> HTTPServer:
+    """An HTTP server (one request at a time: the ledger is one SQLite connection) for
+    `main.py webhook-server`. Call serve_forever() on it; put TLS in front (a reverse proxy)."""
+    handle = make_handler(ledger, secret)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return None
+
+        def do_POST(self) -> None:
+            if self.path.split("?")[0] != path:
+                status, text = 404, "not found"
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                status, text = handle(self.rfile.read(length), self.headers.get("Stripe-Signature", ""))
+            data = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return HTTPServer((host, port), Handler)

@@ -1,0 +1,155 @@
+"""Stripe webhooks: only genuine, fresh events change the ledger, each exactly once, and a
+payment the client makes through a link shows up as paid (delivered by localstripe)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+import urllib.request
+from datetime import datetime, timezone
+
+import pytest
+
+from integration.stripe_webhooks import WebhookRejected, apply_update, serve, sign, update_for, verify
+from slotguard.ledger import Ledger
+from slotguard.model import ActionState
+from tests.support.stripe_fixtures import make_action
+
+SECRET = "whsec_test_slotguard"
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    yield ledger
+    ledger.close()
+
+
+def unpaid_fee(ledger: Ledger, external_id: str = "pi_failed"):
+    action = make_action("charge", "450 NOK")
+    action.state = ActionState.DONE
+    action.external_id = external_id
+    action.context.update({"payment_status": "unpaid", "provider_detail": "card_declined"})
+    ledger.add_action(action)
+    return action
+
+
+def event(event_id: str, kind: str, obj: dict) -> dict:
+    return {"id": event_id, "object": "event", "type": kind, "created": 1, "data": {"object": obj}}
+
+
+# -- signature ---------------------------------------------------------------------------
+
+
+def test_genuine_event_is_accepted_and_anything_else_is_rejected():
+    body = json.dumps(event("evt_1", "payment_intent.succeeded", {"id": "pi_1"})).encode()
+    header = sign(body, SECRET, timestamp=1_000_000)
+
+    assert verify(body, header, SECRET, now=1_000_000 + 299)["id"] == "evt_1"
+    with pytest.raises(WebhookRejected, match="does not match"):
+        verify(body.replace(b"pi_1", b"pi_2"), header, SECRET, now=1_000_000)
+    with pytest.raises(WebhookRejected, match="does not match"):
+        verify(body, header, "whsec_other", now=1_000_000)
+    with pytest.raises(WebhookRejected, match="300 s"):
+        verify(body, header, SECRET, now=1_000_000 + 301)
+    with pytest.raises(WebhookRejected, match="malformed"):
+        verify(body, "", SECRET)
+    # During secret rotation Stripe sends several v1 signatures; one good one is enough.
+    rotated = header.replace("v1=", "v1=" + "0" * 64 + ",v1=")
+    assert verify(body, rotated, SECRET, now=1_000_000)["type"] == "payment_intent.succeeded"
+
+
+# -- ledger updates ---------------------------------------------------------------------
+
+
+def test_payment_through_a_link_marks_the_fee_paid_exactly_once(ledger):
+    fee = unpaid_fee(ledger)
+    completed = event("evt_cs", "checkout.session.completed", {
+        "object": "checkout.session", "mode": "payment", "status": "complete", "payment_status": "paid",
+        "payment_intent": "pi_paid", "amount_total": 45000, "currency": "nok",
+        "metadata": {"slotguard_action_id": fee.id, "slotguard_client": "ana@example.com"},
+    })
+
+    assert apply_update(ledger, update_for(completed), NOW) == "paid through Stripe (checkout.session.completed)"
+    assert apply_update(ledger, update_for(completed), NOW) == "duplicate"
+
+    stored = ledger.action(fee.id)
+    assert stored.context["payment_status"] == "paid"
+    assert stored.external_id == "pi_paid", "later refunds must go to the PaymentIntent holding the money"
+    assert [entry["note"] for entry in ledger.action_log(fee.id)].count("paid through Stripe (checkout.session.completed)") == 1
+
+
+def test_a_late_failure_of_an_earlier_attempt_never_undoes_a_payment(ledger):
+    fee = unpaid_fee(ledger)
+    tags = {"slotguard_action_id": fee.id}
+    apply_update(ledger, update_for(event("evt_ok", "payment_intent.succeeded", {"id": "pi_paid", "amount": 45000, "currency": "nok", "metadata": tags})), NOW)
+    apply_update(ledger, update_for(event("evt_late", "payment_intent.payment_failed", {
+        "id": "pi_failed", "metadata": tags, "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds"}})), NOW)
+
+    assert ledger.action(fee.id).context["payment_status"] == "paid"
+
+
+def test_failed_payment_records_the_decline_code(ledger):
+    fee = unpaid_fee(ledger)
+    fee.context["payment_status"] = "pending"
+    ledger.update_action(fee, NOW)
+    apply_update(ledger, update_for(event("evt_f", "payment_intent.payment_failed", {
+        "id": "pi_failed", "metadata": {"slotguard_action_id": fee.id},
+        "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds"}})), NOW)
+
+    assert ledger.action(fee.id).context["provider_detail"] == "insufficient_funds"
+
+
+def test_refund_and_dispute_are_matched_by_payment_intent(ledger):
+    fee = unpaid_fee(ledger, external_id="pi_paid")
+    refunded = apply_update(ledger, update_for(event("evt_r", "charge.refunded", {
+        "object": "charge", "payment_intent": "pi_paid", "amount_refunded": 20000, "currency": "nok", "metadata": {}})), NOW)
+    disputed = apply_update(ledger, update_for(event("evt_d", "charge.dispute.created", {
+        "object": "dispute", "payment_intent": "pi_paid", "amount": 45000, "currency": "nok", "reason": "fraudulent"})), NOW)
+    unknown = apply_update(ledger, update_for(event("evt_u", "charge.refunded", {
+        "object": "charge", "payment_intent": "pi_elsewhere", "amount_refunded": 100, "currency": "nok"})), NOW)
+
+    stored = ledger.action(fee.id)
+    assert stored.context["stripe_refunded_minor"] == 20000 and "200.00 NOK" in refunded
+    assert stored.context["disputed"] == "fraudulent" and "Stripe dashboard" in disputed
+    assert "does not know" in unknown
+
+
+# -- delivered by localstripe -----------------------------------------------------------
+
+
+def test_localstripe_delivers_a_signed_event_that_marks_a_link_payment_paid(
+    ledger, stripe_provider, stripe_proxy, stripe_localstripe
+):
+    server = serve(ledger, SECRET, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    register = f"{stripe_localstripe.base_url}/_config/webhooks/slotguard-test"
+
+    def configure(url: str, events: list[str]) -> None:
+        form = [("url", url), ("secret", SECRET)] + [(f"events[{i}]", e) for i, e in enumerate(events)]
+        urllib.request.urlopen(register, data=urllib.parse.urlencode(form).encode(), timeout=5).close()
+
+    try:
+        configure(f"http://127.0.0.1:{server.server_address[1]}/stripe/webhook", ["payment_intent.succeeded"])
+        fee = make_action("charge", "450 NOK")
+        result = stripe_provider.execute(fee)  # no card on file: a link
+        fee.state, fee.external_id = ActionState.DONE, result.external_id
+        fee.context.update({"payment_status": "unpaid", "payment_link": result.payment_link})
+        ledger.add_action(fee)
+
+        stripe_proxy.complete_checkout(result.payment_link.rsplit("/", 1)[-1], "pm_card_visa")
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and ledger.action(fee.id).context.get("payment_status") != "paid":
+            time.sleep(0.1)
+        stored = ledger.action(fee.id)
+        assert stored.context["payment_status"] == "paid"
+        assert stored.external_id.startswith("pi_")
+    finally:
+        configure("http://127.0.0.1:9/unused", ["slotguard.none"])
+        server.shutdown()
+        server.server_close()
