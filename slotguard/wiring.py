@@ -41,12 +41,8 @@ def open_provider(settings: Settings) -> PaymentProvider:
 
 
 def open_mailer(settings: Settings) -> Mailer:
-    if settings.mail.transport == "smtp":
-        from integration.smtp_mailer import SmtpMailer
-
-        return SmtpMailer(settings)
-    if settings.mail.transport == "gmail":
-        raise ConfigError(['mail.transport: "gmail" is not available yet; use "smtp" or "outbox-dir"'])
+    if settings.mail.transport in ("smtp", "gmail"):
+        raise ConfigError([f'mail.transport: "{settings.mail.transport}" is not available yet; use "outbox-dir"'])
     from integration.outbox_dir import OutboxDirMailer
 
     return OutboxDirMailer(settings.mail.outbox_dir)
