@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -80,11 +81,23 @@ def parse_timestamp(text: str) -> datetime:
     return value
 
 
+@lru_cache(maxsize=4096)
 def to_utc_text(value: datetime) -> str:
-    """The canonical text form stored in the ledger: UTC, seconds precision, 'Z'."""
+    """The canonical text form stored in the ledger: UTC, seconds precision, 'Z'.
+
+    Cached: a tick formats the same few instants (its `now`, each appointment's start)
+    many times over; equal instants give equal text whatever their zone.
+    """
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def from_utc_text(text: str) -> datetime:
-    """Inverse of to_utc_text."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    """Inverse of to_utc_text.
+
+    fromisoformat (which reads the "Z" since Python 3.11) is about 60 times faster than
+    strptime, and the ledger decodes several of these per row it reads.
+    """
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is not timezone.utc or len(text) != 20:
+        raise ValueError(f"{text!r} is not a ledger timestamp like 2026-11-26T11:00:00Z")
+    return value

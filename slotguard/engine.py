@@ -22,6 +22,7 @@ from slotguard.interfaces import (
     CalendarSource,
     CalendarWriteBack,
     Mailer,
+    NullWriteBack,
     PaymentProvider,
     ReauthorizationNeeded,
     SyncTokenExpired,
@@ -358,13 +359,13 @@ class Engine:
         """Write the fee status of every appointment touched this tick onto its event."""
         for calendar_id, event_id in sorted(self._touched):
             write_back = self.write_backs.get(calendar_id)
-            tracked = self.ledger.tracked(calendar_id, event_id)
-            if write_back is None or tracked is None:
-                continue
+            if write_back is None or isinstance(write_back, NullWriteBack):
+                continue  # a read-only calendar: skip the two queries per touched event
             fees = self.ledger.actions(
                 kinds=[ActionKind.CHARGE, ActionKind.REFUND, ActionKind.WAIVE], calendar_id=calendar_id, event_id=event_id
             )
-            if not fees:
+            tracked = self.ledger.tracked(calendar_id, event_id) if fees else None
+            if tracked is None:
                 continue
             state, note = status_note(fees, self.settings)
             try:

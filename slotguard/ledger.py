@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -36,6 +36,7 @@ from slotguard.money import Money
 from slotguard.tracker import Tracked
 
 SCHEMA_VERSION = 1
+APPOINTMENT_FIELDS = tuple(field.name for field in fields(Appointment))
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -138,7 +139,8 @@ def _dt(value: str | None) -> datetime | None:
 
 
 def appointment_to_json(appointment: Appointment) -> str:
-    data = asdict(appointment)
+    # A shallow copy: dataclasses.asdict deep-copies every field and was a fifth of a tick.
+    data = {name: getattr(appointment, name) for name in APPOINTMENT_FIELDS}
     data["client"] = {"email": appointment.client.email, "name": appointment.client.name}
     data["start"] = appointment.start.isoformat()
     data["end"] = appointment.end.isoformat()
@@ -411,6 +413,14 @@ class Ledger:
             first_seen = from_utc_text(first["first"])
         outcomes = tuple(sorted(slots.values(), key=lambda item: item.start))
         return ClientHistory(email=client_email, outcomes=outcomes, first_seen=first_seen)
+
+    def series_confirmed(self, client_email: str, series_id: str) -> bool:
+        """True when a booking confirmation was planned for this client and recurring series."""
+        rows = self.db.execute(
+            "SELECT context FROM actions WHERE client_email = ? AND kind = 'email' AND template = 'booking_confirmation'",
+            (client_email,),
+        )
+        return any(json.loads(row["context"]).get("series_id") == series_id for row in rows)
 
     # -- actions --------------------------------------------------------------------------
     def add_action(self, action: Action, note: str = "") -> bool:

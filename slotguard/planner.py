@@ -102,10 +102,7 @@ class Planner:
         a weekly client gets one confirmation for the series, and reminders for each."""
         if not appointment.series_id:
             return False
-        return any(
-            action.template == "booking_confirmation" and action.context.get("series_id") == appointment.series_id
-            for action in self.ledger.actions(kinds=[ActionKind.EMAIL], client_email=appointment.client.email)
-        )
+        return self.ledger.series_confirmed(appointment.client.email, appointment.series_id)
 
     def _cancel_slot_mail(self, appointment: Appointment, start: datetime | None, now: datetime, why: str) -> None:
         for action in self.ledger.actions(
@@ -145,7 +142,7 @@ class Planner:
         history = None
         proposals: list[Proposal] = []
         for policy in fee_policies:
-            if history is None:
+            if history is None and policy.wants("slotguard_propose", "history"):
                 history = self.ledger.history(appointment.client.email)
             found = policy.call(
                 "slotguard_propose",
@@ -162,6 +159,8 @@ class Planner:
         for proposal in proposals:
             if proposal.kind in MONEY_KINDS and proposal.amount is not None:
                 for modifier in modifiers:
+                    if history is None and modifier.wants("slotguard_modify", "history"):
+                        history = self.ledger.history(appointment.client.email)
                     changed = modifier.call(
                         "slotguard_modify",
                         proposal=proposal,

@@ -57,6 +57,11 @@ class Policy:
     def name(self) -> str:
         return self.info.name
 
+    def wants(self, hook: str, argument: str) -> bool:
+        """True when this policy implements `hook` and its implementation takes `argument`."""
+        found = self.hooks.get(hook)
+        return found is not None and argument in found[1]
+
     def call(self, hook: str, **arguments: Any) -> Any:
         """Call this policy's implementation of `hook` with the arguments it asks for."""
         found = self.hooks.get(hook)
