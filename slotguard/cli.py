@@ -21,6 +21,8 @@ from slotguard.ledger import Ledger, LedgerError
 from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState, action_id_for
 
 DEFAULT_CONFIG = "config/example.toml"
+# Modules adding commands of their own: each has register(add, commands).
+EXTRA_COMMANDS = ("slotguard.cli_mail", "slotguard.cli_policies", "slotguard.cli_payments")
 log = logging.getLogger("slotguard")
 
 
@@ -346,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("scenario", help="scenario JSON file")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=cmd_replay)
+    import importlib
+
+    for module_name in EXTRA_COMMANDS:
+        importlib.import_module(module_name).register(add, commands)
     return parser
 
 
