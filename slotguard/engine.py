@@ -40,6 +40,7 @@ from slotguard.model import (
 from slotguard.normalize import EventError, normalize
 from slotguard.notes import status_note
 from slotguard.planner import Planner
+from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
 
@@ -223,6 +224,8 @@ class Engine:
         with self.ledger.transaction():
             for tracked in self.ledger.open_appointments_started(now - TIME_CHECK_HORIZON, now):
                 self._observe(tracked, tracked.appointment, now, report)
+            for action in plan_due_reminders(self.ledger, self.settings.reminders.offsets, now):
+                report.planned[f"{action.kind.value}:{action.state.value}"] += 1
 
     # -- execution ------------------------------------------------------------------------
     def execute_due(self, now: datetime, report: TickReport, only: str | None = None) -> None:

@@ -181,6 +181,8 @@ class Ledger:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=5000")
+            # 32 MB of page cache: a first sync writes to many B-trees at scattered keys.
+            self.db.execute("PRAGMA cache_size=-32768")
         except sqlite3.Error as error:
             raise LedgerError(f"cannot open the ledger {self.path}: {error}") from None
         self._depth = 0
@@ -346,6 +348,24 @@ class Ledger:
         )
         return [self._tracked(row) for row in rows]
 
+    def upcoming_open(self, after: datetime, until: datetime) -> list[Tracked]:
+        """Confirmed, not cancelled appointments starting in (after, until]."""
+        rows = self.db.execute(
+            "SELECT * FROM appointments WHERE outcome = '' AND cancellation = '' AND status != 'cancelled' "
+            "AND start_utc > ? AND start_utc <= ?",
+            (to_utc_text(after), to_utc_text(until)),
+        )
+        return [self._tracked(row) for row in rows]
+
+    def existing_action_ids(self, ids: list[str]) -> set[str]:
+        """Which of these action ids the ledger holds already."""
+        found: set[str] = set()
+        for index in range(0, len(ids), 500):
+            chunk = ids[index:index + 500]
+            rows = self.db.execute(f"SELECT id FROM actions WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            found.update(row["id"] for row in rows)
+        return found
+
     def upcoming(self, now: datetime, limit: int = 50) -> list[Tracked]:
         rows = self.db.execute(
             "SELECT * FROM appointments WHERE status != 'cancelled' AND cancellation = '' AND start_utc >= ? "
@@ -457,10 +477,11 @@ class Ledger:
                 json.dumps(action.context, default=str, separators=(",", ":")),
             ),
         )
-        if cursor.rowcount == 1:
-            self._log(action.id, action.created_at, action.state, note or action.reason)
-            return True
-        return False
+        # The creation itself is the row (created_at, state, reason): action_log records
+        # only the changes after it, which keeps a first sync of a large calendar cheap.
+        if cursor.rowcount == 1 and note:
+            self._log(action.id, action.created_at, action.state, note)
+        return cursor.rowcount == 1
 
     def _log(self, action_id: str, at: datetime, state: ActionState, note: str) -> None:
         self.db.execute(
@@ -565,7 +586,10 @@ class Ledger:
         return False
 
     def action_log(self, action_id: str) -> list[dict[str, Any]]:
-        return [
+        """The action's story: its planning (from the action row), then every logged change."""
+        created = self.db.execute("SELECT created_at, reason FROM actions WHERE id = ?", (action_id,)).fetchone()
+        story = [{"at": created["created_at"], "state": "planned", "note": created["reason"]}] if created else []
+        return story + [
             dict(row)
             for row in self.db.execute("SELECT at, state, note FROM action_log WHERE action_id = ? ORDER BY seq", (action_id,))
         ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slotguard.config import Settings
-from slotguard.durations import format_duration, to_utc_text
+from slotguard.durations import to_utc_text
 from slotguard.ledger import Ledger
 from slotguard.model import (
     MONEY_KINDS,
@@ -80,21 +80,7 @@ class Planner:
                     context={"rescheduled": rescheduled, "series_id": appointment.series_id or ""},
                 )
             )
-        for offset in self.settings.reminders.offsets:
-            due = appointment.start - offset
-            if due <= now:
-                continue
-            proposals.append(
-                Proposal(
-                    kind=ActionKind.EMAIL,
-                    policy=LIFECYCLE,
-                    reason=f"reminder {format_duration(offset)} before the start",
-                    template="reminder",
-                    slot=f"reminder-{format_duration(offset)}-{to_utc_text(appointment.start)}",
-                    due=due,
-                    context={"offset_hours": int(offset.total_seconds() // 3600)},
-                )
-            )
+        # Reminders are planned when they fall due: see slotguard/reminders.py.
         return self._store(happening, appointment, proposals, now)
 
     def _series_confirmed(self, appointment: Appointment) -> bool:

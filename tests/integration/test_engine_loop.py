@@ -201,3 +201,13 @@ def test_event_data_cannot_inject_headers_or_markup(tmp_path):
     assert message["Bcc"] is None and "\n" not in str(message["To"])
     html = message.get_body(("html",)).get_content()
     assert "<script>" not in html
+
+
+def test_a_booking_made_30_hours_ahead_gets_only_the_24_hour_reminder_and_only_once(tmp_path):
+    loop = Loop(tmp_path)
+    booked_at = WEDNESDAY_10 - timedelta(hours=30)
+    loop.put(event("e1", WEDNESDAY_10), booked_at)
+    loop.run_until(booked_at, WEDNESDAY_10 + timedelta(hours=1), step=timedelta(minutes=30))
+    reminders = [a for a in loop.ledger.actions() if a.template == "reminder"]
+    assert [(a.state, a.due_at) for a in reminders] == [(ActionState.DONE, WEDNESDAY_10 - timedelta(hours=24))]
+    assert reminders[0].executed_at - reminders[0].due_at < timedelta(minutes=30)
