@@ -205,6 +205,11 @@ class Calendar(Strict):
     poll_interval: PositiveDuration = Field(timedelta(minutes=2), description="How often to look at the calendar.", examples=["2m"])
     window_past: Duration = Field(timedelta(days=30), description="How far back the first full sync reads.", examples=["30d"])
     window_future: Duration = Field(timedelta(days=180), description="How far ahead the first full sync reads.", examples=["180d"])
+    full_resync: PositiveDuration = Field(
+        timedelta(hours=24),
+        description="How often a calendar is listed in full instead of incrementally, so bookings that were beyond window_future when first listed (and never edited since) are seen.",
+        examples=["24h"],
+    )
     exclude_addresses: list[str] = Field(default_factory=list, description="Attendee addresses that are never the client (assistants, rooms).", examples=[["assistant@example.com"]])
     write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
     write_note: bool = Field(True, description="google: also add one human-readable status line to the event description.")

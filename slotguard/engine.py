@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from slotguard.config import Settings
-from slotguard.durations import to_utc_text
+from slotguard.durations import from_utc_text, to_utc_text
 from slotguard.interfaces import (
     AdapterError,
     CalendarSource,
@@ -133,6 +133,12 @@ class Engine:
     def sync_calendar(self, source: CalendarSource, now: datetime, report: TickReport) -> None:
         calendar_id = source.calendar_id
         token = self.ledger.sync_token(calendar_id)
+        last_full = self.ledger.meta(f"full_sync:{calendar_id}")
+        if token and (last_full is None or from_utc_text(last_full) + self.settings.calendar.full_resync <= now):
+            # A periodic full listing: incremental sync alone never shows an event that was
+            # beyond the window when first listed and has not changed since.
+            log.info("periodic full sync calendar=%s", calendar_id)
+            token = None
         try:
             try:
                 self._read_pages(source, token, now, report)
@@ -164,6 +170,8 @@ class Engine:
                 with self.ledger.transaction():
                     if full:
                         self._deletions(calendar_id, seen_ids, window, now, report)
+                    if token is None:
+                        self.ledger.set_meta(f"full_sync:{calendar_id}", to_utc_text(now))
                     self.ledger.record_sync(calendar_id, page.next_sync_token, now)
 
     def process_event(self, calendar_id: str, event: dict, now: datetime, report: TickReport) -> None:

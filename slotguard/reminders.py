@@ -8,7 +8,8 @@ whatever the calendar says at the time they are due.
 Rules: a reminder is due `offset` before the start; it is planned (and then sent) when
 that time has come and the appointment has not started, is not cancelled, and was booked
 before the reminder time (a booking made 30 h ahead gets the 24 h reminder, not the 48 h
-one, which its booking confirmation already covers). Ids are stable, so it is planned once.
+one, which its booking confirmation already covers). When several are due at once (after a
+pause), only the latest is sent. Ids are stable, so each is planned once.
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) 
     candidates: list[tuple[str, Tracked, timedelta]] = []
     for tracked in ledger.upcoming_open(now, now + horizon):
         appointment = tracked.appointment
-        for offset in offsets:
-            due = appointment.start - offset
-            if due > now or due < tracked.first_seen:
-                continue
+        due_offsets = [offset for offset in offsets if tracked.first_seen <= appointment.start - offset <= now]
+        # After a pause (the daemon was down), only the latest due reminder goes out, not a burst.
+        for offset in sorted(due_offsets)[:1]:
             slot = f"reminder-{format_duration(offset)}-{to_utc_text(appointment.start)}"
             candidates.append((action_id_for(reminder_key(tracked), POLICY, ActionKind.EMAIL.value, slot), tracked, offset))
     if not candidates:
