@@ -228,6 +228,51 @@ class StripeProvider:
         """One cheap authenticated call (balance), for start-up checks. Raises AdapterError."""
         self.calls.call("balance", self.client.v1.balance.retrieve)
 
+    # -- reads for reconciliation (integration/stripe_reconcile.py) ----------------------
+
+    def customer_payment_intents(self, client_email: str) -> list[dict]:
+        """Every PaymentIntent of the client's Stripe customer (any age, any tag); [] when
+        Stripe has no customer for the email. Raises AdapterError."""
+        customer = self.customers.customer_id(client_email, "", create=False) if client_email.strip() else None
+        if customer is None:
+            return []
+        return self.calls.list_all("payment intents", self.client.v1.payment_intents.list, {"customer": customer, "limit": 100})
+
+    @staticmethod
+    def best_first(intents: list[dict]) -> list[dict]:
+        """PaymentIntents ordered as recovery prefers them: the one holding money first."""
+        return sorted(intents, key=lambda intent: _STATUS_RANK.get(intent["status"], 9))
+
+    def payment_intent(self, intent_id: str) -> dict | None:
+        """The PaymentIntent with its latest charge expanded, or None when Stripe has no
+        such object. Raises AdapterError for other failures."""
+        if not intent_id.startswith("pi_"):
+            return None
+        try:
+            return self._retrieve_intent(intent_id, expand=["latest_charge"])
+        except AdapterError as error:
+            if error.retryable:
+                raise
+            return None  # Stripe refused the id: no such PaymentIntent in this account
+
+    def refunds_on(self, intent_id: str) -> list[dict]:
+        """Every Refund on a PaymentIntent (ours and any made in the dashboard)."""
+        return self.calls.list_all("refunds", self.client.v1.refunds.list, {"payment_intent": intent_id, "limit": 100})
+
+    def refund(self, refund_id: str) -> dict | None:
+        """The Refund with this id, or None when Stripe has no such object."""
+        try:
+            return plain(self.calls.call("refund", self.client.v1.refunds.retrieve, refund_id))
+        except AdapterError as error:
+            if error.retryable:
+                raise
+            return None
+
+    def created_between(self, resource: str, start: int, end: int) -> list[dict]:
+        """Every "payment_intents" or "refunds" object created in [start, end) (Unix times)."""
+        method = {"payment_intents": self.client.v1.payment_intents.list, "refunds": self.client.v1.refunds.list}[resource]
+        return self.calls.list_all(resource.replace("_", " "), method, {"created": {"gte": start, "lt": end}, "limit": 100})
+
     # -- charges and holds --------------------------------------------------------------
 
     def _charge_or_hold(self, action: Action) -> PaymentResult:
@@ -414,7 +459,10 @@ class StripeProvider:
 
     def _intents_for(self, action: Action, customer: str) -> list[dict]:
         """PaymentIntents tagged with `action.id`, best status first."""
-        since = int(action.created_at.timestamp()) - 86400 if action.created_at else None
+        # Our objects are made after the action was planned; a day's margin covers clock skew.
+        # A ledger written with a simulated clock (`run --once --now` ahead of time) must not
+        # push the window past objects Stripe stamped with the real time.
+        since = int(min(action.created_at.timestamp(), time.time())) - 86400 if action.created_at else None
         found = self._find_tagged(customer, action.id, since)
         return sorted(found, key=lambda intent: _STATUS_RANK.get(intent["status"], 9))
 

@@ -97,12 +97,14 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from slotguard.cli_payments import check_payments
     from slotguard.plugins import load_enabled
     from slotguard.wiring import make_renderer
 
     settings = load_settings(args.config)
     make_renderer(settings, load_enabled(settings))
-    print(f"{args.config}: configuration is valid; templates render.")
+    payments = check_payments(settings)  # tries the Stripe key for real; "" for record-only
+    print(f"{args.config}: configuration is valid; templates render{payments}.")
     return 0
 
 

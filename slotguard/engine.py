@@ -10,6 +10,8 @@ other calendars, events and actions go on. The engine never reads the clock: `no
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +40,7 @@ from slotguard.model import (
     Appointment,
 )
 from slotguard.normalize import EventError, normalize
+from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
 from slotguard.planner import Planner
 from slotguard.reminders import plan_due_reminders
@@ -53,6 +56,15 @@ MASS_DELETION_MIN = 10
 RETRY_BASE = timedelta(minutes=2)
 RETRY_MAX = timedelta(hours=6)
 TIME_CHECK_HORIZON = timedelta(days=14)
+
+
+def _crash_point(stage: str, action: Action) -> None:
+    """Test hook for the exactly-once tests (tests/end_to_end/test_stripe_crash.py):
+    SLOTGUARD_CRASH_AT=STAGE, STAGE:KIND or STAGE:ACTION_ID (stages before_call, after_call,
+    after_commit; e.g. after_call:refund) kills this process with SIGKILL there."""
+    wanted = os.environ.get("SLOTGUARD_CRASH_AT")
+    if wanted and wanted in (stage, f"{stage}:{action.kind.value}", f"{stage}:{action.id}"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -114,6 +126,7 @@ class Engine:
             self.sync_calendar(source, now, report)
         self.check_time(now, report)
         self.execute_due(now, report)
+        self._touched |= poll_unpaid(self.ledger, self.provider, now, report)
         self.write_back(report)
         return report
 
@@ -265,6 +278,8 @@ class Engine:
             action.executed_at = now
             action.last_error = ""
             self.ledger.update_action(action, now, "done")
+            if action.kind in MONEY_KINDS:
+                _crash_point("after_commit", action)
             report.executed[f"{action.kind.value}:done"] += 1
             log.info("done action=%s kind=%s event=%s", action.id, action.kind.value, action.event_ref)
         except (AdapterError, TemplateProblem, ValueError) as error:
@@ -353,7 +368,9 @@ class Engine:
             action.external_id = "dry-run"
             log.info("dry-run action=%s kind=%s amount=%s", action.id, action.kind.value, action.amount)
             return
+        _crash_point("before_call", action)
         result = self.provider.execute(action)
+        _crash_point("after_call", action)
         if result.status == "not_attempted":
             raise AdapterError(result.detail or "not attempted", retryable=False)
         action.external_id = result.external_id

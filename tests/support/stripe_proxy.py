@@ -9,8 +9,9 @@ Gaps it fills, following Stripe's documented shapes:
   `Idempotent-Replayed: true`); the same key with another path or body is a 400
   idempotency_error, as on Stripe. Validation errors (400/404) are not stored; successes,
   card errors (402) and 5xx are.
-- GET /v1/payment_intents with `customer` / `created[...]` filters (localstripe rejects
-  them) and GET /v1/payment_intents/search, /v1/customers/search for the simple
+- GET /v1/payment_intents with `customer` / `created[...]` filters and GET /v1/refunds
+  with `created[...]` (localstripe rejects them), and GET /v1/payment_intents/search,
+  /v1/customers/search for the simple
   `field:'value' AND metadata['key']:'value'` queries.
 - `description` and other display-only fields on PaymentIntents, which localstripe rejects,
   are dropped before forwarding.
@@ -290,6 +291,9 @@ class StripeProxy:
             return self._search(match.group(1), params, auth)
         if method == "GET" and path == "/v1/payment_intents" and ("customer" in params or "created" in params):
             return self._filtered_intents(params, auth)
+        if method == "GET" and path == "/v1/refunds" and "created" in params:
+            items = self._created_filter(self._all_upstream("/v1/refunds", auth), params.get("created"))
+            return self._page(items, params, "/v1/refunds")
         if method == "POST" and re.fullmatch(r"/v1/payment_intents(/\w+)?", path) and body:
             pairs = [(k, v) for k, v in parse_qsl(body.decode(), keep_blank_values=True) if k.split("[")[0] not in _STRIPPED_INTENT_FIELDS]
             body = urlencode(pairs).encode()
@@ -377,14 +381,18 @@ class StripeProxy:
             items = self._customer_intents(params["customer"], auth)
         else:
             items = self._all_upstream("/v1/payment_intents", auth)
-        created = params.get("created")
+        return self._page(self._created_filter(items, params.get("created")), params, "/v1/payment_intents")
+
+    @staticmethod
+    def _created_filter(items: list[dict[str, Any]], created: Any) -> list[dict[str, Any]]:
+        """Stripe's `created` list filter: an exact Unix time or {gt, gte, lt, lte}."""
         if isinstance(created, dict):
             ops = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
             for op, bound in created.items():
                 items = [i for i in items if ops[op](int(i.get("created", 0)), int(bound))]
         elif created:
             items = [i for i in items if int(i.get("created", 0)) == int(created)]
-        return self._page(items, params, "/v1/payment_intents")
+        return items
 
     def _search(self, resource: str, params: dict[str, Any], auth: str) -> Response:
         query = params.get("query", "")

@@ -1,0 +1,87 @@
+"""The engine's optional payment features with the Stripe provider against localstripe:
+polling fees clients pay through their link (no webhooks needed), and the card-setup link
+a booking email carries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from integration.memory import MemoryCalendar, MemoryMailer
+from integration.record_only import RecordOnlyProvider
+from integration.stripe_provider import open_provider
+from slotguard.interfaces import NullWriteBack
+from slotguard.ledger import Ledger
+from slotguard.model import ActionState
+from slotguard.payments_poll import card_setup_link_for, poll_unpaid
+from slotguard.plugins import load_enabled
+from slotguard.wiring import build_engine
+from tests.integration.test_stripe_provider import page_is_live
+from tests.support.builders import settings as practice_with_fee_policies
+from tests.support.stripe_fixtures import make_action
+
+
+def unpaid_fee(provider, ledger, email="ana@example.com"):
+    """A fee whose off-session charge could not be made (no card): done, unpaid, with a link."""
+    fee = make_action("charge", "450 NOK", email=email)
+    result = provider.execute(fee)
+    assert result.status == "needs_client_action"
+    fee.state, fee.external_id = ActionState.DONE, result.external_id
+    fee.context.update({"payment_status": "unpaid", "payment_link": result.payment_link, "provider_detail": result.detail})
+    ledger.add_action(fee)
+    return fee
+
+
+def test_each_tick_records_a_fee_the_client_paid_through_the_link(tmp_path, stripe_settings, stripe_provider, stripe_proxy):
+    settings = stripe_settings(review_window="0m")
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    engine = build_engine(settings, datetime.now(timezone.utc), ledger=ledger, calendars=[(MemoryCalendar("primary"), NullWriteBack())],
+                          provider=stripe_provider, mailer=MemoryMailer())
+    fee = unpaid_fee(stripe_provider, ledger)
+
+    first = engine.tick(datetime.now(timezone.utc))
+    assert "charge:paid" not in first.executed
+    assert ledger.action(fee.id).context["payment_status"] == "unpaid"
+
+    stripe_proxy.complete_checkout(fee.context["payment_link"].rsplit("/", 1)[-1], "pm_card_visa")
+    second = engine.tick(datetime.now(timezone.utc))
+
+    stored = ledger.action(fee.id)
+    assert second.executed["charge:paid"] == 1
+    assert stored.context["payment_status"] == "paid" and "provider_detail" not in stored.context
+    assert stored.external_id.startswith("pi_"), "a later refund must find the PaymentIntent holding the money"
+    lookups = len(stripe_proxy.requests("GET", r"/v1/payment_intents.*"))
+    assert "charge:paid" not in engine.tick(datetime.now(timezone.utc)).executed
+    assert len(stripe_proxy.requests("GET", r"/v1/payment_intents.*")) == lookups, "a paid fee is not asked about again"
+    ledger.close()
+
+
+def test_polling_skips_record_only_and_survives_stripe_trouble(tmp_path, stripe_settings, stripe_provider, stripe_proxy):
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    fee = unpaid_fee(stripe_provider, ledger)
+    assert poll_unpaid(ledger, RecordOnlyProvider(), datetime.now(timezone.utc)) == set()
+
+    stripe_proxy.inject("error", method="GET", path=r"/v1/.*", status=500, times=-1)
+    offline = open_provider(stripe_settings(), max_network_retries=0)
+    assert poll_unpaid(ledger, offline, datetime.now(timezone.utc)) == set()
+    assert ledger.action(fee.id).context["payment_status"] == "unpaid"
+    ledger.close()
+
+
+def test_booking_email_link_only_when_a_card_is_needed(stripe_settings, stripe_provider, stripe_proxy, stripe_client_with_card):
+    settings = stripe_settings()
+    fee_policies = load_enabled(practice_with_fee_policies())  # late_cancel, no_show
+
+    link = card_setup_link_for(stripe_provider, settings, fee_policies, "new@example.com", "New Client")
+    assert page_is_live(link)
+    assert card_setup_link_for(stripe_provider, settings, fee_policies, "new@example.com") == link, "the open session is reused"
+
+    stripe_client_with_card("ana@example.com")
+    assert card_setup_link_for(stripe_provider, settings, fee_policies, "ana@example.com") == "", "a card is on file already"
+    assert card_setup_link_for(stripe_provider, settings, [], "bo@example.com") == "", "no policy can charge a fee"
+    assert card_setup_link_for(RecordOnlyProvider(), settings, fee_policies, "bo@example.com") == ""
+    dry = stripe_settings(dry_run=True)
+    assert card_setup_link_for(open_provider(dry), dry, fee_policies, "bo@example.com") == ""
+
+    stripe_proxy.inject("error", method="*", path=r"/v1/.*", status=500, times=-1)
+    offline = open_provider(settings, max_network_retries=0)
+    assert card_setup_link_for(offline, settings, fee_policies, "cy@example.com") == "", "the email still goes out"
