@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from slotguard.config import MarkRule, Settings
@@ -93,7 +93,15 @@ def _when(value: dict | None, zone_name: str, what: str, event_id: str) -> tuple
             moment = parse_timestamp(value["dateTime"])
         except DurationError as error:
             raise EventError(f"event {event_id}: {what} {error}") from None
-        return moment.astimezone(ZoneInfo(zone)) if zone else moment, zone
+        # Kept in UTC: Python compares and subtracts two datetimes of the same ZoneInfo by
+        # wall time, which is wrong across a DST change (02:30 CEST vs 02:30 CET). The zone
+        # name travels beside it for display.
+        if zone:
+            try:
+                ZoneInfo(zone)  # an unknown zone is an error here, not at display time
+            except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+                raise EventError(f"event {event_id}: unknown time zone {zone!r}") from None
+        return moment.astimezone(timezone.utc), zone
     if "date" in value:
         date.fromisoformat(value["date"])
         return None, zone
@@ -195,7 +203,7 @@ def normalize(
     if start is None or end is None:
         return Normalized(None, "all-day event")
     if end <= start:
-        raise EventError(f"event {event_id} ({title!r}): ends before it starts")
+        raise EventError(f"event {event_id} ({title!r}): does not end after it starts; check its start and end times")
     service = _service(title, int((end - start).total_seconds() // 60), settings)
     price = settings.services[service].price
     if "price" in lines:

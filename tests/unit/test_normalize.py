@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -74,3 +74,19 @@ def test_our_own_status_note_is_never_read_as_a_mark():
         assert Mark.WAIVE not in appointment.marks and Mark.NO_SHOW in appointment.marks
     waived = normalize(event("e1", START, description=f"#waive\n{note}"), "primary", SETTINGS, NOW).appointment
     assert Mark.WAIVE in waived.marks
+
+
+def test_an_appointment_across_the_autumn_clock_change_keeps_its_real_length():
+    # 2026-10-25: 03:00 CEST becomes 02:00 CET in Oslo; a session 02:30 CEST - 02:30 CET lasts an hour.
+    resource = event("dst", datetime(2026, 10, 25, 0, 30, tzinfo=ZoneInfo("UTC")))
+    appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
+    assert appointment.end - appointment.start == timedelta(hours=1)
+    assert appointment.timezone == "Europe/Oslo"
+
+
+def test_an_unknown_time_zone_names_the_event():
+    resource = event("tz", START)
+    resource["start"]["timeZone"] = "Europe/Atlantis"
+    with pytest.raises(EventError) as error:
+        normalize(resource, "primary", SETTINGS, NOW)
+    assert "tz" in str(error.value) and "Europe/Atlantis" in str(error.value)
