@@ -94,6 +94,10 @@ def observe(
             return None, []
         # A deletion carries no stamp of its own: it happened when we first saw it gone.
         current = replace(previous.appointment, status="cancelled", updated=now)
+        if previous.outcome:
+            # Deleting an appointment that already has its outcome (attended, no-show,
+            # waived) is tidying up the calendar: the outcome and any fee stand.
+            return Tracked(current, previous.cancellation, previous.outcome, previous.first_seen), []
     happenings: list[Happening] = []
     first_seen = previous.first_seen if previous else now
     seen_change_at = min(current.updated, now)

@@ -122,3 +122,18 @@ def test_replaying_any_history_gives_the_same_keys_and_a_repeated_look_adds_none
         _, again = observe(tracked, appt(resource, now), now, RULES)
         assert again == []
     assert runs[0] == runs[1]
+
+
+def test_deleting_an_appointment_after_its_outcome_is_tidying_not_a_waiver():
+    after = START + timedelta(hours=1)
+    _, kinds = run([
+        (START - timedelta(days=1), event("e1", START)),
+        (after, event("e1", START, color="11")),
+        (after + timedelta(days=2), None),
+    ])
+    assert kinds == [K.BOOKED, K.NO_SHOW]
+
+
+def test_deleting_an_appointment_that_started_without_an_outcome_is_the_practitioners_cancellation():
+    _, kinds = run([(START - timedelta(days=1), event("e1", START)), (START + timedelta(minutes=30), None)])
+    assert kinds == [K.BOOKED, K.CANCELLED_BY_PRACTITIONER]
