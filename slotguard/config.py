@@ -10,6 +10,7 @@ Relative paths are resolved against the working directory Slotguard is started i
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from dataclasses import dataclass
@@ -185,7 +186,7 @@ class MarkRule(Strict):
 class Marks(Strict):
     no_show: MarkRule = Field(default_factory=lambda: MarkRule(color="tomato", tags=["#noshow"]), description="How a no-show is marked.")
     late_cancel: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#latecancel"]), description="How a client's cancellation is marked on an event kept in the calendar.")
-    waive: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#waive", "#emergency"]), description="How a fee is waived (emergency, goodwill, mistaken booking).")
+    waive: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#waive", "#emergency", "#mistake"]), description="How a fee is waived (emergency, goodwill, mistaken booking).")
     attended: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#attended"]), description="How attendance is marked explicitly.")
     unmarked_after_end: Literal["attended", "unknown"] = Field(
         "attended",
@@ -265,6 +266,25 @@ class Mail(Strict):
     smtp: Smtp | None = Field(None, description="smtp: server settings.")
     templates_dir: str = Field("", description="A folder of your own templates (LOCALE/NAME.txt.j2 and .html.j2) that take precedence over the bundled ones.", examples=["config/templates"])
     max_attempts: int = Field(5, ge=1, description="Sending attempts before the practitioner is told a message failed.")
+    client_locales: dict[str, str] = Field(
+        default_factory=dict,
+        description="The language of each client who does not read practice.locale, by email address (a `lang:` line in the event wins).",
+        examples=[{"ana@example.com": "pl", "david@example.com": "he"}],
+    )
+    digest_hour: int = Field(7, ge=-1, le=23, description="Local hour (0-23) of the practitioner's daily digest email to practice.email; -1 turns it off.", examples=[7])
+    waitlist: list[str] = Field(default_factory=list, description="Clients offered a slot freed at short notice (first come first served through practice.booking_link).", examples=[["bo@example.com", "cy@example.com"]])
+    slot_freed_within: PositiveDuration = Field(timedelta(hours=48), description="A client cancellation this close to the start offers the slot to the waitlist.", examples=["48h"])
+
+    @field_validator("client_locales")
+    @classmethod
+    def _locales(cls, value: dict[str, str]) -> dict[str, str]:
+        found = {}
+        for address, locale in value.items():
+            code = locale.strip().lower().replace("_", "-")
+            if "@" not in address or not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", code):
+                raise ValueError(f'{address} = "{locale}": give an email address and a language code like "pl" or "de-AT"')
+            found[address.strip().lower()] = code
+        return found
 
 
 class Reminders(Strict):

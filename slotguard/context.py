@@ -1,20 +1,34 @@
-"""What a client email template is given (the template contract; see docs/templates.md).
+"""What a client email template is given (the template contract; see docs/templates.md),
+and the composition of one outgoing message for an email action.
 
 Internal ids and event titles never reach the client: the title may hold the
-practitioner's private notes and tags, so emails name the service by its `label`.
+practitioner's private notes and tags, so emails name the service by its `label`. The
+practitioner's own digest is the one message that shows action ids (for `main.py waive`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
 from typing import Any
 
 from slotguard.config import Settings
+from slotguard.ledger import Ledger
+from slotguard.messages import (
+    DIGEST_TEMPLATE,
+    ICS_TEMPLATES,
+    Attachment,
+    Renderer,
+    appointment_ics,
+    appointment_uid,
+    build_email,
+    message_id_for,
+)
 from slotguard.model import Action, ActionKind, ActionState, Appointment, Client
 from slotguard.plugins import Policy
 
 
-def _practice(settings: Settings) -> dict[str, Any]:
+def practice_context(settings: Settings) -> dict[str, Any]:
     practice = settings.practice
     return {
         "name": practice.name,
@@ -29,11 +43,15 @@ def _practice(settings: Settings) -> dict[str, Any]:
 
 def _appointment(settings: Settings, appointment: Appointment) -> dict[str, Any]:
     service = settings.services.get(appointment.service)
+    zone = appointment.timezone or settings.practice.timezone
     return {
         "service": (service.label if service and service.label else ""),
         "start": appointment.start,
         "end": appointment.end,
-        "timezone": appointment.timezone or settings.practice.timezone,
+        "timezone": zone,
+        "practice_timezone": settings.practice.timezone,
+        "other_timezone": settings.practice.timezone if zone != settings.practice.timezone else "",
+        "minutes": int((appointment.end - appointment.start).total_seconds() // 60),
         "location": appointment.location if not appointment.location.startswith("https://") else "",
         "meeting_link": appointment.meeting_link,
         "is_online": bool(appointment.meeting_link),
@@ -50,6 +68,9 @@ def _fee(fee: Action | None) -> dict[str, Any] | None:
     return {
         "amount": fee.amount,
         "state": state,
+        "kind": fee.kind.value,
+        "policy": fee.policy,
+        "executed_at": fee.executed_at,
         "payment_status": fee.context.get("payment_status", ""),
         "payment_link": fee.context.get("payment_link", ""),
     }
@@ -64,13 +85,25 @@ def terms(policies: list[Policy], appointment: Appointment) -> dict[str, Any]:
     return found
 
 
+def recipient_locale(settings: Settings, action: Action, appointment: Appointment | None) -> str:
+    """The language of one message: the event's `lang:` line (only for that event's own
+    client: a waitlist offer about someone else's slot is not in their language), else
+    `mail.client_locales`, else the practice's locale."""
+    if appointment is not None and appointment.locale and action.client_email.lower() == appointment.client.email.lower():
+        return appointment.locale
+    return settings.mail.client_locales.get(action.client_email.lower()) or settings.practice.locale
+
+
 def email_context(
     settings: Settings, policies: list[Policy], action: Action, appointment: Appointment, fee: Action | None
 ) -> dict[str, Any]:
-    """The variables every template gets: practice, client, appointment, fee, terms, details."""
-    name = action.client_name or appointment.client.name
+    """The variables every client template gets: practice, client, appointment, fee, terms,
+    details (the action's context), payments."""
+    own_client = action.client_email.lower() == appointment.client.email.lower()
+    # Someone else's appointment (a freed slot offered to the waitlist) never lends its name.
+    name = action.client_name or (appointment.client.name if own_client else "")
     return {
-        "practice": _practice(settings),
+        "practice": practice_context(settings),
         "client": {"name": name, "first_name": name.split()[0] if name else "", "email": action.client_email},
         "appointment": _appointment(settings, appointment),
         "fee": _fee(fee),
@@ -80,11 +113,73 @@ def email_context(
     }
 
 
-def sample_context(settings: Settings, policies: list[Policy]) -> dict[str, Any]:
-    """Realistic sample data for checking and previewing templates."""
+def appointment_attachment(settings: Settings, appointment: Appointment, context: dict[str, Any], now: datetime) -> Attachment:
+    """The .ics file for an appointment, named by its service label, never by its title."""
+    details = context["appointment"]
+    label = details["service"] or settings.practice.name
+    summary = label if label == settings.practice.name else f"{label} – {settings.practice.name}"
+    practice = settings.practice
+    place = appointment.meeting_link or details["location"] or practice.address
+    description = "\n".join(part for part in (appointment.meeting_link, practice.name, practice.phone, practice.email) if part)
+    return appointment_ics(
+        uid=appointment_uid(appointment.calendar_id, appointment.event_id, settings.sender),
+        summary=summary,
+        start=appointment.start,
+        end=appointment.end,
+        stamp=now,
+        location=place,
+        description=description,
+        url=appointment.meeting_link,
+    )
+
+
+def compose_email(
+    settings: Settings, policies: list[Policy], renderer: Renderer, ledger: Ledger, action: Action, now: datetime
+) -> EmailMessage:
+    """The message an email action sends, in its recipient's language.
+
+    Raises TemplateProblem (a template fails), ValueError (an unusable address, or the
+    appointment is no longer in the ledger).
+    """
+    assert action.template
+    attachments: list[Attachment] = []
+    appointment: Appointment | None = None
+    if action.template == DIGEST_TEMPLATE:
+        from slotguard.digest import digest_context
+
+        context = digest_context(settings, ledger, now)
+        to_name = settings.practice.name
+    else:
+        tracked = ledger.tracked(action.calendar_id, action.event_id)
+        if tracked is None:
+            raise ValueError(f"the appointment {action.event_ref} is no longer in the ledger")
+        appointment = tracked.appointment
+        fee = ledger.action(action.reports_on) if action.reports_on else None
+        context = email_context(settings, policies, action, appointment, fee)
+        to_name = context["client"]["name"]
+        if action.template in ICS_TEMPLATES:
+            attachments.append(appointment_attachment(settings, appointment, context, now))
+    rendered = renderer.render(action.template, context, recipient_locale(settings, action, appointment))
+    return build_email(
+        rendered,
+        sender_name=settings.practice.name,
+        sender_email=settings.sender,
+        reply_to=settings.practice.email,
+        to_name=to_name,
+        to_email=action.client_email,
+        message_id=message_id_for(action.id, settings.sender),
+        date=now,
+        attachments=attachments,
+    )
+
+
+# -- sample data ------------------------------------------------------------------------
+
+
+def sample_appointment(settings: Settings) -> Appointment:
     start = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc).astimezone(settings.zone)
     default = settings.services["default"]
-    appointment = Appointment(
+    return Appointment(
         calendar_id="sample",
         event_id="sample",
         client=Client("ana@example.com", "Ana Silva"),
@@ -98,13 +193,59 @@ def sample_context(settings: Settings, policies: list[Policy]) -> dict[str, Any]
         updated=start - timedelta(days=3),
         meeting_link="https://meet.example.com/abc-defg-hij",
     )
-    fee = {"amount": default.price.percent(50), "state": "pending_review", "payment_status": "", "payment_link": ""}
+
+
+def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
+    """What the planner or a policy puts in an action's context, per template (see
+    docs/templates.md); with no template, everything at once."""
+    price = settings.services["default"].price
+    per_template: dict[str, dict[str, Any]] = {
+        "booking_confirmation": {"rescheduled": False, "series_id": ""},
+        "reminder": {"offset_hours": 48},
+        "late_cancel_notice": {"notice_minutes": 300},
+        "grace_warning": {"policy": "late_cancel", "waived_amount": price.percent(50).as_json()},
+        "deposit_request": {"amount": price.percent(50).as_json(), "payment_link": "https://pay.example.com/d/sample"},
+        "payment_failed": {"payment_link": "https://pay.example.com/p/sample"},
+    }
+    if template == "practitioner_digest" or template is None:
+        from slotguard.digest import sample_digest_details
+
+        per_template["practitioner_digest"] = sample_digest_details(settings)
+    if template is not None:
+        return dict(per_template.get(template, {}))
+    merged: dict[str, Any] = {}
+    for details in per_template.values():
+        merged.update(details)
+    return merged
+
+
+def sample_context(settings: Settings, policies: list[Policy], template: str | None = None) -> dict[str, Any]:
+    """Realistic sample data for checking and previewing templates: the context `template`
+    gets (with no template, one context every template can render from)."""
+    appointment = sample_appointment(settings)
+    default = settings.services["default"]
+    fee = {
+        "amount": default.price.percent(50),
+        "state": "pending_review",
+        "kind": "charge",
+        "policy": "late_cancel",
+        "executed_at": appointment.start + timedelta(hours=14),
+        "payment_status": "",
+        "payment_link": "",
+    }
+    if template == "refund_notice":
+        fee = {**fee, "kind": "refund", "state": "done", "payment_status": "paid"}
+    elif template == "deposit_request":
+        fee = {**fee, "policy": "deposit"}
+    client = {"name": "Ana Silva", "first_name": "Ana", "email": "ana@example.com"}
+    if template == "slot_freed":
+        client = {"name": "", "first_name": "", "email": "bo@example.com"}
     return {
-        "practice": _practice(settings),
-        "client": {"name": "Ana Silva", "first_name": "Ana", "email": "ana@example.com"},
+        "practice": practice_context(settings),
+        "client": client,
         "appointment": _appointment(settings, appointment),
-        "fee": fee,
+        "fee": fee if template not in ("booking_confirmation", "reminder", "slot_freed") else None,
         "terms": terms(policies, appointment),
-        "details": {"rescheduled": False, "offset_hours": 48, "notice_minutes": 300},
+        "details": sample_details(settings, template),
         "payments": {"provider": settings.payments.provider},
     }

@@ -30,7 +30,8 @@ from slotguard.interfaces import (
     SyncTokenExpired,
 )
 from slotguard.ledger import Ledger
-from slotguard.messages import Renderer, TemplateProblem, build_email, message_id_for
+from slotguard.digest import plan_digest
+from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
     MONEY_KINDS,
     OPEN_STATES,
@@ -46,6 +47,7 @@ from slotguard.planner import Planner
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
+from slotguard.waitlist import plan_slot_freed
 
 log = logging.getLogger("slotguard.engine")
 
@@ -125,6 +127,8 @@ class Engine:
                 break
             self.sync_calendar(source, now, report)
         self.check_time(now, report)
+        if plan_digest(self.settings, self.ledger, now):
+            report.planned["email:digest"] += 1
         self.execute_due(now, report)
         self._touched |= poll_unpaid(self.ledger, self.provider, now, report)
         self.write_back(report)
@@ -217,7 +221,9 @@ class Engine:
             if not self.ledger.add_happening(happening):
                 continue
             report.happenings[happening.kind.value] += 1
-            for action in self.planner.plan(happening, tracked.appointment, now):
+            planned = self.planner.plan(happening, tracked.appointment, now)
+            planned += plan_slot_freed(self.settings, self.ledger, happening, tracked.appointment, now)
+            for action in planned:
                 report.planned[f"{action.kind.value}:{action.state.value}"] += 1
             self._touched.add((happening.calendar_id, happening.event_id))
 
@@ -305,6 +311,8 @@ class Engine:
 
     def _email_ready(self, action: Action, now: datetime) -> bool:
         """Emails wait for the fee they report on; lifecycle mail for a stale slot is dropped."""
+        if not action.event_id:
+            return True  # practice mail (the daily digest) is about no single appointment
         tracked = self.ledger.tracked(action.calendar_id, action.event_id)
         if tracked is None:
             action.state = ActionState.CANCELLED
@@ -326,6 +334,10 @@ class Engine:
                 action.state = ActionState.CANCELLED
                 self.ledger.update_action(action, now, "too late: the appointment has started")
                 return False
+        elif action.policy == "waitlist" and action.appointment_start and action.appointment_start <= now:
+            action.state = ActionState.CANCELLED
+            self.ledger.update_action(action, now, "too late: the freed slot has started")
+            return False
         return True
 
     def _within_daily_cap(self, action: Action, now: datetime) -> bool:
@@ -342,23 +354,10 @@ class Engine:
         return False
 
     def _send(self, action: Action, now: datetime) -> None:
-        from slotguard.context import email_context
+        from slotguard.context import compose_email
 
-        tracked = self.ledger.tracked(action.calendar_id, action.event_id)
-        assert tracked is not None and action.template
-        fee = self.ledger.action(action.reports_on) if action.reports_on else None
-        context = email_context(self.settings, self.policies, action, tracked.appointment, fee)
-        rendered = self.renderer.render(action.template, context, tracked.appointment.locale)
-        message = build_email(
-            rendered,
-            sender_name=self.settings.practice.name,
-            sender_email=self.settings.sender,
-            reply_to=self.settings.practice.email,
-            to_name=action.client_name or tracked.appointment.client.name,
-            to_email=action.client_email,
-            message_id=message_id_for(action.id, self.settings.sender),
-            date=now,
-        )
+        # In the recipient's language, with the .ics where the template has one (context.py).
+        message = compose_email(self.settings, self.policies, self.renderer, self.ledger, action, now)
         self.mailer.send(message, action.id)
         action.external_id = message["Message-ID"]
 

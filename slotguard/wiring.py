@@ -41,8 +41,12 @@ def open_provider(settings: Settings) -> PaymentProvider:
 
 
 def open_mailer(settings: Settings) -> Mailer:
-    if settings.mail.transport in ("smtp", "gmail"):
-        raise ConfigError([f'mail.transport: "{settings.mail.transport}" is not available yet; use "outbox-dir"'])
+    if settings.mail.transport == "smtp":
+        from integration.smtp_mailer import open_mailer as open_smtp
+
+        return open_smtp(settings)
+    if settings.mail.transport == "gmail":
+        raise ConfigError([f'mail.transport: "{settings.mail.transport}" is not available yet; use "smtp" or "outbox-dir"'])
     from integration.outbox_dir import OutboxDirMailer
 
     return OutboxDirMailer(settings.mail.outbox_dir)
@@ -51,7 +55,7 @@ def open_mailer(settings: Settings) -> Mailer:
 def make_renderer(settings: Settings, policies: list[Policy], template_dir: str | None = None) -> Renderer:
     """A renderer whose templates all render with sample data; raises ConfigError otherwise."""
     renderer = Renderer(settings.practice.locale, settings.practice.timezone, template_dir or settings.mail.templates_dir or None)
-    problems = renderer.check_all(sample_context(settings, policies))
+    problems = renderer.check_all(lambda name: sample_context(settings, policies, name))
     if problems:
         raise ConfigError([f"templates: {problem}" for problem in problems])
     return renderer

@@ -60,6 +60,7 @@ review_window = "12h"
 
 [mail]
 outbox_dir = "var/outbox"
+digest_hour = -1  # this test counts the clients' mail; the practitioner's digest is tested elsewhere
 
 [storage]
 data_dir = "var"

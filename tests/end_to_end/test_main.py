@@ -48,8 +48,9 @@ def test_one_run_on_the_example_week_mails_and_records_fees_and_a_second_run_add
     first = main(practice, "run", "--once", "--now", NOW)
     assert "no_show 1" in first.stdout and "cancelled_by_client 2" in first.stdout
     recipients = sorted(m["To"].addresses[0].addr_spec for m in outbox(practice))
-    # Greta's new booking and Frank's moved weekly session are confirmed; nobody else is mailed yet.
-    assert recipients == ["frank@example.com", "greta@example.com"]
+    # Greta's new booking and Frank's moved weekly session are confirmed; no other client is mailed
+    # yet; Lena gets her daily digest (the fees waiting for her review).
+    assert recipients == ["frank@example.com", "greta@example.com", "lena@example.com"]
     ledger = json.loads(main(practice, "ledger", "--json").stdout)["actions"]
     fees = {a["client"]: a for a in ledger if a["kind"] == "charge"}
     assert set(fees) == {"bjorn@example.com", "clara@example.com"}
@@ -61,7 +62,7 @@ def test_one_run_on_the_example_week_mails_and_records_fees_and_a_second_run_add
     second = main(practice, "run", "--once", "--now", NOW)
     assert "actions planned: none" in second.stdout
     assert json.loads(main(practice, "ledger", "--json").stdout)["actions"] == ledger
-    assert len(outbox(practice)) == 2
+    assert len(outbox(practice)) == 3
 
 
 def test_waiving_from_the_command_line_and_the_status_view(practice):
@@ -76,7 +77,7 @@ def test_waiving_from_the_command_line_and_the_status_view(practice):
     assert ledger[pending["bjorn@example.com"]]["payment_status"] == "receivable"
     notices = {m["To"].addresses[0].addr_spec: m for m in outbox(practice)}
     clara = notices["clara@example.com"].get_body(("plain",)).get_content()
-    assert "no fee" in clara.lower()
+    assert "ingen avgift" in clara.lower()  # practice.locale = "nb": "there is no fee this time"
     bjorn = notices["bjorn@example.com"].get_body(("plain",)).get_content()
     assert "900" in bjorn and "Vipps" in bjorn
     text = main(practice, "status", "--now", "2026-11-27T09:00:00+01:00").stdout
