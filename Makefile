@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test unit integration e2e bench clean check-config
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt examples/slotguard-weekend-surcharge/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# The example third-party policy, installed through its entry point (tests load it).
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e examples/slotguard-weekend-surcharge
 	touch $(STAMP)
 
 # One full cycle of the main job on the bundled example week, as of its Thursday noon.

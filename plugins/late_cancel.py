@@ -78,7 +78,7 @@ def slotguard_propose(happening, appointment, config, now):
         when = "after the start"
     else:
         when = f"{format_duration(notice)} before the start"
-    reason = f"late_cancel: cancelled {when} (within {format_duration(tier.within)}): {tier.fee} of {appointment.price} = {fee}"
+    reason = f"late_cancel proposed {fee}: cancelled {when} (within {format_duration(tier.within)}: {tier.fee} of {appointment.price})"
     return [
         Proposal(kind=ActionKind.CHARGE, policy=NAME, reason=reason, amount=fee, slot="fee"),
         Proposal(

@@ -47,7 +47,7 @@ def slotguard_propose(happening, appointment, config, now):
     # A mark set before the wait is over is acted on only once the wait is over.
     earliest = appointment.start + config.wait
     fee = config.fee.of(appointment.price)
-    reason = f"no_show: marked as not attended: {config.fee} of {appointment.price} = {fee}"
+    reason = f"no_show proposed {fee}: marked as not attended ({config.fee} of {appointment.price})"
     return [
         Proposal(
             kind=ActionKind.CHARGE,

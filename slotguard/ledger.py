@@ -403,6 +403,28 @@ class Ledger:
             )
         ]
 
+    def all_happenings(self) -> list[Happening]:
+        """Every stored happening, in the order it was stored (for `simulate`)."""
+        return [
+            Happening(
+                key=row["key"],
+                kind=HappeningKind(row["kind"]),
+                calendar_id=row["calendar_id"],
+                event_id=row["event_id"],
+                client_email=row["client_email"],
+                start=from_utc_text(row["start_utc"]),
+                at=from_utc_text(row["at"]),
+                seen_at=from_utc_text(row["seen_at"]),
+                previous_start=_dt(row["previous_start"]),
+                detail=row["detail"],
+            )
+            for row in self.db.execute("SELECT * FROM happenings ORDER BY seq")
+        ]
+
+    def all_tracked(self) -> list[Tracked]:
+        """The last snapshot of every known appointment (for `simulate`)."""
+        return [self._tracked(row) for row in self.db.execute("SELECT * FROM appointments")]
+
     def history(self, client_email: str) -> ClientHistory:
         """The client's outcomes, one per appointment slot, the latest outcome winning."""
         rows = self.db.execute(

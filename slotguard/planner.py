@@ -1,19 +1,28 @@
 """From a happening to planned actions in the ledger.
 
-Fee policies propose; modifiers adjust money proposals in the configured order; the engine's
-own safety rules apply last (never more than the price or `max_single_charge`, nothing for
-appointments before `charge_from`). Every step is written into the action's reason, so the
-ledger, the digest and the calendar note tell the same story.
-
-The client-lifecycle emails that are not policies (booking confirmation, reminders) are
-planned here too, as are the consequences of a waiver (open fees waived, charged ones
-refunded) and of a reschedule or cancellation (reminders for the old slot cancelled).
+For one new happening, in order (docs/plugins.md tells plugin authors the same story):
+1. lifecycle mail (booking confirmation) and, for a waiver, the slot's open fees waived and
+   the money taken for them given back;
+2. `slotguard_propose` on every enabled policy, fee policies first;
+3. `slotguard_modify` on every fee, in `policies.enabled` order (fee policies first), each
+   modifier seeing what the previous one left; a modifier may add proposals (a grace email);
+   then the safety rules: never negative, never more than the price or `max_single_charge`;
+4. `slotguard_settle`: how the final fees are paid (from a deposit, a package credit, a new
+   charge), and what happens to deposits;
+5. `slotguard_email_details` on every email (booking confirmation included);
+6. safety again over every money action: a refund never gives back more than was taken
+   and not yet refunded, a hold is released once;
+7. storing: stable ids, the review window for fees, `charge_from`, zero fees recorded as
+   waived, open actions a proposal supersedes waived or cancelled.
+Every step is written into the action's reason ("no_show proposed 900.00 NOK ...;
+first_offense_grace waived it: first incident in 365 days"), so the ledger, the digest and
+the calendar note tell the same story.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from slotguard.config import Settings
@@ -26,19 +35,66 @@ from slotguard.model import (
     ActionKind,
     ActionState,
     Appointment,
+    ClientHistory,
     Happening,
     HappeningKind,
     Proposal,
     action_id_for,
 )
 from slotguard.money import Money
-from slotguard.plugins import Policy
+from slotguard.plugins import (
+    DEPOSIT,
+    DEPOSIT_RETURN,
+    FEE,
+    INCIDENT,
+    PREPAYMENT,
+    REFUND,
+    REPLACES_NOTICES,
+    SETTLES,
+    SUPERSEDES,
+    TARGET,
+    ClientAccount,
+    Policy,
+    derive,
+    is_fee,
+    money_json,
+    purpose_of,
+    refund_notice,
+)
 from slotguard.tracker import MOVED_BEFORE_SEEN
 
 log = logging.getLogger("slotguard.planner")
 
 LIFECYCLE = "lifecycle"
 SAFETY = "safety"
+# Money the practitioner gets to review before it is taken: fees and prepayments. A deposit
+# is expected at booking and goes at once.
+REVIEWED = frozenset({FEE, PREPAYMENT})
+RECORD_KINDS = frozenset({ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CREDIT})
+WAIVED_AMOUNT = "waived_amount"  # context of a fee a modifier took to zero: what was let go
+
+
+@dataclass
+class _Inputs:
+    """The client's history and account, read from the ledger only if a policy asks."""
+
+    ledger: Ledger
+    email: str
+    _history: ClientHistory | None = None
+    _account: ClientAccount | None = field(default=None)
+
+    def history(self) -> ClientHistory:
+        if self._history is None:
+            self._history = self.ledger.history(self.email)
+        return self._history
+
+    def account(self) -> ClientAccount:
+        if self._account is None:
+            self._account = ClientAccount.from_actions(self.email, self.ledger.actions(client_email=self.email))
+        return self._account
+
+    def forget_account(self) -> None:
+        self._account = None
 
 
 @dataclass
@@ -50,38 +106,48 @@ class Planner:
 
     def plan(self, happening: Happening, appointment: Appointment, now: datetime) -> list[Action]:
         """Plan and store the actions for one new happening; return those newly stored."""
+        inputs = _Inputs(self.ledger, appointment.client.email)
         kind = happening.kind
-        planned: list[Action] = []
+        proposals: list[Proposal] = []
         if kind is HappeningKind.BOOKED:
-            planned += self._booking_mail(happening, appointment, now, rescheduled=False)
+            proposals += self._booking_mail(appointment, now, rescheduled=False)
         elif kind is HappeningKind.RESCHEDULED and happening.detail != MOVED_BEFORE_SEEN:
             self._cancel_slot_mail(appointment, happening.previous_start, now, "the appointment was moved")
-            planned += self._booking_mail(happening, appointment, now, rescheduled=True)
+            proposals += self._booking_mail(appointment, now, rescheduled=True)
         elif kind in (HappeningKind.CANCELLED_BY_CLIENT, HappeningKind.CANCELLED_BY_PRACTITIONER):
             self._cancel_slot_mail(appointment, appointment.start, now, "the appointment was cancelled")
         elif kind is HappeningKind.WAIVED:
-            planned += self._waive_event(happening, appointment, now)
-        planned += self._policy_actions(happening, appointment, now)
-        return planned
+            proposals += self._waive_event(happening, appointment, now, inputs)
+        proposals += self._policy_proposals(happening, appointment, now, inputs)
+        proposals = self._email_details(proposals, happening, appointment, now, inputs)
+        proposals = self._final_safety(proposals, appointment, inputs)
+        return self._store(happening, appointment, proposals, now)
+
+    def _ask(self, policy: Policy, hook: str, inputs: _Inputs, **arguments) -> object:
+        """Call a policy's hook, reading history and account only if it takes them."""
+        if policy.wants(hook, "history"):
+            arguments["history"] = inputs.history()
+        if policy.wants(hook, "account"):
+            arguments["account"] = inputs.account()
+        return policy.call(hook, config=policy.config, **arguments)
 
     # -- lifecycle mail -------------------------------------------------------------------
-    def _booking_mail(self, happening: Happening, appointment: Appointment, now: datetime, rescheduled: bool) -> list[Action]:
+    def _booking_mail(self, appointment: Appointment, now: datetime, rescheduled: bool) -> list[Proposal]:
         if appointment.start <= now or appointment.is_cancelled:
             return []
-        proposals = []
-        if rescheduled or not self._series_confirmed(appointment):
-            proposals.append(
-                Proposal(
-                    kind=ActionKind.EMAIL,
-                    policy=LIFECYCLE,
-                    reason="the appointment was moved" if rescheduled else "confirm the booking and state the policy",
-                    template="booking_confirmation",
-                    slot="confirmation",
-                    context={"rescheduled": rescheduled, "series_id": appointment.series_id or ""},
-                )
-            )
+        if not rescheduled and self._series_confirmed(appointment):
+            return []
         # Reminders are planned when they fall due: see slotguard/reminders.py.
-        return self._store(happening, appointment, proposals, now)
+        return [
+            Proposal(
+                kind=ActionKind.EMAIL,
+                policy=LIFECYCLE,
+                reason="the appointment was moved" if rescheduled else "confirm the booking and state the policy",
+                template="booking_confirmation",
+                slot="confirmation",
+                context={"rescheduled": rescheduled, "series_id": appointment.series_id or ""},
+            )
+        ]
 
     def _series_confirmed(self, appointment: Appointment) -> bool:
         """True when another instance of the same recurring series was already confirmed:
@@ -102,78 +168,167 @@ class Planner:
                 self.ledger.update_action(action, now, why)
 
     # -- waivers --------------------------------------------------------------------------
-    def _waive_event(self, happening: Happening, appointment: Appointment, now: datetime) -> list[Action]:
-        """Waive open fees of this slot; plan a refund for fees already charged."""
-        why = happening.detail or "waived by the practitioner's mark on the event"
-        refunds: list[Proposal] = []
-        for action in self.ledger.actions(
-            kinds=[ActionKind.CHARGE, ActionKind.HOLD],
-            calendar_id=appointment.calendar_id,
-            event_id=appointment.event_id,
-        ):
-            if action.appointment_start != appointment.start:
-                continue
-            if action.state in OPEN_STATES:
-                waive_action(self.ledger, action, why, now)
-            elif action.state is ActionState.DONE and action.kind is ActionKind.CHARGE and action.amount:
-                refunds.append(refund_proposal(action, why))
-        return self._store(happening, appointment, refunds, now)
+    def _waiver_reason(self, happening: Happening, appointment: Appointment) -> str:
+        if happening.detail:
+            return happening.detail
+        for policy in self.policies:
+            found = policy.call("slotguard_waiver_reason", config=policy.config, happening=happening, appointment=appointment)
+            if found:
+                return str(found)
+        return "waived by the practitioner's mark on the event"
+
+    def _waive_event(self, happening: Happening, appointment: Appointment, now: datetime, inputs: _Inputs) -> list[Proposal]:
+        """A waiver means no money for this slot: open fees (and a deposit not yet used) are
+        waived; money already taken for them is refunded, a held deposit released."""
+        why = self._waiver_reason(happening, appointment)
+        proposals: list[Proposal] = []
+        actions = [
+            action
+            for action in self.ledger.actions(calendar_id=appointment.calendar_id, event_id=appointment.event_id)
+            if action.kind is not ActionKind.EMAIL and action.amount
+        ]
+        fees = [a for a in actions if purpose_of(a.kind, a.context) == FEE and a.appointment_start == appointment.start]
+        for action in fees:
+            proposals += self._waive_or_give_back(action, why, now)
+        # Fees waived above no longer use up the deposit that paid them: read the account again.
+        inputs.forget_account()
+        used = inputs.account().used_up()
+        for action in actions:
+            if purpose_of(action.kind, action.context) == DEPOSIT and action.id not in used:
+                proposals += self._waive_or_give_back(action, why, now)
+        inputs.forget_account()
+        return proposals + [refund_notice(proposal, why) for proposal in proposals]
+
+    def _waive_or_give_back(self, action: Action, why: str, now: datetime) -> list[Proposal]:
+        if action.state in OPEN_STATES:
+            waive_action(self.ledger, action, why, now)
+        elif action.state is ActionState.DONE:
+            if action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
+                return [refund_proposal(action, why)]
+            if action.kind is ActionKind.HOLD:
+                return [release_proposal(action, why)]
+            if action.kind is ActionKind.CREDIT and action.context.get(TARGET):
+                # Money paid earlier (a deposit) kept for the fee, or carried over: give it back.
+                return [refund_proposal(action, why, target=str(action.context[TARGET]))]
+        return []
 
     # -- policies -------------------------------------------------------------------------
-    def _policy_actions(self, happening: Happening, appointment: Appointment, now: datetime) -> list[Action]:
-        fee_policies = [policy for policy in self.policies if policy.info.role == "fee"]
-        modifiers = [policy for policy in self.policies if policy.info.role == "modifier"]
-        if not fee_policies:
-            return []
-        history = None
+    def _policy_proposals(self, happening: Happening, appointment: Appointment, now: datetime, inputs: _Inputs) -> list[Proposal]:
+        common = {"happening": happening, "appointment": appointment, "now": now}
         proposals: list[Proposal] = []
-        for policy in fee_policies:
-            if history is None and policy.wants("slotguard_propose", "history"):
-                history = self.ledger.history(appointment.client.email)
-            found = policy.call(
-                "slotguard_propose",
-                happening=happening,
-                appointment=appointment,
-                history=history,
-                config=policy.config,
-                now=now,
-            )
-            proposals.extend(found or [])
-        if not proposals:
+        for policy in self.policies:
+            if policy.implements("slotguard_propose"):
+                proposals.extend(self._ask(policy, "slotguard_propose", inputs, **common) or [])
+        if not proposals and not any(policy.implements("slotguard_settle") for policy in self.policies):
             return []
-        adjusted = []
+        modifiers = [policy for policy in self.policies if policy.implements("slotguard_modify")]
+        adjusted: list[Proposal] = []
         for proposal in proposals:
+            if not is_fee(proposal):
+                adjusted.append(proposal)
+                continue
+            proposal = derive(proposal, context={INCIDENT: True})
+            extras: list[Proposal] = []
+            for modifier in modifiers:
+                if not is_fee(proposal) or proposal.amount.minor <= 0:
+                    break  # waived or turned into a record: nothing left to adjust
+                changed = self._ask(modifier, "slotguard_modify", inputs, proposal=proposal, **common)
+                before = proposal.amount
+                if isinstance(changed, Proposal):
+                    proposal = changed
+                elif changed:
+                    proposal, *more = list(changed)
+                    extras.extend(more)
+                if proposal.amount is not None and proposal.amount.minor <= 0 < before.minor:
+                    proposal = derive(proposal, context={WAIVED_AMOUNT: money_json(before)})
             if proposal.kind in MONEY_KINDS and proposal.amount is not None:
-                for modifier in modifiers:
-                    if history is None and modifier.wants("slotguard_modify", "history"):
-                        history = self.ledger.history(appointment.client.email)
-                    changed = modifier.call(
-                        "slotguard_modify",
-                        proposal=proposal,
-                        happening=happening,
-                        appointment=appointment,
-                        history=history,
-                        config=modifier.config,
-                        now=now,
-                    )
-                    if changed is not None:
-                        proposal = changed
                 proposal = self._safety(proposal, appointment)
             adjusted.append(proposal)
-        return self._store(happening, appointment, adjusted, now)
+            adjusted.extend(extras)
+        for policy in self.policies:
+            if policy.implements("slotguard_settle"):
+                settled = self._ask(policy, "slotguard_settle", inputs, proposals=tuple(adjusted), **common)
+                if settled is not None:
+                    adjusted = list(settled)
+        return adjusted
+
+    def _email_details(
+        self, proposals: list[Proposal], happening: Happening, appointment: Appointment, now: datetime, inputs: _Inputs
+    ) -> list[Proposal]:
+        """Let policies add details to each email; drop notices an email replaces."""
+        replaced = {proposal.reports_on for proposal in proposals if proposal.context.get(REPLACES_NOTICES) and proposal.reports_on}
+        detailing = [policy for policy in self.policies if policy.implements("slotguard_email_details")]
+        result = []
+        for proposal in proposals:
+            if proposal.kind is ActionKind.EMAIL:
+                if proposal.reports_on in replaced and not proposal.context.get(REPLACES_NOTICES):
+                    continue
+                for policy in detailing:
+                    extra = self._ask(
+                        policy, "slotguard_email_details", inputs,
+                        proposal=proposal, happening=happening, appointment=appointment, now=now,
+                    )
+                    if extra:
+                        proposal = derive(proposal, context=extra)
+            result.append(proposal)
+        return result
 
     def _safety(self, proposal: Proposal, appointment: Appointment) -> Proposal:
         amount = proposal.amount
         assert amount is not None
         if amount.minor < 0:
-            return proposal.with_amount(Money.zero(amount.currency), "safety: a negative fee became zero")
-        if proposal.kind is ActionKind.CHARGE and amount > appointment.price:
+            return proposal.with_amount(Money.zero(amount.currency), "safety: a negative amount became zero")
+        if proposal.kind in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE) and amount > appointment.price:
             proposal = proposal.with_amount(appointment.price, f"safety: capped at the price {appointment.price}")
             amount = appointment.price
         cap = self.settings.payments.max_single_charge
-        if cap is not None and proposal.kind in (ActionKind.CHARGE, ActionKind.HOLD) and amount > cap:
+        if cap is not None and proposal.kind in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE) and amount > cap:
             proposal = proposal.with_amount(cap, f"safety: capped at max_single_charge {cap}")
         return proposal
+
+    def _final_safety(self, proposals: list[Proposal], appointment: Appointment, inputs: _Inputs) -> list[Proposal]:
+        """Every money proposal within bounds; money is given back at most once."""
+        refunded: dict[str, int] = {}
+        released: set[str] = set()
+        dropped: set[str] = set()
+        kept: list[Proposal] = []
+        for proposal in proposals:
+            if proposal.kind in MONEY_KINDS and proposal.amount is not None:
+                proposal = self._safety(proposal, appointment)
+                target = str(proposal.context.get(TARGET) or "")
+                if proposal.kind is ActionKind.REFUND and target:
+                    left = self._refundable(target, inputs.account()) - refunded.get(target, 0)
+                    if left <= 0:
+                        log.info("dropped refund target=%s: nothing left to refund", target)
+                        dropped.add(proposal.slot)
+                        continue
+                    if proposal.amount.minor > left:
+                        proposal = proposal.with_amount(
+                            Money(left, proposal.amount.currency), f"safety: capped at what is left to refund ({Money(left, proposal.amount.currency)})"
+                        )
+                    refunded[target] = refunded.get(target, 0) + proposal.amount.minor
+                elif proposal.kind is ActionKind.RELEASE and target:
+                    if target in released or self._settled_hold(target, inputs.account()):
+                        dropped.add(proposal.slot)
+                        continue
+                    released.add(target)
+            kept.append(proposal)
+        return [proposal for proposal in kept if not (proposal.reports_on and proposal.reports_on in dropped)]
+
+    @staticmethod
+    def _refundable(target: str, account: ClientAccount) -> int:
+        entry = account.entry(target)
+        if entry is None or entry.amount is None or entry.state is not ActionState.DONE:
+            return 0
+        return entry.amount.minor - account.refunded(target)
+
+    @staticmethod
+    def _settled_hold(target: str, account: ClientAccount) -> bool:
+        """True when a hold was released or captured already (or that is planned)."""
+        return any(
+            entry.kind in (ActionKind.RELEASE, ActionKind.CAPTURE) and entry.live and entry.context.get(TARGET) == target
+            for entry in account.entries
+        )
 
     # -- storing --------------------------------------------------------------------------
     def _store(self, happening: Happening, appointment: Appointment, proposals: list[Proposal], now: datetime) -> list[Action]:
@@ -188,20 +343,38 @@ class Planner:
             state = ActionState.PLANNED
             reason = proposal.reason
             kind = proposal.kind
+            amount = proposal.amount
+            executed_at = None
             if kind in MONEY_KINDS and proposal.amount is not None:
                 earliest = max(proposal.due or now, now)
-                due = earliest + review if kind in (ActionKind.CHARGE, ActionKind.CAPTURE) else earliest
-                if kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
+                reviewed = kind in (ActionKind.CHARGE, ActionKind.CAPTURE) and purpose_of(kind, proposal.context) in REVIEWED
+                due = earliest + review if reviewed else earliest
+                if reviewed:
                     state = ActionState.PENDING_REVIEW
-                if proposal.amount.is_zero and kind is ActionKind.CHARGE:
-                    kind, state, due = ActionKind.WAIVE, ActionState.DONE, now
+                if proposal.amount.is_zero and kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
+                    # Recorded as waived, with the amount that was let go.
+                    kind, state, due, executed_at = ActionKind.WAIVE, ActionState.DONE, now, now
+                    waived = proposal.context.get(WAIVED_AMOUNT)
+                    amount = Money(**waived) if waived else proposal.amount
+                elif proposal.amount.is_zero:
+                    continue  # nothing to hold, release or refund
                 elif before_watch:
                     state = ActionState.CANCELLED
                     reason += f"; not charged: the appointment is before charge_from ({to_utc_text(self.charge_from)}), when Slotguard started watching"
+            elif kind in RECORD_KINDS:
+                due = max(proposal.due or now, now)
+                if kind is ActionKind.CREDIT and purpose_of(kind, proposal.context) in REVIEWED and proposal.amount:
+                    # Money already paid (a deposit) kept as a fee: reviewed like any fee.
+                    state, due = ActionState.PENDING_REVIEW, due + review
+                    if before_watch:
+                        state = ActionState.CANCELLED
+                        reason += "; not kept: the appointment is before charge_from"
+                elif due <= now:
+                    state, executed_at = ActionState.DONE, now
             else:
                 due = proposal.due or now
                 if proposal.reports_on in due_by_slot:
-                    due = due_by_slot[proposal.reports_on]
+                    due = max(due, due_by_slot[proposal.reports_on])
                 if before_watch and proposal.reports_on:
                     state = ActionState.CANCELLED
                     reason += "; not sent: the fee it reports on is before charge_from"
@@ -221,10 +394,11 @@ class Planner:
                 due_at=due,
                 created_at=now,
                 updated_at=now,
-                amount=proposal.amount,
+                amount=amount,
                 template=proposal.template,
                 reports_on=ids_by_slot.get(proposal.reports_on) if proposal.reports_on else None,
                 appointment_start=appointment.start,
+                executed_at=executed_at,
                 context=context,
             )
             if self.ledger.add_action(action):
@@ -233,17 +407,46 @@ class Planner:
                     "planned action=%s kind=%s state=%s policy=%s event=%s due=%s",
                     action.id, action.kind.value, action.state.value, action.policy, action.event_ref, to_utc_text(due),
                 )
+                self._supersede(action, now)
         return stored
+
+    def _supersede(self, action: Action, now: datetime) -> None:
+        """Open actions the new one replaces: fees and holds are waived, the rest cancelled."""
+        for old_id in action.context.get(SUPERSEDES) or ():
+            old = self.ledger.action(str(old_id))
+            if old is None or old.state not in OPEN_STATES:
+                continue
+            why = f"replaced by {action.id} ({action.policy})"
+            if old.kind in (ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.HOLD):
+                waive_action(self.ledger, old, why, now)
+                continue  # its notice goes out and says there is nothing to pay
+            old.state = ActionState.CANCELLED
+            if self.ledger.update_action(old, now, why, expect=OPEN_STATES):
+                cancel_reports(self.ledger, old, now, f"what it reports on was {why}")
 
 
 def waive_action(ledger: Ledger, action: Action, why: str, now: datetime) -> bool:
-    """Waive an open fee; emails reporting on it will say there is no fee. True if waived."""
+    """Waive an open fee; emails reporting on it will say there is no fee (a request for a
+    deposit or prepayment no longer needed is not sent at all). True if waived."""
     action.state = ActionState.WAIVED
     action.reason = f"{action.reason}; waived: {why}"
-    return ledger.update_action(action, now, f"waived: {why}", expect=OPEN_STATES)
+    waived = ledger.update_action(action, now, f"waived: {why}", expect=OPEN_STATES)
+    if waived and purpose_of(action.kind, action.context) in (DEPOSIT, PREPAYMENT):
+        cancel_reports(ledger, action, now, "the money it asks for is no longer needed")
+    return waived
 
 
-def refund_proposal(charge: Action, why: str) -> Proposal:
+def cancel_reports(ledger: Ledger, action: Action, now: datetime, why: str) -> None:
+    """Cancel the open emails that report on `action`."""
+    for email in ledger.actions(states=OPEN_STATES, kinds=[ActionKind.EMAIL], calendar_id=action.calendar_id, event_id=action.event_id):
+        if email.reports_on == action.id:
+            email.state = ActionState.CANCELLED
+            ledger.update_action(email, now, why, expect=OPEN_STATES)
+
+
+def refund_proposal(charge: Action, why: str, target: str | None = None) -> Proposal:
+    """Give back the money `charge` took (a charge or capture; or, for a deposit kept as a
+    fee, `target` names the deposit's charge). The planner caps it at what is left."""
     assert charge.amount is not None
     return Proposal(
         kind=ActionKind.REFUND,
@@ -251,6 +454,22 @@ def refund_proposal(charge: Action, why: str) -> Proposal:
         reason=f"refund of {charge.amount} charged by {charge.policy}: {why}",
         amount=charge.amount,
         slot=f"refund-{charge.id}",
-        context={"target_action_id": charge.id, "target_external_id": charge.external_id},
+        context={
+            "purpose": REFUND if purpose_of(charge.kind, charge.context) != DEPOSIT else DEPOSIT_RETURN,
+            TARGET: target or charge.id,
+            "target_external_id": charge.external_id if not target else "",
+            SETTLES: charge.id,
+        },
     )
 
+
+def release_proposal(hold: Action, why: str) -> Proposal:
+    assert hold.amount is not None
+    return Proposal(
+        kind=ActionKind.RELEASE,
+        policy=hold.policy,
+        reason=f"release of the {hold.amount} hold by {hold.policy}: {why}",
+        amount=hold.amount,
+        slot=f"release-{hold.id}",
+        context={"purpose": DEPOSIT_RETURN, TARGET: hold.id, "target_external_id": hold.external_id, SETTLES: hold.id},
+    )

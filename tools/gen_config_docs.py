@@ -55,6 +55,7 @@ NARROWING_VALIDATORS = {
     "_positive_duration": "positive duration",
     "_positive_money": "positive amount",
     "_timezone": "time zone",
+    "_percent": "percent",
 }
 
 HEADER = """\
@@ -85,6 +86,7 @@ VALUE_TYPES = """\
 | amount | text with an ISO currency code: `"900 NOK"`, `"NOK 900"`, `"450.50 EUR"`; a comma works as the decimal mark; never a bare number (no floats); no more decimals than the currency has (none for JPY, KRW and other zero-decimal currencies) |
 | positive amount | an amount larger than zero |
 | fee | a percentage of the price, `"50%"` (0% to 100%), or a fixed amount, `"450 NOK"`; a fee is never more than the price |
+| percent | text like `"50%"`, from 0% to 100% (some keys need more than 0%); never a float |
 | timestamp | a TOML date-time with a UTC offset: `2026-11-23T00:00:00+01:00` |
 | time zone | an IANA time zone name: `"Europe/Oslo"` |
 """

@@ -1,0 +1,78 @@
+"""`main.py policies` and `main.py simulate` as separate processes on the example practice,
+and a third-party policy (the example package, installed by the Makefile) enabled in a real
+config file."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = "2026-11-26T12:00:00+01:00"
+
+
+def main(cwd, *args, check=True):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture()
+def practice(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    return tmp_path
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_policies_lists_built_in_and_installed_policies_and_what_is_enabled(practice):
+    found = {item["name"]: item for item in json.loads(main(practice, "policies", "--json").stdout)["policies"]}
+    assert found["late_cancel"]["enabled"] and found["late_cancel"]["position"] == 1 and found["late_cancel"]["source"] == "built in"
+    assert found["first_offense_grace"]["emails"] == ["grace_warning"] and not found["first_offense_grace"]["enabled"]
+    assert found["weekend_surcharge"]["source"] == "installed (slotguard_weekend_surcharge)"
+
+
+def test_simulate_tries_a_policy_set_on_the_past_and_changes_nothing(practice):
+    main(practice, "run", "--once", "--now", NOW)
+    before = digest(practice)
+    result = main(practice, "simulate", "--from", "2026-11-23", "--to", "2026-11-29", "--policies", "late_cancel,no_show,first_offense_grace", "--json")
+    data = json.loads(result.stdout)
+    assert data["policies"] == ["late_cancel", "no_show", "first_offense_grace"]
+    assert data["clients"]["bjorn@example.com"]["waived"] == {"minor": 90000, "currency": "NOK"}
+    assert data["clients"]["clara@example.com"]["waived"] == {"minor": 45000, "currency": "NOK"}
+    assert data["total"]["fees"]["minor"] == 0
+    assert data["actual"]["fees"]["minor"] == 90000 + 45000
+    assert data["clients"]["bjorn@example.com"]["emails"]["grace_warning"] == 1
+    assert digest(practice) == before, "no money moved, no mail written, the ledger untouched"
+    text = main(practice, "simulate", "--from", "2026-11-23", "--to", "2026-11-29").stdout
+    assert "Policies: late_cancel, no_show" in text and "bjorn@example.com" in text
+
+
+def test_simulate_refuses_unknown_policies_and_a_missing_ledger(practice):
+    result = main(practice, "simulate", "--from", "2026-11-23", "--to", "2026-11-29", "--policies", "late_cancel,nope", check=False)
+    assert result.returncode == 2 and "unknown policy 'nope'" in result.stderr and "first_offense_grace" in result.stderr
+    result = main(practice, "simulate", "--from", "2026-11-23", "--to", "2026-11-29", check=False)
+    assert result.returncode == 2 and "no ledger at var/ledger.sqlite3" in result.stderr
+    assert not (practice / "var").exists()
+
+
+def test_a_third_party_policy_in_a_config_file_is_validated_at_start(practice):
+    path = practice / "config/example.toml"
+    text = path.read_text()
+    text = text.replace('enabled = ["late_cancel", "no_show"]', 'enabled = ["late_cancel", "no_show", "weekend_surcharge"]')
+    path.write_text(text + '\n[policies.weekend_surcharge]\nsurcharge = "150%"\n')
+    result = main(practice, "check-config", check=False)
+    assert result.returncode == 2 and "policies.weekend_surcharge.surcharge: must be between 0% and 100%" in result.stderr
+    path.write_text(text + '\n[policies.weekend_surcharge]\nsurcharge = "20%"\n')
+    assert "configuration is valid" in main(practice, "check-config").stdout
