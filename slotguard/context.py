@@ -63,7 +63,8 @@ def _fee(fee: Action | None) -> dict[str, Any] | None:
     if fee is None or fee.amount is None:
         return None
     state = fee.state.value
-    if fee.kind is ActionKind.WAIVE or fee.state is ActionState.CANCELLED:
+    if fee.kind in (ActionKind.WAIVE, ActionKind.WRITEOFF) or fee.state is ActionState.CANCELLED:
+        # A written-off fee is not chased: the client reads that there is no fee.
         state = "waived"
     return {
         "amount": fee.amount,

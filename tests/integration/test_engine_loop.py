@@ -211,3 +211,17 @@ def test_a_booking_made_30_hours_ahead_gets_only_the_24_hour_reminder_and_only_o
     reminders = [a for a in loop.ledger.actions() if a.template == "reminder"]
     assert [(a.state, a.due_at) for a in reminders] == [(ActionState.DONE, WEDNESDAY_10 - timedelta(hours=24))]
     assert reminders[0].executed_at - reminders[0].due_at < timedelta(minutes=30)
+
+
+def test_a_written_off_fee_is_not_asked_of_the_client(tmp_path):
+    loop = Loop(tmp_path, policies={"enabled": ["late_cancel", "no_show", "small_amount_writeoff"],
+                                    "no_show": {"fee": "50 NOK"}, "small_amount_writeoff": {"below": "100 NOK"}})
+    loop.put(event("e1", WEDNESDAY_10), MONDAY)
+    loop.tick(MONDAY)
+    after = WEDNESDAY_10 + timedelta(hours=1)
+    loop.put(event("e1", WEDNESDAY_10, color="11"), after)
+    loop.run_until(after, after + timedelta(hours=13))
+    assert [a.kind for a in loop.ledger.actions() if a.kind in (ActionKind.CHARGE, ActionKind.WRITEOFF)] == [ActionKind.WRITEOFF]
+    [followup] = [m for m in loop.messages().values() if m["Subject"] == "We missed you today"]
+    text = loop.body(followup)
+    assert "50" not in text and "Vipps" not in text
