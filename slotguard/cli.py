@@ -168,7 +168,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
     upcoming = ledger.upcoming(now, limit=20)
-    pending = ledger.actions(states=OPEN_STATES, kinds=[ActionKind.CHARGE])
+    pending = ledger.actions(states=[ActionState.PENDING_REVIEW], kinds=[ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.CREDIT])
     done = ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE])
     receivables = [a for a in done if a.context.get("payment_status") in ("receivable", "unpaid")]
     failed = ledger.actions(states=[ActionState.FAILED])
@@ -233,7 +233,8 @@ def cmd_waive(args: argparse.Namespace) -> int:
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
     action = ledger.action(args.action_id)
-    if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD):
+    # A fee can be a charge, a hold, a hold captured for a fee, or a kept deposit (credit).
+    if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT):
         print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
         return 1
     reason = f"waived by the practitioner: {args.reason}"
@@ -242,7 +243,7 @@ def cmd_waive(args: argparse.Namespace) -> int:
             waive_action(ledger, action, reason, now)
         print(f"{action.id}: fee of {_money(action)} waived; the client's email will not mention a fee.")
         return 0
-    if action.state is ActionState.DONE and action.kind is ActionKind.CHARGE:
+    if action.state is ActionState.DONE and action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE) and action.amount:
         proposal = refund_proposal(action, reason)
         refund = Action(
             id=action_id_for(f"manual-waive/{action.id}", proposal.policy, "refund", proposal.slot),
