@@ -135,9 +135,19 @@ def appointment_attachment(settings: Settings, appointment: Appointment, context
 
 
 def compose_email(
-    settings: Settings, policies: list[Policy], renderer: Renderer, ledger: Ledger, action: Action, now: datetime
+    settings: Settings,
+    policies: list[Policy],
+    renderer: Renderer,
+    ledger: Ledger,
+    action: Action,
+    now: datetime,
+    provider: Any = None,
 ) -> EmailMessage:
     """The message an email action sends, in its recipient's language.
+
+    With a card provider (Stripe), a booking confirmation to a client with no card on file
+    carries a link to save one (a Checkout Session in setup mode), in the slot the template
+    has for `details.payment_link`, unless the action already has its own payment link.
 
     Raises TemplateProblem (a template fails), ValueError (an unusable address, or the
     appointment is no longer in the ledger).
@@ -158,6 +168,12 @@ def compose_email(
         fee = ledger.action(action.reports_on) if action.reports_on else None
         context = email_context(settings, policies, action, appointment, fee)
         to_name = context["client"]["name"]
+        if provider is not None and action.template == "booking_confirmation" and not context["details"].get("payment_link"):
+            from slotguard.payments_poll import card_setup_link_for
+
+            link = card_setup_link_for(provider, settings, policies, action.client_email, to_name)
+            if link:
+                context["details"]["payment_link"] = link
         if action.template in ICS_TEMPLATES:
             attachments.append(appointment_attachment(settings, appointment, context, now))
     rendered = renderer.render(action.template, context, recipient_locale(settings, action, appointment))

@@ -357,7 +357,7 @@ class Engine:
         from slotguard.context import compose_email
 
         # In the recipient's language, with the .ics where the template has one (context.py).
-        message = compose_email(self.settings, self.policies, self.renderer, self.ledger, action, now)
+        message = compose_email(self.settings, self.policies, self.renderer, self.ledger, action, now, provider=self.provider)
         self.mailer.send(message, action.id)
         action.external_id = message["Message-ID"]
 

@@ -85,3 +85,30 @@ def test_booking_email_link_only_when_a_card_is_needed(stripe_settings, stripe_p
     stripe_proxy.inject("error", method="*", path=r"/v1/.*", status=500, times=-1)
     offline = open_provider(settings, max_network_retries=0)
     assert card_setup_link_for(offline, settings, fee_policies, "cy@example.com") == "", "the email still goes out"
+
+
+def test_the_booking_confirmation_carries_the_card_link_only_for_clients_without_a_card(
+    tmp_path, stripe_proxy, stripe_provider, stripe_client_with_card, monkeypatch
+):
+    from datetime import timedelta
+
+    from tests.support.builders import event
+    from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY
+
+    monkeypatch.setenv(KEY_ENV, TEST_KEY)
+    settings = practice_with_fee_policies(
+        payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url}
+    )
+    stripe_client_with_card("ana@example.com")
+    calendar, mailer = MemoryCalendar("primary"), MemoryMailer()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    calendar.put(event("e1", now + timedelta(days=3)), now)
+    calendar.put(event("e2", now + timedelta(days=3, hours=2), client="new@example.com", name="New Client"), now)
+    engine = build_engine(settings, now, ledger=Ledger(tmp_path / "l.sqlite3"), calendars=[(calendar, NullWriteBack())],
+                          provider=stripe_provider, mailer=mailer)
+    engine.tick(now)
+    bodies = {m["To"].addresses[0].addr_spec: m.get_body(("plain",)).get_content() for m in mailer.sent.values()}
+    assert set(bodies) == {"ana@example.com", "new@example.com"}
+    assert "/c/pay/" not in bodies["ana@example.com"], "Ana has a card on file"
+    link = next(word for word in bodies["new@example.com"].split() if "/c/pay/" in word)
+    assert page_is_live(link)
