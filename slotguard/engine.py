@@ -178,10 +178,11 @@ class Engine:
         for page in source.pages(token, now):
             full = full or page.full
             with self.ledger.transaction():
-                for event in page.events:
-                    event_id = str(event.get("id") or "")
+                ids = [str(event.get("id") or "") for event in page.events]
+                known = self.ledger.fingerprints(calendar_id, ids)
+                for event_id, event in zip(ids, page.events):
                     seen_ids.add(event_id)
-                    self.process_event(calendar_id, event, now, report)
+                    self.process_event(calendar_id, event, now, report, known.get(event_id, False))
             window = (page.window_start, page.window_end)
             if page.last:
                 with self.ledger.transaction():
@@ -191,11 +192,18 @@ class Engine:
                         self.ledger.set_meta(f"full_sync:{calendar_id}", to_utc_text(now))
                     self.ledger.record_sync(calendar_id, page.next_sync_token, now)
 
-    def process_event(self, calendar_id: str, event: dict, now: datetime, report: TickReport) -> None:
-        """Track one event; a bad one is recorded as a problem and skipped."""
+    def process_event(
+        self, calendar_id: str, event: dict, now: datetime, report: TickReport, known: tuple[str, bool] | None | bool = False
+    ) -> None:
+        """Track one event; a bad one is recorded as a problem and skipped.
+
+        `known` is the event's (fingerprint, open) from the ledger when the caller fetched it
+        for a whole page, None when the ledger does not know the event, False to look it up.
+        """
         report.events_seen += 1
         event_id = str(event.get("id") or "?")
-        known = self.ledger.fingerprint(calendar_id, event_id)
+        if known is False:
+            known = self.ledger.fingerprint(calendar_id, event_id)
         try:
             previous = self.ledger.tracked(calendar_id, event_id) if known else None
             result = normalize(event, calendar_id, self.settings, now, previous.appointment if previous else None)

@@ -186,6 +186,10 @@ class Ledger:
         except sqlite3.Error as error:
             raise LedgerError(f"cannot open the ledger {self.path}: {error}") from None
         self._depth = 0
+        # (client, series) pairs known to have a booking confirmation, so that a weekly
+        # client's fifty instances cost one query, not fifty; emptied on a rollback, since
+        # it may hold what the rolled-back transaction wrote.
+        self._series_seen: set[tuple[str, str]] = set()
         self._migrate()
 
     def close(self) -> None:
@@ -227,6 +231,7 @@ class Ledger:
             self._depth -= 1
             if self._depth == 0:
                 self.db.execute("ROLLBACK")
+                self._series_seen.clear()
             raise
         self._depth -= 1
         if self._depth == 0:
@@ -298,6 +303,20 @@ class Ledger:
             outcome=row["outcome"],
             first_seen=from_utc_text(row["first_seen"]),
         )
+
+    def fingerprints(self, calendar_id: str, event_ids: list[str]) -> dict[str, tuple[str, bool]]:
+        """fingerprint() for many events of one calendar at once (one query per 500)."""
+        found: dict[str, tuple[str, bool]] = {}
+        for index in range(0, len(event_ids), 500):
+            chunk = event_ids[index:index + 500]
+            rows = self.db.execute(
+                "SELECT event_id, fingerprint, cancellation, outcome FROM appointments WHERE calendar_id = ? "
+                f"AND event_id IN ({','.join('?' * len(chunk))})",
+                [calendar_id, *chunk],
+            )
+            for row in rows:
+                found[row["event_id"]] = (row["fingerprint"], not row["cancellation"] and not row["outcome"])
+        return found
 
     def fingerprint(self, calendar_id: str, event_id: str) -> tuple[str, bool] | None:
         """(fingerprint, still open) of a known event, without decoding its snapshot."""
@@ -458,11 +477,16 @@ class Ledger:
 
     def series_confirmed(self, client_email: str, series_id: str) -> bool:
         """True when a booking confirmation was planned for this client and recurring series."""
+        if (client_email, series_id) in self._series_seen:
+            return True
         rows = self.db.execute(
             "SELECT context FROM actions WHERE client_email = ? AND kind = 'email' AND template = 'booking_confirmation'",
             (client_email,),
         )
-        return any(json.loads(row["context"]).get("series_id") == series_id for row in rows)
+        found = any(json.loads(row["context"]).get("series_id") == series_id for row in rows)
+        if found:
+            self._series_seen.add((client_email, series_id))
+        return found
 
     # -- actions --------------------------------------------------------------------------
     def add_action(self, action: Action, note: str = "") -> bool:
