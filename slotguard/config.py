@@ -188,6 +188,7 @@ class Marks(Strict):
     late_cancel: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#latecancel"]), description="How a client's cancellation is marked on an event kept in the calendar.")
     waive: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#waive", "#emergency", "#mistake"]), description="How a fee is waived (emergency, goodwill, mistaken booking).")
     attended: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#attended"]), description="How attendance is marked explicitly.")
+    wants_earlier: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#earlier"]), description="How a booking is marked whose client would like an earlier time: they are offered slots freed before it.")
     unmarked_after_end: Literal["attended", "unknown"] = Field(
         "attended",
         description='What an unmarked appointment counts as once `settle_after_end` has passed: "attended", or "unknown" (no history, no fee).',

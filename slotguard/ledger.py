@@ -367,6 +367,20 @@ class Ledger:
         )
         return [self._tracked(row) for row in rows]
 
+    def clients_wanting_earlier(self, before: datetime) -> list[tuple[str, str]]:
+        """(email, name) of clients whose booking after `before` is marked wants-earlier."""
+        rows = self.db.execute(
+            "SELECT client_email, snapshot FROM appointments WHERE cancellation = '' AND status != 'cancelled' "
+            "AND start_utc > ? AND snapshot LIKE '%\"wants_earlier\"%' ORDER BY start_utc",
+            (to_utc_text(before),),
+        )
+        found = []
+        for row in rows:
+            appointment = appointment_from_json(row["snapshot"])
+            if "wants_earlier" in appointment.marks:
+                found.append((appointment.client.email, appointment.client.name))
+        return found
+
     def upcoming_open(self, after: datetime, until: datetime) -> list[Tracked]:
         """Confirmed, not cancelled appointments starting in (after, until]."""
         rows = self.db.execute(

@@ -22,6 +22,7 @@ class Mark(StrEnum):
     LATE_CANCEL = "late_cancel"
     WAIVE = "waive"
     ATTENDED = "attended"
+    WANTS_EARLIER = "wants_earlier"
 
 
 class HappeningKind(StrEnum):

@@ -238,6 +238,7 @@ def normalize(
             (Mark.LATE_CANCEL, marks_config.late_cancel),
             (Mark.WAIVE, marks_config.waive),
             (Mark.ATTENDED, marks_config.attended),
+            (Mark.WANTS_EARLIER, marks_config.wants_earlier),
         )
         if _matches(rule, color, text)
     )

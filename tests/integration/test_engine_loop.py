@@ -225,3 +225,21 @@ def test_a_written_off_fee_is_not_asked_of_the_client(tmp_path):
     [followup] = [m for m in loop.messages().values() if m["Subject"] == "We missed you today"]
     text = loop.body(followup)
     assert "50" not in text and "Vipps" not in text
+
+
+def test_a_slot_freed_at_short_notice_is_offered_to_the_waitlist_and_to_clients_who_asked_for_earlier(tmp_path):
+    loop = Loop(tmp_path, mail={"waitlist": ["wait@example.com"], "digest_hour": -1})
+    loop.put(event("ana", WEDNESDAY_10), MONDAY)
+    loop.put(event("bo", WEDNESDAY_10 + timedelta(days=2), client="bo@example.com", name="Bo Ek", title="Massage #earlier"), MONDAY)
+    loop.put(event("cy", WEDNESDAY_10 + timedelta(days=2, hours=2), client="cy@example.com", name="Cy Dahl"), MONDAY)
+    loop.put(event("dee", WEDNESDAY_10 - timedelta(hours=2), client="dee@example.com", title="Massage #earlier"), MONDAY)
+    loop.tick(MONDAY)
+    cancel_at = WEDNESDAY_10 - timedelta(hours=5)
+    loop.put(event("ana", WEDNESDAY_10, title="Massage #latecancel"), cancel_at)
+    loop.tick(cancel_at)
+    offers = [a for a in loop.ledger.actions() if a.template == "slot_freed"]
+    assert sorted(a.client_email for a in offers) == ["bo@example.com", "wait@example.com"]
+    assert all(a.state is ActionState.DONE for a in offers)
+    [bo] = [m for m in loop.messages().values()
+            if m["To"].addresses[0].addr_spec == "bo@example.com" and m["Subject"].startswith("A time has become free")]
+    assert "Dear Bo" in loop.body(bo) and "Ana" not in loop.body(bo), "an offer never names the client who cancelled"
