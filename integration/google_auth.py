@@ -9,6 +9,7 @@ Which scope each feature needs (least privilege):
 | write-back: status keys in extendedProperties  | calendar.events.owned                   |
 | write-back: the "Slotguard:" description line  | calendar.events.owned                   |
 | event colour palette (colors.get, optional)    | calendar.events.owned (not .readonly)   |
+| sending mail (`mail.transport = "gmail"`)      | gmail.send                              |
 
 With `calendar.write_back = true` (the default) Slotguard asks for
 `https://www.googleapis.com/auth/calendar.events.owned`: see, change and create events on
@@ -16,6 +17,9 @@ calendars the practitioner owns, and nothing on calendars merely shared with the
 `write_back = false` it asks for `https://www.googleapis.com/auth/calendar.events.readonly`
 and never writes. Neither grants access to settings, sharing (ACLs) or other Google data.
 Switching write-back on later needs the auth command again (Slotguard says so).
+With `mail.transport = "gmail"` it also asks for `https://www.googleapis.com/auth/gmail.send`
+(send only: no reading, no drafts, no settings); the calendar scope is then asked for only
+when `calendar.source = "google"`.
 
 The token lives in `<storage.data_dir>/google-token.json`, mode 0600, replaced atomically.
 It holds the refresh token and the OAuth client secret: treat it like a password. Nothing
@@ -40,6 +44,7 @@ from slotguard.interfaces import AdapterError, ReauthorizationNeeded
 
 SCOPE_OWNED = "https://www.googleapis.com/auth/calendar.events.owned"
 SCOPE_READONLY = "https://www.googleapis.com/auth/calendar.events.readonly"
+SCOPE_GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
 TOKEN_FILE_NAME = "google-token.json"
 AUTH_COMMAND = "python main.py auth google"
 
@@ -47,8 +52,13 @@ log = logging.getLogger("slotguard.google")
 
 
 def scopes_for(settings: Any) -> list[str]:
-    """The scopes Slotguard asks for: events.owned with write-back, events.readonly without."""
-    return [SCOPE_OWNED] if settings.calendar.write_back else [SCOPE_READONLY]
+    """The scopes Slotguard asks for: events.owned with write-back, events.readonly without,
+    and gmail.send with `mail.transport = "gmail"` (then no calendar scope unless the
+    calendar source is Google)."""
+    calendar = [SCOPE_OWNED] if settings.calendar.write_back else [SCOPE_READONLY]
+    if settings.mail.transport != "gmail":
+        return calendar
+    return (calendar if settings.calendar.source == "google" else []) + [SCOPE_GMAIL_SEND]
 
 
 def token_path(settings: Any) -> Path:
@@ -56,9 +66,9 @@ def token_path(settings: Any) -> Path:
     return Path(settings.storage.data_dir) / TOKEN_FILE_NAME
 
 
-def reauthorize_message(what: str) -> str:
+def reauthorize_message(what: str, service: str = "Google Calendar") -> str:
     """A user-facing sentence: what happened, then the command that fixes it."""
-    return f"{what}. Run `{AUTH_COMMAND}` to connect Slotguard to Google Calendar again."
+    return f"{what}. Run `{AUTH_COMMAND}` to connect Slotguard to {service} again."
 
 
 def save_credentials(credentials: Credentials, path: Path) -> None:
@@ -109,8 +119,7 @@ def load_credentials(settings: Any, path: Path | None = None, token_uri: str | N
     except (ValueError, KeyError) as error:
         raise ReauthorizationNeeded(reauthorize_message(f"The Google token file {path} is unreadable ({type(error).__name__})")) from None
     granted = set(credentials.granted_scopes or credentials.scopes or [])
-    needed = scopes_for(settings)[0]
-    if needed == SCOPE_OWNED and SCOPE_OWNED not in granted:
+    if SCOPE_OWNED in scopes_for(settings) and SCOPE_OWNED not in granted:
         raise ReauthorizationNeeded(reauthorize_message(
             "Slotguard was connected read-only, but calendar.write_back is on and needs permission to edit your events"
         ))
@@ -205,6 +214,8 @@ def run_auth(settings: Any, client_secrets: str | None, *, open_browser: bool = 
         return 1
     path = token_path(settings)
     save_credentials(credentials, path)
-    mode = "read and write your events" if SCOPE_OWNED in scopes else "read your events (write-back off)"
+    allowed = {SCOPE_OWNED: "read and write your events", SCOPE_READONLY: "read your events (write-back off)",
+               SCOPE_GMAIL_SEND: "send email through Gmail"}
+    mode = " and ".join(allowed[scope] for scope in scopes)
     print(f"Connected. Slotguard may now {mode}. Token saved to {path} (readable only by you).")
     return 0

@@ -265,6 +265,7 @@ class Mail(Strict):
     outbox_dir: str = Field("var/outbox", description="outbox-dir: where .eml files are written.", examples=["var/outbox"])
     from_address: str = Field("", description="Sender address; defaults to practice.email.", examples=["bookings@example.com"])
     smtp: Smtp | None = Field(None, description="smtp: server settings.")
+    gmail_api_endpoint: str = Field("", description="gmail: override the Gmail API root (tests, proxies); messages go to ENDPOINT/gmail/v1/users/me/messages/send.", examples=["http://127.0.0.1:8080/"])
     templates_dir: str = Field("", description="A folder of your own templates (LOCALE/NAME.txt.j2 and .html.j2) that take precedence over the bundled ones.", examples=["config/templates"])
     max_attempts: int = Field(5, ge=1, description="Sending attempts before the practitioner is told a message failed.")
     client_locales: dict[str, str] = Field(

@@ -46,7 +46,9 @@ def open_mailer(settings: Settings) -> Mailer:
 
         return open_smtp(settings)
     if settings.mail.transport == "gmail":
-        raise ConfigError([f'mail.transport: "{settings.mail.transport}" is not available yet; use "smtp" or "outbox-dir"'])
+        from integration.gmail_mailer import open_mailer as open_gmail
+
+        return open_gmail(settings)
     from integration.outbox_dir import OutboxDirMailer
 
     return OutboxDirMailer(settings.mail.outbox_dir)
