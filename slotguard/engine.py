@@ -57,6 +57,7 @@ MASS_DELETION_SHARE = 0.5
 MASS_DELETION_MIN = 10
 RETRY_BASE = timedelta(minutes=2)
 RETRY_MAX = timedelta(hours=6)
+REAUTH_WAIT = timedelta(minutes=15)
 TIME_CHECK_HORIZON = timedelta(days=14)
 
 
@@ -305,7 +306,16 @@ class Engine:
         retryable = isinstance(error, AdapterError) and error.retryable
         limit = self.settings.mail.max_attempts
         action.last_error = str(error)
-        if retryable and action.attempts < limit:
+        if isinstance(error, ReauthorizationNeeded):
+            # Nothing is wrong with the action itself: it waits, without using up its
+            # attempts, until the practitioner runs the auth command again.
+            action.state = previous_state
+            action.attempts -= 1
+            action.due_at = now + REAUTH_WAIT
+            self.ledger.update_action(action, now, f"waiting for the account to be connected again: {error}")
+            report.executed[f"{action.kind.value}:waiting"] += 1
+            report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) waits: {error}")
+        elif retryable and action.attempts < limit:
             action.state = ActionState.PLANNED
             delay = min(RETRY_BASE * (2 ** (action.attempts - 1)), RETRY_MAX)
             action.due_at = now + delay

@@ -269,7 +269,7 @@ def test_the_engine_mails_through_gmail_retries_later_and_a_crash_costs_at_most_
     assert all(a.state is ActionState.DONE for a in ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "reminder")
 
 
-def test_a_revoked_token_fails_the_email_with_the_auth_command_in_the_report(tmp_path, google_fake, gmail_settings, google_credentials):
+def test_a_revoked_token_holds_the_email_until_the_account_is_connected_again(tmp_path, google_fake, gmail_settings, google_credentials):
     settings = gmail_settings()
     credentials = google_credentials([SCOPE_GMAIL_SEND], expired=True)
     save_credentials(credentials, token_path(settings))
@@ -281,5 +281,16 @@ def test_a_revoked_token_fails_the_email_with_the_auth_command_in_the_report(tmp
     report = engine.tick(MONDAY)
     assert any("python main.py auth google" in problem for problem in report.problems)
     [confirmation] = [a for a in engine.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "booking_confirmation"]
-    assert confirmation.state is ActionState.FAILED and "Gmail" in confirmation.last_error
+    assert confirmation.state is ActionState.PLANNED and "Gmail" in confirmation.last_error
     assert google_fake.sent == []
+    # Many ticks later it still waits, without using up its attempts...
+    for minutes in range(15, 24 * 60, 15):
+        engine.tick(MONDAY + timedelta(minutes=minutes))
+    assert engine.ledger.action(confirmation.id).state is ActionState.PLANNED
+    # ...and goes out once the practitioner has run the auth command again.
+    save_credentials(google_credentials([SCOPE_GMAIL_SEND]), token_path(settings))
+    engine.tick(MONDAY + timedelta(days=1, minutes=15))
+    assert engine.ledger.action(confirmation.id).state is ActionState.DONE
+    confirmations = [sent for sent in google_fake.sent
+                     if sent.recipients == ["ana@example.com"] and "is booked" in sent.message["Subject"]]
+    assert len(confirmations) == 1
