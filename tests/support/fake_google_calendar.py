@@ -593,9 +593,10 @@ def _make_handler(fake: FakeGoogleCalendar) -> type[BaseHTTPRequestHandler]:
             for name, value in extra.items():
                 self.send_header(name, value)
             head_size = sum(len(chunk) for chunk in getattr(self, "_headers_buffer", []))
+            # Recorded before the client can see the answer, so a test never reads a half record.
+            recorded.status, recorded.bytes_out = status, head_size + 2 + len(payload)
             self.end_headers()
             self.wfile.write(payload)
-            recorded.status, recorded.bytes_out = status, head_size + 2 + len(payload)
 
         do_GET = do_POST = do_PATCH = _serve
 
