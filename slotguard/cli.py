@@ -164,12 +164,15 @@ def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from slotguard.cli_collections import status_section
+
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
     upcoming = ledger.upcoming(now, limit=20)
     pending = ledger.actions(states=[ActionState.PENDING_REVIEW], kinds=[ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.CREDIT])
     done = ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE])
+    done, balances, balance_lines = status_section(ledger, settings, now, done)  # unpaid fees: what is still owed
     receivables = [a for a in done if a.context.get("payment_status") in ("receivable", "unpaid")]
     failed = ledger.actions(states=[ActionState.FAILED])
     data = {
@@ -179,6 +182,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         ],
         "pending_review": [action_json(a) for a in pending],
         "receivables": [action_json(a) for a in receivables],
+        "balances": balances,
         "failed": [action_json(a) for a in failed],
         "problems": ledger.problems(),
         "calendars": ledger.sync_states(),
@@ -196,6 +200,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"\nReceivables, not yet paid ({len(receivables)}):")
     for a in receivables:
         print(f"  {a.id}  {_money(a):>12}  {a.client_email}  since {_local(a.executed_at, settings)}")
+    if balance_lines:
+        print(f"\nBalances by client ({len(balance_lines)}; `main.py balance` for the details):", *balance_lines, sep="\n")
     if failed:
         print(f"\nFailed actions ({len(failed)}), need your attention:")
         for a in failed:

@@ -15,6 +15,7 @@ import stat
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -302,6 +303,106 @@ class Storage(Strict):
         return self.ledger or str(Path(self.data_dir) / "ledger.sqlite3")
 
 
+def _percent(value: Any) -> Decimal:
+    """A percent written "20%" (or "20"), between 0 and 100; floats are refused."""
+    if isinstance(value, Decimal):
+        percent = value
+    elif isinstance(value, (float, bool)):
+        raise ValueError('write the percent as text, like "20%" (not a float)')
+    else:
+        try:
+            percent = Decimal(str(value).strip().removesuffix("%").strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a percent like \"20%\"") from None
+    if not percent.is_finite() or percent < 0 or percent > 100:
+        raise ValueError("must be between 0% and 100%")
+    return percent
+
+
+Percent = Annotated[Decimal, BeforeValidator(_percent), PlainSerializer(lambda value: f"{value.normalize():f}%", return_type=str)]
+COLLECTION_TEMPLATES = ("payment_reminder_1", "payment_reminder_2", "payment_final_notice")
+
+
+class CollectionStep(Strict):
+    """One step of the ladder for an unpaid fee: an email (and optionally a card retry and an
+    offer), or the final decision to write the debt off or refer it."""
+
+    after: PositiveDuration = Field(description="How long after the fee became unpaid the step comes (the gap to the previous step is kept when a step comes late).", examples=["14d"])
+    template: str = Field("", description=f"The email sent at this step: {', '.join(COLLECTION_TEMPLATES)} or a template of your own (mail.templates_dir). Not with `action`.", examples=["payment_reminder_2"])
+    retry_charge: bool = Field(False, description="stripe: try the saved card again (off-session, once for this step) before the email goes; ignored with record-only.", examples=[True])
+    offer: Literal["plan", "settlement"] | None = Field(None, description='Offer a payment plan ([collections.plan]) or a settlement ([collections.settlement]) in this email.', examples=["plan"])
+    action: Literal["writeoff_or_refer"] | None = Field(None, description="The last step: write the debt off (below `writeoff_below`, or when collecting would not be worth `collection_cost`) or mark it for referral and tell you.", examples=["writeoff_or_refer"])
+
+
+class CollectionPlan(Strict):
+    installments: int = Field(3, ge=2, description="Into how many installments the balance is split (fewer when an installment would be below `min_installment`).", examples=[3])
+    every: PositiveDuration = Field(timedelta(days=30), description="Time between installments; an installment unpaid this long after it was due ends the plan, and the reminders resume for the rest.", examples=["30d"])
+    min_installment: PositiveAmount | None = Field(None, description="No installment is smaller than this; a balance too small for two is not offered a plan.", examples=["200 NOK"])
+
+
+class CollectionSettlement(Strict):
+    discount: Percent = Field(Decimal(20), description="How much less the client pays when settling within `valid_for`; the rest is written off when they pay.", examples=["20%"])
+    valid_for: PositiveDuration = Field(timedelta(days=14), description="How long the settlement offer stands.", examples=["14d"])
+
+
+class Collections(Strict):
+    """The polite ladder for unpaid fees (docs/collections.md). Off while `steps` is empty."""
+
+    steps: list[CollectionStep] = Field(
+        default_factory=list,
+        description="The ladder, ordered by `after`; empty turns collections off.",
+        examples=[[
+            {"after": "3d", "template": "payment_reminder_1"},
+            {"after": "14d", "template": "payment_reminder_2", "retry_charge": True},
+            {"after": "30d", "template": "payment_final_notice", "offer": "plan"},
+            {"after": "45d", "action": "writeoff_or_refer"},
+        ]],
+    )
+    plan: CollectionPlan = Field(default_factory=CollectionPlan, description="The payment plan a step with `offer = \"plan\"` proposes.")
+    settlement: CollectionSettlement = Field(default_factory=CollectionSettlement, description="The settlement a step with `offer = \"settlement\"` proposes.")
+    writeoff_below: PositiveAmount | None = Field(None, description="The last step writes off a balance below this, and one whose expected recovery after `collection_cost` is below it; never chase less.", examples=["150 NOK"])
+    collection_cost: FeeRule = Field(Fee(percent=Decimal(30)), description="What referring a debt to an agency would cost: a percent of the balance or a fixed amount.", examples=["30%"])
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.steps)
+
+    def problems(self, currency: str, templates_dir: str) -> list[str]:
+        """What is wrong with the ladder, each with its path (amounts in `currency`)."""
+        problems = []
+        previous = None
+        for index, step in enumerate(self.steps):
+            path = f"collections.steps.{index}"
+            if previous is not None and step.after <= previous:
+                problems.append(f"{path}.after: {format_duration(step.after)} is not after the previous step ({format_duration(previous)}): order the steps by `after`")
+            previous = step.after
+            if step.action:
+                if step.template or step.retry_charge or step.offer:
+                    problems.append(f"{path}: a step with action = \"{step.action}\" sends nothing, so leave out template, retry_charge and offer")
+                if index != len(self.steps) - 1:
+                    problems.append(f"{path}.action: \"{step.action}\" ends the ladder, so make it the last step")
+            elif not step.template:
+                problems.append(f"{path}.template: required (one of {', '.join(COLLECTION_TEMPLATES)}) unless the step has an action")
+            elif not _template_exists(step.template, templates_dir):
+                problems.append(f"{path}.template: no template {step.template!r} (LOCALE/{step.template}.txt.j2) in the bundled templates or mail.templates_dir (known: {', '.join(COLLECTION_TEMPLATES)})")
+        amounts = (("plan.min_installment", self.plan.min_installment), ("writeoff_below", self.writeoff_below), ("collection_cost", self.collection_cost.fixed))
+        for path, amount in amounts:
+            if amount is not None and amount.currency != currency:
+                problems.append(f"collections.{path}: {amount} is not in the practice currency {currency}")
+        if not Decimal(0) < self.settlement.discount < Decimal(100):
+            problems.append("collections.settlement.discount: must be more than 0% and less than 100%")
+        return problems
+
+
+def _template_exists(name: str, templates_dir: str) -> bool:
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        return False
+    bundled = Path(__file__).resolve().parent.parent / "templates"
+    folders = [Path(templates_dir)] if templates_dir else []
+    folders.append(bundled)
+    return any(folder.is_dir() and any(folder.glob(f"*/{name}.txt.j2")) for folder in folders)
+
+
 class Policies(BaseModel):
     """`enabled` lists active policies in order; each may have its own table of settings."""
 
@@ -318,6 +419,7 @@ class Settings(Strict):
     reminders: Reminders = Field(default_factory=Reminders)
     storage: Storage = Field(default_factory=Storage)
     policies: Policies = Field(default_factory=Policies)
+    collections: Collections = Field(default_factory=Collections, description="Unpaid fees: a polite ladder of reminders, payment plans, settlement and write-off (docs/collections.md). Off unless `steps` is set.")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -336,6 +438,7 @@ class Settings(Strict):
             problems.append('mail.smtp: mail.transport = "smtp" needs a [mail.smtp] table with host')
         if self.payments.provider == "stripe" and self.payments.secret_key is None:
             problems.append('payments.secret_key: the stripe provider needs secret_key = { env = "STRIPE_SECRET_KEY" }')
+        problems += self.collections.problems(self.practice.currency, self.mail.templates_dir)
         if problems:
             raise ValueError("; ".join(problems))
         return self

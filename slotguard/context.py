@@ -176,6 +176,10 @@ def compose_email(
                 context["details"]["payment_link"] = link
         if action.template in ICS_TEMPLATES:
             attachments.append(appointment_attachment(settings, appointment, context, now))
+        elif action.template == "payment_referral":  # the collections ladder's evidence pack
+            from slotguard.evidence import evidence_attachment
+
+            attachments.append(evidence_attachment(settings, policies, renderer, ledger, action, now))
     rendered = renderer.render(action.template, context, recipient_locale(settings, action, appointment))
     return build_email(
         rendered,
@@ -223,6 +227,7 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
         "grace_warning": {"policy": "late_cancel", "waived_amount": price.percent(50).as_json()},
         "deposit_request": {"amount": price.percent(50).as_json(), "payment_link": "https://pay.example.com/d/sample"},
         "payment_failed": {"payment_link": "https://pay.example.com/p/sample"},
+        **sample_collection_details(settings),
     }
     if template == "practitioner_digest" or template is None:
         from slotguard.digest import sample_digest_details
@@ -234,6 +239,33 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
     for details in per_template.values():
         merged.update(details)
     return merged
+
+
+def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What the collections ladder (slotguard/collections_ladder.py) puts in its emails."""
+    price = settings.services["default"].price
+    half, tenth = price.percent(50), price.percent(10)
+    start = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)
+    step = {"collects": "act_3d4e5f60718293041526", "fee_policy": "late_cancel", "balance": half.as_json(),
+            "original": half.as_json(), "days_overdue": 14, "payment_link": "https://pay.example.com/p/sample"}
+    plan = {"kind": "plan", "every_days": 30, "request": "act_4e5f6071829304152637", "payment_link": "https://pay.example.com/p/plan",
+            "installments": [{"number": n, "amount": tenth.as_json(), "due": (start + timedelta(days=30 * n)).isoformat()} for n in (1, 2, 3)]}
+    settlement = {"kind": "settlement", "amount": half.percent(80).as_json(), "forgiven": half.percent(20).as_json(), "discount": "20%",
+                  "valid_until": (start + timedelta(days=44)).isoformat(), "request": "act_5f607182930415263748",
+                  "payment_link": "https://pay.example.com/p/settle"}
+    return {
+        "payment_reminder_1": {**step, "days_overdue": 3},
+        "payment_reminder_2": {**step, "retried": True, "offer": settlement},
+        "payment_final_notice": {**step, "days_overdue": 30, "balance": price.percent(30).as_json(), "offer": plan},
+        "payment_plan_installment": {"collects": step["collects"], "fee_policy": "late_cancel", "plan": 2, "installment": 2, "of": 3,
+                                     "due_on": (start + timedelta(days=60)).isoformat()},
+        "payment_receipt": {"collects": step["collects"], "fee_policy": "no_show", "paid_total": half.percent(80).as_json(),
+                            "original": half.as_json(), "written_off": half.percent(20).as_json(),
+                            "payments": [{"amount": half.percent(40).as_json(), "at": (start + timedelta(days=40)).isoformat()},
+                                         {"amount": half.percent(40).as_json(), "at": (start + timedelta(days=70)).isoformat()}]},
+        "payment_referral": {**step, "days_overdue": 45, "cost": half.percent(30).as_json(), "recovery": half.percent(70).as_json(),
+                             "collection_cost": "30%", "debtor": {"email": "eva@example.com", "name": "Eva Lund"}},
+    }
 
 
 def sample_context(settings: Settings, policies: list[Policy], template: str | None = None) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slotguard.config import Settings
+from slotguard.collections_ladder import collections_view
 from slotguard.durations import from_utc_text, to_utc_text
 from slotguard.ledger import Ledger
 from slotguard.messages import DIGEST_TEMPLATE
@@ -35,7 +36,7 @@ POLICY = "digest"
 CALENDAR_ID = "practice"
 RECENT = timedelta(days=1)
 FAILED_SHOWN_FOR = timedelta(days=7)
-SECTIONS = ("pending", "payment_failed", "failed", "receivables", "to_call", "freed", "tomorrow", "problems")
+SECTIONS = ("pending", "payment_failed", "failed", "receivables", "collections", "to_call", "freed", "tomorrow", "problems")
 
 
 def digest_action_id(day: str) -> str:
@@ -137,6 +138,7 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
     pending = [fee_row(a) for a in ledger.actions(states=[ActionState.PENDING_REVIEW], kinds=money_kinds) if a.amount]
     pending.sort(key=lambda row: row["charge_at"])
     done = [a for a in ledger.actions(states=[ActionState.DONE], kinds=money_kinds) if a.amount]
+    done, collections = collections_view(ledger, settings, now, done)  # requests folded into their fee; balances
     payment_failed = [fee_row(a) for a in done if a.context.get("payment_status") == "unpaid"]
     receivables = [fee_row(a) for a in done if a.context.get("payment_status") == "receivable"]
     failed = [
@@ -206,6 +208,7 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
         "failed": failed,
         "receivables": receivables,
         "receivables_total": _totals([row["amount"] for row in receivables + payment_failed]),
+        "collections": collections,
         "to_call": to_call,
         "freed": freed,
         "problems": problems,
@@ -259,6 +262,17 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
             "charge_at": today - timedelta(days=8), "since": today - timedelta(days=8), "payment_link": "",
         }],
         "receivables_total": [half + half],
+        "collections": [
+            {"id": "act_4e5f6071829304152637", "client": "fay@example.com", "name": "Fay Moe", "policy": "no_show", "amount": price,
+             "balance": price, "paid": price - price, "state": "referred", "step": 4, "steps": 4, "plan_paid": 0, "plan_of": 0,
+             "appointment_start": today - timedelta(days=50), "since": today - timedelta(days=49), "next_at": None},
+            {"id": "act_5f607182930415263748", "client": "eva@example.com", "name": "Eva Lund", "policy": "late_cancel", "amount": half,
+             "balance": half.percent(50), "paid": half.percent(50), "state": "plan", "step": 3, "steps": 4, "plan_paid": 1, "plan_of": 2,
+             "appointment_start": today - timedelta(days=40), "since": today - timedelta(days=39), "next_at": None},
+            {"id": "act_6071829304152637485a", "client": "gus@example.com", "name": "Gus Holm", "policy": "no_show", "amount": price,
+             "balance": price, "paid": price - price, "state": "owed", "step": 1, "steps": 4, "plan_paid": 0, "plan_of": 0,
+             "appointment_start": today - timedelta(days=6), "since": today - timedelta(days=5), "next_at": today + timedelta(days=9)},
+        ],
         "to_call": [{"client": "bo@example.com", "name": "Bo Ek", "kind": "no_show", "start": today - timedelta(hours=14)}],
         "freed": [{
             "start": today + timedelta(hours=15), "end": today + timedelta(hours=16), "service": label,

@@ -30,6 +30,7 @@ from slotguard.interfaces import (
     SyncTokenExpired,
 )
 from slotguard.ledger import Ledger
+from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_collections
 from slotguard.digest import plan_digest
 from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
@@ -130,6 +131,7 @@ class Engine:
         self.check_time(now, report)
         if plan_digest(self.settings, self.ledger, now):
             report.planned["email:digest"] += 1
+        self._touched |= run_collections(self.settings, self.ledger, self.provider, now, report)
         self.execute_due(now, report)
         self._touched |= poll_unpaid(self.ledger, self.provider, now, report)
         self.write_back(report)
@@ -279,6 +281,8 @@ class Engine:
             return
         if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now):
             return
+        if action.policy == COLLECTIONS and not collection_ready(self.ledger, self.provider, self.settings, action, now):
+            return  # paid, waived or written off meanwhile: never a reminder or a charge after that
         previous_state = action.state
         action.state = ActionState.EXECUTING
         action.attempts += 1

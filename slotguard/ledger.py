@@ -590,6 +590,7 @@ class Ledger:
         event_id: str | None = None,
         client_email: str | None = None,
         due_before: datetime | None = None,
+        policy: str | None = None,
     ) -> list[Action]:
         """Actions matching every filter given, in the order they were planned."""
         clauses, params = [], []
@@ -601,7 +602,7 @@ class Ledger:
             kinds = list(kinds)
             clauses.append(f"kind IN ({','.join('?' * len(kinds))})")
             params += [kind.value for kind in kinds]
-        for column, value in (("calendar_id", calendar_id), ("event_id", event_id), ("client_email", client_email)):
+        for column, value in (("calendar_id", calendar_id), ("event_id", event_id), ("client_email", client_email), ("policy", policy)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -653,6 +654,29 @@ class Ledger:
             dict(row)
             for row in self.db.execute("SELECT at, state, note FROM action_log WHERE action_id = ? ORDER BY seq", (action_id,))
         ]
+
+    def owed_charges(self) -> list[Action]:
+        """Charges carried out that the client has not paid yet: payment_status "unpaid" (a
+        payment link) or "receivable" (record-only), oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM actions WHERE kind = 'charge' AND state = 'done' AND (context LIKE ? OR context LIKE ?) ORDER BY seq",
+            ('%"payment_status":"unpaid"%', '%"payment_status":"receivable"%'),
+        )
+        found = [self._action(row) for row in rows]
+        return [action for action in found if action.context.get("payment_status") in ("unpaid", "receivable")]
+
+    def mark_paid(self, action_id: str, at: datetime, note: str) -> Action | None:
+        """Record that the client paid a charge still owed (done, payment_status "unpaid" or
+        "receivable"): it becomes "paid". Returns the action, or None when there is no such
+        charge or nothing is owed on it."""
+        action = self.action(action_id)
+        if action is None or action.kind is not ActionKind.CHARGE or action.state is not ActionState.DONE:
+            return None
+        if action.context.get("payment_status") not in ("unpaid", "receivable"):
+            return None
+        action.context["payment_status"] = "paid"
+        action.context.pop("provider_detail", None)
+        return action if self.update_action(action, at, note, expect=[ActionState.DONE]) else None
 
     def charged_total_since(self, since: datetime, currency: str) -> int:
         """Money actually taken from cards since `since` (receivables and unpaid fees excluded)."""

@@ -53,6 +53,12 @@ CLIENT_TEMPLATES = (
     "payment_failed",
     "deposit_request",
     "slot_freed",
+    "payment_reminder_1",
+    "payment_reminder_2",
+    "payment_final_notice",
+    "payment_plan_installment",
+    "payment_receipt",
+    "payment_referral",
 )
 DIGEST_TEMPLATE = "practitioner_digest"
 TEMPLATE_NAMES = (*CLIENT_TEMPLATES, DIGEST_TEMPLATE)

@@ -1,9 +1,13 @@
 """Deterministic replay of a calendar timeline on a simulated clock.
 
 A scenario is JSON: {"config": {same keys as the TOML}, "start", "end", "tick" (ISO 8601
-duration or "15m"), "clients": {...}, "steps": [{"at", "put": EVENT} | {"at", "delete": ID}]}.
-Events are Google Calendar v3 Event resources. Replay uses the record-only provider, an
-in-memory mailer and an in-memory ledger: it moves no money, sends no mail, writes no file.
+duration or "15m"), "clients": {...}, "steps": [{"at", "put": EVENT} | {"at", "delete": ID} |
+{"at", "pay": EVENT_ID or ACTION_ID, "part": optional}]}. Events are Google Calendar v3 Event
+resources. "pay" is the client paying what they owe for that appointment (or that charge):
+the open settlement offer, else the next installment asked, else the rest, else the fee
+("part": "settlement", "installment", "rest" or "fee" picks one; collections_ladder.payable).
+Replay uses the record-only provider, an in-memory mailer and an in-memory ledger: it moves
+no money, sends no mail, writes no file.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from typing import Any
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
+from slotguard.collections_ladder import PARTS, payable
 from slotguard.config import ConfigError, parse_settings
 from slotguard.durations import DurationError, parse_duration, parse_timestamp
 from slotguard.interfaces import NullWriteBack
 from slotguard.ledger import Ledger
-from slotguard.model import Action
+from slotguard.model import Action, ActionKind
 from slotguard.wiring import build_engine
 
 MAX_TICKS = 200_000
@@ -52,7 +57,19 @@ def action_record(action: Action, zone) -> dict[str, Any]:
         "reason": action.reason,
         "amount": action.amount.as_json() if action.amount else None,
         "template": action.template,
+        "payment_status": action.context.get("payment_status", ""),
     }
+
+
+def _pay(ledger: Ledger, target: str, part: str, now, where: str, problems: list[str]) -> None:
+    """The client pays: mark what they owe for an appointment (or one charge) paid."""
+    action = ledger.action(target)
+    charge = action if action is not None and action.kind is ActionKind.CHARGE and not part else None
+    if charge is None:
+        event = (action.calendar_id, action.event_id) if action is not None else ("primary", target)
+        charge = payable(ledger.actions(calendar_id=event[0], event_id=event[1]), part)
+    if charge is None or ledger.mark_paid(charge.id, now, "paid by the client (replay step)") is None:
+        problems.append(f"{where}: nothing owed for {target!r}" + (f" ({part})" if part else ""))
 
 
 def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
@@ -85,8 +102,10 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
             at = parse_timestamp(item["at"])
         except (KeyError, TypeError, DurationError) as error:
             raise ScenarioError(f"steps[{index}]: needs a valid \"at\" timestamp ({error})") from None
-        if "put" not in item and "delete" not in item:
-            raise ScenarioError(f"steps[{index}]: needs \"put\" (an event) or \"delete\" (an event id)")
+        if "put" not in item and "delete" not in item and "pay" not in item:
+            raise ScenarioError(f"steps[{index}]: needs \"put\" (an event), \"delete\" (an event id) or \"pay\" (an event or action id)")
+        if "pay" in item and item.get("part", "") not in ("", *PARTS):
+            raise ScenarioError(f"steps[{index}]: \"part\" is one of {', '.join(PARTS)}")
         if "put" in item and not (isinstance(item["put"], dict) and item["put"].get("id")):
             raise ScenarioError(f"steps[{index}]: \"put\" needs an event with an \"id\"")
         steps.append((at, index, item))
@@ -105,7 +124,9 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
         while pending and pending[0][0] <= now:
             at, index, item = pending.pop(0)
             try:
-                if "put" in item:
+                if "pay" in item:
+                    _pay(ledger, str(item["pay"]), str(item.get("part", "")), now, f"steps[{index}]", problems)
+                elif "put" in item:
                     calendar.put(item["put"], at)
                 else:
                     calendar.delete(str(item["delete"]), at)
