@@ -3,26 +3,11 @@
 import email
 import email.policy
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-NOW = "2026-11-26T12:00:00+01:00"
-
-
-def main(cwd, *args, check=True):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
+from tests.support.cli import NOW, ROOT, main
 
 
 @pytest.fixture()
