@@ -53,7 +53,6 @@ from slotguard.durations import to_utc_text  # noqa: E402
 from slotguard.engine import Engine, TickReport  # noqa: E402
 from slotguard.interfaces import NullWriteBack, SyncPage  # noqa: E402
 from slotguard.ledger import Ledger  # noqa: E402
-from slotguard.model import OPEN_STATES  # noqa: E402
 from slotguard.wiring import build_engine  # noqa: E402
 
 ZONE = ZoneInfo("Europe/Oslo")
@@ -447,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         report = engine.tick(NOW)
         first_count = count(ledger, "SELECT COUNT(*) FROM appointments")
         print_tick("Tick 1: first sync, every appointment new", report, timer, source_seconds() - before, first_count)
-        backlog = len(ledger.actions(states=OPEN_STATES, due_before=NOW))
+        backlog = count(ledger, "SELECT COUNT(*) FROM actions WHERE state IN ('planned', 'pending_review') "
+                        f"AND due_at <= '{to_utc_text(NOW)}'")
         executed = sum(report.executed.values())
         if executed and backlog:
             rate = executed / timer.seconds["execute"]

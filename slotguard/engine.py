@@ -185,7 +185,7 @@ class Engine:
                 known = self.ledger.fingerprints(calendar_id, ids)
                 for event_id, event in zip(ids, page.events):
                     seen_ids.add(event_id)
-                    self.process_event(calendar_id, event, now, report, known.get(event_id, False))
+                    self.process_event(calendar_id, event, now, report, known.get(event_id))
             window = (page.window_start, page.window_end)
             if page.last:
                 with self.ledger.transaction():
@@ -267,8 +267,7 @@ class Engine:
 
     # -- execution ------------------------------------------------------------------------
     def execute_due(self, now: datetime, report: TickReport, only: str | None = None) -> None:
-        due = self.ledger.actions(states=OPEN_STATES, due_before=now)
-        for action in due:
+        for action in self.ledger.due_actions(OPEN_STATES, now):
             if self.stop_requested():
                 break
             if only and action.id != only:

@@ -35,7 +35,7 @@ from slotguard.model import (
 from slotguard.money import Money
 from slotguard.tracker import Tracked
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPOINTMENT_FIELDS = tuple(field.name for field in fields(Appointment))
 
 MIGRATIONS: dict[int, str] = {
@@ -122,6 +122,13 @@ MIGRATIONS: dict[int, str] = {
         last_at TEXT NOT NULL,
         PRIMARY KEY (calendar_id, item)
     );
+    """,
+    # Clients whose booking carries the wants-earlier mark, found without reading every
+    # future snapshot: the lookup ran once per short-notice cancellation and was a sixth of
+    # a 100,000-appointment first sync. The WHERE text must match clients_wanting_earlier's.
+    2: """
+    CREATE INDEX appointments_wants_earlier ON appointments (start_utc)
+        WHERE snapshot LIKE '%"wants_earlier"%'
     """,
 }
 
@@ -612,6 +619,35 @@ class Ledger:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "ORDER BY due_at, seq" if due_before is not None else "ORDER BY seq"
         return [self._action(row) for row in self.db.execute(f"SELECT * FROM actions {where} {order}", params)]
+
+    def due_actions(self, states: Iterable[ActionState], now: datetime, batch: int = 500) -> Iterator[Action]:
+        """Actions in one of `states` due by `now`, earliest first, read `batch` at a time.
+
+        The ids are taken once, up front (what is planned while these run waits for the next
+        tick, as before); each batch is read just before it is used, so a first sync's tens of
+        thousands of due emails never sit in memory together, and an action that left those
+        states meanwhile (waived, cancelled) is skipped."""
+        states = [state.value for state in states]
+        marks = ",".join("?" * len(states))
+        ids = [
+            row[0]
+            for row in self.db.execute(
+                f"SELECT id FROM actions WHERE state IN ({marks}) AND due_at <= ? ORDER BY due_at, seq",
+                [*states, to_utc_text(now)],
+            )
+        ]
+        for index in range(0, len(ids), batch):
+            chunk = ids[index:index + batch]
+            rows = {
+                row["id"]: row
+                for row in self.db.execute(
+                    f"SELECT * FROM actions WHERE id IN ({','.join('?' * len(chunk))}) AND state IN ({marks})",
+                    [*chunk, *states],
+                )
+            }
+            for action_id in chunk:
+                if action_id in rows:
+                    yield self._action(rows.pop(action_id))
 
     def update_action(self, action: Action, at: datetime, note: str = "", *, expect: Iterable[ActionState] | None = None) -> bool:
         """Write an action's mutable fields back, logging the state. With `expect`, only if its
