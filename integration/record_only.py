@@ -1,7 +1,8 @@
 """The `record-only` payment provider: no card processor.
 
 A fee becomes a receivable in the ledger, and the client's email tells them how to pay the
-practitioner directly (practice.payment_instructions). A refund of a receivable cancels it.
+practitioner directly (practice.payment_instructions). A refund of a receivable cancels it
+(nothing was taken); a refund of one the practitioner marked paid is theirs to hand back.
 Nothing leaves the machine, so every call is trivially idempotent.
 """
 
@@ -18,5 +19,10 @@ class RecordOnlyProvider:
         if action.kind is ActionKind.CHARGE:
             return PaymentResult(status="done", external_id=f"receivable:{action.id}", extra={"receivable": "yes"})
         if action.kind is ActionKind.REFUND:
-            return PaymentResult(status="done", external_id=f"credit:{action.id}", detail="receivable cancelled")
+            if action.context.get("target_payment_status") == "receivable":
+                return PaymentResult(status="done", external_id=f"credit:{action.id}", detail="receivable cancelled",
+                                     extra={"nothing_taken": "yes"})
+            # Paid to the practitioner directly (`mark-paid`): they give it back the same way.
+            return PaymentResult(status="done", external_id=f"credit:{action.id}",
+                                 detail="recorded only: the practitioner pays the client back directly")
         return PaymentResult(status="done", external_id=f"recorded:{action.id}", detail=f"{action.kind.value} recorded only")

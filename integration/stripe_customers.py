@@ -153,6 +153,19 @@ class StripeCustomers:
         params = {"customer": customer, "status": "open", "limit": 100}
         return self.calls.list_all("checkout sessions", self.client.v1.checkout.sessions.list, params)
 
+    def sessions_for(self, customer: str, action_id: str) -> list[dict]:
+        """Every Checkout Session of `customer` tagged with `action_id`, whatever its status
+        (a list, not a search: it sees a session completed a second ago)."""
+        params = {"customer": customer, "limit": 100}
+        sessions = self.calls.list_all("checkout sessions", self.client.v1.checkout.sessions.list, params)
+        return [session for session in sessions if (session.get("metadata") or {}).get(ACTION_TAG) == action_id]
+
+    def expire_session(self, session_id: str) -> None:
+        """Close an open Checkout Session: its link no longer takes payment. Raises AdapterError
+        (also when the session was completed or expired meanwhile: look again)."""
+        self.calls.call("expire checkout session", self.client.v1.checkout.sessions.expire, session_id)
+        log_event(logging.INFO, "stripe.link_withdrawn", session=session_id)
+
     def _add_return_urls(self, params: dict[str, Any]) -> None:
         if self.return_url:
             params["success_url"] = self.return_url

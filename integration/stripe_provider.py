@@ -394,10 +394,21 @@ class StripeProvider:
         return PaymentResult(status="done", external_id=intent["id"])
 
     def _refund(self, action: Action) -> PaymentResult:
-        intent = self._paid_intent(self._target_intent(action, expand=["latest_charge"]))
-        if intent["status"] != "succeeded":
-            hint = "; release the hold instead" if intent["status"] == "requires_capture" else ""
-            return PaymentResult(status="not_attempted", detail=f"nothing was captured on {intent['id']} to refund{hint}")
+        found = self._find_target_intent(action, expand=["latest_charge"])
+        intent = self._paid_intent(found) if found is not None else None
+        if intent is None or intent["status"] != "succeeded":
+            if action.context.get("target_payment_status") == "unpaid" and (intent is None or intent["status"] != "requires_capture"):
+                # The ledger says the client was asked to pay through a link and has not:
+                # there is nothing to give back, but the link must stop taking money.
+                withdrawn = self._withdraw_request(action, intent)
+                if isinstance(withdrawn, PaymentResult):
+                    return withdrawn
+                intent = withdrawn  # paid a moment ago after all: refund that payment
+            elif intent is None:
+                raise self._no_target(action)
+            else:
+                hint = "; release the hold instead" if intent["status"] == "requires_capture" else ""
+                return PaymentResult(status="not_attempted", detail=f"nothing was captured on {intent['id']} to refund{hint}")
         # Our own refund, made before a crash, must be found before the amount check below
         # (it already counts as refunded there).
         for refund in self.calls.list_all("refunds", self.client.v1.refunds.list, {"payment_intent": intent["id"], "limit": 100}):
@@ -430,6 +441,43 @@ class StripeProvider:
             raise AdapterError(f"Stripe could not refund {amount} ({refund.get('failure_reason') or refund['status']})", retryable=False)
         log_event(logging.INFO, "stripe.refund", action_id=action.id, refund=refund["id"], payment_intent=intent["id"], amount=amount)
         return PaymentResult(status="done", external_id=refund["id"], extra={"payment_intent": intent["id"], "stripe_status": str(refund.get("status"))})
+
+    def _withdraw_request(self, action: Action, intent: dict | None) -> PaymentResult | dict:
+        """A refund of a fee never paid (waived while its payment link was out): expire the
+        open Checkout Sessions for the fee and cancel its declined PaymentIntent, so the
+        client can no longer pay what is no longer owed. Returns the "done" result (nothing
+        taken, nothing refunded), or the PaymentIntent when the client paid through the link
+        before it closed (the caller refunds it). Raises AdapterError on Stripe trouble: the
+        refund is tried again, and nothing is concluded until every session is closed."""
+        target = str(action.context.get("target_action_id") or "")
+        customer = self.customers.customer_id(action.client_email, action.client_name, create=False)
+        if target and customer:
+            for session in self.customers.sessions_for(customer, target):
+                if session.get("status") == "open":
+                    try:
+                        self.customers.expire_session(session["id"])
+                    except AdapterError as error:
+                        if error.retryable:
+                            raise
+                        # Completed or expired just now: the second look below decides.
+            for session in self.customers.sessions_for(customer, target):
+                if session.get("status") == "open":
+                    raise AdapterError(f"the payment link {session['id']} is still open; trying again", retryable=True)
+                if session.get("status") == "complete" and session.get("payment_intent"):
+                    paid = self._retrieve_intent(str(session["payment_intent"]), ["latest_charge"])
+                    if paid["status"] == "succeeded":
+                        log_event(logging.INFO, "stripe.paid_before_withdrawal", action_id=action.id, payment_intent=paid["id"])
+                        return paid
+        if intent is not None and intent["status"] in ("requires_payment_method", "requires_confirmation", "requires_action"):
+            self.calls.call("cancel payment", self.client.v1.payment_intents.cancel, intent["id"], {},
+                            {"idempotency_key": f"{action.idempotency_key}-withdraw"})
+        log_event(logging.INFO, "stripe.request_withdrawn", action_id=action.id, target=target)
+        return PaymentResult(
+            status="done",
+            external_id=intent["id"] if intent is not None else "",
+            detail="nothing had been paid, so nothing was refunded; the payment link no longer works",
+            extra={"nothing_taken": "yes"},
+        )
 
     def _paid_intent(self, intent: dict) -> dict:
         """If `intent` failed but the client then paid the same action through Checkout, the
@@ -499,6 +547,21 @@ class StripeProvider:
         """The PaymentIntent a capture, release or refund acts on: context["target_external_id"],
         or else the one tagged with context["target_action_id"] (a fee the client paid
         through a link after no card was on file has no id in the ledger)."""
+        intent = self._find_target_intent(action, expand)
+        if intent is None:
+            raise self._no_target(action)
+        return intent
+
+    @staticmethod
+    def _no_target(action: Action) -> AdapterError:
+        return AdapterError(
+            f"{action.kind} action {action.id}: no Stripe payment found to act on "
+            "(context target_external_id / target_action_id)",
+            retryable=False,
+        )
+
+    def _find_target_intent(self, action: Action, expand: list[str] | None = None) -> dict | None:
+        """_target_intent, or None when Stripe holds no such payment."""
         target = str(action.context.get("target_external_id") or "")
         if target.startswith("pi_"):
             return self._retrieve_intent(target, expand)
@@ -509,11 +572,7 @@ class StripeProvider:
             tagged.sort(key=lambda intent: _STATUS_RANK.get(intent["status"], 9))
             if tagged:
                 return self._retrieve_intent(tagged[0]["id"], expand)
-        raise AdapterError(
-            f"{action.kind} action {action.id}: no Stripe payment found to act on "
-            "(context target_external_id / target_action_id)",
-            retryable=False,
-        )
+        return None
 
     @staticmethod
     def _same_currency(amount: Money, intent: dict) -> None:

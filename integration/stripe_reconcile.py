@@ -34,7 +34,7 @@ from slotguard.model import MONEY_KINDS, Action, ActionKind, ActionState
 from slotguard.money import Money
 
 MONEY_STATUSES = ("succeeded", "requires_capture", "processing")
-NO_STRIPE_OBJECT = ("receivable",)  # payment_status values that never involve Stripe
+NO_STRIPE_OBJECT = ("receivable", "nothing_taken")  # payment_status values with no Stripe object to compare (a withdrawn request has no refund)
 
 
 @dataclass(frozen=True)

@@ -261,8 +261,12 @@ def cmd_waive(args: argparse.Namespace) -> int:
         )
         with ledger.transaction():
             added = ledger.add_action(refund)
-        print(f"{action.id}: already charged; refund {refund.id} of {_money(action)} "
-              + ("planned for the next tick." if added else "was planned before."))
+        when = "planned for the next tick." if added else "was planned before."
+        if action.context.get("payment_status") in ("unpaid", "receivable"):
+            print(f"{action.id}: asked for but not paid yet; {refund.id} withdraws the request "
+                  f"(nothing is refunded, the client is told there is nothing to pay), {when}")
+        else:
+            print(f"{action.id}: already charged; refund {refund.id} of {_money(action)} {when}")
         return 0
     print(f"{action.id} is {action.state.value}; nothing to waive.", file=sys.stderr)
     return 1

@@ -46,9 +46,12 @@ from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
 from slotguard.planner import Planner
 from slotguard.reminders import plan_due_reminders
-from slotguard.plugins import Policy
+from slotguard.plugins import TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
 from slotguard.waitlist import plan_slot_freed
+
+NOTHING_TAKEN = "nothing_taken"  # payment_status of a refund of a fee that was never paid
+WAIVED_UNPAID = "waived"  # payment_status of a fee waived before the client paid it
 
 log = logging.getLogger("slotguard.engine")
 
@@ -295,7 +298,10 @@ class Engine:
             action.state = ActionState.DONE
             action.executed_at = now
             action.last_error = ""
-            self.ledger.update_action(action, now, "done")
+            with self.ledger.transaction():
+                self.ledger.update_action(action, now, "done")
+                if action.context.get("payment_status") == NOTHING_TAKEN:
+                    self._no_longer_owed(action, now)
             if action.kind in MONEY_KINDS:
                 _crash_point("after_commit", action)
             report.executed[f"{action.kind.value}:done"] += 1
@@ -388,6 +394,12 @@ class Engine:
             action.external_id = "dry-run"
             log.info("dry-run action=%s kind=%s amount=%s", action.id, action.kind.value, action.amount)
             return
+        if action.kind is ActionKind.REFUND and action.context.get(TARGET):
+            # What the ledger knows of the money to give back: a fee never paid (a
+            # receivable, an unpaid link) is withdrawn rather than refunded.
+            target = self.ledger.action(str(action.context[TARGET]))
+            if target is not None:
+                action.context["target_payment_status"] = str(target.context.get("payment_status", ""))
         _crash_point("before_call", action)
         result = self.provider.execute(action)
         _crash_point("after_call", action)
@@ -397,10 +409,23 @@ class Engine:
         action.context["payment_status"] = "paid" if result.status == "done" else "unpaid"
         if result.extra.get("receivable"):
             action.context["payment_status"] = "receivable"
+        if result.extra.get("nothing_taken"):
+            action.context["payment_status"] = NOTHING_TAKEN
         if result.payment_link:
             action.context["payment_link"] = result.payment_link
         if result.detail:
             action.context["provider_detail"] = result.detail
+
+    def _no_longer_owed(self, refund: Action, now: datetime) -> None:
+        """A refund of a fee the client never paid: the fee is no longer asked for, so it
+        leaves the receivables, the unpaid-link polling and the collections ladder."""
+        fee = self.ledger.action(str(refund.context.get(TARGET, "")))
+        if fee is None or fee.state is not ActionState.DONE or fee.context.get("payment_status") not in ("unpaid", "receivable"):
+            return
+        fee.context["payment_status"] = WAIVED_UNPAID
+        fee.context.pop("payment_link", None)
+        self.ledger.update_action(fee, now, f"no longer owed: {refund.reason} ({refund.id}); nothing had been paid", expect=[ActionState.DONE])
+        log.info("no longer owed action=%s refund=%s", fee.id, refund.id)
 
     # -- write-back -----------------------------------------------------------------------
     def write_back(self, report: TickReport) -> None:

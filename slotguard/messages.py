@@ -310,6 +310,7 @@ def fee_variants(context: dict[str, Any]) -> list[dict[str, Any]]:
         ("done", "paid", ""),
         ("done", "receivable", ""),
         ("done", "unpaid", "https://pay.example.com/p/sample"),
+        ("done", "nothing_taken", ""),  # a refund of a fee never paid: the request withdrawn
         ("waived", "", ""),
     ):
         variants.append({**context, "fee": {**fee, "state": state, "payment_status": payment_status, "payment_link": link}})
