@@ -1,4 +1,6 @@
 """The `smtp` mail transport: one connection per message, STARTTLS or implicit TLS, AUTH.
+The server's certificate is verified against the system's trusted authorities, or only those
+in mail.smtp.ca_file (an office relay signed by a private authority); host names are checked.
 
 Failures become AdapterError: retryable for what may pass later (the server cannot be
 reached, the connection drops, a 4xx "try again later" reply), not retryable for what will
@@ -33,9 +35,18 @@ class SmtpMailer:
     def __init__(self, settings: Smtp, *, ssl_context: ssl.SSLContext | None = None, local_hostname: str | None = None):
         """`settings` is the [mail.smtp] table; the password is resolved here, so a missing
         secret stops start-up (ConfigError naming the reference, never the value).
-        `ssl_context` replaces the system's trusted certificates (tests, private relays)."""
+        TLS verifies the server's certificate against mail.smtp.ca_file (a private
+        authority's PEM file) or, when that is empty, the system's trusted authorities; a
+        `ca_file` that cannot be used is a ConfigError. `ssl_context` replaces both (tests)."""
         self.settings = settings
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._uses_ca_file = ssl_context is None and bool(settings.ca_file)
+        if ssl_context is not None:
+            self._trusted = "the certificate authorities given"
+        elif settings.ca_file:
+            self._trusted = f"the certificate authorities in {settings.ca_file} (mail.smtp.ca_file)"
+        else:
+            self._trusted = "the system's trusted certificate authorities"
+        self.ssl_context = ssl_context or settings.tls_context()
         self.local_hostname = local_hostname
         self._password = ""
         if settings.username:
@@ -44,7 +55,8 @@ class SmtpMailer:
             self._password = settings.password.resolve()
 
     def __repr__(self) -> str:
-        return f"SmtpMailer(host={self.settings.host!r}, port={self.settings.port}, security={self.settings.security!r})"
+        return (f"SmtpMailer(host={self.settings.host!r}, port={self.settings.port}, security={self.settings.security!r}, "
+                f"ca_file={self.settings.ca_file!r})")
 
     @property
     def where(self) -> str:
@@ -102,8 +114,14 @@ class SmtpMailer:
                 return AdapterError(f"{where} asked to try again later: {error.smtp_code} {text}", retryable=True)
             return AdapterError(f"{where} rejected the message: {error.smtp_code} {text}", retryable=False)
         if isinstance(error, ssl.SSLCertVerificationError):
+            if self._uses_ca_file:
+                advice = "check that this file holds the authority that signed the server's certificate, and mail.smtp.host"
+            else:
+                advice = ("check mail.smtp.host, or, if the server's certificate is signed by a private certificate "
+                          "authority, set mail.smtp.ca_file to that authority's PEM file")
             return AdapterError(
-                f"{where}: its certificate could not be verified ({error.verify_message}); check mail.smtp.host",
+                f"{where}: its certificate could not be verified against {self._trusted}: "
+                f"{str(error.verify_message).rstrip('.')}; {advice}",
                 retryable=False,
             )
         if isinstance(error, smtplib.SMTPServerDisconnected):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import stat
 import tomllib
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -259,6 +261,65 @@ class Smtp(Strict):
     username: str = Field("", description="Login name, if the server needs AUTH.")
     password: SecretRef | None = Field(None, description="Login password, by reference.", examples=[{"env": "SMTP_PASSWORD"}])
     timeout: PositiveDuration = Field(timedelta(seconds=30), description="Network timeout.", examples=["30s"])
+    ca_file: str = Field(
+        "",
+        description="A PEM file of the certificate authorities to trust instead of the system's, for a relay whose certificate a private authority signed (the host name is still checked); empty: the system's trusted authorities.",
+        examples=["/etc/slotguard/office-ca.pem"],
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _usable_ca_file(cls, value: str, info: ValidationInfo) -> str:
+        if value and info.data.get("security") == "none":
+            raise ValueError(
+                'security = "none" sends without TLS, so no certificate is checked; '
+                'set mail.smtp.security to "starttls" or "tls", or remove ca_file'
+            )
+        if value:
+            _trust_context(value)  # the file is read now, so check-config reports what is wrong
+        return value
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The client TLS context: certificates verified against the authorities in ca_file
+        (or the system's when it is empty), host names checked. Raises ConfigError naming
+        mail.smtp.ca_file when the file cannot be used (it may have changed since loading)."""
+        try:
+            return _trust_context(self.ca_file)
+        except ValueError as error:
+            raise ConfigError([f"mail.smtp.ca_file: {error}"]) from None
+
+
+def _trust_context(ca_file: str) -> ssl.SSLContext:
+    """A client TLS context trusting the certificate authorities in the PEM file `ca_file`
+    (only those), or the system's when `ca_file` is empty; host names are checked. A
+    relative path is taken from the working directory. Raises ValueError saying what is
+    wrong with the file and what to do."""
+    if not ca_file:
+        return ssl.create_default_context()
+    path = Path(ca_file)
+    shown = str(path) if path.is_absolute() else str(Path.cwd() / path)
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except FileNotFoundError:
+        relative = "" if path.is_absolute() else " (a relative path starts from the folder Slotguard is started in)"
+        raise ValueError(
+            f"no file {shown}{relative}; give the path of the PEM file with the certificate authority that signed "
+            "your mail server's certificate, or leave ca_file out to trust the system's certificate authorities"
+        ) from None
+    except IsADirectoryError:
+        raise ValueError(f"{shown} is a folder; give the PEM file in it that holds your mail server's certificate authority") from None
+    except ssl.SSLError as error:
+        detail = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(error))
+        raise ValueError(
+            f"{shown} is not a PEM file of certificates (OpenSSL: {detail}); it should hold one or more "
+            "-----BEGIN CERTIFICATE----- blocks: ask for the certificate authority in PEM form, or convert "
+            "a binary (DER) one with: openssl x509 -inform der -in FILE -out FILE.pem"
+        ) from None
+    except OSError as error:
+        raise ValueError(
+            f"{shown} cannot be read ({error.strerror or error}); check the path, and that the user Slotguard runs as "
+            "may read the file (a certificate authority is public: chmod 644 is fine)"
+        ) from None
 
 
 class Mail(Strict):

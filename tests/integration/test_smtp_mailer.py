@@ -1,6 +1,7 @@
 """The SMTP transport against a real SMTP server (aiosmtpd) on a free loopback port: plain,
-STARTTLS with AUTH and implicit TLS (a self-signed certificate made in the test), a server
-that refuses and then accepts, one that drops the connection mid-DATA, a refused login."""
+STARTTLS with AUTH and implicit TLS (a self-signed certificate made in the test), a relay
+whose certificate a private certificate authority signed (mail.smtp.ca_file), a server that
+refuses and then accepts, one that drops the connection mid-DATA, a refused login."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from slotguard.messages import Rendered, build_email
 from slotguard.model import ActionState
 from slotguard.wiring import build_engine, open_mailer
 from tests.support.builders import event, settings
-from tests.support.smtp_server import Recorder, SmtpServer, free_port, self_signed_certificate
+from tests.support.smtp_server import PrivateAuthority, Recorder, SmtpServer, free_port, self_signed_certificate
 
 OSLO = ZoneInfo("Europe/Oslo")
 MONDAY = datetime(2026, 3, 2, 8, 0, tzinfo=OSLO)
@@ -219,3 +220,89 @@ def test_the_smtp_transport_is_wired_from_the_config_and_a_missing_secret_stops_
     with pytest.raises(ConfigError) as no_password:
         open_mailer(settings(mail={"transport": "smtp", "smtp": {"host": "smtp.example.com", "username": "lena"}}))
     assert "mail.smtp.password" in str(no_password.value)
+
+
+# -- a relay whose certificate a private certificate authority signed (mail.smtp.ca_file) -------
+
+
+@pytest.fixture
+def office(tmp_path):
+    """The office's own certificate authority; its certificate is in no system trust store."""
+    return PrivateAuthority(tmp_path, "office")
+
+
+SECURITIES = [pytest.param("starttls", id="starttls"), pytest.param("tls", id="implicit-tls")]
+
+
+@pytest.mark.parametrize("security", SECURITIES)
+def test_a_relay_signed_by_a_private_authority_gets_the_message_when_ca_file_names_that_authority(servers, office, security):
+    server = servers(certificate=office.issue(("127.0.0.1", "localhost")), implicit_tls=security == "tls")
+    SmtpMailer(smtp(server.port, security=security, ca_file=str(office.cert_file))).send(message(), "act_0123456789abcdef0123")
+    [received] = server.messages
+    assert received["Message-ID"] == "<act_0123456789abcdef0123@example.com>"
+    assert server.recorder.envelopes == [("lena@example.com", ["ana@example.com"])]
+
+
+@pytest.mark.parametrize("security", SECURITIES)
+def test_without_ca_file_a_privately_signed_relay_is_refused_with_advice_to_set_it(servers, office, security):
+    server = servers(certificate=office.issue(), implicit_tls=security == "tls")
+    with pytest.raises(AdapterError) as caught:
+        SmtpMailer(smtp(server.port, security=security)).send(message(), "act_1")
+    text = str(caught.value)
+    assert not caught.value.retryable
+    assert f"SMTP server 127.0.0.1:{server.port}: its certificate could not be verified" in text
+    assert "against the system's trusted certificate authorities: unable to get local issuer certificate;" in text
+    assert "set mail.smtp.ca_file to that authority's PEM file" in text
+    assert server.messages == [] and server.recorder.data_attempts == 0
+
+
+@pytest.mark.parametrize("security", SECURITIES)
+def test_a_ca_file_holding_another_authority_is_refused_and_names_the_file(servers, office, tmp_path, security):
+    stranger = PrivateAuthority(tmp_path, "stranger")
+    server = servers(certificate=office.issue(), implicit_tls=security == "tls")
+    with pytest.raises(AdapterError) as caught:
+        SmtpMailer(smtp(server.port, security=security, ca_file=str(stranger.cert_file))).send(message(), "act_1")
+    text = str(caught.value)
+    assert not caught.value.retryable and "could not be verified" in text
+    assert f"the certificate authorities in {stranger.cert_file} (mail.smtp.ca_file)" in text
+    assert "holds the authority that signed the server's certificate" in text
+    assert server.messages == []
+
+
+@pytest.mark.parametrize("security", SECURITIES)
+def test_with_ca_file_the_host_name_is_still_checked(servers, office, security):
+    server = servers(certificate=office.issue(("mail.office.example",)), implicit_tls=security == "tls")
+    with pytest.raises(AdapterError) as caught:
+        SmtpMailer(smtp(server.port, security=security, ca_file=str(office.cert_file))).send(message(), "act_1")
+    text = str(caught.value)
+    assert not caught.value.retryable
+    assert "mismatch, certificate is not valid for '127.0.0.1'" in text and "mail.smtp.host" in text
+    assert server.messages == []
+
+
+def test_an_unverified_relay_fails_the_email_visibly_and_keeps_it_in_the_ledger(tmp_path, servers, office):
+    server = servers(certificate=office.issue())
+    loop = Loop(tmp_path, SmtpMailer(smtp(server.port, security="starttls")))
+    loop.calendar.put(event("e1", WEDNESDAY_10), MONDAY)
+    report = loop.engine.tick(MONDAY)
+    failed = loop.confirmation()
+    assert failed.state is ActionState.FAILED and failed.attempts == 1
+    assert "could not be verified" in failed.last_error and "mail.smtp.ca_file" in failed.last_error
+    assert [a.id for a in loop.ledger.actions(states=[ActionState.FAILED])] == [failed.id], "listed by `main.py status`"
+    assert any("could not be verified" in problem and "ana@example.com" in problem for problem in report.problems)
+    assert server.messages == []
+    loop.engine.tick(MONDAY + timedelta(hours=1))
+    assert server.messages == [] and loop.confirmation().state is ActionState.FAILED, "never sent unverified"
+
+
+def test_ca_file_is_wired_from_the_config_and_a_file_gone_since_loading_stops_start_up(servers, office):
+    server = servers(certificate=office.issue(), implicit_tls=True)
+    configured = settings(mail={"transport": "smtp", "smtp": {
+        "host": "127.0.0.1", "port": server.port, "security": "tls", "timeout": "5s", "ca_file": str(office.cert_file)}})
+    open_mailer(configured).send(message(), "act_1")
+    assert len(server.messages) == 1
+    office.cert_file.unlink()
+    with pytest.raises(ConfigError) as gone:
+        open_mailer(configured)
+    [problem] = gone.value.problems
+    assert problem.startswith(f"mail.smtp.ca_file: no file {office.cert_file};")

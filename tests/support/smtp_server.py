@@ -1,5 +1,8 @@
 """A real SMTP server (aiosmtpd) on a free loopback port, for the mail transport tests.
 
+Certificates are made fresh with `cryptography`: a self-signed one, or a private certificate
+authority (`PrivateAuthority`) that issues server certificates, as an office relay has.
+
 `SmtpServer(...).start()` listens on 127.0.0.1; `stop()` stops it by its own handle. The
 handler records every accepted message and can misbehave on purpose: refuse the first N
 messages with a 4xx or 5xx reply, or drop the connection in the middle of DATA (after the
@@ -77,6 +80,84 @@ def self_signed_certificate(folder: Path) -> Certificate:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return Certificate(cert_file, key_file, pem)
+
+
+class PrivateAuthority:
+    """A certificate authority of its own (not in any trust store), written to
+    FOLDER/NAME-ca.pem, that issues server certificates."""
+
+    def __init__(self, folder: Path, name: str = "office"):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.folder, self.name = folder, name
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} private CA")])
+        now = dt.datetime.now(dt.timezone.utc)
+        self._certificate = (
+            x509.CertificateBuilder()
+            .subject_name(self._subject)
+            .issuer_name(self._subject)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                              encipher_only=False, decipher_only=False),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
+            .sign(self._key, hashes.SHA256())
+        )
+        self.pem = self._certificate.public_bytes(serialization.Encoding.PEM).decode()
+        self.cert_file = folder / f"{name}-ca.pem"
+        self.cert_file.write_text(self.pem)
+
+    def issue(self, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> Certificate:
+        """A server certificate for `hosts` (IP addresses or DNS names) signed by this authority."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        names = []
+        for host in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        now = dt.datetime.now(dt.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .issuer_name(self._subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        stem = f"{self.name}-{hosts[0]}"
+        cert_file = self.folder / f"{stem}-cert.pem"
+        key_file = self.folder / f"{stem}-key.pem"
+        cert_file.write_text(pem)
+        key_file.write_bytes(
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        return Certificate(cert_file, key_file, pem)
 
 
 @dataclass

@@ -75,3 +75,77 @@ def test_a_secret_written_into_the_config_is_refused():
     with pytest.raises(ConfigError) as error:
         parse_settings(config(payments={"provider": "stripe", "secret_key": "sk_live_123"}))
     assert "payments.secret_key" in "\n".join(error.value.problems)
+
+
+# -- mail.smtp.ca_file: a private certificate authority for an office relay ----------------------
+
+
+def smtp_config(**smtp):
+    return config(mail={"transport": "smtp", "smtp": {"host": "relay.office.example", **smtp}})
+
+
+def ca_file_problem(**smtp) -> str:
+    with pytest.raises(ConfigError) as error:
+        parse_settings(smtp_config(**smtp))
+    [problem] = [p for p in error.value.problems if p.startswith("mail.smtp.ca_file: ")]
+    return problem
+
+
+def test_a_ca_file_that_is_missing_a_folder_or_unreadable_is_a_config_error_saying_what_to_do(tmp_path):
+    missing = ca_file_problem(ca_file=str(tmp_path / "office-ca.pem"))
+    assert f"no file {tmp_path / 'office-ca.pem'};" in missing
+    assert "leave ca_file out to trust the system's certificate authorities" in missing
+    folder = ca_file_problem(ca_file=str(tmp_path))
+    assert f"{tmp_path} is a folder; give the PEM file in it" in folder
+    (tmp_path / "notes.txt").write_text("not a folder")
+    unreadable = ca_file_problem(ca_file=str(tmp_path / "notes.txt" / "ca.pem"))
+    assert "cannot be read (Not a directory)" in unreadable and "check the path" in unreadable
+
+
+def test_a_ca_file_that_is_not_pem_is_a_config_error_with_how_to_convert_it(tmp_path):
+    for name, content in [("empty.pem", b""), ("office-ca.der", bytes(range(256))), ("notes.pem", b"ask Per for the CA\n"),
+                          ("damaged.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")]:
+        (tmp_path / name).write_bytes(content)
+        problem = ca_file_problem(ca_file=str(tmp_path / name))
+        assert f"{tmp_path / name} is not a PEM file of certificates (OpenSSL: " in problem, name
+        assert "openssl x509 -inform der -in FILE -out FILE.pem" in problem and "_ssl.c" not in problem
+
+
+def test_ca_file_with_security_none_is_a_config_error(tmp_path):
+    problem = ca_file_problem(security="none", ca_file="/etc/slotguard/office-ca.pem")
+    assert 'security = "none" sends without TLS' in problem
+    assert 'set mail.smtp.security to "starttls" or "tls", or remove ca_file' in problem
+
+
+def test_a_relative_ca_file_is_taken_from_the_folder_slotguard_is_started_in(tmp_path, monkeypatch):
+    from tests.support.smtp_server import PrivateAuthority
+
+    PrivateAuthority(tmp_path, "office")
+    monkeypatch.chdir(tmp_path)
+    assert parse_settings(smtp_config(ca_file="office-ca.pem")).mail.smtp.ca_file == "office-ca.pem"
+    assert parse_settings(smtp_config()).mail.smtp.ca_file == "", "default: the system's trust store"
+    problem = ca_file_problem(ca_file="config/office-ca.pem")
+    assert f"no file {tmp_path / 'config/office-ca.pem'} (a relative path starts from the folder Slotguard is started in)" in problem
+
+
+def test_check_config_reports_a_ca_file_problem_with_the_others_and_exits_2(tmp_path, capsys):
+    import logging
+
+    from slotguard.cli import main
+
+    path = tmp_path / "slotguard.toml"
+    example = (ROOT / "config/example.toml").read_text()
+    path.write_text(example + f'\n[mail.smtp]\nhost = "relay.office.example"\ntimeout = "soon"\nca_file = "{tmp_path}/office-ca.pem"\n')
+    root, ours = logging.getLogger(), logging.getLogger("slotguard")
+    handlers, root_level, our_level = root.handlers[:], root.level, ours.level
+    try:
+        status = main(["check-config", "--config", str(path)])
+    finally:  # main() sets up logging for a whole process; give pytest its handlers back
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        ours.setLevel(our_level)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert f"Configuration problem in {path}:" in err
+    assert f"  - mail.smtp.ca_file: no file {tmp_path}/office-ca.pem;" in err
+    assert "  - mail.smtp.timeout: " in err, "every problem is reported at once"
