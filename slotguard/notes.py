@@ -7,8 +7,10 @@ Thu 26 Nov 14:00 unless you add #waive".
 
 from __future__ import annotations
 
+from slotguard.collections_ladder import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config import Settings
 from slotguard.model import Action, ActionKind, ActionState
+from slotguard.money import Money
 
 MAX_NOTE = 300
 
@@ -18,13 +20,15 @@ def _label(policy: str) -> str:
 
 
 def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, str], str]:
-    """Return (machine state, human note) for an event's money actions (latest fee first).
+    """Return (machine state, human note) for an event's money actions, in the order planned.
 
-    The state uses short keys and values (Google's extended properties allow 44-character
-    keys and 1024-character values).
+    The note is about the appointment's latest fee (never a collection request or an
+    installment the ladder made for it: those only add how much was paid so far). The state
+    uses short keys and values (Google's extended properties allow 44-character keys and
+    1024-character values).
     """
-    fees = [action for action in actions if action.kind in (ActionKind.CHARGE, ActionKind.WAIVE)]
-    refunds = [action for action in actions if action.kind is ActionKind.REFUND]
+    own = [action for action in actions if action.policy != COLLECTIONS]
+    fees = [action for action in own if action.kind in (ActionKind.CHARGE, ActionKind.WAIVE)]
     if not fees:
         return {}, ""
     fee = fees[-1]
@@ -33,6 +37,7 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
     waive_tag = (settings.calendar.marks.waive.tags or ["#waive"])[0]
     local_due = fee.due_at.astimezone(settings.zone).strftime("%a %d %b %H:%M")
     status = fee.context.get("payment_status", "")
+    paid_later = _paid_through_collections(actions, fee)
     if fee.kind is ActionKind.WAIVE:
         note = f"Slotguard: {_label(fee.policy)} fee waived ({fee.reason.rpartition('; ')[2]})"
     elif fee.state in (ActionState.PENDING_REVIEW, ActionState.PLANNED):
@@ -45,15 +50,27 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
         note = f"Slotguard: {what} not charged ({fee.reason.rpartition('; ')[2]})"
     elif fee.state is ActionState.FAILED:
         note = f"Slotguard: {what} could not be charged: {fee.last_error}"
-    elif status == "receivable":
-        note = f"Slotguard: {what} asked from the client (pay to you directly)"
-    elif status == "unpaid":
-        note = f"Slotguard: {what} not paid yet; the client was sent a payment link"
+    elif status == "waived":
+        note = f"Slotguard: {what} waived before the client paid it; nothing to collect"
+    elif status == "settled":
+        note = f"Slotguard: {what} settled" + (f" ({paid_later} paid)" if paid_later else "")
+    elif status == "written_off":
+        note = f"Slotguard: {what} written off" + (f" after {paid_later} paid" if paid_later else "")
+    elif status in ("receivable", "unpaid"):
+        how = "pay to you directly" if status == "receivable" else "the client was sent a payment link"
+        note = f"Slotguard: {what} not paid yet ({how})"
+        if paid_later:
+            note += f"; {paid_later} paid so far"
+        plan = _plan_progress(actions, fee)
+        if plan:
+            note += f"; payment plan {plan}"
     else:
         note = f"Slotguard: {what} charged"
-    done_refunds = [refund for refund in refunds if refund.state is ActionState.DONE]
-    if done_refunds:
-        note += f"; refunded {done_refunds[-1].amount}"
+    # A refund of a fee never paid moved no money ("nothing_taken"): it is not a refund.
+    refunds = [a for a in own if a.kind is ActionKind.REFUND and a.state is ActionState.DONE
+               and a.context.get("payment_status") != "nothing_taken"]
+    if refunds:
+        note += f"; refunded {refunds[-1].amount}"
     state = {
         "slotguard_fee": fee.id,
         "slotguard_state": fee.state.value if fee.kind is not ActionKind.WAIVE else "waived",
@@ -61,3 +78,30 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
         "slotguard_currency": fee.amount.currency if fee.amount else "",
     }
     return state, note[:MAX_NOTE]
+
+
+def _collected_for(actions: list[Action], fee: Action) -> list[Action]:
+    return [a for a in actions if a.policy == COLLECTIONS and a.context.get(COLLECTS) == fee.id]
+
+
+def _paid_through_collections(actions: list[Action], fee: Action) -> Money | None:
+    """What the client paid towards `fee` through the collections ladder (installments, a
+    settlement, the rest), or None."""
+    paid = [a.amount for a in _collected_for(actions, fee)
+            if a.kind is ActionKind.CHARGE and a.state is ActionState.DONE and a.amount
+            and a.context.get("payment_status") == "paid"]
+    if not paid:
+        return None
+    return Money(sum(money.minor for money in paid), paid[0].currency)
+
+
+def _plan_progress(actions: list[Action], fee: Action) -> str:
+    """"2 of 3 paid" for the latest payment plan on `fee`, or ""."""
+    installments = [a for a in _collected_for(actions, fee) if a.context.get("role") == INSTALLMENT]
+    if not installments:
+        return ""
+    plan = max(int(a.context.get("plan", 0)) for a in installments)
+    mine = [a for a in installments if int(a.context.get("plan", 0)) == plan]
+    total = max(int(a.context.get("of", 0) or 0) for a in mine) or len(mine)
+    paid = sum(1 for a in mine if a.state is ActionState.DONE and a.context.get("payment_status") == "paid")
+    return f"{paid} of {total} paid"
