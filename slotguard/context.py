@@ -168,12 +168,14 @@ def compose_email(
         fee = ledger.action(action.reports_on) if action.reports_on else None
         context = email_context(settings, policies, action, appointment, fee)
         to_name = context["client"]["name"]
-        if provider is not None and action.template == "booking_confirmation" and not context["details"].get("payment_link"):
+        if provider is not None and action.template in ("booking_confirmation", "reminder") and not context["details"].get("payment_link"):
+            # A card-setup link lasts 24 hours, so each reminder carries a fresh one while the
+            # client still has no card on file (the confirmation's may have run out).
             from slotguard.payments_poll import card_setup_link_for
 
             link = card_setup_link_for(provider, settings, policies, action.client_email, to_name)
             if link:
-                context["details"]["payment_link"] = link
+                context["details"]["payment_link" if action.template == "booking_confirmation" else "card_link"] = link
         if action.template in ICS_TEMPLATES:
             attachments.append(appointment_attachment(settings, appointment, context, now))
         elif action.template == "payment_referral":  # the collections ladder's evidence pack
@@ -222,7 +224,7 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
     price = settings.services["default"].price
     per_template: dict[str, dict[str, Any]] = {
         "booking_confirmation": {"rescheduled": False, "series_id": ""},
-        "reminder": {"offset_hours": 48},
+        "reminder": {"offset_hours": 48, "card_link": "https://pay.example.com/c/sample"},
         "late_cancel_notice": {"notice_minutes": 300},
         "grace_warning": {"policy": "late_cancel", "waived_amount": price.percent(50).as_json()},
         "deposit_request": {"amount": price.percent(50).as_json(), "payment_link": "https://pay.example.com/d/sample"},

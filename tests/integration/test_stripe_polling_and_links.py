@@ -112,3 +112,42 @@ def test_the_booking_confirmation_carries_the_card_link_only_for_clients_without
     assert "/c/pay/" not in bodies["ana@example.com"], "Ana has a card on file"
     link = next(word for word in bodies["new@example.com"].split() if "/c/pay/" in word)
     assert page_is_live(link)
+
+
+def test_each_reminder_carries_a_fresh_card_link_while_the_client_has_no_card(
+    tmp_path, stripe_proxy, stripe_provider, stripe_client_with_card, monkeypatch
+):
+    """The confirmation's card-setup link lasts 24 hours; a reminder two days later brings
+    one that works, and stops once the client has saved a card."""
+    from datetime import timedelta
+
+    from tests.support.builders import event
+    from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY
+
+    monkeypatch.setenv(KEY_ENV, TEST_KEY)
+    settings = practice_with_fee_policies(
+        payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url}
+    )
+    calendar, mailer = MemoryCalendar("primary"), MemoryMailer()
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start = now + timedelta(days=5)
+    calendar.put(event("e1", start, client="new@example.com", name="New Client"), now)
+    engine = build_engine(settings, now, ledger=Ledger(tmp_path / "l.sqlite3"), calendars=[(calendar, NullWriteBack())],
+                          provider=stripe_provider, mailer=mailer)
+
+    def links_in_reminders() -> list[str]:
+        found = []
+        for message in mailer.sent.values():
+            if message["Subject"].startswith("Reminder"):
+                body = message.get_body(("plain",)).get_content()
+                found.append(next((word for word in body.split() if "/c/pay/" in word), ""))
+        return found
+
+    engine.tick(now)
+    engine.tick(start - timedelta(hours=48) + timedelta(minutes=1))
+    [first] = links_in_reminders()
+    assert first and page_is_live(first)
+    stripe_proxy.complete_checkout(first.rsplit("/", 1)[-1], "pm_card_visa")  # the client saves a card
+
+    engine.tick(start - timedelta(hours=24) + timedelta(minutes=1))
+    assert links_in_reminders() == [first, ""], "no link once a card is on file"
