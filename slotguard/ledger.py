@@ -126,9 +126,12 @@ MIGRATIONS: dict[int, str] = {
     # Clients whose booking carries the wants-earlier mark, found without reading every
     # future snapshot: the lookup ran once per short-notice cancellation and was a sixth of
     # a 100,000-appointment first sync. The WHERE text must match clients_wanting_earlier's.
+    # The happenings of one appointment (the digest asks per fee, evidence per debt) were
+    # a scan of the whole table.
     2: """
     CREATE INDEX appointments_wants_earlier ON appointments (start_utc)
-        WHERE snapshot LIKE '%"wants_earlier"%'
+        WHERE snapshot LIKE '%"wants_earlier"%';
+    CREATE INDEX happenings_event ON happenings (calendar_id, event_id)
     """,
 }
 

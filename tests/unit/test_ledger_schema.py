@@ -52,6 +52,10 @@ def test_a_version_one_ledger_is_migrated_and_keeps_its_appointments(tmp_path):
         ("2026-01-01",),
     ).fetchall()
     assert "appointments_wants_earlier" in plan[0]["detail"]
+    plan = ledger.db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM happenings WHERE calendar_id = ? AND event_id = ? ORDER BY seq", ("cal", "cy-1")
+    ).fetchall()
+    assert "happenings_event" in plan[0]["detail"], "one appointment's happenings without reading them all"
     ledger.close()
     assert Ledger(path).meta("schema_version") == str(SCHEMA_VERSION)  # opening again changes nothing
 
