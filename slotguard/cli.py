@@ -22,7 +22,7 @@ from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState, action
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
-EXTRA_COMMANDS = ("slotguard.cli_mail", "slotguard.cli_policies", "slotguard.cli_payments", "slotguard.cli_collections")
+EXTRA_COMMANDS = ("slotguard.cli_mail", "slotguard.cli_policies", "slotguard.cli_payments", "slotguard.cli_collections", "slotguard.cli_retry")
 log = logging.getLogger("slotguard")
 
 
