@@ -244,9 +244,9 @@ def cmd_waive(args: argparse.Namespace) -> int:
         print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
         return 1
     reason = f"waived by the practitioner: {args.reason}"
-    if action.state in OPEN_STATES:
+    if action.state in OPEN_STATES or (action.state is ActionState.FAILED and action.kind is not ActionKind.CREDIT):
         with ledger.transaction():
-            waive_action(ledger, action, reason, now)
+            waive_action(ledger, action, reason, now, was=[action.state])
         print(f"{action.id}: fee of {_money(action)} waived; the client's email will not mention a fee.")
         return 0
     if action.state is ActionState.DONE and action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE) and action.amount:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Iterable
 
 from slotguard.config import Settings
 from slotguard.durations import to_utc_text
@@ -202,6 +203,10 @@ class Planner:
     def _waive_or_give_back(self, action: Action, why: str, now: datetime) -> list[Proposal]:
         if action.state in OPEN_STATES:
             waive_action(self.ledger, action, why, now)
+        elif action.state is ActionState.FAILED and action.kind in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE):
+            # Refused by the provider, so nothing was taken: let it go like an open fee, so
+            # that no `retry` can charge it later.
+            waive_action(self.ledger, action, why, now, was=[ActionState.FAILED])
         elif action.state is ActionState.DONE:
             if action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
                 return [refund_proposal(action, why)]
@@ -425,12 +430,13 @@ class Planner:
                 cancel_reports(self.ledger, old, now, f"what it reports on was {why}")
 
 
-def waive_action(ledger: Ledger, action: Action, why: str, now: datetime) -> bool:
-    """Waive an open fee; emails reporting on it will say there is no fee (a request for a
-    deposit or prepayment no longer needed is not sent at all). True if waived."""
+def waive_action(ledger: Ledger, action: Action, why: str, now: datetime, was: Iterable[ActionState] = OPEN_STATES) -> bool:
+    """Waive an open fee (or, with `was`, one in those states, e.g. failed); emails reporting
+    on it will say there is no fee (a request for a deposit or prepayment no longer needed is
+    not sent at all). True if waived."""
     action.state = ActionState.WAIVED
     action.reason = f"{action.reason}; waived: {why}"
-    waived = ledger.update_action(action, now, f"waived: {why}", expect=OPEN_STATES)
+    waived = ledger.update_action(action, now, f"waived: {why}", expect=was)
     if waived and purpose_of(action.kind, action.context) in (DEPOSIT, PREPAYMENT):
         cancel_reports(ledger, action, now, "the money it asks for is no longer needed")
     return waived

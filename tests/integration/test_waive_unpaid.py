@@ -156,3 +156,26 @@ def test_a_fee_paid_through_the_link_just_before_the_waiver_is_refunded(
     [stripe_refund] = list(stripe_admin.v1.refunds.list().data)
     assert stripe_refund.amount == fee.amount.minor
     assert "We have refunded" in text(notice)
+
+
+def test_a_fee_the_provider_refused_can_still_be_waived_and_is_never_retried(tmp_path):
+    """A failed fee took nothing; the practitioner's waiver lets it go, so `retry` cannot
+    charge it later and the client's notice says there is no fee."""
+    loop = Loop(tmp_path)
+    loop.put(event("e1", WEDNESDAY_10), MONDAY)
+    loop.tick(MONDAY)
+    loop.put(event("e1", WEDNESDAY_10, title="Massage #noshow"), WEDNESDAY_10 + timedelta(hours=1))
+    loop.tick(WEDNESDAY_10 + timedelta(hours=1, minutes=5))
+    fee = only(loop.ledger.actions(), ActionKind.CHARGE)
+    fee.state, fee.last_error = ActionState.FAILED, "the card network refused the payment"  # as a provider refusal leaves it
+    assert loop.ledger.update_action(fee, WEDNESDAY_10 + timedelta(hours=2), "failed: refused", expect=[ActionState.PENDING_REVIEW])
+
+    loop.put(event("e1", WEDNESDAY_10, title="Massage #noshow #waive"), WEDNESDAY_10 + timedelta(hours=3))
+    before = set(loop.messages())
+    loop.tick(WEDNESDAY_10 + timedelta(hours=3, minutes=5))
+
+    assert loop.ledger.action(fee.id).state is ActionState.WAIVED
+    assert not [a for a in loop.ledger.actions() if a.kind is ActionKind.REFUND], "nothing was taken, nothing to give back"
+    loop.tick(WEDNESDAY_10 + timedelta(hours=14))  # the follow-up waits out the review window
+    [followup] = to_client(loop, before)
+    assert "900" not in text(followup), text(followup)  # "we missed you", and no fee to pay
