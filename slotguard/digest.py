@@ -9,7 +9,8 @@ content is read from the ledger when it is sent, so it is current:
   deposits kept as a rescheduling credit with the time they are kept if not used;
 - failed payments (the client has to pay through a link) and actions that failed;
 - receivables not yet paid;
-- clients to call: no-shows and client cancellations seen in the last day;
+- clients to call: no-shows and client cancellations at short notice (within
+  `mail.slot_freed_within` of the start, as for waitlist offers) seen in the last day;
 - clients to talk to: the `practitioner_note` a policy left (repeated late cancellations or
   no-shows), once per client, while it is news: planned since the previous digest, or on an
   action still open;
@@ -324,6 +325,9 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
     ]
     to_call = []
     for row in _recent_happenings(ledger, (HappeningKind.NO_SHOW, HappeningKind.CANCELLED_BY_CLIENT), now - RECENT):
+        notice = from_utc_text(row["start_utc"]) - from_utc_text(row["at"])
+        if row["kind"] == HappeningKind.CANCELLED_BY_CLIENT.value and notice > settings.mail.slot_freed_within:
+            continue  # cancelled in good time: nothing to call about (the slot is under "freed")
         to_call.append({
             "client": row["client_email"],
             "name": _name_of(ledger, row["calendar_id"], row["event_id"], row["client_email"]),

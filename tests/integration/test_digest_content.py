@@ -238,3 +238,21 @@ def test_a_quiet_day_with_only_ordinary_appointments_tomorrow_sends_nothing():
     practice.put(event("bo-thu", MON_10 + 3 * DAY, client="bo@example.com", name="Bo Ek"), MON_10 + DAY)
     wednesday = practice.digest("2026-03-04")
     assert "Bo Ek, massage: first session" in wednesday and "Ana Silva" not in wednesday
+
+
+def test_only_short_notice_cancellations_are_among_the_clients_to_call():
+    """A client who cancelled days ahead needs no call (the freed slot is listed elsewhere);
+    one who cancelled the same morning does."""
+    practice = Practice()
+    wed_10 = MON_10 + 2 * DAY
+    practice.put(event("bo-fri", MON_10 + 4 * DAY, client="bo@example.com", name="Bo Ek"), MONDAY)
+    practice.put(event("cy-wed", wed_10, client="cy@example.com", name="Cy Dahl"), MONDAY)
+    # The client declines the invitation: their cancellation (deleting the event would be yours).
+    practice.put(event("bo-fri", MON_10 + 4 * DAY, client="bo@example.com", name="Bo Ek", response="declined"),
+                 MON_10 + DAY)  # 72 hours ahead
+    practice.put(event("cy-wed", wed_10, client="cy@example.com", name="Cy Dahl", response="declined"),
+                 wed_10 - timedelta(hours=5))  # 5 hours ahead
+    tuesday = section(practice.digest("2026-03-03"), "Clients you may want to call")
+    assert not any("Bo Ek" in line for line in tuesday), tuesday
+    wednesday = section(practice.digest("2026-03-04"), "Clients you may want to call")
+    assert any("Cy Dahl" in line and "short notice" in line for line in wednesday), wednesday
