@@ -3,13 +3,12 @@ on a free loopback port), and `preview` rendering templates for an admin to look
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 from tests.support.smtp_server import Recorder, SmtpServer
 
-from tests.support.cli import NOW, ROOT, main
+from tests.support.cli import NOW, ROOT, example_practice_over_smtp, main
 
 
 @pytest.fixture
@@ -21,14 +20,7 @@ def server():
 
 @pytest.fixture
 def practice(tmp_path, server):
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    path = tmp_path / "config/example.toml"
-    text = path.read_text()
-    assert 'transport = "outbox-dir"' in text
-    text = text.replace('transport = "outbox-dir"', 'transport = "smtp"')
-    text += f'\n[mail.smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\ntimeout = "5s"\n'
-    path.write_text(text)
-    return tmp_path
+    return example_practice_over_smtp(tmp_path, server.port, "none")
 
 
 def test_a_run_sends_through_smtp_in_the_practice_language_and_a_second_run_sends_nothing(practice, server):

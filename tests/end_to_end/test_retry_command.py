@@ -16,7 +16,7 @@ import shutil
 import pytest
 
 from slotguard.ledger import Ledger
-from tests.support.cli import NOW, ROOT, main
+from tests.support.cli import NOW, example_practice_over_smtp, main
 from tests.support.smtp_server import PrivateAuthority, Recorder, SmtpServer
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client
 from tests.support.stripe_fixtures import intents_for_action
@@ -63,14 +63,7 @@ def relay(office):
 @pytest.fixture
 def practice(tmp_path, relay):
     """The example practice sending through the relay with STARTTLS, without ca_file."""
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    path = tmp_path / "config/example.toml"
-    text = path.read_text()
-    assert 'transport = "outbox-dir"' in text
-    text = text.replace('transport = "outbox-dir"', 'transport = "smtp"')
-    text += f'\n[mail.smtp]\nhost = "127.0.0.1"\nport = {relay.port}\nsecurity = "starttls"\ntimeout = "5s"\n'
-    path.write_text(text)
-    return tmp_path
+    return example_practice_over_smtp(tmp_path, relay.port, "starttls")
 
 
 def trust_the_office(practice, office) -> None:

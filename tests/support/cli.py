@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,3 +21,16 @@ def main(cwd, *args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def example_practice_over_smtp(folder: Path, port: int, security: str) -> Path:
+    """A copy of config/ in `folder` whose example practice sends through an SMTP server on
+    127.0.0.1:`port` (no ca_file); returns `folder`."""
+    shutil.copytree(ROOT / "config", folder / "config")
+    path = folder / "config/example.toml"
+    text = path.read_text()
+    assert 'transport = "outbox-dir"' in text
+    text = text.replace('transport = "outbox-dir"', 'transport = "smtp"')
+    text += f'\n[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "{security}"\ntimeout = "5s"\n'
+    path.write_text(text)
+    return folder
