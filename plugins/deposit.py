@@ -11,7 +11,10 @@
   fee does not need is given back. The kept deposit waits in the review window like any fee.
 - Cancelled in time (no fee, or the fee was waived), or cancelled by the practitioner: the
   deposit is given back (refund or release) with a `refund_notice`.
-- A moved appointment keeps its deposit. A waiver (waive mark) gives it back (planner).
+- A moved appointment keeps its deposit. A waiver gives it back, kept for a fee or not, and
+  `main.py waive` on the kept deposit does too (slotguard/planner.py: `_waive_event`,
+  `waive_by_hand`); taking a no-show or late-cancel mark off leaves a deposit the fee only kept
+  in review with the appointment, to be applied when the client came.
 
 Emails: `deposit_request`, `refund_notice`; the booking confirmation gets
 `details.deposit` ({"minor", "currency"}) and `details.deposit_kind`.

@@ -18,7 +18,8 @@ waived does not count (see slotguard.plugins.fee_incidents).
   ending the relationship, kindly.
 - The prepayment is settled like a charged deposit: applied to the price when attended, paying
   the fee of a no-show or late cancellation (the rest refunded), refunded in full after a
-  cancellation in time or by the practitioner.
+  cancellation in time or by the practitioner. A waiver gives back what was kept of it for the
+  fee (or all of it, unused), never what was applied to an attended session (planner).
 
 Emails: `deposit_request`, `refund_notice`.
 """

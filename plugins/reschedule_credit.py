@@ -10,6 +10,11 @@ usual rule applies at the credit's end: the deposit is refunded (`if_not_rebooke
 "refund"`, with a `refund_notice`) or kept (`"keep"`). A card hold cannot be carried over: it is
 released as usual. A cancellation with less notice follows the usual rules (late_cancel).
 
+A waiver of the credit (the waive mark on the cancelled appointment, `main.py waive` on the
+credit or on its `credit_expired` end) gives the deposit back now and the credit is gone: its
+end is cancelled (slotguard/planner.py, `credit_give_back`). The planner finds them by the
+`credit_id`, `expires_credit` and `uses_credit` keys below, so keep those names.
+
 Emails: `refund_notice` (when an unused credit is refunded).
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 from slotguard.config import ConfigError, Settings, parse_settings, read_toml
 from slotguard.durations import DurationError, parse_timestamp, to_utc_text
 from slotguard.ledger import Ledger, LedgerError
-from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState, action_id_for
+from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
@@ -233,43 +233,54 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_waive(args: argparse.Namespace) -> int:
-    from slotguard.planner import refund_proposal, waive_action
+    from slotguard.planner import waive_by_hand
+    from slotguard.plugins import FEE, TARGET, purpose_of
 
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
     action = ledger.action(args.action_id)
-    # A fee can be a charge, a hold, a hold captured for a fee, or a kept deposit (credit).
+    # A fee can be a charge, a hold, a hold captured for a fee, or a kept deposit (credit);
+    # a deposit or prepayment (charge, hold), a rescheduling credit and its end can be waived too.
     if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT):
         print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
         return 1
     reason = f"waived by the practitioner: {args.reason}"
-    if action.state in OPEN_STATES or (action.state is ActionState.FAILED and action.kind is not ActionKind.CREDIT):
-        with ledger.transaction():
-            waive_action(ledger, action, reason, now, was=[action.state])
+    with ledger.transaction():
+        # The same rules as the waive mark on the event (slotguard/planner.py).
+        done = waive_by_hand(ledger, action, reason, now)
+    if done.problem:
+        print(done.problem, file=sys.stderr)
+        return 1
+    purpose = purpose_of(action.kind, action.context)
+    if done.waived and purpose in ("deposit", "prepayment"):
+        print(f"{action.id}: the {purpose} of {_money(action)} is not taken; the request for it is not sent.")
+    elif done.waived:
         print(f"{action.id}: fee of {_money(action)} waived; the client's email will not mention a fee.")
-        return 0
-    if action.state is ActionState.DONE and action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE) and action.amount:
-        proposal = refund_proposal(action, reason)
-        refund = Action(
-            id=action_id_for(f"manual-waive/{action.id}", proposal.policy, "refund", proposal.slot),
-            kind=ActionKind.REFUND, state=ActionState.PLANNED, policy=proposal.policy, reason=proposal.reason,
-            calendar_id=action.calendar_id, event_id=action.event_id, client_email=action.client_email,
-            client_name=action.client_name, happening_key=f"manual-waive/{action.id}", due_at=now,
-            created_at=now, updated_at=now, amount=action.amount, appointment_start=action.appointment_start,
-            context=dict(proposal.context),
-        )
-        with ledger.transaction():
-            added = ledger.add_action(refund)
-        when = "planned for the next tick." if added else "was planned before."
-        if action.context.get("payment_status") in ("unpaid", "receivable"):
-            print(f"{action.id}: asked for but not paid yet; {refund.id} withdraws the request "
+    for money in [*done.planned, *done.before]:
+        if money.kind not in (ActionKind.REFUND, ActionKind.RELEASE):
+            continue
+        when = "planned for the next tick." if money in done.planned else "was planned before."
+        target = ledger.action(str(money.context.get(TARGET) or ""))
+        if money.kind is ActionKind.RELEASE:
+            print(f"{action.id}: the {_money(money)} hold {target.id if target else ''} is released by {money.id}, {when}")
+        elif target is not None and target.context.get("payment_status") in ("unpaid", "receivable"):
+            print(f"{action.id}: asked for but not paid yet ({target.id}); {money.id} withdraws the request "
                   f"(nothing is refunded, the client is told there is nothing to pay), {when}")
         else:
-            print(f"{action.id}: already charged; refund {refund.id} of {_money(action)} {when}")
-        return 0
-    print(f"{action.id} is {action.state.value}; nothing to waive.", file=sys.stderr)
-    return 1
+            print(f"{action.id}: already taken; refund {money.id} of {_money(money)} from {target.id if target else '?'} {when}")
+    if any(a.template == "refund_notice" for a in done.planned):
+        print("The client gets a refund_notice email once that is carried out.")
+    if purpose == FEE:
+        others = [
+            other for other in ledger.actions(calendar_id=action.calendar_id, event_id=action.event_id)
+            if other.id != action.id and other.amount and other.appointment_start == action.appointment_start
+            and purpose_of(other.kind, other.context) == FEE and other.state in (*OPEN_STATES, ActionState.DONE)
+        ]
+        for other in others:
+            print(f"note: {other.id} ({other.kind.value} of {_money(other)}, {other.state.value}) is also a fee for this "
+                  "appointment; waive it too, or add the waive mark to the event to waive them all.")
+    return 0
 
 
 def cmd_charge_now(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 For one new happening, in order (docs/plugins.md tells plugin authors the same story):
 1. lifecycle mail (booking confirmation) and, for a waiver, the slot's open fees waived and
-   the money taken for them given back;
+   the money taken or kept for them given back (see `_waive_event`; `main.py waive` uses the
+   same rules for one action: `waive_by_hand`);
 2. `slotguard_propose` on every enabled policy, fee policies first;
 3. `slotguard_modify` on every fee, in `policies.enabled` order (fee policies first), each
    modifier seeing what the previous one left; a modifier may add proposals (a grace email);
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import Callable, Iterable
 
 from slotguard.config import Settings
 from slotguard.durations import to_utc_text
@@ -39,12 +40,15 @@ from slotguard.model import (
     ClientHistory,
     Happening,
     HappeningKind,
+    Mark,
     Proposal,
     action_id_for,
 )
 from slotguard.money import Money
 from slotguard.plugins import (
+    CREDIT,
     DEPOSIT,
+    DEPOSIT_APPLIED,
     DEPOSIT_RETURN,
     FEE,
     INCIDENT,
@@ -73,6 +77,14 @@ SAFETY = "safety"
 REVIEWED = frozenset({FEE, PREPAYMENT})
 RECORD_KINDS = frozenset({ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CREDIT})
 WAIVED_AMOUNT = "waived_amount"  # context of a fee a modifier took to zero: what was let go
+# Money the client paid ahead for an appointment: what a waiver gives back unless it paid
+# for a session the client came to.
+FUNDS = frozenset({DEPOSIT, PREPAYMENT})
+# A rescheduling credit (plugins/reschedule_credit.py): the credit carries `credit_id`, the
+# action ending it at its deadline (a refund, or a `credit_expired` record keeping the
+# deposit for good) `expires_credit`, and a booking paid by it `uses_credit`, all the same token.
+CREDIT_ID, EXPIRES_CREDIT, USES_CREDIT = "credit_id", "expires_credit", "uses_credit"
+MANUAL_WAIVER = "manual-waive"  # happening key prefix of what `main.py waive` plans
 
 
 @dataclass
@@ -179,8 +191,13 @@ class Planner:
         return "waived by the practitioner's mark on the event"
 
     def _waive_event(self, happening: Happening, appointment: Appointment, now: datetime, inputs: _Inputs) -> list[Proposal]:
-        """A waiver means no money for this slot: open fees (and a deposit not yet used) are
-        waived; money already taken for them is refunded, a held deposit released."""
+        """A waiver means no fee for this slot: open fees are waived; money taken for them is
+        given back (refunded, a hold released, a request never paid withdrawn), and so is a
+        deposit or prepayment kept for them. A rescheduling credit kept from this appointment
+        is given back now. When the waiver is the appointment's outcome (the waive mark), a
+        deposit or prepayment not used yet is given back too; when it only takes a no-show or
+        late-cancellation mark off, the appointment stands and that money stays to pay for the
+        session. Money applied to the price of a session the client came to always stays."""
         why = self._waiver_reason(happening, appointment)
         proposals: list[Proposal] = []
         actions = [
@@ -188,34 +205,20 @@ class Planner:
             for action in self.ledger.actions(calendar_id=appointment.calendar_id, event_id=appointment.event_id)
             if action.kind is not ActionKind.EMAIL and action.amount
         ]
-        fees = [a for a in actions if purpose_of(a.kind, a.context) == FEE and a.appointment_start == appointment.start]
-        for action in fees:
-            proposals += self._waive_or_give_back(action, why, now)
-        # Fees waived above no longer use up the deposit that paid them: read the account again.
-        inputs.forget_account()
-        used = inputs.account().used_up()
         for action in actions:
-            if purpose_of(action.kind, action.context) == DEPOSIT and action.id not in used:
-                proposals += self._waive_or_give_back(action, why, now)
+            if purpose_of(action.kind, action.context) == FEE and action.appointment_start == appointment.start:
+                proposals += let_go(self.ledger, action, why, now)
+        for action in actions:
+            if _is_reschedule_credit(action):
+                inputs.forget_account()
+                proposals += credit_give_back(self.ledger, inputs.account(), action, why, now)[0]
+        # Fees waived above no longer keep the deposit or prepayment that paid them: read the
+        # account again.
+        inputs.forget_account()
+        funds = [action for action in actions if purpose_of(action.kind, action.context) in FUNDS]
+        proposals += funds_give_back(self.ledger, inputs.account(), funds, why, now, unused=not _mark_taken_off(happening, appointment))
         inputs.forget_account()
         return proposals + [refund_notice(proposal, why) for proposal in proposals]
-
-    def _waive_or_give_back(self, action: Action, why: str, now: datetime) -> list[Proposal]:
-        if action.state in OPEN_STATES:
-            waive_action(self.ledger, action, why, now)
-        elif action.state is ActionState.FAILED and action.kind in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE):
-            # Refused by the provider, so nothing was taken: let it go like an open fee, so
-            # that no `retry` can charge it later.
-            waive_action(self.ledger, action, why, now, was=[ActionState.FAILED])
-        elif action.state is ActionState.DONE:
-            if action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
-                return [refund_proposal(action, why)]
-            if action.kind is ActionKind.HOLD:
-                return [release_proposal(action, why)]
-            if action.kind is ActionKind.CREDIT and action.context.get(TARGET):
-                # Money paid earlier (a deposit) kept for the fee, or carried over: give it back.
-                return [refund_proposal(action, why, target=str(action.context[TARGET]))]
-        return []
 
     # -- policies -------------------------------------------------------------------------
     def _policy_proposals(self, happening: Happening, appointment: Appointment, now: datetime, inputs: _Inputs) -> list[Proposal]:
@@ -293,47 +296,11 @@ class Planner:
 
     def _final_safety(self, proposals: list[Proposal], appointment: Appointment, inputs: _Inputs) -> list[Proposal]:
         """Every money proposal within bounds; money is given back at most once."""
-        refunded: dict[str, int] = {}
-        released: set[str] = set()
-        dropped: set[str] = set()
-        kept: list[Proposal] = []
-        for proposal in proposals:
-            if proposal.kind in MONEY_KINDS and proposal.amount is not None:
-                proposal = self._safety(proposal, appointment)
-                target = str(proposal.context.get(TARGET) or "")
-                if proposal.kind is ActionKind.REFUND and target:
-                    left = self._refundable(target, inputs.account()) - refunded.get(target, 0)
-                    if left <= 0:
-                        log.info("dropped refund target=%s: nothing left to refund", target)
-                        dropped.add(proposal.slot)
-                        continue
-                    if proposal.amount.minor > left:
-                        proposal = proposal.with_amount(
-                            Money(left, proposal.amount.currency), f"safety: capped at what is left to refund ({Money(left, proposal.amount.currency)})"
-                        )
-                    refunded[target] = refunded.get(target, 0) + proposal.amount.minor
-                elif proposal.kind is ActionKind.RELEASE and target:
-                    if target in released or self._settled_hold(target, inputs.account()):
-                        dropped.add(proposal.slot)
-                        continue
-                    released.add(target)
-            kept.append(proposal)
-        return [proposal for proposal in kept if not (proposal.reports_on and proposal.reports_on in dropped)]
-
-    @staticmethod
-    def _refundable(target: str, account: ClientAccount) -> int:
-        entry = account.entry(target)
-        if entry is None or entry.amount is None or entry.state is not ActionState.DONE:
-            return 0
-        return entry.amount.minor - account.refunded(target)
-
-    @staticmethod
-    def _settled_hold(target: str, account: ClientAccount) -> bool:
-        """True when a hold was released or captured already (or that is planned)."""
-        return any(
-            entry.kind in (ActionKind.RELEASE, ActionKind.CAPTURE) and entry.live and entry.context.get(TARGET) == target
-            for entry in account.entries
-        )
+        bounded = [
+            self._safety(proposal, appointment) if proposal.kind in MONEY_KINDS and proposal.amount is not None else proposal
+            for proposal in proposals
+        ]
+        return give_back_once(bounded, inputs.account)
 
     # -- storing --------------------------------------------------------------------------
     def _store(self, happening: Happening, appointment: Appointment, proposals: list[Proposal], now: datetime) -> list[Action]:
@@ -416,18 +383,264 @@ class Planner:
         return stored
 
     def _supersede(self, action: Action, now: datetime) -> None:
-        """Open actions the new one replaces: fees and holds are waived, the rest cancelled."""
-        for old_id in action.context.get(SUPERSEDES) or ():
-            old = self.ledger.action(str(old_id))
-            if old is None or old.state not in OPEN_STATES:
+        supersede(self.ledger, action, now)
+
+
+def supersede(ledger: Ledger, action: Action, now: datetime) -> None:
+    """Open actions `action` replaces (its context `supersedes`): fees and holds are waived,
+    the rest cancelled."""
+    for old_id in action.context.get(SUPERSEDES) or ():
+        old = ledger.action(str(old_id))
+        if old is None or old.state not in OPEN_STATES:
+            continue
+        why = f"replaced by {action.id} ({action.policy})"
+        if old.kind in (ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.HOLD):
+            waive_action(ledger, old, why, now)
+            continue  # its notice goes out and says there is nothing to pay
+        old.state = ActionState.CANCELLED
+        if ledger.update_action(old, now, why, expect=OPEN_STATES):
+            cancel_reports(ledger, old, now, f"what it reports on was {why}")
+
+
+def give_back_once(proposals: list[Proposal], account: Callable[[], ClientAccount]) -> list[Proposal]:
+    """Money is given back at most once: a refund is capped at what is left of its target
+    (taken, less the refunds done or planned, in the ledger and among `proposals`) and dropped
+    when nothing is left; a hold is released once, and not after it was captured. A dropped
+    give-back takes the emails reporting on it along. `account` is read only if needed."""
+    refunded: dict[str, int] = {}
+    released: set[str] = set()
+    dropped: set[str] = set()
+    kept: list[Proposal] = []
+    for proposal in proposals:
+        target = str(proposal.context.get(TARGET) or "")
+        if proposal.kind is ActionKind.REFUND and target and proposal.amount is not None:
+            left = _refundable(target, account()) - refunded.get(target, 0)
+            if left <= 0:
+                log.info("dropped refund target=%s: nothing left to refund", target)
+                dropped.add(proposal.slot)
                 continue
-            why = f"replaced by {action.id} ({action.policy})"
-            if old.kind in (ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.HOLD):
-                waive_action(self.ledger, old, why, now)
-                continue  # its notice goes out and says there is nothing to pay
-            old.state = ActionState.CANCELLED
-            if self.ledger.update_action(old, now, why, expect=OPEN_STATES):
-                cancel_reports(self.ledger, old, now, f"what it reports on was {why}")
+            if proposal.amount.minor > left:
+                proposal = proposal.with_amount(
+                    Money(left, proposal.amount.currency), f"safety: capped at what is left to refund ({Money(left, proposal.amount.currency)})"
+                )
+            refunded[target] = refunded.get(target, 0) + proposal.amount.minor
+        elif proposal.kind is ActionKind.RELEASE and target:
+            if target in released or _settled_hold(target, account()):
+                dropped.add(proposal.slot)
+                continue
+            released.add(target)
+        kept.append(proposal)
+    return [proposal for proposal in kept if not (proposal.reports_on and proposal.reports_on in dropped)]
+
+
+def _refundable(target: str, account: ClientAccount) -> int:
+    entry = account.entry(target)
+    if entry is None or entry.amount is None or entry.state is not ActionState.DONE:
+        return 0
+    return entry.amount.minor - account.refunded(target)
+
+
+def _settled_hold(target: str, account: ClientAccount) -> bool:
+    """True when a hold was released or captured already (or that is planned)."""
+    return any(
+        entry.kind in (ActionKind.RELEASE, ActionKind.CAPTURE) and entry.live and entry.context.get(TARGET) == target
+        for entry in account.entries
+    )
+
+
+# -- waivers, shared by the waive mark (Planner._waive_event) and `main.py waive` -------------
+
+
+def _mark_taken_off(happening: Happening, appointment: Appointment) -> bool:
+    """True for a waiver that only takes a no-show or late-cancellation mark off (the
+    tracker's keys for those end in "-withdrawn") with no waive mark on the event: the
+    appointment stands, and may still be attended."""
+    return happening.key.endswith("-withdrawn") and Mark.WAIVE not in appointment.marks
+
+
+def _is_reschedule_credit(action: Action) -> bool:
+    return action.kind is ActionKind.CREDIT and purpose_of(action.kind, action.context) == CREDIT and bool(action.context.get(CREDIT_ID))
+
+
+def let_go(ledger: Ledger, action: Action, why: str, now: datetime, amount: Money | None = None) -> list[Proposal]:
+    """Nothing more is asked or kept for `action` (a fee, deposit, prepayment or credit).
+    Nothing taken yet: it is waived (a failed one too, so that no `retry` can charge it
+    later), in the ledger at once. Money taken: the proposal giving it back, a refund of a
+    charge or capture (or, for a credit keeping money paid earlier, of the charge its target
+    names), or a release of a hold; `amount` gives back only that much. Returns the proposals
+    (without their notices)."""
+    if action.state in OPEN_STATES:
+        waive_action(ledger, action, why, now)
+    elif action.state is ActionState.FAILED and action.kind in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE):
+        # Refused by the provider, so nothing was taken: let it go like an open fee.
+        waive_action(ledger, action, why, now, was=[ActionState.FAILED])
+    elif action.state is ActionState.DONE:
+        if action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
+            return [refund_proposal(action, why, amount=amount)]
+        if action.kind is ActionKind.HOLD:
+            return [release_proposal(action, why)]
+        if action.kind is ActionKind.CREDIT and action.context.get(TARGET):
+            # Money paid earlier (a deposit) kept for the fee, or carried over: give it back.
+            return [refund_proposal(action, why, target=str(action.context[TARGET]), amount=amount)]
+    return []
+
+
+def funds_give_back(ledger: Ledger, account: ClientAccount, funds: Iterable[Action], why: str, now: datetime, unused: bool = True) -> list[Proposal]:
+    """Give back what is left of each fund (a deposit or prepayment: charged, held, or carried
+    over as a credit) now that the waived fees no longer keep it: its amount less what live
+    entries apply to the price, keep for a fee or gave back already (the entries that name it
+    in `settles`; plugins/funds.py). A fund nothing uses any more is given back whole (or, if
+    not taken yet, waived) only with `unused`; without, it stays for the session. A fund
+    applied to the price of a session the client came to has nothing left: it stays. A hold
+    is never given back in part (capturing part of it released the rest)."""
+    proposals: list[Proposal] = []
+    for fund in funds:
+        settlers = [entry for entry in account.entries if entry.live and str(entry.context.get(SETTLES) or "") == fund.id]
+        if not settlers:
+            if unused:
+                proposals += let_go(ledger, fund, why, now)
+            continue
+        if fund.state is not ActionState.DONE or fund.amount is None or fund.kind is ActionKind.HOLD:
+            continue
+        left = fund.amount.minor - sum(entry.amount.minor for entry in settlers if entry.amount is not None)
+        if left > 0:
+            proposals += let_go(ledger, fund, why, now, amount=Money(left, fund.amount.currency))
+    return proposals
+
+
+def credit_give_back(ledger: Ledger, account: ClientAccount, credit: Action, why: str, now: datetime) -> tuple[list[Proposal], str]:
+    """A rescheduling credit let go: the deposit it keeps is given back now (refunded, or the
+    request withdrawn if it was never paid) and the credit is gone: the action that would end
+    it at its deadline (a refund, or keeping the deposit for good) is cancelled, in the ledger
+    at once. A credit that already paid a new booking's deposit is that booking's money now:
+    nothing is given back, and the second value is the id of that deposit."""
+    token = credit.context.get(CREDIT_ID)
+    used = next((entry for entry in account.entries if entry.live and entry.context.get(USES_CREDIT) == token), None)
+    if used is not None:
+        return [], used.id
+    for entry in account.entries:
+        if entry.context.get(EXPIRES_CREDIT) == token and entry.is_open:
+            end = ledger.action(entry.id)
+            if end is None:
+                continue
+            end.state = ActionState.CANCELLED
+            if ledger.update_action(end, now, f"the credit was given back: {why}", expect=OPEN_STATES):
+                cancel_reports(ledger, end, now, "the credit was given back")
+    if credit.state is not ActionState.DONE or not credit.context.get(TARGET):
+        return [], ""
+    return let_go(ledger, credit, why, now), ""
+
+
+@dataclass
+class HandWaiver:
+    """What `main.py waive ACTION_ID` did (see `waive_by_hand`)."""
+
+    waived: bool = False  # the action itself was let go: nothing had been taken
+    planned: list[Action] = field(default_factory=list)  # give-backs and their notices, newly planned
+    before: list[Action] = field(default_factory=list)  # give-backs an earlier run planned already
+    problem: str = ""  # why nothing could be done
+
+
+def waive_by_hand(ledger: Ledger, action: Action, why: str, now: datetime) -> HandWaiver:
+    """`main.py waive ACTION_ID`: what the waive mark does, for one action. A fee still open
+    (or refused by the provider) is waived; one charged is given back; a deposit or prepayment
+    kept for the fee is given back (what the fee kept of it). A deposit or prepayment waived
+    by its own id gives back what is left of it (nothing once applied to a session's price).
+    A rescheduling credit, or the action ending it, gives the deposit back now (see
+    `credit_give_back`). Each give-back is a refund or release with a `refund_notice`, with
+    ids stable for `action` (running the command again plans nothing new) and never more
+    than is left to give back. Call it inside a ledger transaction."""
+    purpose = purpose_of(action.kind, action.context)
+    key = f"{MANUAL_WAIVER}/{action.id}"
+
+    def account() -> ClientAccount:
+        return ClientAccount.from_actions(action.client_email, ledger.actions(client_email=action.client_email))
+
+    if purpose == DEPOSIT_APPLIED:
+        return HandWaiver(problem=f"{action.id}: the {action.amount} paid ahead was applied to the price of a session that took place; nothing to waive")
+    was = action.state
+    if _is_reschedule_credit(action) or action.context.get(EXPIRES_CREDIT):
+        token = action.context.get(EXPIRES_CREDIT) or action.context.get(CREDIT_ID)
+        credit = action if _is_reschedule_credit(action) else next(
+            (other for other in ledger.actions(calendar_id=action.calendar_id, event_id=action.event_id)
+             if _is_reschedule_credit(other) and other.context.get(CREDIT_ID) == token),
+            None,
+        )
+        if credit is None:
+            return HandWaiver(problem=f"{action.id}: the credit it ends is not in the ledger; nothing to waive")
+        proposals, used_by = credit_give_back(ledger, account(), credit, why, now)
+        if used_by:
+            return HandWaiver(problem=(
+                f"{action.id}: the credit already paid the deposit {used_by} of a new booking; waive that one "
+                f"(`main.py waive {used_by}`, or the waive mark on its event)"
+            ))
+    elif purpose in FUNDS:
+        proposals = funds_give_back(ledger, account(), [action], why, now, unused=True)
+    else:
+        proposals = let_go(ledger, action, why, now)
+        fund = ledger.action(str(action.context.get(SETTLES) or "")) if purpose == FEE else None
+        if fund is not None and fund.event_ref == action.event_ref and purpose_of(fund.kind, fund.context) in FUNDS:
+            # The deposit or prepayment this fee kept: what the fee no longer keeps comes back.
+            proposals += funds_give_back(ledger, account(), [fund], why, now, unused=True)
+    now_state = (ledger.action(action.id) or action).state
+    result = HandWaiver(waived=now_state is not was and now_state is ActionState.WAIVED)
+    proposals = proposals + [refund_notice(proposal, why) for proposal in proposals]
+    ids = {proposal.slot: action_id_for(key, proposal.policy, proposal.kind.value, proposal.slot) for proposal in proposals}
+    fresh = []
+    for proposal in proposals:
+        existing = ledger.action(ids[proposal.slot])
+        if existing is None:
+            fresh.append(proposal)
+        elif existing.kind in MONEY_KINDS:
+            result.before.append(existing)
+    safe = give_back_once(fresh, account)
+    kept_slots = {proposal.slot for proposal in safe}
+    gone = [proposal for proposal in fresh if proposal.kind in MONEY_KINDS and proposal.slot not in kept_slots]
+    for proposal in safe:
+        stored = Action(
+            id=ids[proposal.slot], kind=proposal.kind, state=ActionState.PLANNED, policy=proposal.policy, reason=proposal.reason,
+            calendar_id=action.calendar_id, event_id=action.event_id, client_email=action.client_email,
+            client_name=action.client_name, happening_key=key, due_at=now, created_at=now, updated_at=now,
+            amount=proposal.amount, template=proposal.template, appointment_start=action.appointment_start,
+            reports_on=ids.get(proposal.reports_on) if proposal.reports_on else None, context=dict(proposal.context),
+        )
+        if ledger.add_action(stored):
+            log.info("planned action=%s kind=%s policy=%s event=%s by main.py waive %s",
+                     stored.id, stored.kind.value, stored.policy, stored.event_ref, action.id)
+            result.planned.append(stored)
+            supersede(ledger, stored, now)
+    if not (result.waived or result.planned or result.before):
+        result.problem = f"{action.id} is {action.state.value}; nothing to waive" + (
+            _given_back_by(account(), gone) if gone else _what_uses(ledger, action)
+        )
+    return result
+
+
+def _given_back_by(account: ClientAccount, dropped: list[Proposal]) -> str:
+    """For give-backs dropped because nothing was left: the refunds or releases that did it."""
+    targets = {str(proposal.context.get(TARGET) or "") for proposal in dropped}
+    found = [
+        entry.id for entry in account.entries
+        if entry.kind in (ActionKind.REFUND, ActionKind.RELEASE) and entry.live and entry.context.get(TARGET) in targets
+    ]
+    return f": the money was given back already ({', '.join(found)})." if found else ": nothing is left to give back."
+
+
+def _what_uses(ledger: Ledger, fund: Action) -> str:
+    """For a deposit or prepayment with nothing left to give back: what used it."""
+    users = [other for other in ledger.actions(calendar_id=fund.calendar_id, event_id=fund.event_id) if other.context.get(SETTLES) == fund.id and other.state in (*OPEN_STATES, ActionState.DONE)]
+    if not users:
+        return "."
+    parts = []
+    for user in users:
+        purpose = purpose_of(user.kind, user.context)
+        if purpose == DEPOSIT_APPLIED:
+            parts.append(f"applied to the price of the session ({user.id})")
+        elif purpose == FEE:
+            parts.append(f"kept for a fee ({user.id}: waive that one)")
+        else:
+            parts.append(f"{user.kind.value} {user.id} ({user.amount})")
+    return ": it was " + "; ".join(parts) + "."
 
 
 def waive_action(ledger: Ledger, action: Action, why: str, now: datetime, was: Iterable[ActionState] = OPEN_STATES) -> bool:
@@ -450,18 +663,22 @@ def cancel_reports(ledger: Ledger, action: Action, now: datetime, why: str) -> N
             ledger.update_action(email, now, why, expect=OPEN_STATES)
 
 
-def refund_proposal(charge: Action, why: str, target: str | None = None) -> Proposal:
-    """Give back the money `charge` took (a charge or capture; or, for a deposit kept as a
-    fee, `target` names the deposit's charge). The planner caps it at what is left."""
+def refund_proposal(charge: Action, why: str, target: str | None = None, amount: Money | None = None) -> Proposal:
+    """Give back the money `charge` took (a charge or capture; or, for money paid earlier and
+    kept by a credit, `target` names the charge holding it), or `amount` of it. The planner
+    caps it at what is left."""
     assert charge.amount is not None
+    amount = amount or charge.amount
+    part = f"{amount}" if amount == charge.amount else f"{amount} (of the {charge.amount})"
+    returns_deposit = purpose_of(charge.kind, charge.context) in (DEPOSIT, CREDIT)
     return Proposal(
         kind=ActionKind.REFUND,
         policy=charge.policy,
-        reason=f"refund of {charge.amount} charged by {charge.policy}: {why}",
-        amount=charge.amount,
+        reason=f"refund of {part} charged by {charge.policy}: {why}",
+        amount=amount,
         slot=f"refund-{charge.id}",
         context={
-            "purpose": REFUND if purpose_of(charge.kind, charge.context) != DEPOSIT else DEPOSIT_RETURN,
+            "purpose": DEPOSIT_RETURN if returns_deposit else REFUND,
             TARGET: target or charge.id,
             "target_external_id": charge.external_id if not target else "",
             SETTLES: charge.id,
