@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from integration.memory import MemoryCalendar, MemoryMailer
 from slotguard.cli import main
 from slotguard.interfaces import NullWriteBack
@@ -334,20 +336,14 @@ def assert_given_back_once_and_gone(practice, deposit, credit, end, before, at):
     assert len(notices) == 1 and "270.00" in practice.body(notices[0])
 
 
-def test_waiving_a_rescheduling_credit_by_id_gives_the_deposit_back_now(tmp_path):
+@pytest.mark.parametrize("which", ["credit", "end"])
+def test_waiving_a_rescheduling_credit_or_its_end_by_id_gives_the_deposit_back_now(tmp_path, which):
+    """The digest lists the credit's end ("kept for good on ..."): waiving that id does the
+    same as waiving the credit itself."""
     practice, deposit, credit, end = credit_kept(tmp_path)
     at = FRIDAY_10 - timedelta(hours=60)
     before = set(practice.messages())
-    assert practice.waive(credit.id, at) == 0
-    assert_given_back_once_and_gone(practice, deposit, credit, end, before, at)
-
-
-def test_waiving_the_end_of_a_rescheduling_credit_gives_the_deposit_back_now(tmp_path):
-    """The digest lists the credit's end ("kept for good on ..."): waiving that id does the same."""
-    practice, deposit, credit, end = credit_kept(tmp_path)
-    at = FRIDAY_10 - timedelta(hours=60)
-    before = set(practice.messages())
-    assert practice.waive(end.id, at) == 0
+    assert practice.waive((credit if which == "credit" else end).id, at) == 0
     assert_given_back_once_and_gone(practice, deposit, credit, end, before, at)
 
 
