@@ -89,11 +89,12 @@ def _email_outlook(ledger: Ledger, settings: Settings, action: Action, now: date
         if day and day != local.date().isoformat():
             return Outlook(False, f"the digest for {day} is out of date; today's digest says what is current")
         return Outlook(True, "sent at the next tick, with what the ledger holds then")
+    from slotguard.engine import stale_email_reason  # the engine's whole import tree only when needed
+
     tracked = ledger.tracked(action.calendar_id, action.event_id)
-    if tracked is None:
-        return Outlook(True, "will NOT be sent: the appointment is no longer in the calendar; the next tick cancels it")
-    appointment = tracked.appointment
-    # The same rules as engine.Engine._email_ready, read-only.
+    why = stale_email_reason(action, tracked, now, show=lambda moment: _local(moment, settings))
+    if why:  # the engine's own rule, read-only
+        return Outlook(True, f"will NOT be sent: {why}; the next tick cancels it")
     if action.reports_on:
         fee = ledger.action(action.reports_on)
         if fee and fee.state in (*OPEN_STATES, ActionState.EXECUTING):
@@ -103,15 +104,6 @@ def _email_outlook(ledger: Ledger, settings: Settings, action: Action, now: date
             return _late(action, settings, now) or Outlook(
                 True, f"sent at the next tick, although the fee it reports on ({fee.id}) failed: the message tells the client "
                       "the fee applies and how to pay it; retry the fee first, or with it, to report how it was settled")
-    elif action.policy == LIFECYCLE:
-        if tracked.cancellation or appointment.is_cancelled or appointment.start != action.appointment_start:
-            return Outlook(True, "will NOT be sent: the appointment was moved or cancelled; the next tick cancels it")
-        if appointment.start <= now:
-            return Outlook(True, f"will NOT be sent: too late, the appointment started {_local(appointment.start, settings)}; "
-                                 "the next tick cancels it")
-    elif action.policy == WAITLIST and action.appointment_start and action.appointment_start <= now:
-        return Outlook(True, f"will NOT be sent: too late, the freed slot started {_local(action.appointment_start, settings)}; "
-                             "the next tick cancels it")
     return _late(action, settings, now) or Outlook(True, "sent at the next tick")
 
 

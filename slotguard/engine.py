@@ -44,10 +44,11 @@ from slotguard.model import (
 from slotguard.normalize import EventError, normalize
 from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
-from slotguard.planner import Planner
+from slotguard.planner import LIFECYCLE, Planner
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
+from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
 
 NOTHING_TAKEN = "nothing_taken"  # payment_status of a refund of a fee that was never paid
@@ -102,6 +103,26 @@ class TickReport:
             lines.append(f"problems ({len(self.problems)}):")
             lines += [f"  - {problem}" for problem in self.problems]
         return "\n".join(lines)
+
+
+def stale_email_reason(action: Action, tracked: Tracked | None, now: datetime, show: Callable[[datetime], str] = to_utc_text) -> str:
+    """Why an email about an appointment is no longer to be sent ("" while it still is): the
+    appointment left the calendar; lifecycle mail (confirmation, reminder) for a slot that
+    moved, was cancelled or has started; a slot offer for a slot that has started. The engine
+    cancels such an email with this reason; `retry` says so beforehand. `show` writes times."""
+    if tracked is None:
+        return "the appointment is no longer in the calendar"
+    if action.reports_on:
+        return ""  # a fee notice is never too late; it waits for its fee instead
+    appointment = tracked.appointment
+    if action.policy == LIFECYCLE:
+        if tracked.cancellation or appointment.is_cancelled or appointment.start != action.appointment_start:
+            return "the appointment was moved or cancelled"
+        if appointment.start <= now:
+            return f"too late, the appointment started {show(appointment.start)}"
+    elif action.policy == WAITLIST and action.appointment_start and action.appointment_start <= now:
+        return f"too late, the freed slot started {show(action.appointment_start)}"
+    return ""
 
 
 @dataclass
@@ -341,9 +362,10 @@ class Engine:
         if not action.event_id:
             return True  # practice mail (the daily digest) is about no single appointment
         tracked = self.ledger.tracked(action.calendar_id, action.event_id)
-        if tracked is None:
+        why = stale_email_reason(action, tracked, now)
+        if why:
             action.state = ActionState.CANCELLED
-            self.ledger.update_action(action, now, "the appointment is no longer in the calendar")
+            self.ledger.update_action(action, now, why)
             return False
         if action.reports_on:
             fee = self.ledger.action(action.reports_on)
@@ -351,20 +373,6 @@ class Engine:
                 action.due_at = max(fee.due_at, now + timedelta(minutes=1))
                 self.ledger.update_action(action, now, "waiting for the fee it reports on")
                 return False
-        elif action.policy == "lifecycle":
-            appointment = tracked.appointment
-            if tracked.cancellation or appointment.is_cancelled or appointment.start != action.appointment_start:
-                action.state = ActionState.CANCELLED
-                self.ledger.update_action(action, now, "the appointment was moved or cancelled")
-                return False
-            if appointment.start <= now:
-                action.state = ActionState.CANCELLED
-                self.ledger.update_action(action, now, "too late: the appointment has started")
-                return False
-        elif action.policy == "waitlist" and action.appointment_start and action.appointment_start <= now:
-            action.state = ActionState.CANCELLED
-            self.ledger.update_action(action, now, "too late: the freed slot has started")
-            return False
         return True
 
     def _within_daily_cap(self, action: Action, now: datetime) -> bool:
