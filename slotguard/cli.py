@@ -18,7 +18,7 @@ from typing import Any
 from slotguard.config import ConfigError, Settings, parse_settings, read_toml
 from slotguard.durations import DurationError, parse_timestamp, to_utc_text
 from slotguard.ledger import Ledger, LedgerError
-from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState
+from slotguard.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
@@ -173,7 +173,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     pending = ledger.actions(states=[ActionState.PENDING_REVIEW], kinds=[ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.CREDIT])
     done = ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE])
     done, balances, balance_lines = status_section(ledger, settings, now, done)  # unpaid fees: what is still owed
-    receivables = [a for a in done if a.context.get("payment_status") in ("receivable", "unpaid")]
+    receivables = [a for a in done if a.context.get("payment_status") in OWED]
     failed = ledger.actions(states=[ActionState.FAILED])
     data = {
         "upcoming": [
@@ -264,7 +264,7 @@ def cmd_waive(args: argparse.Namespace) -> int:
         target = ledger.action(str(money.context.get(TARGET) or ""))
         if money.kind is ActionKind.RELEASE:
             print(f"{action.id}: the {_money(money)} hold {target.id if target else ''} is released by {money.id}, {when}")
-        elif target is not None and target.context.get("payment_status") in ("unpaid", "receivable"):
+        elif target is not None and target.context.get("payment_status") in OWED:
             print(f"{action.id}: asked for but not paid yet ({target.id}); {money.id} withdraws the request "
                   f"(nothing is refunded, the client is told there is nothing to pay), {when}")
         else:

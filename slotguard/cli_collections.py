@@ -24,7 +24,7 @@ from typing import Any
 from slotguard.collections_ladder import COLLECTIONS, PARTS, Decision, debt_row, debts, payable, status
 from slotguard.config import Settings
 from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
+from slotguard.model import OWED, ActionKind, ActionState
 from slotguard.money import Money
 
 
@@ -229,7 +229,7 @@ def status_section(ledger: Ledger, settings: Settings, now: datetime, done: list
     where = {row["id"]: _where(row, settings) for row in rows}
     owed: dict[str, dict[str, Any]] = {}
     for action in done:
-        if status(action) not in ("unpaid", "receivable") or action.amount is None:
+        if status(action) not in OWED or action.amount is None:
             continue
         entry = owed.setdefault(action.client_email, {"client": action.client_email, "name": action.client_name, "owed": 0, "fees": []})
         entry["owed"] += action.amount.minor

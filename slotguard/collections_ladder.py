@@ -41,7 +41,7 @@ from slotguard.config import Collections, Settings
 from slotguard.durations import from_utc_text, to_utc_text
 from slotguard.interfaces import AdapterError
 from slotguard.ledger import Ledger
-from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState, action_id_for
+from slotguard.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, action_id_for
 from slotguard.money import Money
 from slotguard.plugins import FEE, TARGET, purpose_of
 
@@ -52,7 +52,6 @@ log = logging.getLogger("slotguard.collections")
 
 COLLECTIONS = "collections"  # the policy name of every collection action
 COLLECTS = "collects"  # context key: the id of the fee a collection action is about
-OWED = ("unpaid", "receivable")
 SETTLED, WRITTEN_OFF, SUPERSEDED = "settled", "written_off", "superseded"
 RECEIPT_TEMPLATE = "payment_receipt"
 INSTALLMENT_TEMPLATE = "payment_plan_installment"

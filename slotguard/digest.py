@@ -35,7 +35,7 @@ from slotguard.collections_ladder import collections_view
 from slotguard.durations import from_utc_text, to_utc_text
 from slotguard.ledger import Ledger
 from slotguard.messages import DIGEST_TEMPLATE
-from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState, HappeningKind, action_id_for
+from slotguard.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind, action_id_for
 from slotguard.money import Money
 from slotguard.plugins import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
 from slotguard.tracker import Tracked
@@ -52,7 +52,6 @@ NOTE = "practitioner_note"  # what a policy wants the practitioner to read (docs
 # no-shows in 180 days; ..."), so each language can say it in its own words.
 NOTE_COUNTS = re.compile(r"(\d+) late cancellations or no-shows in (\d+) days")
 NOT_LIVE = (ActionState.WAIVED, ActionState.CANCELLED)  # the practitioner said no, or never in force
-OWED = ("unpaid", "receivable")
 # reschedule_credit's record that keeps the deposit when the credit ends unused (planned for
 # the credit's end, so still open until then).
 CREDIT_ENDS_KEPT = "credit_expired"

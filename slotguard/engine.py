@@ -34,6 +34,7 @@ from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_coll
 from slotguard.digest import plan_digest
 from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
+    OWED,
     MONEY_KINDS,
     OPEN_STATES,
     Action,
@@ -428,7 +429,7 @@ class Engine:
         """A refund of a fee the client never paid: the fee is no longer asked for, so it
         leaves the receivables, the unpaid-link polling and the collections ladder."""
         fee = self.ledger.action(str(refund.context.get(TARGET, "")))
-        if fee is None or fee.state is not ActionState.DONE or fee.context.get("payment_status") not in ("unpaid", "receivable"):
+        if fee is None or fee.state is not ActionState.DONE or fee.context.get("payment_status") not in OWED:
             return
         fee.context["payment_status"] = WAIVED_UNPAID
         fee.context.pop("payment_link", None)

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 
 from slotguard.durations import from_utc_text, to_utc_text
 from slotguard.model import (
+    OWED,
     Action,
     ActionKind,
     ActionState,
@@ -702,7 +703,7 @@ class Ledger:
             ('%"payment_status":"unpaid"%', '%"payment_status":"receivable"%'),
         )
         found = [self._action(row) for row in rows]
-        return [action for action in found if action.context.get("payment_status") in ("unpaid", "receivable")]
+        return [action for action in found if action.context.get("payment_status") in OWED]
 
     def mark_paid(self, action_id: str, at: datetime, note: str) -> Action | None:
         """Record that the client paid a charge still owed (done, payment_status "unpaid" or
@@ -711,7 +712,7 @@ class Ledger:
         action = self.action(action_id)
         if action is None or action.kind is not ActionKind.CHARGE or action.state is not ActionState.DONE:
             return None
-        if action.context.get("payment_status") not in ("unpaid", "receivable"):
+        if action.context.get("payment_status") not in OWED:
             return None
         action.context["payment_status"] = "paid"
         action.context.pop("provider_detail", None)

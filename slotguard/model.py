@@ -63,6 +63,9 @@ class ActionState(StrEnum):
 
 
 OPEN_STATES = frozenset({ActionState.PLANNED, ActionState.PENDING_REVIEW})
+# payment_status of a charge carried out that the client has not paid yet: a payment link
+# ("unpaid") or, with the record-only provider, money owed to the practitioner directly.
+OWED = ("unpaid", "receivable")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slotguard.collections_ladder import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config import Settings
-from slotguard.model import Action, ActionKind, ActionState
+from slotguard.model import OWED, Action, ActionKind, ActionState
 from slotguard.money import Money
 
 MAX_NOTE = 300
@@ -56,7 +56,7 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
         note = f"Slotguard: {what} settled" + (f" ({paid_later} paid)" if paid_later else "")
     elif status == "written_off":
         note = f"Slotguard: {what} written off" + (f" after {paid_later} paid" if paid_later else "")
-    elif status in ("receivable", "unpaid"):
+    elif status in OWED:
         how = "pay to you directly" if status == "receivable" else "the client was sent a payment link"
         note = f"Slotguard: {what} not paid yet ({how})"
         if paid_later:
