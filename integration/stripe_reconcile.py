@@ -30,11 +30,11 @@ from integration.stripe_calls import ACTION_TAG
 from integration.stripe_provider import StripeProvider
 from slotguard.durations import to_utc_text
 from slotguard.ledger import Ledger
-from slotguard.model import MONEY_KINDS, Action, ActionKind, ActionState
+from slotguard.model import MONEY_KINDS, NOTHING_TAKEN, Action, ActionKind, ActionState
 from slotguard.money import Money
 
 MONEY_STATUSES = ("succeeded", "requires_capture", "processing")
-NO_STRIPE_OBJECT = ("receivable", "nothing_taken")  # payment_status values with no Stripe object to compare (a withdrawn request has no refund)
+NO_STRIPE_OBJECT = ("receivable", NOTHING_TAKEN)  # payment_status values with no Stripe object to compare (a withdrawn request has no refund)
 
 
 @dataclass(frozen=True)

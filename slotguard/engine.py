@@ -34,7 +34,9 @@ from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_coll
 from slotguard.digest import plan_digest
 from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
+    NOTHING_TAKEN,
     OWED,
+    WAIVED_UNPAID,
     MONEY_KINDS,
     OPEN_STATES,
     Action,
@@ -52,8 +54,6 @@ from slotguard.tracker import AttendanceRules, Tracked, observe
 from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
 
-NOTHING_TAKEN = "nothing_taken"  # payment_status of a refund of a fee that was never paid
-WAIVED_UNPAID = "waived"  # payment_status of a fee waived before the client paid it
 
 log = logging.getLogger("slotguard.engine")
 

@@ -66,6 +66,8 @@ OPEN_STATES = frozenset({ActionState.PLANNED, ActionState.PENDING_REVIEW})
 # payment_status of a charge carried out that the client has not paid yet: a payment link
 # ("unpaid") or, with the record-only provider, money owed to the practitioner directly.
 OWED = ("unpaid", "receivable")
+NOTHING_TAKEN = "nothing_taken"  # payment_status of a refund of a fee never paid: the request withdrawn
+WAIVED_UNPAID = "waived"  # payment_status of a fee waived before the client paid it
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slotguard.collections_ladder import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config import Settings
-from slotguard.model import OWED, Action, ActionKind, ActionState
+from slotguard.model import NOTHING_TAKEN, OWED, WAIVED_UNPAID, Action, ActionKind, ActionState
 from slotguard.money import Money
 
 MAX_NOTE = 300
@@ -50,7 +50,7 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
         note = f"Slotguard: {what} not charged ({fee.reason.rpartition('; ')[2]})"
     elif fee.state is ActionState.FAILED:
         note = f"Slotguard: {what} could not be charged: {fee.last_error}"
-    elif status == "waived":
+    elif status == WAIVED_UNPAID:
         note = f"Slotguard: {what} waived before the client paid it; nothing to collect"
     elif status == "settled":
         note = f"Slotguard: {what} settled" + (f" ({paid_later} paid)" if paid_later else "")
@@ -66,9 +66,9 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
             note += f"; payment plan {plan}"
     else:
         note = f"Slotguard: {what} charged"
-    # A refund of a fee never paid moved no money ("nothing_taken"): it is not a refund.
+    # A refund of a fee never paid moved no money (NOTHING_TAKEN): it is not a refund.
     refunds = [a for a in own if a.kind is ActionKind.REFUND and a.state is ActionState.DONE
-               and a.context.get("payment_status") != "nothing_taken"]
+               and a.context.get("payment_status") != NOTHING_TAKEN]
     if refunds:
         note += f"; refunded {refunds[-1].amount}"
     state = {
