@@ -184,9 +184,9 @@ def test_the_waive_mark_and_the_command_give_back_the_same_kept_deposit(tmp_path
 # -- a prepayment (repeat offenders) ----------------------------------------------------------
 
 
-def prepaid(tmp_path, policies=PREPAY) -> tuple[Practice, object]:
+def prepayment_asked(tmp_path, policies=PREPAY) -> tuple[Practice, object]:
     """Ana missed a session on Monday morning, so her booking for Wednesday needs full
-    prepayment; she paid the 900 NOK to the practitioner."""
+    prepayment: the prepayment charge, still in review."""
     practice = Practice(tmp_path, policies=policies)
     missed = MONDAY + timedelta(hours=1)
     practice.put(event("e0", missed), MONDAY)
@@ -196,6 +196,12 @@ def prepaid(tmp_path, policies=PREPAY) -> tuple[Practice, object]:
     practice.put(event("e1", WEDNESDAY_10), MONDAY + timedelta(hours=3))
     practice.tick(MONDAY + timedelta(hours=3, minutes=5))
     prepayment = practice.one(ActionKind.CHARGE, policy="repeat_offender_prepay")
+    return practice, prepayment
+
+
+def prepaid(tmp_path, policies=PREPAY) -> tuple[Practice, object]:
+    """As prepayment_asked, and she paid the 900 NOK to the practitioner."""
+    practice, prepayment = prepayment_asked(tmp_path, policies)
     practice.tick(prepayment.due_at + timedelta(minutes=1))
     practice.mark_paid(prepayment.id, prepayment.due_at + timedelta(hours=1))
     return practice, practice.ledger.action(prepayment.id)
@@ -275,15 +281,7 @@ def test_taking_off_a_mistaken_no_show_mark_applies_the_deposit_to_the_session(t
 
 
 def test_the_waive_mark_on_a_booking_not_yet_prepaid_withdraws_the_prepayment(tmp_path):
-    practice = Practice(tmp_path, policies=PREPAY)
-    missed = MONDAY + timedelta(hours=1)
-    practice.put(event("e0", missed), MONDAY)
-    practice.tick(MONDAY)
-    practice.put(event("e0", missed, title="Massage #noshow"), missed + timedelta(hours=1, minutes=30))
-    practice.tick(missed + timedelta(hours=1, minutes=35))
-    practice.put(event("e1", WEDNESDAY_10), MONDAY + timedelta(hours=3))
-    practice.tick(MONDAY + timedelta(hours=3, minutes=5))
-    prepayment = practice.one(ActionKind.CHARGE, policy="repeat_offender_prepay")
+    practice, prepayment = prepayment_asked(tmp_path)
     assert prepayment.state is ActionState.PENDING_REVIEW
     practice.put(event("e1", WEDNESDAY_10, title="Massage #waive"), MONDAY + timedelta(hours=4))
     practice.run_until(MONDAY + timedelta(hours=4, minutes=5), MONDAY + timedelta(days=1), step=timedelta(hours=3))
