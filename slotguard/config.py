@@ -241,7 +241,7 @@ class Payments(Strict):
     provider: Literal["record-only", "stripe"] = Field("record-only", description='"record-only" (fees become receivables; the client pays you directly) or "stripe".')
     review_window: Duration = Field(timedelta(hours=12), description="How long a fee waits as pending review, so you can waive it, before it is charged.", examples=["12h"])
     max_single_charge: PositiveAmount | None = Field(None, description="No single fee is larger than this; larger ones are capped.", examples=["2000 NOK"])
-    daily_cap: PositiveAmount | None = Field(None, description="stripe: most money charged per day; past it, fees wait for the next day.", examples=["5000 NOK"])
+    daily_cap: PositiveAmount | None = Field(None, description="stripe: most money charged per day, in the practice currency; past it, fees wait for the next day.", examples=["5000 NOK"])
     mode: Literal["test", "live"] = Field("test", description="stripe: must match the key (sk_test_ or sk_live_).")
     charge_from: AwareDatetime | None = Field(
         None,
@@ -492,9 +492,10 @@ class Settings(Strict):
                 problems.append(
                     f"services.{name}.price: {service.price} is not in the practice currency {self.practice.currency}"
                 )
-        cap = self.payments.max_single_charge
-        if cap and cap.currency != self.practice.currency:
-            problems.append(f"payments.max_single_charge: {cap} is not in {self.practice.currency}")
+        for key in ("max_single_charge", "daily_cap"):
+            cap = getattr(self.payments, key)
+            if cap and cap.currency != self.practice.currency:
+                problems.append(f"payments.{key}: {cap} is not in {self.practice.currency}")
         if self.mail.transport == "smtp" and self.mail.smtp is None:
             problems.append('mail.smtp: mail.transport = "smtp" needs a [mail.smtp] table with host')
         if self.payments.provider == "stripe" and self.payments.secret_key is None:

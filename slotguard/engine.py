@@ -303,7 +303,7 @@ class Engine:
         """Carry out one action, recording the outcome; never raises for the action's own failures."""
         if action.kind is ActionKind.EMAIL and not self._email_ready(action, now):
             return
-        if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now):
+        if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now, report):
             return
         if action.policy == COLLECTIONS and not collection_ready(self.ledger, self.provider, self.settings, action, now):
             return  # paid, waived or written off meanwhile: never a reminder or a charge after that
@@ -376,10 +376,21 @@ class Engine:
                 return False
         return True
 
-    def _within_daily_cap(self, action: Action, now: datetime) -> bool:
+    def _within_daily_cap(self, action: Action, now: datetime, report: TickReport) -> bool:
         cap = self.settings.payments.daily_cap
         if cap is None or action.amount is None:
             return True
+        if action.amount.currency != cap.currency:
+            # Minor units of two currencies are never compared (the config keeps the cap in
+            # the practice currency; a fee planned before the currency changed can differ).
+            why = AdapterError(
+                f"this {action.amount} fee cannot be checked against payments.daily_cap ({cap}), which is in "
+                f"another currency, so it was not charged; remove daily_cap for a moment or waive the fee, "
+                f"then run `main.py retry {action.id}`",
+                retryable=False,
+            )
+            self._failed(action, action.state, why, now, report)
+            return False
         local = now.astimezone(self.settings.zone)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         spent = self.ledger.charged_total_since(midnight, action.amount.currency)
