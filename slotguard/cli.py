@@ -186,6 +186,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "failed": [action_json(a) for a in failed],
         "problems": ledger.problems(),
         "calendars": ledger.sync_states(),
+        "notes_to_write": ledger.pending_write_backs(),
     }
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -211,6 +212,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"\nProblems with calendar events ({len(problems)}):")
         for p in problems:
             print(f"  {p['calendar_id']} {p['item']}: {p['message']}")
+    if data["notes_to_write"]:
+        print(f"\nStatus notes not written onto the calendar yet ({len(data['notes_to_write'])}; tried again each tick):")
+        for row in data["notes_to_write"]:
+            tried = f"{row['attempts']} attempt(s), last: {row['last_error']}" if row["attempts"] else "requested by a command"
+            print(f"  {row['calendar_id']} {row['event_id']}: {tried}")
     print("\nCalendars:")
     for state in ledger.sync_states():
         error = f"  last error: {state['last_error']}" if state["last_error"] else ""
@@ -249,6 +255,8 @@ def cmd_waive(args: argparse.Namespace) -> int:
     with ledger.transaction():
         # The same rules as the waive mark on the event (slotguard/planner.py).
         done = waive_by_hand(ledger, action, reason, now)
+        if not done.problem:  # the next tick rewrites the event's status note
+            ledger.queue_write_back(action.calendar_id, action.event_id, now)
     if done.problem:
         print(done.problem, file=sys.stderr)
         return 1
@@ -300,7 +308,7 @@ def cmd_charge_now(args: argparse.Namespace) -> int:
     report = TickReport()
     engine.execute(action, now, report)
     engine.execute_due(now, report)
-    engine.write_back(report)
+    engine.write_back(report, now)
     final = engine.ledger.action(action.id)
     print(f"{action.id}: {final.state.value} {_money(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
     return 0 if final.state is ActionState.DONE else 1

@@ -206,6 +206,8 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
     note = "paid to the practitioner directly" + (f": {args.note}" if args.note else "") + " (main.py mark-paid)"
     with ledger.transaction():
         paid = ledger.mark_paid(action.id, now, note)
+        if paid is not None:  # the next tick rewrites the event's status note
+            ledger.queue_write_back(paid.calendar_id, paid.event_id, now)
     if paid is None:
         print(f"{action.id}: nothing is owed on it ({action.state.value}, {status(action) or 'no payment status'})", file=sys.stderr)
         return 1

@@ -7,7 +7,8 @@ backend can follow behind the same methods.
 Tables: meta (schema version, first run), sync_state (per calendar), appointments (the last
 snapshot of each event and what the tracker concluded), happenings (each once, by stable
 key), actions (the outbox: stable id, state, due time, policy, reason, amount) and
-action_log (every state change, for evidence and audits), problems (bad input we skipped).
+action_log (every state change, for evidence and audits), problems (bad input we skipped),
+pending_writes (status notes still to be written onto calendar events).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from slotguard.model import (
 from slotguard.money import Money
 from slotguard.tracker import Tracked
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPOINTMENT_FIELDS = tuple(field.name for field in fields(Appointment))
 
 MIGRATIONS: dict[int, str] = {
@@ -133,6 +134,21 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX appointments_wants_earlier ON appointments (start_utc)
         WHERE snapshot LIKE '%"wants_earlier"%';
     CREATE INDEX happenings_event ON happenings (calendar_id, event_id)
+    """,
+    # Status notes the calendar refused to take (a 503, the daily quota): tried again on
+    # later ticks until one write succeeds or the event is gone. Also queued by commands
+    # that change a fee outside a tick (`waive`, `mark-paid`), for the next tick to write.
+    3: """
+    CREATE TABLE pending_writes (
+        calendar_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        since TEXT NOT NULL,
+        PRIMARY KEY (calendar_id, event_id)
+    );
+    CREATE INDEX pending_writes_due ON pending_writes (due_at)
     """,
 }
 
@@ -298,6 +314,32 @@ class Ledger:
 
     def problems(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self.db.execute("SELECT * FROM problems ORDER BY last_at DESC")]
+
+    # -- calendar write-backs still to be written ------------------------------------------
+    def queue_write_back(self, calendar_id: str, event_id: str, due: datetime, error: str = "") -> None:
+        """Remember that the event's status note must be (re)written at `due` or later. With
+        `error` it is a failed attempt (counted); without, a request (say, from `waive`)."""
+        failed = 1 if error else 0
+        self.db.execute(
+            "INSERT INTO pending_writes (calendar_id, event_id, due_at, attempts, last_error, since) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (calendar_id, event_id) DO UPDATE SET "
+            "due_at = excluded.due_at, attempts = pending_writes.attempts + excluded.attempts, "
+            "last_error = CASE WHEN excluded.attempts > 0 THEN excluded.last_error ELSE pending_writes.last_error END",
+            (calendar_id, event_id, _ts(due), failed, error, _ts(due)),
+        )
+
+    def write_back_done(self, calendar_id: str, event_id: str) -> None:
+        self.db.execute("DELETE FROM pending_writes WHERE calendar_id = ? AND event_id = ?", (calendar_id, event_id))
+
+    def write_backs_due(self, now: datetime) -> list[tuple[str, str, int]]:
+        """(calendar_id, event_id, failed attempts) of the status notes due to be written."""
+        rows = self.db.execute(
+            "SELECT calendar_id, event_id, attempts FROM pending_writes WHERE due_at <= ? ORDER BY due_at", (_ts(now),)
+        )
+        return [(row["calendar_id"], row["event_id"], row["attempts"]) for row in rows]
+
+    def pending_write_backs(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.db.execute("SELECT * FROM pending_writes ORDER BY since, calendar_id, event_id")]
 
     # -- appointments ---------------------------------------------------------------------
     def tracked(self, calendar_id: str, event_id: str) -> Tracked | None:

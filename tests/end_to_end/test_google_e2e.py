@@ -187,3 +187,45 @@ def test_a_far_booking_beyond_the_window_is_found_by_the_daily_full_listing(goog
     assert "happenings: none" in run(folder, t0 + timedelta(hours=3))
     # Six days later the event is inside the window, and the daily full listing finds it.
     assert "booked 1" in run(folder, t0 + timedelta(days=6))
+
+
+def cli(folder, *args, now=None):
+    extra = ["--now", now.isoformat()] if now else []
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args, "--config", "slotguard.toml", *extra],
+        cwd=folder, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def own_booking(event_id, start, who):
+    """An event on the practitioner's calendar naming the client in an `email:` line."""
+    return {"id": event_id, "summary": "Massage", "description": f"email: {who}",
+            "start": {"dateTime": start.isoformat(), "timeZone": "Europe/Oslo"},
+            "end": {"dateTime": (start + timedelta(hours=1)).isoformat(), "timeZone": "Europe/Oslo"}}
+
+
+def test_a_fee_waived_or_paid_by_command_is_shown_on_the_event_at_the_next_tick(google_practice):
+    fake, folder = google_practice
+    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    fake.put_event("primary", own_booking("gus", t0 + timedelta(hours=1), "gus@example.com"))
+    fake.put_event("primary", own_booking("hal", t0 + timedelta(hours=1), "hal@example.com"))
+    run(folder, t0)
+    fake.modify_event("primary", "gus", colorId="11")
+    fake.modify_event("primary", "hal", colorId="11")
+    run(folder, t0 + timedelta(hours=2))
+    fees = {a["client"]: a for a in ledger(folder) if a["kind"] == "charge"}
+    assert "pending review" in fake.get_event("primary", "gus")["description"]
+
+    cli(folder, "waive", fees["gus@example.com"]["id"], "--reason", "sick child", now=t0 + timedelta(hours=3))
+    run(folder, t0 + timedelta(hours=3, minutes=2))
+    gus = fake.get_event("primary", "gus")["description"]
+    assert "Slotguard: no-show fee 900.00 NOK waived" in gus and "pending review" not in gus
+
+    run(folder, t0 + timedelta(hours=15))  # hal's fee is carried out: a receivable (record-only)
+    assert "not paid yet" in fake.get_event("primary", "hal")["description"]
+    cli(folder, "mark-paid", fees["hal@example.com"]["id"], now=t0 + timedelta(hours=16))
+    run(folder, t0 + timedelta(hours=16, minutes=2))
+    hal = fake.get_event("primary", "hal")["description"]
+    assert "Slotguard: no-show fee 900.00 NOK charged" in hal and "not paid yet" not in hal

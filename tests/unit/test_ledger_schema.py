@@ -60,6 +60,39 @@ def test_a_version_one_ledger_is_migrated_and_keeps_its_appointments(tmp_path):
     assert Ledger(path).meta("schema_version") == str(SCHEMA_VERSION)  # opening again changes nothing
 
 
+def version_two_ledger(path) -> None:
+    """A ledger as schema 2 left it (before the table of status notes still to be written)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    for version in (1, 2):
+        for statement in MIGRATIONS[version].split(";"):
+            if statement.strip():
+                db.execute(statement)
+    db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '2')")
+    db.close()
+
+
+def test_a_version_two_ledger_is_migrated_and_can_keep_status_notes_to_write_later(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    version_two_ledger(path)
+    old = Ledger.__new__(Ledger)
+    old.db = sqlite3.connect(path, isolation_level=None)
+    stored(old, "cy-1", MONDAY + timedelta(days=4), "Massage", "cy@example.com")
+    old.db.close()
+
+    ledger = Ledger(path)
+
+    assert ledger.meta("schema_version") == str(SCHEMA_VERSION) and SCHEMA_VERSION >= 3
+    assert ledger.tracked("cal", "cy-1") is not None
+    with ledger.transaction():
+        ledger.queue_write_back("cal", "cy-1", MONDAY, "HTTP 503")
+        ledger.queue_write_back("cal", "cy-1", MONDAY + timedelta(minutes=4), "HTTP 503")
+    assert ledger.write_backs_due(MONDAY + timedelta(minutes=3)) == []
+    assert ledger.write_backs_due(MONDAY + timedelta(minutes=4)) == [("cal", "cy-1", 2)]
+    ledger.close()
+    ledger = Ledger(path)  # opening again changes nothing and keeps the queue
+    assert [row["attempts"] for row in ledger.pending_write_backs()] == [2]
+
+
 def test_wants_earlier_ignores_a_client_whose_booking_is_before_the_freed_slot(tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     stored(ledger, "bo-1", MONDAY + timedelta(days=1), "Massage #earlier", "bo@example.com")
