@@ -46,13 +46,13 @@ from slotguard.model import (
 )
 from slotguard.normalize import EventError, normalize
 from slotguard.payments_poll import poll_unpaid
-from slotguard.notes import status_note
 from slotguard.planner import LIFECYCLE, Planner
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
 from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
+from slotguard.write_back import write_statuses
 
 
 log = logging.getLogger("slotguard.engine")
@@ -64,9 +64,6 @@ MASS_DELETION_MIN = 10
 RETRY_BASE = timedelta(minutes=2)
 RETRY_MAX = timedelta(hours=6)
 REAUTH_WAIT = timedelta(minutes=15)
-# A status note the calendar refused is tried again after 2m, 4m, 8m ... then hourly.
-WRITE_RETRY_BASE = timedelta(minutes=2)
-WRITE_RETRY_MAX = timedelta(hours=1)
 TIME_CHECK_HORIZON = timedelta(days=14)
 
 
@@ -453,50 +450,6 @@ class Engine:
     # -- write-back -----------------------------------------------------------------------
     def write_back(self, report: TickReport, now: datetime) -> None:
         """Write the fee status of every appointment touched this tick onto its event, and
-        the status notes still owed from earlier (a write the calendar refused, a fee changed
-        by a command): a refused write is kept in the ledger and tried again later."""
-        pending = {(row["calendar_id"], row["event_id"]): row for row in self.ledger.pending_write_backs()}
-        due = {key for key, row in pending.items() if from_utc_text(row["due_at"]) <= now}
-        for calendar_id, event_id in sorted(self._touched | due):
-            write_back = self.write_backs.get(calendar_id)
-            if write_back is None or isinstance(write_back, NullWriteBack):
-                if (calendar_id, event_id) in due:  # the calendar is no longer watched or written to
-                    self.ledger.write_back_done(calendar_id, event_id)
-                continue  # a read-only calendar: skip the two queries per touched event
-            fees = self.ledger.actions(
-                kinds=[ActionKind.CHARGE, ActionKind.REFUND, ActionKind.WAIVE], calendar_id=calendar_id, event_id=event_id
-            )
-            tracked = self.ledger.tracked(calendar_id, event_id) if fees else None
-            if tracked is None:
-                if (calendar_id, event_id) in due:
-                    self.ledger.write_back_done(calendar_id, event_id)
-                continue
-            state, note = status_note(fees, self.settings)
-            try:
-                write_back.write_status(tracked.appointment, state, note)
-            except AdapterError as error:
-                attempts = 1 + pending[(calendar_id, event_id)]["attempts"] if (calendar_id, event_id) in pending else 1
-                self._write_back_failed(calendar_id, event_id, error, attempts, now, report)
-                continue
-            if (calendar_id, event_id) in pending:
-                self.ledger.write_back_done(calendar_id, event_id)
-                log.info("write_back_caught_up calendar=%s event=%s", calendar_id, event_id)
+        the notes still owed from earlier ticks (slotguard/write_back.py)."""
+        write_statuses(self.ledger, self.settings, self.write_backs, self._touched, now, report)
         self._touched = set()
-
-    def _write_back_failed(
-        self, calendar_id: str, event_id: str, error: AdapterError, attempts: int, now: datetime, report: TickReport
-    ) -> None:
-        """Keep a refused write for a later tick (backing off by its `attempts`, this one
-        included), or drop it when trying again cannot help (the event is gone or not ours);
-        say so either way."""
-        where = f"calendar {calendar_id}: could not write the status onto event {event_id}: {error}"
-        if isinstance(error, ReauthorizationNeeded):
-            self.ledger.queue_write_back(calendar_id, event_id, now + REAUTH_WAIT, str(error))
-            report.problem(f"{where}; it is written once the account is connected again")
-        elif error.retryable:
-            retry_at = now + min(WRITE_RETRY_BASE * 2 ** (attempts - 1), WRITE_RETRY_MAX)
-            self.ledger.queue_write_back(calendar_id, event_id, retry_at, str(error))
-            report.problem(f"{where}; Slotguard tries again from {to_utc_text(retry_at)} (attempt {attempts})")
-        else:
-            self.ledger.write_back_done(calendar_id, event_id)
-            report.problem(f"{where}; not tried again")
