@@ -12,7 +12,9 @@
   and then raises ReauthorizationNeeded. Every message names the calendar.
 - `GoogleWriteBack.write_status()` reads the event, then PATCHes (sendUpdates=none,
   If-Match on the etag it read) only `extendedProperties.private.slotguard_*` keys and,
-  when enabled, the one description line starting with "Slotguard:".
+  where `calendar.write_note` allows it, the one description line starting with
+  "Slotguard:" (by default only on events no one else can read: Google shows the
+  description to everyone invited).
 - `is_own_write(event)` tells whether an event's content is unchanged since our last
   write, so the engine can skip events whose only change is our own PATCH.
 
@@ -95,6 +97,17 @@ def set_status_line(description: str, note: str) -> str:
         return line
     separator = "" if description.endswith(("\n", "<br>")) else ("<br>" if is_html else "\n")
     return description + separator + line
+
+
+def readable_by_others(event: dict) -> bool:
+    """True when Google shows this event's title and description to someone besides the
+    calendar's owner: an attendee who is not the owner (rooms and other resources read
+    nothing), or an organizer who is someone else. Colours and private extended properties
+    stay with the owner's calendar either way."""
+    organizer = event.get("organizer") or {}
+    if organizer.get("email") and not organizer.get("self"):
+        return True
+    return any(not attendee.get("self") and not attendee.get("resource") for attendee in event.get("attendees") or [])
 
 
 def content_signature(event: dict) -> str:
@@ -337,15 +350,18 @@ class GoogleWriteBack:
     412 we read again and redo. It also works right after a restart, with no cache.
     """
 
-    def __init__(self, caller: _Caller, write_note: bool, seen: dict[str, str]):
+    def __init__(self, caller: _Caller, write_note: str, seen: dict[str, str]):
         self.calendar_id = caller.calendar_id
         self._caller, self.write_note, self._seen = caller, write_note, seen
 
     def write_status(self, appointment: Appointment, state: dict[str, str], note: str) -> None:
-        """Store `state` as private properties `slotguard_<key>` and, if enabled, `note` as
-        the description's "Slotguard:" line. Touches nothing else, notifies nobody; skips
-        deleted events and no-op writes. Raises AdapterError (too long a key or value,
-        another calendar's event, Google errors) or ReauthorizationNeeded."""
+        """Store `state` as private properties `slotguard_<key>` and `note` as the
+        description's "Slotguard:" line where `write_note` allows it: "always"; "no_attendees"
+        only while no one else can read the description (see `readable_by_others`; on an
+        event others can read, a line of ours from before is taken out); "never". Touches
+        nothing else, notifies nobody; skips deleted events and no-op writes. Raises
+        AdapterError (too long a key or value, another calendar's event, Google errors) or
+        ReauthorizationNeeded."""
         if appointment.calendar_id != self.calendar_id:
             raise AdapterError(f"Google Calendar {self.calendar_id}: asked to write to {appointment.ref}, an event of another calendar", retryable=False)
         properties = _state_properties(state, self.calendar_id)
@@ -389,11 +405,15 @@ class GoogleWriteBack:
             wanted[SIGNATURE_KEY] = content_signature(event)
         changed = {key: value for key, value in wanted.items() if private.get(key) != value}
         body: dict[str, Any] = {}
-        if self.write_note and note.strip():
-            description = event.get("description") or ""
-            updated = set_status_line(description, note)
-            if updated != description:
-                body["description"] = updated
+        description = event.get("description") or ""
+        updated = description
+        if self.write_note == "always" or (self.write_note == "no_attendees" and not readable_by_others(event)):
+            if note.strip():
+                updated = set_status_line(description, note)
+        elif self.write_note == "no_attendees" and _STATUS_LINE.search(description):
+            updated = strip_status_line(description)  # invited people read the description
+        if updated != description:
+            body["description"] = updated
         if not changed and not body:
             return None
         body["extendedProperties"] = {"private": changed}

@@ -105,7 +105,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     make_renderer(settings, load_enabled(settings))
     payments = check_payments(settings)  # tries the Stripe key for real; "" for record-only
     print(f"{args.config}: configuration is valid; templates render{payments}.")
+    for warning in config_warnings(settings):
+        print(f"warning: {warning}")
     return 0
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """What `check-config` points out without refusing the config (exit status stays 0)."""
+    from slotguard.mark_privacy import check_config_warnings
+
+    return check_config_warnings(settings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

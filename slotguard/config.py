@@ -182,8 +182,8 @@ class Practice(Strict):
 
 
 class MarkRule(Strict):
-    color: str | None = Field(None, description="Google Calendar colour name or colorId that means this mark.", examples=["tomato"])
-    tags: list[str] = Field(default_factory=list, description="Words in the title or description that mean this mark.", examples=[["#noshow"]])
+    color: str | None = Field(None, description="Google Calendar colour name or colorId that means this mark (private to your calendar).", examples=["tomato"])
+    tags: list[str] = Field(default_factory=list, description="Words in the title or description that mean this mark (read by anyone invited to the event).", examples=[["#noshow"]])
 
 
 class Marks(Strict):
@@ -203,6 +203,23 @@ class Marks(Strict):
     )
 
 
+def _write_note(value: Any) -> Any:
+    """`write_note` was a boolean: false keeps its meaning; true wrote the line on every
+    event, where invited clients read it, so the practitioner chooses again."""
+    if value is False:
+        return "never"
+    if value is True:
+        raise ValueError(
+            'true is no longer a choice: the line would be read by clients invited to the event; write "no_attendees" '
+            '(the line only on events no one else is invited to, the default), "always" (also on events your clients '
+            'are invited to: they read it) or "never"'
+        )
+    return value
+
+
+WriteNote = Annotated[Literal["never", "no_attendees", "always"], BeforeValidator(_write_note)]
+
+
 class Calendar(Strict):
     source: Literal["ics", "google", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only) or "google" (OAuth, read and write).')
     url: str = Field("", description="ics: path or https URL of the calendar feed.", examples=["config/sample-week.ics"])
@@ -217,7 +234,11 @@ class Calendar(Strict):
     )
     exclude_addresses: list[str] = Field(default_factory=list, description="Attendee addresses that are never the client (assistants, rooms).", examples=[["assistant@example.com"]])
     write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
-    write_note: bool = Field(True, description="google: also add one human-readable status line to the event description.")
+    write_note: WriteNote = Field(
+        "no_attendees",
+        description='google: where the one-line status note goes in the event description (Google shows the description to everyone invited): "no_attendees" only on events no one but you is invited to, "always" also on events your clients are invited to (they read it), "never" (false means "never"). The private status keys are written either way.',
+        examples=["always"],
+    )
     client_secrets: str = Field("", description="google: path of the OAuth client secrets JSON (used by `auth google`).", examples=["config/client_secret.json"])
     token_uri: str = Field("", description="google: override the OAuth token endpoint (tests).", examples=["http://127.0.0.1:8080/token"])
     api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])

@@ -17,7 +17,9 @@ content is read from the ledger when it is sent, so it is current:
 - freed slots: cancellations in the last day of appointments still ahead;
 - tomorrow: only the appointments that need something from the practitioner (a deposit or
   prepayment not paid, unpaid fees, repeated late cancellations or no-shows, a first session);
-- problems: calendar events that cannot be read, calendars that fail to sync.
+- problems: calendar events that cannot be read, calendars that fail to sync;
+- one line when fee marks are tags only and clients are invited to their appointments, so
+  they can read the tags (slotguard/mark_privacy.py); it never makes a digest worth sending.
 
 A day with nothing to report is recorded as a cancelled digest action ("nothing to report")
 and sends nothing. The digest is the one message that shows action ids, for `main.py waive`.
@@ -34,6 +36,7 @@ from slotguard.config import Settings
 from slotguard.collections_ladder import collections_view
 from slotguard.durations import from_utc_text, to_utc_text
 from slotguard.ledger import Ledger
+from slotguard.mark_privacy import digest_warning
 from slotguard.messages import DIGEST_TEMPLATE
 from slotguard.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind, action_id_for
 from slotguard.money import Money
@@ -380,6 +383,8 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
         "freed": freed,
         "problems": problems,
         "review_hint": bool(pending),
+        # One line, not a section: it never makes a quiet day's digest worth sending.
+        "mark_privacy": digest_warning(settings, ledger, now),
     }
 
 
@@ -519,6 +524,7 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
         "tomorrow_total": 7,
         "problems": [{"where": "primary evt123", "message": "price: 'a lot' is not an amount"}],
         "review_hint": True,
+        "mark_privacy": {"rules": ["late_cancel", "waive"], "tags": ["#latecancel", "#waive", "#emergency"]},
     }
 
 

@@ -381,6 +381,14 @@ class Ledger:
             return None
         return row["fingerprint"], not row["cancellation"] and not row["outcome"]
 
+    def has_invited_clients(self, since: datetime) -> bool:
+        """True when an appointment starting at or after `since` has its client invited."""
+        row = self.db.execute(
+            "SELECT 1 FROM appointments WHERE start_utc >= ? AND snapshot LIKE ? LIMIT 1",
+            (_ts(since), '%"client_invited":true%'),
+        ).fetchone()
+        return row is not None
+
     def save_tracked(self, tracked: Tracked) -> None:
         appointment = tracked.appointment
         self.db.execute(

@@ -103,6 +103,7 @@ class Appointment:
     locale: str | None = None
     original_start: datetime | None = None
     series_id: str | None = None
+    client_invited: bool = False  # the client is an attendee: Google shows them the title and description
 
     @property
     def ref(self) -> str:

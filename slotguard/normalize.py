@@ -132,6 +132,11 @@ def _client(event: dict, lines: dict[str, str], settings: Settings) -> Client | 
     return None
 
 
+def _invited(event: dict, client: Client) -> bool:
+    """True when the client is among the attendees, so reads the event in their calendar."""
+    return any((attendee.get("email") or "").strip().lower() == client.email for attendee in event.get("attendees") or [])
+
+
 def _declined(event: dict, client: Client) -> bool:
     for attendee in event.get("attendees") or []:
         if (attendee.get("email") or "").lower() == client.email:
@@ -263,6 +268,7 @@ def normalize(
             locale=lines.get("lang", "").strip().lower() or None,
             original_start=original_start,
             series_id=event.get("recurringEventId") or None,
+            client_invited=_invited(event, client),
         )
     )
 

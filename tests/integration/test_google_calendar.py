@@ -48,8 +48,11 @@ def appointment_for(event: dict, calendar_id: str = "primary") -> Appointment:
 
 @pytest.fixture
 def google_pair(google_fake, google_settings, google_credentials):
-    """The (source, write-back) for "primary", retries fast."""
-    return open_calendars(google_settings(), credentials=google_credentials(), retry_budget=5, sleep=lambda s: None)[0]
+    """The (source, write-back) for "primary", retries fast. The status line is written even
+    on events a client is invited to (write_note = "always"): these tests are about how it
+    is written; tests/integration/test_mark_privacy.py is about where."""
+    settings = google_settings(write_note="always")
+    return open_calendars(settings, credentials=google_credentials(), retry_budget=5, sleep=lambda s: None)[0]
 
 
 # --- sync ------------------------------------------------------------------------------
