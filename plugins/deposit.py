@@ -3,7 +3,10 @@
 - At booking (an appointment still ahead): a `charge` or a `hold` of `amount` (percent of the
   price or a fixed amount) with a `deposit_request` email reporting on it (it carries the
   payment link when the card could not be used). A hold is placed no earlier than
-  `hold_before` the start, because card holds expire after about a week.
+  `hold_before` the start: card holds lapse (Visa's, placed by the merchant, after 4 days
+  18 hours), and a `hold_before` that leaves no room for the capture (after the end,
+  `settle_after_end` and the review window) is a config error. A hold that would still lapse
+  first (the appointment moved later) is placed again in time (slotguard/holds.py).
 - Attended: the deposit pays part of the session price (a hold is captured; a charged deposit
   is recorded as applied).
 - No-show or late cancellation with a fee: the fee is paid from the deposit first (the hold is
@@ -28,6 +31,8 @@ from typing import Literal
 from pydantic import Field
 
 from slotguard.config import FeeRule, PositiveDuration
+from slotguard.durations import format_duration
+from slotguard.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
 from slotguard.hookspecs import hookimpl
 from slotguard.model import ActionKind, HappeningKind, Proposal
 from slotguard.money import Fee
@@ -42,7 +47,11 @@ TAKERS = ("deposit", "reschedule_credit")  # policies whose deposits this one se
 class DepositConfig(PolicyConfig):
     amount: FeeRule = Field(Fee.parse("50%"), description='The deposit: percent of the price ("50%") or a fixed amount ("300 NOK"); never more than the price.', examples=["30%"])
     kind: Literal["charge", "hold"] = Field("charge", description='"charge" takes the money at booking; "hold" reserves it on the card (Stripe) and captures it only if it is kept.', examples=["hold"])
-    hold_before: PositiveDuration = Field(timedelta(days=5), description="hold: place the hold no earlier than this before the start (card holds expire after about 7 days).", examples=["5d"])
+    hold_before: PositiveDuration = Field(
+        timedelta(days=3),
+        description="hold: place the hold no earlier than this before the start. A hold lapses after 4d18h (Visa, placed by the merchant), and must last until it is captured: this, the longest service, calendar.marks.settle_after_end, payments.review_window and 6h to spare must fit in 4d18h.",
+        examples=["2d"],
+    )
     services: list[str] = Field(default_factory=list, description="Only bookings of these services (names under [services]); empty means every booking.", examples=[["default"]])
     new_clients_only: bool = Field(False, description="Only clients who have not attended a session yet.", examples=[True])
 
@@ -61,10 +70,31 @@ def slotguard_policy_info():
 
 @hookimpl
 def slotguard_check_config(config, settings):
-    return [
+    problems = [
         f"services.{index}: no service named {name!r}; services: {', '.join(sorted(settings.services))}"
         for index, name in enumerate(config.services)
         if name not in settings.services
+    ]
+    if config.kind == "hold":
+        problems += _hold_window_problems(config, settings)
+    return problems
+
+
+def _hold_window_problems(config, settings) -> list[str]:
+    """A hold placed `hold_before` the start must still be valid when it is captured."""
+    longest = max(service.duration for service in settings.services.values())
+    settle, review = settings.calendar.marks.settle_after_end, settings.payments.review_window
+    total = config.hold_before + longest + settle + review + RENEW_MARGIN
+    if total <= HOLD_VALIDITY:
+        return []
+    room = HOLD_VALIDITY - (total - config.hold_before)
+    advice = (f'use hold_before = "{format_duration(room)}" or less' if room > timedelta(0)
+              else 'shorten payments.review_window, or take the deposit with kind = "charge"')
+    return [
+        f"hold_before: {format_duration(config.hold_before)} + the longest service ({format_duration(longest)}) + "
+        f"calendar.marks.settle_after_end ({format_duration(settle)}) + payments.review_window ({format_duration(review)}) + "
+        f"{format_duration(RENEW_MARGIN)} to spare is {format_duration(total)}, longer than a card hold lasts "
+        f"({format_duration(HOLD_VALIDITY)}: Visa, placed by the merchant), so the hold could lapse before it is captured; {advice}"
     ]
 
 
@@ -87,6 +117,7 @@ def slotguard_propose(happening, appointment, history, account, config, now):
         amount = config.amount.of(appointment.price)
         due = max(now, appointment.start - config.hold_before) if config.kind == "hold" else None
         verb = "held on the card" if config.kind == "hold" else "asked"
+        placed = {HOLD_BEFORE: int(config.hold_before.total_seconds())} if config.kind == "hold" else {}
         return [
             Proposal(
                 kind=ActionKind.HOLD if config.kind == "hold" else ActionKind.CHARGE,
@@ -95,7 +126,7 @@ def slotguard_propose(happening, appointment, history, account, config, now):
                 amount=amount,
                 slot="deposit",
                 due=due if due and due > now else None,
-                context={"purpose": DEPOSIT, "deposit_kind": config.kind},
+                context={"purpose": DEPOSIT, "deposit_kind": config.kind, **placed},
             ),
             Proposal(
                 kind=ActionKind.EMAIL,
@@ -121,7 +152,8 @@ def slotguard_propose(happening, appointment, history, account, config, now):
                         amount=entry.amount,
                         slot="deposit",
                         due=due if due > now else None,
-                        context={"purpose": DEPOSIT, "deposit_kind": "hold", "supersedes": [entry.id]},
+                        context={"purpose": DEPOSIT, "deposit_kind": "hold", "supersedes": [entry.id],
+                                 HOLD_BEFORE: int(config.hold_before.total_seconds())},
                     )
                 )
         return proposals

@@ -32,6 +32,7 @@ from slotguard.interfaces import (
 from slotguard.ledger import Ledger
 from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_collections
 from slotguard.digest import plan_digest
+from slotguard.holds import plan_hold_renewals, renewal_done, renewal_ready
 from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
     NOTHING_TAKEN,
@@ -48,7 +49,7 @@ from slotguard.normalize import EventError, normalize
 from slotguard.payments_poll import poll_unpaid
 from slotguard.planner import LIFECYCLE, Planner
 from slotguard.reminders import plan_due_reminders
-from slotguard.plugins import TARGET, Policy
+from slotguard.plugins import RENEWS, TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
 from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
@@ -289,6 +290,8 @@ class Engine:
                 self._observe(tracked, tracked.appointment, now, report)
             for action in plan_due_reminders(self.ledger, self.settings.reminders.offsets, now):
                 report.planned[f"{action.kind.value}:{action.state.value}"] += 1
+            for action in plan_hold_renewals(self.ledger, self.settings, now):  # card holds about to lapse
+                report.planned[f"{action.kind.value}:{action.state.value}"] += 1
 
     # -- execution ------------------------------------------------------------------------
     def execute_due(self, now: datetime, report: TickReport, only: str | None = None) -> None:
@@ -307,6 +310,8 @@ class Engine:
             return
         if action.policy == COLLECTIONS and not collection_ready(self.ledger, self.provider, self.settings, action, now):
             return  # paid, waived or written off meanwhile: never a reminder or a charge after that
+        if action.context.get(RENEWS) and not renewal_ready(self.ledger, action, now):
+            return  # the hold it would replace was captured or released, or the appointment moved on
         previous_state = action.state
         action.state = ActionState.EXECUTING
         action.attempts += 1
@@ -320,10 +325,15 @@ class Engine:
             action.state = ActionState.DONE
             action.executed_at = now
             action.last_error = ""
+            renewal_problem = ""
             with self.ledger.transaction():
                 self.ledger.update_action(action, now, "done")
                 if action.context.get("payment_status") == NOTHING_TAKEN:
                     self._no_longer_owed(action, now)
+                if action.context.get(RENEWS):  # a fresh card hold: release the one it replaces
+                    renewal_problem = renewal_done(self.ledger, action, now)
+            if renewal_problem:
+                report.problem(renewal_problem)
             if action.kind in MONEY_KINDS:
                 _crash_point("after_commit", action)
             report.executed[f"{action.kind.value}:done"] += 1

@@ -138,6 +138,8 @@ MIGRATIONS: dict[int, str] = {
     # Status notes the calendar refused to take (a 503, the daily quota): tried again on
     # later ticks until one write succeeds or the event is gone. Also queued by commands
     # that change a fee outside a tick (`waive`, `mark-paid`), for the next tick to write.
+    # Card holds by when they were placed: each tick looks for holds about to lapse (the
+    # WHERE text must match holds_placed_since's).
     3: """
     CREATE TABLE pending_writes (
         calendar_id TEXT NOT NULL,
@@ -148,7 +150,8 @@ MIGRATIONS: dict[int, str] = {
         since TEXT NOT NULL,
         PRIMARY KEY (calendar_id, event_id)
     );
-    CREATE INDEX pending_writes_due ON pending_writes (due_at)
+    CREATE INDEX pending_writes_due ON pending_writes (due_at);
+    CREATE INDEX actions_holds ON actions (executed_at) WHERE kind = 'hold'
     """,
 }
 
@@ -767,6 +770,14 @@ class Ledger:
         action.context["payment_status"] = "paid"
         action.context.pop("provider_detail", None)
         return action if self.update_action(action, at, note, expect=[ActionState.DONE]) else None
+
+    def holds_placed_since(self, since: datetime) -> list[Action]:
+        """Card holds carried out since `since` (whatever became of them), oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM actions WHERE kind = 'hold' AND executed_at >= ? AND state = 'done' ORDER BY executed_at, seq",
+            (_ts(since),),
+        )
+        return [self._action(row) for row in rows]
 
     def charged_total_since(self, since: datetime, currency: str) -> int:
         """Money actually taken from cards since `since` (receivables and unpaid fees excluded)."""

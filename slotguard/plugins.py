@@ -70,6 +70,8 @@ SETTLES = "settles"  # id of the deposit or credit this proposal uses up
 TARGET = "target_action_id"  # the charge or hold a capture, release or refund acts on
 INCIDENT = "incident"  # set by the planner on fees: this slot counts as an incident
 REPLACES_NOTICES = "replaces_notices"  # an email that replaces the notices about the same fee
+RENEWS = "renews"  # a card hold placed again before the one it names lapses (slotguard/holds.py)
+HOLD_RENEWED = "hold_renewed"  # purpose of the release of a hold a fresh one replaced
 
 LIVE_STATES = frozenset(
     {ActionState.PLANNED, ActionState.PENDING_REVIEW, ActionState.EXECUTING, ActionState.DONE}
@@ -261,12 +263,15 @@ class ClientAccount:
 
     def open_deposits(self, event_ref: str) -> list[AccountEntry]:
         """Deposits for this event (any start: a moved appointment keeps its deposit) that are
-        taken or still to be taken, and not yet applied, kept or returned."""
+        taken or still to be taken, and not yet applied, kept or returned. A card hold placed
+        again (`renews`) counts once it is in place; the hold it replaces is then released
+        (a release that `settles` it), so a deposit is never counted twice."""
         used = self.used_up()
         return [
             entry
             for entry in self.for_event(event_ref)
             if entry.purpose == DEPOSIT and entry.live and entry.id not in used
+            and not (entry.context.get(RENEWS) and not (entry.state is ActionState.DONE and entry.context.get("payment_status") == "paid"))
         ]
 
     def money_taken(self, event_ref: str) -> list[AccountEntry]:

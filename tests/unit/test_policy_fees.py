@@ -48,11 +48,11 @@ def test_a_fixed_amount_in_another_currency_is_refused_with_its_path():
 
 
 def test_deposit_hold_is_placed_no_earlier_than_hold_before_the_start():
-    world = World(**fee_config("deposit", deposit={"amount": "300 NOK", "kind": "hold", "hold_before": "5d"}))
+    world = World(**fee_config("deposit", deposit={"amount": "300 NOK", "kind": "hold", "hold_before": "3d"}))
     booked = MONDAY - timedelta(days=20)
     _, planned = world.book("e1", MONDAY, at=booked)
     hold = next(a for a in planned if a.kind is ActionKind.HOLD)
-    assert hold.amount == nok(300) and hold.due_at == MONDAY - timedelta(days=5) and hold.state is ActionState.PLANNED
+    assert hold.amount == nok(300) and hold.due_at == MONDAY - timedelta(days=3) and hold.state is ActionState.PLANNED
     _, planned = world.book("e2", MONDAY + timedelta(days=1), at=MONDAY - timedelta(days=1))
     assert next(a for a in planned if a.kind is ActionKind.HOLD).due_at == MONDAY - timedelta(days=1)
 
