@@ -24,7 +24,6 @@ from slotguard.interfaces import (
     CalendarSource,
     CalendarWriteBack,
     Mailer,
-    NullWriteBack,
     PaymentProvider,
     ReauthorizationNeeded,
     SyncTokenExpired,
