@@ -23,6 +23,7 @@ from typing import Any, Callable
 import stripe
 
 from integration.rate_limiter import RateLimiter
+from integration.stripe_http import LimitedRequestsClient
 from integration.stripe_amounts import stripe_currency, why_not_chargeable
 from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, AmountRefused, StripeCalls, log_event, plain
 from integration.stripe_customers import StripeCustomers, email_key
@@ -93,7 +94,10 @@ def open_provider(
     `lookup` is how crash recovery finds our objects: "list" (the customer's PaymentIntents,
     read-after-write consistent) or "search" (Stripe's Search API, which can lag by about a
     minute). `return_url` is where Checkout sends the client afterwards (default: the
-    practice's booking link). Raises ConfigError for a missing key or a mode mismatch.
+    practice's booking link). Every HTTP request, stripe-python's network retries included,
+    takes a token from a limiter of `rate_per_second` (default: Stripe's limit for the mode);
+    a `client` passed in is used as it is, unlimited. Raises ConfigError for a missing key or
+    a mode mismatch.
     """
     payments = settings.payments
     if payments.secret_key is None:
@@ -103,10 +107,8 @@ def open_provider(
     secret = payments.secret_key.resolve()
     check_key_matches_mode(secret, payments.mode)
     if client is None:
-        try:
-            http_client: stripe.HTTPClient | None = stripe.RequestsClient(timeout=timeout_seconds)
-        except ImportError:  # pragma: no cover - requests ships with google-api-python-client
-            http_client = None
+        limiter = RateLimiter(rate_per_second or RATE_PER_SECOND[payments.mode])
+        http_client = LimitedRequestsClient(limiter, timeout=timeout_seconds)
         client = stripe.StripeClient(
             secret,
             base_addresses={"api": payments.api_base.rstrip("/")} if payments.api_base else None,
@@ -119,7 +121,6 @@ def open_provider(
         dry_run=payments.dry_run,
         currency=settings.practice.currency,
         max_single_charge=payments.max_single_charge,
-        limiter=RateLimiter(rate_per_second or RATE_PER_SECOND[payments.mode]),
         rate_limit_retries=rate_limit_retries,
         backoff_seconds=backoff_seconds,
         lookup=lookup,
@@ -140,7 +141,6 @@ class StripeProvider:
         dry_run: bool,
         currency: str,
         max_single_charge: Money | None,
-        limiter: RateLimiter,
         rate_limit_retries: int = 4,
         backoff_seconds: float = 0.5,
         lookup: str = "list",
@@ -153,7 +153,7 @@ class StripeProvider:
         self.currency = currency.upper()
         self.max_single_charge = max_single_charge
         self.lookup = lookup
-        self.calls = StripeCalls(limiter, rate_limit_retries=rate_limit_retries, backoff_seconds=backoff_seconds, sleep=sleep)
+        self.calls = StripeCalls(rate_limit_retries=rate_limit_retries, backoff_seconds=backoff_seconds, sleep=sleep)
         self.customers = StripeCustomers(client, self.calls, currency=currency, return_url=return_url)
 
     # -- the PaymentProvider contract ---------------------------------------------------

@@ -18,13 +18,15 @@ class AdapterError(Exception):
     """A failure talking to the outside world.
 
     `retryable` says whether trying again later may succeed (network, 5xx, rate limit) or
-    not (bad credentials, a declined card). The message is for the practitioner and must not
-    contain secrets.
+    not (bad credentials, a declined card); `retry_after`, when the service said how long to
+    wait (seconds), is the earliest a retry may come. The message is for the practitioner
+    and must not contain secrets.
     """
 
-    def __init__(self, message: str, *, retryable: bool = True):
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class SyncTokenExpired(AdapterError):
