@@ -164,7 +164,9 @@ class StripeProvider:
         Given an Action (capture/release/refund need context["target_external_id"], the
         PaymentIntent id of the hold or charge; refunds may add
         context["already_refunded_minor"]). Returns PaymentResult with status "done"
-        (external_id: PaymentIntent id, or Refund id for refunds), "needs_client_action"
+        (external_id: PaymentIntent id, or Refund id for refunds; a refund asking for more
+        than is left refunds the rest, extra["refunded_minor"] saying how much, "0" with no
+        Refund when nothing was left), "needs_client_action"
         (declined, authentication needed or no card: `payment_link` is a Checkout link),
         "not_attempted" (detail says why) or "dry_run". Raises AdapterError(retryable=...)
         on Stripe or network failure; calling again for the same action is always safe.
@@ -411,10 +413,11 @@ class StripeProvider:
                 return PaymentResult(status="not_attempted", detail=f"nothing was captured on {intent['id']} to refund{hint}")
         # Our own refund, made before a crash, must be found before the amount check below
         # (it already counts as refunded there).
-        for refund in self.calls.list_all("refunds", self.client.v1.refunds.list, {"payment_intent": intent["id"], "limit": 100}):
+        refunds = self.refunds_on(intent["id"])
+        for refund in refunds:
             if (refund.get("metadata") or {}).get(ACTION_TAG) == action.id:
                 log_event(logging.INFO, "stripe.recovered", action_id=action.id, refund=refund["id"])
-                return PaymentResult(status="done", external_id=refund["id"], extra={"payment_intent": intent["id"]})
+                return self._found_refund(action, intent, refund, refunds)
         charge = intent.get("latest_charge") or {}
         if isinstance(charge, str):
             charge = plain(self.calls.call("charge", self.client.v1.charges.retrieve, charge))
@@ -426,11 +429,52 @@ class StripeProvider:
         currency = intent["currency"].upper()
         amount = action.amount or Money(max(refundable, 0), currency)
         self._same_currency(amount, intent)
-        if amount.minor <= 0 or amount.minor > refundable:
-            left = Money(max(refundable, 0), currency)
-            detail = f"refund of {amount} refused: only {left} of {Money(captured, currency)} captured is left to refund"
-            log_event(logging.WARNING, "stripe.refund_refused", action_id=action.id, payment_intent=intent["id"], amount=amount, refundable=left)
-            return PaymentResult(status="not_attempted", external_id="", detail=detail)
+        if amount.minor <= 0:
+            return PaymentResult(status="not_attempted", external_id="", detail=f"a refund of {amount} gives nothing back")
+        if amount.minor > refundable:
+            # Given back already, in part or whole: by a refund made in the dashboard (or a
+            # ledger that knows of more refunds than Stripe shows yet). Give back what is left.
+            return self._refund_rest(action, intent, amount, max(refundable, 0), Money(captured, currency), refunds)
+        return self._create_refund(action, intent, amount)
+
+    @staticmethod
+    def _outside(refunds: list[dict]) -> list[dict]:
+        """The live refunds Slotguard did not make (no action tag): made in the dashboard."""
+        return [r for r in refunds if r.get("status") not in ("failed", "canceled") and not (r.get("metadata") or {}).get(ACTION_TAG)]
+
+    def _found_refund(self, action: Action, intent: dict, refund: dict, refunds: list[dict]) -> PaymentResult:
+        """Our refund for `action`, made before a crash: done, with what it gave back."""
+        extra = {"payment_intent": intent["id"]}
+        if action.amount is not None and refund.get("amount") != action.amount.minor:
+            earlier = [r for r in refunds if r.get("created", 0) <= refund.get("created", 0) and r["id"] != refund["id"]]
+            extra.update({"refunded_minor": str(refund["amount"]), "asked_minor": str(action.amount.minor),
+                          "refunded_before_minor": str(sum(r["amount"] for r in self._outside(earlier))),
+                          "refunded_outside": ",".join(r["id"] for r in self._outside(earlier))})
+        return PaymentResult(status="done", external_id=refund["id"], extra=extra)
+
+    def _refund_rest(self, action: Action, intent: dict, asked: Money, left_minor: int, captured: Money, refunds: list[dict]) -> PaymentResult:
+        """A refund asked for more than is left on `intent`: refund what is left (nothing, when
+        nothing is), saying how much was given back before and by which refunds."""
+        outside = self._outside(refunds)
+        before = Money(captured.minor - left_minor, captured.currency)
+        where = "outside Slotguard (in the Stripe dashboard)" if outside else "already"
+        extra = {"asked_minor": str(asked.minor), "refunded_before_minor": str(before.minor),
+                 "refunded_outside": ",".join(r["id"] for r in outside)}
+        log_event(logging.WARNING, "stripe.refund_rest", action_id=action.id, payment_intent=intent["id"], asked=asked,
+                  left=Money(left_minor, captured.currency), refunded_before=before)
+        if left_minor <= 0:
+            return PaymentResult(
+                status="done", external_id="",
+                detail=f"nothing refunded: the whole {captured} had been refunded {where}",
+                extra={**extra, "refunded_minor": "0", "payment_intent": intent["id"]},
+            )
+        rest = Money(left_minor, captured.currency)
+        result = self._create_refund(action, intent, rest)
+        result.detail = f"refunded the {rest} left of {asked}: {before} of the {captured} had been refunded {where}"
+        result.extra.update({**extra, "refunded_minor": str(rest.minor)})
+        return result
+
+    def _create_refund(self, action: Action, intent: dict, amount: Money) -> PaymentResult:
         refund = plain(self.calls.call(
             "refund",
             self.client.v1.refunds.create,

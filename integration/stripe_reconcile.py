@@ -12,7 +12,8 @@ Two directions, so that nothing falls between them:
   action id (any age), and state, amount and object id are compared.
 
 Mismatch kinds: "unknown_in_stripe" (money moved in Stripe that the ledger does not know,
-including refunds made in the dashboard on our payments), "missing_in_stripe" (the ledger
+including refunds made in the dashboard on our payments, unless a ledger refund later found
+them and gave back only the rest), "missing_in_stripe" (the ledger
 says done, Stripe has no object), "amount" and "status" (both exist and disagree, e.g. a
 fee the ledger thinks unpaid that the client paid, or two payments for one action).
 
@@ -30,11 +31,13 @@ from integration.stripe_calls import ACTION_TAG
 from integration.stripe_provider import StripeProvider
 from slotguard.durations import to_utc_text
 from slotguard.ledger import Ledger
-from slotguard.model import MONEY_KINDS, NOTHING_TAKEN, Action, ActionKind, ActionState
+from slotguard.model import MONEY_KINDS, NOTHING_TAKEN, REFUNDED_ELSEWHERE, Action, ActionKind, ActionState
 from slotguard.money import Money
 
 MONEY_STATUSES = ("succeeded", "requires_capture", "processing")
-NO_STRIPE_OBJECT = ("receivable", NOTHING_TAKEN)  # payment_status values with no Stripe object to compare (a withdrawn request has no refund)
+# payment_status values with no Stripe object to compare: a receivable, a withdrawn request
+# and a refund that found everything refunded in the dashboard already have no refund of ours.
+NO_STRIPE_OBJECT = ("receivable", NOTHING_TAKEN, REFUNDED_ELSEWHERE)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,9 @@ class _Reconciler:
         self._by_client: dict[str, dict[str, list[dict]]] = {}
         self._accounted: set[str] = set()  # refunds on our payments, explained or reported
         self.actions = {action.id: action for action in ledger.actions(kinds=MONEY_KINDS)}
+        # Dashboard refunds a ledger refund found and accounted for (it gave back only the rest).
+        self.acknowledged = {str(refund_id) for action in self.actions.values() if action.kind is ActionKind.REFUND
+                             and action.state is ActionState.DONE for refund_id in action.context.get("refunded_outside") or ()}
         # Captures, releases and refunds point at the charge or hold they act on.
         self.children: dict[str, list[Action]] = {}
         by_external = {a.external_id: a.id for a in self.actions.values() if a.kind in (ActionKind.CHARGE, ActionKind.HOLD) and a.external_id}
@@ -290,6 +296,9 @@ class _Reconciler:
             tag = (refund.get("metadata") or {}).get(ACTION_TAG)
             if refund["id"] in skip or not _live(refund) or (tag and tag in self.actions):
                 continue  # a ledger refund action: checked on its own
+            if refund["id"] in self.acknowledged:
+                self._accounted.add(refund["id"])
+                continue  # made in the dashboard, and known to the ledger's refund that gave back the rest
             self._accounted.add(refund["id"])
             self.report("unknown_in_stripe", f"{refund['id']} refunded {_money(refund['amount'], refund.get('currency') or intent['currency'])} "
                         f"of {payment.kind.value} {payment.id} outside Slotguard (the ledger has no such refund)", payment, refund["id"])

@@ -36,6 +36,7 @@ from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
     NOTHING_TAKEN,
     OWED,
+    REFUNDED_ELSEWHERE,
     WAIVED_UNPAID,
     MONEY_KINDS,
     OPEN_STATES,
@@ -45,9 +46,10 @@ from slotguard.model import (
     Appointment,
 )
 from slotguard.normalize import EventError, normalize
+from slotguard.payment_results import record_payment_result
 from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
-from slotguard.planner import LIFECYCLE, Planner
+from slotguard.planner import LIFECYCLE, Planner, cancel_reports
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
@@ -313,17 +315,17 @@ class Engine:
         if not self.ledger.update_action(action, now, f"attempt {action.attempts}", expect=[previous_state]):
             return  # waived or changed meanwhile
         try:
+            note = "done"
             if action.kind is ActionKind.EMAIL:
                 self._send(action, now)
             elif action.kind in MONEY_KINDS:
-                self._move_money(action)
+                note = self._move_money(action)
             action.state = ActionState.DONE
             action.executed_at = now
             action.last_error = ""
             with self.ledger.transaction():
-                self.ledger.update_action(action, now, "done")
-                if action.context.get("payment_status") == NOTHING_TAKEN:
-                    self._no_longer_owed(action, now)
+                self.ledger.update_action(action, now, note)
+                self.after_money(action, now)
             if action.kind in MONEY_KINDS:
                 _crash_point("after_commit", action)
             report.executed[f"{action.kind.value}:done"] += 1
@@ -397,12 +399,13 @@ class Engine:
         self.mailer.send(message, action.id)
         action.external_id = message["Message-ID"]
 
-    def _move_money(self, action: Action) -> None:
+    def _move_money(self, action: Action) -> str:
+        """Carry out a money action with the provider; return the note for its log."""
         if self.settings.payments.dry_run:
             action.context["dry_run"] = True
             action.external_id = "dry-run"
             log.info("dry-run action=%s kind=%s amount=%s", action.id, action.kind.value, action.amount)
-            return
+            return "done"
         if action.kind is ActionKind.REFUND and action.context.get(TARGET):
             # What the ledger knows of the money to give back: a fee never paid (a
             # receivable, an unpaid link) is withdrawn rather than refunded.
@@ -414,16 +417,17 @@ class Engine:
         _crash_point("after_call", action)
         if result.status == "not_attempted":
             raise AdapterError(result.detail or "not attempted", retryable=False)
-        action.external_id = result.external_id
-        action.context["payment_status"] = "paid" if result.status == "done" else "unpaid"
-        if result.extra.get("receivable"):
-            action.context["payment_status"] = "receivable"
-        if result.extra.get("nothing_taken"):
-            action.context["payment_status"] = NOTHING_TAKEN
-        if result.payment_link:
-            action.context["payment_link"] = result.payment_link
-        if result.detail:
-            action.context["provider_detail"] = result.detail
+        return record_payment_result(action, result)
+
+    def after_money(self, action: Action, now: datetime) -> None:
+        """What a money action's outcome changes beside it, in its transaction: a refund of
+        a fee never paid takes the fee off the receivables; a refund that found the money
+        given back already in the dashboard sends no "we refunded" email."""
+        status = action.context.get("payment_status")
+        if status == NOTHING_TAKEN:
+            self._no_longer_owed(action, now)
+        elif status == REFUNDED_ELSEWHERE:
+            cancel_reports(self.ledger, action, now, "nothing was refunded now: the money had been refunded outside Slotguard already")
 
     def _no_longer_owed(self, refund: Action, now: datetime) -> None:
         """A refund of a fee the client never paid: the fee is no longer asked for, so it
