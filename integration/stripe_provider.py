@@ -191,6 +191,60 @@ class StripeProvider:
             log_event(logging.WARNING, "stripe.not_attempted", action_id=action.id, reason="amount_too_small")
             return PaymentResult(status="not_attempted", detail=str(refusal))
 
+    def resolve(self, action: Action) -> PaymentResult | None:
+        """What Stripe already did for `action`, by lookup only (crash recovery; creates and
+        changes nothing, not even a payment link).
+
+        A charge or hold: its PaymentIntent holding the money ("done"), or declined with an
+        open Checkout link for the client ("needs_client_action" with that link; also a
+        link made when no card was on file). A refund: our Refund on the payment ("done",
+        with the amount refunded). A capture or release: the hold already captured or
+        released ("done"). None when nothing was found, or nothing that cannot safely be
+        carried out again (a declined attempt whose link was never made): carrying the action
+        out again is then safe, as `execute` finds what exists first. Dry run: None.
+        Raises AdapterError when Stripe cannot be asked.
+        """
+        if self.dry_run:
+            return None
+        kind = ActionKind(action.kind)
+        if kind in (ActionKind.CHARGE, ActionKind.HOLD):
+            return self._resolve_payment(action)
+        if kind is ActionKind.REFUND:
+            found = self._find_target_intent(action, expand=["latest_charge"])
+            intent = self._paid_intent(found) if found is not None else None
+            if intent is None:
+                return None
+            refunds = self.refunds_on(intent["id"])
+            ours = [refund for refund in refunds if (refund.get("metadata") or {}).get(ACTION_TAG) == action.id]
+            return self._found_refund(action, intent, ours[0], refunds) if ours else None
+        intent = self._find_target_intent(action)
+        if intent is None:
+            return None
+        if kind is ActionKind.CAPTURE and intent["status"] == "succeeded":
+            return PaymentResult(status="done", external_id=intent["id"], detail="already captured")
+        if kind is ActionKind.RELEASE and intent["status"] == "canceled":
+            return PaymentResult(status="done", external_id=intent["id"], detail="already released")
+        return None
+
+    def _resolve_payment(self, action: Action) -> PaymentResult | None:
+        customer = self.customers.customer_id(action.client_email, action.client_name, create=False)
+        if customer is None:
+            return None
+        intents = self._intents_for(action, customer)
+        if intents and (intents[0]["status"] == "succeeded" or (intents[0]["status"] == "requires_capture" and action.kind == ActionKind.HOLD)):
+            return PaymentResult(status="done", external_id=intents[0]["id"], extra={"customer": customer, "stripe_status": intents[0]["status"]})
+        if intents and intents[0]["status"] == "processing":
+            raise AdapterError(f"Stripe is still processing payment {intents[0]['id']}; it will be checked again", retryable=True)
+        open_links = [s for s in self.customers.sessions_for(customer, action.id) if s.get("status") == "open" and s.get("mode") == "payment"]
+        if not open_links:
+            return None
+        intent_id = intents[0]["id"] if intents else ""
+        error = (intents[0].get("last_payment_error") or {}) if intents else {}
+        code = error.get("decline_code") or error.get("code") or ("card_declined" if intents else "no_card_on_file")
+        log_event(logging.INFO, "stripe.resolved_link", action_id=action.id, payment_intent=intent_id, session=open_links[0]["id"])
+        return PaymentResult(status="needs_client_action", external_id=intent_id, detail=code, payment_link=open_links[0]["url"],
+                             extra={"customer": customer})
+
     def status_of(self, action: Action) -> PaymentResult | None:
         """Polling fallback for a charge or hold: what Stripe holds for `action` now.
 

@@ -34,10 +34,6 @@ from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_coll
 from slotguard.digest import plan_digest
 from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
-    NOTHING_TAKEN,
-    OWED,
-    REFUNDED_ELSEWHERE,
-    WAIVED_UNPAID,
     MONEY_KINDS,
     OPEN_STATES,
     Action,
@@ -46,10 +42,11 @@ from slotguard.model import (
     Appointment,
 )
 from slotguard.normalize import EventError, normalize
-from slotguard.payment_results import record_payment_result
+from slotguard.payment_results import after_money, record_payment_result
 from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
-from slotguard.planner import LIFECYCLE, Planner, cancel_reports
+from slotguard.planner import LIFECYCLE, WAITING_WAIVER, Planner
+from slotguard.recovery import Recovered, resolve_interrupted, settle_waiting_waiver
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
@@ -151,6 +148,8 @@ class Engine:
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
         self._touched = set()
+        # Before any calendar is read: a waiver must never meet money whose outcome is unknown.
+        self._touched |= self._resolve(now, report.problem).touched
         for source, _ in self.calendars:
             if self.stop_requested():
                 break
@@ -165,16 +164,15 @@ class Engine:
         return report
 
     def recover(self, now: datetime) -> int:
-        """Put actions left `executing` by a crash back in the queue; return how many.
+        """At start-up: resolve the actions a crash left `executing`; return how many there
+        were. Money actions are looked up at the provider first (slotguard/recovery.py):
+        found, they are done; not found, back in the queue (carried out again with the same
+        idempotency key); the provider unreachable, they wait (every tick asks again).
+        Emails and records go back in the queue."""
+        return self._resolve(now, lambda message: log.warning("problem %s", message)).found
 
-        They are carried out again with the same idempotency key; providers look up what
-        they may already have done (see interfaces.PaymentProvider.execute).
-        """
-        stuck = self.ledger.actions(states=[ActionState.EXECUTING])
-        for action in stuck:
-            action.state = ActionState.PLANNED
-            self.ledger.update_action(action, now, "interrupted while executing; will be retried with the same idempotency key")
-        return len(stuck)
+    def _resolve(self, now: datetime, problem: Callable[[str], None]) -> Recovered:
+        return resolve_interrupted(self.ledger, self.provider, self.settings.payments.dry_run, now, problem)
 
     # -- calendars ------------------------------------------------------------------------
     def sync_calendar(self, source: CalendarSource, now: datetime, report: TickReport) -> None:
@@ -324,8 +322,10 @@ class Engine:
             action.executed_at = now
             action.last_error = ""
             with self.ledger.transaction():
+                self._keep_waiting_waiver(action)
                 self.ledger.update_action(action, now, note)
-                self.after_money(action, now)
+                after_money(self.ledger, action, now)
+                settle_waiting_waiver(self.ledger, action.id, now)
             if action.kind in MONEY_KINDS:
                 _crash_point("after_commit", action)
             report.executed[f"{action.kind.value}:done"] += 1
@@ -335,7 +335,20 @@ class Engine:
         if action.kind in MONEY_KINDS:
             self._touched.add((action.calendar_id, action.event_id))
 
+    def _keep_waiting_waiver(self, action: Action) -> None:
+        """A waiver stored on the action while it was being carried out (`main.py waive` in
+        another process) is kept when the outcome is written over it."""
+        stored = self.ledger.action(action.id)
+        if stored is not None and WAITING_WAIVER in stored.context:
+            action.context[WAITING_WAIVER] = stored.context[WAITING_WAIVER]
+
     def _failed(self, action: Action, previous_state: ActionState, error: Exception, now: datetime, report: TickReport) -> None:
+        with self.ledger.transaction():
+            self._keep_waiting_waiver(action)
+            self._record_failure(action, previous_state, error, now, report)
+            settle_waiting_waiver(self.ledger, action.id, now)
+
+    def _record_failure(self, action: Action, previous_state: ActionState, error: Exception, now: datetime, report: TickReport) -> None:
         retryable = isinstance(error, AdapterError) and error.retryable
         limit = self.settings.mail.max_attempts
         action.last_error = str(error)
@@ -418,27 +431,6 @@ class Engine:
         if result.status == "not_attempted":
             raise AdapterError(result.detail or "not attempted", retryable=False)
         return record_payment_result(action, result)
-
-    def after_money(self, action: Action, now: datetime) -> None:
-        """What a money action's outcome changes beside it, in its transaction: a refund of
-        a fee never paid takes the fee off the receivables; a refund that found the money
-        given back already in the dashboard sends no "we refunded" email."""
-        status = action.context.get("payment_status")
-        if status == NOTHING_TAKEN:
-            self._no_longer_owed(action, now)
-        elif status == REFUNDED_ELSEWHERE:
-            cancel_reports(self.ledger, action, now, "nothing was refunded now: the money had been refunded outside Slotguard already")
-
-    def _no_longer_owed(self, refund: Action, now: datetime) -> None:
-        """A refund of a fee the client never paid: the fee is no longer asked for, so it
-        leaves the receivables, the unpaid-link polling and the collections ladder."""
-        fee = self.ledger.action(str(refund.context.get(TARGET, "")))
-        if fee is None or fee.state is not ActionState.DONE or fee.context.get("payment_status") not in OWED:
-            return
-        fee.context["payment_status"] = WAIVED_UNPAID
-        fee.context.pop("payment_link", None)
-        self.ledger.update_action(fee, now, f"no longer owed: {refund.reason} ({refund.id}); nothing had been paid", expect=[ActionState.DONE])
-        log.info("no longer owed action=%s refund=%s", fee.id, refund.id)
 
     # -- write-back -----------------------------------------------------------------------
     def write_back(self, report: TickReport) -> None:

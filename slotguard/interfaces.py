@@ -125,6 +125,17 @@ class PaymentProvider(Protocol):
         """
         ...
 
+    def resolve(self, action: Action) -> PaymentResult | None:
+        """What the provider already did for `action` (left `executing` by a crash), by
+        lookup only: never creates, changes or retries anything.
+
+        Returns the result `execute` would have returned (money taken, held or refunded; a
+        declined payment with its open payment link), or None when nothing was found and
+        carrying the action out again is safe. Raises AdapterError when the provider cannot
+        be asked: the engine then concludes nothing and asks again next tick.
+        """
+        ...
+
 
 # --- mail -----------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ from typing import Any
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.stripe_provider import open_provider
 from slotguard.engine import TickReport
-from slotguard.interfaces import NullWriteBack
+from slotguard.interfaces import NullWriteBack, PaymentResult
 from slotguard.ledger import Ledger
-from slotguard.model import Action, ActionKind
+from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState
 from slotguard.wiring import build_engine
 from tests.support.builders import event
 from tests.support.builders import settings as practice
@@ -26,8 +26,9 @@ from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY
 class StripeLoop:
     """A practice whose fees are charged through Stripe at once (review window 0m)."""
 
-    def __init__(self, tmp_path, stripe_proxy, monkeypatch, **payments: Any):
+    def __init__(self, tmp_path, stripe_proxy, monkeypatch, network_retries: int = 2, **payments: Any):
         monkeypatch.setenv(KEY_ENV, TEST_KEY)
+        self.network_retries = network_retries
         self.settings = practice(
             payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url,
                       "review_window": "0m", **payments},
@@ -42,7 +43,8 @@ class StripeLoop:
 
     def provider(self):
         """A fresh provider, as after a restart: test timings, stripe-python's retries on."""
-        return open_provider(self.settings, timeout_seconds=2.0, backoff_seconds=0.01, rate_per_second=1000)
+        return open_provider(self.settings, timeout_seconds=2.0, backoff_seconds=0.01, rate_per_second=1000,
+                             max_network_retries=self.network_retries)
 
     def restart(self):
         """A new engine on the same ledger, calendar and mailer (a process restarted)."""
@@ -64,6 +66,13 @@ class StripeLoop:
     def mark(self, event_id: str, tags: str, minutes: float, client: str = "ana@example.com", name: str = "Ana Silva") -> None:
         """The practitioner puts `tags` in the title at `minutes` (e.g. "#noshow #waive")."""
         self.calendar.put(event(event_id, self.session, client=client, name=name, title=f"Massage {tags}"), self.at(minutes))
+
+    def killed_after_the_call(self, action: Action, minutes: float) -> PaymentResult:
+        """What `main.py run` does up to a SIGKILL right after the provider answered: the
+        action committed `executing`, the call made (Stripe has the object), nothing more."""
+        action.state, action.attempts = ActionState.EXECUTING, action.attempts + 1
+        assert self.ledger.update_action(action, self.at(minutes), f"attempt {action.attempts}", expect=OPEN_STATES)
+        return self.engine.provider.execute(action)
 
     def actions(self, kind: ActionKind, event_id: str | None = None) -> list[Action]:
         return self.ledger.actions(kinds=[kind], event_id=event_id)
