@@ -19,6 +19,9 @@ fee the ledger thinks unpaid that the client paid, or two payments for one actio
 
 Dry-run actions and receivables (fees recorded by the record-only provider) never went to
 Stripe and are skipped. Reads only: nothing is created or changed in Stripe or the ledger.
+A "status" mismatch where Stripe holds money for a fee the ledger waived or cancelled is
+marked `repairable`: `main.py reconcile --repair` plans giving it back
+(slotguard/recovery.py, repair_kept_money).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from slotguard.model import MONEY_KINDS, NOTHING_TAKEN, REFUNDED_ELSEWHERE, Acti
 from slotguard.money import Money
 
 MONEY_STATUSES = ("succeeded", "requires_capture", "processing")
+LET_GO = (ActionState.WAIVED, ActionState.CANCELLED)  # a fee in these states must keep no money
 # payment_status values with no Stripe object to compare: a receivable, a withdrawn request
 # and a refund that found everything refunded in the dashboard already have no refund of ours.
 NO_STRIPE_OBJECT = ("receivable", NOTHING_TAKEN, REFUNDED_ELSEWHERE)
@@ -49,10 +53,11 @@ class Mismatch:
     action_id: str = ""
     stripe_id: str = ""
     client: str = ""
+    repairable: bool = False  # money kept for a fee the ledger let go: `reconcile --repair` gives it back
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "action_id": self.action_id, "stripe_id": self.stripe_id,
-                "client": self.client, "detail": self.detail}
+                "client": self.client, "detail": self.detail, "repairable": self.repairable}
 
 
 @dataclass
@@ -120,12 +125,14 @@ class _Reconciler:
 
     # -- bookkeeping -----------------------------------------------------------------
 
-    def report(self, kind: str, detail: str, action: Action | None = None, stripe_id: str = "", client: str = "") -> None:
+    def report(self, kind: str, detail: str, action: Action | None = None, stripe_id: str = "", client: str = "",
+               repairable: bool = False) -> None:
         key = (kind, action.id if action else "", stripe_id)
         if key in self._seen:
             return
         self._seen.add(key)
-        self.result.mismatches.append(Mismatch(kind, detail, action.id if action else "", stripe_id, client or (action.client_email if action else "")))
+        self.result.mismatches.append(Mismatch(kind, detail, action.id if action else "", stripe_id,
+                                               client or (action.client_email if action else ""), repairable))
 
     def intent(self, intent_id: str) -> dict | None:
         if intent_id not in self._intents:
@@ -230,8 +237,12 @@ class _Reconciler:
         intent = self.intent(with_money[0]["id"]) or with_money[0]
         if not ledger_has_money:
             hint = "; the next `run` picks it up" if action.state is ActionState.EXECUTING or action.context.get("payment_status") == "unpaid" else ""
+            kept = action.state in LET_GO
+            if kept:
+                hint = "; `main.py reconcile --repair` plans giving it back"
             self.report("status", f"{what}, but Stripe {'holds' if intent['status'] == 'requires_capture' else 'took'} "
-                        f"{_money(intent.get('amount'), intent.get('currency'))} in {intent['id']}{hint}", action, intent["id"])
+                        f"{_money(intent.get('amount'), intent.get('currency'))} in {intent['id']}{hint}", action, intent["id"],
+                        repairable=kept)
             return
         if action.external_id != intent["id"]:
             self.report("status", f"{what}: the ledger names payment {action.external_id or '(none)'} but the money is in {intent['id']}", action, intent["id"])
