@@ -42,7 +42,7 @@ from slotguard.model import (
     Appointment,
 )
 from slotguard.normalize import EventError, normalize
-from slotguard.payment_results import after_money, record_payment_result
+from slotguard.payment_results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
 from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
 from slotguard.planner import LIFECYCLE, WAITING_WAIVER, Planner
@@ -361,6 +361,8 @@ class Engine:
             self.ledger.update_action(action, now, f"waiting for the account to be connected again: {error}")
             report.executed[f"{action.kind.value}:waiting"] += 1
             report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) waits: {error}")
+        elif retryable and action.kind in MONEY_KINDS:
+            self._money_retry(action, error, now, report)
         elif retryable and action.attempts < limit:
             action.state = ActionState.PLANNED
             delay = min(RETRY_BASE * (2 ** (action.attempts - 1)), RETRY_MAX)
@@ -372,6 +374,26 @@ class Engine:
             self.ledger.update_action(action, now, f"failed: {error}")
             report.executed[f"{action.kind.value}:failed"] += 1
             report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) failed: {error}")
+
+    def _money_retry(self, action: Action, error: AdapterError, now: datetime, report: TickReport) -> None:
+        """A money action the provider could not carry out for now (unreachable, 5xx, rate
+        limited): tried again with back-off for `payments.retry_for`, then failed and listed
+        in the digest as "could not reach" with the retry command."""
+        due = next_money_try(self.settings.payments, action, error, now)
+        provider = "Stripe" if self.provider.name == "stripe" else f"the {self.provider.name} provider"
+        if due is not None:
+            action.state = ActionState.PLANNED
+            action.due_at = due
+            self.ledger.update_action(action, now, f"attempt {action.attempts} failed, retry at {to_utc_text(due)}: {error}")
+            report.executed[f"{action.kind.value}:retry"] += 1
+            return
+        action.state = ActionState.FAILED
+        tried = action.context.get(GAVE_UP_AFTER, "")
+        self.ledger.update_action(action, now, f"failed: could not reach {provider} for {tried} ({action.attempts} attempts): {error}")
+        report.executed[f"{action.kind.value}:failed"] += 1
+        amount = f" of {action.amount}" if action.amount else ""
+        report.problem(f"action {action.id} ({action.kind.value}{amount} for {action.client_email}) failed: could not reach "
+                       f"{provider} for {tried}: {error}; once it is back, retry with `main.py retry {action.id}`")
 
     def _email_ready(self, action: Action, now: datetime) -> bool:
         """Emails wait for the fee they report on; lifecycle mail for a stale slot is dropped."""

@@ -10,9 +10,11 @@ changes that outcome implies beside it (`after_money`), for an action just carri
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from slotguard.interfaces import PaymentResult
+from slotguard.config import Payments
+from slotguard.durations import format_duration, from_utc_text, to_utc_text
+from slotguard.interfaces import AdapterError, PaymentResult
 from slotguard.ledger import Ledger
 from slotguard.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionState
 from slotguard.money import Money
@@ -82,3 +84,31 @@ def no_longer_owed(ledger: Ledger, refund: Action, now: datetime) -> None:
     fee.context.pop("payment_link", None)
     ledger.update_action(fee, now, f"no longer owed: {refund.reason} ({refund.id}); nothing had been paid", expect=[ActionState.DONE])
     log.info("no longer owed action=%s refund=%s", fee.id, refund.id)
+
+
+# Context of a money action that failed with a retryable error: when it first did (the retry
+# budget, payments.retry_for, counts from there; `main.py retry` starts it again).
+FIRST_FAILED_AT = "first_failed_at"
+# Context of a money action that failed for good after its retry budget: how long it was
+# tried (the digest lists it as "could not reach Stripe" with the retry command).
+GAVE_UP_AFTER = "gave_up_after"
+MONEY_RETRY_BASE = timedelta(minutes=2)
+
+
+def next_money_try(payments: Payments, action: Action, error: AdapterError, now: datetime) -> datetime | None:
+    """When to try a money action again after a retryable failure at `now`, or None when its
+    budget (`payments.retry_for` from the first failure) is used up. The wait doubles from
+    2 minutes per attempt, at most `payments.retry_max_wait`, and is never shorter than the
+    provider's Retry-After; the last try comes when the budget ends. Records the first
+    failure in the action's context (FIRST_FAILED_AT); when giving up, GAVE_UP_AFTER."""
+    first = from_utc_text(str(action.context.setdefault(FIRST_FAILED_AT, to_utc_text(now))))
+    ends = first + payments.retry_for
+    if now >= ends:
+        action.context[GAVE_UP_AFTER] = format_duration(payments.retry_for)
+        return None
+    exponent = min(max(action.attempts, 1) - 1, 30)  # no overflow after weeks of tries
+    wait = min(MONEY_RETRY_BASE * 2**exponent, payments.retry_max_wait)
+    if error.retry_after:
+        wait = max(wait, timedelta(seconds=error.retry_after))
+    # The last try when the budget ends; a Retry-After is kept even past it.
+    return now + wait if error.retry_after else min(now + wait, ends)
