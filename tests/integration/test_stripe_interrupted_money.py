@@ -149,3 +149,29 @@ def test_waive_command_on_a_fee_whose_outcome_is_unknown_waits_for_it(loop, stri
     loop.tick(41)
     assert kept(stripe_admin, fee.id) == 0
     assert loop.only(ActionKind.REFUND).state is ActionState.DONE
+
+
+def test_no_fresh_payment_link_is_made_while_a_waived_fee_is_being_withdrawn(loop, stripe_client_with_card, stripe_proxy):
+    """The withdrawal expired the link but its answer was lost, so it is tried again later;
+    meanwhile the unpaid-fee polling must not hand the client a fresh link to pay with."""
+    stripe_client_with_card("ana@example.com", card=DECLINES, name="Ana Silva")
+    loop.book("e1")
+    loop.mark("e1", "#noshow", minutes=0)
+    loop.tick(1)
+    loop.tick(32)  # the review window (30m) is over: declined, a payment link
+    fee = loop.only(ActionKind.CHARGE)
+    assert fee.context["payment_status"] == "unpaid" and link_works(fee.context["payment_link"])
+    stripe_proxy.inject("lose_response", path=r"/v1/checkout/sessions/\w+/expire")
+
+    loop.mark("e1", "#noshow #waive", minutes=40)
+    loop.tick(41)
+    refund = loop.only(ActionKind.REFUND)
+    assert refund.state is ActionState.PLANNED and refund.due_at > loop.at(42), "the lost answer is retried later"
+    stripe_proxy.forget_idempotency()  # a new hour: a link request is no longer answered with the old link
+    loop.tick(42)
+
+    sessions = [s.public for s in stripe_proxy.sessions.values() if s.public["mode"] == "payment"]
+    assert [s["status"] for s in sessions] == ["expired"], "a fresh link was made for a fee being waived"
+    loop.engine.tick(refund.due_at)
+    assert loop.ledger.action(refund.id).state is ActionState.DONE
+    assert loop.ledger.action(fee.id).context["payment_status"] == "waived"
