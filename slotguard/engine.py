@@ -45,8 +45,8 @@ from slotguard.normalize import EventError, normalize
 from slotguard.payment_results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
 from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
-from slotguard.planner import LIFECYCLE, WAITING_WAIVER, Planner
-from slotguard.recovery import Recovered, resolve_interrupted, settle_waiting_waiver
+from slotguard.planner import LIFECYCLE, OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
+from slotguard.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
@@ -301,6 +301,8 @@ class Engine:
 
     def execute(self, action: Action, now: datetime, report: TickReport) -> None:
         """Carry out one action, recording the outcome; never raises for the action's own failures."""
+        if action.kind in MONEY_KINDS and WAITING_WAIVER in action.context:
+            return  # waived while its outcome was unknown: a lookup decides (recovery.py), not a new attempt
         if action.kind is ActionKind.EMAIL and not self._email_ready(action, now):
             return
         if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now):
@@ -379,8 +381,19 @@ class Engine:
         """A money action the provider could not carry out for now (unreachable, 5xx, rate
         limited): tried again with back-off for `payments.retry_for`, then failed and listed
         in the digest as "could not reach" with the retry command."""
-        due = next_money_try(self.settings.payments, action, error, now)
         provider = "Stripe" if self.provider.name == "stripe" else f"the {self.provider.name} provider"
+        # The failed request may have been applied before its answer was lost: ask first.
+        try:
+            found = lookup(self.provider, action)
+            action.context.pop(OUTCOME_UNKNOWN, None)
+        except AdapterError:
+            found = None
+            action.context[OUTCOME_UNKNOWN] = True  # a waiver meanwhile waits for a lookup
+        if found is not None:
+            record_found(self.ledger, action, found, now, f"attempt {action.attempts} failed ({error}), but {provider} has it")
+            report.executed[f"{action.kind.value}:done"] += 1
+            return
+        due = next_money_try(self.settings.payments, action, error, now)
         if due is not None:
             action.state = ActionState.PLANNED
             action.due_at = due

@@ -18,7 +18,7 @@ from slotguard.interfaces import AdapterError, PaymentResult
 from slotguard.ledger import Ledger
 from slotguard.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionState
 from slotguard.money import Money
-from slotguard.planner import cancel_reports
+from slotguard.planner import OUTCOME_UNKNOWN, cancel_reports
 from slotguard.plugins import TARGET
 
 log = logging.getLogger("slotguard.engine")
@@ -34,6 +34,7 @@ def record_payment_result(action: Action, result: PaymentResult) -> str:
     amount and payment status `refunded_elsewhere`.
     """
     action.external_id = result.external_id
+    action.context.pop(OUTCOME_UNKNOWN, None)
     status = "paid" if result.status == "done" else "unpaid"
     if result.extra.get("receivable"):
         status = "receivable"

@@ -90,6 +90,10 @@ MANUAL_WAIVER = "manual-waive"  # happening key prefix of what `main.py waive` p
 # outcome is known (slotguard/recovery.py): nothing taken, the fee is waived; money taken,
 # it is refunded (released); a payment link out, it is withdrawn.
 WAITING_WAIVER = "waiver_waits"
+# Context of a money action whose last attempt failed in a way that may have moved money (a
+# lost answer) while the provider could not be asked afterwards either: until a lookup or a
+# later attempt tells, it counts as an outcome unknown (a waiver waits, as for `executing`).
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 @dataclass
@@ -474,13 +478,14 @@ def let_go(ledger: Ledger, action: Action, why: str, now: datetime, amount: Mone
     charge or capture (or, for a credit keeping money paid earlier, of the charge its target
     names), or a release of a hold; `amount` gives back only that much. Returns the proposals
     (without their notices)."""
-    if action.state in OPEN_STATES:
+    if action.kind in MONEY_KINDS and (action.state is ActionState.EXECUTING or (
+            action.context.get(OUTCOME_UNKNOWN) and action.state in (*OPEN_STATES, ActionState.FAILED))):
+        wait_for_outcome(ledger, action, why, now)
+    elif action.state in OPEN_STATES:
         waive_action(ledger, action, why, now)
     elif action.state is ActionState.FAILED and action.kind in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE):
         # Refused by the provider, so nothing was taken: let it go like an open fee.
         waive_action(ledger, action, why, now, was=[ActionState.FAILED])
-    elif action.state is ActionState.EXECUTING and action.kind in MONEY_KINDS:
-        wait_for_outcome(ledger, action, why, now)
     elif action.state is ActionState.DONE:
         if action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
             return [refund_proposal(action, why, amount=amount)]
@@ -493,13 +498,14 @@ def let_go(ledger: Ledger, action: Action, why: str, now: datetime, amount: Mone
 
 
 def wait_for_outcome(ledger: Ledger, action: Action, why: str, now: datetime) -> bool:
-    """A money action being carried out, or cut off by a crash before its result was stored:
-    whether money moved is not known yet, so "nothing was taken" cannot be concluded. The
-    waiver is kept on the action (`WAITING_WAIVER`) and applied once the outcome is known.
-    True if stored."""
+    """A money action being carried out, cut off by a crash before its result was stored, or
+    whose last answer was lost (`OUTCOME_UNKNOWN`): whether money moved is not known yet, so
+    "nothing was taken" cannot be concluded. The waiver is kept on the action
+    (`WAITING_WAIVER`; the engine no longer carries it out) and applied once the outcome is
+    known (slotguard/recovery.py). True if stored."""
     action.context[WAITING_WAIVER] = why
     return ledger.update_action(action, now, f"waiver waits for the outcome of this {action.kind.value}: {why}",
-                                expect=[ActionState.EXECUTING])
+                                expect=[action.state])
 
 
 def funds_give_back(ledger: Ledger, account: ClientAccount, funds: Iterable[Action], why: str, now: datetime, unused: bool = True) -> list[Proposal]:
@@ -602,7 +608,7 @@ def waive_by_hand(ledger: Ledger, action: Action, why: str, now: datetime) -> Ha
             proposals += funds_give_back(ledger, account(), [fund], why, now, unused=True)
     now_is = ledger.action(action.id) or action
     result = HandWaiver(waived=now_is.state is not was and now_is.state is ActionState.WAIVED,
-                        waiting=now_is.state is ActionState.EXECUTING and WAITING_WAIVER in now_is.context)
+                        waiting=WAITING_WAIVER in now_is.context)
     proposals = proposals + [refund_notice(proposal, why) for proposal in proposals]
     result.planned, result.before, gone = store_give_backs(ledger, action, proposals, key, now)
     if not (result.waived or result.waiting or result.planned or result.before):

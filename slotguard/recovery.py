@@ -14,10 +14,16 @@ provider (`PaymentProvider.resolve`, lookup only):
 - the provider cannot be asked: it stays `executing`, with the error as `last_error` and
   the tick's report saying so, and is asked again next tick.
 
-A waiver that arrives while the outcome is unknown waits on the action (planner
-`WAITING_WAIVER`); once the outcome is known it is applied (`settle_waiting_waiver`): a fee
-found untaken is waived, money found taken is refunded (a hold released), a payment link
-found out is withdrawn. `repair_kept_money` does the same for a fee the ledger calls waived
+The same holds in a running daemon when an attempt fails in a way that may have moved money
+(the answer to an applied request was lost): the engine looks the action up at once
+(`lookup`); found, it is done (`record_found`); not found, it is retried after its back-off;
+the provider unreachable, it is retried too but flagged `OUTCOME_UNKNOWN`.
+
+A waiver that arrives while the outcome is unknown (`executing`, or flagged) waits on the
+action (planner `WAITING_WAIVER`; the engine no longer carries it out); once the outcome is
+known it is applied (`settle_waiting_waiver`): a fee found untaken is waived, money found
+taken is refunded (a hold released), a payment link found out is withdrawn. Every tick
+starts by asking about flagged actions with a waiting waiver, as about `executing` ones. `repair_kept_money` does the same for a fee the ledger calls waived
 while Stripe holds its money (`main.py reconcile --repair`). Other actions left `executing`
 (emails, records) simply go back to `planned`, as before.
 """
@@ -31,9 +37,9 @@ from typing import Any, Callable
 
 from slotguard.interfaces import AdapterError, PaymentResult
 from slotguard.ledger import Ledger
-from slotguard.model import MONEY_KINDS, Action, ActionKind, ActionState
+from slotguard.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState
 from slotguard.payment_results import after_money, record_payment_result
-from slotguard.planner import WAITING_WAIVER, let_go, refund_notice, store_give_backs
+from slotguard.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, let_go, refund_notice, store_give_backs
 
 log = logging.getLogger("slotguard.recovery")
 
@@ -63,38 +69,49 @@ def resolve_interrupted(
     in the practitioner's words, about each one the provider could not be asked about.
     Never raises for a provider failure."""
     recovered = Recovered()
-    for action in ledger.actions(states=[ActionState.EXECUTING]):
-        recovered.found += 1
+    name = getattr(provider, "name", "the provider")
+    uncertain = [
+        action for action in ledger.actions(states=[*OPEN_STATES, ActionState.FAILED], kinds=MONEY_KINDS)
+        if action.context.get(OUTCOME_UNKNOWN) and WAITING_WAIVER in action.context
+    ]
+    for action in ledger.actions(states=[ActionState.EXECUTING]) + uncertain:
+        interrupted = action.state is ActionState.EXECUTING
+        recovered.found += interrupted
         if action.kind not in MONEY_KINDS or dry_run:
             # Nothing left the machine (an email is looked up by its Message-ID by the
             # mailer; dry-run money never went out): carry it out again.
             _back_to_queue(ledger, action, now, "will be retried with the same idempotency key")
             continue
+        what_happened = INTERRUPTED if interrupted else "its last answer was lost and a waiver waits"
         try:
-            result = _lookup(provider, action)
+            result = lookup(provider, action)
         except AdapterError as error:
-            message = f"could not ask {getattr(provider, 'name', 'the provider')} what became of it: {error}"
+            message = f"could not ask {name} what became of it: {error}"
             if action.last_error != message:
                 action.last_error = message
-                ledger.update_action(action, now, f"{INTERRUPTED}; {message}; asked again next tick", expect=[ActionState.EXECUTING])
+                ledger.update_action(action, now, f"{what_happened}; {message}; asked again next tick", expect=[action.state])
             log.warning("unresolved action=%s kind=%s error=%r", action.id, action.kind.value, str(error))
             recovered.unresolved.append(action)
             if problem is not None:
-                problem(f"action {action.id} ({_describe(action)}) was interrupted and {message}; "
+                problem(f"action {action.id} ({_describe(action)}): {what_happened}, and {message}; "
                         "nothing is concluded (no waiver, no new attempt) until it answers")
             continue
         with ledger.transaction():
-            if result is None:
-                _back_to_queue(ledger, action, now, f"{getattr(provider, 'name', 'the provider')} has nothing for it, "
-                                                    "so it is carried out again with the same idempotency key")
+            if result is not None:
+                record_found(ledger, action, result, now, f"{what_happened}; found at {name}")
+            elif interrupted:
+                _back_to_queue(ledger, action, now, f"{name} has nothing for it, so it is carried out again with the same idempotency key")
             else:
-                _record_found(ledger, action, result, now, getattr(provider, "name", "the provider"))
+                action.context.pop(OUTCOME_UNKNOWN, None)
+                ledger.update_action(action, now, f"{what_happened}; {name} has nothing for it: nothing was taken", expect=[action.state])
             settle_waiting_waiver(ledger, action.id, now)
         recovered.touched.add((action.calendar_id, action.event_id))
     return recovered
 
 
-def _lookup(provider: Any, action: Action) -> PaymentResult | None:
+def lookup(provider: Any, action: Action) -> PaymentResult | None:
+    """What the provider already did for `action` (`PaymentProvider.resolve`), or None.
+    Raises AdapterError when it cannot be asked."""
     resolve = getattr(provider, "resolve", None)
     # A provider without `resolve` promises, like every provider, that `execute` looks up
     # what it did for the action before doing anything: carrying it out again is safe.
@@ -107,14 +124,16 @@ def _back_to_queue(ledger: Ledger, action: Action, now: datetime, why: str) -> N
     ledger.update_action(action, now, f"{INTERRUPTED}; {why}", expect=[ActionState.EXECUTING])
 
 
-def _record_found(ledger: Ledger, action: Action, result: PaymentResult, now: datetime, provider: str) -> None:
+def record_found(ledger: Ledger, action: Action, result: PaymentResult, now: datetime, how: str) -> None:
+    """Record what a lookup found (`result`) as the action's outcome, `done`, as if the call
+    had returned; `how` starts the log note. Call inside a ledger transaction."""
+    was = action.state
     note = record_payment_result(action, result)
     action.state = ActionState.DONE
     action.executed_at = now
     action.last_error = ""
     what = action.context.get("payment_status", "")
-    ledger.update_action(action, now, f"{INTERRUPTED}; found at {provider}: {action.external_id or 'a payment link'} "
-                                      f"({what}); recorded as {note}", expect=[ActionState.EXECUTING])
+    ledger.update_action(action, now, f"{how}: {action.external_id or 'a payment link'} ({what}); recorded as {note}", expect=[was])
     after_money(ledger, action, now)
     log.info("resolved action=%s kind=%s external_id=%s payment_status=%s", action.id, action.kind.value, action.external_id, what)
 
@@ -148,7 +167,7 @@ def repair_kept_money(ledger: Ledger, provider: Any, action_id: str, now: dateti
         return "", []
     if action.state not in (ActionState.WAIVED, ActionState.CANCELLED):
         return "", []
-    result = _lookup(provider, action)
+    result = lookup(provider, action)
     if result is None or result.status != "done":
         return "", []
     was = action.state

@@ -11,6 +11,7 @@ waiver waits rather than concluding "nothing was taken".
 from __future__ import annotations
 
 import urllib.error
+from datetime import timedelta
 import urllib.request
 
 import pytest
@@ -175,3 +176,47 @@ def test_no_fresh_payment_link_is_made_while_a_waived_fee_is_being_withdrawn(loo
     loop.engine.tick(refund.due_at)
     assert loop.ledger.action(refund.id).state is ActionState.DONE
     assert loop.ledger.action(fee.id).context["payment_status"] == "waived"
+
+
+def test_a_charge_whose_answer_was_lost_is_looked_up_before_a_waiver_can_keep_it(loop, stripe_client_with_card, stripe_admin, stripe_proxy):
+    """No crash this time: Stripe took the fee, the answer never came back (the connection
+    dropped), so the engine cannot tell from the error whether money moved."""
+    stripe_client_with_card("ana@example.com", name="Ana Silva")
+    loop.book("e1")
+    loop.mark("e1", "#noshow", minutes=0)
+    loop.tick(1)
+    stripe_proxy.inject("lose_response", path=r"/v1/payment_intents", drop=True)
+    loop.tick(32)
+
+    fee = loop.only(ActionKind.CHARGE)
+    assert (fee.state, fee.context.get("payment_status")) == (ActionState.DONE, "paid"), "the lookup found the money"
+    loop.mark("e1", "#noshow #waive", minutes=40)
+    loop.tick(41)
+    assert kept(stripe_admin, fee.id) == 0
+    assert len(intents_for_action(stripe_admin, fee.id)) == 1
+
+
+def test_a_lost_answer_while_lookups_fail_too_makes_a_waiver_wait(loop, stripe_client_with_card, stripe_admin, stripe_proxy):
+    stripe_client_with_card("ana@example.com", name="Ana Silva")
+    loop.book("e1")
+    loop.mark("e1", "#noshow", minutes=0)
+    loop.tick(1)
+    stripe_proxy.inject("lose_response", path=r"/v1/payment_intents", drop=True)
+    # The lookup before the charge goes through; every one after it fails.
+    lookups = stripe_proxy.inject("error", method="GET", path=r"/v1/payment_intents", status=503, times=-1, skip=1)
+    loop.tick(32)
+    fee = loop.only(ActionKind.CHARGE)
+    assert fee.state is ActionState.PLANNED and fee.context.get("outcome_unknown"), "retried later, outcome unknown"
+
+    loop.mark("e1", "#noshow #waive", minutes=40)
+    loop.tick(41)
+    loop.engine.tick(loop.ledger.action(fee.id).due_at + timedelta(minutes=1))  # its retry time: not charged again
+    waiting = loop.ledger.action(fee.id)
+    assert waiting.state is ActionState.PLANNED and "waiver_waits" in waiting.context
+    assert len(intents_for_action(stripe_admin, fee.id)) == 1
+
+    stripe_proxy.faults.remove(lookups)
+    loop.tick(60)
+    assert kept(stripe_admin, fee.id) == 0, "the waiver kept the money it did not know about"
+    assert loop.ledger.action(fee.id).state is ActionState.DONE
+    assert loop.only(ActionKind.REFUND).state is ActionState.DONE

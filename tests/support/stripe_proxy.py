@@ -60,7 +60,8 @@ class Fault:
       "timeout"        hold the connection `delay` seconds, then drop it: nothing applied.
       "lose_response"  forward (the request is applied and stored for idempotency), wait
                        `delay` seconds, then answer 500, or drop the connection if `drop`.
-    `times`: how many matching requests it hits (-1: all).
+    `times`: how many matching requests it hits (-1: all), after letting the first `skip`
+    matching requests through untouched.
     """
 
     kind: str
@@ -72,12 +73,19 @@ class Fault:
     drop: bool = False
     body: dict[str, Any] | None = None
     retry_after: str | None = None
+    skip: int = 0
     hits: int = 0
+    skipped: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.times != -1 and self.hits >= self.times:
             return False
-        return self.method in ("*", method) and re.fullmatch(self.path, path) is not None
+        if not (self.method in ("*", method) and re.fullmatch(self.path, path) is not None):
+            return False
+        if self.skipped < self.skip:
+            self.skipped += 1
+            return False
+        return True
 
 
 @dataclass
