@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit integration e2e bench clean check-config
+.PHONY: run test unit integration e2e chaos bench clean check-config
 
 $(STAMP): requirements.txt examples/slotguard-weekend-surcharge/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(PY) -m pytest -q tests/end_to_end
+
+# The crash-anywhere test, long: KILLS=N kills of the daemon (default 60), SEED=S replays a run.
+KILLS ?= 60
+chaos: $(STAMP)
+	SLOTGUARD_CHAOS_KILLS=$(KILLS) SLOTGUARD_CHAOS_SEED=$(SEED) $(PY) -m pytest -q -s tests/end_to_end/test_crash_anywhere.py
 
 bench: $(STAMP)
 	$(PY) bench/bench_tick.py

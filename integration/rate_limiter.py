@@ -2,50 +2,67 @@
 
 Stripe allows about 25 requests per second in test mode and 100 in live mode; going over
 earns 429 responses. Waiting a few milliseconds on our side is cheaper than a 429 and a
-back-off, so every request takes a token first.
+back-off, so every HTTP request takes a token first (integration/stripe_http.py wraps the
+HTTP client, so stripe-python's own network retries take one too).
+
+The promise is about windows, not averages: in no window of one second do more than `rate`
+requests start. A token bucket cannot keep it (its saved-up burst comes on top of the rate
+in the first second), so this is a sliding-window log: the n-th request waits until the
+(n - rate)-th started at least a window ago.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 
 class RateLimiter:
-    """A token bucket: `rate` tokens per second, at most `burst` saved up.
+    """At most `rate` requests in any window of one second (`rate` below 1: one request per
+    1/rate seconds). A fractional rate above 1 is rounded down.
 
-    Callers that find the bucket empty reserve a future token and sleep until it is due, so
-    concurrent callers are served in arrival order and never exceed the rate on average.
-    `clock` and `sleep` are injectable for tests.
+    `margin` lengthens the window a little (default 50 ms) because the limiter sees when a
+    request is allowed, the server when it arrives: a sleep that oversleeps by a few
+    milliseconds, or a request slower on the wire than the next one, must not put one more
+    into the server's second. Callers that find the window full reserve the next free start
+    time and sleep until it, so concurrent callers are served in arrival order. `clock` and
+    `sleep` are injectable for tests.
     """
 
     def __init__(
         self,
         rate: float,
-        burst: float | None = None,
         *,
+        margin: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
         if rate <= 0:
             raise ValueError("rate must be positive")
+        if margin < 0:
+            raise ValueError("margin must not be negative")
         self.rate = float(rate)
-        self.burst = float(burst if burst is not None else max(1.0, rate / 5))
+        if rate >= 1:
+            self.per_window, self.window = int(math.floor(rate)), 1.0 + margin
+        else:
+            self.per_window, self.window = 1, 1.0 / rate + margin
         self._clock = clock
         self._sleep = sleep
-        self._tokens = self.burst
-        self._last = clock()
+        self._starts: deque[float] = deque(maxlen=self.per_window)  # the latest start times granted
         self._lock = threading.Lock()
 
     def acquire(self) -> float:
-        """Take one token, sleeping if needed. Returns the seconds waited."""
+        """Take a start time for one request, sleeping until it. Returns the seconds waited."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1.0
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            start = now
+            if len(self._starts) == self.per_window:
+                start = max(now, self._starts[0] + self.window)
+            self._starts.append(start)
+        wait = start - now
         if wait > 0:
             self._sleep(wait)
         return wait

@@ -15,6 +15,10 @@ from slotguard.model import Action, ActionKind
 class RecordOnlyProvider:
     name = "record-only"
 
+    def resolve(self, action: Action) -> PaymentResult | None:
+        """Nothing left the machine, so nothing can have happened elsewhere: carry it out again."""
+        return None
+
     def execute(self, action: Action) -> PaymentResult:
         if action.kind is ActionKind.CHARGE:
             return PaymentResult(status="done", external_id=f"receivable:{action.id}", extra={"receivable": "yes"})

@@ -1,5 +1,7 @@
-"""How every Stripe request is made: under the client-side rate limiter, with back-off on
-429, and with stripe-python's exceptions turned into AdapterError the engine understands.
+"""How every Stripe request is made: with back-off on 429 (never sooner than Stripe's
+Retry-After), and with stripe-python's exceptions turned into AdapterError the engine
+understands. The rate limiter sits one level down, in the HTTP client
+(integration/stripe_http.py), so that every request on the wire takes a token.
 
 Also the metadata tags Slotguard puts on Stripe objects, and the key=value log helper.
 """
@@ -9,11 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Any, Callable
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Mapping
 
 import stripe
 
-from integration.rate_limiter import RateLimiter
 from slotguard.interfaces import AdapterError
 
 log = logging.getLogger("slotguard.stripe")
@@ -43,25 +45,55 @@ class AmountRefused(Exception):
     """Stripe answered amount_too_small: below its minimum in the settlement currency."""
 
 
+def retry_after_seconds(headers: Mapping[str, str] | None, now: Callable[[], float] = time.time) -> float | None:
+    """The wait a response's Retry-After header asks for, in seconds (delta-seconds or an
+    HTTP date), or None when there is no readable header."""
+    if not headers:
+        return None
+    value = next((str(v).strip() for k, v in headers.items() if str(k).lower() == "retry-after"), "")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN is no answer
+
+
 class StripeCalls:
     """Makes Stripe requests for the provider. Thread-safe.
 
-    `rate_limit_retries` 429 answers in a row are retried with exponential back-off from
-    `backoff_seconds` (or the Retry-After header), then given up as a retryable error.
+    `rate_limit_retries` 429 answers in a row are retried, then given up as a retryable
+    error. The wait before each retry is the Retry-After header lengthened by up to
+    `RETRY_AFTER_JITTER` (never shorter: going back early earns another 429 and tells Stripe
+    we do not listen), or without the header exponential back-off from `backoff_seconds`
+    with +-25 % jitter, at most `max_wait`. A Retry-After longer than `max_wait` is not slept
+    here: the error carries it (`AdapterError.retry_after`) so the engine waits it out.
     """
+
+    RETRY_AFTER_JITTER = 0.25
 
     def __init__(
         self,
-        limiter: RateLimiter,
         *,
         rate_limit_retries: int = 4,
         backoff_seconds: float = 0.5,
+        max_wait: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        self.limiter = limiter
         self.rate_limit_retries = rate_limit_retries
         self.backoff_seconds = backoff_seconds
+        self.max_wait = max_wait
         self._sleep = sleep
+
+    def rate_limit_wait(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number `attempt + 1` of a rate-limited request."""
+        if retry_after is not None:
+            return retry_after * (1.0 + self.RETRY_AFTER_JITTER * random.random())
+        return min(self.backoff_seconds * 2**attempt, self.max_wait) * (0.75 + random.random() / 2)
 
     def call(self, what: str, method: Callable[..., Any], *args: Any) -> Any:
         """Return `method(*args)`. `what` names the call in messages ("refund").
@@ -72,15 +104,14 @@ class StripeCalls:
         """
         attempt = 0
         while True:
-            self.limiter.acquire()
             try:
                 return method(*args)
             except stripe.RateLimitError as error:
-                if attempt >= self.rate_limit_retries:
-                    raise AdapterError(f"Stripe is rate limiting requests ({what}); will retry later", retryable=True) from None
-                retry_after = (error.headers or {}).get("retry-after")
-                delay = float(retry_after) if retry_after and str(retry_after).isdigit() else self.backoff_seconds * 2**attempt
-                delay = min(delay, 30.0) * (0.75 + random.random() / 2)
+                retry_after = retry_after_seconds(error.headers)
+                if attempt >= self.rate_limit_retries or (retry_after is not None and retry_after > self.max_wait):
+                    raise AdapterError(f"Stripe is rate limiting requests ({what}); will retry later", retryable=True,
+                                       retry_after=retry_after) from None
+                delay = self.rate_limit_wait(attempt, retry_after)
                 attempt += 1
                 log_event(logging.WARNING, "stripe.rate_limited", call=what, attempt=attempt, sleep=f"{delay:.2f}")
                 self._sleep(delay)

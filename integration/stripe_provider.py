@@ -23,6 +23,7 @@ from typing import Any, Callable
 import stripe
 
 from integration.rate_limiter import RateLimiter
+from integration.stripe_http import LimitedRequestsClient
 from integration.stripe_amounts import stripe_currency, why_not_chargeable
 from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, AmountRefused, StripeCalls, log_event, plain
 from integration.stripe_customers import StripeCustomers, email_key
@@ -93,7 +94,10 @@ def open_provider(
     `lookup` is how crash recovery finds our objects: "list" (the customer's PaymentIntents,
     read-after-write consistent) or "search" (Stripe's Search API, which can lag by about a
     minute). `return_url` is where Checkout sends the client afterwards (default: the
-    practice's booking link). Raises ConfigError for a missing key or a mode mismatch.
+    practice's booking link). Every HTTP request, stripe-python's network retries included,
+    takes a token from a limiter of `rate_per_second` (default: Stripe's limit for the mode);
+    a `client` passed in is used as it is, unlimited. Raises ConfigError for a missing key or
+    a mode mismatch.
     """
     payments = settings.payments
     if payments.secret_key is None:
@@ -103,10 +107,8 @@ def open_provider(
     secret = payments.secret_key.resolve()
     check_key_matches_mode(secret, payments.mode)
     if client is None:
-        try:
-            http_client: stripe.HTTPClient | None = stripe.RequestsClient(timeout=timeout_seconds)
-        except ImportError:  # pragma: no cover - requests ships with google-api-python-client
-            http_client = None
+        limiter = RateLimiter(rate_per_second or RATE_PER_SECOND[payments.mode])
+        http_client = LimitedRequestsClient(limiter, timeout=timeout_seconds)
         client = stripe.StripeClient(
             secret,
             base_addresses={"api": payments.api_base.rstrip("/")} if payments.api_base else None,
@@ -119,7 +121,6 @@ def open_provider(
         dry_run=payments.dry_run,
         currency=settings.practice.currency,
         max_single_charge=payments.max_single_charge,
-        limiter=RateLimiter(rate_per_second or RATE_PER_SECOND[payments.mode]),
         rate_limit_retries=rate_limit_retries,
         backoff_seconds=backoff_seconds,
         lookup=lookup,
@@ -140,7 +141,6 @@ class StripeProvider:
         dry_run: bool,
         currency: str,
         max_single_charge: Money | None,
-        limiter: RateLimiter,
         rate_limit_retries: int = 4,
         backoff_seconds: float = 0.5,
         lookup: str = "list",
@@ -153,7 +153,7 @@ class StripeProvider:
         self.currency = currency.upper()
         self.max_single_charge = max_single_charge
         self.lookup = lookup
-        self.calls = StripeCalls(limiter, rate_limit_retries=rate_limit_retries, backoff_seconds=backoff_seconds, sleep=sleep)
+        self.calls = StripeCalls(rate_limit_retries=rate_limit_retries, backoff_seconds=backoff_seconds, sleep=sleep)
         self.customers = StripeCustomers(client, self.calls, currency=currency, return_url=return_url)
 
     # -- the PaymentProvider contract ---------------------------------------------------
@@ -164,7 +164,9 @@ class StripeProvider:
         Given an Action (capture/release/refund need context["target_external_id"], the
         PaymentIntent id of the hold or charge; refunds may add
         context["already_refunded_minor"]). Returns PaymentResult with status "done"
-        (external_id: PaymentIntent id, or Refund id for refunds), "needs_client_action"
+        (external_id: PaymentIntent id, or Refund id for refunds; a refund asking for more
+        than is left refunds the rest, extra["refunded_minor"] saying how much, "0" with no
+        Refund when nothing was left), "needs_client_action"
         (declined, authentication needed or no card: `payment_link` is a Checkout link),
         "not_attempted" (detail says why) or "dry_run". Raises AdapterError(retryable=...)
         on Stripe or network failure; calling again for the same action is always safe.
@@ -188,6 +190,60 @@ class StripeProvider:
         except AmountRefused as refusal:
             log_event(logging.WARNING, "stripe.not_attempted", action_id=action.id, reason="amount_too_small")
             return PaymentResult(status="not_attempted", detail=str(refusal))
+
+    def resolve(self, action: Action) -> PaymentResult | None:
+        """What Stripe already did for `action`, by lookup only (crash recovery; creates and
+        changes nothing, not even a payment link).
+
+        A charge or hold: its PaymentIntent holding the money ("done"), or declined with an
+        open Checkout link for the client ("needs_client_action" with that link; also a
+        link made when no card was on file). A refund: our Refund on the payment ("done",
+        with the amount refunded). A capture or release: the hold already captured or
+        released ("done"). None when nothing was found, or nothing that cannot safely be
+        carried out again (a declined attempt whose link was never made): carrying the action
+        out again is then safe, as `execute` finds what exists first. Dry run: None.
+        Raises AdapterError when Stripe cannot be asked.
+        """
+        if self.dry_run:
+            return None
+        kind = ActionKind(action.kind)
+        if kind in (ActionKind.CHARGE, ActionKind.HOLD):
+            return self._resolve_payment(action)
+        if kind is ActionKind.REFUND:
+            found = self._find_target_intent(action, expand=["latest_charge"])
+            intent = self._paid_intent(found) if found is not None else None
+            if intent is None:
+                return None
+            refunds = self.refunds_on(intent["id"])
+            ours = [refund for refund in refunds if (refund.get("metadata") or {}).get(ACTION_TAG) == action.id]
+            return self._found_refund(action, intent, ours[0], refunds) if ours else None
+        intent = self._find_target_intent(action)
+        if intent is None:
+            return None
+        if kind is ActionKind.CAPTURE and intent["status"] == "succeeded":
+            return PaymentResult(status="done", external_id=intent["id"], detail="already captured")
+        if kind is ActionKind.RELEASE and intent["status"] == "canceled":
+            return PaymentResult(status="done", external_id=intent["id"], detail="already released")
+        return None
+
+    def _resolve_payment(self, action: Action) -> PaymentResult | None:
+        customer = self.customers.customer_id(action.client_email, action.client_name, create=False)
+        if customer is None:
+            return None
+        intents = self._intents_for(action, customer)
+        if intents and (intents[0]["status"] == "succeeded" or (intents[0]["status"] == "requires_capture" and action.kind == ActionKind.HOLD)):
+            return PaymentResult(status="done", external_id=intents[0]["id"], extra={"customer": customer, "stripe_status": intents[0]["status"]})
+        if intents and intents[0]["status"] == "processing":
+            raise AdapterError(f"Stripe is still processing payment {intents[0]['id']}; it will be checked again", retryable=True)
+        open_links = [s for s in self.customers.sessions_for(customer, action.id) if s.get("status") == "open" and s.get("mode") == "payment"]
+        if not open_links:
+            return None
+        intent_id = intents[0]["id"] if intents else ""
+        error = (intents[0].get("last_payment_error") or {}) if intents else {}
+        code = error.get("decline_code") or error.get("code") or ("card_declined" if intents else "no_card_on_file")
+        log_event(logging.INFO, "stripe.resolved_link", action_id=action.id, payment_intent=intent_id, session=open_links[0]["id"])
+        return PaymentResult(status="needs_client_action", external_id=intent_id, detail=code, payment_link=open_links[0]["url"],
+                             extra={"customer": customer})
 
     def status_of(self, action: Action) -> PaymentResult | None:
         """Polling fallback for a charge or hold: what Stripe holds for `action` now.
@@ -411,10 +467,11 @@ class StripeProvider:
                 return PaymentResult(status="not_attempted", detail=f"nothing was captured on {intent['id']} to refund{hint}")
         # Our own refund, made before a crash, must be found before the amount check below
         # (it already counts as refunded there).
-        for refund in self.calls.list_all("refunds", self.client.v1.refunds.list, {"payment_intent": intent["id"], "limit": 100}):
+        refunds = self.refunds_on(intent["id"])
+        for refund in refunds:
             if (refund.get("metadata") or {}).get(ACTION_TAG) == action.id:
                 log_event(logging.INFO, "stripe.recovered", action_id=action.id, refund=refund["id"])
-                return PaymentResult(status="done", external_id=refund["id"], extra={"payment_intent": intent["id"]})
+                return self._found_refund(action, intent, refund, refunds)
         charge = intent.get("latest_charge") or {}
         if isinstance(charge, str):
             charge = plain(self.calls.call("charge", self.client.v1.charges.retrieve, charge))
@@ -426,11 +483,52 @@ class StripeProvider:
         currency = intent["currency"].upper()
         amount = action.amount or Money(max(refundable, 0), currency)
         self._same_currency(amount, intent)
-        if amount.minor <= 0 or amount.minor > refundable:
-            left = Money(max(refundable, 0), currency)
-            detail = f"refund of {amount} refused: only {left} of {Money(captured, currency)} captured is left to refund"
-            log_event(logging.WARNING, "stripe.refund_refused", action_id=action.id, payment_intent=intent["id"], amount=amount, refundable=left)
-            return PaymentResult(status="not_attempted", external_id="", detail=detail)
+        if amount.minor <= 0:
+            return PaymentResult(status="not_attempted", external_id="", detail=f"a refund of {amount} gives nothing back")
+        if amount.minor > refundable:
+            # Given back already, in part or whole: by a refund made in the dashboard (or a
+            # ledger that knows of more refunds than Stripe shows yet). Give back what is left.
+            return self._refund_rest(action, intent, amount, max(refundable, 0), Money(captured, currency), refunds)
+        return self._create_refund(action, intent, amount)
+
+    @staticmethod
+    def _outside(refunds: list[dict]) -> list[dict]:
+        """The live refunds Slotguard did not make (no action tag): made in the dashboard."""
+        return [r for r in refunds if r.get("status") not in ("failed", "canceled") and not (r.get("metadata") or {}).get(ACTION_TAG)]
+
+    def _found_refund(self, action: Action, intent: dict, refund: dict, refunds: list[dict]) -> PaymentResult:
+        """Our refund for `action`, made before a crash: done, with what it gave back."""
+        extra = {"payment_intent": intent["id"]}
+        if action.amount is not None and refund.get("amount") != action.amount.minor:
+            earlier = [r for r in refunds if r.get("created", 0) <= refund.get("created", 0) and r["id"] != refund["id"]]
+            extra.update({"refunded_minor": str(refund["amount"]), "asked_minor": str(action.amount.minor),
+                          "refunded_before_minor": str(sum(r["amount"] for r in self._outside(earlier))),
+                          "refunded_outside": ",".join(r["id"] for r in self._outside(earlier))})
+        return PaymentResult(status="done", external_id=refund["id"], extra=extra)
+
+    def _refund_rest(self, action: Action, intent: dict, asked: Money, left_minor: int, captured: Money, refunds: list[dict]) -> PaymentResult:
+        """A refund asked for more than is left on `intent`: refund what is left (nothing, when
+        nothing is), saying how much was given back before and by which refunds."""
+        outside = self._outside(refunds)
+        before = Money(captured.minor - left_minor, captured.currency)
+        where = "outside Slotguard (in the Stripe dashboard)" if outside else "already"
+        extra = {"asked_minor": str(asked.minor), "refunded_before_minor": str(before.minor),
+                 "refunded_outside": ",".join(r["id"] for r in outside)}
+        log_event(logging.WARNING, "stripe.refund_rest", action_id=action.id, payment_intent=intent["id"], asked=asked,
+                  left=Money(left_minor, captured.currency), refunded_before=before)
+        if left_minor <= 0:
+            return PaymentResult(
+                status="done", external_id="",
+                detail=f"nothing refunded: the whole {captured} had been refunded {where}",
+                extra={**extra, "refunded_minor": "0", "payment_intent": intent["id"]},
+            )
+        rest = Money(left_minor, captured.currency)
+        result = self._create_refund(action, intent, rest)
+        result.detail = f"refunded the {rest} left of {asked}: {before} of the {captured} had been refunded {where}"
+        result.extra.update({**extra, "refunded_minor": str(rest.minor)})
+        return result
+
+    def _create_refund(self, action: Action, intent: dict, amount: Money) -> PaymentResult:
         refund = plain(self.calls.call(
             "refund",
             self.client.v1.refunds.create,

@@ -12,12 +12,16 @@ Two directions, so that nothing falls between them:
   action id (any age), and state, amount and object id are compared.
 
 Mismatch kinds: "unknown_in_stripe" (money moved in Stripe that the ledger does not know,
-including refunds made in the dashboard on our payments), "missing_in_stripe" (the ledger
+including refunds made in the dashboard on our payments, unless a ledger refund later found
+them and gave back only the rest), "missing_in_stripe" (the ledger
 says done, Stripe has no object), "amount" and "status" (both exist and disagree, e.g. a
 fee the ledger thinks unpaid that the client paid, or two payments for one action).
 
 Dry-run actions and receivables (fees recorded by the record-only provider) never went to
 Stripe and are skipped. Reads only: nothing is created or changed in Stripe or the ledger.
+A "status" mismatch where Stripe holds money for a fee the ledger waived or cancelled is
+marked `repairable`: `main.py reconcile --repair` plans giving it back
+(slotguard/recovery.py, repair_kept_money).
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from integration.stripe_calls import ACTION_TAG
 from integration.stripe_provider import StripeProvider
 from slotguard.durations import to_utc_text
 from slotguard.ledger import Ledger
-from slotguard.model import MONEY_KINDS, NOTHING_TAKEN, Action, ActionKind, ActionState
+from slotguard.model import MONEY_KINDS, NOTHING_TAKEN, REFUNDED_ELSEWHERE, Action, ActionKind, ActionState
 from slotguard.money import Money
 
 MONEY_STATUSES = ("succeeded", "requires_capture", "processing")
-NO_STRIPE_OBJECT = ("receivable", NOTHING_TAKEN)  # payment_status values with no Stripe object to compare (a withdrawn request has no refund)
+LET_GO = (ActionState.WAIVED, ActionState.CANCELLED)  # a fee in these states must keep no money
+# payment_status values with no Stripe object to compare: a receivable, a withdrawn request
+# and a refund that found everything refunded in the dashboard already have no refund of ours.
+NO_STRIPE_OBJECT = ("receivable", NOTHING_TAKEN, REFUNDED_ELSEWHERE)
 
 
 @dataclass(frozen=True)
@@ -46,10 +53,11 @@ class Mismatch:
     action_id: str = ""
     stripe_id: str = ""
     client: str = ""
+    repairable: bool = False  # money kept for a fee the ledger let go: `reconcile --repair` gives it back
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "action_id": self.action_id, "stripe_id": self.stripe_id,
-                "client": self.client, "detail": self.detail}
+                "client": self.client, "detail": self.detail, "repairable": self.repairable}
 
 
 @dataclass
@@ -103,6 +111,9 @@ class _Reconciler:
         self._by_client: dict[str, dict[str, list[dict]]] = {}
         self._accounted: set[str] = set()  # refunds on our payments, explained or reported
         self.actions = {action.id: action for action in ledger.actions(kinds=MONEY_KINDS)}
+        # Dashboard refunds a ledger refund found and accounted for (it gave back only the rest).
+        self.acknowledged = {str(refund_id) for action in self.actions.values() if action.kind is ActionKind.REFUND
+                             and action.state is ActionState.DONE for refund_id in action.context.get("refunded_outside") or ()}
         # Captures, releases and refunds point at the charge or hold they act on.
         self.children: dict[str, list[Action]] = {}
         by_external = {a.external_id: a.id for a in self.actions.values() if a.kind in (ActionKind.CHARGE, ActionKind.HOLD) and a.external_id}
@@ -114,12 +125,14 @@ class _Reconciler:
 
     # -- bookkeeping -----------------------------------------------------------------
 
-    def report(self, kind: str, detail: str, action: Action | None = None, stripe_id: str = "", client: str = "") -> None:
+    def report(self, kind: str, detail: str, action: Action | None = None, stripe_id: str = "", client: str = "",
+               repairable: bool = False) -> None:
         key = (kind, action.id if action else "", stripe_id)
         if key in self._seen:
             return
         self._seen.add(key)
-        self.result.mismatches.append(Mismatch(kind, detail, action.id if action else "", stripe_id, client or (action.client_email if action else "")))
+        self.result.mismatches.append(Mismatch(kind, detail, action.id if action else "", stripe_id,
+                                               client or (action.client_email if action else ""), repairable))
 
     def intent(self, intent_id: str) -> dict | None:
         if intent_id not in self._intents:
@@ -224,8 +237,12 @@ class _Reconciler:
         intent = self.intent(with_money[0]["id"]) or with_money[0]
         if not ledger_has_money:
             hint = "; the next `run` picks it up" if action.state is ActionState.EXECUTING or action.context.get("payment_status") == "unpaid" else ""
+            kept = action.state in LET_GO
+            if kept:
+                hint = "; `main.py reconcile --repair` plans giving it back"
             self.report("status", f"{what}, but Stripe {'holds' if intent['status'] == 'requires_capture' else 'took'} "
-                        f"{_money(intent.get('amount'), intent.get('currency'))} in {intent['id']}{hint}", action, intent["id"])
+                        f"{_money(intent.get('amount'), intent.get('currency'))} in {intent['id']}{hint}", action, intent["id"],
+                        repairable=kept)
             return
         if action.external_id != intent["id"]:
             self.report("status", f"{what}: the ledger names payment {action.external_id or '(none)'} but the money is in {intent['id']}", action, intent["id"])
@@ -290,6 +307,9 @@ class _Reconciler:
             tag = (refund.get("metadata") or {}).get(ACTION_TAG)
             if refund["id"] in skip or not _live(refund) or (tag and tag in self.actions):
                 continue  # a ledger refund action: checked on its own
+            if refund["id"] in self.acknowledged:
+                self._accounted.add(refund["id"])
+                continue  # made in the dashboard, and known to the ledger's refund that gave back the rest
             self._accounted.add(refund["id"])
             self.report("unknown_in_stripe", f"{refund['id']} refunded {_money(refund['amount'], refund.get('currency') or intent['currency'])} "
                         f"of {payment.kind.value} {payment.id} outside Slotguard (the ledger has no such refund)", payment, refund["id"])

@@ -270,6 +270,10 @@ def cmd_waive(args: argparse.Namespace) -> int:
         print(done.problem, file=sys.stderr)
         return 1
     purpose = purpose_of(action.kind, action.context)
+    if done.waiting:
+        print(f"{action.id}: whether the {_money(action)} was taken is not known yet (the {action.kind.value} was interrupted, "
+              "or Stripe could not be asked); the waiver waits for the answer: if nothing was taken the fee is waived, "
+              "money taken is refunded, a payment link is withdrawn. `main.py run` asks again every tick.")
     if done.waived and purpose in ("deposit", "prepayment"):
         print(f"{action.id}: the {purpose} of {_money(action)} is not taken; the request for it is not sent.")
     elif done.waived:

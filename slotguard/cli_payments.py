@@ -5,7 +5,8 @@
 object for commands that take no config.
 
 Payments commands (docs/payments.md):
-- `reconcile [--from DATE] [--to DATE] [--json]`: ledger against Stripe; exit 1 on any mismatch.
+- `reconcile [--from DATE] [--to DATE] [--json] [--repair]`: ledger against Stripe; exit 1 on
+  any mismatch; with --repair, money kept for a waived fee is planned to be given back.
 - `webhook-server --port N`: receive Stripe webhooks (off unless started).
 And `check_payments(settings)`, which `check-config` calls to try the Stripe key.
 """
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from slotguard.config import ConfigError, Settings
 
@@ -30,6 +32,8 @@ def register(add, commands) -> None:
                            help="first day (YYYY-MM-DD, practice time zone) or ISO 8601 time; default: 30 days before --to")
     reconcile.add_argument("--to", dest="end", metavar="DATE", help="last day, included (YYYY-MM-DD) or ISO 8601 time; default: now")
     reconcile.add_argument("--json", action="store_true")
+    reconcile.add_argument("--repair", action="store_true",
+                           help="plan a refund (or release) for money Stripe kept for a fee the ledger waived; the next run carries it out")
     webhooks = add("webhook-server", cmd_webhook_server, "receive Stripe webhooks (optional; polling works without them)")
     webhooks.add_argument("--port", type=int, required=True, help="TCP port (0 picks a free one and prints it)")
     webhooks.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put a TLS proxy in front)")
@@ -94,6 +98,7 @@ def period(args: argparse.Namespace, settings: Settings) -> tuple[datetime, date
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from slotguard.cli import load_settings
+    from slotguard.durations import parse_timestamp
     from slotguard.interfaces import AdapterError
     from slotguard.ledger import Ledger
 
@@ -105,15 +110,19 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     start, end = period(args, settings)
     ledger = Ledger(settings.storage.ledger_path)
+    repairs: list[dict[str, Any]] = []
     try:
-        result = reconcile(ledger, open_provider(settings), start, end)
+        provider = open_provider(settings)
+        result = reconcile(ledger, provider, start, end)
+        if args.repair:
+            repairs = _repair(ledger, provider, result, parse_timestamp(args.now) if args.now else datetime.now(timezone.utc))
     except AdapterError as error:
         print(f"could not read Stripe, nothing was compared: {error}", file=sys.stderr)
         return 2
     finally:
         ledger.close()
     if args.json:
-        print(json.dumps(result.as_json(), indent=2))
+        print(json.dumps({**result.as_json(), **({"repairs": repairs} if args.repair else {})}, indent=2))
         return 0 if result.clean else 1
     local = lambda value: value.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")  # noqa: E731
     print(f"Ledger and Stripe ({settings.payments.mode} mode) from {local(start)} to {local(end)} ({settings.practice.timezone})")
@@ -129,7 +138,30 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     if result.not_from_slotguard:
         listed = ", ".join(f"{item['id']} {item['amount']}" for item in result.not_from_slotguard)
         print(f"not made by Slotguard (not compared): {listed}")
+    if args.repair:
+        for repair in repairs:
+            print(f"repair: {repair['action_id']}: {repair['done']}")
+        if repairs:
+            print("The next tick of `main.py run` carries out what was planned; the client gets a refund notice.")
+        elif any(m.repairable for m in result.mismatches):
+            print("repair: nothing planned (the money was given back already, or the fee changed meanwhile)")
+        else:
+            print("repair: nothing to repair (only money kept for a waived or cancelled fee is repaired)")
     return 0 if result.clean else 1
+
+
+def _repair(ledger: Any, provider: Any, result: Any, now: datetime) -> list[dict[str, Any]]:
+    """`reconcile --repair`: for each repairable mismatch, what repair_kept_money planned."""
+    from slotguard.recovery import repair_kept_money
+
+    done = []
+    for mismatch in result.mismatches:
+        if not mismatch.repairable:
+            continue
+        words, planned = repair_kept_money(ledger, provider, mismatch.action_id, now)
+        if words:
+            done.append({"action_id": mismatch.action_id, "done": words, "planned": [action.id for action in planned]})
+    return done
 
 
 # -- webhook-server ---------------------------------------------------------------------------

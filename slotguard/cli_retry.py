@@ -41,6 +41,7 @@ from slotguard.config import Settings
 from slotguard.durations import from_utc_text
 from slotguard.ledger import Ledger
 from slotguard.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, HappeningKind
+from slotguard.payment_results import FIRST_FAILED_AT, GAVE_UP_AFTER
 from slotguard.planner import LIFECYCLE  # booking confirmations and reminders
 from slotguard.waitlist import POLICY as WAITLIST  # a freed slot offered to clients who wanted an earlier time
 
@@ -238,6 +239,9 @@ def _put_back(ledger: Ledger, settings: Settings, now: datetime, chosen: list[tu
             action.state = ActionState.PLANNED
             action.due_at = now
             action.attempts = 0
+            # A money action's retry budget (payments.retry_for) starts again too.
+            action.context.pop(FIRST_FAILED_AT, None)
+            action.context.pop(GAVE_UP_AFTER, None)
             note = f"{RETRY_NOTE}: due now, attempts reset (failed after {tried} attempt(s): {error})"
             if ledger.update_action(action, now, note, expect=[ActionState.FAILED]):
                 done.append((action, seen))

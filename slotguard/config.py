@@ -270,6 +270,16 @@ class Payments(Strict):
         examples=["2026-11-23T00:00:00+01:00"],
     )
     dry_run: bool = Field(False, description="Plan and log money actions but move no money.")
+    retry_for: PositiveDuration = Field(
+        timedelta(hours=24),
+        description="How long a money action (fee, refund, hold...) keeps being tried again while the payment provider cannot be reached or answers with a temporary error, counted from its first failure; then it fails and the daily digest lists it with the `main.py retry` command. Separate from mail.max_attempts.",
+        examples=["24h"],
+    )
+    retry_max_wait: PositiveDuration = Field(
+        timedelta(hours=1),
+        description="The longest wait between two tries of a money action during an outage: the wait doubles from 2 minutes up to this (never shorter than a Retry-After the provider asked for).",
+        examples=["1h"],
+    )
     secret_key: SecretRef | None = Field(None, description="stripe: the secret key, by reference.", examples=[{"env": "STRIPE_SECRET_KEY"}])
     webhook_secret: SecretRef | None = Field(None, description="stripe: webhook signing secret, by reference.", examples=[{"env": "STRIPE_WEBHOOK_SECRET"}])
     api_base: str = Field("", description="stripe: override the API base URL (tests).", examples=["http://127.0.0.1:8420"])

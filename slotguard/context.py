@@ -25,6 +25,7 @@ from slotguard.messages import (
     message_id_for,
 )
 from slotguard.model import Action, ActionKind, ActionState, Appointment, Client
+from slotguard.money import Money
 from slotguard.plugins import Policy
 
 
@@ -66,6 +67,8 @@ def _fee(fee: Action | None) -> dict[str, Any] | None:
     if fee.kind in (ActionKind.WAIVE, ActionKind.WRITEOFF) or fee.state is ActionState.CANCELLED:
         # A written-off fee is not chased: the client reads that there is no fee.
         state = "waived"
+    # A refund that gave back only what was left after a refund made in the dashboard.
+    before = int(fee.context.get("refunded_before_minor") or 0) if fee.kind is ActionKind.REFUND else 0
     return {
         "amount": fee.amount,
         "state": state,
@@ -74,6 +77,8 @@ def _fee(fee: Action | None) -> dict[str, Any] | None:
         "executed_at": fee.executed_at,
         "payment_status": fee.context.get("payment_status", ""),
         "payment_link": fee.context.get("payment_link", ""),
+        "refunded_before": Money(before, fee.amount.currency) if before else None,
+        "refunded_total": Money(before + fee.amount.minor, fee.amount.currency) if before else None,
     }
 
 
@@ -283,6 +288,8 @@ def sample_context(settings: Settings, policies: list[Policy], template: str | N
         "executed_at": appointment.start + timedelta(hours=14),
         "payment_status": "",
         "payment_link": "",
+        "refunded_before": None,
+        "refunded_total": None,
     }
     if template == "refund_notice":
         fee = {**fee, "kind": "refund", "state": "done", "payment_status": "paid"}

@@ -7,7 +7,9 @@ content is read from the ledger when it is sent, so it is current:
 - fees and deposits pending review: fees and prepayments with the time they will be charged,
   deposits kept for a fee with the time they are kept for good (all unless waived), and
   deposits kept as a rescheduling credit with the time they are kept if not used;
-- failed payments (the client has to pay through a link) and actions that failed;
+- failed payments (the client has to pay through a link) and actions that failed (money
+  actions that could not reach Stripe for their whole retry budget, `payments.retry_for`,
+  with the `main.py retry` command);
 - receivables not yet paid;
 - clients to call: no-shows and client cancellations at short notice (within
   `mail.slot_freed_within` of the start, as for waitlist offers) seen in the last day;
@@ -40,6 +42,7 @@ from slotguard.mark_privacy import digest_warning
 from slotguard.messages import DIGEST_TEMPLATE
 from slotguard.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind, action_id_for
 from slotguard.money import Money
+from slotguard.payment_results import GAVE_UP_AFTER
 from slotguard.plugins import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
 from slotguard.tracker import Tracked
 
@@ -312,6 +315,7 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
     done, collections = collections_view(ledger, settings, now, done)  # requests folded into their fee; balances
     payment_failed = [fee_row(a) for a in done if a.context.get("payment_status") == "unpaid"]
     receivables = [fee_row(a) for a in done if a.context.get("payment_status") == "receivable"]
+    provider = "Stripe" if settings.payments.provider == "stripe" else settings.payments.provider
     failed = [
         {
             "id": a.id,
@@ -321,6 +325,10 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
             "amount": a.amount,
             "error": a.last_error,
             "at": a.updated_at,
+            # A money action that could not reach the provider for its whole retry budget.
+            "unreachable": bool(a.context.get(GAVE_UP_AFTER)),
+            "tried_for": str(a.context.get(GAVE_UP_AFTER, "")),
+            "provider": provider,
         }
         for a in ledger.actions(states=[ActionState.FAILED])
         if a.updated_at >= now - FAILED_SHOWN_FOR
@@ -442,10 +450,18 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
             "charge_at": today - timedelta(days=2), "since": today - timedelta(days=2),
             "payment_link": "https://pay.example.com/p/sample", "purpose": "fee", "paid_from": "",
         }],
-        "failed": [{
-            "id": "act_2c3d4e5f607182930415", "kind": "email", "template": "reminder", "client": "dag@example.com",
-            "amount": None, "error": "550 mailbox unavailable", "at": today - timedelta(hours=3),
-        }],
+        "failed": [
+            {
+                "id": "act_2c3d4e5f607182930415", "kind": "email", "template": "reminder", "client": "dag@example.com",
+                "amount": None, "error": "550 mailbox unavailable", "at": today - timedelta(hours=3),
+                "unreachable": False, "tried_for": "", "provider": "Stripe",
+            },
+            {
+                "id": "act_e4859607182930415263", "kind": "charge", "template": "", "client": "bo@example.com",
+                "amount": price, "error": "could not reach Stripe (payment intents); will retry", "at": today - timedelta(hours=2),
+                "unreachable": True, "tried_for": "24h", "provider": "Stripe",
+            },
+        ],
         "receivables": [
             {
                 "id": "act_3d4e5f60718293041526", "client": "eva@example.com", "name": "Eva Lund", "amount": half,

@@ -31,12 +31,9 @@ from slotguard.interfaces import (
 from slotguard.ledger import Ledger
 from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_collections
 from slotguard.digest import plan_digest
-from slotguard.holds import plan_hold_renewals, renewal_done, renewal_ready
+from slotguard.holds import plan_hold_renewals, renewal_ready
 from slotguard.messages import Renderer, TemplateProblem
 from slotguard.model import (
-    NOTHING_TAKEN,
-    OWED,
-    WAIVED_UNPAID,
     MONEY_KINDS,
     OPEN_STATES,
     Action,
@@ -45,8 +42,10 @@ from slotguard.model import (
     Appointment,
 )
 from slotguard.normalize import EventError, normalize
+from slotguard.payment_results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
 from slotguard.payments_poll import poll_unpaid
-from slotguard.planner import LIFECYCLE, Planner
+from slotguard.planner import LIFECYCLE, OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
+from slotguard.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import RENEWS, TARGET, Policy
 from slotguard.tracker import AttendanceRules, Tracked, observe
@@ -149,6 +148,8 @@ class Engine:
     def tick(self, now: datetime) -> TickReport:
         report = TickReport()
         self._touched = set()
+        # Before any calendar is read: a waiver must never meet money whose outcome is unknown.
+        self._touched |= self._resolve(now, report.problem).touched
         for source, _ in self.calendars:
             if self.stop_requested():
                 break
@@ -163,16 +164,15 @@ class Engine:
         return report
 
     def recover(self, now: datetime) -> int:
-        """Put actions left `executing` by a crash back in the queue; return how many.
+        """At start-up: resolve the actions a crash left `executing`; return how many there
+        were. Money actions are looked up at the provider first (slotguard/recovery.py):
+        found, they are done; not found, back in the queue (carried out again with the same
+        idempotency key); the provider unreachable, they wait (every tick asks again).
+        Emails and records go back in the queue."""
+        return self._resolve(now, lambda message: log.warning("problem %s", message)).found
 
-        They are carried out again with the same idempotency key; providers look up what
-        they may already have done (see interfaces.PaymentProvider.execute).
-        """
-        stuck = self.ledger.actions(states=[ActionState.EXECUTING])
-        for action in stuck:
-            action.state = ActionState.PLANNED
-            self.ledger.update_action(action, now, "interrupted while executing; will be retried with the same idempotency key")
-        return len(stuck)
+    def _resolve(self, now: datetime, problem: Callable[[str], None]) -> Recovered:
+        return resolve_interrupted(self.ledger, self.provider, self.settings.payments.dry_run, now, problem)
 
     # -- calendars ------------------------------------------------------------------------
     def sync_calendar(self, source: CalendarSource, now: datetime, report: TickReport) -> None:
@@ -303,6 +303,8 @@ class Engine:
 
     def execute(self, action: Action, now: datetime, report: TickReport) -> None:
         """Carry out one action, recording the outcome; never raises for the action's own failures."""
+        if action.kind in MONEY_KINDS and WAITING_WAIVER in action.context:
+            return  # waived while its outcome was unknown: a lookup decides (recovery.py), not a new attempt
         if action.kind is ActionKind.EMAIL and not self._email_ready(action, now):
             return
         if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now, report):
@@ -317,20 +319,19 @@ class Engine:
         if not self.ledger.update_action(action, now, f"attempt {action.attempts}", expect=[previous_state]):
             return  # waived or changed meanwhile
         try:
+            note = "done"
             if action.kind is ActionKind.EMAIL:
                 self._send(action, now)
             elif action.kind in MONEY_KINDS:
-                self._move_money(action)
+                note = self._move_money(action)
             action.state = ActionState.DONE
             action.executed_at = now
             action.last_error = ""
-            renewal_problem = ""
             with self.ledger.transaction():
-                self.ledger.update_action(action, now, "done")
-                if action.context.get("payment_status") == NOTHING_TAKEN:
-                    self._no_longer_owed(action, now)
-                if action.context.get(RENEWS):  # a fresh card hold: release the one it replaces
-                    renewal_problem = renewal_done(self.ledger, action, now)
+                self._keep_waiting_waiver(action)
+                self.ledger.update_action(action, now, note)
+                renewal_problem = after_money(self.ledger, action, now)
+                settle_waiting_waiver(self.ledger, action.id, now)
             if renewal_problem:
                 report.problem(renewal_problem)
             if action.kind in MONEY_KINDS:
@@ -342,7 +343,20 @@ class Engine:
         if action.kind in MONEY_KINDS:
             self._touched.add((action.calendar_id, action.event_id))
 
+    def _keep_waiting_waiver(self, action: Action) -> None:
+        """A waiver stored on the action while it was being carried out (`main.py waive` in
+        another process) is kept when the outcome is written over it."""
+        stored = self.ledger.action(action.id)
+        if stored is not None and WAITING_WAIVER in stored.context:
+            action.context[WAITING_WAIVER] = stored.context[WAITING_WAIVER]
+
     def _failed(self, action: Action, previous_state: ActionState, error: Exception, now: datetime, report: TickReport) -> None:
+        with self.ledger.transaction():
+            self._keep_waiting_waiver(action)
+            self._record_failure(action, previous_state, error, now, report)
+            settle_waiting_waiver(self.ledger, action.id, now)
+
+    def _record_failure(self, action: Action, previous_state: ActionState, error: Exception, now: datetime, report: TickReport) -> None:
         retryable = isinstance(error, AdapterError) and error.retryable
         limit = self.settings.mail.max_attempts
         action.last_error = str(error)
@@ -355,6 +369,8 @@ class Engine:
             self.ledger.update_action(action, now, f"waiting for the account to be connected again: {error}")
             report.executed[f"{action.kind.value}:waiting"] += 1
             report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) waits: {error}")
+        elif retryable and action.kind in MONEY_KINDS:
+            self._money_retry(action, error, now, report)
         elif retryable and action.attempts < limit:
             action.state = ActionState.PLANNED
             delay = min(RETRY_BASE * (2 ** (action.attempts - 1)), RETRY_MAX)
@@ -366,6 +382,39 @@ class Engine:
             self.ledger.update_action(action, now, f"failed: {error}")
             report.executed[f"{action.kind.value}:failed"] += 1
             report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) failed: {error}")
+
+    def _money_retry(self, action: Action, error: AdapterError, now: datetime, report: TickReport) -> None:
+        """A money action the provider could not carry out for now (unreachable, 5xx, rate
+        limited): tried again with back-off for `payments.retry_for`, then failed and listed
+        in the digest as "could not reach" with the retry command."""
+        provider = "Stripe" if self.provider.name == "stripe" else f"the {self.provider.name} provider"
+        # The failed request may have been applied before its answer was lost: ask first.
+        try:
+            found = lookup(self.provider, action)
+            action.context.pop(OUTCOME_UNKNOWN, None)
+        except AdapterError:
+            found = None
+            action.context[OUTCOME_UNKNOWN] = True  # a waiver meanwhile waits for a lookup
+        if found is not None:
+            problem = record_found(self.ledger, action, found, now, f"attempt {action.attempts} failed ({error}), but {provider} has it")
+            if problem:
+                report.problem(problem)
+            report.executed[f"{action.kind.value}:done"] += 1
+            return
+        due = next_money_try(self.settings.payments, action, error, now)
+        if due is not None:
+            action.state = ActionState.PLANNED
+            action.due_at = due
+            self.ledger.update_action(action, now, f"attempt {action.attempts} failed, retry at {to_utc_text(due)}: {error}")
+            report.executed[f"{action.kind.value}:retry"] += 1
+            return
+        action.state = ActionState.FAILED
+        tried = action.context.get(GAVE_UP_AFTER, "")
+        self.ledger.update_action(action, now, f"failed: could not reach {provider} for {tried} ({action.attempts} attempts): {error}")
+        report.executed[f"{action.kind.value}:failed"] += 1
+        amount = f" of {action.amount}" if action.amount else ""
+        report.problem(f"action {action.id} ({action.kind.value}{amount} for {action.client_email}) failed: could not reach "
+                       f"{provider} for {tried}: {error}; once it is back, retry with `main.py retry {action.id}`")
 
     def _email_ready(self, action: Action, now: datetime) -> bool:
         """Emails wait for the fee they report on; lifecycle mail for a stale slot is dropped."""
@@ -417,12 +466,13 @@ class Engine:
         self.mailer.send(message, action.id)
         action.external_id = message["Message-ID"]
 
-    def _move_money(self, action: Action) -> None:
+    def _move_money(self, action: Action) -> str:
+        """Carry out a money action with the provider; return the note for its log."""
         if self.settings.payments.dry_run:
             action.context["dry_run"] = True
             action.external_id = "dry-run"
             log.info("dry-run action=%s kind=%s amount=%s", action.id, action.kind.value, action.amount)
-            return
+            return "done"
         if action.kind is ActionKind.REFUND and action.context.get(TARGET):
             # What the ledger knows of the money to give back: a fee never paid (a
             # receivable, an unpaid link) is withdrawn rather than refunded.
@@ -434,27 +484,7 @@ class Engine:
         _crash_point("after_call", action)
         if result.status == "not_attempted":
             raise AdapterError(result.detail or "not attempted", retryable=False)
-        action.external_id = result.external_id
-        action.context["payment_status"] = "paid" if result.status == "done" else "unpaid"
-        if result.extra.get("receivable"):
-            action.context["payment_status"] = "receivable"
-        if result.extra.get("nothing_taken"):
-            action.context["payment_status"] = NOTHING_TAKEN
-        if result.payment_link:
-            action.context["payment_link"] = result.payment_link
-        if result.detail:
-            action.context["provider_detail"] = result.detail
-
-    def _no_longer_owed(self, refund: Action, now: datetime) -> None:
-        """A refund of a fee the client never paid: the fee is no longer asked for, so it
-        leaves the receivables, the unpaid-link polling and the collections ladder."""
-        fee = self.ledger.action(str(refund.context.get(TARGET, "")))
-        if fee is None or fee.state is not ActionState.DONE or fee.context.get("payment_status") not in OWED:
-            return
-        fee.context["payment_status"] = WAIVED_UNPAID
-        fee.context.pop("payment_link", None)
-        self.ledger.update_action(fee, now, f"no longer owed: {refund.reason} ({refund.id}); nothing had been paid", expect=[ActionState.DONE])
-        log.info("no longer owed action=%s refund=%s", fee.id, refund.id)
+        return record_payment_result(action, result)
 
     # -- write-back -----------------------------------------------------------------------
     def write_back(self, report: TickReport, now: datetime) -> None:

@@ -18,13 +18,15 @@ class AdapterError(Exception):
     """A failure talking to the outside world.
 
     `retryable` says whether trying again later may succeed (network, 5xx, rate limit) or
-    not (bad credentials, a declined card). The message is for the practitioner and must not
-    contain secrets.
+    not (bad credentials, a declined card); `retry_after`, when the service said how long to
+    wait (seconds), is the earliest a retry may come. The message is for the practitioner
+    and must not contain secrets.
     """
 
-    def __init__(self, message: str, *, retryable: bool = True):
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class SyncTokenExpired(AdapterError):
@@ -120,6 +122,17 @@ class PaymentProvider(Protocol):
         Must be safe to call again for the same action after a crash: use
         `action.idempotency_key` and look up objects tagged with `action.id` before creating
         new ones. Raises AdapterError (retryable or not) on failure.
+        """
+        ...
+
+    def resolve(self, action: Action) -> PaymentResult | None:
+        """What the provider already did for `action` (left `executing` by a crash), by
+        lookup only: never creates, changes or retries anything.
+
+        Returns the result `execute` would have returned (money taken, held or refunded; a
+        declined payment with its open payment link), or None when nothing was found and
+        carrying the action out again is safe. Raises AdapterError when the provider cannot
+        be asked: the engine then concludes nothing and asks again next tick.
         """
         ...
 

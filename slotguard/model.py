@@ -68,6 +68,9 @@ OPEN_STATES = frozenset({ActionState.PLANNED, ActionState.PENDING_REVIEW})
 OWED = ("unpaid", "receivable")
 NOTHING_TAKEN = "nothing_taken"  # payment_status of a refund of a fee never paid: the request withdrawn
 WAIVED_UNPAID = "waived"  # payment_status of a fee waived before the client paid it
+# payment_status of a refund that found nothing left to give back: the whole payment had
+# been refunded outside Slotguard already (in the Stripe dashboard); no Stripe refund is ours.
+REFUNDED_ELSEWHERE = "refunded_elsewhere"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slotguard.collections_ladder import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config import Settings
-from slotguard.model import NOTHING_TAKEN, OWED, WAIVED_UNPAID, Action, ActionKind, ActionState
+from slotguard.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionKind, ActionState
 from slotguard.money import Money
 
 MAX_NOTE = 300
@@ -70,7 +70,7 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
     refunds = [a for a in own if a.kind is ActionKind.REFUND and a.state is ActionState.DONE
                and a.context.get("payment_status") != NOTHING_TAKEN]
     if refunds:
-        note += f"; refunded {refunds[-1].amount}"
+        note += _refunded(refunds[-1])
     state = {
         "slotguard_fee": fee.id,
         "slotguard_state": fee.state.value if fee.kind is not ActionKind.WAIVE else "waived",
@@ -78,6 +78,17 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
         "slotguard_currency": fee.amount.currency if fee.amount else "",
     }
     return state, note[:MAX_NOTE]
+
+
+def _refunded(refund: Action) -> str:
+    """"; refunded 600.00 NOK", saying so when part or all of it was refunded before,
+    outside Slotguard (the refund then gave back only what was left)."""
+    if refund.context.get("payment_status") == REFUNDED_ELSEWHERE:
+        return "; refunded outside Slotguard already (nothing left to refund)"
+    before = int(refund.context.get("refunded_before_minor") or 0)
+    if before and refund.amount is not None:
+        return f"; refunded {refund.amount} ({Money(before, refund.amount.currency)} had been refunded before)"
+    return f"; refunded {refund.amount}"
 
 
 def _collected_for(actions: list[Action], fee: Action) -> list[Action]:

@@ -6,6 +6,8 @@
   (`provider.status_of(action)`), and marks the fee paid once the client has paid, with the
   PaymentIntent that holds the money as `external_id` (so a later refund finds it).
   Webhooks do the same sooner when they are on; this keeps the ledger right without them.
+  A fee with a refund pending (waived while unpaid) is left to that refund: it closes the
+  link and refunds a payment made meanwhile; polling would only renew the link.
 - `card_setup_link_for`: the Checkout link a booking email carries so the client saves a
   card before a fee can arise.
 
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from slotguard.interfaces import AdapterError
 from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
+from slotguard.model import OPEN_STATES, ActionKind, ActionState
+from slotguard.plugins import TARGET
 
 if TYPE_CHECKING:
     from slotguard.config import Settings
@@ -44,8 +47,14 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
     if status_of is None or getattr(provider, "dry_run", False):
         return set()
     changed: set[tuple[str, str]] = set()
+    # Fees being withdrawn (waived while unpaid; the refund action closes the link and
+    # refunds a payment made meanwhile): asking about them could hand out a fresh link.
+    withdrawing = {
+        str(refund.context.get(TARGET) or "")
+        for refund in ledger.actions(states=[*OPEN_STATES, ActionState.EXECUTING], kinds=[ActionKind.REFUND])
+    }
     for action in ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE, ActionKind.HOLD]):
-        if action.context.get("payment_status") != "unpaid":
+        if action.context.get("payment_status") != "unpaid" or action.id in withdrawing:
             continue
         try:
             result = status_of(action)

@@ -85,6 +85,15 @@ FUNDS = frozenset({DEPOSIT, PREPAYMENT})
 # deposit for good) `expires_credit`, and a booking paid by it `uses_credit`, all the same token.
 CREDIT_ID, EXPIRES_CREDIT, USES_CREDIT = "credit_id", "expires_credit", "uses_credit"
 MANUAL_WAIVER = "manual-waive"  # happening key prefix of what `main.py waive` plans
+# Context of a money action whose outcome is unknown (left `executing` by a crash, Stripe
+# not reachable to ask) that was waived meanwhile: why. The waiver is applied once the
+# outcome is known (slotguard/recovery.py): nothing taken, the fee is waived; money taken,
+# it is refunded (released); a payment link out, it is withdrawn.
+WAITING_WAIVER = "waiver_waits"
+# Context of a money action whose last attempt failed in a way that may have moved money (a
+# lost answer) while the provider could not be asked afterwards either: until a lookup or a
+# later attempt tells, it counts as an outcome unknown (a waiver waits, as for `executing`).
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 @dataclass
@@ -469,7 +478,10 @@ def let_go(ledger: Ledger, action: Action, why: str, now: datetime, amount: Mone
     charge or capture (or, for a credit keeping money paid earlier, of the charge its target
     names), or a release of a hold; `amount` gives back only that much. Returns the proposals
     (without their notices)."""
-    if action.state in OPEN_STATES:
+    if action.kind in MONEY_KINDS and (action.state is ActionState.EXECUTING or (
+            action.context.get(OUTCOME_UNKNOWN) and action.state in (*OPEN_STATES, ActionState.FAILED))):
+        wait_for_outcome(ledger, action, why, now)
+    elif action.state in OPEN_STATES:
         waive_action(ledger, action, why, now)
     elif action.state is ActionState.FAILED and action.kind in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE):
         # Refused by the provider, so nothing was taken: let it go like an open fee.
@@ -483,6 +495,17 @@ def let_go(ledger: Ledger, action: Action, why: str, now: datetime, amount: Mone
             # Money paid earlier (a deposit) kept for the fee, or carried over: give it back.
             return [refund_proposal(action, why, target=str(action.context[TARGET]), amount=amount)]
     return []
+
+
+def wait_for_outcome(ledger: Ledger, action: Action, why: str, now: datetime) -> bool:
+    """A money action being carried out, cut off by a crash before its result was stored, or
+    whose last answer was lost (`OUTCOME_UNKNOWN`): whether money moved is not known yet, so
+    "nothing was taken" cannot be concluded. The waiver is kept on the action
+    (`WAITING_WAIVER`; the engine no longer carries it out) and applied once the outcome is
+    known (slotguard/recovery.py). True if stored."""
+    action.context[WAITING_WAIVER] = why
+    return ledger.update_action(action, now, f"waiver waits for the outcome of this {action.kind.value}: {why}",
+                                expect=[action.state])
 
 
 def funds_give_back(ledger: Ledger, account: ClientAccount, funds: Iterable[Action], why: str, now: datetime, unused: bool = True) -> list[Proposal]:
@@ -536,6 +559,7 @@ class HandWaiver:
     """What `main.py waive ACTION_ID` did (see `waive_by_hand`)."""
 
     waived: bool = False  # the action itself was let go: nothing had been taken
+    waiting: bool = False  # its outcome is not known yet: the waiver is applied once it is
     planned: list[Action] = field(default_factory=list)  # give-backs and their notices, newly planned
     before: list[Action] = field(default_factory=list)  # give-backs an earlier run planned already
     problem: str = ""  # why nothing could be done
@@ -582,17 +606,38 @@ def waive_by_hand(ledger: Ledger, action: Action, why: str, now: datetime) -> Ha
         if fund is not None and fund.event_ref == action.event_ref and purpose_of(fund.kind, fund.context) in FUNDS:
             # The deposit or prepayment this fee kept: what the fee no longer keeps comes back.
             proposals += funds_give_back(ledger, account(), [fund], why, now, unused=True)
-    now_state = (ledger.action(action.id) or action).state
-    result = HandWaiver(waived=now_state is not was and now_state is ActionState.WAIVED)
+    now_is = ledger.action(action.id) or action
+    result = HandWaiver(waived=now_is.state is not was and now_is.state is ActionState.WAIVED,
+                        waiting=WAITING_WAIVER in now_is.context)
     proposals = proposals + [refund_notice(proposal, why) for proposal in proposals]
+    result.planned, result.before, gone = store_give_backs(ledger, action, proposals, key, now)
+    if not (result.waived or result.waiting or result.planned or result.before):
+        result.problem = f"{action.id} is {action.state.value}; nothing to waive" + (
+            _given_back_by(account(), gone) if gone else _what_uses(ledger, action)
+        )
+    return result
+
+
+def store_give_backs(
+    ledger: Ledger, action: Action, proposals: list[Proposal], key: str, now: datetime
+) -> tuple[list[Action], list[Action], list[Proposal]]:
+    """Store give-backs for `action` (refunds, releases, from `let_go` and the like) and
+    their notices as planned actions, due now, with ids stable for `key` (storing them again
+    plans nothing new), never giving back more than is left (`give_back_once`). Returns the
+    actions newly planned, the give-backs planned before under `key`, and the give-back
+    proposals dropped because nothing was left to give back."""
+
+    def account() -> ClientAccount:
+        return ClientAccount.from_actions(action.client_email, ledger.actions(client_email=action.client_email))
+
     ids = {proposal.slot: action_id_for(key, proposal.policy, proposal.kind.value, proposal.slot) for proposal in proposals}
-    fresh = []
+    fresh, before, planned = [], [], []
     for proposal in proposals:
         existing = ledger.action(ids[proposal.slot])
         if existing is None:
             fresh.append(proposal)
         elif existing.kind in MONEY_KINDS:
-            result.before.append(existing)
+            before.append(existing)
     safe = give_back_once(fresh, account)
     kept_slots = {proposal.slot for proposal in safe}
     gone = [proposal for proposal in fresh if proposal.kind in MONEY_KINDS and proposal.slot not in kept_slots]
@@ -605,15 +650,11 @@ def waive_by_hand(ledger: Ledger, action: Action, why: str, now: datetime) -> Ha
             reports_on=ids.get(proposal.reports_on) if proposal.reports_on else None, context=dict(proposal.context),
         )
         if ledger.add_action(stored):
-            log.info("planned action=%s kind=%s policy=%s event=%s by main.py waive %s",
-                     stored.id, stored.kind.value, stored.policy, stored.event_ref, action.id)
-            result.planned.append(stored)
+            log.info("planned action=%s kind=%s policy=%s event=%s for=%s", stored.id, stored.kind.value, stored.policy,
+                     stored.event_ref, key)
+            planned.append(stored)
             supersede(ledger, stored, now)
-    if not (result.waived or result.planned or result.before):
-        result.problem = f"{action.id} is {action.state.value}; nothing to waive" + (
-            _given_back_by(account(), gone) if gone else _what_uses(ledger, action)
-        )
-    return result
+    return planned, before, gone
 
 
 def _given_back_by(account: ClientAccount, dropped: list[Proposal]) -> str:

@@ -104,14 +104,15 @@ def test_hold_then_partial_capture_then_refunds_never_exceed_captured(stripe_pro
     assert captured.status == "done"
     assert stripe_admin.v1.payment_intents.retrieve(held.external_id).status == "succeeded"
 
-    too_much = stripe_provider.execute(make_action("refund", "451 NOK", context=target))
-    assert too_much.status == "not_attempted"
-    assert "450.00 NOK" in too_much.detail
     assert refunds_for(stripe_admin, held.external_id)[0]["amount"] == 45000  # only the uncaptured part
+    too_much = stripe_provider.execute(make_action("refund", "451 NOK", context=target))
+    assert too_much.status == "done" and too_much.extra["refunded_minor"] == "45000"  # what was captured, no more
+    assert "450.00 NOK" in too_much.detail
+    assert too_much.external_id.startswith("re_")
+    assert sum(r["amount"] for r in refunds_for(stripe_admin, held.external_id)) == 90000
 
-    refund = stripe_provider.execute(make_action("refund", "450 NOK", context=target))
-    assert refund.status == "done"
-    assert refund.external_id.startswith("re_")
+    again = stripe_provider.execute(make_action("refund", "450 NOK", context=target))
+    assert again.status == "done" and again.extra["refunded_minor"] == "0" and again.external_id == ""
     assert sum(r["amount"] for r in refunds_for(stripe_admin, held.external_id)) == 90000
 
 
@@ -130,24 +131,26 @@ def test_release_cancels_the_hold_and_a_later_capture_is_not_attempted(stripe_pr
     assert "released or expired" in capture.detail
 
 
-def test_partial_and_full_refunds_and_refusal_to_over_refund(stripe_provider, stripe_client_with_card, stripe_admin):
+def test_partial_and_full_refunds_never_give_back_more_than_is_left(stripe_provider, stripe_client_with_card, stripe_admin):
     stripe_client_with_card("ana@example.com")
     charge = stripe_provider.execute(make_action("charge", "450 NOK"))
     target = {"target_external_id": charge.external_id}
 
     assert stripe_provider.execute(make_action("refund", "200 NOK", context=target)).status == "done"
-    refused = stripe_provider.execute(make_action("refund", "300 NOK", context=target))
-    assert refused.status == "not_attempted"
-    assert "250.00 NOK" in refused.detail
     # The ledger knows of more refunds than Stripe shows yet: the stricter figure wins.
-    cautious = stripe_provider.execute(make_action("refund", "250 NOK", context={**target, "already_refunded_minor": 30000}))
-    assert cautious.status == "not_attempted"
-
-    rest = make_action("refund", "250 NOK", context=target)
-    assert stripe_provider.execute(rest).status == "done"
-    assert stripe_provider.execute(rest).status == "done"  # re-run after a crash: no second refund
+    cautious = stripe_provider.execute(make_action("refund", "250 NOK", context={**target, "already_refunded_minor": 45000}))
+    assert (cautious.status, cautious.extra["refunded_minor"], cautious.external_id) == ("done", "0", "")
+    # Asked for more than is left: the rest is refunded, and the result says so.
+    rest = make_action("refund", "300 NOK", context=target)
+    first = stripe_provider.execute(rest)
+    assert (first.status, first.extra["refunded_minor"]) == ("done", "25000")
+    assert "250.00 NOK" in first.detail and "200.00 NOK" in first.detail
+    again = stripe_provider.execute(rest)  # re-run after a crash: no second refund
+    assert (again.status, again.external_id, again.extra["refunded_minor"]) == ("done", first.external_id, "25000")
     assert sorted(r["amount"] for r in refunds_for(stripe_admin, charge.external_id)) == [20000, 25000]
-    assert stripe_provider.execute(make_action("refund", "1 NOK", context=target)).status == "not_attempted"
+    nothing = stripe_provider.execute(make_action("refund", "1 NOK", context=target))
+    assert (nothing.status, nothing.extra["refunded_minor"]) == ("done", "0")
+    assert len(refunds_for(stripe_admin, charge.external_id)) == 2
 
 
 # -- declines and authentication --------------------------------------------------------

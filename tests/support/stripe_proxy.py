@@ -55,11 +55,13 @@ class Fault:
     kind:
       "error"          answer `status` (default 500; `body` replaces the generic api_error
                        JSON, e.g. a card_error) without forwarding: nothing applied.
-      "rate_limit"     answer 429 rate_limit without forwarding.
+      "rate_limit"     answer 429 rate_limit without forwarding (with a `Retry-After:
+                       retry_after` header when `retry_after` is set).
       "timeout"        hold the connection `delay` seconds, then drop it: nothing applied.
       "lose_response"  forward (the request is applied and stored for idempotency), wait
                        `delay` seconds, then answer 500, or drop the connection if `drop`.
-    `times`: how many matching requests it hits (-1: all).
+    `times`: how many matching requests it hits (-1: all), after letting the first `skip`
+    matching requests through untouched.
     """
 
     kind: str
@@ -70,17 +72,25 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     body: dict[str, Any] | None = None
+    retry_after: str | None = None
+    skip: int = 0
     hits: int = 0
+    skipped: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.times != -1 and self.hits >= self.times:
             return False
-        return self.method in ("*", method) and re.fullmatch(self.path, path) is not None
+        if not (self.method in ("*", method) and re.fullmatch(self.path, path) is not None):
+            return False
+        if self.skipped < self.skip:
+            self.skipped += 1
+            return False
+        return True
 
 
 @dataclass
 class Exchange:
-    """One request the proxy saw, for assertions."""
+    """One request the proxy saw, for assertions. `at` is when it arrived (time.monotonic)."""
 
     method: str
     path: str
@@ -89,6 +99,18 @@ class Exchange:
     status: int = 0
     fault: str = ""
     replayed: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+def busiest_window(times: list[float], seconds: float = 1.0) -> int:
+    """The most of `times` that fall in any half-open window [t, t + seconds)."""
+    ordered = sorted(times)
+    most, first = 0, 0
+    for last, moment in enumerate(ordered):
+        while ordered[first] <= moment - seconds:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 @dataclass
@@ -226,6 +248,13 @@ class StripeProxy:
             self._intent_cursor = None
             self._intents_by_customer.clear()
             self._indexed.clear()
+
+    def busiest_second(self, since: float = 0.0) -> int:
+        """The most requests that arrived in any one-second window (since `since`, a
+        time.monotonic value): what Stripe's rate limiter would count."""
+        with self._lock:
+            times = [e.at for e in self.exchanges if e.at >= since]
+        return busiest_window(times)
 
     def requests(self, method: str, path: str) -> list[Exchange]:
         """Logged requests with this method whose path fully matches the regex `path`."""
@@ -597,7 +626,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(exchange, _json_response(fault.status, fault.body))
             return self._send(exchange, _error(fault.status, "An unknown error occurred (injected).", type_="api_error"))
         if fault is not None and fault.kind == "rate_limit":
-            return self._send(exchange, _error(429, "Too many requests hit the API too quickly (injected).", code="rate_limit"))
+            status, headers, data = _error(429, "Too many requests hit the API too quickly (injected).", code="rate_limit")
+            if fault.retry_after is not None:
+                headers = {**headers, "Retry-After": fault.retry_after}
+            return self._send(exchange, (status, headers, data))
         if fault is not None and fault.kind == "timeout":
             time.sleep(fault.delay)
             return self._drop()

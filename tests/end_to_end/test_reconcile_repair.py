@@ -1,0 +1,71 @@
+"""`main.py reconcile --repair`: money Stripe kept for a fee the ledger calls waived.
+
+A ledger written before interrupted charges were resolved at start-up can hold a fee that
+is `waived` while Stripe took its money (the daemon was killed after the charge, the fee was
+waived before the restart looked). `reconcile` lists it; `reconcile --repair` plans the
+refund, once however often it runs, and the next `run` gives the money back.
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from slotguard.ledger import Ledger
+from slotguard.model import ActionKind, ActionState
+from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client
+from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, intents_for_action, refunds_for
+from tests.support.stripe_practice import NOW, command, main_process, write_practice
+
+EVERYTHING = ("--from", "2000-01-01", "--to", "2100-12-31")
+
+
+@pytest.fixture
+def practice(tmp_path, stripe_proxy, stripe_client_with_card, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, TEST_KEY)
+    stripe_client_with_card("ana@example.com", name="Ana Silva")
+    return write_practice(tmp_path, stripe_proxy.base_url)
+
+
+def ledger_of(practice) -> Ledger:
+    return Ledger(practice.parent / "var" / "ledger.sqlite3")
+
+
+def test_repair_refunds_money_kept_for_a_waived_fee_once(practice, stripe_admin, capsys):
+    crashed = main_process(practice, "run", "--once", "--now", NOW, SLOTGUARD_CRASH_AT="after_call:charge")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    ledger = ledger_of(practice)
+    [fee] = ledger.actions(kinds=[ActionKind.CHARGE])
+    [intent] = intents_for_action(stripe_admin, fee.id)
+    assert intent["status"] == "succeeded"
+    # What an earlier Slotguard left: the interrupted fee waived, its money kept.
+    fee.state, fee.reason = ActionState.WAIVED, f"{fee.reason}; waived: family emergency"
+    ledger.update_action(fee, fee.updated_at, "waived: family emergency")
+    ledger.close()
+
+    assert command(practice, "reconcile", *EVERYTHING) == 1
+    listed = capsys.readouterr().out
+    assert fee.id in listed and "--repair" in listed
+
+    assert command(practice, "reconcile", "--repair", "--now", NOW, *EVERYTHING) == 1
+    repaired = capsys.readouterr().out
+    ledger = ledger_of(practice)
+    [refund] = ledger.actions(kinds=[ActionKind.REFUND])
+    assert refund.id in repaired and "900.00 NOK" in repaired
+    assert (refund.state, refund.amount.minor) == (ActionState.PLANNED, 90000)
+    assert ledger.action(fee.id).state is ActionState.DONE
+    ledger.close()
+
+    assert command(practice, "reconcile", "--repair", "--now", NOW, *EVERYTHING) == 0, "planned, not yet carried out: agreed"
+    assert "planned" not in capsys.readouterr().out
+    ran = main_process(practice, "run", "--once", "--now", NOW)
+    assert ran.returncode == 0, ran.stderr
+
+    [given_back] = refunds_for(stripe_admin, intent["id"])
+    assert (given_back["amount"], given_back["metadata"]["slotguard_action_id"]) == (90000, refund.id)
+    assert command(practice, "reconcile", *EVERYTHING) == 0, capsys.readouterr().out
+    ledger = ledger_of(practice)
+    assert len(ledger.actions(kinds=[ActionKind.REFUND])) == 1
+    assert ledger.action(refund.id).state is ActionState.DONE
+    ledger.close()
