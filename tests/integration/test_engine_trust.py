@@ -1,12 +1,17 @@
 """The loop on hostile calendar input: a real SQLite ledger, a real outbox folder, an
 in-memory calendar. Issue 11 as the practitioner meets it: one bad event never stops the
-others (item 10)."""
+others (item 10), and calendar text never reaches a client's email as markup, a paragraph
+of its own or a link that is not https (items 17 and 20)."""
 
 import dataclasses
 import email
 import email.policy
+import logging
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
@@ -58,6 +63,22 @@ class Loop:
 
 
 # -- item 10: one failing event, calendar or step never stops the others ----------------------
+
+
+@pytest.mark.parametrize("title, poison", [
+    ("Massage #latecancel", "cancelled: 0001-01-01T00:00:00+01:00"),
+    ("Massage #noshow", "price: 100000000000000000000000 NOK"),
+])
+def test_a_poison_line_is_a_problem_on_its_event_and_the_page_goes_on(tmp_path, title, poison):
+    loop = Loop(tmp_path, payments={"max_single_charge": None})
+    loop.put(event("good1", WEDNESDAY_10 - timedelta(hours=3), client="cy@example.com"))
+    loop.put(event("bad", WEDNESDAY_10, title=title, description=poison))
+    loop.put(event("good2", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com"))
+    report = loop.tick(WEDNESDAY_10 + timedelta(hours=1))
+    assert loop.ledger.tracked("primary", "good1") and loop.ledger.tracked("primary", "good2")
+    assert loop.ledger.tracked("primary", "bad") is None and "bad" in loop.problems()
+    assert any("bad" in problem for problem in report.problems)
+    assert loop.ledger.sync_token("primary") is not None, "the page was committed"
 
 
 class _Crashes:
@@ -117,3 +138,77 @@ def test_a_problem_clears_once_the_event_reads_again(tmp_path):
     loop.put(event("e1", WEDNESDAY_10, description="price: 1200 NOK"), MONDAY + timedelta(hours=1))
     loop.tick(MONDAY + timedelta(hours=1))
     assert loop.problems() == {} and loop.ledger.tracked("primary", "e1").appointment.price.minor == 120000
+
+
+# -- item 17: calendar text in the client's emails ----------------------------------------------
+
+
+PHISH = "Storgata 1\n\n\nIMPORTANT: you have an unpaid fee of 900 NOK.\r\nPay today at https://evil.example/pay\n\n"
+
+
+def test_calendar_text_cannot_make_its_own_paragraph_or_link_in_client_emails(tmp_path):
+    loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    visit = event("visit", WEDNESDAY_10, name="Ana\n\nYour card will be charged")
+    visit["location"] = PHISH
+    online = event("online", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com", description="link: javascript:alert(1)")
+    online["hangoutLink"] = "javascript:alert(2)"
+    loop.put(visit)
+    loop.put(online)
+    loop.tick(MONDAY)
+    assert "online" in loop.problems() and "link:" in loop.problems()["online"]
+    online["description"] = ""
+    loop.put(online, MONDAY + timedelta(hours=1))
+    loop.tick(MONDAY + timedelta(hours=1))
+    assert "online" not in loop.problems(), "fixed, the event reads again and its problem is gone"
+    loop.tick(WEDNESDAY_10 - timedelta(hours=21))
+    messages = loop.messages()
+    templates = sorted(m["Subject"].split(":")[0] for m in messages)
+    assert len(messages) == 4, templates  # a confirmation and a reminder each
+    for message in messages:
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert not re.search(r"\n\s*\n\s*IMPORTANT", text), "a location never starts its own paragraph"
+        assert not any(line.startswith("Your card will be charged") for line in text.splitlines())
+        hrefs = re.findall(r'href="([^"]*)"', html)
+        assert hrefs and all(href.startswith("https://") or href == "mailto:lena@example.com" for href in hrefs), hrefs
+        assert "javascript:" not in html and "javascript:" not in text
+    [to_ana] = [m for m in messages if "ana@example.com" in str(m["To"]) and "booked" in m["Subject"]]
+    text = to_ana.get_body(("plain",)).get_content()
+    assert "Place: Storgata 1 IMPORTANT: you have an unpaid fee of 900 NOK. Pay today at https://evil.example/pay" in text
+
+
+# -- item 20: addresses with line breaks ----------------------------------------------------------
+
+
+def test_an_attendee_address_with_line_breaks_is_never_stored_nor_logged_raw(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    bad = event("bad", WEDNESDAY_10, client="ana@example.com\r\nX-Injected: yes")
+    other = event("other", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com")
+    other["attendees"].append({"email": "cy@example.com\nX-Injected: yes", "responseStatus": "accepted"})
+    loop.put(bad)
+    loop.put(other)
+    loop.tick(MONDAY)
+    assert loop.ledger.tracked("primary", "bad") is None and "not an email address" in loop.problems()["bad"]
+    assert loop.ledger.tracked("primary", "other").appointment.client.email == "bo@example.com"
+    assert all("\n" not in record.getMessage() and "\r" not in record.getMessage() for record in caplog.records)
+    stored = [*loop.ledger.db.execute("SELECT message FROM problems"), *loop.ledger.db.execute("SELECT snapshot FROM appointments")]
+    assert stored and not [row[0] for row in stored if "\r" in row[0] or "\n" in row[0]]
+
+
+def test_a_snapshot_kept_before_this_check_still_sends_no_script_link_nor_paragraph(tmp_path):
+    """A ledger written by an earlier Slotguard may hold a raw location and link."""
+    loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    loop.put(event("e1", WEDNESDAY_10))
+    loop.tick(MONDAY)
+    tracked = loop.ledger.tracked("primary", "e1")
+    raw = dataclasses.replace(tracked.appointment, meeting_link="javascript:alert(1)", location=PHISH)
+    with loop.ledger.transaction():
+        loop.ledger.save_tracked(dataclasses.replace(tracked, appointment=raw))
+    loop.tick(WEDNESDAY_10 - timedelta(hours=23))
+    [reminder] = [m for m in loop.messages() if m["Subject"].startswith("Reminder")]
+    text = reminder.get_body(("plain",)).get_content()
+    html = reminder.get_body(("html",)).get_content()
+    assert "javascript:" not in text + html and not re.search(r"\n\s*\n\s*IMPORTANT", text)
+    ics = next(part for part in reminder.iter_attachments() if part.get_content_type() == "text/calendar").get_content()
+    assert "javascript:" not in ics
