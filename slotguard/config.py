@@ -37,6 +37,7 @@ from pydantic import (
 
 from slotguard.durations import DurationError, format_duration, parse_duration
 from slotguard.money import Fee, Money, MoneyError
+from slotguard.untrusted import email_address
 
 
 class ConfigError(Exception):
@@ -216,12 +217,28 @@ class Calendar(Strict):
         examples=["24h"],
     )
     exclude_addresses: list[str] = Field(default_factory=list, description="Attendee addresses that are never the client (assistants, rooms).", examples=[["assistant@example.com"]])
+    practitioner_addresses: list[str] = Field(
+        default_factory=list,
+        description="Other addresses that are you, besides practice.email (e.g. the Google account that owns the calendar when it differs). Only events organised by you (one of these addresses, practice.email, the calendar itself, or with no organizer) can carry marks, `price:` lines and fees; an event someone else organised is ignored and shown in `status`.",
+        examples=[["lena.berg@gmail.com"]],
+    )
     write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
     write_note: bool = Field(True, description="google: also add one human-readable status line to the event description.")
     client_secrets: str = Field("", description="google: path of the OAuth client secrets JSON (used by `auth google`).", examples=["config/client_secret.json"])
     token_uri: str = Field("", description="google: override the OAuth token endpoint (tests).", examples=["http://127.0.0.1:8080/token"])
     api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])
     marks: Marks = Field(default_factory=Marks, description="How the practitioner marks no-shows, late cancellations and waivers.")
+
+    @field_validator("practitioner_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        found = []
+        for text in value:
+            address = email_address(text)
+            if address is None:
+                raise ValueError(f"{text!r} is not an email address like lena@example.com")
+            found.append(address)
+        return found
 
     @model_validator(mode="after")
     def _source_needs(self) -> Calendar:

@@ -45,13 +45,13 @@ from slotguard.model import (
     ActionState,
     Appointment,
 )
-from slotguard.normalize import EventError, normalize
+from slotguard.normalize import EventError, ForeignEvent, normalize
 from slotguard.payments_poll import poll_unpaid
 from slotguard.notes import status_note
 from slotguard.planner import LIFECYCLE, Planner
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import TARGET, Policy
-from slotguard.tracker import AttendanceRules, Tracked, observe
+from slotguard.tracker import FOREIGN, AttendanceRules, Tracked, observe
 from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
 
@@ -114,6 +114,8 @@ def stale_email_reason(action: Action, tracked: Tracked | None, now: datetime, s
     cancels such an email with this reason; `retry` says so beforehand. `show` writes times."""
     if tracked is None:
         return "the appointment is no longer in the calendar"
+    if tracked.outcome == FOREIGN and not action.reports_on:
+        return "someone else now organises the event; Slotguard sends nothing about it"
     if action.reports_on:
         return ""  # a fee notice is never too late; it waits for its fee instead
     appointment = tracked.appointment
@@ -254,7 +256,14 @@ class Engine:
             result = normalize(event, calendar_id, self.settings, now, previous.appointment if previous else None)
         except EventError as error:
             self.ledger.record_problem(calendar_id, event_id, str(error), now)
-            report.problem(f"calendar {calendar_id}: {error}; fix the event, the others go on")
+            if isinstance(error, ForeignEvent):
+                if known and known[1]:
+                    # Someone else organises it now: nothing more happens to it, not even
+                    # with time, until it is the practitioner's event again.
+                    self.ledger.set_outcome(calendar_id, event_id, FOREIGN)
+                report.problem(f"calendar {calendar_id}: {error}")
+            else:
+                report.problem(f"calendar {calendar_id}: {error}; fix the event, the others go on")
             return
         if known or has_problem:
             self.ledger.clear_problem(calendar_id, event_id)

@@ -383,6 +383,14 @@ class Ledger:
             ),
         )
 
+    def set_outcome(self, calendar_id: str, event_id: str, outcome: str) -> None:
+        """Store `outcome` for a known appointment without changing its snapshot, and forget
+        its fingerprint, so the next reading of the event is observed in full."""
+        self.db.execute(
+            "UPDATE appointments SET outcome = ?, fingerprint = '' WHERE calendar_id = ? AND event_id = ?",
+            (outcome, calendar_id, event_id),
+        )
+
     def event_ids(self, calendar_id: str, start_from: datetime, start_to: datetime) -> set[str]:
         """Ids of known, not cancelled events of a calendar starting inside a window."""
         rows = self.db.execute(

@@ -18,6 +18,7 @@ from slotguard.config import MarkRule, Settings
 from slotguard.durations import DurationError, parse_timestamp
 from slotguard.model import Appointment, Client, Mark
 from slotguard.money import Money, MoneyError
+from slotguard.ownership import foreign_message, foreign_organizer, practitioner_addresses
 from slotguard.untrusted import email_address, https_link, one_line, shown
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
@@ -61,6 +62,11 @@ def without_own_note(description: str) -> str:
 
 class EventError(ValueError):
     """An event that looks like an appointment but cannot be read; the message names it."""
+
+
+class ForeignEvent(EventError):
+    """An event with a would-be client that someone other than the practitioner organised:
+    never an appointment (see slotguard/ownership.py); the message says who organised it."""
 
 
 def description_lines(description: str) -> dict[str, str]:
@@ -181,13 +187,13 @@ _NEVER_THE_CLIENT: dict[tuple[int, str], tuple[Settings, frozenset[str]]] = {}
 
 
 def _never_the_client(settings: Settings, calendar_id: str) -> frozenset[str]:
-    """practice.email and calendar.exclude_addresses in lower case; worked out once per
-    settings and calendar."""
+    """practice.email, calendar.exclude_addresses, calendar.practitioner_addresses and the
+    calendar's id, in lower case; worked out once per settings and calendar."""
     found = _NEVER_THE_CLIENT.get((id(settings), calendar_id))
     if found is not None and found[0] is settings:
         return found[1]
     excluded = {address.lower() for address in settings.calendar.exclude_addresses}
-    excluded.add(settings.practice.email.strip().lower())
+    excluded.update(practitioner_addresses(settings, calendar_id))
     if len(_NEVER_THE_CLIENT) > 64:
         _NEVER_THE_CLIENT.clear()
     _NEVER_THE_CLIENT[(id(settings), calendar_id)] = (settings, frozenset(excluded))
@@ -302,8 +308,10 @@ def normalize(
     Given the event, its calendar id, the settings, when it was seen (stands in for a
     missing `updated` stamp) and the last known appointment for this event (used when a
     cancelled event arrives with only its id). Returns Normalized with an appointment, or
-    with `skipped` saying why it is not an appointment (no client, all-day).
-    Raises EventError naming the event when it looks like an appointment but is unreadable.
+    with `skipped` saying why it is not an appointment (no client, all-day, someone else's
+    event without a client or cancelled).
+    Raises EventError naming the event when it looks like an appointment but is unreadable,
+    ForeignEvent (an EventError) when someone other than the practitioner organised it.
     Calendar text is untrusted: what is kept is folded and capped, links are https only.
     """
     event_id = _event_id(event)
@@ -318,6 +326,14 @@ def normalize(
     title = _text(event.get("summary"))[:DESCRIPTION_LIMIT]
     where = f"event {event_id} ({shown(title, 40)})"
     candidates = _candidates(event, settings, calendar_id)
+    organizer = foreign_organizer(event, settings, calendar_id)
+    if organizer is not None:
+        # Someone else's event: its title, description and colour are theirs, so nothing
+        # on it is read. Worth showing only when it names someone who could be billed and
+        # is not cancelled.
+        if candidates and status != "cancelled":
+            raise ForeignEvent(f"{where}: {foreign_message(organizer)}")
+        return Normalized(None, f"organised by {organizer.label}, with no client or cancelled")
     description = without_own_note(_text(event.get("description"))[:DESCRIPTION_LIMIT])
     lines = description_lines(description)
     try:

@@ -1,7 +1,8 @@
 """The loop on hostile calendar input: a real SQLite ledger, a real outbox folder, an
-in-memory calendar. Issue 11 as the practitioner meets it: one bad event never stops the
-others (item 10), and calendar text never reaches a client's email as markup, a paragraph
-of its own or a link that is not https (items 17 and 20)."""
+in-memory calendar. Issue 11 as the practitioner meets it: only the practitioner's own
+events can cause a fee or an email (items 1 and 2), one bad event never stops the others
+(item 10), and calendar text never reaches a client's email as markup, a paragraph of its
+own or a link that is not https (items 17 and 20)."""
 
 import dataclasses
 import email
@@ -19,7 +20,7 @@ from integration.record_only import RecordOnlyProvider
 from slotguard.hookspecs import hookimpl
 from slotguard.interfaces import NullWriteBack, SyncPage
 from slotguard.ledger import Ledger
-from slotguard.model import MONEY_KINDS
+from slotguard.model import MONEY_KINDS, ActionKind, HappeningKind
 from slotguard.plugins import Policy, PolicyInfo, _hooks_of, plugin_manager
 from slotguard.wiring import build_engine
 from tests.support.builders import event, settings
@@ -60,6 +61,61 @@ class Loop:
 
     def problems(self):
         return {p["item"]: p["message"] for p in self.ledger.problems()}
+
+
+def invitation(event_id, organizer, *guests, title="Coffee? #noshow", color=None, description=""):
+    """An event someone else organised, in the practitioner's calendar."""
+    resource = event(event_id, WEDNESDAY_10, client=None, title=title, color=color, description=description)
+    resource["organizer"] = {"email": organizer}
+    resource["attendees"] = [
+        {"email": organizer, "organizer": True, "responseStatus": "accepted"},
+        {"email": "lena@example.com", "self": True, "responseStatus": "accepted"},
+        *({"email": guest, "displayName": guest.split("@")[0].title(), "responseStatus": "accepted"} for guest in guests),
+    ]
+    return resource
+
+
+# -- items 1 and 2: only the practitioner's events can carry a fee ------------------------------
+
+
+def test_a_strangers_invitation_marked_no_show_charges_nobody_and_mails_nobody(tmp_path):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    loop.put(invitation("coffee", "stranger@x.example", "ana@example.com", color="11", description="price: 1500 NOK"))
+    loop.tick(MONDAY)
+    for hour in range(0, 48, 6):
+        loop.tick(WEDNESDAY_10 + timedelta(hours=hour))
+    assert loop.fees() == [] and loop.messages() == []
+    assert "stranger@x.example" in loop.problems()["coffee"] and "nothing is sent or charged" in loop.problems()["coffee"]
+
+
+def test_a_meeting_a_client_organised_bills_no_co_invitee(tmp_path):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    loop.put(invitation("meet", "ana@example.com", "bo@example.com", title="Catch-up #noshow"))
+    loop.tick(MONDAY)
+    loop.tick(AFTER_REVIEW)
+    assert loop.fees() == [] and not [m for m in loop.messages() if "bo@example.com" in str(m["To"])]
+    assert "ana@example.com" in loop.problems()["meet"]
+
+
+def test_an_appointment_that_turns_foreign_gets_no_new_fee_nor_mail(tmp_path):
+    loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    loop.put(event("e1", WEDNESDAY_10))
+    loop.tick(MONDAY)
+    sent_before = len(loop.messages())
+    handed_over = invitation("e1", "stranger@x.example", "ana@example.com", title="Massage #noshow", color="11")
+    loop.put(handed_over, MONDAY + timedelta(hours=1))
+    loop.tick(MONDAY + timedelta(hours=1))
+    for hour in range(0, 48, 3):
+        loop.tick(WEDNESDAY_10 - timedelta(hours=24) + timedelta(hours=hour))
+    assert loop.fees() == []
+    assert len(loop.messages()) == sent_before, "no reminder for an event the practitioner no longer organises"
+    kinds = [h["kind"] for h in loop.ledger.happenings_for("primary", "e1")]
+    assert kinds == [HappeningKind.BOOKED.value], "time alone does not settle it either"
+    assert "stranger@x.example" in loop.problems()["e1"]
+    # Handed back to the practitioner, it is an appointment again and its mark counts.
+    loop.put(event("e1", WEDNESDAY_10, color="11"), AFTER_REVIEW)
+    loop.tick(AFTER_REVIEW)
+    assert [f.kind for f in loop.fees()] == [ActionKind.CHARGE] and "e1" not in loop.problems()
 
 
 # -- item 10: one failing event, calendar or step never stops the others ----------------------

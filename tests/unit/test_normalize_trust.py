@@ -1,8 +1,8 @@
-"""The trust boundary in normalize: what calendar text may do.
+"""The trust boundary in normalize: whose event it is, and what calendar text may do.
 
-Issue 11 items 10 (poison lines are refused, never crash), 12 (linear reading and a
-description cap), 17 (text that reaches client emails is folded, links are https only) and
-20 (addresses are checked on the way in).
+Issue 11 items 1, 2 (only the practitioner's events are appointments), 10 (poison lines are
+refused, never crash), 12 (linear reading and a description cap), 17 (text that reaches
+client emails is folded, links are https only) and 20 (addresses are checked on the way in).
 """
 
 import time
@@ -13,13 +13,80 @@ import pytest
 
 from slotguard.model import Mark
 from slotguard.money import Money
-from slotguard.normalize import DESCRIPTION_LIMIT, EventError, normalize
+from slotguard.normalize import DESCRIPTION_LIMIT, EventError, ForeignEvent, normalize
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
 START = datetime(2026, 3, 4, 10, 0, tzinfo=OSLO)
 NOW = datetime(2026, 3, 4, 14, 0, tzinfo=OSLO)
-SETTINGS = settings()
+SETTINGS = settings(calendar={"practitioner_addresses": ["lena.berg@gmail.com"]})
+
+
+def invitation(organizer: str, *guests: str, title: str = "Coffee? #noshow", description: str = "") -> dict:
+    """An event someone else organised, as it appears in the practitioner's Google calendar."""
+    resource = event("inv1", START, client=None, title=title, description=description)
+    resource["organizer"] = {"email": organizer}
+    resource["attendees"] = [
+        {"email": organizer, "organizer": True, "responseStatus": "accepted"},
+        {"email": "lena@example.com", "self": True, "responseStatus": "needsAction"},
+        *({"email": guest, "responseStatus": "accepted"} for guest in guests),
+    ]
+    return resource
+
+
+# -- items 1 and 2: whose event is it ------------------------------------------------------
+
+
+def test_a_strangers_invitation_is_not_an_appointment_and_says_why_in_plain_words():
+    with pytest.raises(ForeignEvent) as error:
+        normalize(invitation("stranger@x.example", "ana@example.com"), "primary", SETTINGS, NOW)
+    message = str(error.value)
+    assert "stranger@x.example" in message and "not by you" in message
+    assert "nothing is sent or charged" in message
+    assert isinstance(error.value, EventError), "the engine records it as a problem like any unreadable event"
+
+
+def test_a_meeting_a_client_organised_never_makes_a_co_invitee_the_client():
+    resource = invitation("ana@example.com", "bo@example.com", title="Catch-up #noshow", description="price: 5000 NOK")
+    with pytest.raises(ForeignEvent) as error:
+        normalize(resource, "primary", SETTINGS, NOW)
+    assert "ana@example.com" in str(error.value)
+
+
+def test_a_strangers_event_with_only_the_practitioner_or_cancelled_is_skipped_quietly():
+    result = normalize(invitation("colleague@example.org"), "primary", SETTINGS, NOW)
+    assert result.appointment is None and "colleague@example.org" in result.skipped
+    cancelled = invitation("stranger@x.example", "ana@example.com") | {"status": "cancelled"}
+    assert normalize(cancelled, "primary", SETTINGS, NOW).appointment is None
+
+
+@pytest.mark.parametrize(
+    "organizer",
+    [
+        {"email": "someone@example.org", "self": True},  # Google: the calendar's owner organised it
+        {"email": "LENA@example.com"},  # practice.email, any case
+        {"email": "lena.berg@gmail.com"},  # one of calendar.practitioner_addresses
+        {"email": "clinic@group.calendar.google.com"},  # a secondary calendar names itself
+        None,  # no organizer: only the owner can put such an event on their calendar
+    ],
+)
+def test_the_practitioners_own_events_stay_appointments(organizer):
+    resource = event("e1", START, color="11", description="price: 1200 NOK")
+    if organizer is None:
+        del resource["organizer"]
+        resource["attendees"] = resource["attendees"][1:]
+    else:
+        resource["organizer"] = organizer
+        resource["attendees"][0]["email"] = organizer["email"]
+    appointment = normalize(resource, "clinic@group.calendar.google.com", SETTINGS, NOW).appointment
+    assert appointment.client.email == "ana@example.com"
+    assert Mark.NO_SHOW in appointment.marks and appointment.price == Money(120000, "NOK")
+
+
+def test_an_organizer_address_with_line_breaks_is_shown_folded_never_raw():
+    with pytest.raises(ForeignEvent) as error:
+        normalize(invitation("evil@x.example\r\nBcc: victim@example.com", "ana@example.com"), "primary", SETTINGS, NOW)
+    assert "\r" not in str(error.value) and "\n" not in str(error.value)
 
 
 # -- item 10: poison lines are refused as the event's own problem -------------------------------
