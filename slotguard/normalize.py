@@ -270,6 +270,12 @@ def _price(lines: dict[str, str], default: Money, settings: Settings, where: str
         raise EventError(f"{where}: the price: line cannot be read: {error}; write it like \"price: 900 {currency}\"") from None
     if price.currency != currency or price.minor <= 0:
         raise EventError(f"{where}: price {price} must be a positive amount in {currency}")
+    ceiling = settings.services.price_ceiling
+    if price > ceiling:
+        raise EventError(
+            f"{where}: the price: line says {price}, more than the most a price line may say ({ceiling}); "
+            "correct the line, or raise services.max_price if this price is right"
+        )
     return price
 
 

@@ -1,8 +1,8 @@
 """The loop on hostile calendar input: a real SQLite ledger, a real outbox folder, an
 in-memory calendar. Issue 11 as the practitioner meets it: only the practitioner's own
-events can cause a fee or an email (items 1 and 2), one bad event never stops the others
-(item 10), and calendar text never reaches a client's email as markup, a paragraph of its
-own or a link that is not https (items 17 and 20)."""
+events can cause a fee or an email (items 1 and 2), a price line has a ceiling (item 3),
+one bad event never stops the others (item 10), and calendar text never reaches a client's
+email as markup, a paragraph of its own or a link that is not https (items 17 and 20)."""
 
 import dataclasses
 import email
@@ -116,6 +116,20 @@ def test_an_appointment_that_turns_foreign_gets_no_new_fee_nor_mail(tmp_path):
     loop.put(event("e1", WEDNESDAY_10, color="11"), AFTER_REVIEW)
     loop.tick(AFTER_REVIEW)
     assert [f.kind for f in loop.fees()] == [ActionKind.CHARGE] and "e1" not in loop.problems()
+
+
+# -- item 3: a price line has a ceiling ---------------------------------------------------------
+
+
+def test_a_million_kroner_price_line_is_refused_and_nothing_is_billed(tmp_path):
+    loop = Loop(tmp_path, payments={"max_single_charge": None})
+    loop.put(event("e1", WEDNESDAY_10, description="price: 1000000 NOK", color="11"))
+    loop.put(event("e2", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com", description="price: 1200 NOK", color="11"))
+    loop.tick(AFTER_REVIEW)
+    assert loop.fees("e1") == []
+    assert "services.max_price" in loop.problems()["e1"]
+    [fee] = loop.fees("e2")
+    assert fee.amount.minor == 120000
 
 
 # -- item 10: one failing event, calendar or step never stops the others ----------------------

@@ -1,8 +1,9 @@
 """The trust boundary in normalize: whose event it is, and what calendar text may do.
 
-Issue 11 items 1, 2 (only the practitioner's events are appointments), 10 (poison lines are
-refused, never crash), 12 (linear reading and a description cap), 17 (text that reaches
-client emails is folded, links are https only) and 20 (addresses are checked on the way in).
+Issue 11 items 1, 2 (only the practitioner's events are appointments), 3 (price ceiling),
+10 (poison lines are refused, never crash), 12 (linear reading and a description cap), 17
+(text that reaches client emails is folded, links are https only) and 20 (addresses are
+checked on the way in).
 """
 
 import time
@@ -89,6 +90,20 @@ def test_an_organizer_address_with_line_breaks_is_shown_folded_never_raw():
     assert "\r" not in str(error.value) and "\n" not in str(error.value)
 
 
+# -- item 3: price ceiling ----------------------------------------------------------------------
+
+
+def test_a_price_line_above_the_ceiling_is_refused_naming_the_ceiling_and_the_key():
+    with pytest.raises(EventError) as error:
+        normalize(event("e1", START, description="price: 1000000 NOK", color="11"), "primary", SETTINGS, NOW)
+    message = str(error.value)
+    assert "2700.00 NOK" in message and "services.max_price" in message, message  # default: 3 x 900 NOK
+    capped = settings(services={"max_price": "1500 NOK"})
+    with pytest.raises(EventError, match="1500.00 NOK"):
+        normalize(event("e1", START, description="price: 1600 NOK"), "primary", capped, NOW)
+    assert normalize(event("e1", START, description="price: 1500 NOK"), "primary", capped, NOW).appointment.price == Money(150000, "NOK")
+
+
 # -- item 10: poison lines are refused as the event's own problem -------------------------------
 
 
@@ -97,6 +112,7 @@ def test_an_organizer_address_with_line_breaks_is_shown_folded_never_raw():
     [
         ("cancelled: 0001-01-01T00:00:00+01:00", "cancelled:"),
         ("cancelled: 9999-12-31T23:59:59-12:00", "cancelled:"),
+        ("price: 100000000000000000000000 NOK", "price"),
         ("price: " + "9" * 5000 + " NOK", "price"),
     ],
 )
