@@ -279,11 +279,26 @@ def _price(lines: dict[str, str], default: Money, settings: Settings, where: str
     return price
 
 
-def _cancelled_at(lines: dict[str, str], where: str) -> datetime | None:
-    """The `cancelled:` time, if the event has that line."""
+def _cancelled_at(event: dict, lines: dict[str, str], seen_at: datetime, where: str) -> datetime | None:
+    """The `cancelled:` time, refused when it is later than when the event was read or
+    earlier than the event's creation (item 4): either is a typo, and a fee must never rest
+    on it."""
     if "cancelled" not in lines:
         return None
-    return _timestamp(lines["cancelled"], "the cancelled: line", where)
+    cancelled_at = _timestamp(lines["cancelled"], "the cancelled: line", where)
+    if cancelled_at > seen_at:
+        raise EventError(
+            f"{where}: the cancelled: line says {cancelled_at.isoformat()}, later than when Slotguard read the event "
+            f"({seen_at.isoformat(timespec='minutes')}); check its date and year"
+        )
+    if event.get("created"):
+        created = _timestamp(event["created"], "created", where)
+        if cancelled_at < created:
+            raise EventError(
+                f"{where}: the cancelled: line says {cancelled_at.isoformat()}, before the event was created "
+                f"({created.isoformat(timespec='minutes')}); check its date and year"
+            )
+    return cancelled_at
 
 
 def _locale(lines: dict[str, str]) -> str | None:
@@ -312,10 +327,10 @@ def normalize(
     """Read one v3 Event resource as an appointment.
 
     Given the event, its calendar id, the settings, when it was seen (stands in for a
-    missing `updated` stamp) and the last known appointment for this event (used when a
-    cancelled event arrives with only its id). Returns Normalized with an appointment, or
-    with `skipped` saying why it is not an appointment (no client, all-day, someone else's
-    event without a client or cancelled).
+    missing `updated` stamp, and no `cancelled:` line may be later) and the last known
+    appointment for this event (used when a cancelled event arrives with only its id).
+    Returns Normalized with an appointment, or with `skipped` saying why it is not an
+    appointment (no client, all-day, someone else's event without a client).
     Raises EventError naming the event when it looks like an appointment but is unreadable,
     ForeignEvent (an EventError) when someone other than the practitioner organised it.
     Calendar text is untrusted: what is kept is folded and capped, links are https only.
@@ -360,7 +375,7 @@ def normalize(
     original_start = None
     if isinstance(event.get("originalStartTime"), dict):
         original_start, _ = _when(event["originalStartTime"], zone_name, "originalStartTime", where)
-    cancelled_at = _cancelled_at(lines, where)
+    cancelled_at = _cancelled_at(event, lines, seen_at, where)
     marks_config = settings.calendar.marks
     color = event.get("colorId")
     text = f"{title}\n{description}".lower()

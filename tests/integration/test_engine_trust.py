@@ -1,8 +1,9 @@
 """The loop on hostile calendar input: a real SQLite ledger, a real outbox folder, an
 in-memory calendar. Issue 11 as the practitioner meets it: only the practitioner's own
-events can cause a fee or an email (items 1 and 2), a price line has a ceiling (item 3),
-one bad event never stops the others (item 10), and calendar text never reaches a client's
-email as markup, a paragraph of its own or a link that is not https (items 17 and 20)."""
+events can cause a fee or an email (items 1 and 2); a price line has a ceiling (item 3); a
+cancellation time cannot lie in the future (item 4); one bad event never stops the others
+(item 10); calendar text never reaches a client's email as markup, a paragraph of its own
+or a link that is not https (items 17 and 20)."""
 
 import dataclasses
 import email
@@ -130,6 +131,21 @@ def test_a_million_kroner_price_line_is_refused_and_nothing_is_billed(tmp_path):
     assert "services.max_price" in loop.problems()["e1"]
     [fee] = loop.fees("e2")
     assert fee.amount.minor == 120000
+
+
+# -- item 4: a cancellation time in the future ---------------------------------------------------
+
+
+def test_a_cancelled_line_with_a_year_typo_bills_nothing_and_is_reported(tmp_path):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    loop.put(event("e1", WEDNESDAY_10))
+    loop.tick(MONDAY)
+    typo = "2027-03-04T09:00:00+01:00"  # meant 2026: "cancelled after the start" by a year
+    loop.put(event("e1", WEDNESDAY_10, title="Massage #latecancel", description=f"cancelled: {typo}"), MONDAY + timedelta(hours=1))
+    loop.tick(MONDAY + timedelta(hours=1))
+    loop.tick(AFTER_REVIEW)
+    assert loop.fees() == []
+    assert "cancelled:" in loop.problems()["e1"]
 
 
 # -- item 10: one failing event, calendar or step never stops the others ----------------------

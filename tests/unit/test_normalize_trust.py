@@ -1,9 +1,9 @@
 """The trust boundary in normalize: whose event it is, and what calendar text may do.
 
 Issue 11 items 1, 2 (only the practitioner's events are appointments), 3 (price ceiling),
-10 (poison lines are refused, never crash), 12 (linear reading and a description cap), 17
-(text that reaches client emails is folded, links are https only) and 20 (addresses are
-checked on the way in).
+4 (impossible cancellation times), 10 (poison lines are refused, never crash), 12 (linear
+reading and a description cap), 17 (text that reaches client emails is folded, links are
+https only) and 20 (addresses are checked on the way in).
 """
 
 import time
@@ -102,6 +102,26 @@ def test_a_price_line_above_the_ceiling_is_refused_naming_the_ceiling_and_the_ke
     with pytest.raises(EventError, match="1500.00 NOK"):
         normalize(event("e1", START, description="price: 1600 NOK"), "primary", capped, NOW)
     assert normalize(event("e1", START, description="price: 1500 NOK"), "primary", capped, NOW).appointment.price == Money(150000, "NOK")
+
+
+# -- item 4: impossible cancellation times ------------------------------------------------------
+
+
+def test_a_cancelled_line_later_than_the_event_was_read_is_refused():
+    typo = (NOW + timedelta(days=365)).isoformat()
+    with pytest.raises(EventError) as error:
+        normalize(event("e1", START, title="Massage #latecancel", description=f"cancelled: {typo}"), "primary", SETTINGS, NOW)
+    assert "e1" in str(error.value) and "cancelled:" in str(error.value) and "later than" in str(error.value)
+    fine = (NOW - timedelta(hours=30)).isoformat()
+    appointment = normalize(event("e1", START, description=f"cancelled: {fine}"), "primary", SETTINGS, NOW).appointment
+    assert appointment.cancelled_at == NOW - timedelta(hours=30)
+
+
+def test_a_cancelled_line_earlier_than_the_events_creation_is_refused():
+    resource = event("e1", START, title="Massage #latecancel", description=f"cancelled: {(NOW - timedelta(days=20)).isoformat()}")
+    resource["created"] = (NOW - timedelta(days=3)).astimezone(ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
+    with pytest.raises(EventError, match="before the event was created"):
+        normalize(resource, "primary", SETTINGS, NOW)
 
 
 # -- item 10: poison lines are refused as the event's own problem -------------------------------
@@ -232,3 +252,20 @@ def test_an_event_id_with_line_breaks_is_refused_and_shown_folded():
         normalize(event("e1\nINFO forged log line", START), "primary", SETTINGS, NOW)
     assert "\n" not in str(error.value)
 
+
+def test_an_ics_feed_events_creation_time_bounds_its_cancelled_line():
+    import icalendar
+
+    from integration.ics_source import vevent_to_resource
+
+    feed = icalendar.Calendar.from_ical(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:u1\r\n"
+        "DTSTART:20260304T090000Z\r\nDTEND:20260304T100000Z\r\nSUMMARY:Massage #latecancel\r\n"
+        "DESCRIPTION:email: ana@example.com\\ncancelled: 2026-02-01T09:00:00+01:00\r\n"
+        "CREATED:20260220T120000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    [component] = feed.walk("VEVENT")
+    resource = vevent_to_resource(component, "Europe/Oslo")
+    assert resource["created"] == "2026-02-20T12:00:00Z"
+    with pytest.raises(EventError, match="before the event was created"):
+        normalize(resource, "feed.ics", SETTINGS, NOW)
