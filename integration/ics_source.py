@@ -107,6 +107,9 @@ def vevent_to_resource(component, practice_zone: str) -> dict:
     updated = _stamp(component, "LAST-MODIFIED")
     if updated:
         resource["updated"] = updated
+    created = _stamp(component, "CREATED")
+    if created:
+        resource["created"] = created  # no `cancelled:` line may be earlier (normalize.py)
     organizer = component.get("ORGANIZER")
     if organizer is not None:
         resource["organizer"] = {"email": _address(organizer)}

@@ -37,6 +37,7 @@ from pydantic import (
 
 from slotguard.durations import DurationError, format_duration, parse_duration
 from slotguard.money import Fee, Money, MoneyError
+from slotguard.untrusted import email_address
 
 
 class ConfigError(Exception):
@@ -233,6 +234,11 @@ class Calendar(Strict):
         examples=["24h"],
     )
     exclude_addresses: list[str] = Field(default_factory=list, description="Attendee addresses that are never the client (assistants, rooms).", examples=[["assistant@example.com"]])
+    practitioner_addresses: list[str] = Field(
+        default_factory=list,
+        description="Other addresses that are you, besides practice.email (e.g. the Google account that owns the calendar when it differs). Only events organised by you (one of these addresses, practice.email, the calendar itself, or with no organizer) can carry marks, `price:` lines and fees; an event someone else organised is ignored and shown in `status`.",
+        examples=[["lena.berg@gmail.com"]],
+    )
     write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
     write_note: WriteNote = Field(
         "no_attendees",
@@ -244,6 +250,17 @@ class Calendar(Strict):
     api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])
     marks: Marks = Field(default_factory=Marks, description="How the practitioner marks no-shows, late cancellations and waivers.")
 
+    @field_validator("practitioner_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        found = []
+        for text in value:
+            address = email_address(text)
+            if address is None:
+                raise ValueError(f"{text!r} is not an email address like lena@example.com")
+            found.append(address)
+        return found
+
     @model_validator(mode="after")
     def _source_needs(self) -> Calendar:
         if self.source == "ics" and not self.url:
@@ -252,16 +269,68 @@ class Calendar(Strict):
 
 
 class Service(Strict):
+    """One priced service, a table named after it: `[services.default]` (required),
+    `[services.intro]`, ... Any name but `max_price`."""
+
     price: PositiveAmount = Field(description="Price of one session.", examples=["900 NOK"])
     duration: PositiveDuration = Field(timedelta(minutes=60), description="Usual length; also used to match events.", examples=["60m"])
     match: list[str] = Field(default_factory=list, description="Words in the event title that select this service.", examples=[["intro", "discovery"]])
     label: str = Field("", description="What clients read in emails; the event title is never shown to them (it may hold private notes).", examples=["60-minute massage"])
 
 
+class Services(Strict):
+    """The priced services, each a table named after it (`[services.default]`, `[services.intro]`),
+    and `max_price`, the most a `price:` line on an event may say. "max_price" is therefore not
+    a service name. Reads like a mapping of name -> Service."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Service] = Field(init=False)
+
+    max_price: PositiveAmount | None = Field(
+        None,
+        description="The highest price a `price:` line on an event may set; an event whose line says more is not read (shown in `status`) and never billed. Default: three times the highest service price.",
+        examples=["3000 NOK"],
+    )
+
+    @property
+    def _named(self) -> dict[str, Service]:
+        return self.__pydantic_extra__ or {}
+
+    def __getitem__(self, name: str) -> Service:
+        return self._named[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._named
+
+    def __iter__(self):  # type: ignore[override]  # the service names, as a dict would
+        return iter(self._named)
+
+    def __len__(self) -> int:
+        return len(self._named)
+
+    def get(self, name: str, default: Service | None = None) -> Service | None:
+        return self._named.get(name, default)
+
+    def items(self):
+        return self._named.items()
+
+    def values(self):
+        return self._named.values()
+
+    @property
+    def price_ceiling(self) -> Money:
+        """`max_price`, or three times the highest service price when it is not set."""
+        if self.max_price is not None:
+            return self.max_price
+        highest = max(service.price.minor for service in self._named.values())
+        currency = next(iter(self._named.values())).price.currency
+        return Money(highest * 3, currency)
+
+
 class Payments(Strict):
     provider: Literal["record-only", "stripe"] = Field("record-only", description='"record-only" (fees become receivables; the client pays you directly) or "stripe".')
     review_window: Duration = Field(timedelta(hours=12), description="How long a fee waits as pending review, so you can waive it, before it is charged.", examples=["12h"])
-    max_single_charge: PositiveAmount | None = Field(None, description="No single fee is larger than this; larger ones are capped.", examples=["2000 NOK"])
+    max_single_charge: PositiveAmount | None = Field(None, description='No single fee is larger than this; larger ones are capped. Required with provider = "stripe".', examples=["2000 NOK"])
     daily_cap: PositiveAmount | None = Field(None, description="stripe: most money charged per day, in the practice currency; past it, fees wait for the next day.", examples=["5000 NOK"])
     mode: Literal["test", "live"] = Field("test", description="stripe: must match the key (sk_test_ or sk_live_).")
     charge_from: AwareDatetime | None = Field(
@@ -505,7 +574,7 @@ class Policies(BaseModel):
 class Settings(Strict):
     practice: Practice
     calendar: Calendar
-    services: dict[str, Service] = Field(description='Priced services; "default" is required.')
+    services: Services = Field(description='Priced services by name (`[services.NAME]`; "default" is required) and the price ceiling `max_price`.')
     payments: Payments = Field(default_factory=Payments)
     mail: Mail = Field(default_factory=Mail)
     reminders: Reminders = Field(default_factory=Reminders)
@@ -527,6 +596,22 @@ class Settings(Strict):
             cap = getattr(self.payments, key)
             if cap and cap.currency != self.practice.currency:
                 problems.append(f"payments.{key}: {cap} is not in {self.practice.currency}")
+        cap = self.payments.max_single_charge
+        if cap is None and self.payments.provider == "stripe":
+            problems.append(
+                'payments.max_single_charge: required with provider = "stripe": the most one fee may take '
+                f'from a card, e.g. max_single_charge = "2000 {self.practice.currency}"'
+            )
+        ceiling = self.services.max_price
+        if ceiling is not None:
+            if ceiling.currency != self.practice.currency:
+                problems.append(f"services.max_price: {ceiling} is not in the practice currency {self.practice.currency}")
+            else:
+                problems += [
+                    f"services.max_price: {ceiling} is below the price of service {name} ({service.price}); raise it or lower that price"
+                    for name, service in self.services.items()
+                    if service.price.currency == ceiling.currency and service.price > ceiling
+                ]
         if self.mail.transport == "smtp" and self.mail.smtp is None:
             problems.append('mail.smtp: mail.transport = "smtp" needs a [mail.smtp] table with host')
         if self.payments.provider == "stripe" and self.payments.secret_key is None:

@@ -26,7 +26,9 @@ from slotguard.messages import (
 )
 from slotguard.model import Action, ActionKind, ActionState, Appointment, Client
 from slotguard.money import Money
+from slotguard.normalize import LOCATION_LIMIT, NAME_LIMIT
 from slotguard.plugins import Policy
+from slotguard.untrusted import https_link, one_line
 
 
 def practice_context(settings: Settings) -> dict[str, Any]:
@@ -45,6 +47,10 @@ def practice_context(settings: Settings) -> dict[str, Any]:
 def _appointment(settings: Settings, appointment: Appointment) -> dict[str, Any]:
     service = settings.services.get(appointment.service)
     zone = appointment.timezone or settings.practice.timezone
+    # normalize.py folds calendar text and keeps only https:// links; this holds for
+    # snapshots a ledger kept from before it did, too (what reaches a client is checked here).
+    location = one_line(appointment.location, LOCATION_LIMIT)
+    link = https_link(appointment.meeting_link)
     return {
         "service": (service.label if service and service.label else ""),
         "start": appointment.start,
@@ -53,9 +59,9 @@ def _appointment(settings: Settings, appointment: Appointment) -> dict[str, Any]
         "practice_timezone": settings.practice.timezone,
         "other_timezone": settings.practice.timezone if zone != settings.practice.timezone else "",
         "minutes": int((appointment.end - appointment.start).total_seconds() // 60),
-        "location": appointment.location if not appointment.location.startswith("https://") else "",
-        "meeting_link": appointment.meeting_link,
-        "is_online": bool(appointment.meeting_link),
+        "location": location if not location.startswith("https://") else "",
+        "meeting_link": link,
+        "is_online": bool(link),
         "price": appointment.price,
     }
 
@@ -107,7 +113,7 @@ def email_context(
     details (the action's context), payments."""
     own_client = action.client_email.lower() == appointment.client.email.lower()
     # Someone else's appointment (a freed slot offered to the waitlist) never lends its name.
-    name = action.client_name or (appointment.client.name if own_client else "")
+    name = one_line(action.client_name or (appointment.client.name if own_client else ""), NAME_LIMIT)
     return {
         "practice": practice_context(settings),
         "client": {"name": name, "first_name": name.split()[0] if name else "", "email": action.client_email},
@@ -125,8 +131,9 @@ def appointment_attachment(settings: Settings, appointment: Appointment, context
     label = details["service"] or settings.practice.name
     summary = label if label == settings.practice.name else f"{label} – {settings.practice.name}"
     practice = settings.practice
-    place = appointment.meeting_link or details["location"] or practice.address
-    description = "\n".join(part for part in (appointment.meeting_link, practice.name, practice.phone, practice.email) if part)
+    link = details["meeting_link"]
+    place = link or details["location"] or practice.address
+    description = "\n".join(part for part in (link, practice.name, practice.phone, practice.email) if part)
     return appointment_ics(
         uid=appointment_uid(appointment.calendar_id, appointment.event_id, settings.sender),
         summary=summary,
@@ -135,7 +142,7 @@ def appointment_attachment(settings: Settings, appointment: Appointment, context
         stamp=now,
         location=place,
         description=description,
-        url=appointment.meeting_link,
+        url=link,
     )
 
 

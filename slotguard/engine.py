@@ -28,6 +28,7 @@ from slotguard.interfaces import (
     ReauthorizationNeeded,
     SyncTokenExpired,
 )
+from slotguard.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.ledger import Ledger
 from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_collections
 from slotguard.digest import plan_digest
@@ -41,14 +42,14 @@ from slotguard.model import (
     ActionState,
     Appointment,
 )
-from slotguard.normalize import EventError, normalize
+from slotguard.normalize import EventError, ForeignEvent, normalize
 from slotguard.payment_results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
 from slotguard.payments_poll import poll_unpaid
 from slotguard.planner import LIFECYCLE, OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
 from slotguard.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import RENEWS, TARGET, Policy
-from slotguard.tracker import AttendanceRules, Tracked, observe
+from slotguard.tracker import FOREIGN, AttendanceRules, Tracked, observe
 from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
 from slotguard.write_back import write_statuses
@@ -112,6 +113,8 @@ def stale_email_reason(action: Action, tracked: Tracked | None, now: datetime, s
     cancels such an email with this reason; `retry` says so beforehand. `show` writes times."""
     if tracked is None:
         return "the appointment is no longer in the calendar"
+    if tracked.outcome == FOREIGN and not action.reports_on:
+        return "someone else now organises the event; Slotguard sends nothing about it"
     if action.reports_on:
         return ""  # a fee notice is never too late; it waits for its fee instead
     appointment = tracked.appointment
@@ -146,22 +149,28 @@ class Engine:
 
     # -- the tick -------------------------------------------------------------------------
     def tick(self, now: datetime) -> TickReport:
+        """One pass of the loop. Never raises for a failure in one calendar or one step: it
+        is reported (and logged with where it happened) and the next calendar or step goes
+        on; the step is tried again next tick."""
         report = TickReport()
         self._touched = set()
         # Before any calendar is read: a waiver must never meet money whose outcome is unknown.
-        self._touched |= self._resolve(now, report.problem).touched
+        run_step("resolving interrupted money", report, lambda: self._touched.update(self._resolve(now, report.problem).touched))
         for source, _ in self.calendars:
             if self.stop_requested():
                 break
             self.sync_calendar(source, now, report)
-        self.check_time(now, report)
+        run_step("time check", report, lambda: self.check_time(now, report))
+        run_step("digest", report, lambda: self._plan_digest(now, report))
+        run_step("collections", report, lambda: self._touched.update(run_collections(self.settings, self.ledger, self.provider, now, report)))
+        run_step("carrying out due actions", report, lambda: self.execute_due(now, report))
+        run_step("payment polling", report, lambda: self._touched.update(poll_unpaid(self.ledger, self.provider, now, report)))
+        run_step("calendar write-back", report, lambda: self.write_back(report, now))
+        return report
+
+    def _plan_digest(self, now: datetime, report: TickReport) -> None:
         if plan_digest(self.settings, self.ledger, now):
             report.planned["email:digest"] += 1
-        self._touched |= run_collections(self.settings, self.ledger, self.provider, now, report)
-        self.execute_due(now, report)
-        self._touched |= poll_unpaid(self.ledger, self.provider, now, report)
-        self.write_back(report, now)
-        return report
 
     def recover(self, now: datetime) -> int:
         """At start-up: resolve the actions a crash left `executing`; return how many there
@@ -197,6 +206,8 @@ class Engine:
         except AdapterError as error:
             self.ledger.record_sync_error(calendar_id, str(error), now)
             report.problem(f"calendar {calendar_id}: {error} (will try again next tick)")
+        except Exception as error:  # noqa: BLE001 - a bug in one source never stops the others
+            calendar_failed(self.ledger, report, calendar_id, error, now)
 
     def _read_pages(self, source: CalendarSource, token: str | None, now: datetime, report: TickReport) -> None:
         calendar_id = source.calendar_id
@@ -208,9 +219,15 @@ class Engine:
             with self.ledger.transaction():
                 ids = [str(event.get("id") or "") for event in page.events]
                 known = self.ledger.fingerprints(calendar_id, ids)
-                for event_id, event in zip(ids, page.events):
-                    seen_ids.add(event_id)
-                    self.process_event(calendar_id, event, now, report, known.get(event_id))
+                with_problems = self.ledger.problem_items(calendar_id)
+                seen_ids.update(ids)
+                report.events_seen += len(ids)
+                contain_each(
+                    self.ledger, report, zip(ids, page.events),
+                    lambda pair: self.process_event(calendar_id, pair[1], now, report, known.get(pair[0]), pair[0] in with_problems),
+                    lambda pair: (calendar_id, problem_item(pair[0] or "?"), f"event {problem_item(pair[0] or '?')}"),
+                    now,
+                )
             window = (page.window_start, page.window_end)
             if page.last:
                 with self.ledger.transaction():
@@ -221,15 +238,17 @@ class Engine:
                     self.ledger.record_sync(calendar_id, page.next_sync_token, now)
 
     def process_event(
-        self, calendar_id: str, event: dict, now: datetime, report: TickReport, known: tuple[str, bool] | None | bool = False
+        self, calendar_id: str, event: dict, now: datetime, report: TickReport,
+        known: tuple[str, bool] | None | bool = False, has_problem: bool = True,
     ) -> None:
         """Track one event; a bad one is recorded as a problem and skipped.
 
         `known` is the event's (fingerprint, open) from the ledger when the caller fetched it
         for a whole page, None when the ledger does not know the event, False to look it up.
+        `has_problem` False says the event has no problem recorded (nothing to clear).
+        Exceptions other than EventError propagate: the caller contains them (contain_each).
         """
-        report.events_seen += 1
-        event_id = str(event.get("id") or "?")
+        event_id = problem_item(str(event.get("id") or "?"))
         if known is False:
             known = self.ledger.fingerprint(calendar_id, event_id)
         try:
@@ -237,9 +256,16 @@ class Engine:
             result = normalize(event, calendar_id, self.settings, now, previous.appointment if previous else None)
         except EventError as error:
             self.ledger.record_problem(calendar_id, event_id, str(error), now)
-            report.problem(f"calendar {calendar_id}: {error}; fix the event, the others go on")
+            if isinstance(error, ForeignEvent):
+                if known and known[1]:
+                    # Someone else organises it now: nothing more happens to it, not even
+                    # with time, until it is the practitioner's event again.
+                    self.ledger.set_outcome(calendar_id, event_id, FOREIGN)
+                report.problem(f"calendar {calendar_id}: {error}")
+            else:
+                report.problem(f"calendar {calendar_id}: {error}; fix the event, the others go on")
             return
-        if known:
+        if known or has_problem:
             self.ledger.clear_problem(calendar_id, event_id)
         appointment = result.appointment
         if appointment is None:
@@ -278,15 +304,22 @@ class Engine:
                 "Check the calendar; if they really were deleted, they will be handled once the feed looks whole."
             )
             return
-        for event_id in sorted(missing):
-            previous = self.ledger.tracked(calendar_id, event_id)
-            self._observe(previous, None, now, report)
+        contain_each(
+            self.ledger, report, sorted(missing),
+            lambda event_id: self._observe(self.ledger.tracked(calendar_id, event_id), None, now, report),
+            lambda event_id: (calendar_id, event_id, f"appointment {event_id}"),
+            now,
+        )
 
     def check_time(self, now: datetime, report: TickReport) -> None:
         """Let time pass for appointments that started: attendance settles, marks take effect."""
         with self.ledger.transaction():
-            for tracked in self.ledger.open_appointments_started(now - TIME_CHECK_HORIZON, now):
-                self._observe(tracked, tracked.appointment, now, report)
+            contain_each(
+                self.ledger, report, self.ledger.open_appointments_started(now - TIME_CHECK_HORIZON, now),
+                lambda tracked: self._observe(tracked, tracked.appointment, now, report),
+                lambda tracked: (tracked.appointment.calendar_id, tracked.appointment.event_id, f"appointment {tracked.appointment.event_id}"),
+                now,
+            )
             for action in plan_due_reminders(self.ledger, self.settings.reminders.offsets, now):
                 report.planned[f"{action.kind.value}:{action.state.value}"] += 1
             for action in plan_hold_renewals(self.ledger, self.settings, now):  # card holds about to lapse

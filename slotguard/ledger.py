@@ -267,6 +267,23 @@ class Ledger:
         if self._depth == 0:
             self.db.execute("COMMIT")
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of a transaction (one is begun if none is open) that is undone alone when
+        an exception leaves it: the exception propagates, and what the transaction did
+        before the savepoint stays. The engine processes each event under one."""
+        with self.transaction():
+            name = f"item{self._depth}"
+            self.db.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+                self._series_seen.clear()
+                raise
+            self.db.execute(f"RELEASE {name}")
+
     # -- meta -----------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -314,6 +331,11 @@ class Ledger:
 
     def clear_problem(self, calendar_id: str, item: str) -> None:
         self.db.execute("DELETE FROM problems WHERE calendar_id = ? AND item = ?", (calendar_id, item))
+
+    def problem_items(self, calendar_id: str) -> set[str]:
+        """The items (event ids) of a calendar that have a problem recorded."""
+        rows = self.db.execute("SELECT item FROM problems WHERE calendar_id = ?", (calendar_id,))
+        return {row["item"] for row in rows}
 
     def problems(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self.db.execute("SELECT * FROM problems ORDER BY last_at DESC")]
@@ -412,6 +434,14 @@ class Ledger:
                 to_utc_text(tracked.first_seen),
                 appointment_to_json(appointment),
             ),
+        )
+
+    def set_outcome(self, calendar_id: str, event_id: str, outcome: str) -> None:
+        """Store `outcome` for a known appointment without changing its snapshot, and forget
+        its fingerprint, so the next reading of the event is observed in full."""
+        self.db.execute(
+            "UPDATE appointments SET outcome = ?, fingerprint = '' WHERE calendar_id = ? AND event_id = ?",
+            (outcome, calendar_id, event_id),
         )
 
     def event_ids(self, calendar_id: str, start_from: datetime, start_to: datetime) -> set[str]:

@@ -18,6 +18,8 @@ from slotguard.config import MarkRule, Settings
 from slotguard.durations import DurationError, parse_timestamp
 from slotguard.model import Appointment, Client, Mark
 from slotguard.money import Money, MoneyError
+from slotguard.ownership import foreign_message, foreign_organizer, practitioner_addresses
+from slotguard.untrusted import email_address, https_link, one_line, shown
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {
@@ -34,8 +36,17 @@ COLOR_IDS = {
     "tomato": "11",
 }
 
-_LINE_RE = re.compile(r"^\s*(email|price|lang|cancelled|link)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
-_EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+LINE_KEYS = frozenset({"email", "price", "lang", "cancelled", "link"})
+# Only this much of a title and a description is read (marks, lines): a description is
+# the practitioner's notes, and a megabyte of it is more likely an attack than a note.
+DESCRIPTION_LIMIT = 20_000
+# What is kept of text that may reach a client's email (item 17) or the ledger.
+TITLE_LIMIT, LOCATION_LIMIT, NAME_LIMIT = 500, 300, 100
+ID_LIMIT = 1024  # Google's event ids are at most 1024 characters
+VALUE_LIMIT = 64  # a price, a time or a language code is never longer
+# Times outside these years are typos or attacks; inside them, date arithmetic never overflows.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+_LOCALE_RE = re.compile(r"[a-z]{2,3}(?:[-_][a-z0-9]{2,8}){0,3}")
 _TAG_CACHE: dict[str, re.Pattern] = {}
 
 
@@ -51,6 +62,25 @@ def without_own_note(description: str) -> str:
 
 class EventError(ValueError):
     """An event that looks like an appointment but cannot be read; the message names it."""
+
+
+class ForeignEvent(EventError):
+    """An event with a would-be client that someone other than the practitioner organised:
+    never an appointment (see slotguard/ownership.py); the message says who organised it."""
+
+
+def description_lines(description: str) -> dict[str, str]:
+    """The `key: value` lines of a description (keys in LINE_KEYS, any case, spaces around
+    key, colon and value allowed); the last of repeated keys wins. One pass over the text."""
+    found: dict[str, str] = {}
+    for line in description.split("\n"):
+        key, colon, value = line.partition(":")
+        if colon:
+            key = key.strip().lower()
+            value = value.strip()
+            if key in LINE_KEYS and value:
+                found[key] = value
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,37 +113,63 @@ def _matches(rule: MarkRule, color: str | None, text: str) -> bool:
     return any(_tag_pattern(tag).search(text) for tag in rule.tags if tag)
 
 
-def _when(value: dict | None, zone_name: str, what: str, event_id: str) -> tuple[datetime | None, str]:
+def _in_range(moment: datetime, what: str, where: str) -> datetime:
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise EventError(f"{where}: {what} {moment.isoformat()} is not between the years {EARLIEST_YEAR} and {LATEST_YEAR}; check the year")
+    return moment
+
+
+def _timestamp(text: object, what: str, where: str) -> datetime:
+    """An aware datetime from an ISO 8601 text, within the years Slotguard reads."""
+    if not isinstance(text, str) or len(text) > VALUE_LIMIT:
+        raise EventError(f"{where}: {what} {shown(text)} is not a time like 2026-03-02T09:00:00+01:00")
+    try:
+        moment = parse_timestamp(text)
+    except DurationError as error:
+        raise EventError(f"{where}: {what} {error}") from None
+    return _in_range(moment, what, where)
+
+
+def _when(value: dict | None, zone_name: str, what: str, where: str) -> tuple[datetime | None, str]:
     """Return (aware datetime, zone name) for a v3 start/end; (None, "") for all-day."""
     if not isinstance(value, dict):
-        raise EventError(f"event {event_id}: has no {what} time")
+        raise EventError(f"{where}: has no {what} time")
     zone = value.get("timeZone") or zone_name
     if "dateTime" in value:
-        try:
-            moment = parse_timestamp(value["dateTime"])
-        except DurationError as error:
-            raise EventError(f"event {event_id}: {what} {error}") from None
+        moment = _timestamp(value["dateTime"], what, where)
         # Kept in UTC: Python compares and subtracts two datetimes of the same ZoneInfo by
         # wall time, which is wrong across a DST change (02:30 CEST vs 02:30 CET). The zone
         # name travels beside it for display.
         if zone:
             try:
                 ZoneInfo(zone)  # an unknown zone is an error here, not at display time
-            except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-                raise EventError(f"event {event_id}: unknown time zone {zone!r}") from None
+            except (ValueError, KeyError, OSError, TypeError):  # ZoneInfoNotFoundError is a KeyError
+                raise EventError(f"{where}: unknown time zone {shown(zone)}") from None
         return moment.astimezone(timezone.utc), zone
     if "date" in value:
-        date.fromisoformat(value["date"])
+        try:
+            day = date.fromisoformat(value["date"])
+        except (TypeError, ValueError):
+            raise EventError(f"{where}: {what} date {shown(value['date'])} is not a date like 2026-03-02") from None
+        _in_range(datetime(day.year, 1, 1), f"{what} date", where)
         return None, zone
-    raise EventError(f"event {event_id}: {what} has neither dateTime nor date")
+    raise EventError(f"{where}: {what} has neither dateTime nor date")
 
 
-def _client(event: dict, lines: dict[str, str], settings: Settings) -> Client | None:
-    excluded = {address.lower() for address in settings.calendar.exclude_addresses}
-    excluded.add(settings.practice.email.lower())
-    organizer = (event.get("organizer") or {}).get("email", "").lower()
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _candidates(event: dict, settings: Settings, calendar_id: str) -> list[dict]:
+    """The attendees who could be the client: not the organizer, the practitioner, a
+    resource or an excluded address. Addresses are read as given (checked by the caller)."""
+    excluded = _never_the_client(settings, calendar_id)
+    organizer = _text((event.get("organizer") or {}).get("email") if isinstance(event.get("organizer"), dict) else "").strip().lower()
+    found = []
     for attendee in event.get("attendees") or []:
-        email = (attendee.get("email") or "").strip()
+        if not isinstance(attendee, dict):
+            continue
+        email = _text(attendee.get("email")).strip()
         if (
             not email
             or attendee.get("organizer")
@@ -123,11 +179,41 @@ def _client(event: dict, lines: dict[str, str], settings: Settings) -> Client | 
             or email.lower() in excluded
         ):
             continue
-        return Client(email=email.lower(), name=(attendee.get("displayName") or "").strip())
+        found.append(attendee)
+    return found
+
+
+_NEVER_THE_CLIENT: dict[tuple[int, str], tuple[Settings, frozenset[str]]] = {}
+
+
+def _never_the_client(settings: Settings, calendar_id: str) -> frozenset[str]:
+    """practice.email, calendar.exclude_addresses, calendar.practitioner_addresses and the
+    calendar's id, in lower case; worked out once per settings and calendar."""
+    found = _NEVER_THE_CLIENT.get((id(settings), calendar_id))
+    if found is not None and found[0] is settings:
+        return found[1]
+    excluded = {address.lower() for address in settings.calendar.exclude_addresses}
+    excluded.update(practitioner_addresses(settings, calendar_id))
+    if len(_NEVER_THE_CLIENT) > 64:
+        _NEVER_THE_CLIENT.clear()
+    _NEVER_THE_CLIENT[(id(settings), calendar_id)] = (settings, frozenset(excluded))
+    return frozenset(excluded)
+
+
+def _client(candidates: list[dict], lines: dict[str, str]) -> Client | None:
+    """The client: the first candidate attendee, else the `email:` line. Raises EventError
+    when the client's address is not one plain email address (item 20); a junk address
+    of an attendee after the client is never read."""
+    if candidates:
+        raw = _text(candidates[0].get("email"))
+        email = email_address(raw)
+        if email is None:
+            raise EventError(f"the attendee {shown(raw)} is not an email address; correct the guest's address")
+        return Client(email=email, name=one_line(_text(candidates[0].get("displayName")), NAME_LIMIT))
     if "email" in lines:
-        email = lines["email"].strip().strip("<>").lower()
-        if not _EMAIL_RE.match(email):
-            raise EventError(f"the email: line {lines['email']!r} is not an email address")
+        email = email_address(lines["email"].strip().strip("<>"))
+        if email is None:
+            raise EventError(f"the email: line {shown(lines['email'])} is not an email address; write one address, like \"email: ana@example.com\"")
         return Client(email=email, name="")
     return None
 
@@ -139,7 +225,7 @@ def _invited(event: dict, client: Client) -> bool:
 
 def _declined(event: dict, client: Client) -> bool:
     for attendee in event.get("attendees") or []:
-        if (attendee.get("email") or "").lower() == client.email:
+        if isinstance(attendee, dict) and _text(attendee.get("email")).strip().lower() == client.email:
             return attendee.get("responseStatus") == "declined"
     return False
 
@@ -155,16 +241,85 @@ def _service(title: str, minutes: int, settings: Settings) -> str:
     return "default"
 
 
-def _meeting_link(event: dict, lines: dict[str, str]) -> str:
-    if lines.get("link"):
-        return lines["link"]
-    if event.get("hangoutLink"):
-        return event["hangoutLink"]
-    for entry in (event.get("conferenceData") or {}).get("entryPoints") or []:
-        if entry.get("entryPointType") == "video" and entry.get("uri"):
-            return entry["uri"]
-    location = event.get("location") or ""
-    return location if location.startswith("https://") else ""
+def _meeting_link(event: dict, lines: dict[str, str], where: str) -> str:
+    """The meeting link: a `link:` line (an error unless it is an https:// address), else
+    Google Meet's link, a video entry point or a location that is an https:// address.
+    Only https:// links ever reach a client's email (item 17)."""
+    if "link" in lines:
+        link = https_link(lines["link"])
+        if not link:
+            raise EventError(f"{where}: the link: line {shown(lines['link'])} is not an https:// address; write it like \"link: https://meet.example.com/abc\"")
+        return link
+    found = https_link(_text(event.get("hangoutLink")))
+    if found:
+        return found
+    conference = event.get("conferenceData")
+    for entry in (conference.get("entryPoints") or []) if isinstance(conference, dict) else []:
+        if isinstance(entry, dict) and entry.get("entryPointType") == "video":
+            found = https_link(_text(entry.get("uri")))
+            if found:
+                return found
+    return https_link(_text(event.get("location")))
+
+
+def _price(lines: dict[str, str], default: Money, settings: Settings, where: str) -> Money:
+    if "price" not in lines:
+        return default
+    currency = settings.practice.currency
+    text = lines["price"]
+    try:
+        if len(text) > VALUE_LIMIT:
+            raise MoneyError(f"{shown(text, 20)} is too long for an amount")
+        price = Money.parse(text, currency)
+    except MoneyError as error:
+        raise EventError(f"{where}: the price: line cannot be read: {error}; write it like \"price: 900 {currency}\"") from None
+    if price.currency != currency or price.minor <= 0:
+        raise EventError(f"{where}: price {price} must be a positive amount in {currency}")
+    ceiling = settings.services.price_ceiling
+    if price > ceiling:
+        raise EventError(
+            f"{where}: the price: line says {price}, more than the most a price line may say ({ceiling}); "
+            "correct the line, or raise services.max_price if this price is right"
+        )
+    return price
+
+
+def _cancelled_at(event: dict, lines: dict[str, str], seen_at: datetime, where: str) -> datetime | None:
+    """The `cancelled:` time, refused when it is later than when the event was read or
+    earlier than the event's creation (item 4): either is a typo, and a fee must never rest
+    on it."""
+    if "cancelled" not in lines:
+        return None
+    cancelled_at = _timestamp(lines["cancelled"], "the cancelled: line", where)
+    if cancelled_at > seen_at:
+        raise EventError(
+            f"{where}: the cancelled: line says {cancelled_at.isoformat()}, later than when Slotguard read the event "
+            f"({seen_at.isoformat(timespec='minutes')}); check its date and year"
+        )
+    if event.get("created"):
+        created = _timestamp(event["created"], "created", where)
+        if cancelled_at < created:
+            raise EventError(
+                f"{where}: the cancelled: line says {cancelled_at.isoformat()}, before the event was created "
+                f"({created.isoformat(timespec='minutes')}); check its date and year"
+            )
+    return cancelled_at
+
+
+def _locale(lines: dict[str, str]) -> str | None:
+    """The `lang:` line when it is shaped like a language code ("de", "pt-BR"); else None,
+    and the practice's default applies."""
+    code = lines.get("lang", "").strip().lower()
+    return code if len(code) <= VALUE_LIMIT and _LOCALE_RE.fullmatch(code) else None
+
+
+def _event_id(event: dict) -> str:
+    event_id = event.get("id")
+    if not event_id:
+        raise EventError("an event has no id")
+    if not isinstance(event_id, str) or len(event_id) > ID_LIMIT or not event_id.isprintable():
+        raise EventError(f"an event has an id Slotguard cannot keep ({shown(event_id)}); it is skipped")
+    return event_id
 
 
 def normalize(
@@ -177,62 +332,55 @@ def normalize(
     """Read one v3 Event resource as an appointment.
 
     Given the event, its calendar id, the settings, when it was seen (stands in for a
-    missing `updated` stamp) and the last known appointment for this event (used when a
-    cancelled event arrives with only its id). Returns Normalized with an
-    appointment, or with `skipped` saying why it is not an appointment (no client, all-day).
-    Raises EventError naming the event when it looks like an appointment but is unreadable.
+    missing `updated` stamp, and no `cancelled:` line may be later) and the last known
+    appointment for this event (used when a cancelled event arrives with only its id).
+    Returns Normalized with an appointment, or with `skipped` saying why it is not an
+    appointment (no client, all-day, someone else's event without a client).
+    Raises EventError naming the event when it looks like an appointment but is unreadable,
+    ForeignEvent (an EventError) when someone other than the practitioner organised it.
+    Calendar text is untrusted: what is kept is folded and capped, links are https only.
     """
-    event_id = str(event.get("id") or "")
-    if not event_id:
-        raise EventError("an event has no id")
+    event_id = _event_id(event)
     if event.get("_error"):
-        raise EventError(f"event {event_id}: {event['_error']}")
+        raise EventError(f"event {event_id}: {one_line(str(event['_error']), 300)}")
     status = event.get("status") or "confirmed"
     if status == "cancelled" and "start" not in event:
         if previous is None:
             return Normalized(None, "cancelled event we never saw")
-        updated = _updated(event, seen_at, event_id)
+        updated = _updated(event, seen_at, f"event {event_id}")
         return Normalized(replace(previous, status="cancelled", updated=updated))
-    title = event.get("summary") or ""
-    description = without_own_note(event.get("description") or "")
-    lines = {key.lower(): value for key, value in _LINE_RE.findall(description)}
+    title = _text(event.get("summary"))[:DESCRIPTION_LIMIT]
+    where = f"event {event_id} ({shown(title, 40)})"
+    candidates = _candidates(event, settings, calendar_id)
+    organizer = foreign_organizer(event, settings, calendar_id)
+    if organizer is not None:
+        # Someone else's event: its title, description and colour are theirs, so nothing
+        # on it is read. Worth showing only when it names someone who could be billed and
+        # is not cancelled.
+        if candidates and status != "cancelled":
+            raise ForeignEvent(f"{where}: {foreign_message(organizer)}")
+        return Normalized(None, f"organised by {organizer.label}, with no client or cancelled")
+    description = without_own_note(_text(event.get("description"))[:DESCRIPTION_LIMIT])
+    lines = description_lines(description)
     try:
-        client = _client(event, lines, settings)
+        client = _client(candidates, lines)
     except EventError as error:
-        raise EventError(f"event {event_id} ({title!r}): {error}") from None
+        raise EventError(f"{where}: {error}") from None
     if client is None:
         return Normalized(None, "no client on the event")
     zone_name = settings.practice.timezone
-    start, start_zone = _when(event.get("start"), zone_name, "start", event_id)
-    end, _ = _when(event.get("end"), zone_name, "end", event_id)
+    start, start_zone = _when(event.get("start"), zone_name, "start", where)
+    end, _ = _when(event.get("end"), zone_name, "end", where)
     if start is None or end is None:
         return Normalized(None, "all-day event")
     if end <= start:
-        raise EventError(f"event {event_id} ({title!r}): does not end after it starts; check its start and end times")
+        raise EventError(f"{where}: does not end after it starts; check its start and end times")
     service = _service(title, int((end - start).total_seconds() // 60), settings)
-    price = settings.services[service].price
-    if "price" in lines:
-        try:
-            price = Money.parse(lines["price"], settings.practice.currency)
-        except MoneyError as error:
-            raise EventError(
-                f"event {event_id} ({title!r}): the price: line cannot be read: {error}; "
-                f"write it like \"price: 900 {settings.practice.currency}\""
-            ) from None
-        if price.currency != settings.practice.currency or price.minor <= 0:
-            raise EventError(
-                f"event {event_id} ({title!r}): price {price} must be a positive amount in "
-                f"{settings.practice.currency}"
-            )
+    price = _price(lines, settings.services[service].price, settings, where)
     original_start = None
     if isinstance(event.get("originalStartTime"), dict):
-        original_start, _ = _when(event["originalStartTime"], zone_name, "originalStartTime", event_id)
-    cancelled_at = None
-    if "cancelled" in lines:
-        try:
-            cancelled_at = parse_timestamp(lines["cancelled"])
-        except DurationError as error:
-            raise EventError(f"event {event_id} ({title!r}): the cancelled: line {error}") from None
+        original_start, _ = _when(event["originalStartTime"], zone_name, "originalStartTime", where)
+    cancelled_at = _cancelled_at(event, lines, seen_at, where)
     marks_config = settings.calendar.marks
     color = event.get("colorId")
     text = f"{title}\n{description}".lower()
@@ -247,6 +395,7 @@ def normalize(
         )
         if _matches(rule, color, text)
     )
+    series_id = _text(event.get("recurringEventId"))
     return Normalized(
         Appointment(
             calendar_id=calendar_id,
@@ -258,26 +407,23 @@ def normalize(
             status="cancelled" if status == "cancelled" else "confirmed",
             price=price,
             service=service,
-            title=title,
-            updated=_updated(event, seen_at, event_id),
+            title=one_line(title, TITLE_LIMIT),
+            updated=_updated(event, seen_at, where),
             marks=marks,
             client_declined=_declined(event, client),
             cancelled_at=cancelled_at,
-            location=event.get("location") or "",
-            meeting_link=_meeting_link(event, lines),
-            locale=lines.get("lang", "").strip().lower() or None,
+            location=one_line(_text(event.get("location")), LOCATION_LIMIT),
+            meeting_link=_meeting_link(event, lines, where),
+            locale=_locale(lines),
             original_start=original_start,
-            series_id=event.get("recurringEventId") or None,
+            series_id=one_line(series_id, ID_LIMIT) or None,
             client_invited=_invited(event, client),
         )
     )
 
 
-def _updated(event: dict, fallback: datetime, event_id: str) -> datetime:
+def _updated(event: dict, fallback: datetime, where: str) -> datetime:
     value = event.get("updated")
     if not value:
         return fallback
-    try:
-        return parse_timestamp(value)
-    except DurationError as error:
-        raise EventError(f"event {event_id}: updated {error}") from None
+    return _timestamp(value, "updated", where)

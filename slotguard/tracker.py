@@ -27,6 +27,10 @@ NO_CANCELLATION = ""
 BY_CLIENT = "client"
 BY_PRACTITIONER = "practitioner"
 MOVED_BEFORE_SEEN = "moved from the series' usual time before Slotguard first saw it"
+# The outcome stored for an appointment whose event someone else now organises (see
+# slotguard/ownership.py): frozen, so time alone produces nothing for it; when the event is
+# the practitioner's again, it is observed afresh from this state.
+FOREIGN = "foreign"
 
 
 @dataclass(frozen=True, slots=True)

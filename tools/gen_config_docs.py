@@ -262,8 +262,20 @@ def _row(page: Page, path: str, field: FieldInfo) -> tuple[str, str, str, str, s
     return (f"`{path}`", kind, default_text(field), field.description or "", example)
 
 
+def _extra_model(model: type[BaseModel]) -> type[BaseModel] | None:
+    """The model of the tables a section holds under names you choose, when it types its
+    extra keys (`__pydantic_extra__: dict[str, Service]`, as [services] does)."""
+    annotation = typing.get_type_hints(model).get("__pydantic_extra__")
+    if typing.get_origin(annotation) is dict:
+        _, item = typing.get_args(annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return item
+    return None
+
+
 def document_model(page: Page, model: type[BaseModel], path: str, level: int, intro: str = "") -> None:
-    """A heading for `path`, a table of the model's plain keys, then its sections in turn."""
+    """A heading for `path`, a table of the model's plain keys, then its sections in turn
+    (and the tables it holds by name, when it has them)."""
     page.add(f"{'#' * level} `[{path}]`\n")
     if intro:
         page.add(intro.strip() + "\n")
@@ -280,6 +292,10 @@ def document_model(page: Page, model: type[BaseModel], path: str, level: int, in
             rows.append(_row(page, key_path, field))
         sections.append((key_path, field, nested, suffix))
     page.table(rows)
+    named = _extra_model(model)
+    if named is not None:
+        intro = (named.__doc__ or "").strip() if named.__doc__ != BaseModel.__doc__ else ""
+        document_model(page, named, f"{path}.NAME", min(level + 1, 4), intro or f"Each table under `[{path}]` other than its keys above.")
     for key_path, field, nested, suffix in sections:
         intro = field.description or ""
         if suffix == "[]":

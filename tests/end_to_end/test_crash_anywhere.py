@@ -94,6 +94,7 @@ provider = "stripe"
 secret_key = {{ env = "{KEY_ENV}" }}
 api_base = "{api_base}"
 review_window = "0m"
+max_single_charge = "2000 NOK"
 charge_from = {(self.first - timedelta(days=1)).isoformat()}
 
 [mail]

@@ -108,6 +108,7 @@ def stripe_admin(stripe_localstripe: LocalStripe) -> stripe.StripeClient:
 def settings_for(api_base: str, **payments: Any) -> Settings:
     """A minimal valid Settings using the stripe provider against `api_base`."""
     currency = payments.pop("currency", "NOK")
+    payments.setdefault("max_single_charge", f"5000 {currency}")  # required with the stripe provider
     return parse_settings(
         {
             "practice": {

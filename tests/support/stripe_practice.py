@@ -41,6 +41,8 @@ def write_practice(folder: Path, api_base: str, payments: str = "", clients: tup
     """Write week.ics (a no-show per client) and slotguard.toml (absolute paths inside)
     into `folder`; return the config path. `payments` adds lines to [payments]."""
     (folder / "week.ics").write_text(no_show_ics(clients))
+    if "max_single_charge" not in payments:  # required with the stripe provider
+        payments = f'max_single_charge = "5000 NOK"\n{payments}'
     config = folder / "slotguard.toml"
     config.write_text(f"""
 [practice]

@@ -1,0 +1,109 @@
+"""Text from a calendar, made safe to keep, show and send.
+
+Anyone who can invite the practitioner can put text into their calendar: the title, the
+description, the place, their own display name and address. Before any of it is stored,
+logged or written into an email to a client, it passes through here: folded onto one line,
+cut to a length, links accepted only as https addresses, email addresses checked strictly.
+
+Pure: no I/O. Every function takes any string and never raises for its content.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from urllib.parse import urlsplit
+
+ADDRESS_LIMIT = 254  # RFC 5321: the longest forward path
+LOCAL_PART_LIMIT = 64
+LINK_LIMIT = 2000
+SHOWN_LIMIT = 80
+
+# Runs of whitespace and control characters (C0, DEL, C1, and the Unicode line and
+# paragraph separators that some mail clients and terminals break lines on).
+_FOLD = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-")
+# RFC 5322 dot-atom in ASCII: atoms never contain ".", so this matches in one pass.
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_LINK_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\"'<>\\`{}|^]")
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` with every run of whitespace and control characters folded into one space,
+    trimmed, and cut to at most `limit` characters (the cut marked with "…")."""
+    if len(text) <= limit and text.isprintable() and "  " not in text and text == text.strip():
+        return text  # nothing to fold (the usual case: isprintable is False for every break)
+    folded = _FOLD.sub(" ", text or "").strip()
+    if len(folded) > limit:
+        folded = folded[: max(limit - 1, 0)].rstrip() + "…"
+    return folded
+
+
+def shown(text: str, limit: int = SHOWN_LIMIT) -> str:
+    """`text` for a message or a log line: one line, escapes visible (repr), at most about
+    `limit` characters. Use it for values that may hold line breaks or junk."""
+    text = str(text)
+    cut = text[:limit]
+    return repr(cut) + ("…" if len(text) > limit else "")
+
+
+def email_address(text: str) -> str | None:
+    """The address in lower case when `text` is exactly one plain email address
+    (local@domain.tld, no display name, no spaces, no control characters), else None."""
+    candidate = (text or "").strip()
+    if not candidate or len(candidate) > ADDRESS_LIMIT or candidate.count("@") != 1:
+        return None
+    local, domain = candidate.split("@")
+    if not _local_part_ok(local) or _ascii_domain(domain) is None:
+        return None
+    return candidate.lower()
+
+
+def _local_part_ok(local: str) -> bool:
+    if len(local) > LOCAL_PART_LIMIT:
+        return False
+    if local.isascii():
+        return _DOT_ATOM.fullmatch(local) is not None
+    if not local or local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    # RFC 5322 dot-atom, plus the letters and digits of other scripts (RFC 6531).
+    return all(ch == "." or ch in _ATEXT or (ord(ch) > 127 and ch.isalnum()) for ch in local)
+
+
+def _ascii_domain(domain: str) -> str | None:
+    """The domain in ASCII (international names in their xn-- form), or None when it is
+    not a domain name with at least two labels."""
+    if not domain or len(domain) > 253:
+        return None
+    if not domain.isascii():
+        if not all(ch == "." or ch == "-" or ch.isalnum() for ch in domain):
+            return None
+        try:
+            domain = unicodedata.normalize("NFC", domain).encode("idna").decode("ascii")
+        except UnicodeError:
+            return None
+    labels = domain.lower().split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        return None
+    if labels[-1].isdigit():
+        return None  # an IP address is not a mail domain here
+    return domain.lower()
+
+
+def https_link(text: str) -> str:
+    """`text` (trimmed) when it is an https:// URL with a host and nothing a mail client or
+    browser could read as markup or a second line; "" otherwise (javascript:, http:, data:,
+    quotes, spaces, control characters)."""
+    candidate = (text or "").strip()
+    if candidate[:8].lower() != "https://" or len(candidate) > LINK_LIMIT or _LINK_FORBIDDEN.search(candidate):
+        return ""
+    try:
+        parts = urlsplit(candidate)
+        host = parts.hostname
+        parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return ""
+    if parts.scheme.lower() != "https" or not host:
+        return ""
+    return candidate
