@@ -47,10 +47,16 @@ def setup_logging(verbose: bool) -> None:
 
 
 def load_settings(path: str) -> Settings:
-    """Read and validate the config; with the policies' own settings validated too."""
-    from slotguard.plugins import load_enabled
+    """Read and validate the config; with the policies' own settings validated too. Raises
+    ConfigError with every problem of the file, the policies' tables included even when the
+    core settings have errors of their own."""
+    from slotguard.plugins import load_enabled, table_problems
 
-    settings = parse_settings(read_toml(path), path)
+    data = read_toml(path)
+    try:
+        settings = parse_settings(data, path)
+    except ConfigError as error:
+        raise ConfigError(error.problems + table_problems(data.get("policies")), path) from None
     try:
         load_enabled(settings)
     except ConfigError as error:
@@ -101,9 +107,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from slotguard.plugins import load_enabled
     from slotguard.wiring import make_renderer
 
+    from slotguard.config_limits import file_problems, warnings
+
     settings = load_settings(args.config)
-    make_renderer(settings, load_enabled(settings))
+    problems = file_problems(settings)
+    try:
+        make_renderer(settings, load_enabled(settings))
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        raise ConfigError(problems, args.config)
     payments = check_payments(settings)  # tries the Stripe key for real; "" for record-only
+    for warning in warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: configuration is valid; templates render{payments}.")
     return 0
 
