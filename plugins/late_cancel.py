@@ -32,6 +32,7 @@ class Tier(PolicyConfig):
 class LateCancelConfig(PolicyConfig):
     tiers: list[Tier] = Field(
         default_factory=lambda: [Tier(within="24h", fee="50%"), Tier(within="2h", fee="100%")],
+        validate_default=True,  # the default is sorted tightest first too (tier_for relies on it)
         description="Fee tiers by notice; the tightest tier containing the notice applies.",
         examples=[[{"within": "24h", "fee": "50%"}, {"within": "2h", "fee": "100%"}]],
     )
@@ -64,7 +65,8 @@ def slotguard_check_config(config, settings):
     cancellation two hours ahead cheaper than one a day ahead), for any service's price."""
     problems = []
     prices = [service.price for service in settings.services.values()]
-    for closer, wider in zip(config.tiers, config.tiers[1:]):  # sorted tightest first
+    tiers = sorted(config.tiers, key=lambda tier: tier.within)
+    for closer, wider in zip(tiers, tiers[1:]):
         cheaper = [price for price in prices if _fee_of(closer, price) < _fee_of(wider, price)]
         if cheaper:
             problems.append(

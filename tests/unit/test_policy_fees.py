@@ -29,6 +29,14 @@ def test_late_cancel_takes_any_number_of_tiers_and_fixed_amounts_capped_at_the_p
         assert charges == ([fee] if fee else []), notice
 
 
+def test_without_a_late_cancel_table_the_default_tiers_apply_tightest_first():
+    # No [policies.late_cancel] table: 24h -> 50% and 2h -> 100%; an hour's notice is the 2h tier.
+    defaults = late_cancel.LateCancelConfig.model_validate({})
+    assert late_cancel.tier_for(timedelta(hours=1), defaults).fee.percent == 100
+    assert late_cancel.tier_for(timedelta(hours=5), defaults).fee.percent == 50
+    assert late_cancel.tier_for(timedelta(hours=30), defaults) is None
+
+
 @pytest.mark.parametrize(
     "tiers, message",
     [([], "give at least one tier"), ([{"within": "24h", "fee": "50%"}, {"within": "24h", "fee": "10%"}], "same `within`"),
