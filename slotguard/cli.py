@@ -396,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slotguard.private_files import OutputRefused
+
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -410,3 +412,6 @@ def main(argv: list[str] | None = None) -> int:
     except (LedgerError, DurationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OutputRefused as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -181,10 +181,16 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = str(path)
         if self.path != ":memory:":
+            from slotguard.private_files import private_file
+
             try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                if not Path(self.path).parent.exists():
+                    Path(self.path).parent.mkdir(parents=True, mode=0o700)
+                # Readable by its owner only (0600), and SQLite gives the -wal and -shm files
+                # the database file's mode; an older, looser ledger is tightened here.
+                private_file(self.path, "-wal", "-shm")
             except OSError as error:
-                raise LedgerError(f"cannot create the folder for the ledger {self.path}: {error.strerror}") from None
+                raise LedgerError(f"cannot create the ledger {self.path}: {error.strerror}") from None
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
