@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import time
 from datetime import datetime, timezone
@@ -125,11 +127,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from slotguard.wiring import build_engine
-
     settings = load_settings(args.config)
     if args.now and not args.once:
         raise ConfigError(["--now can only be used with --once"])
+    return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from slotguard.config_limits import warnings
+    from slotguard.failures import redact, tick_failure
+    from slotguard.wiring import build_engine
+
     stopping = {"flag": False}
 
     def request_stop(signum, frame):  # finish the current action, then exit
@@ -140,19 +148,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     now = _now(args.now)
     engine = build_engine(settings, now, stop_requested=lambda: stopping["flag"])
+    for warning in warnings(settings):
+        log.warning("config_warning %s", warning)
     recovered = engine.recover(now)
     if recovered:
         log.warning("recovered=%d actions interrupted by a previous stop; retrying them", recovered)
     if args.once:
-        report = engine.tick(now)
+        try:
+            report = engine.tick(now)
+        except Exception as error:  # noqa: BLE001 - reported once, in plain words; exit 1
+            print(f"Slotguard: the tick failed, nothing more was done: {tick_failure(error)}", file=sys.stderr)
+            return 1
         print(f"Slotguard: one tick for {settings.practice.name} at {now.astimezone(settings.zone).isoformat()}")
         print(report.summary())
         _print_outlook(engine.ledger, settings, now)
         return 0
     import schedule
 
+    state = {"failed": 0, "recover": False}
+
     def job() -> None:
-        report = engine.tick(datetime.now(timezone.utc))
+        # The daemon survives anything a tick raises: it is logged and counted, and the next
+        # tick starts over (putting back an action the failed tick left executing).
+        tick_now = datetime.now(timezone.utc)
+        try:
+            if state["recover"]:
+                engine.recover(tick_now)
+                state["recover"] = False
+            report = engine.tick(tick_now)
+        except Exception as error:  # noqa: BLE001
+            state["failed"] += 1
+            state["recover"] = True
+            log.error("tick_failed error_type=%s error=%s failed_ticks=%d next_tick_in=%ds", type(error).__name__,
+                      json.dumps(redact(str(error))), state["failed"], interval)
+            return
         log.info("tick events=%d planned=%d executed=%d problems=%d", report.events_seen,
                  sum(report.planned.values()), sum(report.executed.values()), len(report.problems))
 
@@ -162,7 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     while not stopping["flag"]:
         schedule.run_pending()
         time.sleep(0.5)
-    print("Slotguard stopped cleanly.")
+    failed = f" ({state['failed']} tick(s) failed; see the log)" if state["failed"] else ""
+    print(f"Slotguard stopped cleanly{failed}.")
     return 0
 
 
@@ -396,22 +426,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slotguard.failures import stdout_closed
+    from slotguard.ledger_errors import explain
     from slotguard.private_files import OutputRefused
 
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handling below
+        return code
     except ConfigError as error:
         where = f" in {error.source}" if error.source else ""
         print(f"Configuration problem{where}:", file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    except (LedgerError, DurationError) as error:
+    except DurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except OutputRefused as error:
+    except (LedgerError, OutputRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except sqlite3.Error as error:  # one the ledger's guard did not see (e.g. reading a row)
+        print(f"error: {explain(error, '')}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        if not stdout_closed():
+            raise
+        # `main.py ledger | head -1`: the reader has gone; stop quietly, as a tool killed by
+        # SIGPIPE would (the shell shows 141), without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

@@ -13,6 +13,7 @@ action_log (every state change, for evidence and audits), problems (bad input we
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import fields
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from slotguard.durations import from_utc_text, to_utc_text
+from slotguard.ledger_errors import GuardedConnection, LedgerError, explain
 from slotguard.model import (
     OWED,
     Action,
@@ -137,10 +139,6 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-class LedgerError(Exception):
-    """The ledger file cannot be opened or is from a newer Slotguard."""
-
-
 def _ts(value: datetime | None) -> str | None:
     return to_utc_text(value) if value else None
 
@@ -192,7 +190,8 @@ class Ledger:
             except OSError as error:
                 raise LedgerError(f"cannot create the ledger {self.path}: {error.strerror}") from None
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=GuardedConnection)
+            self.db.ledger_path = self.path
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -200,8 +199,13 @@ class Ledger:
             self.db.execute("PRAGMA busy_timeout=5000")
             # 32 MB of page cache: a first sync writes to many B-trees at scattered keys.
             self.db.execute("PRAGMA cache_size=-32768")
+            # Test hook: the disk is full once the ledger has this many pages (SQLITE_FULL).
+            if os.environ.get("SLOTGUARD_TEST_LEDGER_MAX_PAGES"):
+                self.db.execute(f"PRAGMA max_page_count = {int(os.environ['SLOTGUARD_TEST_LEDGER_MAX_PAGES'])}")
         except sqlite3.Error as error:
-            raise LedgerError(f"cannot open the ledger {self.path}: {error}") from None
+            raise LedgerError(f"cannot open the ledger: {explain(error, self.path)}") from None
+        except LedgerError as error:
+            raise LedgerError(f"cannot open the ledger: {error}") from None
         self._depth = 0
         # (client, series) pairs known to have a booking confirmation, so that a weekly
         # client's fifty instances cost one query, not fifty; emptied on a rollback, since
@@ -247,7 +251,10 @@ class Ledger:
         except BaseException:
             self._depth -= 1
             if self._depth == 0:
-                self.db.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors (a full disk); then
+                # ROLLBACK itself would fail and hide the error that matters.
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 self._series_seen.clear()
             raise
         self._depth -= 1
