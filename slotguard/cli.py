@@ -127,10 +127,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from slotguard.daemon_lock import exclusive
+
     settings = load_settings(args.config)
     if args.now and not args.once:
         raise ConfigError(["--now can only be used with --once"])
-    return _run(args, settings)
+    # One Slotguard per data folder, for the whole run: only the lock holder recovers
+    # interrupted actions and carries actions out (slotguard/daemon_lock.py).
+    with exclusive(settings.storage.data_dir):
+        return _run(args, settings)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -169,7 +174,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     def job() -> None:
         # The daemon survives anything a tick raises: it is logged and counted, and the next
-        # tick starts over (putting back an action the failed tick left executing).
+        # tick starts over (putting back an action the failed tick left executing: this
+        # process holds the lock, so nothing else is carrying it out).
         tick_now = datetime.now(timezone.utc)
         try:
             if state["recover"]:
@@ -330,12 +336,18 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_charge_now(args: argparse.Namespace) -> int:
-    from slotguard.engine import TickReport
+    from slotguard.daemon_lock import exclusive
     from slotguard.wiring import build_engine
 
     settings = load_settings(args.config)
     now = _now(args.now)
-    engine = build_engine(settings, now)
+    with exclusive(settings.storage.data_dir):  # it carries actions out: only the lock holder may
+        return _charge_now(args, build_engine(settings, now), now)
+
+
+def _charge_now(args: argparse.Namespace, engine, now: datetime) -> int:
+    from slotguard.engine import TickReport
+
     action = engine.ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
         state = action.state.value if action else "unknown"
@@ -426,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slotguard.daemon_lock import LockHeld
     from slotguard.failures import stdout_closed
     from slotguard.ledger_errors import explain
     from slotguard.private_files import OutputRefused
@@ -446,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     except DurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (LedgerError, OutputRefused) as error:
+    except (LedgerError, LockHeld, OutputRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except sqlite3.Error as error:  # one the ledger's guard did not see (e.g. reading a row)

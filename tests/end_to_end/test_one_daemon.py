@@ -1,14 +1,17 @@
-"""A daemon that outlives a failing tick (issue 11, the run-loop part of item 10): `main.py
-run` as a real process, on a ledger another program keeps locked."""
+"""One Slotguard per data folder, and a daemon that outlives a failing tick (issue 11, item 14
+and the run-loop part of item 10): `main.py run` as a real process, a second one beside it,
+a real SMTP server and a ledger another program keeps locked."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import ROOT, main
+from tests.support.smtp_server import Recorder, SmtpServer
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -67,6 +71,53 @@ def stop(daemon: subprocess.Popen) -> tuple[int, str]:
     daemon.send_signal(signal.SIGTERM)
     out, _ = daemon.communicate(timeout=60)
     return daemon.returncode, out
+
+
+class HoldFirstMessage(Recorder):
+    """Keeps the first message in the middle of DATA until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        if not self.holding.is_set():
+            self.holding.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_second_slotguard_is_refused_while_the_daemon_sends_and_nothing_is_sent_twice(tmp_path):
+    recorder = HoldFirstMessage()
+    server = SmtpServer(recorder=recorder).start()
+    daemon = None
+    try:
+        folder = practice_folder(tmp_path, poll="1h", smtp_port=server.port)
+        (folder / "calendar.ics").write_text(feed(datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3), "booking-1"))
+        daemon = start_daemon(folder, tmp_path / "daemon.log")
+        wait_for(recorder.holding.is_set, 60, "the daemon to be in the middle of sending the booking confirmation")
+        refused = f"error: another Slotguard is running on var (pid {daemon.pid}); stop it first"
+        for command in (["run", "--once"], ["run"], ["charge-now", "act_x"], ["retry", "--all-failed", "--yes"]):
+            second = main(folder, *command, check=False)
+            assert second.returncode == 1 and second.stderr.strip() == refused, (command, second.stderr)
+        recorder.release.set()
+        wait_for(lambda: len(server.messages) == 1, 30, "the confirmation to arrive")
+        code, out = stop(daemon)
+        assert code == 0 and "Slotguard stopped cleanly." in out
+        # The lock went with the daemon: a new run may go, and finds nothing left to send.
+        main(folder, "run", "--once")
+        assert [message["To"].addresses[0].addr_spec for message in server.messages] == ["client0@example.com"]
+        with sqlite3.connect(folder / "var/ledger.sqlite3") as db:
+            notes = [row[0] for row in db.execute("SELECT note FROM action_log")]
+        assert not any("interrupted while executing" in note for note in notes), "nobody put the in-flight email back"
+    finally:
+        recorder.release.set()
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        server.stop()
 
 
 def test_the_daemon_reports_a_failing_tick_and_goes_on_at_the_next(tmp_path):

@@ -60,6 +60,9 @@ def test_files_made_looser_before_are_tightened_when_opened(practice):
         ledger.close()
     finally:
         other.close()
+    result = main(practice, "run", "--once", "--now", NOW)
+    assert mode(var) == 0o700
+    assert "permissions_tightened" in result.stderr and "from=755 to=700" in result.stderr
 
 
 def test_out_refuses_an_existing_file_unless_forced_and_never_the_ledger(practice):
