@@ -3,7 +3,9 @@
 Google Calendar's "secret address in iCal format" works this way: no OAuth, read-only, so
 no write-back. Every tick reads the whole feed; when its content has not changed since the
 last tick, nothing is re-read (the content digest is the sync token). Recurring events are
-expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ).
+expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ),
+within the limits calendar.max_instances_per_series and calendar.max_events
+(integration/ics_expand.py): a series past them is reported as a problem and not read.
 Floating times (no TZID, no Z) are local times in practice.timezone (RFC 5545 3.3.5).
 
 Each VEVENT becomes a Google Calendar v3 Event resource, so the engine reads every source in
@@ -23,8 +25,8 @@ from typing import Iterator
 from zoneinfo import ZoneInfo
 
 import icalendar
-import recurring_ical_events
 
+from integration.ics_expand import expand
 from slotguard.config import Settings
 from slotguard.interfaces import AdapterError, SyncPage
 from slotguard.normalize import COLOR_IDS
@@ -167,10 +169,11 @@ class IcsSource:
         if sync_token == digest:
             yield SyncPage(events=[], full=False, last=True, next_sync_token=digest)
             return
+        calendar_settings = self.settings.calendar
         try:
             calendar = icalendar.Calendar.from_ical(data)
-            zone = ZoneInfo(self.settings.practice.timezone)  # floating times are compared as local times
-            components = recurring_ical_events.of(calendar, skip_bad_series=True).between(window_start.astimezone(zone), window_end.astimezone(zone))
+            expansion = expand(calendar, window_start, window_end, self.settings.practice.timezone,
+                               calendar_settings.max_instances_per_series, calendar_settings.max_events)
         except Exception as error:  # the parser raises many kinds for a corrupt file
             raise AdapterError(
                 f"the calendar feed {self.calendar_id} is not valid iCalendar ({type(error).__name__}: {error}); "
@@ -178,12 +181,16 @@ class IcsSource:
                 retryable=True,
             ) from None
         events = []
-        for component in components:
+        for component in expansion.components:
             try:
                 events.append(vevent_to_resource(component, self.settings.practice.timezone))
             except (ValueError, TypeError, AttributeError) as error:
                 uid = str(component.get("UID") or "?")
                 events.append({"id": uid, "_error": f"unreadable VEVENT: {error}"})
+        for uid, problem in expansion.skipped:
+            events.append({"id": uid, "_error": f"{problem}; until it is read, an appointment deleted from this calendar is not noticed"})
+        # With series left out, a known appointment missing from the feed may be one of
+        # theirs: nothing is taken as deleted until the feed is read whole again.
         yield SyncPage(
-            events=events, full=True, last=True, next_sync_token=digest, window_start=window_start, window_end=window_end
+            events=events, full=expansion.complete, last=True, next_sync_token=digest, window_start=window_start, window_end=window_end
         )

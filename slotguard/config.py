@@ -235,6 +235,20 @@ class Calendar(Strict):
         description="How often a calendar is listed in full instead of incrementally, so bookings that were beyond window_future when first listed (and never edited since) are seen (at most 30d).",
         examples=["24h"],
     )
+    max_instances_per_series: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="ics: a recurring series with more instances than this between window_past and window_future is not read, and is reported as a problem naming it (a daily series has about 210 in the default window; more is a mistake or a flood of invitations such as RRULE:FREQ=MINUTELY).",
+        examples=[1000],
+    )
+    max_events: int = Field(
+        20000,
+        ge=1,
+        le=10_000_000,
+        description="ics: the most events (series instances included) read from one feed; past it the largest series are left out and reported, and no event counts as deleted until the feed is back under it (a full practice has a few thousand in the default window).",
+        examples=[20000],
+    )
     exclude_addresses: list[str] = Field(default_factory=list, description="Attendee addresses that are never the client (assistants, rooms).", examples=[["assistant@example.com"]])
     write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
     write_note: bool = Field(True, description="google: also add one human-readable status line to the event description.")
