@@ -66,11 +66,14 @@ def private_file(path: str | Path, *companions: str) -> None:
     try:
         handle = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     except FileExistsError:
+        if not file.is_file():
+            return  # a folder or device by mistake: left alone (opening it fails next, with a message)
         _tighten(file)
     else:
         os.close(handle)
     for suffix in companions:
-        _tighten(Path(f"{file}{suffix}"))
+        if Path(f"{file}{suffix}").is_file():
+            _tighten(Path(f"{file}{suffix}"))
 
 
 def write_out(path: str | Path, data: str | bytes, *, force: bool = False, protected: Iterable[str | Path] = ()) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.ledger import Ledger
+from slotguard.ledger import Ledger, LedgerError
 from tests.support.cli import NOW, ROOT, main
 
 
@@ -88,3 +88,12 @@ def test_out_refuses_an_existing_file_unless_forced_and_never_the_ledger(practic
         main(practice, *command, "--out", name)
         assert mode(practice / name) == 0o600 and "<html" in (practice / name).read_text()
     assert not [path.name for path in practice.iterdir() if path.name.endswith(".tmp")], "no temporary file is left"
+
+
+def test_a_folder_given_as_the_ledger_is_refused_and_left_as_it_was(tmp_path):
+    folder = tmp_path / "ledger.sqlite3"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    with pytest.raises(LedgerError, match="cannot be opened"):
+        Ledger(folder)
+    assert mode(folder) == 0o755
