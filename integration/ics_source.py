@@ -3,7 +3,10 @@
 Google Calendar's "secret address in iCal format" works this way: no OAuth, read-only, so
 no write-back. Every tick reads the whole feed; when its content has not changed since the
 last tick, nothing is re-read (the content digest is the sync token). Recurring events are
-expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ).
+expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ),
+within the limits calendar.max_instances_per_series and calendar.max_events
+(integration/ics_expand.py): a series past them is reported as a problem and not read.
+Floating times (no TZID, no Z) are local times in practice.timezone (RFC 5545 3.3.5).
 
 Each VEVENT becomes a Google Calendar v3 Event resource, so the engine reads every source in
 one shape: ATTENDEE (CN, PARTSTAT) -> attendees, ORGANIZER -> organizer, COLOR (RFC 7986) ->
@@ -19,10 +22,11 @@ import urllib.request
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Iterator
+from zoneinfo import ZoneInfo
 
 import icalendar
-import recurring_ical_events
 
+from integration.ics_expand import expand
 from slotguard.config import Settings
 from slotguard.interfaces import AdapterError, SyncPage
 from slotguard.normalize import COLOR_IDS
@@ -38,11 +42,17 @@ def _address(value) -> str:
     return text[7:] if text.lower().startswith("mailto:") else text
 
 
-def _when(value) -> dict:
+def _local(moment: datetime, practice_zone: str) -> datetime:
+    """A floating time (no TZID, no Z) is local time where the calendar is used (RFC 5545
+    3.3.5): the practice's time zone. A time in a zone is left as it is."""
+    return moment.replace(tzinfo=ZoneInfo(practice_zone)) if moment.tzinfo is None else moment
+
+
+def _when(value, practice_zone: str) -> dict:
     moment = value.dt if hasattr(value, "dt") else value
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
-            return {"dateTime": moment.isoformat()}  # floating time: the practice zone applies
+            return {"dateTime": _local(moment, practice_zone).isoformat(), "timeZone": practice_zone}
         zone = getattr(moment.tzinfo, "key", None) or getattr(moment.tzinfo, "zone", None)
         result = {"dateTime": moment.isoformat()}
         if zone:
@@ -76,15 +86,13 @@ def vevent_to_resource(component, practice_zone: str) -> dict:
     if recurrence is not None or component.get("RRULE") is not None:
         instance = (recurrence or start).dt
         if isinstance(instance, datetime):
-            if instance.tzinfo is None:
-                instance = instance.replace(tzinfo=timezone.utc)
-            suffix = instance.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            suffix = _local(instance, practice_zone).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         else:
             suffix = instance.strftime("%Y%m%d")
         event_id = f"{uid}_{suffix}"
         series_id = uid
         if recurrence is not None:
-            original_start = _when(recurrence)
+            original_start = _when(recurrence, practice_zone)
     resource: dict = {
         "id": event_id,
         "status": STATUS.get(str(component.get("STATUS") or "CONFIRMED").upper(), "confirmed"),
@@ -93,7 +101,7 @@ def vevent_to_resource(component, practice_zone: str) -> dict:
         "location": str(component.get("LOCATION") or ""),
     }
     if start is not None:
-        resource["start"] = _when(start)
+        resource["start"] = _when(start, practice_zone)
     if original_start is not None:
         resource["originalStartTime"] = original_start
     if series_id:
@@ -101,9 +109,9 @@ def vevent_to_resource(component, practice_zone: str) -> dict:
     end = component.get("DTEND")
     if end is None and start is not None and component.get("DURATION") is not None:
         end_value = start.dt + component.get("DURATION").dt
-        resource["end"] = _when(end_value)
+        resource["end"] = _when(end_value, practice_zone)
     elif end is not None:
-        resource["end"] = _when(end)
+        resource["end"] = _when(end, practice_zone)
     updated = _stamp(component, "LAST-MODIFIED")
     if updated:
         resource["updated"] = updated
@@ -164,9 +172,11 @@ class IcsSource:
         if sync_token == digest:
             yield SyncPage(events=[], full=False, last=True, next_sync_token=digest)
             return
+        calendar_settings = self.settings.calendar
         try:
             calendar = icalendar.Calendar.from_ical(data)
-            components = recurring_ical_events.of(calendar, skip_bad_series=True).between(window_start, window_end)
+            expansion = expand(calendar, window_start, window_end, self.settings.practice.timezone,
+                               calendar_settings.max_instances_per_series, calendar_settings.max_events)
         except Exception as error:  # the parser raises many kinds for a corrupt file
             raise AdapterError(
                 f"the calendar feed {self.calendar_id} is not valid iCalendar ({type(error).__name__}: {error}); "
@@ -174,12 +184,16 @@ class IcsSource:
                 retryable=True,
             ) from None
         events = []
-        for component in components:
+        for component in expansion.components:
             try:
                 events.append(vevent_to_resource(component, self.settings.practice.timezone))
             except (ValueError, TypeError, AttributeError) as error:
                 uid = str(component.get("UID") or "?")
                 events.append({"id": uid, "_error": f"unreadable VEVENT: {error}"})
+        for uid, problem in expansion.skipped:
+            events.append({"id": uid, "_error": f"{problem}; until it is read, an appointment deleted from this calendar is not noticed"})
+        # With series left out, a known appointment missing from the feed may be one of
+        # theirs: nothing is taken as deleted until the feed is read whole again.
         yield SyncPage(
-            events=events, full=True, last=True, next_sync_token=digest, window_start=window_start, window_end=window_end
+            events=events, full=expansion.complete, last=True, next_sync_token=digest, window_start=window_start, window_end=window_end
         )

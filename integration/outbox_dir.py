@@ -1,7 +1,8 @@
 """The `outbox-dir` mail transport: each message is written as ACTION_ID.eml.
 
 Writing is atomic (a temporary file renamed into place) and a message whose file exists is
-not written again, so a retry after a crash never duplicates a message.
+not written again, so a retry after a crash never duplicates a message. The folder is 0700
+and each file 0600 (mkstemp's mode, kept by the rename): the messages are clients' mail.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from email.policy import SMTP
 from pathlib import Path
 
 from slotguard.interfaces import AdapterError
+from slotguard.private_files import private_folder
 
 
 class OutboxDirMailer:
@@ -29,7 +31,7 @@ class OutboxDirMailer:
         if target.exists():
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_folder(self.folder)  # 0700: the messages are clients' mail
             handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
             with os.fdopen(handle, "wb") as output:
                 output.write(message.as_bytes(policy=SMTP))

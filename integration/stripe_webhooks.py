@@ -17,10 +17,11 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from slotguard.ledger import Ledger
@@ -208,26 +209,73 @@ def make_handler(ledger: Ledger, secret: str, clock: Callable[[], datetime] = la
     return handle
 
 
-def serve(ledger: Ledger, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook") -> HTTPServer:
-    """An HTTP server (one request at a time: the ledger is one SQLite connection) for
-    `main.py webhook-server`. Call serve_forever() on it; put TLS in front (a reverse proxy)."""
+MAX_BODY_BYTES = 1024 * 1024  # Stripe's events are a few KB; nothing larger is read
+REQUEST_TIMEOUT_SECONDS = 10.0  # per socket operation: a silent client is dropped, not waited for
+
+
+class WebhookServer(ThreadingHTTPServer):
+    """One thread per connection, so a slow or silent client never holds up another
+    delivery; the threads do not keep the process alive on shutdown."""
+
+    daemon_threads = True
+
+
+def serve(
+    ledger: Ledger, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook",
+    *, timeout: float = REQUEST_TIMEOUT_SECONDS, max_body: int = MAX_BODY_BYTES,
+) -> WebhookServer:
+    """An HTTP server for `main.py webhook-server`. Call serve_forever() on it; put TLS in
+    front (a reverse proxy).
+
+    Each connection has its own thread and a socket `timeout` (seconds) for every read and
+    write, so a client that sends headers and no body is dropped after it and blocks no one
+    meanwhile. A body is read only with a Content-Length of at most `max_body` bytes: larger
+    is refused with 413 before anything is read, none with 411, an unreadable one with 400.
+    The ledger is one SQLite connection: the handler threads use it one at a time."""
     handle = make_handler(ledger, secret)
+    one_at_a_time = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        def setup(self) -> None:
+            self.timeout = timeout  # StreamRequestHandler.setup() sets it on the socket
+            super().setup()
+
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return None
 
-        def do_POST(self) -> None:
-            if self.path.split("?")[0] != path:
-                status, text = 404, "not found"
-            else:
-                length = int(self.headers.get("Content-Length") or 0)
-                status, text = handle(self.rfile.read(length), self.headers.get("Stripe-Signature", ""))
+        def reply(self, status: int, text: str) -> None:
             data = text.encode()
             self.send_response(status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
+            self.close_connection = True
 
-    return HTTPServer((host, port), Handler)
+        def do_POST(self) -> None:
+            if self.path.split("?")[0] != path:
+                return self.reply(404, "not found")
+            declared = self.headers.get("Content-Length")
+            if declared is None:
+                return self.reply(411, "Content-Length required")
+            if not declared.strip().isdigit():
+                log.warning("stripe.webhook_rejected reason=%r", "bad Content-Length")
+                return self.reply(400, "Content-Length is not a number")
+            length = int(declared.strip())
+            if length > max_body:
+                log.warning("stripe.webhook_rejected reason=%r length=%d", "body too large", length)
+                return self.reply(413, f"body larger than {max_body} bytes")
+            try:
+                body = self.rfile.read(length)
+            except (TimeoutError, OSError):
+                log.warning("stripe.webhook_rejected reason=%r", f"no complete body within {timeout:g} s")
+                self.close_connection = True
+                return None
+            if len(body) != length:
+                return self.reply(400, "body shorter than its Content-Length")
+            with one_at_a_time:
+                status, text = handle(body, self.headers.get("Stripe-Signature", ""))
+            return self.reply(status, text)
+
+    return WebhookServer((host, port), Handler)

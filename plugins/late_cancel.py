@@ -18,6 +18,7 @@ from slotguard.config import FeeRule, PositiveDuration
 from slotguard.durations import format_duration
 from slotguard.hookspecs import hookimpl
 from slotguard.model import ActionKind, HappeningKind, Proposal
+from slotguard.money import Money, MoneyError
 from slotguard.plugins import PolicyConfig, PolicyInfo
 
 NAME = "late_cancel"
@@ -31,6 +32,7 @@ class Tier(PolicyConfig):
 class LateCancelConfig(PolicyConfig):
     tiers: list[Tier] = Field(
         default_factory=lambda: [Tier(within="24h", fee="50%"), Tier(within="2h", fee="100%")],
+        validate_default=True,  # the default is sorted tightest first too (tier_for relies on it)
         description="Fee tiers by notice; the tightest tier containing the notice applies.",
         examples=[[{"within": "24h", "fee": "50%"}, {"within": "2h", "fee": "100%"}]],
     )
@@ -55,6 +57,33 @@ def slotguard_policy_info():
         summary="A fee in tiers when the client cancels with too little notice.",
         emails=("late_cancel_notice",),
     )
+
+
+@hookimpl
+def slotguard_check_config(config, settings):
+    """A closer tier may not cost less than a wider one (24h -> 100 %, 2h -> 50 % would make a
+    cancellation two hours ahead cheaper than one a day ahead), for any service's price."""
+    problems = []
+    prices = [service.price for service in settings.services.values()]
+    tiers = sorted(config.tiers, key=lambda tier: tier.within)
+    for closer, wider in zip(tiers, tiers[1:]):
+        cheaper = [price for price in prices if _fee_of(closer, price) < _fee_of(wider, price)]
+        if cheaper:
+            problems.append(
+                f"tiers: the {format_duration(closer.within)} tier ({closer.fee}) costs less than the "
+                f"{format_duration(wider.within)} tier ({wider.fee}) for a {cheaper[0]} session: a later cancellation "
+                "must not be cheaper; give the closer tier the higher fee"
+            )
+    return problems
+
+
+def _fee_of(tier: Tier, price: Money) -> Money:
+    """The tier's fee for `price`; a fixed fee in another currency (reported on its own by the
+    currency check) counts as the price, so it is compared with nothing."""
+    try:
+        return tier.fee.of(price)
+    except MoneyError:
+        return price
 
 
 def tier_for(notice: timedelta, config: LateCancelConfig) -> Tier | None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import time
 from datetime import datetime, timezone
@@ -47,10 +49,16 @@ def setup_logging(verbose: bool) -> None:
 
 
 def load_settings(path: str) -> Settings:
-    """Read and validate the config; with the policies' own settings validated too."""
-    from slotguard.plugins import load_enabled
+    """Read and validate the config; with the policies' own settings validated too. Raises
+    ConfigError with every problem of the file, the policies' tables included even when the
+    core settings have errors of their own."""
+    from slotguard.plugins import load_enabled, table_problems
 
-    settings = parse_settings(read_toml(path), path)
+    data = read_toml(path)
+    try:
+        settings = parse_settings(data, path)
+    except ConfigError as error:
+        raise ConfigError(error.problems + table_problems(data.get("policies")), path) from None
     try:
         load_enabled(settings)
     except ConfigError as error:
@@ -101,9 +109,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from slotguard.plugins import load_enabled
     from slotguard.wiring import make_renderer
 
+    from slotguard.config_limits import file_problems, warnings
+
     settings = load_settings(args.config)
-    make_renderer(settings, load_enabled(settings))
+    problems = file_problems(settings)
+    try:
+        make_renderer(settings, load_enabled(settings))
+    except ConfigError as error:
+        problems += error.problems
+    if problems:
+        raise ConfigError(problems, args.config)
     payments = check_payments(settings)  # tries the Stripe key for real; "" for record-only
+    for warning in warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: configuration is valid; templates render{payments}.")
     for warning in config_warnings(settings):
         print(f"warning: {warning}")
@@ -118,11 +136,22 @@ def config_warnings(settings: Settings) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from slotguard.wiring import build_engine
+    from slotguard.daemon_lock import exclusive
 
     settings = load_settings(args.config)
     if args.now and not args.once:
         raise ConfigError(["--now can only be used with --once"])
+    # One Slotguard per data folder, for the whole run: only the lock holder recovers
+    # interrupted actions and carries actions out (slotguard/daemon_lock.py).
+    with exclusive(settings.storage.data_dir):
+        return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from slotguard.config_limits import warnings
+    from slotguard.failures import redact, tick_failure
+    from slotguard.wiring import build_engine
+
     stopping = {"flag": False}
 
     def request_stop(signum, frame):  # finish the current action, then exit
@@ -133,19 +162,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     now = _now(args.now)
     engine = build_engine(settings, now, stop_requested=lambda: stopping["flag"])
+    for warning in warnings(settings):
+        log.warning("config_warning %s", warning)
     recovered = engine.recover(now)
     if recovered:
         log.warning("recovered=%d actions interrupted by a previous stop; retrying them", recovered)
     if args.once:
-        report = engine.tick(now)
+        try:
+            report = engine.tick(now)
+        except Exception as error:  # noqa: BLE001 - reported once, in plain words; exit 1
+            print(f"Slotguard: the tick failed, nothing more was done: {tick_failure(error)}", file=sys.stderr)
+            return 1
         print(f"Slotguard: one tick for {settings.practice.name} at {now.astimezone(settings.zone).isoformat()}")
         print(report.summary())
         _print_outlook(engine.ledger, settings, now)
         return 0
     import schedule
 
+    state = {"failed": 0, "recover": False}
+
     def job() -> None:
-        report = engine.tick(datetime.now(timezone.utc))
+        # The daemon survives anything a tick raises: it is logged and counted, and the next
+        # tick starts over (putting back an action the failed tick left executing: this
+        # process holds the lock, so nothing else is carrying it out).
+        tick_now = datetime.now(timezone.utc)
+        try:
+            if state["recover"]:
+                engine.recover(tick_now)
+                state["recover"] = False
+            report = engine.tick(tick_now)
+        except Exception as error:  # noqa: BLE001
+            state["failed"] += 1
+            state["recover"] = True
+            log.error("tick_failed error_type=%s error=%s failed_ticks=%d next_tick_in=%ds", type(error).__name__,
+                      json.dumps(redact(str(error))), state["failed"], interval)
+            return
         log.info("tick events=%d planned=%d executed=%d problems=%d", report.events_seen,
                  sum(report.planned.values()), sum(report.executed.values()), len(report.problems))
 
@@ -155,7 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     while not stopping["flag"]:
         schedule.run_pending()
         time.sleep(0.5)
-    print("Slotguard stopped cleanly.")
+    failed = f" ({state['failed']} tick(s) failed; see the log)" if state["failed"] else ""
+    print(f"Slotguard stopped cleanly{failed}.")
     return 0
 
 
@@ -305,12 +357,18 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_charge_now(args: argparse.Namespace) -> int:
-    from slotguard.engine import TickReport
+    from slotguard.daemon_lock import exclusive
     from slotguard.wiring import build_engine
 
     settings = load_settings(args.config)
     now = _now(args.now)
-    engine = build_engine(settings, now)
+    with exclusive(settings.storage.data_dir):  # it carries actions out: only the lock holder may
+        return _charge_now(args, build_engine(settings, now), now)
+
+
+def _charge_now(args: argparse.Namespace, engine, now: datetime) -> int:
+    from slotguard.engine import TickReport
+
     action = engine.ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
         state = action.state.value if action else "unknown"
@@ -401,17 +459,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slotguard.daemon_lock import LockHeld
+    from slotguard.failures import stdout_closed
+    from slotguard.ledger_errors import explain
+    from slotguard.private_files import OutputRefused
+
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handling below
+        return code
     except ConfigError as error:
         where = f" in {error.source}" if error.source else ""
         print(f"Configuration problem{where}:", file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
-    except (LedgerError, DurationError) as error:
+    except DurationError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (LedgerError, LockHeld, OutputRefused) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as error:  # one the ledger's guard did not see (e.g. reading a row)
+        print(f"error: {explain(error, '')}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        if not stdout_closed():
+            raise
+        # `main.py ledger | head -1`: the reader has gone; stop quietly, as a tool killed by
+        # SIGPIPE would (the shell shows 141), without a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE

@@ -18,7 +18,6 @@ import json
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from slotguard.collections_ladder import COLLECTIONS, PARTS, Decision, debt_row, debts, payable, status
@@ -34,7 +33,8 @@ def register(add, commands) -> None:
     balance.add_argument("--json", action="store_true")
     evidence = add("evidence", cmd_evidence, "a printable HTML record of a fee, for a dispute or a conversation", now=True)
     evidence.add_argument("action_id", help="the fee (or any action about it)")
-    evidence.add_argument("--out", help="write the HTML to this file (default: print it)")
+    evidence.add_argument("--out", help="write the HTML to this file, readable only by you (default: print it); an existing file only with --force")
+    evidence.add_argument("--force", action="store_true", help="with --out: replace the file if it exists")
     paid = add("mark-paid", cmd_mark_paid, "record that a client paid a fee (or an installment, a settlement) to you directly", now=True)
     paid.add_argument("action_id", help="the fee, or the installment / settlement / rest the client paid")
     paid.add_argument("--note", default="", help="how it was paid (kept in the ledger)")
@@ -179,8 +179,10 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
         return 1
     if args.out:
-        Path(args.out).write_text(html, encoding="utf-8")
-        print(f"wrote {args.out}; open it in a browser and print it")
+        from slotguard.private_files import write_out
+
+        write_out(args.out, html, force=args.force, protected=[settings.storage.ledger_path])
+        print(f"wrote {args.out} (readable only by you); open it in a browser and print it")
     else:
         sys.stdout.write(html)
     return 0

@@ -18,18 +18,20 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 from slotguard.messages import TEMPLATE_NAMES, Rendered, TemplateProblem
+from slotguard.private_files import write_out
 
 
 def register(add, commands) -> None:
     preview = add("preview", cmd_preview, "render an email template with sample data (subject and text printed, HTML to --out)")
     preview.add_argument("template", help=f"one of: {', '.join(TEMPLATE_NAMES)}")
     preview.add_argument("--locale", help="language to render (default: practice.locale), e.g. nb, da, de, pl, he")
-    preview.add_argument("--out", metavar="FILE.html", help="write the HTML part here to open it in a browser")
+    preview.add_argument("--out", metavar="FILE.html", help="write the HTML part here to open it in a browser (0600; an existing file only with --force)")
+    preview.add_argument("--force", action="store_true", help="with --out: replace the file if it exists")
     digest = add("digest", cmd_digest, "show today's practitioner digest from the ledger (sends nothing)", now=True)
-    digest.add_argument("--out", metavar="FILE.html", help="write the HTML part here")
+    digest.add_argument("--out", metavar="FILE.html", help="write the HTML part here (0600; an existing file only with --force)")
+    digest.add_argument("--force", action="store_true", help="with --out: replace the file if it exists")
     test = add("mail-test", cmd_mail_test, "send one sample email through the configured transport, to check it works")
     test.add_argument("--to", required=True, help="the address to send the sample to (your own)")
     test.add_argument("--locale", help="language of the sample (default: practice.locale)")
@@ -41,13 +43,17 @@ def _renderer(settings):
     return Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
 
 
-def _show(rendered: Rendered, out: str | None) -> None:
+def _show(rendered: Rendered, args: argparse.Namespace, settings) -> None:
+    """Print the subject and text part; write the HTML part to --out (private_files.write_out:
+    0600, atomic, an existing file only with --force, never the ledger)."""
+    out = args.out
+    if out:
+        write_out(out, rendered.html, force=args.force, protected=[settings.storage.ledger_path])
     print(f"Subject: {rendered.subject}")
     print(f"Language: {rendered.locale}")
     print()
     print(rendered.text, end="")
     if out:
-        Path(out).write_text(rendered.html, encoding="utf-8")
         print(f"\n(HTML part written to {out}; open it in a browser)")
     else:
         print("\n(add --out FILE.html to write the HTML part)")
@@ -71,7 +77,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
         return 1
     if args.locale and rendered.locale != args.locale:
         print(f"(no {args.locale} version of {args.template}; shown in {rendered.locale})", file=sys.stderr)
-    _show(rendered, args.out)
+    _show(rendered, args, settings)
     return 0
 
 
@@ -98,7 +104,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         return 1
     finally:
         ledger.close()
-    _show(rendered, args.out)
+    _show(rendered, args, settings)
     return 0
 
 

@@ -38,6 +38,7 @@ from datetime import datetime, timedelta
 
 from slotguard.collections_ladder import COLLECTIONS
 from slotguard.config import Settings
+from slotguard.daemon_lock import exclusive
 from slotguard.durations import from_utc_text
 from slotguard.ledger import Ledger
 from slotguard.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, HappeningKind
@@ -170,13 +171,15 @@ def cmd_retry(args: argparse.Namespace) -> int:
         parser.error("--kind goes with --all-failed")
     settings = load_settings(args.config)
     now = _now(args.now)
-    ledger = Ledger(settings.storage.ledger_path)
-    try:
-        if args.all_failed:
-            return _retry_all(ledger, settings, now, args)
-        return _retry_ids(ledger, settings, now, list(dict.fromkeys(args.action_ids)))
-    finally:
-        ledger.close()
+    # Like `run`, it changes what is queued: one Slotguard at a time (slotguard/daemon_lock.py).
+    with exclusive(settings.storage.data_dir):
+        ledger = Ledger(settings.storage.ledger_path)
+        try:
+            if args.all_failed:
+                return _retry_all(ledger, settings, now, args)
+            return _retry_ids(ledger, settings, now, list(dict.fromkeys(args.action_ids)))
+        finally:
+            ledger.close()
 
 
 def _retry_ids(ledger: Ledger, settings: Settings, now: datetime, ids: list[str]) -> int:

@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from slotguard.config_limits import at_most, within_max_amount, within_max_duration
 from slotguard.durations import DurationError, format_duration, parse_duration
 from slotguard.money import Fee, Money, MoneyError
 from slotguard.untrusted import email_address
@@ -59,7 +60,7 @@ def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     try:
-        return parse_duration(value)
+        return within_max_duration(parse_duration(value))
     except DurationError as error:
         raise ValueError(str(error)) from None
 
@@ -70,9 +71,11 @@ def _money(value: Any) -> Money:
     if isinstance(value, float):
         raise ValueError("write amounts as text with a currency, like \"900 NOK\" (not a float)")
     try:
-        return Money.parse(value)
+        money = Money.parse(value)
     except MoneyError as error:
         raise ValueError(str(error)) from None
+    within_max_amount(money.minor, value)
+    return money
 
 
 def _positive_money(value: Money) -> Money:
@@ -87,9 +90,12 @@ def _fee(value: Any) -> Fee:
     if isinstance(value, float):
         raise ValueError("write fees as text, like \"50%\" or \"450 NOK\" (not a float)")
     try:
-        return Fee.parse(value)
+        fee = Fee.parse(value)
     except MoneyError as error:
         raise ValueError(str(error)) from None
+    if fee.fixed is not None:
+        within_max_amount(fee.fixed.minor, value)
+    return fee
 
 
 def _timezone(value: str) -> str:
@@ -114,6 +120,14 @@ Amount = Annotated[Money, BeforeValidator(_money), PlainSerializer(str, return_t
 PositiveAmount = Annotated[Amount, AfterValidator(_positive_money)]
 FeeRule = Annotated[Fee, BeforeValidator(_fee), PlainSerializer(str, return_type=str)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
+
+
+def _bounded(limit: timedelta, why: str):
+    """A positive duration no longer than `limit` (config_limits.at_most)."""
+    return Annotated[PositiveDuration, AfterValidator(at_most(limit, why))]
+
+
+DAY = timedelta(days=1)
 
 
 class Strict(BaseModel):
@@ -197,9 +211,9 @@ class Marks(Strict):
         "attended",
         description='What an unmarked appointment counts as once `settle_after_end` has passed: "attended", or "unknown" (no history, no fee).',
     )
-    settle_after_end: Duration = Field(
+    settle_after_end: Annotated[Duration, AfterValidator(at_most(30 * DAY, "a month is past any time to mark a no-show"))] = Field(
         timedelta(hours=2),
-        description="How long after the end an unmarked appointment is taken as `unmarked_after_end` (time for the practitioner to mark a no-show).",
+        description="How long after the end an unmarked appointment is taken as `unmarked_after_end` (time for the practitioner to mark a no-show; at most 30d).",
         examples=["2h"],
     )
 
@@ -225,13 +239,33 @@ class Calendar(Strict):
     source: Literal["ics", "google", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only) or "google" (OAuth, read and write).')
     url: str = Field("", description="ics: path or https URL of the calendar feed.", examples=["config/sample-week.ics"])
     calendar_ids: list[str] = Field(default_factory=lambda: ["primary"], description="google: calendars to watch.", examples=[["primary", "clinic@group.calendar.google.com"]])
-    poll_interval: PositiveDuration = Field(timedelta(minutes=2), description="How often to look at the calendar.", examples=["2m"])
-    window_past: Duration = Field(timedelta(days=30), description="How far back the first full sync reads.", examples=["30d"])
-    window_future: Duration = Field(timedelta(days=180), description="How far ahead the first full sync reads.", examples=["180d"])
-    full_resync: PositiveDuration = Field(
+    poll_interval: _bounded(DAY, "a calendar read less than daily misses the day's marks") = Field(
+        timedelta(minutes=2), description="How often to look at the calendar (at most 24h).", examples=["2m"]
+    )
+    window_past: Annotated[Duration, AfterValidator(at_most(1830 * DAY, "five years back is past any fee"))] = Field(
+        timedelta(days=30), description="How far back the first full sync reads (at most 1830d, five years).", examples=["30d"]
+    )
+    window_future: Annotated[Duration, AfterValidator(at_most(1830 * DAY, "no practice books five years ahead"))] = Field(
+        timedelta(days=180), description="How far ahead the first full sync reads (at most 1830d, five years).", examples=["180d"]
+    )
+    full_resync: _bounded(30 * DAY, "a month without a full listing misses bookings made far ahead") = Field(
         timedelta(hours=24),
-        description="How often a calendar is listed in full instead of incrementally, so bookings that were beyond window_future when first listed (and never edited since) are seen.",
+        description="How often a calendar is listed in full instead of incrementally, so bookings that were beyond window_future when first listed (and never edited since) are seen (at most 30d).",
         examples=["24h"],
+    )
+    max_instances_per_series: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="ics: a recurring series with more instances than this between window_past and window_future is not read, and is reported as a problem naming it (a daily series has about 210 in the default window; more is a mistake or a flood of invitations such as RRULE:FREQ=MINUTELY).",
+        examples=[1000],
+    )
+    max_events: int = Field(
+        20000,
+        ge=1,
+        le=10_000_000,
+        description="ics: the most events (series instances included) read from one feed; past it the largest series are left out and reported, and no event counts as deleted until the feed is back under it (a full practice has a few thousand in the default window).",
+        examples=[20000],
     )
     exclude_addresses: list[str] = Field(default_factory=list, description="Attendee addresses that are never the client (assistants, rooms).", examples=[["assistant@example.com"]])
     practitioner_addresses: list[str] = Field(
@@ -329,7 +363,11 @@ class Services(Strict):
 
 class Payments(Strict):
     provider: Literal["record-only", "stripe"] = Field("record-only", description='"record-only" (fees become receivables; the client pays you directly) or "stripe".')
-    review_window: Duration = Field(timedelta(hours=12), description="How long a fee waits as pending review, so you can waive it, before it is charged.", examples=["12h"])
+    review_window: Annotated[Duration, AfterValidator(at_most(30 * DAY, "a fee asked for a month late surprises the client"))] = Field(
+        timedelta(hours=12),
+        description='How long a fee waits as pending review, so you can waive it, before it is charged (at most 30d; "0s" is allowed, and check-config warns: fees are then carried out at the next tick).',
+        examples=["12h"],
+    )
     max_single_charge: PositiveAmount | None = Field(None, description='No single fee is larger than this; larger ones are capped. Required with provider = "stripe".', examples=["2000 NOK"])
     daily_cap: PositiveAmount | None = Field(None, description="stripe: most money charged per day, in the practice currency; past it, fees wait for the next day.", examples=["5000 NOK"])
     mode: Literal["test", "live"] = Field("test", description="stripe: must match the key (sk_test_ or sk_live_).")
@@ -356,11 +394,13 @@ class Payments(Strict):
 
 class Smtp(Strict):
     host: str = Field(description="SMTP server.", examples=["smtp.example.com"])
-    port: int = Field(587, description="SMTP port.", examples=[587])
+    port: int = Field(587, ge=1, le=65535, description="SMTP port.", examples=[587])
     security: Literal["starttls", "tls", "none"] = Field("starttls", description="STARTTLS, implicit TLS, or none (local relays only).")
     username: str = Field("", description="Login name, if the server needs AUTH.")
     password: SecretRef | None = Field(None, description="Login password, by reference.", examples=[{"env": "SMTP_PASSWORD"}])
-    timeout: PositiveDuration = Field(timedelta(seconds=30), description="Network timeout.", examples=["30s"])
+    timeout: _bounded(timedelta(minutes=10), "a server silent for longer is gone") = Field(
+        timedelta(seconds=30), description="Network timeout (at most 10m).", examples=["30s"]
+    )
     ca_file: str = Field(
         "",
         description="A PEM file of the certificate authorities to trust instead of the system's, for a relay whose certificate a private authority signed (the host name is still checked); empty: the system's trusted authorities.",
@@ -437,7 +477,18 @@ class Mail(Strict):
     )
     digest_hour: int = Field(7, ge=-1, le=23, description="Local hour (0-23) of the practitioner's daily digest email to practice.email; -1 turns it off.", examples=[7])
     waitlist: list[str] = Field(default_factory=list, description="Clients offered a slot freed at short notice (first come first served through practice.booking_link).", examples=[["bo@example.com", "cy@example.com"]])
-    slot_freed_within: PositiveDuration = Field(timedelta(hours=48), description="A client cancellation this close to the start offers the slot to the waitlist.", examples=["48h"])
+    slot_freed_within: _bounded(30 * DAY, "a slot freed a month ahead is not short notice") = Field(
+        timedelta(hours=48), description="A client cancellation this close to the start offers the slot to the waitlist (at most 30d).", examples=["48h"]
+    )
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_folder(cls, value: str) -> str:
+        if value and not Path(value).is_dir():
+            path = Path(value)
+            shown = str(path) if path.is_absolute() else f"{path} (from the folder Slotguard is started in, {Path.cwd()})"
+            raise ValueError(f"no folder {shown}; give the folder that holds your LOCALE/NAME.txt.j2 templates, or leave templates_dir out")
+        return value
 
     @field_validator("client_locales")
     @classmethod
@@ -452,7 +503,9 @@ class Mail(Strict):
 
 
 class Reminders(Strict):
-    offsets: list[PositiveDuration] = Field(default_factory=lambda: [timedelta(hours=48), timedelta(hours=24)], description="When reminders go out, before the start.", examples=[["48h", "24h"]])
+    offsets: list[_bounded(365 * DAY, "a reminder a year ahead reminds no one")] = Field(
+        default_factory=lambda: [timedelta(hours=48), timedelta(hours=24)], description="When reminders go out, before the start (each at most 365d).", examples=[["48h", "24h"]]
+    )
 
 
 class Storage(Strict):
@@ -682,13 +735,35 @@ def parse_settings(data: dict[str, Any], source: str = "") -> Settings:
         raise ConfigError(format_validation_error(error), source) from None
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML file. Raises ConfigError naming the file and line on a syntax error."""
+    """Read a TOML file. Raises ConfigError naming the file: missing, a folder, unreadable,
+    larger than a config can be, not UTF-8, or not TOML (with the line)."""
     path = Path(path)
+
+    def problem(text: str) -> ConfigError:
+        return ConfigError([f"{path}: {text}"], str(path))
+
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file; copy config/example.toml and edit it"], str(path)) from None
+        raise problem("no such file; copy config/example.toml and edit it") from None
+    except IsADirectoryError:
+        raise problem("is a folder; give the path of the TOML file (e.g. config/example.toml)") from None
+    except OSError as error:
+        raise problem(f"cannot be read ({error.strerror or error}); check that the user Slotguard runs as may read it") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise problem(f"is larger than {MAX_CONFIG_BYTES // 1024} KB; a configuration is a few KB of TOML: check the path")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise problem(f"is not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError([f"{path}: not valid TOML: {error}"], str(path)) from None
+        raise problem(f"not valid TOML: {error}") from None
+    except RecursionError:
+        raise problem("not valid TOML: arrays or tables are nested too deeply") from None

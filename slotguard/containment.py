@@ -5,7 +5,9 @@ its own ledger savepoint, and each calendar and each step of a tick on its own. 
 there (a bug in Slotguard or in a policy plugin, or input that nothing before caught) undoes
 only that item's writes, becomes a problem the practitioner sees in the tick's summary (and
 in `status` for an event), and is logged with the place it was raised; the rest go on.
-KeyboardInterrupt and SystemExit are never caught.
+KeyboardInterrupt and SystemExit are never caught, nor is a LedgerError: a ledger that
+cannot be written (a full disk, a read-only or damaged file) is no item's fault, so it ends
+the tick with one message, the whole transaction rolled back (slotguard/ledger_errors.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-from slotguard.ledger import Ledger
+from slotguard.ledger import Ledger, LedgerError
 from slotguard.untrusted import one_line, shown
 
 log = logging.getLogger("slotguard.engine")
@@ -58,6 +60,9 @@ def contained(ledger: Ledger, report: Any, calendar_id: str, item: str, label: s
     try:
         with ledger.savepoint():
             yield
+    except LedgerError:
+        report.happenings, report.planned = outer
+        raise
     except Exception as error:  # noqa: BLE001 - one item never stops the others
         report.happenings, report.planned = outer
         message = (
@@ -97,6 +102,9 @@ def contain_each(
         with ledger.savepoint():
             for item in items:
                 process(item)
+    except LedgerError:
+        report.happenings, report.planned = outer
+        raise
     except Exception:  # noqa: BLE001 - redone one at a time below, where it is reported
         del report.problems[problems_before:]
         report.happenings, report.planned = outer
@@ -114,6 +122,8 @@ def run_step(name: str, report: Any, run: Callable[[], object]) -> None:
     """Run one step of a tick; an exception is reported and logged, never raised."""
     try:
         run()
+    except LedgerError:
+        raise
     except Exception as error:  # noqa: BLE001 - one failing step never stops the tick
         report.problem(f"the {name} step failed ({describe(error)}); the other steps went on and it is tried again next tick")
         log.error("step failed step=%r error=%s at=%s", name, type(error).__name__, raised_at(error))

@@ -28,21 +28,34 @@ def parse_duration(text: str) -> timedelta:
     stripped = text.strip()
     iso = _ISO_RE.match(stripped.upper())
     if iso and stripped.upper() not in ("P", "PT"):
-        parts = {key: int(value) for key, value in iso.groupdict().items() if value}
-        return timedelta(
-            weeks=parts.get("w", 0),
-            days=parts.get("d", 0),
-            hours=parts.get("h", 0),
-            minutes=parts.get("m", 0),
-            seconds=parts.get("s", 0),
-        )
+        parts = {key: value for key, value in iso.groupdict().items() if value}
+        seconds = sum(_count(parts[key], text) * _UNITS[key] for key in parts)
+        return _delta(seconds, text)
     compact = stripped.replace(" ", "").lower()
     pieces = _SHORT_RE.findall(compact)
     if not pieces or "".join(f"{n}{u}" for n, u in pieces) != compact:
         raise DurationError(
             f"{text!r} is not a duration; write it like \"24h\", \"30m\", \"3d\" or \"1h30m\""
         )
-    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in pieces))
+    return _delta(sum(_count(n, text) * _UNITS[u] for n, u in pieces), text)
+
+
+# Far past anything a schedule needs (a century), and still far inside what datetime can add.
+_MAX_SECONDS = 100 * 366 * 86400
+
+
+def _count(digits: str, text: str) -> int:
+    if len(digits) > 12:  # int() of thousands of digits is slow, and no duration needs them
+        raise DurationError(f"{text!r} is far too long to be a duration")
+    return int(digits)
+
+
+def _delta(seconds: int, text: str) -> timedelta:
+    """The timedelta of `seconds`; DurationError when it is longer than a century, since
+    such a value is a typo that would overflow the dates it is added to."""
+    if seconds > _MAX_SECONDS:
+        raise DurationError(f"{text!r} is longer than a hundred years; check the number and the unit")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:

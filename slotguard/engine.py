@@ -29,7 +29,7 @@ from slotguard.interfaces import (
     SyncTokenExpired,
 )
 from slotguard.containment import calendar_failed, contain_each, problem_item, run_step
-from slotguard.ledger import Ledger
+from slotguard.ledger import Ledger, LedgerError
 from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_collections
 from slotguard.digest import plan_digest
 from slotguard.holds import plan_hold_renewals, renewal_ready
@@ -206,6 +206,8 @@ class Engine:
         except AdapterError as error:
             self.ledger.record_sync_error(calendar_id, str(error), now)
             report.problem(f"calendar {calendar_id}: {error} (will try again next tick)")
+        except LedgerError:
+            raise  # the ledger itself failed: no calendar can go on (see slotguard/containment.py)
         except Exception as error:  # noqa: BLE001 - a bug in one source never stops the others
             calendar_failed(self.ledger, report, calendar_id, error, now)
 

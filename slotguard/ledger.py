@@ -14,6 +14,7 @@ pending_writes (status notes still to be written onto calendar events).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import fields
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from slotguard.durations import from_utc_text, to_utc_text
+from slotguard.ledger_errors import GuardedConnection, LedgerError, explain
 from slotguard.model import (
     OWED,
     Action,
@@ -156,10 +158,6 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
-class LedgerError(Exception):
-    """The ledger file cannot be opened or is from a newer Slotguard."""
-
-
 def _ts(value: datetime | None) -> str | None:
     return to_utc_text(value) if value else None
 
@@ -200,12 +198,19 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = str(path)
         if self.path != ":memory:":
+            from slotguard.private_files import private_file
+
             try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                if not Path(self.path).parent.exists():
+                    Path(self.path).parent.mkdir(parents=True, mode=0o700)
+                # Readable by its owner only (0600), and SQLite gives the -wal and -shm files
+                # the database file's mode; an older, looser ledger is tightened here.
+                private_file(self.path, "-wal", "-shm")
             except OSError as error:
-                raise LedgerError(f"cannot create the folder for the ledger {self.path}: {error.strerror}") from None
+                raise LedgerError(f"cannot create the ledger {self.path}: {error.strerror}") from None
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, factory=GuardedConnection)
+            self.db.ledger_path = self.path
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -213,8 +218,13 @@ class Ledger:
             self.db.execute("PRAGMA busy_timeout=5000")
             # 32 MB of page cache: a first sync writes to many B-trees at scattered keys.
             self.db.execute("PRAGMA cache_size=-32768")
+            # Test hook: the disk is full once the ledger has this many pages (SQLITE_FULL).
+            if os.environ.get("SLOTGUARD_TEST_LEDGER_MAX_PAGES"):
+                self.db.execute(f"PRAGMA max_page_count = {int(os.environ['SLOTGUARD_TEST_LEDGER_MAX_PAGES'])}")
         except sqlite3.Error as error:
-            raise LedgerError(f"cannot open the ledger {self.path}: {error}") from None
+            raise LedgerError(f"cannot open the ledger: {explain(error, self.path)}") from None
+        except LedgerError as error:
+            raise LedgerError(f"cannot open the ledger: {error}") from None
         self._depth = 0
         # (client, series) pairs known to have a booking confirmation, so that a weekly
         # client's fifty instances cost one query, not fifty; emptied on a rollback, since
@@ -260,7 +270,10 @@ class Ledger:
         except BaseException:
             self._depth -= 1
             if self._depth == 0:
-                self.db.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors (a full disk); then
+                # ROLLBACK itself would fail and hide the error that matters.
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 self._series_seen.clear()
             raise
         self._depth -= 1
@@ -278,8 +291,9 @@ class Ledger:
             try:
                 yield
             except BaseException:
-                self.db.execute(f"ROLLBACK TO {name}")
-                self.db.execute(f"RELEASE {name}")
+                if self.db.in_transaction:  # not after SQLite rolled the whole of it back (a full disk)
+                    self.db.execute(f"ROLLBACK TO {name}")
+                    self.db.execute(f"RELEASE {name}")
                 self._series_seen.clear()
                 raise
             self.db.execute(f"RELEASE {name}")

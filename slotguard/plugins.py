@@ -395,19 +395,9 @@ def load_enabled(settings: Settings, manager: pluggy.PluginManager | None = None
     """
     manager = manager or plugin_manager()
     known = available(manager)
-    names = ", ".join(sorted(known))
-    problems: list[str] = []
-    enabled = settings.policies.enabled
-    for name in enabled:
-        if name not in known:
-            problems.append(f"policies.enabled: unknown policy {name!r}; known policies: {names}")
-    if len(set(enabled)) != len(enabled):
-        problems.append("policies.enabled: a policy is listed twice")
-    for table in settings.policies.model_extra or {}:
-        if table not in known:
-            problems.append(f"policies.{table}: no policy has this name; known policies: {names}")
+    problems, configs = _tables(settings.policies, known)
     policies: list[Policy] = []
-    order = list(dict.fromkeys(enabled))
+    order = list(dict.fromkeys(settings.policies.enabled))
     for name in order:
         if name not in known:
             continue
@@ -422,14 +412,9 @@ def load_enabled(settings: Settings, manager: pluggy.PluginManager | None = None
             problem = f"policies.enabled: {pair} cannot be used together; enable one of them"
             if other in order and problem not in problems:
                 problems.append(problem)
-        raw = settings.policy_settings(name)
-        try:
-            config = info.config_model.model_validate(raw)
-        except ValidationError as error:
-            for problem in format_validation_error(error, prefix=f"policies.{name}"):
-                # A check across keys of the table reports without a path: it is the table's.
-                problems.append(problem if problem.startswith(f"policies.{name}") else f"policies.{name}: {problem}")
+        if name not in configs:
             continue
+        config = configs[name]
         problems.extend(_check_currency(config, settings, name))
         policy = Policy(info=info, config=config, hooks=_hooks_of(manager, plugin))
         for problem in policy.call("slotguard_check_config", config=config, settings=settings) or []:
@@ -439,6 +424,53 @@ def load_enabled(settings: Settings, manager: pluggy.PluginManager | None = None
         raise ConfigError(problems)
     fee_first = sorted(policies, key=lambda policy: policy.info.role != "fee")
     return fee_first
+
+
+def table_problems(raw: Any, manager: pluggy.PluginManager | None = None) -> list[str]:
+    """The `[policies]` section as read from the file, checked on its own: unknown names and
+    each enabled policy's settings against its schema. For a file whose core settings have
+    errors too, so that one pass reports every problem (the checks that need the rest of the
+    settings wait for it). Returns [] when the section itself is malformed: the core settings
+    report that."""
+    from slotguard.config import Policies
+
+    try:
+        section = Policies.model_validate({} if raw is None else raw)
+    except ValidationError:
+        return []
+    problems, _ = _tables(section, available(manager or plugin_manager()))
+    return problems
+
+
+def _tables(section: Any, known: dict[str, tuple[object, PolicyInfo]]) -> tuple[list[str], dict[str, BaseModel]]:
+    """(problems, validated config by policy name) of the enabled policies' tables."""
+    names = ", ".join(sorted(known))
+    problems: list[str] = []
+    enabled = section.enabled
+    for name in enabled:
+        if name not in known:
+            problems.append(f"policies.enabled: unknown policy {name!r}; known policies: {names}")
+    if len(set(enabled)) != len(enabled):
+        problems.append("policies.enabled: a policy is listed twice")
+    extra = section.model_extra or {}
+    for table in extra:
+        if table not in known:
+            problems.append(f"policies.{table}: no policy has this name; known policies: {names}")
+    configs: dict[str, BaseModel] = {}
+    for name in dict.fromkeys(enabled):
+        if name not in known:
+            continue
+        raw = extra.get(name, {})
+        if not isinstance(raw, dict):
+            problems.append(f"policies.{name}: must be a table of settings, like [policies.{name}]")
+            continue
+        try:
+            configs[name] = known[name][1].config_model.model_validate(raw)
+        except ValidationError as error:
+            for problem in format_validation_error(error, prefix=f"policies.{name}"):
+                # A check across keys of the table reports without a path: it is the table's.
+                problems.append(problem if problem.startswith(f"policies.{name}") else f"policies.{name}: {problem}")
+    return problems, configs
 
 
 def _check_currency(config: BaseModel, settings: Settings, name: str) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
-
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,34 @@ class ScenarioError(ValueError):
     """The scenario file cannot be used; the message names the problem."""
 
 
+MAX_SCENARIO_BYTES = 50 * 1024 * 1024
+
+
 def load_scenario(path: str | Path) -> dict[str, Any]:
+    """Read a scenario file. Raises ScenarioError naming what is wrong: missing, a folder,
+    unreadable, too large, not UTF-8, not JSON, nested too deeply, or not a JSON object."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_SCENARIO_BYTES + 1)
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a folder; give the scenario's JSON file") from None
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: larger than {MAX_SCENARIO_BYTES // (1024 * 1024)} MB; a scenario is a small JSON file")
+    try:
+        scenario = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {error.start} cannot be read); save it as UTF-8") from None
     except json.JSONDecodeError as error:
         raise ScenarioError(f"{path}: not valid JSON: {error}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: not usable JSON: arrays or objects are nested too deeply") from None
+    if not isinstance(scenario, dict):
+        raise ScenarioError(f"{path}: a scenario is a JSON object with config, start, end, tick and steps, not a {type(scenario).__name__}")
+    return scenario
 
 
 def action_record(action: Action, zone) -> dict[str, Any]:
@@ -80,9 +101,13 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(scenario, dict):
         raise ScenarioError("a scenario is a JSON object with config, start, end, tick and steps")
     config = copy.deepcopy(scenario.get("config") or {})
-    calendar_config = config.setdefault("calendar", {})
-    calendar_config["source"] = "memory"
-    config.setdefault("storage", {})["ledger"] = ":memory:"
+    if not isinstance(config, dict):
+        raise ScenarioError(f"\"config\" is an object with the same keys as the TOML file, not a {type(config).__name__}")
+    for section in ("calendar", "storage"):
+        if not isinstance(config.setdefault(section, {}), dict):
+            raise ScenarioError(f"config.{section} is an object, like [{section}] in the TOML file")
+    config["calendar"]["source"] = "memory"
+    config["storage"]["ledger"] = ":memory:"
     settings = parse_settings(config, "scenario config")
     try:
         start = parse_timestamp(scenario["start"])
@@ -94,10 +119,16 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
         raise ScenarioError(str(error)) from None
     if end < start:
         raise ScenarioError("end is before start")
+    if step <= timedelta(0):
+        raise ScenarioError(f"tick {scenario.get('tick')!r} must be longer than zero, e.g. \"15m\"")
+    if not isinstance(scenario.get("steps") or [], list):
+        raise ScenarioError("\"steps\" is a list of {\"at\", \"put\" | \"delete\" | \"pay\"} objects")
     if (end - start) / step > MAX_TICKS:
         raise ScenarioError(f"more than {MAX_TICKS} ticks; use a longer tick")
     steps = []
     for index, item in enumerate(scenario.get("steps") or []):
+        if not isinstance(item, dict):
+            raise ScenarioError(f"steps[{index}]: a step is an object with \"at\" and \"put\", \"delete\" or \"pay\"")
         try:
             at = parse_timestamp(item["at"])
         except (KeyError, TypeError, DurationError) as error:

@@ -81,9 +81,9 @@ VALUE_TYPES = """\
 
 | type | how to write it |
 |---|---|
-| duration | text: `"90s"`, `"15m"`, `"24h"`, `"3d"`, `"1w"`, combined like `"1h30m"`, or ISO 8601 like `"PT15M"`, `"P3D"` |
+| duration | text: `"90s"`, `"15m"`, `"24h"`, `"3d"`, `"1w"`, combined like `"1h30m"`, or ISO 8601 like `"PT15M"`, `"P3D"`; at most ten years (`"3650d"`), and some keys say less |
 | positive duration | a duration longer than zero |
-| amount | text with an ISO currency code: `"900 NOK"`, `"NOK 900"`, `"450.50 EUR"`; a comma works as the decimal mark; never a bare number (no floats); no more decimals than the currency has (none for JPY, KRW and other zero-decimal currencies) |
+| amount | text with an ISO currency code: `"900 NOK"`, `"NOK 900"`, `"450.50 EUR"`; a comma works as the decimal mark; never a bare number (no floats); no more decimals than the currency has (none for JPY, KRW and other zero-decimal currencies); at most 10^12 minor units (ten billion NOK) |
 | positive amount | an amount larger than zero |
 | fee | a percentage of the price, `"50%"` (0% to 100%), or a fixed amount, `"450 NOK"`; a fee is never more than the price |
 | percent | text like `"50%"`, from 0% to 100% (some keys need more than 0%); never a float |

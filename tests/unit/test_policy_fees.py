@@ -16,17 +16,25 @@ from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok
 
 def test_late_cancel_takes_any_number_of_tiers_and_fixed_amounts_capped_at_the_price():
     config = late_cancel.LateCancelConfig.model_validate(
-        {"tiers": [{"within": "7d", "fee": "100 NOK"}, {"within": "72h", "fee": "20%"}, {"within": "48h", "fee": "1200 NOK"},
-                   {"within": "24h", "fee": "50%"}, {"within": "2h", "fee": "100%"}]}
+        {"tiers": [{"within": "7d", "fee": "100 NOK"}, {"within": "72h", "fee": "20%"}, {"within": "48h", "fee": "400 NOK"},
+                   {"within": "24h", "fee": "50%"}, {"within": "2h", "fee": "1200 NOK"}]}
     )
     world = World(**fee_config("late_cancel", late_cancel=config.model_dump(mode="json")))
-    expected = {timedelta(days=5): nok(100), timedelta(hours=60): nok(180), timedelta(hours=30): nok(900),
+    expected = {timedelta(days=5): nok(100), timedelta(hours=60): nok(180), timedelta(hours=30): nok(400),
                 timedelta(hours=10): nok(450), timedelta(minutes=30): nok(900), timedelta(days=8): None}
     for number, (notice, fee) in enumerate(expected.items()):
         start = MONDAY + timedelta(days=number * 10)
         planned = world.happen(K.CANCELLED_BY_CLIENT, world.appointment(f"e{number}", start), start - notice)
         charges = [a.amount for a in planned if a.kind is ActionKind.CHARGE]
         assert charges == ([fee] if fee else []), notice
+
+
+def test_without_a_late_cancel_table_the_default_tiers_apply_tightest_first():
+    # No [policies.late_cancel] table: 24h -> 50% and 2h -> 100%; an hour's notice is the 2h tier.
+    defaults = late_cancel.LateCancelConfig.model_validate({})
+    assert late_cancel.tier_for(timedelta(hours=1), defaults).fee.percent == 100
+    assert late_cancel.tier_for(timedelta(hours=5), defaults).fee.percent == 50
+    assert late_cancel.tier_for(timedelta(hours=30), defaults) is None
 
 
 @pytest.mark.parametrize(

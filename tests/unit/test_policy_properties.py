@@ -17,7 +17,7 @@ from slotguard.interfaces import NullWriteBack
 from slotguard.ledger import Ledger
 from slotguard.messages import Renderer
 from slotguard.model import ActionKind, ActionState
-from slotguard.money import Money
+from slotguard.money import Fee, Money
 from slotguard.plugins import load_enabled
 from tests.support.builders import event, settings
 from tests.unit.test_policy_planner import K, World
@@ -63,9 +63,13 @@ modifiers = st.fixed_dictionaries(
 def test_a_fee_is_never_negative_nor_above_the_price_or_max_single_charge(
     price, cap, tiers, no_show_fee, deposit, chosen, kind, notice_minutes, attended_before
 ):
+    # A closer tier never costs less than a wider one (check-config refuses that): the
+    # tightest window gets the highest of the drawn fees at this price.
+    windows = sorted(hours for hours, _ in tiers)
+    fees = sorted((fee for _, fee in tiers), key=lambda fee: Fee.parse(fee).of(Money(price, "NOK")).minor, reverse=True)
     policies = {
         "enabled": ["late_cancel", "no_show", *(["deposit"] if deposit else []), *chosen],
-        "late_cancel": {"tiers": [{"within": f"{hours}h", "fee": fee} for hours, fee in tiers]},
+        "late_cancel": {"tiers": [{"within": f"{hours}h", "fee": fee} for hours, fee in zip(windows, fees)]},
         "no_show": {"fee": no_show_fee},
         **chosen,
     }

@@ -1,0 +1,197 @@
+"""Recurring events of an .ics feed expanded into instances, within limits.
+
+One VEVENT with `RRULE:FREQ=MINUTELY` took 97 s and 1.8 GB for one tick, and
+`FREQ=SECONDLY` never finished, because every instance in the sync window was built at once.
+Before anything is expanded, each series (the VEVENTs of one UID) is counted lazily, one
+instance at a time, and stops counting as soon as it is over a limit:
+
+- a series with more than `calendar.max_instances_per_series` instances in the window, or
+  that needs more than PRE_WINDOW_STEPS instances to reach the window, or whose rule can
+  never occur (a 30 February), is not read: it is reported as a problem naming its UID and
+  summary and the limit;
+- the series are then admitted smallest first until `calendar.max_events` instances; the
+  largest ones past it are left out and reported the same way (so a flood of big series
+  crowds out none of the practitioner's single appointments);
+- the whole feed's counting stops after FEED_STEPS_PER_EVENT x `max_events` steps.
+
+Only the admitted series are expanded (by recurring_ical_events, with their exceptions,
+moved instances and time zones), so time and memory are bounded by the limits, whatever
+the feed says. The count may be a little high (EXDATE is not subtracted): a limit is never
+passed, only approached a little early.
+
+Floating times (no TZID, no Z) are local times in the practice's time zone (RFC 5545 3.3.5).
+"""
+
+from __future__ import annotations
+
+import calendar as month_lengths
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+from dateutil.rrule import rrulestr
+
+# How many instances of one series may be walked through before the sync window starts
+# (a weekly series begun 380 years ago); and, per event the feed may hold, how many
+# instances the whole feed's counting may walk (one million steps, about 4 s, by default).
+PRE_WINDOW_STEPS = 20_000
+FEED_STEPS_PER_EVENT = 50
+
+
+@dataclass
+class Expansion:
+    """The instances read from a feed, and what was left out.
+
+    `components`: expanded VEVENTs (one per instance) in the window. `skipped`: (UID,
+    problem) for each series not read. `complete`: False when anything was left out, so a
+    known appointment missing from the feed may be one of those, not a deletion."""
+
+    components: list = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.skipped
+
+
+class _Over(Exception):
+    """Counting stopped: the series is past a limit (the message says which)."""
+
+
+def _aware(value, zone: ZoneInfo) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=zone)
+    return datetime.combine(value, time(0), zone)
+
+
+def _until_in_utc(rule: str, zone: ZoneInfo) -> str:
+    """The RRULE text with UNTIL written in UTC, as dateutil needs beside an aware start: a
+    date is the end of that day, a floating time is local time in `zone`."""
+    parts = []
+    for part in rule.split(";"):
+        name, _, value = part.partition("=")
+        if name.upper() == "UNTIL" and not value.upper().endswith("Z"):
+            moment = datetime.strptime(value[:8], "%Y%m%d") + timedelta(days=1, seconds=-1) if len(value) == 8 else datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
+            value = moment.replace(tzinfo=zone).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        parts.append(f"{name}={value}")
+    return ";".join(parts)
+
+
+def _never_occurs(rule: str) -> bool:
+    """True for a rule whose month days never exist in its months (BYMONTH=2;BYMONTHDAY=30):
+    dateutil would search until the year 9999 for it."""
+    parts = dict(part.partition("=")[::2] for part in rule.upper().split(";"))
+    try:
+        months = [int(value) for value in parts["BYMONTH"].split(",")]
+        days = [int(value) for value in parts["BYMONTHDAY"].split(",")]
+    except (KeyError, ValueError):
+        return False
+    longest = max((month_lengths.monthrange(2024, month)[1] for month in months if 1 <= month <= 12), default=31)
+    return all(day > longest for day in days if day > 0) and not any(day < 0 for day in days)
+
+
+class _Counter:
+    """Counts instances of series in [start, end], lazily, within the limits."""
+
+    def __init__(self, start: datetime, end: datetime, zone: ZoneInfo, per_series: int, feed_steps: int):
+        self.start, self.end, self.zone = start, end, zone
+        self.per_series = per_series
+        self.feed_steps = feed_steps
+
+    def rule_instances(self, master, rule: str, span: timedelta) -> int:
+        if _never_occurs(rule):
+            raise _Over("its RRULE never occurs (a month day that the month does not have)")
+        begin = _aware(master.get("DTSTART").dt, self.zone)
+        try:
+            instances = rrulestr(_until_in_utc(rule, self.zone), dtstart=begin, cache=False)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise _Over(f"its RRULE cannot be read ({error})") from None
+        found = walked = 0
+        for moment in instances:
+            if moment > self.end:
+                break
+            walked += 1
+            self.feed_steps -= 1
+            if moment + span >= self.start:
+                found += 1
+                if found > self.per_series:
+                    raise _Over(f"it has more than {self.per_series} instances in the sync window (calendar.max_instances_per_series)")
+            elif walked > PRE_WINDOW_STEPS:
+                raise _Over(f"it has more than {PRE_WINDOW_STEPS} instances before the sync window; give it an end (UNTIL) or a later start")
+            if self.feed_steps < 0:
+                raise _Over("the feed's series together have too many instances to count (calendar.max_events)")
+        return found
+
+    def series(self, components: list) -> int:
+        """Instances of one UID's VEVENTs in the window (an estimate from above)."""
+        total = 0
+        for component in components:
+            if component.get("RECURRENCE-ID") is not None or component.get("DTSTART") is None:
+                total += 1  # a moved or changed instance: one
+                continue
+            rules = component.get("RRULE")
+            rdates = component.get("RDATE")
+            if rules is None and rdates is None:
+                total += 1
+                continue
+            start = component.get("DTSTART").dt
+            end = component.get("DTEND").dt if component.get("DTEND") is not None else None
+            span = _aware(end, self.zone) - _aware(start, self.zone) if end is not None else timedelta(days=1)
+            for rule in rules if isinstance(rules, list) else ([rules] if rules is not None else []):
+                total += self.rule_instances(component, rule.to_ical().decode(), max(span, timedelta(0)))
+            for listing in rdates if isinstance(rdates, list) else ([rdates] if rdates is not None else []):
+                for value in getattr(listing, "dts", []):
+                    moment = value.dt[0] if isinstance(value.dt, tuple) else value.dt
+                    if isinstance(moment, (date, datetime)) and self.start - span <= _aware(moment, self.zone) <= self.end:
+                        total += 1
+            if total > self.per_series:
+                raise _Over(f"it has more than {self.per_series} instances in the sync window (calendar.max_instances_per_series)")
+        return total
+
+
+def _describe(uid: str, components: list) -> str:
+    summary = next((str(component.get("SUMMARY")) for component in components if component.get("SUMMARY")), "")
+    summary = " ".join(summary.split())[:80]
+    return f"recurring event {uid!r}" + (f" ({summary!r})" if summary else "")
+
+
+def expand(calendar, start: datetime, end: datetime, practice_zone: str, per_series: int, per_feed: int) -> Expansion:
+    """The instances of `calendar`'s VEVENTs between `start` and `end`, within the limits.
+
+    Raises what icalendar and recurring_ical_events raise for a feed they cannot read."""
+    zone = ZoneInfo(practice_zone)
+    start, end = start.astimezone(zone), end.astimezone(zone)
+    groups: dict[str, list] = {}
+    for component in calendar.walk("VEVENT"):
+        uid = str(component.get("UID") or "")
+        groups.setdefault(uid or f"(no UID #{len(groups)})", []).append(component)
+    counter = _Counter(start, end, zone, per_series, per_feed * FEED_STEPS_PER_EVENT)
+    expansion = Expansion()
+    sizes = []
+    for order, (uid, components) in enumerate(groups.items()):
+        try:
+            sizes.append((counter.series(components), order, uid))
+        except _Over as over:
+            expansion.skipped.append((uid, f"{_describe(uid, components)} is not read: {over}"))
+    kept, total = set(), 0
+    for size, _, uid in sorted(sizes):
+        if total + size > per_feed:
+            expansion.skipped.append((uid, f"{_describe(uid, groups[uid])} is not read: the feed has more than {per_feed} "
+                                           "events in the sync window; the largest series are left out (calendar.max_events)"))
+            continue
+        kept.add(uid)
+        total += size
+    if expansion.skipped:
+        admitted = icalendar.Calendar(calendar)
+        admitted.subcomponents = [
+            component for component in calendar.subcomponents
+            if component.name != "VEVENT" or (str(component.get("UID") or "") in kept)
+        ]
+        admitted.subcomponents += [  # VEVENTs without a UID were grouped by position
+            component for uid in kept if uid.startswith("(no UID #") for component in groups[uid]
+        ]
+        calendar = admitted
+    expansion.components = recurring_ical_events.of(calendar, skip_bad_series=True).between(start, end)
+    return expansion
