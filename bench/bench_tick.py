@@ -50,7 +50,8 @@ from integration.memory import MemoryCalendar, MemoryMailer  # noqa: E402
 from integration.record_only import RecordOnlyProvider  # noqa: E402
 from slotguard.config import parse_settings, read_toml  # noqa: E402
 from slotguard.durations import to_utc_text  # noqa: E402
-from slotguard.engine import Engine, TickReport  # noqa: E402
+from slotguard.engine import Engine  # noqa: E402
+from slotguard.tick_report import TickReport  # noqa: E402
 from slotguard.interfaces import NullWriteBack, SyncPage  # noqa: E402
 from slotguard.ledger import Ledger  # noqa: E402
 from slotguard.wiring import build_engine  # noqa: E402

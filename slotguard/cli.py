@@ -367,7 +367,7 @@ def cmd_charge_now(args: argparse.Namespace) -> int:
 
 
 def _charge_now(args: argparse.Namespace, engine, now: datetime) -> int:
-    from slotguard.engine import TickReport
+    from slotguard.tick_report import TickReport
 
     action = engine.ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:

@@ -46,7 +46,7 @@ from slotguard.money import Money
 from slotguard.plugins import FEE, TARGET, purpose_of
 
 if TYPE_CHECKING:
-    from slotguard.engine import TickReport
+    from slotguard.tick_report import TickReport
 
 log = logging.getLogger("slotguard.collections")
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -49,6 +48,7 @@ from slotguard.planner import LIFECYCLE, OUTCOME_UNKNOWN, WAITING_WAIVER, Planne
 from slotguard.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import RENEWS, TARGET, Policy
+from slotguard.tick_report import TickReport
 from slotguard.tracker import FOREIGN, AttendanceRules, Tracked, observe
 from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
@@ -74,36 +74,6 @@ def _crash_point(stage: str, action: Action) -> None:
     wanted = os.environ.get("SLOTGUARD_CRASH_AT")
     if wanted and wanted in (stage, f"{stage}:{action.kind.value}", f"{stage}:{action.id}"):
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-@dataclass
-class TickReport:
-    """What one tick did, for the summary line and `run --once`."""
-
-    events_seen: int = 0
-    happenings: Counter = field(default_factory=Counter)
-    planned: Counter = field(default_factory=Counter)
-    executed: Counter = field(default_factory=Counter)
-    problems: list[str] = field(default_factory=list)
-
-    def problem(self, message: str) -> None:
-        self.problems.append(message)
-        log.warning("problem %s", message)
-
-    def summary(self) -> str:
-        def fmt(counter: Counter) -> str:
-            return ", ".join(f"{key} {value}" for key, value in sorted(counter.items())) or "none"
-
-        lines = [
-            f"events read: {self.events_seen}",
-            f"happenings: {fmt(self.happenings)}",
-            f"actions planned: {fmt(self.planned)}",
-            f"actions carried out: {fmt(self.executed)}",
-        ]
-        if self.problems:
-            lines.append(f"problems ({len(self.problems)}):")
-            lines += [f"  - {problem}" for problem in self.problems]
-        return "\n".join(lines)
 
 
 def stale_email_reason(action: Action, tracked: Tracked | None, now: datetime, show: Callable[[datetime], str] = to_utc_text) -> str:

@@ -28,7 +28,7 @@ from slotguard.plugins import TARGET
 
 if TYPE_CHECKING:
     from slotguard.config import Settings
-    from slotguard.engine import TickReport
+    from slotguard.tick_report import TickReport
     from slotguard.plugins import Policy
 
 log = logging.getLogger("slotguard.payments")

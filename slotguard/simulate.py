@@ -31,7 +31,8 @@ from typing import Any
 from integration.memory import MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.config import ConfigError, Settings
-from slotguard.engine import Engine, TickReport
+from slotguard.engine import Engine
+from slotguard.tick_report import TickReport
 from slotguard.ledger import Ledger
 from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState, Appointment, Happening, HappeningKind
 from slotguard.money import Money

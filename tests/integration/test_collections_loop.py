@@ -18,7 +18,7 @@ from integration.record_only import RecordOnlyProvider
 from slotguard.cli import build_parser
 from slotguard.collections_ladder import run_collections
 from slotguard.digest import digest_details
-from slotguard.engine import TickReport
+from slotguard.tick_report import TickReport
 from slotguard.interfaces import NullWriteBack
 from slotguard.ledger import Ledger
 from slotguard.model import ActionKind, ActionState

@@ -13,7 +13,7 @@ from typing import Any
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.stripe_provider import open_provider
-from slotguard.engine import TickReport
+from slotguard.tick_report import TickReport
 from slotguard.interfaces import NullWriteBack, PaymentResult
 from slotguard.ledger import Ledger
 from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState
