@@ -113,6 +113,32 @@ def _matches(rule: MarkRule, color: str | None, text: str) -> bool:
     return any(_tag_pattern(tag).search(text) for tag in rule.tags if tag)
 
 
+# What a guest allowed to modify the event could have written that would cause a fee or reach
+# a client's email: fee tags, and these description lines.
+GUEST_UNTRUSTED_LINES = ("price", "cancelled", "link")
+
+
+def _refuse_guest_writable(event: dict, title: str, description: str, lines: dict[str, str], settings: Settings, where: str) -> None:
+    """Raise EventError when guests may modify the event (Google's `guestsCanModify`) and its
+    title or description carries a no-show or late-cancellation tag or a price:, cancelled:
+    or link: line: a client could have written it, so it is ambiguous and no fee rests on
+    it. A waiver tag still counts (it can only take a fee away, or give the client's own
+    money back), and so do colours, which are per calendar (a guest's stays in their copy)."""
+    if event.get("guestsCanModify") is not True:
+        return
+    marks = settings.calendar.marks
+    text = f"{title}\n{description}".lower()
+    tagged = [name for name, rule in (("no-show", marks.no_show), ("late cancellation", marks.late_cancel)) if _matches(rule, None, text)]
+    written = [f"{key}:" for key in GUEST_UNTRUSTED_LINES if key in lines]
+    if tagged or written:
+        what = ", ".join([f"a {name} tag" for name in tagged] + [f"a {line} line" for line in written])
+        raise EventError(
+            f"{where}: guests may modify this event, so {what} on it could be theirs; Slotguard takes no fee and "
+            "sends nothing on it. Turn off \"Modify event\" for guests in the event's guest permissions, or mark it "
+            "by colour (a colour stays in your own calendar)"
+        )
+
+
 def _in_range(moment: datetime, what: str, where: str) -> datetime:
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
         raise EventError(f"{where}: {what} {moment.isoformat()} is not between the years {EARLIEST_YEAR} and {LATEST_YEAR}; check the year")
@@ -362,6 +388,7 @@ def normalize(
         return Normalized(None, f"organised by {organizer.label}, with no client or cancelled")
     description = without_own_note(_text(event.get("description"))[:DESCRIPTION_LIMIT])
     lines = description_lines(description)
+    _refuse_guest_writable(event, title, description, lines, settings, where)
     try:
         client = _client(candidates, lines)
     except EventError as error:

@@ -119,6 +119,25 @@ def test_an_appointment_that_turns_foreign_gets_no_new_fee_nor_mail(tmp_path):
     assert [f.kind for f in loop.fees()] == [ActionKind.CHARGE] and "e1" not in loop.problems()
 
 
+def test_on_an_event_guests_may_modify_a_fee_tag_or_price_line_bills_nobody_but_a_colour_still_counts(tmp_path):
+    # Google's "Modify event" guest permission lets the client edit the title and description
+    # the practitioner sees: a #noshow or price: line there could be the client's (or a
+    # co-invitee's) doing. A colour stays in the practitioner's own copy.
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    tagged = event("tagged", WEDNESDAY_10, title="Massage #noshow") | {"guestsCanModify": True}
+    priced = event("priced", WEDNESDAY_10, client="bo@example.com", description="price: 1900 NOK", color="11") | {"guestsCanModify": True}
+    coloured = event("coloured", WEDNESDAY_10, client="cy@example.com", color="11") | {"guestsCanModify": True}
+    for resource in (tagged, priced, coloured):
+        loop.put(resource)
+    loop.tick(MONDAY)
+    loop.tick(AFTER_REVIEW)
+    assert loop.fees("tagged") == [] and loop.fees("priced") == []
+    assert "guests may modify this event" in loop.problems()["tagged"] and "no-show tag" in loop.problems()["tagged"]
+    assert "price: line" in loop.problems()["priced"]
+    [fee] = loop.fees("coloured")
+    assert fee.kind is ActionKind.CHARGE and fee.amount.minor == 90000
+
+
 # -- item 3: a price line has a ceiling ---------------------------------------------------------
 
 
