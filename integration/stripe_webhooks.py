@@ -153,13 +153,15 @@ def _action_for(ledger: Ledger, update: LedgerUpdate) -> Action | None:
 
 def apply_update(ledger: Ledger, update: LedgerUpdate, now: datetime) -> str:
     """Apply `update` once: returns a note of what changed ("" for nothing, "duplicate" for an
-    event already applied). The event id is recorded in the same transaction."""
+    event already applied). The event id is recorded in the same transaction, and so is the
+    request to rewrite the event's status note when the fee's payment status changed."""
     marker = f"stripe_event:{update.event_id}"
     with ledger.transaction():
         if ledger.meta(marker) is not None:
             return "duplicate"
         ledger.set_meta(marker, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
         action = _action_for(ledger, update) if update.change not in ("ignored", "card_saved") else None
+        status_before = action.context.get("payment_status") if action is not None else None
         note = ""
         if update.change == "card_saved":
             note = f"{update.client_email or 'a client'} saved a card"
@@ -184,6 +186,10 @@ def apply_update(ledger: Ledger, update: LedgerUpdate, now: datetime) -> str:
             note = f"the client disputed {update.amount} with their bank ({update.detail}); answer it in the Stripe dashboard"
         if action is not None and note:
             ledger.update_action(action, now, note)
+            if action.event_id and action.context.get("payment_status") != status_before:
+                # The event's status note says whether the fee is paid: the daemon's next tick
+                # rewrites it (slotguard/write_back.py), as after `waive` or `mark-paid`.
+                ledger.queue_write_back(action.calendar_id, action.event_id, now)
         log.info("stripe.webhook event=%s type=%s action=%s change=%s", update.event_id, update.event_type,
                  action.id if action else "", update.change)
         return note

@@ -226,10 +226,12 @@ def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from slotguard.cli_collections import status_section
+    from slotguard.unresolved_money import section, unresolved_money
 
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
+    unresolved = unresolved_money(ledger, settings.payments.provider, settings.zone)  # shown first: look here at night
     upcoming = ledger.upcoming(now, limit=20)
     pending = ledger.actions(states=[ActionState.PENDING_REVIEW], kinds=[ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.CREDIT])
     done = ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE])
@@ -237,6 +239,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     receivables = [a for a in done if a.context.get("payment_status") in OWED]
     failed = ledger.actions(states=[ActionState.FAILED])
     data = {
+        "unresolved_money": [item.as_json(action_json) for item in unresolved],
         "upcoming": [
             {"event_id": t.appointment.event_id, "client": t.appointment.client.email, "start": t.appointment.start.isoformat(), "price": t.appointment.price.as_json()}
             for t in upcoming
@@ -253,6 +256,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"Slotguard status for {settings.practice.name} at {_local(now, settings)} ({settings.practice.timezone})")
+    print(section(unresolved, settings.zone), end="")  # nothing when every outcome is known
     print(f"\nUpcoming appointments ({len(upcoming)}):")
     for t in upcoming:
         print(f"  {_local(t.appointment.start, settings)}  {t.appointment.client.email}  {t.appointment.price}")
@@ -435,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "run the daemon (or one tick with --once)", now=True)
     run.add_argument("--once", action="store_true", help="run one tick and exit")
     add("check-config", cmd_check_config, "validate the config and render every template")
-    status = add("status", cmd_status, "upcoming appointments, fees pending review, receivables, last sync", now=True)
+    status = add("status", cmd_status, "unknown money outcomes first, upcoming appointments, fees pending review, receivables, last sync", now=True)
     status.add_argument("--json", action="store_true")
     ledger = add("ledger", cmd_ledger, "every action with id, kind, state, client, amount, policy, reason, times")
     ledger.add_argument("--json", action="store_true")

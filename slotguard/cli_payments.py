@@ -6,7 +6,8 @@ object for commands that take no config.
 
 Payments commands (docs/payments.md):
 - `reconcile [--from DATE] [--to DATE] [--json] [--repair]`: ledger against Stripe; exit 1 on
-  any mismatch; with --repair, money kept for a waived fee is planned to be given back.
+  any mismatch; with --repair, money kept for a waived fee is planned to be given back
+  (--repair takes the data folder's lock, like `run`: refused while a daemon runs).
 - `webhook-server --port N`: receive Stripe webhooks (off unless started).
 And `check_payments(settings)`, which `check-config` calls to try the Stripe key.
 """
@@ -18,6 +19,7 @@ import json
 import signal
 import sys
 import threading
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -33,7 +35,8 @@ def register(add, commands) -> None:
     reconcile.add_argument("--to", dest="end", metavar="DATE", help="last day, included (YYYY-MM-DD) or ISO 8601 time; default: now")
     reconcile.add_argument("--json", action="store_true")
     reconcile.add_argument("--repair", action="store_true",
-                           help="plan a refund (or release) for money Stripe kept for a fee the ledger waived; the next run carries it out")
+                           help="plan a refund (or release) for money Stripe kept for a fee the ledger waived; the next run carries it out "
+                                "(takes the data folder's lock: stop the daemon first)")
     webhooks = add("webhook-server", cmd_webhook_server, "receive Stripe webhooks (optional; polling works without them)")
     webhooks.add_argument("--port", type=int, required=True, help="TCP port (0 picks a free one and prints it)")
     webhooks.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put a TLS proxy in front)")
@@ -98,6 +101,7 @@ def period(args: argparse.Namespace, settings: Settings) -> tuple[datetime, date
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from slotguard.cli import load_settings
+    from slotguard.daemon_lock import exclusive
     from slotguard.durations import parse_timestamp
     from slotguard.interfaces import AdapterError
     from slotguard.ledger import Ledger
@@ -109,18 +113,22 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from integration.stripe_reconcile import reconcile
 
     start, end = period(args, settings)
-    ledger = Ledger(settings.storage.ledger_path)
-    repairs: list[dict[str, Any]] = []
-    try:
-        provider = open_provider(settings)
-        result = reconcile(ledger, provider, start, end)
-        if args.repair:
-            repairs = _repair(ledger, provider, result, parse_timestamp(args.now) if args.now else datetime.now(timezone.utc))
-    except AdapterError as error:
-        print(f"could not read Stripe, nothing was compared: {error}", file=sys.stderr)
-        return 2
-    finally:
-        ledger.close()
+    # --repair resolves money and plans give-backs, as the daemon does: only the holder of the
+    # data folder's lock may (slotguard/daemon_lock.py); refused at once, before Stripe is
+    # read, while another Slotguard holds it. Comparing alone only reads: no lock.
+    with exclusive(settings.storage.data_dir) if args.repair else nullcontext():
+        ledger = Ledger(settings.storage.ledger_path)
+        repairs: list[dict[str, Any]] = []
+        try:
+            provider = open_provider(settings)
+            result = reconcile(ledger, provider, start, end)
+            if args.repair:
+                repairs = _repair(ledger, provider, result, parse_timestamp(args.now) if args.now else datetime.now(timezone.utc))
+        except AdapterError as error:
+            print(f"could not read Stripe, nothing was compared: {error}", file=sys.stderr)
+            return 2
+        finally:
+            ledger.close()
     if args.json:
         print(json.dumps({**result.as_json(), **({"repairs": repairs} if args.repair else {})}, indent=2))
         return 0 if result.clean else 1

@@ -2,7 +2,7 @@
 
 Only the holder of this lock may carry out actions or put back actions left `executing`
 (Engine.recover): two processes doing either on one ledger sent an in-flight email twice.
-`run` (daemon or --once), `charge-now` and `retry` take it, or refuse at once with a message
+`run` (daemon or --once), `charge-now`, `retry` and `reconcile --repair` take it, or refuse at once with a message
 naming the holder's pid. Commands that only read, and ledger edits guarded by the action's
 expected state (`waive`, `mark-paid`), do not need it: see docs/commands.md.
 
