@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -216,35 +218,86 @@ def make_handler(ledger: Ledger, secret: str, clock: Callable[[], datetime] = la
 
 
 MAX_BODY_BYTES = 1024 * 1024  # Stripe's events are a few KB; nothing larger is read
-REQUEST_TIMEOUT_SECONDS = 10.0  # per socket operation: a silent client is dropped, not waited for
+REQUEST_TIMEOUT_SECONDS = 10.0  # for a whole request: headers and body
+MAX_CONNECTIONS = 32  # connections handled at once; more are answered 503 and closed
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The reading side of a connection that gives up at `deadline` (time.monotonic()).
+
+    A socket timeout alone applies to each read, so a client sending a byte every few
+    seconds could hold its thread for days; here every read may wait only for what is left
+    of the request's time, then raises TimeoutError."""
+
+    def __init__(self, connection: socket.socket, deadline: float):
+        self._connection = connection
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took longer than its time")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
 
 
 class WebhookServer(ThreadingHTTPServer):
     """One thread per connection, so a slow or silent client never holds up another
-    delivery; the threads do not keep the process alive on shutdown."""
+    delivery; at most `max_connections` at once (a flood of idle connections cannot use up
+    threads: the rest are answered 503, which Stripe retries); the threads do not keep the
+    process alive on shutdown."""
 
     daemon_threads = True
+    max_connections = MAX_CONNECTIONS
+
+    def server_activate(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("stripe.webhook_rejected reason=%r", f"more than {self.max_connections} connections at once")
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def serve(
     ledger: Ledger, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook",
-    *, timeout: float = REQUEST_TIMEOUT_SECONDS, max_body: int = MAX_BODY_BYTES,
+    *, timeout: float = REQUEST_TIMEOUT_SECONDS, max_body: int = MAX_BODY_BYTES, max_connections: int = MAX_CONNECTIONS,
 ) -> WebhookServer:
     """An HTTP server for `main.py webhook-server`. Call serve_forever() on it; put TLS in
     front (a reverse proxy).
 
-    Each connection has its own thread and a socket `timeout` (seconds) for every read and
-    write, so a client that sends headers and no body is dropped after it and blocks no one
-    meanwhile. A body is read only with a Content-Length of at most `max_body` bytes: larger
-    is refused with 413 before anything is read, none with 411, an unreadable one with 400.
-    The ledger is one SQLite connection: the handler threads use it one at a time."""
+    Each connection has its own thread, at most `max_connections` at once (more are answered
+    503 and closed), and `timeout` seconds for the whole request, headers and body: a client
+    that sends nothing, or trickles its request a byte at a time, is dropped when that time is
+    up and blocks no one meanwhile. A body is read only with a Content-Length of at most
+    `max_body` bytes: larger is refused with 413 before anything is read, none with 411, an
+    unreadable one with 400. The ledger is one SQLite connection: the handler threads use it
+    one at a time."""
     handle = make_handler(ledger, secret)
     one_at_a_time = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def setup(self) -> None:
-            self.timeout = timeout  # StreamRequestHandler.setup() sets it on the socket
+            self.timeout = timeout  # StreamRequestHandler.setup() sets it on the socket (writes)
             super().setup()
+            # Reads share one deadline for the whole request (see _DeadlineReader).
+            self.rfile = io.BufferedReader(_DeadlineReader(self.connection, time.monotonic() + timeout))
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return None
@@ -275,7 +328,7 @@ def serve(
             try:
                 body = self.rfile.read(length)
             except (TimeoutError, OSError):
-                log.warning("stripe.webhook_rejected reason=%r", f"no complete body within {timeout:g} s")
+                log.warning("stripe.webhook_rejected reason=%r", f"no complete request within {timeout:g} s")
                 self.close_connection = True
                 return None
             if len(body) != length:
@@ -284,4 +337,5 @@ def serve(
                 status, text = handle(body, self.headers.get("Stripe-Signature", ""))
             return self.reply(status, text)
 
-    return WebhookServer((host, port), Handler)
+    server_class = type("LimitedWebhookServer", (WebhookServer,), {"max_connections": max_connections})
+    return server_class((host, port), Handler)

@@ -1,5 +1,6 @@
 """The webhook server over real sockets: a silent or lying client cannot stop deliveries
-(issue 11, item 15). One thread per connection with a socket timeout, a body read only
+(issue 11, item 15). One thread per connection, at most a few at once, a deadline for the
+whole request, a body read only
 with a Content-Length of at most 1 MB (413 before reading, 411 without, 400 unreadable),
 and the handler threads using the one ledger connection one at a time."""
 
@@ -126,3 +127,60 @@ def test_many_deliveries_at_once_are_each_applied_once(server, ledger):
         stored = ledger.action(fee.id)
         assert stored.context["payment_status"] == "paid"
         assert [entry["note"] for entry in ledger.action_log(fee.id)].count("paid through Stripe (payment_intent.succeeded)") == 1
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_dropped_when_its_time_is_up(ledger):
+    # A socket timeout alone applies to each read: a byte every 0.3 s would keep the thread
+    # for as long as the client likes (about 100 days for a 1 MB body at 10 s per read).
+    server = serve(ledger, SECRET, port=0, timeout=0.5)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connection = socket.create_connection(server.server_address[:2], timeout=5)
+        connection.sendall(f"POST {PATH} HTTP/1.1\r\nHost: x\r\nStripe-Signature: t=1,v1=00\r\nContent-Length: 1000\r\n\r\n".encode())
+        connection.settimeout(0.01)
+        started, dropped_after = time.monotonic(), None
+        while time.monotonic() - started < 4.0:
+            try:
+                connection.sendall(b"x")
+                if connection.recv(1024) == b"":
+                    dropped_after = time.monotonic() - started
+                    break
+            except socket.timeout:
+                pass  # nothing from the server yet: it is still reading
+            except OSError:
+                dropped_after = time.monotonic() - started
+                break
+            time.sleep(0.3)
+        connection.close()
+        assert dropped_after is not None and dropped_after < 2.0, "the server kept reading a trickled request past its time"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_connections_beyond_the_limit_are_answered_503_and_the_next_delivery_still_lands(ledger):
+    server = serve(ledger, SECRET, port=0, timeout=3.0, max_connections=4)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    idle = []
+    try:
+        for _ in range(4):  # four clients that connect and say nothing hold every slot
+            idle.append(socket.create_connection(server.server_address[:2], timeout=5))
+        time.sleep(0.2)
+        _, answer = raw_request(server, f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 0")
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:40]
+        for connection in idle:
+            connection.close()
+        fee = unpaid_fee(ledger)
+        deadline = time.monotonic() + 5
+        while True:  # the slots come back as the idle connections end
+            answer = deliver(server, paid_event(fee, 1))
+            if not answer.startswith(b"HTTP/1.1 503") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert answer.startswith(b"HTTP/1.0 200"), answer[:40]
+        assert ledger.action(fee.id).context["payment_status"] == "paid"
+    finally:
+        for connection in idle:
+            connection.close()
+        server.shutdown()
+        server.server_close()
