@@ -1,8 +1,8 @@
 """The webhook server over real sockets: a silent or lying client cannot stop deliveries
-(issue 11, item 15). One thread per connection, at most a few at once, a deadline for the
-whole request, a body read only
-with a Content-Length of at most 1 MB (413 before reading, 411 without, 400 unreadable),
-and the handler threads using the one ledger connection one at a time."""
+(issue 11, item 15). One thread per connection, a capped number at once, a deadline for the
+whole request, a body read only with a Content-Length of at most 1 MB (413 before reading,
+411 without, 400 unreadable), and the handler threads using the one ledger connection one
+at a time."""
 
 from __future__ import annotations
 
