@@ -7,7 +7,9 @@ instance at a time, and stops counting as soon as it is over a limit:
 
 - a series with more than `calendar.max_instances_per_series` instances in the window, or
   that needs more than PRE_WINDOW_STEPS instances to reach the window, or whose rule can
-  never occur (a 30 February), is not read: it is reported as a problem naming its UID and
+  never occur (a 30 February, day 366 of January: dateutil would look for it a day at a
+  time until the year 9999), or that repeats more often than daily on chosen days or
+  times (dateutil steps through it a second at a time), is not read: it is reported as a problem naming its UID and
   summary and the limit;
 - the series are then admitted smallest first until `calendar.max_events` instances; the
   largest ones past it are left out and reported the same way (so a flood of big series
@@ -93,17 +95,39 @@ def _until_in_utc(rule: str, zone: ZoneInfo) -> str:
     return ";".join(parts)
 
 
-def _never_occurs(rule: str) -> bool:
-    """True for a rule whose month days never exist in its months (BYMONTH=2;BYMONTHDAY=30):
-    dateutil would search until the year 9999 for it."""
+# The Gregorian calendar (weekdays included) repeats every 400 years: a day no year of the
+# last 400 dateutil knows has, no year has.
+_DAY_FILTERS = ("BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYEASTER", "WKST")
+_LAST_CYCLE = datetime(9999 - 400, 1, 1)
+
+
+def _sparse_sub_daily(rule: str) -> bool:
+    """True for a rule more frequent than daily limited to some days or times (FREQ=SECONDLY;
+    BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=3): dateutil steps to its next instance an hour,
+    a minute or a second at a time, for years (17 s for that one, hours for others). No
+    appointment series needs one: a daily or weekly rule with BYHOUR says the same."""
     parts = dict(part.partition("=")[::2] for part in rule.upper().split(";"))
-    try:
-        months = [int(value) for value in parts["BYMONTH"].split(",")]
-        days = [int(value) for value in parts["BYMONTHDAY"].split(",")]
-    except (KeyError, ValueError):
+    return parts.get("FREQ") in ("HOURLY", "MINUTELY", "SECONDLY") and any(name.startswith("BY") for name in parts)
+
+
+def _never_occurs(rule: str) -> bool:
+    """True for a rule whose day filters no day of the calendar passes (BYMONTH=2;
+    BYMONTHDAY=30, or BYYEARDAY=366;BYMONTH=1): dateutil would look for one a day at a time
+    until the year 9999 (seconds for a daily or hourly rule), each time the feed is read.
+
+    Checked as a yearly rule with the same day filters, without ordinals (1MO is any Monday)
+    or BYSETPOS, so it allows every day the rule could: none in 400 years means never."""
+    parts = dict(part.partition("=")[::2] for part in rule.upper().split(";"))
+    filters = {name: value for name, value in parts.items() if name in _DAY_FILTERS and value}
+    if not set(filters) - {"WKST"}:
         return False
-    longest = max((month_lengths.monthrange(2024, month)[1] for month in months if 1 <= month <= 12), default=31)
-    return all(day > longest for day in days if day > 0) and not any(day < 0 for day in days)
+    if "BYDAY" in filters:
+        filters["BYDAY"] = ",".join(day.strip()[-2:] for day in filters["BYDAY"].split(","))
+    try:
+        days = rrulestr(";".join(["FREQ=YEARLY", *(f"{name}={value}" for name, value in filters.items())]), dtstart=_LAST_CYCLE, cache=False)
+        return next(iter(days), None) is None
+    except (ValueError, TypeError, OverflowError):
+        return False  # not a rule dateutil reads: the counting reports it
 
 
 class _Counter:
@@ -116,7 +140,9 @@ class _Counter:
 
     def rule_instances(self, master, rule: str, span: timedelta) -> int:
         if _never_occurs(rule):
-            raise _Over("its RRULE never occurs (a month day that the month does not have)")
+            raise _Over("its RRULE never occurs (no day has the months, weeks and days it asks for)")
+        if _sparse_sub_daily(rule):
+            raise _Over("its RRULE repeats more often than daily on chosen days or times; use a daily or weekly rule with BYHOUR")
         begin = _aware(master.get("DTSTART").dt, self.zone)
         try:
             instances = rrulestr(_until_in_utc(rule, self.zone), dtstart=begin, cache=False)

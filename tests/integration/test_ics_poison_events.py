@@ -56,11 +56,17 @@ POISONS = {
     "an EXDATE that is not a date": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;COUNT=3", "EXDATE:junk"),
     "a DTSTART that is not a date": poison(":junk"),
     "no DTSTART": poison(None),
+    # dateutil looks for the next instance of these until the year 9999, a day at a time.
+    "an RRULE no day can match (every second of 366 January)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=SECONDLY;BYYEARDAY=366;BYMONTH=1"),
+    "an RRULE no day can match (daily at Easter in June)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;BYEASTER=0;BYMONTH=6"),
+    "an RRULE no day can match (hourly in week 53 of June)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=HOURLY;BYWEEKNO=53;BYMONTH=6"),
     "an alarm whose TRIGGER is not a time": poison(":20260624T080000Z", ":20260624T090000Z", "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:junk", "END:VALARM"),
     "a moved instance with an alarm whose TRIGGER is not a time": (
         poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3")
         + poison(":20260701T100000Z", ":20260701T110000Z", "RECURRENCE-ID:20260701T080000Z", "BEGIN:VALARM", "TRIGGER:junk", "END:VALARM")
     ),
+    # It occurs (29 February 2044 is a Monday), but dateutil gets there a second at a time.
+    "a secondly RRULE on chosen days and hours": poison(":20260624T080000Z", ":20260624T080001Z", "RRULE:FREQ=SECONDLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO;BYHOUR=3"),
     "an RDATE list of 100,000 dates": poison(":20260624T080000Z", ":20260624T080001Z",
                                              "RDATE:" + ",".join(moment.strftime("%Y%m%dT%H%M%SZ") for moment in IN_WINDOW)),
 }
