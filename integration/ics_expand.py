@@ -110,14 +110,32 @@ def _sparse_sub_daily(rule: str) -> bool:
     return parts.get("FREQ") in ("HOURLY", "MINUTELY", "SECONDLY") and any(name.startswith("BY") for name in parts)
 
 
+def _beyond_every_period(parts: dict[str, str]) -> bool:
+    """True when every BYSETPOS asks for a position past the most instances one period of
+    the rule can hold (FREQ=DAILY;BYSETPOS=6: a day holds one)."""
+    days = {"DAILY": 1, "WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}.get(parts.get("FREQ", ""))
+    if days is None or not parts.get("BYSETPOS"):
+        return False
+    most = days
+    for name in ("BYHOUR", "BYMINUTE", "BYSECOND"):
+        most *= len(parts[name].split(",")) if parts.get(name) else 1
+    try:
+        return all(abs(int(position)) > most for position in parts["BYSETPOS"].split(","))
+    except ValueError:
+        return False  # not a rule dateutil reads: the counting reports it
+
+
 def _never_occurs(rule: str) -> bool:
     """True for a rule whose day filters no day of the calendar passes (BYMONTH=2;
     BYMONTHDAY=30, or BYYEARDAY=366;BYMONTH=1): dateutil would look for one a day at a time
     until the year 9999 (seconds for a daily or hourly rule), each time the feed is read.
 
     Checked as a yearly rule with the same day filters, without ordinals (1MO is any Monday)
-    or BYSETPOS, so it allows every day the rule could: none in 400 years means never."""
+    or BYSETPOS, so it allows every day the rule could: none in 400 years means never. Also
+    true when BYSETPOS asks for more instances than one period of the rule holds."""
     parts = dict(part.partition("=")[::2] for part in rule.upper().split(";"))
+    if _beyond_every_period(parts):
+        return True
     filters = {name: value for name, value in parts.items() if name in _DAY_FILTERS and value}
     if not set(filters) - {"WKST"}:
         return False

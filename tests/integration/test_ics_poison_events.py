@@ -60,6 +60,7 @@ POISONS = {
     "an RRULE no day can match (every second of 366 January)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=SECONDLY;BYYEARDAY=366;BYMONTH=1"),
     "an RRULE no day can match (daily at Easter in June)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;BYEASTER=0;BYMONTH=6"),
     "an RRULE no day can match (hourly in week 53 of June)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=HOURLY;BYWEEKNO=53;BYMONTH=6"),
+    "an RRULE whose BYSETPOS no day reaches (the 6th instance of each day)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;BYSETPOS=6"),
     "an alarm whose TRIGGER is not a time": poison(":20260624T080000Z", ":20260624T090000Z", "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:junk", "END:VALARM"),
     "a moved instance with an alarm whose TRIGGER is not a time": (
         poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3")
@@ -100,6 +101,23 @@ def test_one_poison_vevent_is_a_problem_and_the_others_are_read(tmp_path, kind):
     assert "\n" not in message and "\r" not in message
     assert not [event for event in page.events if event["id"].startswith("poison_")], "a bad series is left out whole"
     assert not page.full, "while a bad VEVENT is left out, a missing appointment is not taken as deleted"
+
+
+ORDINARY_RULES = [
+    "FREQ=WEEKLY;BYDAY=MO,WE", "FREQ=WEEKLY;INTERVAL=2;BYDAY=TU;WKST=SU", "FREQ=MONTHLY;BYDAY=1MO", "FREQ=MONTHLY;BYDAY=-1FR",
+    "FREQ=MONTHLY;BYDAY=5FR", "FREQ=MONTHLY;BYMONTHDAY=31", "FREQ=MONTHLY;BYMONTHDAY=-1", "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+    "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=YEARLY;BYWEEKNO=53;BYDAY=TH", "FREQ=YEARLY;BYYEARDAY=366", "FREQ=YEARLY;BYEASTER=0",
+    "FREQ=DAILY;BYHOUR=9,10;BYSETPOS=2", "FREQ=DAILY;COUNT=5", "FREQ=HOURLY;INTERVAL=6;COUNT=3",
+]
+
+
+@pytest.mark.parametrize("rule", ORDINARY_RULES)
+def test_ordinary_rules_are_never_refused_as_poison(tmp_path, rule):
+    """The checks for rules that never occur or step a second at a time refuse none of
+    these (some occur only in some years: 29 February, week 53, day 366)."""
+    page, _, _ = read(tmp_path, vevent("series", ":20260622T070000Z", ":20260622T080000Z", f"RRULE:{rule}"))
+    assert not [event["_error"] for event in page.events if "_error" in event]
+    assert page.full
 
 
 def test_a_year_one_date_in_a_feed_with_a_calendar_time_zone(tmp_path):
