@@ -110,6 +110,17 @@ def _sparse_sub_daily(rule: str) -> bool:
     return parts.get("FREQ") in ("HOURLY", "MINUTELY", "SECONDLY") and any(name.startswith("BY") for name in parts)
 
 
+def _interval_positive(rule: str) -> bool:
+    """False for an INTERVAL of 0 or less (RFC 5545 wants a positive integer): with 0,
+    dateutil never moves on from the first period, and with a filter that period does not
+    pass, never stops (the daemon hung on FREQ=DAILY;INTERVAL=0;BYMONTH=1)."""
+    parts = dict(part.partition("=")[::2] for part in rule.upper().split(";"))
+    try:
+        return int(parts.get("INTERVAL") or 1) >= 1
+    except ValueError:
+        return True  # not a number: dateutil refuses it, and the counting reports that
+
+
 def _beyond_every_period(parts: dict[str, str]) -> bool:
     """True when every BYSETPOS asks for a position past the most instances one period of
     the rule can hold (FREQ=DAILY;BYSETPOS=6: a day holds one)."""
@@ -157,6 +168,8 @@ class _Counter:
         self.feed_steps = feed_steps
 
     def rule_instances(self, master, rule: str, span: timedelta) -> int:
+        if not _interval_positive(rule):
+            raise _Over("its RRULE cannot be read (its INTERVAL is not a positive number)")
         if _never_occurs(rule):
             raise _Over("its RRULE never occurs (no day has the months, weeks and days it asks for)")
         if _sparse_sub_daily(rule):

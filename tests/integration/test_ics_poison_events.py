@@ -60,6 +60,8 @@ POISONS = {
     "an RRULE no day can match (every second of 366 January)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=SECONDLY;BYYEARDAY=366;BYMONTH=1"),
     "an RRULE no day can match (daily at Easter in June)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;BYEASTER=0;BYMONTH=6"),
     "an RRULE no day can match (hourly in week 53 of June)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=HOURLY;BYWEEKNO=53;BYMONTH=6"),
+    # dateutil never moves on from the first day, and never stops: the daemon hung.
+    "an RRULE with INTERVAL=0": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;INTERVAL=0;BYMONTH=1"),
     "an RRULE whose BYSETPOS no day reaches (the 6th instance of each day)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;BYSETPOS=6"),
     "an alarm whose TRIGGER is not a time": poison(":20260624T080000Z", ":20260624T090000Z", "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:junk", "END:VALARM"),
     "a moved instance with an alarm whose TRIGGER is not a time": (
