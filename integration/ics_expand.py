@@ -123,10 +123,14 @@ def _interval_positive(rule: str) -> bool:
 
 def _beyond_every_period(parts: dict[str, str]) -> bool:
     """True when every BYSETPOS asks for a position past the most instances one period of
-    the rule can hold (FREQ=DAILY;BYSETPOS=6: a day holds one)."""
+    the rule can hold (FREQ=DAILY;BYSETPOS=6: a day holds one; so does a week of a weekly
+    rule without day filters, which dateutil gives DTSTART's weekday alone)."""
     days = {"DAILY": 1, "WEEKLY": 7, "MONTHLY": 31, "YEARLY": 366}.get(parts.get("FREQ", ""))
     if days is None or not parts.get("BYSETPOS"):
         return False
+    if not any(parts.get(name) for name in ("BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYEASTER")):
+        # dateutil's defaults: DTSTART's weekday, day of the month, or day of each BYMONTH
+        days = len(parts["BYMONTH"].split(",")) if parts.get("BYMONTH") and parts["FREQ"] == "YEARLY" else 1
     most = days
     for name in ("BYHOUR", "BYMINUTE", "BYSECOND"):
         most *= len(parts[name].split(",")) if parts.get(name) else 1

@@ -63,6 +63,7 @@ POISONS = {
     # dateutil never moves on from the first day, and never stops: the daemon hung.
     "an RRULE with INTERVAL=0": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;INTERVAL=0;BYMONTH=1"),
     "an RRULE whose BYSETPOS no day reaches (the 6th instance of each day)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=DAILY;BYSETPOS=6"),
+    "an RRULE whose BYSETPOS no week reaches (the 6th of one day a week)": poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=WEEKLY;INTERVAL=7;BYSETPOS=6"),
     "an alarm whose TRIGGER is not a time": poison(":20260624T080000Z", ":20260624T090000Z", "BEGIN:VALARM", "ACTION:DISPLAY", "TRIGGER:junk", "END:VALARM"),
     "a moved instance with an alarm whose TRIGGER is not a time": (
         poison(":20260624T080000Z", ":20260624T090000Z", "RRULE:FREQ=WEEKLY;COUNT=3")
