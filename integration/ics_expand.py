@@ -7,9 +7,10 @@ instance at a time, and stops counting as soon as it is over a limit:
 
 - a series with more than `calendar.max_instances_per_series` instances in the window, or
   that needs more than PRE_WINDOW_STEPS instances to reach the window, or whose rule can
-  never occur (a 30 February, day 366 of January: dateutil would look for it a day at a
-  time until the year 9999), or that repeats more often than daily on chosen days or
-  times (dateutil steps through it a second at a time), is not read: it is reported as a problem naming its UID and
+  never occur (a 30 February, day 366 of January, a BYSETPOS past what one period holds:
+  dateutil would look for it a day at a time until the year 9999; an INTERVAL of 0:
+  forever), or that repeats more often than daily on chosen days or times (dateutil steps
+  through it a second at a time), is not read: it is reported as a problem naming its UID and
   summary and the limit;
 - the series are then admitted smallest first until `calendar.max_events` instances; the
   largest ones past it are left out and reported the same way (so a flood of big series
