@@ -33,7 +33,6 @@ Floating times (no TZID, no Z) are local times in the practice's time zone (RFC 
 
 from __future__ import annotations
 
-import calendar as month_lengths
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable
