@@ -6,6 +6,10 @@ last tick, nothing is re-read (the content digest is the sync token). Recurring 
 expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ),
 within the limits calendar.max_instances_per_series and calendar.max_events
 (integration/ics_expand.py): a series past them is reported as a problem and not read.
+One bad VEVENT never blanks the feed: a series (or single event) whose dates the parser or
+the recurrence libraries refuse is reported the same way, naming its UID and summary, and
+the rest is read (integration/ics_parse.py, ics_expand.py). While anything is left out,
+the page is not `full`, so no appointment missing from it is taken as deleted.
 Floating times (no TZID, no Z) are local times in practice.timezone (RFC 5545 3.3.5).
 
 Each VEVENT becomes a Google Calendar v3 Event resource, so the engine reads every source in
@@ -24,12 +28,12 @@ from pathlib import Path
 from typing import Iterator
 from zoneinfo import ZoneInfo
 
-import icalendar
-
 from integration.ics_expand import expand
+from integration.ics_parse import parse_feed
 from slotguard.config import Settings
 from slotguard.interfaces import AdapterError, SyncPage
 from slotguard.normalize import COLOR_IDS
+from slotguard.untrusted import one_line
 
 PARTSTAT = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative", "NEEDS-ACTION": "needsAction"}
 STATUS = {"CONFIRMED": "confirmed", "CANCELLED": "cancelled", "TENTATIVE": "tentative"}
@@ -173,27 +177,24 @@ class IcsSource:
             yield SyncPage(events=[], full=False, last=True, next_sync_token=digest)
             return
         calendar_settings = self.settings.calendar
+        zone = self.settings.practice.timezone
         try:
-            calendar = icalendar.Calendar.from_ical(data)
-            expansion = expand(calendar, window_start, window_end, self.settings.practice.timezone,
-                               calendar_settings.max_instances_per_series, calendar_settings.max_events)
-        except Exception as error:  # the parser raises many kinds for a corrupt file
+            calendar, refused = parse_feed(data)
+            # Each series is counted, expanded and converted on its own: one that cannot be
+            # read is reported below and the others are read (integration/ics_expand.py).
+            expansion = expand(calendar, window_start, window_end, zone, calendar_settings.max_instances_per_series,
+                               calendar_settings.max_events, convert=lambda component: vevent_to_resource(component, zone))
+        except Exception as error:  # the parser raises many kinds for a corrupt file, expand for a feed-wide fault
             raise AdapterError(
-                f"the calendar feed {self.calendar_id} is not valid iCalendar ({type(error).__name__}: {error}); "
+                f"the calendar feed {self.calendar_id} is not valid iCalendar ({type(error).__name__}: {one_line(str(error), 200)}); "
                 "nothing was changed; fix or re-export the feed",
                 retryable=True,
             ) from None
-        events = []
-        for component in expansion.components:
-            try:
-                events.append(vevent_to_resource(component, self.settings.practice.timezone))
-            except (ValueError, TypeError, AttributeError) as error:
-                uid = str(component.get("UID") or "?")
-                events.append({"id": uid, "_error": f"unreadable VEVENT: {error}"})
-        for uid, problem in expansion.skipped:
+        events = list(expansion.components)
+        for uid, problem in refused + expansion.skipped:
             events.append({"id": uid, "_error": f"{problem}; until it is read, an appointment deleted from this calendar is not noticed"})
         # With series left out, a known appointment missing from the feed may be one of
         # theirs: nothing is taken as deleted until the feed is read whole again.
         yield SyncPage(
-            events=events, full=expansion.complete, last=True, next_sync_token=digest, window_start=window_start, window_end=window_end
+            events=events, full=expansion.complete and not refused, last=True, next_sync_token=digest, window_start=window_start, window_end=window_end
         )

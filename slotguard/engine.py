@@ -76,6 +76,12 @@ def _crash_point(stage: str, action: Action) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _series_of(event: dict) -> str:
+    """The id of the recurring series an event resource belongs to, "" for none."""
+    series = event.get("recurringEventId")
+    return series if isinstance(series, str) else ""
+
+
 def stale_email_reason(action: Action, tracked: Tracked | None, now: datetime, show: Callable[[datetime], str] = to_utc_text) -> str:
     """Why an email about an appointment is no longer to be sent ("" while it still is): the
     appointment left the calendar; lifecycle mail (confirmation, reminder) for a slot that
@@ -196,7 +202,8 @@ class Engine:
                 report.events_seen += len(ids)
                 contain_each(
                     self.ledger, report, zip(ids, page.events),
-                    lambda pair: self.process_event(calendar_id, pair[1], now, report, known.get(pair[0]), pair[0] in with_problems),
+                    lambda pair: self.process_event(calendar_id, pair[1], now, report, known.get(pair[0]),
+                                                    pair[0] in with_problems or _series_of(pair[1]) in with_problems),
                     lambda pair: (calendar_id, problem_item(pair[0] or "?"), f"event {problem_item(pair[0] or '?')}"),
                     now,
                 )
@@ -217,7 +224,9 @@ class Engine:
 
         `known` is the event's (fingerprint, open) from the ledger when the caller fetched it
         for a whole page, None when the ledger does not know the event, False to look it up.
-        `has_problem` False says the event has no problem recorded (nothing to clear).
+        `has_problem` False says neither the event nor its series has a problem recorded
+        (nothing to clear; an .ics series that could not be read is reported under its UID,
+        and its problem is cleared when one of its instances reads again).
         Exceptions other than EventError propagate: the caller contains them (contain_each).
         """
         event_id = problem_item(str(event.get("id") or "?"))
@@ -239,6 +248,8 @@ class Engine:
             return
         if known or has_problem:
             self.ledger.clear_problem(calendar_id, event_id)
+        if has_problem and _series_of(event):
+            self.ledger.clear_problem(calendar_id, problem_item(_series_of(event)))
         appointment = result.appointment
         if appointment is None:
             return

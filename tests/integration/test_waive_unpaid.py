@@ -84,6 +84,7 @@ class StripePractice:
         self.settings = practice(
             payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url,
                       "review_window": "0m"},
+            mail={"digest_hour": -1},  # the clock is the wall clock: at 07:xx Oslo time a digest went out too
         )
         self.calendar, self.mailer = MemoryCalendar("primary"), MemoryMailer()
         self.ledger = Ledger(tmp_path / "ledger.sqlite3")

@@ -1,6 +1,7 @@
 """Hypothesis strategies for hostile calendar input: Google Calendar v3 Event resources and
-VEVENT text with any text in every field, any dates (the extremes included), any
-arrangement of organizer and attendees, any colours. Used by the hostile-input suite
+VEVENT text with any text in every field, any dates (the extremes included, in any time
+zone), any RRULE, RDATE, EXDATE, RECURRENCE-ID, DURATION and alarm, any arrangement of
+organizer and attendees, any colours. Used by the hostile-input suite
 (tests/unit/test_hostile_events.py, tests/integration/test_hostile_tick.py).
 
 `practitioners_own(event)` says, from the rule in issue 11 alone, whether an event is the
@@ -205,18 +206,67 @@ ics_moment = st.one_of(
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(lambda value: value.strftime("%Y%m%dT%H%M%S")),
     st.sampled_from(["20260304T100000Z", "20260304", "99991231T235959Z", "00010101T000000Z", "garbage", ""]),
 )
+# Time zones east and west of UTC (a year-1 or year-9999 time overflows on its way to UTC in
+# one of them), and one that does not exist.
+ICS_ZONES = ["Europe/Oslo", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Mars/Olympus"]
+EXTREME_DAYS = ["00010101", "00010102", "99991230", "99991231", "20260304", "20260305"]
+DURATIONS = ["PT1H", "PT0S", "-PT1H", "P99999W", "P500000W", "P1000000W", "-P1000000W", "P1D", "junk"]
+
+
+EXTREME_MOMENTS = ["00010101T000000Z", "00010101T000000", "00010101T120000", "99991231T235959Z", "99991231T235959", "99991231T120000"]
+
+
+@st.composite
+def ics_time(draw, name: str) -> str:
+    """A date-time property line: in UTC, floating, in a TZID, an all-day date, or junk;
+    often at the very start or end of the years Python knows."""
+    kind = draw(st.sampled_from(["plain", "extreme", "zone", "date"]))
+    if kind == "extreme":
+        return f"{name}:{draw(st.sampled_from(EXTREME_MOMENTS))}"
+    if kind == "zone":
+        value = draw(st.one_of(
+            st.sampled_from([moment.rstrip("Z") for moment in EXTREME_MOMENTS]),
+            st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(lambda value: value.strftime("%Y%m%dT%H%M%S")),
+        ))
+        return f"{name};TZID={draw(st.sampled_from(ICS_ZONES))}:{value}"
+    if kind == "date":
+        return f"{name};VALUE=DATE:{draw(st.one_of(st.sampled_from(EXTREME_DAYS), st.dates().map(lambda day: day.strftime('%Y%m%d'))))}"
+    return f"{name}:{draw(ics_moment)}"
+
+
+@st.composite
+def rrule(draw) -> str:
+    """Any RRULE: every frequency, UNTIL at any time, absurd COUNT and INTERVAL, and day and
+    time filters that match rarely or never (day 366 of January, a 29 February on a Monday)."""
+    parts = [f"FREQ={draw(st.sampled_from(['SECONDLY', 'MINUTELY', 'HOURLY', 'DAILY', 'WEEKLY', 'MONTHLY', 'YEARLY', 'JUNK']))}"]
+    optional = {
+        "UNTIL": ics_moment,
+        "COUNT": st.sampled_from(["1", "3", "0", "-1", "1000000000", "x"]),
+        "INTERVAL": st.sampled_from(["1", "2", "7", "1000", "0", "-1"]),
+        "BYMONTH": st.sampled_from(["1", "2", "6", "12", "13", "2,4"]),
+        "BYMONTHDAY": st.sampled_from(["1", "29", "30", "31", "-1", "-31", "0"]),
+        "BYYEARDAY": st.sampled_from(["1", "200", "366", "-366", "367"]),
+        "BYWEEKNO": st.sampled_from(["1", "53", "-1", "54"]),
+        "BYDAY": st.sampled_from(["MO", "TU,TH", "1MO", "-1FR", "5FR", "53MO", "XX"]),
+        "BYHOUR": st.sampled_from(["3", "23", "24"]),
+        "BYSETPOS": st.sampled_from(["1", "-1", "6", "400"]),
+    }
+    for name in draw(st.lists(st.sampled_from(list(optional)), max_size=3, unique=True)):
+        parts.append(f"{name}={draw(optional[name])}")
+    return "RRULE:" + ";".join(parts)
 
 
 @st.composite
 def vevent(draw, uid: str) -> str:
-    """One VEVENT's lines; some properties are raw (unescaped) hostile text."""
+    """One VEVENT's lines; some properties are raw (unescaped) hostile text, and any of its
+    times, recurrence parts and alarms may be absurd."""
     lines = [f"UID:{uid}"]
-    start = draw(st.one_of(st.just("20260304T100000Z"), ics_moment))
-    lines.append(f"DTSTART:{start}")
+    if draw(st.integers(0, 11)):
+        lines.append(draw(st.one_of(st.just("DTSTART:20260304T100000Z"), ics_time("DTSTART"))))
     if draw(st.integers(0, 3)) != 3:
-        lines.append(f"DTEND:{draw(st.one_of(st.just('20260304T110000Z'), ics_moment))}")
+        lines.append(draw(st.one_of(st.just("DTEND:20260304T110000Z"), ics_time("DTEND"))))
     elif draw(st.booleans()):
-        lines.append(f"DURATION:{draw(st.sampled_from(['PT1H', 'PT0S', '-PT1H', 'P99999W', 'junk']))}")
+        lines.append(f"DURATION:{draw(st.sampled_from(DURATIONS))}")
     for name, strategy in (("SUMMARY", text), ("DESCRIPTION", description), ("LOCATION", text), ("COLOR", colour), ("STATUS", text)):
         if draw(st.booleans()):
             lines.append(f"{name}:{ics_text(draw(strategy))}")
@@ -233,9 +283,46 @@ def vevent(draw, uid: str) -> str:
         partstat = draw(st.sampled_from(["ACCEPTED", "DECLINED", "NEEDS-ACTION", "junk"]))
         guest = draw(st.sampled_from(CLIENTS)) if index == 0 and draw(st.integers(0, 2)) != 2 else draw(address)
         lines.append(f"ATTENDEE;PARTSTAT={partstat}:mailto:{ics_text(guest)}")
+    if draw(st.integers(0, 3)) == 0:
+        lines.append(draw(st.one_of(
+            st.sampled_from(["RRULE:FREQ=DAILY;COUNT=3", "RRULE:FREQ=WEEKLY;COUNT=2", "RRULE:FREQ=JUNK", "RRULE:FREQ=DAILY;UNTIL=00010101T000000Z"]),
+            rrule(),
+        )))
     if draw(st.integers(0, 5)) == 0:
-        lines.append(f"RRULE:{draw(st.sampled_from(['FREQ=DAILY;COUNT=3', 'FREQ=WEEKLY;COUNT=2', 'FREQ=JUNK', 'FREQ=DAILY;UNTIL=00010101T000000Z']))}")
+        lines.append(draw(ics_time("RECURRENCE-ID")))
+    for name in ("EXDATE", "RDATE"):
+        if draw(st.integers(0, 7)) == 0:
+            lines.append(draw(st.one_of(
+                ics_time(name),
+                st.lists(ics_moment, min_size=1, max_size=3).map(lambda values, name=name: f"{name}:{','.join(values)}"),
+                st.sampled_from(DURATIONS).map(lambda duration, name=name: f"{name};VALUE=PERIOD:20260305T100000Z/{duration}"),
+            )))
+    if draw(st.integers(0, 7)) == 0:
+        trigger = draw(st.sampled_from(["-PT15M", "junk", "19970317T133000Z", "-P1000000W", ""]))
+        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:x", f"TRIGGER:{trigger}", "END:VALARM"]
     return "\r\n".join(["BEGIN:VEVENT", *lines, "END:VEVENT"])
+
+
+GOOD_UID = "good@practice.example"
+GOOD_VEVENT = "\r\n".join([
+    "BEGIN:VEVENT", f"UID:{GOOD_UID}", "SUMMARY:Massage", "DTSTART:20260305T100000Z", "DTEND:20260305T110000Z",
+    f"ORGANIZER:mailto:{PRACTICE_EMAIL}", "ATTENDEE;CN=Ana Silva;PARTSTAT=ACCEPTED:mailto:ana@example.com", "END:VEVENT",
+])
+
+
+@st.composite
+def feed_with_a_good_appointment(draw) -> str:
+    """A feed of one arbitrary VEVENT (or a series and an arbitrary moved instance of it)
+    and the practitioner's appointment GOOD_VEVENT, in either order, sometimes with a
+    calendar time zone (X-WR-TIMEZONE, as Google's feeds have)."""
+    arbitrary = [draw(vevent("uid-0@hostile.example"))]
+    if draw(st.integers(0, 3)) == 0:
+        arbitrary.append(draw(vevent("uid-0@hostile.example")))
+    events = [*arbitrary, GOOD_VEVENT] if draw(st.booleans()) else [GOOD_VEVENT, *arbitrary]
+    header = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//hostile//test//EN"]
+    if draw(st.booleans()):
+        header.append(f"X-WR-TIMEZONE:{draw(st.sampled_from(ICS_ZONES[:4]))}")
+    return "\r\n".join([*header, *events, "END:VCALENDAR", ""])
 
 
 @st.composite

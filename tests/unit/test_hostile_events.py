@@ -1,10 +1,13 @@
 """The hostile-input suite, normalize half: whatever a calendar sends, normalize either
 reads an appointment or raises its own EventError, never anything else; someone else's
-event is never an appointment; and what it keeps is safe to store and to mail.
+event is never an appointment; and what it keeps is safe to store and to mail. And one
+arbitrary VEVENT in an .ics feed never stops the practitioner's other appointment from
+being read (issue 11, item 10).
 
 Deterministic (derandomize, no example database) and a few seconds long."""
 
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings as hsettings
@@ -14,7 +17,9 @@ from slotguard.interfaces import AdapterError
 from slotguard.normalize import EventError, normalize
 from slotguard.untrusted import email_address, https_link
 from tests.support.builders import settings
-from tests.support.hostile import CALENDAR_ID, NOW, OTHER_OWN_ADDRESS, ics_feed, practitioners_own, v3_event
+from tests.support.hostile import (
+    CALENDAR_ID, GOOD_UID, NOW, OTHER_OWN_ADDRESS, feed_with_a_good_appointment, ics_feed, practitioners_own, v3_event,
+)
 
 SETTINGS = settings(calendar={"practitioner_addresses": [OTHER_OWN_ADDRESS]})
 LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -59,3 +64,19 @@ def test_any_vevent_text_reaches_normalize_as_an_event_it_can_refuse(tmp_path_fa
     for page in pages:
         for event in page.events:
             _check(event, source.calendar_id)
+
+
+@hsettings(max_examples=80, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(feed_with_a_good_appointment())
+def test_one_arbitrary_vevent_never_stops_the_good_appointment_being_read(tmp_path_factory, feed):
+    path = Path(tmp_path_factory.mktemp("feed")) / "mixed.ics"
+    path.write_text(feed, encoding="utf-8", errors="surrogatepass")
+    ics = settings(calendar={"source": "ics", "url": str(path)})
+    [page] = list(IcsSource(ics).pages(None, NOW))  # never "the whole feed is unreadable"
+    [good] = [event for event in page.events if event["id"].startswith(GOOD_UID) and "_error" not in event]
+    appointment = normalize(good, str(path), ics, NOW).appointment
+    assert appointment is not None and appointment.client.email == "ana@example.com"
+    assert appointment.start == datetime(2026, 3, 5, 10, tzinfo=timezone.utc)
+    problems = [event["_error"] for event in page.events if "_error" in event]
+    assert all("\n" not in problem and "\r" not in problem for problem in problems)
+    assert not problems or not page.full, "while a VEVENT is left out, nothing is taken as deleted"
