@@ -19,7 +19,7 @@ from slotguard.durations import DurationError, parse_timestamp
 from slotguard.model import Appointment, Client, Mark
 from slotguard.money import Money, MoneyError
 from slotguard.ownership import foreign_message, foreign_organizer, practitioner_addresses
-from slotguard.untrusted import email_address, https_link, one_line, shown
+from slotguard.untrusted import description_text, email_address, https_link, one_line, shown
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {
@@ -38,7 +38,8 @@ COLOR_IDS = {
 
 LINE_KEYS = frozenset({"email", "price", "lang", "cancelled", "link"})
 # Only this much of a title and a description is read (marks, lines): a description is
-# the practitioner's notes, and a megabyte of it is more likely an attack than a note.
+# the practitioner's notes, and a megabyte of it is more likely an attack than a note. An
+# HTML description (Google's web editor) is cut first, then read as text.
 DESCRIPTION_LIMIT = 20_000
 # What is kept of text that may reach a client's email (item 17) or the ledger.
 TITLE_LIMIT, LOCATION_LIMIT, NAME_LIMIT = 500, 300, 100
@@ -70,8 +71,9 @@ class ForeignEvent(EventError):
 
 
 def description_lines(description: str) -> dict[str, str]:
-    """The `key: value` lines of a description (keys in LINE_KEYS, any case, spaces around
-    key, colon and value allowed); the last of repeated keys wins. One pass over the text."""
+    """The `key: value` lines of a description read as text (see `description_text`; keys
+    in LINE_KEYS, any case, spaces around key, colon and value allowed); the last of
+    repeated keys wins. One pass over the text."""
     found: dict[str, str] = {}
     for line in description.split("\n"):
         key, colon, value = line.partition(":")
@@ -386,7 +388,7 @@ def normalize(
         if candidates and status != "cancelled":
             raise ForeignEvent(f"{where}: {foreign_message(organizer)}")
         return Normalized(None, f"organised by {organizer.label}, with no client or cancelled")
-    description = without_own_note(_text(event.get("description"))[:DESCRIPTION_LIMIT])
+    description = without_own_note(description_text(_text(event.get("description")), DESCRIPTION_LIMIT))
     lines = description_lines(description)
     _refuse_guest_writable(event, title, description, lines, settings, where)
     try:

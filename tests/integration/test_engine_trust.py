@@ -317,3 +317,17 @@ def test_a_snapshot_kept_before_this_check_still_sends_no_script_link_nor_paragr
     assert "javascript:" not in text + html and not re.search(r"\n\s*\n\s*IMPORTANT", text)
     ics = next(part for part in reminder.iter_attachments() if part.get_content_type() == "text/calendar").get_content()
     assert "javascript:" not in ics
+
+
+# -- review findings: who the client is, HTML descriptions, guest-writable links -------------------
+
+
+def test_a_price_line_after_an_html_line_break_sets_the_fee(tmp_path):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    description = "lang: de<br>price: 450 NOK"  # two lines, as Google Calendar's web editor stores them
+    loop.put(event("e1", WEDNESDAY_10, description=description))
+    loop.tick(MONDAY)
+    loop.put(event("e1", WEDNESDAY_10, description=description, color="11"), WEDNESDAY_10 + timedelta(hours=2))
+    loop.tick(AFTER_REVIEW)
+    [fee] = loop.fees("e1")
+    assert fee.amount.minor == 45000, f"a 450 NOK session was billed {fee.amount}"

@@ -269,3 +269,46 @@ def test_an_ics_feed_events_creation_time_bounds_its_cancelled_line():
     assert resource["created"] == "2026-02-20T12:00:00Z"
     with pytest.raises(EventError, match="before the event was created"):
         normalize(resource, "feed.ics", SETTINGS, NOW)
+
+
+# -- review 2: descriptions written in Google's web editor are HTML ----------------------------
+
+
+@pytest.mark.parametrize("description", [
+    "lang: de<br>price: 450 NOK",
+    "price: 450 NOK<br/>lang: de",
+    "<p>lang: de</p><p>price:&nbsp;450 NOK</p>",
+    "<div>lang: de</div><div><b>price</b>: 450 NOK</div>",
+    "<ul><li>lang: de</li><li>price: 450 NOK</li></ul>",
+    "lang: de<BR />price: 450 NOK",
+])
+def test_lines_of_an_html_description_are_read_one_by_one(description):
+    appointment = normalize(event("e1", START, description=description), "primary", SETTINGS, NOW).appointment
+    assert appointment.price == Money(45000, "NOK") and appointment.locale == "de"
+
+
+def test_a_cancelled_line_and_a_tag_in_html_are_read_and_entities_unescaped():
+    moment = (NOW - timedelta(hours=30)).isoformat()
+    resource = event("e1", START, description=f"Late again<br>cancelled: {moment}<br><b>#late&#99;ancel</b>")
+    appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
+    assert appointment.cancelled_at == NOW - timedelta(hours=30) and Mark.LATE_CANCEL in appointment.marks
+
+
+def test_a_plain_description_with_angle_brackets_is_read_as_written():
+    resource = event("e1", START, client=None, description="email: <ana@example.com>\nprice: 450 NOK\nnote: a < b > c")
+    appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
+    assert appointment.client.email == "ana@example.com" and appointment.price == Money(45000, "NOK")
+
+
+def test_html_beyond_the_description_cap_is_not_read_for_lines_or_tags():
+    far = "<b>x</b>" * (DESCRIPTION_LIMIT // 8) + "<br>price: 1200 NOK<br>#noshow"
+    appointment = normalize(event("e1", START, description=far), "primary", SETTINGS, NOW).appointment
+    assert appointment.price == Money(90000, "NOK") and Mark.NO_SHOW not in appointment.marks
+
+
+@pytest.mark.parametrize("junk", ["<" * 20_000, "<b" * 10_000, "<!--" * 5_000, "&#" * 10_000, "<br " * 5_000])
+def test_hostile_html_is_read_in_linear_time(junk):
+    began = time.perf_counter()
+    appointment = normalize(event("e1", START, description=junk + "\nprice: 1200 NOK"), "primary", SETTINGS, NOW).appointment
+    assert time.perf_counter() - began < 0.5
+    assert appointment is not None
