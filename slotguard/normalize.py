@@ -18,6 +18,7 @@ from slotguard.config import MarkRule, Settings
 from slotguard.durations import DurationError, parse_timestamp
 from slotguard.model import Appointment, Client, Mark
 from slotguard.money import Money, MoneyError
+from slotguard.own_note import without_own_note, written_note
 from slotguard.ownership import foreign_message, foreign_organizer, practitioner_addresses
 from slotguard.untrusted import description_text, email_address, https_link, one_line, shown
 
@@ -49,16 +50,6 @@ VALUE_LIMIT = 64  # a price, a time or a language code is never longer
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 _LOCALE_RE = re.compile(r"[a-z]{2,3}(?:[-_][a-z0-9]{2,8}){0,3}")
 _TAG_CACHE: dict[str, re.Pattern] = {}
-
-
-# Slotguard's own status line on an event ("Slotguard: ... unless you add #waive"): never read
-# as the practitioner's marks or lines. Plain-text and HTML descriptions (up to <br> or newline).
-_OWN_NOTE_RE = re.compile(r"(^|\r?\n|<br\s*/?>)[ \t]*Slotguard:[^\r\n<]*", re.IGNORECASE)
-
-
-def without_own_note(description: str) -> str:
-    """The description without Slotguard's status line(s)."""
-    return _OWN_NOTE_RE.sub(r"\1", description or "")
 
 
 class EventError(ValueError):
@@ -388,7 +379,7 @@ def normalize(
         if candidates and status != "cancelled":
             raise ForeignEvent(f"{where}: {foreign_message(organizer)}")
         return Normalized(None, f"organised by {organizer.label}, with no client or cancelled")
-    description = without_own_note(description_text(_text(event.get("description")), DESCRIPTION_LIMIT))
+    description = without_own_note(description_text(_text(event.get("description")), DESCRIPTION_LIMIT), written_note(event))
     lines = description_lines(description)
     _refuse_guest_writable(event, title, description, lines, settings, where)
     try:

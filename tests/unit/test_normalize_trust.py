@@ -312,3 +312,37 @@ def test_hostile_html_is_read_in_linear_time(junk):
     appointment = normalize(event("e1", START, description=junk + "\nprice: 1200 NOK"), "primary", SETTINGS, NOW).appointment
     assert time.perf_counter() - began < 0.5
     assert appointment is not None
+
+
+# -- review 3: a tag typed on Slotguard's own note line ----------------------------------------
+
+NOTE = "Slotguard: no-show fee 900.00 NOK pending review, charged Thu 05 Mar 00:00 unless you add #waive"
+
+
+def noted(description: str, written: str = NOTE) -> dict:
+    """The event as the Google write-back leaves it: the note line, and the note it wrote
+    kept in the event's private properties."""
+    resource = event("e1", START, color="11", description=description)
+    resource["extendedProperties"] = {"private": {"slotguard_note": written, "slotguard_state": "pending_review"}}
+    return resource
+
+
+@pytest.mark.parametrize("description", [f"Regular client\n{NOTE} #waive", f"Regular<br>{NOTE}&nbsp;#waive</div>"])
+def test_a_waive_tag_typed_after_slotguards_note_on_its_line_counts(description):
+    appointment = normalize(noted(description), "primary", SETTINGS, NOW).appointment
+    assert Mark.WAIVE in appointment.marks
+
+
+def test_slotguards_own_note_alone_or_edited_inside_is_never_read_as_a_waiver():
+    edited = NOTE.replace("pending review", "pending review (call her)")
+    for description, written in ((f"Regular client\n{NOTE}", NOTE), (f"Regular client\n{edited}", NOTE),
+                                 (f"{NOTE}\nSlotguard: an older line unless you add #waive", NOTE),
+                                 (f"Regular client\n{NOTE}", "")):
+        appointment = normalize(noted(description, written), "primary", SETTINGS, NOW).appointment
+        assert Mark.WAIVE not in appointment.marks and Mark.NO_SHOW in appointment.marks, description
+
+
+def test_a_stored_note_that_is_not_slotguards_never_hides_the_practitioners_text():
+    # Only a Slotguard line is ever taken out: a stored value not starting "Slotguard:" is ignored.
+    appointment = normalize(noted("Regular client #waive", written="Regular client #waive"), "primary", SETTINGS, NOW).appointment
+    assert Mark.WAIVE in appointment.marks
