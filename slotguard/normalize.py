@@ -263,14 +263,16 @@ def _service(title: str, minutes: int, settings: Settings) -> str:
 def _meeting_link(event: dict, lines: dict[str, str], where: str) -> str:
     """The meeting link: a `link:` line (an error unless it is an https:// address), else
     Google Meet's link, a video entry point or a location that is an https:// address.
-    Only https:// links ever reach a client's email (item 17)."""
+    Only https:// links ever reach a client's email (item 17). On an event guests may
+    modify, only Google Meet's link (Google makes it; a `link:` line is refused before):
+    a guest could have written the location or a conference entry."""
     if "link" in lines:
         link = https_link(lines["link"])
         if not link:
             raise EventError(f"{where}: the link: line {shown(lines['link'])} is not an https:// address; write it like \"link: https://meet.example.com/abc\"")
         return link
     found = https_link(_text(event.get("hangoutLink")))
-    if found:
+    if found or event.get("guestsCanModify") is True:
         return found
     conference = event.get("conferenceData")
     for entry in (conference.get("entryPoints") or []) if isinstance(conference, dict) else []:

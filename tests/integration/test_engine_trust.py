@@ -331,3 +331,22 @@ def test_a_price_line_after_an_html_line_break_sets_the_fee(tmp_path):
     loop.tick(AFTER_REVIEW)
     [fee] = loop.fees("e1")
     assert fee.amount.minor == 45000, f"a 450 NOK session was billed {fee.amount}"
+
+
+def test_reminders_for_an_event_guests_may_modify_carry_no_link_a_guest_could_have_written(tmp_path):
+    loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    guest_written = event("e1", WEDNESDAY_10) | {"guestsCanModify": True, "location": "https://pay-lena-massage.example/fee"}
+    guest_written["conferenceData"] = {"entryPoints": [{"entryPointType": "video", "uri": "https://pay-lena-massage.example/join"}]}
+    meet = event("e2", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com") | {
+        "guestsCanModify": True, "location": "https://pay-lena-massage.example/fee", "hangoutLink": "https://meet.google.com/abc-defg-hij"}
+    loop.put(guest_written)
+    loop.put(meet)
+    loop.tick(MONDAY)
+    loop.tick(WEDNESDAY_10 - timedelta(hours=21))
+    reminders = [m for m in loop.messages() if m["Subject"].startswith("Reminder")]
+    assert len(reminders) == 2
+    for message in loop.messages():
+        body = message.get_body(("plain",)).get_content() + message.get_body(("html",)).get_content()
+        assert "pay-lena-massage" not in body, message["Subject"]
+    [to_bo] = [m for m in reminders if "bo@example.com" in str(m["To"])]
+    assert "https://meet.google.com/abc-defg-hij" in to_bo.get_body(("plain",)).get_content()

@@ -346,3 +346,20 @@ def test_a_stored_note_that_is_not_slotguards_never_hides_the_practitioners_text
     # Only a Slotguard line is ever taken out: a stored value not starting "Slotguard:" is ignored.
     appointment = normalize(noted("Regular client #waive", written="Regular client #waive"), "primary", SETTINGS, NOW).appointment
     assert Mark.WAIVE in appointment.marks
+
+
+# -- review 4: on an event guests may modify, only Google Meet's link is the meeting link -----
+
+
+def test_on_an_event_guests_may_modify_only_google_meets_link_is_the_meeting_link():
+    resource = event("e1", START) | {
+        "guestsCanModify": True,
+        "location": "https://pay-lena-massage.example/fee",
+        "conferenceData": {"entryPoints": [{"entryPointType": "video", "uri": "https://pay-lena-massage.example/join"}]},
+    }
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.meeting_link == ""
+    resource["hangoutLink"] = "https://meet.google.com/abc-defg-hij"
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.meeting_link == "https://meet.google.com/abc-defg-hij"
+    del resource["guestsCanModify"]
+    del resource["hangoutLink"]
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.meeting_link == "https://pay-lena-massage.example/join"
