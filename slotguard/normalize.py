@@ -16,11 +16,12 @@ from zoneinfo import ZoneInfo
 
 from slotguard.config import MarkRule, Settings
 from slotguard.durations import DurationError, parse_timestamp
+from slotguard.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client  # noqa: F401 (NAME_LIMIT: context.py)
 from slotguard.model import Appointment, Client, Mark
 from slotguard.money import Money, MoneyError
 from slotguard.own_note import without_own_note, written_note
-from slotguard.ownership import foreign_message, foreign_organizer, practitioner_addresses
-from slotguard.untrusted import description_text, email_address, https_link, one_line, shown
+from slotguard.ownership import foreign_message, foreign_organizer
+from slotguard.untrusted import description_text, https_link, one_line, shown
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {
@@ -43,7 +44,7 @@ LINE_KEYS = frozenset({"email", "price", "lang", "cancelled", "link"})
 # HTML description (Google's web editor) is cut first, then read as text.
 DESCRIPTION_LIMIT = 20_000
 # What is kept of text that may reach a client's email (item 17) or the ledger.
-TITLE_LIMIT, LOCATION_LIMIT, NAME_LIMIT = 500, 300, 100
+TITLE_LIMIT, LOCATION_LIMIT = 500, 300  # a name: event_client.NAME_LIMIT
 ID_LIMIT = 1024  # Google's event ids are at most 1024 characters
 VALUE_LIMIT = 64  # a price, a time or a language code is never longer
 # Times outside these years are typos or attacks; inside them, date arithmetic never overflows.
@@ -177,64 +178,6 @@ def _when(value: dict | None, zone_name: str, what: str, where: str) -> tuple[da
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _candidates(event: dict, settings: Settings, calendar_id: str) -> list[dict]:
-    """The attendees who could be the client: not the organizer, the practitioner, a
-    resource or an excluded address. Addresses are read as given (checked by the caller)."""
-    excluded = _never_the_client(settings, calendar_id)
-    organizer = _text((event.get("organizer") or {}).get("email") if isinstance(event.get("organizer"), dict) else "").strip().lower()
-    found = []
-    for attendee in event.get("attendees") or []:
-        if not isinstance(attendee, dict):
-            continue
-        email = _text(attendee.get("email")).strip()
-        if (
-            not email
-            or attendee.get("organizer")
-            or attendee.get("resource")
-            or attendee.get("self")
-            or email.lower() == organizer
-            or email.lower() in excluded
-        ):
-            continue
-        found.append(attendee)
-    return found
-
-
-_NEVER_THE_CLIENT: dict[tuple[int, str], tuple[Settings, frozenset[str]]] = {}
-
-
-def _never_the_client(settings: Settings, calendar_id: str) -> frozenset[str]:
-    """practice.email, calendar.exclude_addresses, calendar.practitioner_addresses and the
-    calendar's id, in lower case; worked out once per settings and calendar."""
-    found = _NEVER_THE_CLIENT.get((id(settings), calendar_id))
-    if found is not None and found[0] is settings:
-        return found[1]
-    excluded = {address.lower() for address in settings.calendar.exclude_addresses}
-    excluded.update(practitioner_addresses(settings, calendar_id))
-    if len(_NEVER_THE_CLIENT) > 64:
-        _NEVER_THE_CLIENT.clear()
-    _NEVER_THE_CLIENT[(id(settings), calendar_id)] = (settings, frozenset(excluded))
-    return frozenset(excluded)
-
-
-def _client(candidates: list[dict], lines: dict[str, str]) -> Client | None:
-    """The client: the first candidate attendee, else the `email:` line. Raises EventError
-    when the client's address is not one plain email address (item 20); a junk address
-    of an attendee after the client is never read."""
-    if candidates:
-        raw = _text(candidates[0].get("email"))
-        email = email_address(raw)
-        if email is None:
-            raise EventError(f"the attendee {shown(raw)} is not an email address; correct the guest's address")
-        return Client(email=email, name=one_line(_text(candidates[0].get("displayName")), NAME_LIMIT))
-    if "email" in lines:
-        email = email_address(lines["email"].strip().strip("<>"))
-        if email is None:
-            raise EventError(f"the email: line {shown(lines['email'])} is not an email address; write one address, like \"email: ana@example.com\"")
-        return Client(email=email, name="")
-    return None
 
 
 def _invited(event: dict, client: Client) -> bool:
@@ -372,21 +315,28 @@ def normalize(
         return Normalized(replace(previous, status="cancelled", updated=updated))
     title = _text(event.get("summary"))[:DESCRIPTION_LIMIT]
     where = f"event {event_id} ({shown(title, 40)})"
-    candidates = _candidates(event, settings, calendar_id)
+    guests = candidates(event, settings, calendar_id)
     organizer = foreign_organizer(event, settings, calendar_id)
     if organizer is not None:
         # Someone else's event: its title, description and colour are theirs, so nothing
         # on it is read. Worth showing only when it names someone who could be billed and
         # is not cancelled.
-        if candidates and status != "cancelled":
+        if guests and status != "cancelled":
             raise ForeignEvent(f"{where}: {foreign_message(organizer)}")
         return Normalized(None, f"organised by {organizer.label}, with no client or cancelled")
     description = without_own_note(description_text(_text(event.get("description")), DESCRIPTION_LIMIT), written_note(event))
     lines = description_lines(description)
     _refuse_guest_writable(event, title, description, lines, settings, where)
     try:
-        client = _client(candidates, lines)
-    except EventError as error:
+        client = choose_client(guests, lines)
+    except AmbiguousClient as error:
+        if status != "cancelled":
+            raise EventError(f"{where}: {error}") from None
+        # A cancellation needs no client chosen: the one we knew, if any, had it cancelled.
+        if previous is None:
+            return Normalized(None, "cancelled, with several possible clients")
+        return Normalized(replace(previous, status="cancelled", updated=_updated(event, seen_at, where)))
+    except ValueError as error:
         raise EventError(f"{where}: {error}") from None
     if client is None:
         return Normalized(None, "no client on the event")

@@ -271,6 +271,57 @@ def test_an_ics_feed_events_creation_time_bounds_its_cancelled_line():
         normalize(resource, "feed.ics", SETTINGS, NOW)
 
 
+# -- review 1: more than one attendee who could be the client ---------------------------------
+
+
+def with_guests(*guests: str, description: str = "", **extra) -> dict:
+    """The practitioner's own event with these guests, in this order (Google lets a guest
+    invite others unless the practitioner turned that off)."""
+    resource = event("e1", START, client=None, description=description, **extra)
+    resource["attendees"] += [{"email": guest, "displayName": guest.split("@")[0].title(), "responseStatus": "accepted"}
+                              for guest in guests]
+    return resource
+
+
+def test_two_guests_who_could_be_the_client_are_a_problem_that_says_how_to_choose():
+    with pytest.raises(EventError) as error:
+        normalize(with_guests("bo@example.com", "ana@example.com", color="11"), "primary", SETTINGS, NOW)
+    message = str(error.value)
+    assert "e1" in message and "2 possible clients" in message
+    assert "bo@example.com" in message and "ana@example.com" in message
+    assert "email: bo@example.com" in message, "it shows the line to add"
+    assert "no fee" in message and "nothing is sent" in message
+
+
+def test_an_email_line_naming_one_guest_makes_that_guest_the_client():
+    resource = with_guests("bo@example.com", "ana@example.com", description="email: Ana@Example.com", color="11")
+    appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
+    assert appointment.client.email == "ana@example.com" and appointment.client.name == "Ana"
+    assert appointment.client_invited and Mark.NO_SHOW in appointment.marks
+
+
+def test_an_email_line_naming_someone_else_than_the_guests_is_a_problem():
+    for guests in (("bo@example.com",), ("bo@example.com", "cy@example.com")):
+        with pytest.raises(EventError) as error:
+            normalize(with_guests(*guests, description="email: ana@example.com"), "primary", SETTINGS, NOW)
+        assert "ana@example.com" in str(error.value) and "bo@example.com" in str(error.value)
+
+
+def test_one_guest_listed_twice_or_beside_rooms_and_the_practitioner_is_one_client():
+    resource = with_guests("ana@example.com", "ANA@example.com")
+    resource["attendees"].append({"email": "room1@resource.example.com", "resource": True})
+    resource["attendees"].append({"email": "lena.berg@gmail.com"})  # calendar.practitioner_addresses
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.client.email == "ana@example.com"
+
+
+def test_a_cancelled_event_with_two_guests_keeps_the_client_we_knew_and_is_no_problem():
+    previous = normalize(with_guests("ana@example.com"), "primary", SETTINGS, NOW).appointment
+    cancelled = with_guests("bo@example.com", "ana@example.com") | {"status": "cancelled"}
+    result = normalize(cancelled, "primary", SETTINGS, NOW, previous)
+    assert result.appointment.is_cancelled and result.appointment.client.email == "ana@example.com"
+    assert normalize(cancelled, "primary", SETTINGS, NOW).appointment is None
+
+
 # -- review 2: descriptions written in Google's web editor are HTML ----------------------------
 
 
