@@ -7,9 +7,10 @@ property `slotguard_note` (private: only the calendar's owner and Slotguard see 
 
 Reading the event, that text is taken out once where it stands verbatim and the rest of its
 line is read like any other line: a `#waive` the practitioner types after the note counts.
-When it is not found verbatim (the practitioner edited inside it; a feed, or an older
-Slotguard, kept no text), every line starting with "Slotguard:" is left out whole, so the
-words of a note ("unless you add #waive") are never read as the practitioner's mark.
+When it is not found verbatim (the practitioner edited inside it; an older Slotguard kept
+no text), a line starting with "Slotguard:" is left out whole, so the words of a note
+("unless you add #waive") are never read as the practitioner's mark; only what follows the
+line's last "unless you add <tag>" is read, since a pending fee's note ends there.
 
 Pure: no I/O.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 NOTE_PREFIX = "Slotguard:"
 NOTE_PROPERTY = "slotguard_note"
 NOTE_PROPERTY_LIMIT = 1024  # Google keeps at most 1024 characters of a property's value
+WAIVE_HINT = "unless you add"  # how the note of a fee pending review ends: "... unless you add #waive"
 
 
 def note_line(note: str) -> str:
@@ -56,4 +58,17 @@ def without_own_note(text: str, written: str = "") -> str:
                 continue
         if not line.lstrip(" \t").lower().startswith(NOTE_PREFIX.lower()):
             kept.append(line)
+        else:
+            kept.append(_after_note(line))
     return "\n".join(kept)
+
+
+def _after_note(line: str) -> str:
+    """What the practitioner typed after a note on a "Slotguard:" line whose text is not
+    known: what follows the line's last "unless you add <tag>" (where a pending fee's note
+    ends), else nothing."""
+    at = line.lower().rfind(f" {WAIVE_HINT} ")
+    if at < 0:
+        return ""
+    tag_and_after = line[at + len(WAIVE_HINT) + 2:].split(None, 1)
+    return " " + tag_and_after[1] if len(tag_and_after) == 2 else ""

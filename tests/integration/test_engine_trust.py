@@ -424,6 +424,27 @@ def test_a_price_line_after_an_html_line_break_sets_the_fee(tmp_path):
     assert fee.amount.minor == 45000, f"a 450 NOK session was billed {fee.amount}"
 
 
+def test_a_waive_tag_typed_after_a_note_of_an_older_slotguard_waives_the_fee(tmp_path):
+    """The note on the event was written before Slotguard kept its text (or by hand from
+    the digest); the practitioner types #waive after it, as the note says."""
+    from slotguard.notes import status_note
+
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    after_session = WEDNESDAY_10 + timedelta(hours=2)
+    loop.put(event("e1", WEDNESDAY_10, client=None, description="email: ana@example.com"))
+    loop.tick(MONDAY)
+    loop.put(event("e1", WEDNESDAY_10, client=None, description="email: ana@example.com", color="11"), after_session)
+    loop.tick(after_session)
+    _, note = status_note(loop.fees("e1"), loop.settings)
+    assert note.endswith("unless you add #waive")
+    edited = f"email: ana@example.com\n{note} #waive"
+    loop.put(event("e1", WEDNESDAY_10, client=None, description=edited, color="11"), after_session + timedelta(hours=1))
+    loop.tick(after_session + timedelta(hours=1))
+    loop.tick(AFTER_REVIEW)
+    [fee] = loop.fees("e1")
+    assert fee.state.value == "waived", f"the fee was {fee.state.value}: the practitioner's #waive was not read"
+
+
 def test_reminders_for_an_event_guests_may_modify_carry_no_link_a_guest_could_have_written(tmp_path):
     loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
     guest_written = event("e1", WEDNESDAY_10) | {"guestsCanModify": True, "location": "https://pay-lena-massage.example/fee"}

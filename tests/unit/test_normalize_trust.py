@@ -393,6 +393,16 @@ def test_slotguards_own_note_alone_or_edited_inside_is_never_read_as_a_waiver():
         assert Mark.WAIVE not in appointment.marks and Mark.NO_SHOW in appointment.marks, description
 
 
+def test_a_waive_tag_typed_after_a_note_slotguard_kept_no_text_of_still_counts():
+    # An older Slotguard wrote the line without keeping its text; or the practitioner edited
+    # inside it: what follows "unless you add #waive" was typed by the practitioner.
+    edited = NOTE.replace("pending review", "pending review (call her)")
+    for description in (f"Regular client\n{NOTE} #waive", f"{edited} #waive"):
+        assert Mark.WAIVE in normalize(noted(description, written=""), "primary", SETTINGS, NOW).appointment.marks
+    ending_edited = NOTE.replace("unless you add", "unless you write") + " #waive"  # the whole line stays unread
+    assert Mark.WAIVE not in normalize(noted(ending_edited, written=""), "primary", SETTINGS, NOW).appointment.marks
+
+
 def test_a_stored_note_that_is_not_slotguards_never_hides_the_practitioners_text():
     # Only a Slotguard line is ever taken out: a stored value not starting "Slotguard:" is ignored.
     appointment = normalize(noted("Regular client #waive", written="Regular client #waive"), "primary", SETTINGS, NOW).appointment
