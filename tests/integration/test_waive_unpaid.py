@@ -84,6 +84,7 @@ class StripePractice:
         self.settings = practice(
             payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url,
                       "review_window": "0m"},
+            mail={"digest_hour": -1},  # the test runs on the wall clock: no daily digest mid-test
         )
         self.calendar, self.mailer = MemoryCalendar("primary"), MemoryMailer()
         self.ledger = Ledger(tmp_path / "ledger.sqlite3")
