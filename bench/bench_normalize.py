@@ -5,8 +5,9 @@ The old reader (one MULTILINE regex with `^\\s*KEY\\s*:` over the whole descript
 quadratic in runs of blank lines: 40,000 of them took about a minute. normalize now reads
 the lines in one pass over at most DESCRIPTION_LIMIT characters. This prints, for each
 hostile description, the seconds normalize takes, beside an ordinary event for scale.
-Only numbers are printed; nothing is asserted (tests/unit/test_normalize_trust.py keeps a
-generous bound).
+An HTML description (Google's web editor) is read as text first, also in one pass
+(slotguard/untrusted.py, description_text). Only numbers are printed; nothing is asserted
+(tests/unit/test_normalize_trust.py keeps a generous bound).
 
 Usage: .venv/bin/python bench/bench_normalize.py [--repeat 5]
 """
@@ -38,6 +39,9 @@ DESCRIPTIONS = {
     "10,000 'price:' lines": "price: 900 NOK\n" * 10_000,
     "one 1 MB price line": "price: " + "9" * 1_000_000,
     "50,000 '<br>' with spaces": "<br" + " " * 50_000 + "Slotguard: x",
+    "10,000 unclosed '<b' tags": "<b" * 10_000 + "<br>price: 1200 NOK",
+    "5,000 unclosed '<!--'": "<!--" * 5_000 + "<br>price: 1200 NOK",
+    "HTML, 1,000 '<p>' lines": "<p>lang: de&nbsp;</p>" * 1_000 + "<p>price: 1200 NOK</p>",
 }
 
 

@@ -14,7 +14,10 @@
   If-Match on the etag it read) only `extendedProperties.private.slotguard_*` keys and,
   where `calendar.write_note` allows it, the one description line starting with
   "Slotguard:" (by default only on events no one else can read: Google shows the
-  description to everyone invited).
+  description to everyone invited). The exact text of that line is kept in the private
+  `slotguard_note`, so that only that text is ever replaced or left unread, and what the
+  practitioner types after it on its line (" #waive") stays and counts
+  (slotguard/own_note.py).
 - `is_own_write(event)` tells whether an event's content is unchanged since our last
   write, so the engine can skip events whose only change is our own PATCH.
 
@@ -45,10 +48,11 @@ from slotguard.interfaces import (
     AdapterError, CalendarWriteBack, NullWriteBack, ReauthorizationNeeded, SyncPage, SyncTokenExpired,
 )
 from slotguard.model import Appointment
+from slotguard.own_note import NOTE_PREFIX, NOTE_PROPERTY, NOTE_PROPERTY_LIMIT, note_line, written_note
 
 PROPERTY_PREFIX = "slotguard_"
 SIGNATURE_KEY = "slotguard_sig"
-STATUS_PREFIX = "Slotguard:"
+STATUS_PREFIX = NOTE_PREFIX
 MAX_KEY_LENGTH, MAX_VALUE_LENGTH = 44, 1024  # Google drops longer keys and truncates longer values
 PAGE_SIZE = 2500  # the most Google returns per page
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
@@ -66,27 +70,59 @@ log = logging.getLogger("slotguard.google")
 # --- the description line and own-write detection ----------------------------------------
 
 
-def strip_status_line(description: str) -> str:
+def _written_span(description: str, written: str) -> tuple[int, int] | None:
+    """Where `written`, the line Slotguard wrote last, stands verbatim in `description` (as
+    written into an HTML description: escaped), or None."""
+    if not written:
+        return None
+    forms = (html.escape(written, quote=False), written) if _HTML_HINT.search(description) else (written,)
+    for form in forms:
+        at = description.find(form)
+        if at >= 0:
+            return at, at + len(form)
+    return None
+
+
+def _line_around(description: str, span: tuple[int, int]) -> str:
+    """The text on the same line as `span`, before and after it (a line ends at a newline
+    or, in HTML, at a tag)."""
+    start = max(description.rfind("\n", 0, span[0]), description.rfind(">", 0, span[0])) + 1
+    ends = [at for at in (description.find("\n", span[1]), description.find("<", span[1])) if at >= 0]
+    return description[start:span[0]] + description[span[1]:min(ends, default=len(description))]
+
+
+def strip_status_line(description: str, written: str = "") -> str:
     """The description without Slotguard's own "Slotguard: ..." line(s).
 
-    normalize.py should read tags, `email:` and `price:` lines from this, so that words in
-    our note (e.g. "unless you add #waive") are never taken for the practitioner's marks.
+    `written` is the line Slotguard wrote last (the event's private `slotguard_note`): where
+    it stands verbatim with the practitioner's own text on its line (" #waive" typed after
+    it), only it is taken out and that text stays. Otherwise every "Slotguard:" line goes.
     """
-    return _STATUS_LINE.sub("", description or "").lstrip("\r\n") if description else ""
+    if not description:
+        return ""
+    span = _written_span(description, written)
+    if span is not None and _line_around(description, span).strip():
+        head, tail = description[:span[0]], description[span[1]:]
+        return _STATUS_LINE.sub("", head).lstrip("\r\n") + _STATUS_LINE.sub("", tail)
+    return _STATUS_LINE.sub("", description).lstrip("\r\n")
 
 
-def set_status_line(description: str, note: str) -> str:
-    """`description` with its "Slotguard:" line replaced by `note`, or `note` appended.
+def set_status_line(description: str, note: str, written: str = "") -> str:
+    """`description` with Slotguard's line replaced by `note`, or `note` appended.
 
-    The note becomes one line (whitespace collapsed, HTML-escaped when the description is
-    HTML, as the Calendar web UI writes it); everything else is kept byte for byte.
+    `written` is the line Slotguard wrote last: where it stands verbatim, exactly it is
+    replaced, and the rest of its line (what the practitioner typed there) is kept. Else the
+    line starting "Slotguard:" is replaced whole. The note becomes one line (whitespace
+    collapsed, HTML-escaped when the description is HTML, as the Calendar web UI writes it);
+    everything else is kept byte for byte.
     """
     description = description or ""
     is_html = bool(_HTML_HINT.search(description))
-    text = " ".join(note.split())
-    if not text.startswith(STATUS_PREFIX):
-        text = f"{STATUS_PREFIX} {text}"
+    text = note_line(note)
     line = html.escape(text, quote=False) if is_html else text
+    span = _written_span(description, written)
+    if span is not None:
+        return description[:span[0]] + line + description[span[1]:]
     found = list(_STATUS_LINE.finditer(description))
     if found:
         first = found[0]
@@ -115,7 +151,7 @@ def content_signature(event: dict) -> str:
     properties and its description line) and what Google bumps on every write (updated,
     etag, sequence)."""
     content = {name: event[name] for name in SIGNED_FIELDS if name in event}
-    description = strip_status_line(content.pop("description", ""))
+    description = strip_status_line(content.pop("description", ""), written_note(event))
     if description:  # no description and one holding only our line are the same content
         content["description"] = description
     properties = copy.deepcopy(content.get("extendedProperties") or {})
@@ -403,15 +439,18 @@ class GoogleWriteBack:
         # an edit the practitioner made after the last sync.
         if self._seen.get(event.get("id")) == event.get("etag"):
             wanted[SIGNATURE_KEY] = content_signature(event)
-        changed = {key: value for key, value in wanted.items() if private.get(key) != value}
         body: dict[str, Any] = {}
         description = event.get("description") or ""
-        updated = description
+        updated, written = description, written_note(event)
         if self.write_note == "always" or (self.write_note == "no_attendees" and not readable_by_others(event)):
             if note.strip():
-                updated = set_status_line(description, note)
-        elif self.write_note == "no_attendees" and _STATUS_LINE.search(description):
-            updated = strip_status_line(description)  # invited people read the description
+                updated = set_status_line(description, note, written)
+                line = note_line(note)  # kept so that exactly it is replaced or left unread later
+                wanted[NOTE_PROPERTY] = line if len(line) <= NOTE_PROPERTY_LIMIT else ""
+        elif self.write_note == "no_attendees" and (_STATUS_LINE.search(description) or _written_span(description, written)):
+            updated = strip_status_line(description, written)  # invited people read the description
+            wanted[NOTE_PROPERTY] = ""
+        changed = {key: value for key, value in wanted.items() if private.get(key, "" if key == NOTE_PROPERTY else None) != value}
         if updated != description:
             body["description"] = updated
         if not changed and not body:
@@ -426,7 +465,7 @@ def _state_properties(state: dict[str, str], calendar_id: str) -> dict[str, str]
     properties = {}
     for key, value in state.items():
         name = key if key.startswith(PROPERTY_PREFIX) else PROPERTY_PREFIX + key
-        if name == SIGNATURE_KEY:
+        if name in (SIGNATURE_KEY, NOTE_PROPERTY):
             raise AdapterError(f"Google Calendar {calendar_id}: the status key {key!r} is reserved", retryable=False)
         if len(name) > MAX_KEY_LENGTH:
             raise AdapterError(f"Google Calendar {calendar_id}: status key {name!r} is {len(name)} characters; Google keeps at most {MAX_KEY_LENGTH}", retryable=False)

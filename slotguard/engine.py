@@ -49,7 +49,7 @@ from slotguard.recovery import Recovered, lookup, record_found, resolve_interrup
 from slotguard.reminders import plan_due_reminders
 from slotguard.plugins import RENEWS, TARGET, Policy
 from slotguard.tick_report import TickReport
-from slotguard.tracker import FOREIGN, AttendanceRules, Tracked, observe
+from slotguard.tracker import FOREIGN, AttendanceRules, Tracked, follow
 from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
 from slotguard.write_back import write_statuses
@@ -95,8 +95,8 @@ def stale_email_reason(action: Action, tracked: Tracked | None, now: datetime, s
         return ""  # a fee notice is never too late; it waits for its fee instead
     appointment = tracked.appointment
     if action.policy == LIFECYCLE:
-        if tracked.cancellation or appointment.is_cancelled or appointment.start != action.appointment_start:
-            return "the appointment was moved or cancelled"
+        if tracked.cancellation or appointment.is_cancelled or (appointment.start, appointment.client.email) != (action.appointment_start, action.client_email):
+            return "the appointment was moved, cancelled or given to another client"
         if appointment.start <= now:
             return f"too late, the appointment started {show(appointment.start)}"
     elif action.policy == WAITLIST and action.appointment_start and action.appointment_start <= now:
@@ -258,19 +258,20 @@ class Engine:
         self._observe(previous, appointment, now, report)
 
     def _observe(self, previous: Tracked | None, appointment: Appointment | None, now: datetime, report: TickReport) -> None:
-        tracked, happenings = observe(previous, appointment, now, self.rules)
+        tracked, bookings = follow(previous, appointment, now, self.rules)  # after a change of client, two bookings
         if tracked is None:
             return
         self.ledger.save_tracked(tracked)
-        for happening in happenings:
-            if not self.ledger.add_happening(happening):
-                continue
-            report.happenings[happening.kind.value] += 1
-            planned = self.planner.plan(happening, tracked.appointment, now)
-            planned += plan_slot_freed(self.settings, self.ledger, happening, tracked.appointment, now)
-            for action in planned:
-                report.planned[f"{action.kind.value}:{action.state.value}"] += 1
-            self._touched.add((happening.calendar_id, happening.event_id))
+        for booking, happenings in bookings:
+            for happening in happenings:
+                if not self.ledger.add_happening(happening):
+                    continue
+                report.happenings[happening.kind.value] += 1
+                planned = self.planner.plan(happening, booking, now)
+                planned += plan_slot_freed(self.settings, self.ledger, happening, booking, now)
+                for action in planned:
+                    report.planned[f"{action.kind.value}:{action.state.value}"] += 1
+                self._touched.add((happening.calendar_id, happening.event_id))
 
     def _deletions(self, calendar_id: str, seen_ids: set[str], window: tuple, now: datetime, report: TickReport) -> None:
         start, end = window

@@ -177,6 +177,7 @@ def appointment_to_json(appointment: Appointment) -> str:
     data["original_start"] = appointment.original_start.isoformat() if appointment.original_start else None
     data["price"] = appointment.price.as_json()
     data["marks"] = sorted(appointment.marks)
+    data["inherited_marks"] = sorted(appointment.inherited_marks)
     return json.dumps(data, separators=(",", ":"))
 
 
@@ -189,6 +190,7 @@ def appointment_from_json(text: str) -> Appointment:
         data[key] = datetime.fromisoformat(data[key]) if data.get(key) else None
     data["price"] = Money(**data["price"])
     data["marks"] = frozenset(data["marks"])
+    data["inherited_marks"] = frozenset(data.get("inherited_marks") or ())
     return Appointment(**data)
 
 
@@ -433,7 +435,7 @@ class Ledger:
         self.db.execute(
             "INSERT INTO appointments (calendar_id, event_id, client_email, start_utc, status, cancellation, "
             "outcome, fingerprint, first_seen, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (calendar_id, event_id) DO UPDATE SET client_email = excluded.client_email, "
+            "ON CONFLICT (calendar_id, event_id) DO UPDATE SET client_email = excluded.client_email, first_seen = excluded.first_seen, "
             "start_utc = excluded.start_utc, status = excluded.status, cancellation = excluded.cancellation, "
             "outcome = excluded.outcome, fingerprint = excluded.fingerprint, snapshot = excluded.snapshot",
             (

@@ -107,6 +107,12 @@ class Appointment:
     original_start: datetime | None = None
     series_id: str | None = None
     client_invited: bool = False  # the client is an attendee: Google shows them the title and description
+    # Set by the tracker, never by normalize (slotguard/tracker.py, `hand_over`): which booking of
+    # the event this is ("" for the first; after a change of client, the new client and when the
+    # change was seen), and the marks the event carried when this booking began, which were
+    # about the previous client and count for this one only once taken off and put on again.
+    booking: str = ""
+    inherited_marks: frozenset[str] = frozenset()
 
     @property
     def ref(self) -> str:

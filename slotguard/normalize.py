@@ -16,10 +16,12 @@ from zoneinfo import ZoneInfo
 
 from slotguard.config import MarkRule, Settings
 from slotguard.durations import DurationError, parse_timestamp
+from slotguard.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client  # noqa: F401 (NAME_LIMIT: context.py)
 from slotguard.model import Appointment, Client, Mark
 from slotguard.money import Money, MoneyError
-from slotguard.ownership import foreign_message, foreign_organizer, practitioner_addresses
-from slotguard.untrusted import email_address, https_link, one_line, shown
+from slotguard.own_note import without_own_note, written_note
+from slotguard.ownership import foreign_message, foreign_organizer
+from slotguard.untrusted import description_text, https_link, one_line, shown
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {
@@ -38,26 +40,17 @@ COLOR_IDS = {
 
 LINE_KEYS = frozenset({"email", "price", "lang", "cancelled", "link"})
 # Only this much of a title and a description is read (marks, lines): a description is
-# the practitioner's notes, and a megabyte of it is more likely an attack than a note.
+# the practitioner's notes, and a megabyte of it is more likely an attack than a note. An
+# HTML description (Google's web editor) is cut first, then read as text.
 DESCRIPTION_LIMIT = 20_000
 # What is kept of text that may reach a client's email (item 17) or the ledger.
-TITLE_LIMIT, LOCATION_LIMIT, NAME_LIMIT = 500, 300, 100
+TITLE_LIMIT, LOCATION_LIMIT = 500, 300  # a name: event_client.NAME_LIMIT
 ID_LIMIT = 1024  # Google's event ids are at most 1024 characters
 VALUE_LIMIT = 64  # a price, a time or a language code is never longer
 # Times outside these years are typos or attacks; inside them, date arithmetic never overflows.
 EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 _LOCALE_RE = re.compile(r"[a-z]{2,3}(?:[-_][a-z0-9]{2,8}){0,3}")
 _TAG_CACHE: dict[str, re.Pattern] = {}
-
-
-# Slotguard's own status line on an event ("Slotguard: ... unless you add #waive"): never read
-# as the practitioner's marks or lines. Plain-text and HTML descriptions (up to <br> or newline).
-_OWN_NOTE_RE = re.compile(r"(^|\r?\n|<br\s*/?>)[ \t]*Slotguard:[^\r\n<]*", re.IGNORECASE)
-
-
-def without_own_note(description: str) -> str:
-    """The description without Slotguard's status line(s)."""
-    return _OWN_NOTE_RE.sub(r"\1", description or "")
 
 
 class EventError(ValueError):
@@ -70,8 +63,9 @@ class ForeignEvent(EventError):
 
 
 def description_lines(description: str) -> dict[str, str]:
-    """The `key: value` lines of a description (keys in LINE_KEYS, any case, spaces around
-    key, colon and value allowed); the last of repeated keys wins. One pass over the text."""
+    """The `key: value` lines of a description read as text (see `description_text`; keys
+    in LINE_KEYS, any case, spaces around key, colon and value allowed); the last of
+    repeated keys wins. One pass over the text."""
     found: dict[str, str] = {}
     for line in description.split("\n"):
         key, colon, value = line.partition(":")
@@ -186,64 +180,6 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _candidates(event: dict, settings: Settings, calendar_id: str) -> list[dict]:
-    """The attendees who could be the client: not the organizer, the practitioner, a
-    resource or an excluded address. Addresses are read as given (checked by the caller)."""
-    excluded = _never_the_client(settings, calendar_id)
-    organizer = _text((event.get("organizer") or {}).get("email") if isinstance(event.get("organizer"), dict) else "").strip().lower()
-    found = []
-    for attendee in event.get("attendees") or []:
-        if not isinstance(attendee, dict):
-            continue
-        email = _text(attendee.get("email")).strip()
-        if (
-            not email
-            or attendee.get("organizer")
-            or attendee.get("resource")
-            or attendee.get("self")
-            or email.lower() == organizer
-            or email.lower() in excluded
-        ):
-            continue
-        found.append(attendee)
-    return found
-
-
-_NEVER_THE_CLIENT: dict[tuple[int, str], tuple[Settings, frozenset[str]]] = {}
-
-
-def _never_the_client(settings: Settings, calendar_id: str) -> frozenset[str]:
-    """practice.email, calendar.exclude_addresses, calendar.practitioner_addresses and the
-    calendar's id, in lower case; worked out once per settings and calendar."""
-    found = _NEVER_THE_CLIENT.get((id(settings), calendar_id))
-    if found is not None and found[0] is settings:
-        return found[1]
-    excluded = {address.lower() for address in settings.calendar.exclude_addresses}
-    excluded.update(practitioner_addresses(settings, calendar_id))
-    if len(_NEVER_THE_CLIENT) > 64:
-        _NEVER_THE_CLIENT.clear()
-    _NEVER_THE_CLIENT[(id(settings), calendar_id)] = (settings, frozenset(excluded))
-    return frozenset(excluded)
-
-
-def _client(candidates: list[dict], lines: dict[str, str]) -> Client | None:
-    """The client: the first candidate attendee, else the `email:` line. Raises EventError
-    when the client's address is not one plain email address (item 20); a junk address
-    of an attendee after the client is never read."""
-    if candidates:
-        raw = _text(candidates[0].get("email"))
-        email = email_address(raw)
-        if email is None:
-            raise EventError(f"the attendee {shown(raw)} is not an email address; correct the guest's address")
-        return Client(email=email, name=one_line(_text(candidates[0].get("displayName")), NAME_LIMIT))
-    if "email" in lines:
-        email = email_address(lines["email"].strip().strip("<>"))
-        if email is None:
-            raise EventError(f"the email: line {shown(lines['email'])} is not an email address; write one address, like \"email: ana@example.com\"")
-        return Client(email=email, name="")
-    return None
-
-
 def _invited(event: dict, client: Client) -> bool:
     """True when the client is among the attendees, so reads the event in their calendar."""
     return any((attendee.get("email") or "").strip().lower() == client.email for attendee in event.get("attendees") or [])
@@ -270,14 +206,16 @@ def _service(title: str, minutes: int, settings: Settings) -> str:
 def _meeting_link(event: dict, lines: dict[str, str], where: str) -> str:
     """The meeting link: a `link:` line (an error unless it is an https:// address), else
     Google Meet's link, a video entry point or a location that is an https:// address.
-    Only https:// links ever reach a client's email (item 17)."""
+    Only https:// links ever reach a client's email (item 17). On an event guests may
+    modify, only Google Meet's link (Google makes it; a `link:` line is refused before):
+    a guest could have written the location or a conference entry."""
     if "link" in lines:
         link = https_link(lines["link"])
         if not link:
             raise EventError(f"{where}: the link: line {shown(lines['link'])} is not an https:// address; write it like \"link: https://meet.example.com/abc\"")
         return link
     found = https_link(_text(event.get("hangoutLink")))
-    if found:
+    if found or event.get("guestsCanModify") is True:
         return found
     conference = event.get("conferenceData")
     for entry in (conference.get("entryPoints") or []) if isinstance(conference, dict) else []:
@@ -377,21 +315,28 @@ def normalize(
         return Normalized(replace(previous, status="cancelled", updated=updated))
     title = _text(event.get("summary"))[:DESCRIPTION_LIMIT]
     where = f"event {event_id} ({shown(title, 40)})"
-    candidates = _candidates(event, settings, calendar_id)
+    guests = candidates(event, settings, calendar_id)
     organizer = foreign_organizer(event, settings, calendar_id)
     if organizer is not None:
         # Someone else's event: its title, description and colour are theirs, so nothing
         # on it is read. Worth showing only when it names someone who could be billed and
         # is not cancelled.
-        if candidates and status != "cancelled":
+        if guests and status != "cancelled":
             raise ForeignEvent(f"{where}: {foreign_message(organizer)}")
         return Normalized(None, f"organised by {organizer.label}, with no client or cancelled")
-    description = without_own_note(_text(event.get("description"))[:DESCRIPTION_LIMIT])
+    description = without_own_note(description_text(_text(event.get("description")), DESCRIPTION_LIMIT), written_note(event))
     lines = description_lines(description)
     _refuse_guest_writable(event, title, description, lines, settings, where)
     try:
-        client = _client(candidates, lines)
-    except EventError as error:
+        client = choose_client(guests, lines)
+    except AmbiguousClient as error:
+        if status != "cancelled":
+            raise EventError(f"{where}: {error}") from None
+        # A cancellation needs no client chosen: the one we knew, if any, had it cancelled.
+        if previous is None:
+            return Normalized(None, "cancelled, with several possible clients")
+        return Normalized(replace(previous, status="cancelled", updated=_updated(event, seen_at, where)))
+    except ValueError as error:
         raise EventError(f"{where}: {error}") from None
     if client is None:
         return Normalized(None, "no client on the event")

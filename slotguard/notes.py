@@ -11,6 +11,7 @@ from slotguard.collections_ladder import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config import Settings
 from slotguard.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionKind, ActionState
 from slotguard.money import Money
+from slotguard.own_note import WAIVE_HINT
 
 MAX_NOTE = 300
 
@@ -41,7 +42,7 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
     if fee.kind is ActionKind.WAIVE:
         note = f"Slotguard: {_label(fee.policy)} fee waived ({fee.reason.rpartition('; ')[2]})"
     elif fee.state in (ActionState.PENDING_REVIEW, ActionState.PLANNED):
-        note = f"Slotguard: {what} pending review, charged {local_due} unless you add {waive_tag}"
+        note = f"Slotguard: {what} pending review, charged {local_due} {WAIVE_HINT} {waive_tag}"
     elif fee.state is ActionState.EXECUTING:
         note = f"Slotguard: {what} being charged"
     elif fee.state is ActionState.WAIVED:

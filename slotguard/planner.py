@@ -209,10 +209,12 @@ class Planner:
         session. Money applied to the price of a session the client came to always stays."""
         why = self._waiver_reason(happening, appointment)
         proposals: list[Proposal] = []
+        # Only this client's money: after a change of client (slotguard/tracker.py, hand_over)
+        # the previous client's fee for the slot stays theirs.
         actions = [
             action
             for action in self.ledger.actions(calendar_id=appointment.calendar_id, event_id=appointment.event_id)
-            if action.kind is not ActionKind.EMAIL and action.amount
+            if action.kind is not ActionKind.EMAIL and action.amount and action.client_email == appointment.client.email
         ]
         for action in actions:
             if purpose_of(action.kind, action.context) == FEE and action.appointment_start == appointment.start:

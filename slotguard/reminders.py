@@ -26,7 +26,9 @@ POLICY = "lifecycle"
 
 def reminder_key(tracked: Tracked) -> str:
     appointment = tracked.appointment
-    return f"{appointment.calendar_id}/{appointment.event_id}/reminders"
+    # A booking after a change of client gets its own reminders (slotguard/tracker.py).
+    booking = f"/{appointment.booking}" if appointment.booking else ""
+    return f"{appointment.calendar_id}/{appointment.event_id}{booking}/reminders"
 
 
 def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) -> list[Action]:

@@ -12,7 +12,11 @@ Reading the practitioner's intent:
 - a moved start time is a reschedule, never a cancellation;
 - after the start, a no-show, attended or waive mark is the outcome; an unmarked appointment
   counts as attended once `settle_after_end` has passed (if so configured);
-- removing a no-show or late-cancel mark withdraws it: that is a waiver of its fee.
+- removing a no-show or late-cancel mark withdraws it: that is a waiver of its fee;
+- a change of client (another guest, or an `email:` line naming someone else) is the
+  practitioner ending the old booking and making a new one for the new client (`hand_over`):
+  the old client is never charged for anything after it, and the new client never for what
+  happened before it: the marks the event carries at that moment were about the old client.
 """
 
 from __future__ import annotations
@@ -78,8 +82,77 @@ def outcome_of(appointment: Appointment, cancellation: str, now: datetime, rules
 
 
 def _key(appointment: Appointment, kind: str, *extra: str) -> str:
-    parts = [appointment.calendar_id, appointment.event_id, kind, *extra]
+    # A booking after a change of client has keys of its own, so that its happenings are
+    # never taken for the previous client's (already stored) ones.
+    booking = [appointment.booking] if appointment.booking else []
+    parts = [appointment.calendar_id, appointment.event_id, *booking, kind, *extra]
     return "/".join(parts)
+
+
+def client_changed(previous: Tracked | None, current: Appointment | None) -> bool:
+    """True when the calendar now names another client for an appointment we track."""
+    return previous is not None and current is not None and previous.appointment.client.email != current.client.email
+
+
+def hand_over(previous: Tracked, current: Appointment, now: datetime) -> tuple[Appointment, list[Happening], Appointment]:
+    """A change of client, read as the practitioner ending the old booking and making a new one.
+
+    Given what we knew (the old client's booking) and the event now naming another client.
+    Returns (the old booking as it ends, its happenings, the new booking's appointment).
+    An old booking still open ends as cancelled by the practitioner (no fee; money taken for
+    it is given back by the policies); one that already has its outcome or cancellation
+    keeps it, and any fee for it stays with the old client. Observe the new booking as a new
+    appointment: `observe(None, new_booking, now, rules)`. It has keys of its own, and the
+    marks the event carries now are not its marks until they are taken off and put on again.
+    """
+    old = previous.appointment
+    seen_change_at = min(current.updated, now)
+    happenings: list[Happening] = []
+    ended = old
+    if not previous.cancellation and not previous.outcome:
+        ended = replace(old, status="cancelled", updated=seen_change_at)
+        happenings.append(
+            Happening(
+                key=_key(old, "cancelled_by_practitioner", to_utc_text(old.start), "client-changed"),
+                kind=HappeningKind.CANCELLED_BY_PRACTITIONER,
+                calendar_id=old.calendar_id,
+                event_id=old.event_id,
+                client_email=old.client.email,
+                start=old.start,
+                at=seen_change_at,
+                seen_at=now,
+                detail=f"the event now names another client ({current.client.email})",
+            )
+        )
+    booking = f"client={current.client.email},since={to_utc_text(now)}"
+    new = replace(current, booking=booking, inherited_marks=current.marks, marks=frozenset())
+    return ended, happenings, new
+
+
+def follow(
+    previous: Tracked | None,
+    current: Appointment | None,
+    now: datetime,
+    rules: AttendanceRules,
+) -> tuple[Tracked | None, list[tuple[Appointment, list[Happening]]]]:
+    """`observe`, handing the booking over first when the client changed. Returns the new
+    Tracked and, per booking, the appointment to plan its happenings for and the happenings:
+    the old client's booking as it ended first (after a change of client), then the current."""
+    ended: list[tuple[Appointment, list[Happening]]] = []
+    if client_changed(previous, current):
+        old, happenings, current = hand_over(previous, current, now)
+        ended, previous = [(old, happenings)], None
+    tracked, happenings = observe(previous, current, now, rules)
+    return tracked, ended + ([(tracked.appointment, happenings)] if tracked is not None else [])
+
+
+def _carried(previous: Appointment, current: Appointment) -> Appointment:
+    """`current` as read from the calendar, with the booking it belongs to and without the
+    marks it inherited from the previous client's booking (those still on the event)."""
+    if not previous.booking or current.booking:
+        return current  # the event's first booking, or a snapshot we stored ourselves
+    inherited = previous.inherited_marks & current.marks
+    return replace(current, booking=previous.booking, inherited_marks=inherited, marks=current.marks - inherited)
 
 
 def observe(
@@ -92,7 +165,13 @@ def observe(
 
     `current` None means the event was deleted (then `previous` must be given). Returns the
     new Tracked (None if there is nothing to track) and the happenings, oldest first.
+    Raises ValueError when `current` names another client than `previous`: that is a
+    `hand_over`, and the old booking's happenings are planned for the old client.
     """
+    if client_changed(previous, current):
+        raise ValueError(f"{current.ref}: the client changed; hand the booking over first")
+    if previous is not None and current is not None:
+        current = _carried(previous.appointment, current)
     if current is None:
         if previous is None:
             return None, []

@@ -5,11 +5,15 @@ description, the place, their own display name and address. Before any of it is 
 logged or written into an email to a client, it passes through here: folded onto one line,
 cut to a length, links accepted only as https addresses, email addresses checked strictly.
 
+Descriptions are read as text first (`description_text`): Google Calendar's web editor
+stores them as HTML, where a line break is `<br>` or a paragraph, not a newline.
+
 Pure: no I/O. Every function takes any string and never raises for its content.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from urllib.parse import urlsplit
@@ -27,6 +31,20 @@ _ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _LINK_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\"'<>\\`{}|^]")
+# An HTML tag (opening, closing or empty) of a name HTML knows; anything else between angle
+# brackets ("<ana@example.com>", "a < b") is text. [^<>]* stops at the next bracket, so a
+# failed match costs only the stretch to it: the whole scan stays linear.
+_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]{0,9})(?=[\s/>])[^<>]*>")
+# Tags that end a line (blocks, list items, rows, breaks); other known tags are just dropped.
+_BREAKING_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "footer", "h1", "h2", "h3", "h4",
+    "h5", "h6", "header", "hr", "li", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th", "thead",
+    "tr", "ul",
+})
+_INLINE_TAGS = frozenset({
+    "a", "abbr", "b", "big", "body", "cite", "code", "del", "em", "font", "head", "html", "i", "img", "ins", "kbd",
+    "mark", "meta", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "u", "var", "wbr",
+})
 
 
 def one_line(text: str, limit: int) -> str:
@@ -107,3 +125,41 @@ def https_link(text: str) -> str:
     if parts.scheme.lower() != "https" or not host:
         return ""
     return candidate
+
+
+def description_text(text: str, limit: int) -> str:
+    """The first `limit` characters of an event description, read as text: when it holds
+    HTML (Google Calendar's web editor writes `lang: de<br>price: 450 NOK`), a line break for
+    each `<br>`, paragraph, `<div>`, list item or table row, other known tags removed, HTML
+    comments removed; then entities unescaped (`&nbsp;`, `&amp;`, `&#35;`). Text that only
+    looks like a tag (`<ana@example.com>`, `a < b`) is kept as written. One pass: time
+    linear in `limit`."""
+    text = (text or "")[:limit]
+    if "<" not in text:
+        return html.unescape(text) if "&" in text else text
+    parts: list[str] = []
+    at, end = 0, len(text)
+    unclosed_comment = False  # once no "-->" follows a "<!--", none follows a later one either
+    while at < end:
+        bracket = text.find("<", at)
+        if bracket < 0:
+            parts.append(text[at:])
+            break
+        parts.append(text[at:bracket])
+        if text.startswith("<!--", bracket):
+            closing = -1 if unclosed_comment else text.find("-->", bracket + 4)
+            if closing >= 0:
+                at = closing + 3
+                continue
+            unclosed_comment = True
+        else:
+            tag = _TAG.match(text, bracket)
+            name = tag.group(1).lower() if tag else ""
+            if name in _BREAKING_TAGS or name in _INLINE_TAGS:
+                if name in _BREAKING_TAGS:
+                    parts.append("\n")
+                at = tag.end()
+                continue
+        parts.append("<")
+        at = bracket + 1
+    return html.unescape("".join(parts))

@@ -317,3 +317,148 @@ def test_a_snapshot_kept_before_this_check_still_sends_no_script_link_nor_paragr
     assert "javascript:" not in text + html and not re.search(r"\n\s*\n\s*IMPORTANT", text)
     ics = next(part for part in reminder.iter_attachments() if part.get_content_type() == "text/calendar").get_content()
     assert "javascript:" not in ics
+
+
+# -- review findings: who the client is, HTML descriptions, guest-writable links -------------------
+
+
+def to(loop, address):
+    """The subjects of the emails sent to `address`, in order."""
+    return [m["Subject"] for m in loop.messages() if address in str(m["To"])]
+
+
+def guest_added(resource, guest="bo@example.com"):
+    """`resource` after a guest (Google's default guestsCanInviteOthers) added someone, listed first."""
+    resource["attendees"].insert(1, {"email": guest, "displayName": guest.split("@")[0].title(), "responseStatus": "needsAction"})
+    return resource
+
+
+def test_a_guest_added_to_a_clients_appointment_is_never_billed_and_the_practitioner_says_who_pays(tmp_path):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    loop.put(event("e1", WEDNESDAY_10))
+    loop.tick(MONDAY)
+    loop.put(guest_added(event("e1", WEDNESDAY_10, color="11")), MONDAY + timedelta(hours=30))
+    loop.tick(AFTER_REVIEW)
+    loop.tick(AFTER_REVIEW + timedelta(hours=13))
+    assert "bo@example.com" not in {fee.client_email for fee in loop.fees("e1")}
+    assert to(loop, "bo@example.com") == []
+    assert "2 possible clients" in loop.problems()["e1"] and "email: bo@example.com" in loop.problems()["e1"]
+    # The practitioner says who the client is: Ana's no-show fee, and still nothing for Bo.
+    later = AFTER_REVIEW + timedelta(hours=14)
+    loop.put(guest_added(event("e1", WEDNESDAY_10, color="11", description="email: ana@example.com")), later)
+    loop.tick(later)
+    loop.tick(later + timedelta(hours=13))
+    assert "e1" not in loop.problems()
+    [fee] = loop.fees("e1")
+    assert fee.client_email == "ana@example.com" and fee.kind is ActionKind.CHARGE and fee.amount.minor == 90000
+    assert to(loop, "bo@example.com") == []
+
+
+def test_a_new_client_on_a_booking_is_a_new_booking_and_the_old_client_hears_no_more(tmp_path):
+    loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    loop.put(event("e1", WEDNESDAY_10))
+    loop.tick(MONDAY)
+    # Ana's slot goes to Bo: the practitioner replaces the guest.
+    loop.put(event("e1", WEDNESDAY_10, client="bo@example.com", name="Bo"), MONDAY + timedelta(hours=2))
+    loop.tick(MONDAY + timedelta(hours=2))
+    loop.tick(WEDNESDAY_10 - timedelta(hours=23))
+    loop.put(event("e1", WEDNESDAY_10, client="bo@example.com", name="Bo", color="11"), WEDNESDAY_10 + timedelta(hours=2))
+    loop.tick(WEDNESDAY_10 + timedelta(hours=2))
+    loop.tick(AFTER_REVIEW)
+    [to_ana] = to(loop, "ana@example.com")
+    assert "booked" in to_ana, "Ana got her confirmation, then nothing: no reminder for Bo's slot, no fee notice"
+    bo = to(loop, "bo@example.com")
+    assert any("booked" in subject for subject in bo) and any(subject.startswith("Reminder") for subject in bo), bo
+    assert [(fee.client_email, fee.kind) for fee in loop.fees("e1")] == [("bo@example.com", ActionKind.CHARGE)]
+    kinds = [(h["kind"], h["client_email"]) for h in loop.ledger.happenings_for("primary", "e1")]
+    assert kinds[:3] == [("booked", "ana@example.com"), ("cancelled_by_practitioner", "ana@example.com"),
+                         ("booked", "bo@example.com")]
+
+
+def test_a_new_client_after_a_no_show_leaves_the_fee_with_the_client_who_missed_it(tmp_path):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    after_session = WEDNESDAY_10 + timedelta(hours=2)
+    loop.put(event("e1", WEDNESDAY_10))
+    loop.tick(MONDAY)
+    loop.put(event("e1", WEDNESDAY_10, color="11"), after_session)
+    loop.tick(after_session)
+    # The event is handed to Bo afterwards (reused, or the guest list edited): the tomato stays.
+    loop.put(event("e1", WEDNESDAY_10, client="bo@example.com", name="Bo", color="11"), after_session + timedelta(hours=1))
+    loop.tick(after_session + timedelta(hours=1))
+    loop.tick(AFTER_REVIEW)
+    [fee] = loop.fees("e1")
+    assert fee.client_email == "ana@example.com" and fee.state.value == "done"
+    assert to(loop, "bo@example.com") == [], "Bo is never told of, nor billed for, Ana's no-show"
+
+
+@pytest.mark.parametrize("tag_removed_later", [False, True])
+def test_a_slot_given_to_a_new_client_after_a_late_cancellation_keeps_the_late_fee(tmp_path, tag_removed_later):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    tuesday = MONDAY + timedelta(hours=30)
+    loop.put(event("e1", WEDNESDAY_10))
+    loop.tick(MONDAY)
+    loop.put(event("e1", WEDNESDAY_10, title="Massage #latecancel"), tuesday)
+    loop.tick(tuesday)
+    # The practitioner gives the freed slot to Bo, in one edit or two.
+    if tag_removed_later:
+        loop.put(event("e1", WEDNESDAY_10, title="Massage #latecancel", client="bo@example.com", name="Bo"), tuesday + timedelta(hours=1))
+        loop.tick(tuesday + timedelta(hours=1))
+    loop.put(event("e1", WEDNESDAY_10, client="bo@example.com", name="Bo"), tuesday + timedelta(hours=2))
+    loop.tick(tuesday + timedelta(hours=2))
+    loop.tick(AFTER_REVIEW)
+    [fee] = loop.fees("e1")
+    assert fee.client_email == "ana@example.com" and fee.amount.minor == 45000 and fee.state.value == "done"
+    assert any("booked" in subject for subject in to(loop, "bo@example.com"))
+    kinds = [(h["kind"], h["client_email"]) for h in loop.ledger.happenings_for("primary", "e1")]
+    assert ("attended", "bo@example.com") in kinds and not [k for k in kinds if k[1] == "bo@example.com" and k[0] == "waived"]
+
+
+def test_a_price_line_after_an_html_line_break_sets_the_fee(tmp_path):
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    description = "lang: de<br>price: 450 NOK"  # two lines, as Google Calendar's web editor stores them
+    loop.put(event("e1", WEDNESDAY_10, description=description))
+    loop.tick(MONDAY)
+    loop.put(event("e1", WEDNESDAY_10, description=description, color="11"), WEDNESDAY_10 + timedelta(hours=2))
+    loop.tick(AFTER_REVIEW)
+    [fee] = loop.fees("e1")
+    assert fee.amount.minor == 45000, f"a 450 NOK session was billed {fee.amount}"
+
+
+def test_a_waive_tag_typed_after_a_note_of_an_older_slotguard_waives_the_fee(tmp_path):
+    """The note on the event was written before Slotguard kept its text (or by hand from
+    the digest); the practitioner types #waive after it, as the note says."""
+    from slotguard.notes import status_note
+
+    loop = Loop(tmp_path, mail={"digest_hour": -1})
+    after_session = WEDNESDAY_10 + timedelta(hours=2)
+    loop.put(event("e1", WEDNESDAY_10, client=None, description="email: ana@example.com"))
+    loop.tick(MONDAY)
+    loop.put(event("e1", WEDNESDAY_10, client=None, description="email: ana@example.com", color="11"), after_session)
+    loop.tick(after_session)
+    _, note = status_note(loop.fees("e1"), loop.settings)
+    assert note.endswith("unless you add #waive")
+    edited = f"email: ana@example.com\n{note} #waive"
+    loop.put(event("e1", WEDNESDAY_10, client=None, description=edited, color="11"), after_session + timedelta(hours=1))
+    loop.tick(after_session + timedelta(hours=1))
+    loop.tick(AFTER_REVIEW)
+    [fee] = loop.fees("e1")
+    assert fee.state.value == "waived", f"the fee was {fee.state.value}: the practitioner's #waive was not read"
+
+
+def test_reminders_for_an_event_guests_may_modify_carry_no_link_a_guest_could_have_written(tmp_path):
+    loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    guest_written = event("e1", WEDNESDAY_10) | {"guestsCanModify": True, "location": "https://pay-lena-massage.example/fee"}
+    guest_written["conferenceData"] = {"entryPoints": [{"entryPointType": "video", "uri": "https://pay-lena-massage.example/join"}]}
+    meet = event("e2", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com") | {
+        "guestsCanModify": True, "location": "https://pay-lena-massage.example/fee", "hangoutLink": "https://meet.google.com/abc-defg-hij"}
+    loop.put(guest_written)
+    loop.put(meet)
+    loop.tick(MONDAY)
+    loop.tick(WEDNESDAY_10 - timedelta(hours=21))
+    reminders = [m for m in loop.messages() if m["Subject"].startswith("Reminder")]
+    assert len(reminders) == 2
+    for message in loop.messages():
+        body = message.get_body(("plain",)).get_content() + message.get_body(("html",)).get_content()
+        assert "pay-lena-massage" not in body, message["Subject"]
+    [to_bo] = [m for m in reminders if "bo@example.com" in str(m["To"])]
+    assert "https://meet.google.com/abc-defg-hij" in to_bo.get_body(("plain",)).get_content()

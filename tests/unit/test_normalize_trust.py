@@ -269,3 +269,158 @@ def test_an_ics_feed_events_creation_time_bounds_its_cancelled_line():
     assert resource["created"] == "2026-02-20T12:00:00Z"
     with pytest.raises(EventError, match="before the event was created"):
         normalize(resource, "feed.ics", SETTINGS, NOW)
+
+
+# -- review 1: more than one attendee who could be the client ---------------------------------
+
+
+def with_guests(*guests: str, description: str = "", **extra) -> dict:
+    """The practitioner's own event with these guests, in this order (Google lets a guest
+    invite others unless the practitioner turned that off)."""
+    resource = event("e1", START, client=None, description=description, **extra)
+    resource["attendees"] += [{"email": guest, "displayName": guest.split("@")[0].title(), "responseStatus": "accepted"}
+                              for guest in guests]
+    return resource
+
+
+def test_two_guests_who_could_be_the_client_are_a_problem_that_says_how_to_choose():
+    with pytest.raises(EventError) as error:
+        normalize(with_guests("bo@example.com", "ana@example.com", color="11"), "primary", SETTINGS, NOW)
+    message = str(error.value)
+    assert "e1" in message and "2 possible clients" in message
+    assert "bo@example.com" in message and "ana@example.com" in message
+    assert "email: bo@example.com" in message, "it shows the line to add"
+    assert "no fee" in message and "nothing is sent" in message
+
+
+def test_an_email_line_naming_one_guest_makes_that_guest_the_client():
+    resource = with_guests("bo@example.com", "ana@example.com", description="email: Ana@Example.com", color="11")
+    appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
+    assert appointment.client.email == "ana@example.com" and appointment.client.name == "Ana"
+    assert appointment.client_invited and Mark.NO_SHOW in appointment.marks
+
+
+def test_an_email_line_naming_someone_else_than_the_guests_is_a_problem():
+    for guests in (("bo@example.com",), ("bo@example.com", "cy@example.com")):
+        with pytest.raises(EventError) as error:
+            normalize(with_guests(*guests, description="email: ana@example.com"), "primary", SETTINGS, NOW)
+        assert "ana@example.com" in str(error.value) and "bo@example.com" in str(error.value)
+
+
+def test_one_guest_listed_twice_or_beside_rooms_and_the_practitioner_is_one_client():
+    resource = with_guests("ana@example.com", "ANA@example.com")
+    resource["attendees"].append({"email": "room1@resource.example.com", "resource": True})
+    resource["attendees"].append({"email": "lena.berg@gmail.com"})  # calendar.practitioner_addresses
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.client.email == "ana@example.com"
+
+
+def test_a_cancelled_event_with_two_guests_keeps_the_client_we_knew_and_is_no_problem():
+    previous = normalize(with_guests("ana@example.com"), "primary", SETTINGS, NOW).appointment
+    cancelled = with_guests("bo@example.com", "ana@example.com") | {"status": "cancelled"}
+    result = normalize(cancelled, "primary", SETTINGS, NOW, previous)
+    assert result.appointment.is_cancelled and result.appointment.client.email == "ana@example.com"
+    assert normalize(cancelled, "primary", SETTINGS, NOW).appointment is None
+
+
+# -- review 2: descriptions written in Google's web editor are HTML ----------------------------
+
+
+@pytest.mark.parametrize("description", [
+    "lang: de<br>price: 450 NOK",
+    "price: 450 NOK<br/>lang: de",
+    "<p>lang: de</p><p>price:&nbsp;450 NOK</p>",
+    "<div>lang: de</div><div><b>price</b>: 450 NOK</div>",
+    "<ul><li>lang: de</li><li>price: 450 NOK</li></ul>",
+    "lang: de<BR />price: 450 NOK",
+])
+def test_lines_of_an_html_description_are_read_one_by_one(description):
+    appointment = normalize(event("e1", START, description=description), "primary", SETTINGS, NOW).appointment
+    assert appointment.price == Money(45000, "NOK") and appointment.locale == "de"
+
+
+def test_a_cancelled_line_and_a_tag_in_html_are_read_and_entities_unescaped():
+    moment = (NOW - timedelta(hours=30)).isoformat()
+    resource = event("e1", START, description=f"Late again<br>cancelled: {moment}<br><b>#late&#99;ancel</b>")
+    appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
+    assert appointment.cancelled_at == NOW - timedelta(hours=30) and Mark.LATE_CANCEL in appointment.marks
+
+
+def test_a_plain_description_with_angle_brackets_is_read_as_written():
+    resource = event("e1", START, client=None, description="email: <ana@example.com>\nprice: 450 NOK\nnote: a < b > c")
+    appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
+    assert appointment.client.email == "ana@example.com" and appointment.price == Money(45000, "NOK")
+
+
+def test_html_beyond_the_description_cap_is_not_read_for_lines_or_tags():
+    far = "<b>x</b>" * (DESCRIPTION_LIMIT // 8) + "<br>price: 1200 NOK<br>#noshow"
+    appointment = normalize(event("e1", START, description=far), "primary", SETTINGS, NOW).appointment
+    assert appointment.price == Money(90000, "NOK") and Mark.NO_SHOW not in appointment.marks
+
+
+@pytest.mark.parametrize("junk", ["<" * 20_000, "<b" * 10_000, "<!--" * 5_000, "&#" * 10_000, "<br " * 5_000])
+def test_hostile_html_is_read_in_linear_time(junk):
+    began = time.perf_counter()
+    appointment = normalize(event("e1", START, description=junk + "\nprice: 1200 NOK"), "primary", SETTINGS, NOW).appointment
+    assert time.perf_counter() - began < 0.5
+    assert appointment is not None
+
+
+# -- review 3: a tag typed on Slotguard's own note line ----------------------------------------
+
+NOTE = "Slotguard: no-show fee 900.00 NOK pending review, charged Thu 05 Mar 00:00 unless you add #waive"
+
+
+def noted(description: str, written: str = NOTE) -> dict:
+    """The event as the Google write-back leaves it: the note line, and the note it wrote
+    kept in the event's private properties."""
+    resource = event("e1", START, color="11", description=description)
+    resource["extendedProperties"] = {"private": {"slotguard_note": written, "slotguard_state": "pending_review"}}
+    return resource
+
+
+@pytest.mark.parametrize("description", [f"Regular client\n{NOTE} #waive", f"Regular<br>{NOTE}&nbsp;#waive</div>"])
+def test_a_waive_tag_typed_after_slotguards_note_on_its_line_counts(description):
+    appointment = normalize(noted(description), "primary", SETTINGS, NOW).appointment
+    assert Mark.WAIVE in appointment.marks
+
+
+def test_slotguards_own_note_alone_or_edited_inside_is_never_read_as_a_waiver():
+    edited = NOTE.replace("pending review", "pending review (call her)")
+    for description, written in ((f"Regular client\n{NOTE}", NOTE), (f"Regular client\n{edited}", NOTE),
+                                 (f"{NOTE}\nSlotguard: an older line unless you add #waive", NOTE),
+                                 (f"Regular client\n{NOTE}", "")):
+        appointment = normalize(noted(description, written), "primary", SETTINGS, NOW).appointment
+        assert Mark.WAIVE not in appointment.marks and Mark.NO_SHOW in appointment.marks, description
+
+
+def test_a_waive_tag_typed_after_a_note_slotguard_kept_no_text_of_still_counts():
+    # An older Slotguard wrote the line without keeping its text; or the practitioner edited
+    # inside it: what follows "unless you add #waive" was typed by the practitioner.
+    edited = NOTE.replace("pending review", "pending review (call her)")
+    for description in (f"Regular client\n{NOTE} #waive", f"{edited} #waive"):
+        assert Mark.WAIVE in normalize(noted(description, written=""), "primary", SETTINGS, NOW).appointment.marks
+    ending_edited = NOTE.replace("unless you add", "unless you write") + " #waive"  # the whole line stays unread
+    assert Mark.WAIVE not in normalize(noted(ending_edited, written=""), "primary", SETTINGS, NOW).appointment.marks
+
+
+def test_a_stored_note_that_is_not_slotguards_never_hides_the_practitioners_text():
+    # Only a Slotguard line is ever taken out: a stored value not starting "Slotguard:" is ignored.
+    appointment = normalize(noted("Regular client #waive", written="Regular client #waive"), "primary", SETTINGS, NOW).appointment
+    assert Mark.WAIVE in appointment.marks
+
+
+# -- review 4: on an event guests may modify, only Google Meet's link is the meeting link -----
+
+
+def test_on_an_event_guests_may_modify_only_google_meets_link_is_the_meeting_link():
+    resource = event("e1", START) | {
+        "guestsCanModify": True,
+        "location": "https://pay-lena-massage.example/fee",
+        "conferenceData": {"entryPoints": [{"entryPointType": "video", "uri": "https://pay-lena-massage.example/join"}]},
+    }
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.meeting_link == ""
+    resource["hangoutLink"] = "https://meet.google.com/abc-defg-hij"
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.meeting_link == "https://meet.google.com/abc-defg-hij"
+    del resource["guestsCanModify"]
+    del resource["hangoutLink"]
+    assert normalize(resource, "primary", SETTINGS, NOW).appointment.meeting_link == "https://pay-lena-massage.example/join"

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from slotguard.model import HappeningKind as K
 from slotguard.normalize import normalize
-from slotguard.tracker import AttendanceRules, observe
+from slotguard.tracker import AttendanceRules, follow, observe
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -137,3 +137,65 @@ def test_deleting_an_appointment_after_its_outcome_is_tidying_not_a_waiver():
 def test_deleting_an_appointment_that_started_without_an_outcome_is_the_practitioners_cancellation():
     _, kinds = run([(START - timedelta(days=1), event("e1", START)), (START + timedelta(minutes=30), None)])
     assert kinds == [K.BOOKED, K.CANCELLED_BY_PRACTITIONER]
+
+
+# -- a change of client (review finding 1) ------------------------------------------------------
+
+MONDAY = START - timedelta(days=2)
+
+
+def follow_all(snapshots):
+    """Like run(), through the engine's path (`follow`): each happening as (kind, its client,
+    the client of the booking it is planned for, key)."""
+    tracked, seen = None, []
+    for now, resource in snapshots:
+        current = appt(resource, now) if resource is not None else None
+        tracked, bookings = follow(tracked, current, now, RULES)
+        seen += [(h.kind, h.client_email, booking.client.email, h.key) for booking, happenings in bookings for h in happenings]
+    return tracked, seen
+
+
+def test_a_new_client_ends_the_old_booking_as_the_practitioners_cancellation_and_is_a_new_booking():
+    tracked, seen = follow_all([
+        (MONDAY, event("e1", START)),
+        (MONDAY + timedelta(hours=2), event("e1", START, client="bo@example.com")),
+    ])
+    assert [(kind, who, planned_for) for kind, who, planned_for, _ in seen] == [
+        (K.BOOKED, "ana@example.com", "ana@example.com"),
+        (K.CANCELLED_BY_PRACTITIONER, "ana@example.com", "ana@example.com"),
+        (K.BOOKED, "bo@example.com", "bo@example.com"),
+    ]
+    keys = [key for *_, key in seen]
+    assert len(set(keys)) == 3, "Bo's booking has keys of its own"
+    assert tracked.first_seen == MONDAY + timedelta(hours=2), "reminders count from when Bo's booking was seen"
+
+
+def test_marks_on_the_event_when_the_client_changes_never_count_for_the_new_client():
+    tracked, seen = follow_all([
+        (MONDAY, event("e1", START)),
+        (START + timedelta(minutes=10), event("e1", START, title="Massage #latecancel", color="11")),
+        (START + timedelta(minutes=20), event("e1", START, title="Massage #latecancel", client="bo@example.com", color="11")),
+        (START + timedelta(minutes=30), event("e1", START, client="bo@example.com", color="11")),
+    ])
+    # Ana's late cancellation stands; nothing is Bo's until a mark is put on for him.
+    assert [(kind, who) for kind, who, *_ in seen] == [
+        (K.BOOKED, "ana@example.com"), (K.CANCELLED_BY_CLIENT, "ana@example.com"), (K.BOOKED, "bo@example.com")]
+    assert tracked.needs_time_check, "Bo's appointment settles with time like any other"
+    later = START + timedelta(hours=4)
+    _, happenings = observe(tracked, appt(event("e1", START, client="bo@example.com"), later), later, RULES)
+    assert [(h.kind, h.client_email) for h in happenings] == [(K.ATTENDED, "bo@example.com")]
+
+
+def test_a_mark_taken_off_and_put_on_again_after_the_change_is_the_new_clients():
+    after = START + timedelta(hours=1)
+    _, seen = follow_all([
+        (MONDAY, event("e1", START)),
+        (after, event("e1", START, color="11")),
+        (after + timedelta(minutes=10), event("e1", START, client="bo@example.com", color="11")),
+        (after + timedelta(minutes=20), event("e1", START, client="bo@example.com")),
+        (after + timedelta(minutes=30), event("e1", START, client="bo@example.com", color="11")),
+    ])
+    kinds = [(kind, who) for kind, who, *_ in seen]
+    assert kinds == [(K.BOOKED, "ana@example.com"), (K.NO_SHOW, "ana@example.com"), (K.BOOKED, "bo@example.com"),
+                     (K.NO_SHOW, "bo@example.com")]
+    assert len({key for *_, key in seen}) == 4, "Bo's no-show is not taken for Ana's, already stored"

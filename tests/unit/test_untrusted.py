@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
-from slotguard.untrusted import email_address, https_link, one_line, shown
+from slotguard.untrusted import description_text, email_address, https_link, one_line, shown
 
 
 def test_one_line_folds_breaks_and_controls_and_caps_the_length():
@@ -59,3 +59,18 @@ def test_only_an_https_url_with_a_host_is_a_link(text, expected):
 def test_an_https_link_is_returned_as_given_or_not_at_all(value):
     link = https_link(value)
     assert link == "" or (link == value.strip() and link.lower().startswith("https://") and " " not in link and "\n" not in link)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("lang: de<br>price: 450 NOK", "lang: de\nprice: 450 NOK"),
+    ("<div>a</div><div><i>b</i> &amp; c</div>", "\na\n\nb & c\n"),
+    ("a<!-- #noshow -->b<!-- unclosed", "ab<!-- unclosed"),
+    ("email: <ana@example.com>, 2 < 3 > 1", "email: <ana@example.com>, 2 < 3 > 1"),
+    ("&lt;br&gt; stays text", "<br> stays text"),
+])
+def test_a_description_is_read_as_text_with_html_line_breaks(text, expected):
+    assert description_text(text, 1000) == expected
+
+
+def test_a_description_is_cut_before_it_is_read():
+    assert description_text("<b>" * 10 + "price: 1 NOK", 21) == ""
