@@ -84,6 +84,10 @@ class StripePractice:
         self.settings = practice(
             payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url,
                       "review_window": "0m"},
+            # The clock is the real one (Stripe stamps its objects with it): without this the
+            # practitioner's digest joins the client's mail when a tick is the day's first
+            # after 07:00 in Oslo.
+            mail={"digest_hour": -1},
         )
         self.calendar, self.mailer = MemoryCalendar("primary"), MemoryMailer()
         self.ledger = Ledger(tmp_path / "ledger.sqlite3")
