@@ -310,14 +310,14 @@ def cmd_waive(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
-    action = ledger.action(args.action_id)
-    # A fee can be a charge, a hold, a hold captured for a fee, or a kept deposit (credit);
-    # a deposit or prepayment (charge, hold), a rescheduling credit and its end can be waived too.
-    if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT):
-        print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
-        return 1
     reason = f"waived by the practitioner: {args.reason}"
-    with ledger.transaction():
+    with ledger.transaction():  # read under the write lock: the daemon may be changing it
+        action = ledger.action(args.action_id)
+        # A fee can be a charge, a hold, a hold captured for a fee, or a kept deposit (credit);
+        # a deposit or prepayment (charge, hold), a rescheduling credit and its end can be waived too.
+        if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT):
+            print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
+            return 1
         # The same rules as the waive mark on the event (slotguard/planner.py).
         done = waive_by_hand(ledger, action, reason, now)
         if not done.problem:  # the next tick rewrites the event's status note

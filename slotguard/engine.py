@@ -384,7 +384,8 @@ class Engine:
             report.executed[f"{action.kind.value}:retry"] += 1
         else:
             action.state = ActionState.FAILED
-            self.ledger.update_action(action, now, f"failed: {error}")
+            if not self.ledger.update_action(action, now, f"failed: {error}"):
+                return  # waived or cancelled meanwhile (the daily cap's check reads it before): that stands
             report.executed[f"{action.kind.value}:failed"] += 1
             report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) failed: {error}")
 

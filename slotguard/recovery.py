@@ -87,9 +87,13 @@ def resolve_interrupted(
             result = lookup(provider, action)
         except AdapterError as error:
             message = f"could not ask {name} what became of it: {error}"
-            if action.last_error != message:
-                action.last_error = message
-                ledger.update_action(action, now, f"{what_happened}; {message}; asked again next tick", expect=[action.state])
+            with ledger.transaction():
+                action = _again(ledger, action)
+                if action is not None and action.last_error != message:
+                    action.last_error = message
+                    ledger.update_action(action, now, f"{what_happened}; {message}; asked again next tick")
+            if action is None:
+                continue
             log.warning("unresolved action=%s kind=%s error=%r", action.id, action.kind.value, str(error))
             recovered.unresolved.append(action)
             if problem is not None:
@@ -97,6 +101,9 @@ def resolve_interrupted(
                         "nothing is concluded (no waiver, no new attempt) until it answers")
             continue
         with ledger.transaction():
+            action = _again(ledger, action)
+            if action is None:
+                continue
             if result is not None:
                 found_problem = record_found(ledger, action, result, now, f"{what_happened}; found at {name}")
                 if found_problem and problem is not None:
@@ -105,10 +112,18 @@ def resolve_interrupted(
                 _back_to_queue(ledger, action, now, f"{name} has nothing for it, so it is carried out again with the same idempotency key")
             else:
                 action.context.pop(OUTCOME_UNKNOWN, None)
-                ledger.update_action(action, now, f"{what_happened}; {name} has nothing for it: nothing was taken", expect=[action.state])
+                ledger.update_action(action, now, f"{what_happened}; {name} has nothing for it: nothing was taken")
             settle_waiting_waiver(ledger, action.id, now)
         recovered.touched.add((action.calendar_id, action.event_id))
     return recovered
+
+
+def _again(ledger: Ledger, action: Action) -> Action | None:
+    """`action` as the ledger has it now (call inside the transaction that writes it): while
+    the provider was asked, `main.py waive` in another process may have stored a waiver on
+    it, which the write must keep. None when its state changed meanwhile."""
+    current = ledger.action(action.id)
+    return current if current is not None and current.state is action.state else None
 
 
 def lookup(provider: Any, action: Action) -> PaymentResult | None:
