@@ -143,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError(["--now can only be used with --once"])
     # One Slotguard per data folder, for the whole run: only the lock holder recovers
     # interrupted actions and carries actions out (slotguard/daemon_lock.py).
-    with exclusive(settings.storage.data_dir):
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
         return _run(args, settings)
 
 
@@ -366,7 +366,7 @@ def cmd_charge_now(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     now = _now(args.now)
-    with exclusive(settings.storage.data_dir):  # it carries actions out: only the lock holder may
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):  # it carries actions out: only the lock holder may
         return _charge_now(args, build_engine(settings, now), now)
 
 

@@ -172,7 +172,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     now = _now(args.now)
     # Like `run`, it changes what is queued: one Slotguard at a time (slotguard/daemon_lock.py).
-    with exclusive(settings.storage.data_dir):
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
         ledger = Ledger(settings.storage.ledger_path)
         try:
             if args.all_failed:
