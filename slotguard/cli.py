@@ -24,7 +24,7 @@ from slotguard.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
-EXTRA_COMMANDS = ("slotguard.cli_mail", "slotguard.cli_policies", "slotguard.cli_payments", "slotguard.cli_collections", "slotguard.cli_retry")
+EXTRA_COMMANDS = ("slotguard.cli_charge", "slotguard.cli_mail", "slotguard.cli_policies", "slotguard.cli_payments", "slotguard.cli_collections", "slotguard.cli_retry")
 log = logging.getLogger("slotguard")
 
 
@@ -360,35 +360,6 @@ def cmd_waive(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_charge_now(args: argparse.Namespace) -> int:
-    from slotguard.daemon_lock import exclusive
-    from slotguard.wiring import build_engine
-
-    settings = load_settings(args.config)
-    now = _now(args.now)
-    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):  # it carries actions out: only the lock holder may
-        return _charge_now(args, build_engine(settings, now), now)
-
-
-def _charge_now(args: argparse.Namespace, engine, now: datetime) -> int:
-    from slotguard.tick_report import TickReport
-
-    action = engine.ledger.action(args.action_id)
-    if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
-        state = action.state.value if action else "unknown"
-        print(f"{args.action_id}: not a fee waiting to be charged ({state}); see `main.py ledger`", file=sys.stderr)
-        return 1
-    action.due_at = now
-    engine.ledger.update_action(action, now, "charge-now requested by the practitioner")
-    report = TickReport()
-    engine.execute(action, now, report)
-    engine.execute_due(now, report)
-    engine.write_back(report, now)
-    final = engine.ledger.action(action.id)
-    print(f"{action.id}: {final.state.value} {_money(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
-    return 0 if final.state is ActionState.DONE else 1
-
-
 def cmd_auth(args: argparse.Namespace) -> int:
     from integration.google_auth import run_auth
 
@@ -446,8 +417,6 @@ def build_parser() -> argparse.ArgumentParser:
     waive = add("waive", cmd_waive, "waive a pending fee (or refund one already charged)", now=True)
     waive.add_argument("action_id")
     waive.add_argument("--reason", required=True, help="why (kept in the ledger)")
-    charge = add("charge-now", cmd_charge_now, "charge a fee now instead of after the review window", now=True)
-    charge.add_argument("action_id")
     auth = add("auth", cmd_auth, "connect a Google account (opens a browser; stores a 0600 token under storage.data_dir)")
     auth.add_argument("service", choices=["google"])
     auth.add_argument("--client-secrets", help="OAuth client secrets JSON (default: calendar.client_secrets)")
