@@ -72,6 +72,19 @@ def _now(text: str | None) -> datetime:
     return datetime.now(timezone.utc)
 
 
+def refuse_pretend_clock(settings: Settings, command: str) -> None:
+    """`--now` pretends the clock reads another time: for demos and tests. With live Stripe
+    money (and no dry_run) it would charge real cards for fees whose review window has not
+    ended: raises ConfigError (exit 2) before anything is read or done."""
+    payments = settings.payments
+    if payments.provider == "stripe" and payments.mode == "live" and not payments.dry_run:
+        raise ConfigError([
+            f'--now cannot be used with `{command}` while payments.provider = "stripe" and payments.mode = "live": '
+            "it would charge real cards as if that time had come (fees still in their review window included). "
+            "--now is for demos and tests: leave it out, or use payments.mode = \"test\" or payments.dry_run = true"
+        ])
+
+
 def _money(action: Action) -> str:
     return str(action.amount) if action.amount else ""
 
@@ -141,6 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.now and not args.once:
         raise ConfigError(["--now can only be used with --once"])
+    if args.now:
+        refuse_pretend_clock(settings, "run --once")
     # One Slotguard per data folder, for the whole run: only the lock holder recovers
     # interrupted actions and carries actions out (slotguard/daemon_lock.py).
     with exclusive(settings.storage.data_dir, settings.storage.ledger_path):

@@ -23,11 +23,13 @@ def register(add: Any, commands: Any) -> None:
 
 
 def cmd_charge_now(args: argparse.Namespace) -> int:
-    from slotguard.cli import _now, load_settings
+    from slotguard.cli import _now, load_settings, refuse_pretend_clock
     from slotguard.daemon_lock import exclusive
     from slotguard.wiring import build_engine
 
     settings = load_settings(args.config)
+    if args.now:
+        refuse_pretend_clock(settings, "charge-now")
     now = _now(args.now)
     with exclusive(settings.storage.data_dir, settings.storage.ledger_path):  # it carries actions out: only the lock holder may
         return _charge_now(args, build_engine(settings, now), now)
