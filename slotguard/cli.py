@@ -24,7 +24,7 @@ from slotguard.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
-EXTRA_COMMANDS = ("slotguard.cli_mail", "slotguard.cli_policies", "slotguard.cli_payments", "slotguard.cli_collections", "slotguard.cli_retry")
+EXTRA_COMMANDS = ("slotguard.cli_charge", "slotguard.cli_mail", "slotguard.cli_policies", "slotguard.cli_payments", "slotguard.cli_collections", "slotguard.cli_retry")
 log = logging.getLogger("slotguard")
 
 
@@ -70,6 +70,19 @@ def _now(text: str | None) -> datetime:
     if text:
         return parse_timestamp(text)
     return datetime.now(timezone.utc)
+
+
+def refuse_pretend_clock(settings: Settings, command: str) -> None:
+    """`--now` pretends the clock reads another time: for demos and tests. With live Stripe
+    money (and no dry_run) it would charge real cards for fees whose review window has not
+    ended: raises ConfigError (exit 2) before anything is read or done."""
+    payments = settings.payments
+    if payments.provider == "stripe" and payments.mode == "live" and not payments.dry_run:
+        raise ConfigError([
+            f'--now cannot be used with `{command}` while payments.provider = "stripe" and payments.mode = "live": '
+            "it would charge real cards as if that time had come (fees still in their review window included). "
+            "--now is for demos and tests: leave it out, or use payments.mode = \"test\" or payments.dry_run = true"
+        ])
 
 
 def _money(action: Action) -> str:
@@ -141,9 +154,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.now and not args.once:
         raise ConfigError(["--now can only be used with --once"])
+    if args.now:
+        refuse_pretend_clock(settings, "run --once")
     # One Slotguard per data folder, for the whole run: only the lock holder recovers
     # interrupted actions and carries actions out (slotguard/daemon_lock.py).
-    with exclusive(settings.storage.data_dir):
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
         return _run(args, settings)
 
 
@@ -310,14 +325,14 @@ def cmd_waive(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
-    action = ledger.action(args.action_id)
-    # A fee can be a charge, a hold, a hold captured for a fee, or a kept deposit (credit);
-    # a deposit or prepayment (charge, hold), a rescheduling credit and its end can be waived too.
-    if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT):
-        print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
-        return 1
     reason = f"waived by the practitioner: {args.reason}"
-    with ledger.transaction():
+    with ledger.transaction():  # read under the write lock: the daemon may be changing it
+        action = ledger.action(args.action_id)
+        # A fee can be a charge, a hold, a hold captured for a fee, or a kept deposit (credit);
+        # a deposit or prepayment (charge, hold), a rescheduling credit and its end can be waived too.
+        if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT):
+            print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
+            return 1
         # The same rules as the waive mark on the event (slotguard/planner.py).
         done = waive_by_hand(ledger, action, reason, now)
         if not done.problem:  # the next tick rewrites the event's status note
@@ -358,35 +373,6 @@ def cmd_waive(args: argparse.Namespace) -> int:
             print(f"note: {other.id} ({other.kind.value} of {_money(other)}, {other.state.value}) is also a fee for this "
                   "appointment; waive it too, or add the waive mark to the event to waive them all.")
     return 0
-
-
-def cmd_charge_now(args: argparse.Namespace) -> int:
-    from slotguard.daemon_lock import exclusive
-    from slotguard.wiring import build_engine
-
-    settings = load_settings(args.config)
-    now = _now(args.now)
-    with exclusive(settings.storage.data_dir):  # it carries actions out: only the lock holder may
-        return _charge_now(args, build_engine(settings, now), now)
-
-
-def _charge_now(args: argparse.Namespace, engine, now: datetime) -> int:
-    from slotguard.tick_report import TickReport
-
-    action = engine.ledger.action(args.action_id)
-    if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
-        state = action.state.value if action else "unknown"
-        print(f"{args.action_id}: not a fee waiting to be charged ({state}); see `main.py ledger`", file=sys.stderr)
-        return 1
-    action.due_at = now
-    engine.ledger.update_action(action, now, "charge-now requested by the practitioner")
-    report = TickReport()
-    engine.execute(action, now, report)
-    engine.execute_due(now, report)
-    engine.write_back(report, now)
-    final = engine.ledger.action(action.id)
-    print(f"{action.id}: {final.state.value} {_money(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
-    return 0 if final.state is ActionState.DONE else 1
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
@@ -446,8 +432,6 @@ def build_parser() -> argparse.ArgumentParser:
     waive = add("waive", cmd_waive, "waive a pending fee (or refund one already charged)", now=True)
     waive.add_argument("action_id")
     waive.add_argument("--reason", required=True, help="why (kept in the ledger)")
-    charge = add("charge-now", cmd_charge_now, "charge a fee now instead of after the review window", now=True)
-    charge.add_argument("action_id")
     auth = add("auth", cmd_auth, "connect a Google account (opens a browser; stores a 0600 token under storage.data_dir)")
     auth.add_argument("service", choices=["google"])
     auth.add_argument("--client-secrets", help="OAuth client secrets JSON (default: calendar.client_secrets)")

@@ -116,7 +116,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     # --repair resolves money and plans give-backs, as the daemon does: only the holder of the
     # data folder's lock may (slotguard/daemon_lock.py); refused at once, before Stripe is
     # read, while another Slotguard holds it. Comparing alone only reads: no lock.
-    with exclusive(settings.storage.data_dir) if args.repair else nullcontext():
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path) if args.repair else nullcontext():
         ledger = Ledger(settings.storage.ledger_path)
         repairs: list[dict[str, Any]] = []
         try:

@@ -91,7 +91,7 @@ def _email_outlook(ledger: Ledger, settings: Settings, action: Action, now: date
         if day and day != local.date().isoformat():
             return Outlook(False, f"the digest for {day} is out of date; today's digest says what is current")
         return Outlook(True, "sent at the next tick, with what the ledger holds then")
-    from slotguard.engine import stale_email_reason  # the engine's whole import tree only when needed
+    from slotguard.stale_mail import stale_email_reason
 
     tracked = ledger.tracked(action.calendar_id, action.event_id)
     why = stale_email_reason(action, tracked, now, show=lambda moment: _local(moment, settings))
@@ -172,7 +172,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     now = _now(args.now)
     # Like `run`, it changes what is queued: one Slotguard at a time (slotguard/daemon_lock.py).
-    with exclusive(settings.storage.data_dir):
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
         ledger = Ledger(settings.storage.ledger_path)
         try:
             if args.all_failed:

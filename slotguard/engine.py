@@ -27,6 +27,7 @@ from slotguard.interfaces import (
     ReauthorizationNeeded,
     SyncTokenExpired,
 )
+from slotguard.action_failure import retry_delay, unexpected_failure
 from slotguard.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.ledger import Ledger, LedgerError
 from slotguard.collections_ladder import COLLECTIONS, collection_ready, run_collections
@@ -44,13 +45,13 @@ from slotguard.model import (
 from slotguard.normalize import EventError, ForeignEvent, normalize
 from slotguard.payment_results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
 from slotguard.payments_poll import poll_unpaid
-from slotguard.planner import LIFECYCLE, OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
+from slotguard.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
 from slotguard.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
 from slotguard.reminders import plan_due_reminders
+from slotguard.stale_mail import stale_email_reason
 from slotguard.plugins import RENEWS, TARGET, Policy
 from slotguard.tick_report import TickReport
 from slotguard.tracker import FOREIGN, AttendanceRules, Tracked, follow
-from slotguard.waitlist import POLICY as WAITLIST
 from slotguard.waitlist import plan_slot_freed
 from slotguard.write_back import write_statuses
 
@@ -61,8 +62,6 @@ log = logging.getLogger("slotguard.engine")
 # MASS_DELETION_MIN of them) is more likely a broken feed than a wave of cancellations.
 MASS_DELETION_SHARE = 0.5
 MASS_DELETION_MIN = 10
-RETRY_BASE = timedelta(minutes=2)
-RETRY_MAX = timedelta(hours=6)
 REAUTH_WAIT = timedelta(minutes=15)
 TIME_CHECK_HORIZON = timedelta(days=14)
 
@@ -80,28 +79,6 @@ def _series_of(event: dict) -> str:
     """The id of the recurring series an event resource belongs to, "" for none."""
     series = event.get("recurringEventId")
     return series if isinstance(series, str) else ""
-
-
-def stale_email_reason(action: Action, tracked: Tracked | None, now: datetime, show: Callable[[datetime], str] = to_utc_text) -> str:
-    """Why an email about an appointment is no longer to be sent ("" while it still is): the
-    appointment left the calendar; lifecycle mail (confirmation, reminder) for a slot that
-    moved, was cancelled or has started; a slot offer for a slot that has started. The engine
-    cancels such an email with this reason; `retry` says so beforehand. `show` writes times."""
-    if tracked is None:
-        return "the appointment is no longer in the calendar"
-    if tracked.outcome == FOREIGN and not action.reports_on:
-        return "someone else now organises the event; Slotguard sends nothing about it"
-    if action.reports_on:
-        return ""  # a fee notice is never too late; it waits for its fee instead
-    appointment = tracked.appointment
-    if action.policy == LIFECYCLE:
-        if tracked.cancellation or appointment.is_cancelled or (appointment.start, appointment.client.email) != (action.appointment_start, action.client_email):
-            return "the appointment was moved, cancelled or given to another client"
-        if appointment.start <= now:
-            return f"too late, the appointment started {show(appointment.start)}"
-    elif action.policy == WAITLIST and action.appointment_start and action.appointment_start <= now:
-        return f"too late, the freed slot started {show(action.appointment_start)}"
-    return ""
 
 
 @dataclass
@@ -319,7 +296,19 @@ class Engine:
             self.execute(action, now, report)
 
     def execute(self, action: Action, now: datetime, report: TickReport) -> None:
-        """Carry out one action, recording the outcome; never raises for the action's own failures."""
+        """Carry out one action, recording the outcome. Never raises for the action's own
+        failures, expected (an adapter's error) or not (a bug anywhere: it fails alone, its
+        money looked up first; slotguard/action_failure.py), except a LedgerError."""
+        try:
+            self._execute(action, now, report)
+        except LedgerError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one action never holds up the others
+            unexpected_failure(self.ledger, self.provider, self.settings, action.id, error, now, report)
+        if action.kind in MONEY_KINDS:
+            self._touched.add((action.calendar_id, action.event_id))
+
+    def _execute(self, action: Action, now: datetime, report: TickReport) -> None:
         if action.kind in MONEY_KINDS and WAITING_WAIVER in action.context:
             return  # waived while its outcome was unknown: a lookup decides (recovery.py), not a new attempt
         if action.kind is ActionKind.EMAIL and not self._email_ready(action, now):
@@ -356,9 +345,9 @@ class Engine:
             report.executed[f"{action.kind.value}:done"] += 1
             log.info("done action=%s kind=%s event=%s", action.id, action.kind.value, action.event_ref)
         except (AdapterError, TemplateProblem, ValueError) as error:
+            if action.kind in MONEY_KINDS and not isinstance(error, AdapterError):
+                raise  # not the provider's answer: the money may have moved (action_failure.py asks)
             self._failed(action, previous_state, error, now, report)
-        if action.kind in MONEY_KINDS:
-            self._touched.add((action.calendar_id, action.event_id))
 
     def _keep_waiting_waiver(self, action: Action) -> None:
         """A waiver stored on the action while it was being carried out (`main.py waive` in
@@ -390,13 +379,13 @@ class Engine:
             self._money_retry(action, error, now, report)
         elif retryable and action.attempts < limit:
             action.state = ActionState.PLANNED
-            delay = min(RETRY_BASE * (2 ** (action.attempts - 1)), RETRY_MAX)
-            action.due_at = now + delay
+            action.due_at = now + retry_delay(action.attempts)
             self.ledger.update_action(action, now, f"attempt {action.attempts} failed, retry at {to_utc_text(action.due_at)}: {error}")
             report.executed[f"{action.kind.value}:retry"] += 1
         else:
             action.state = ActionState.FAILED
-            self.ledger.update_action(action, now, f"failed: {error}")
+            if not self.ledger.update_action(action, now, f"failed: {error}"):
+                return  # waived or cancelled meanwhile (the daily cap's check reads it before): that stands
             report.executed[f"{action.kind.value}:failed"] += 1
             report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) failed: {error}")
 

@@ -649,8 +649,10 @@ class Ledger:
         )
         # The creation itself is the row (created_at, state, reason): action_log records
         # only the changes after it, which keeps a first sync of a large calendar cheap.
-        if cursor.rowcount == 1 and note:
-            self._log(action.id, action.created_at, action.state, note)
+        if cursor.rowcount == 1:
+            action.stored_state = action.state
+            if note:
+                self._log(action.id, action.created_at, action.state, note)
         return cursor.rowcount == 1
 
     def _log(self, action_id: str, at: datetime, state: ActionState, note: str) -> None:
@@ -685,6 +687,7 @@ class Ledger:
             external_id=row["external_id"],
             executed_at=_dt(row["executed_at"]),
             context=json.loads(row["context"]),
+            stored_state=ActionState(row["state"]),
         )
 
     def action(self, action_id: str) -> Action | None:
@@ -753,8 +756,19 @@ class Ledger:
                     yield self._action(rows.pop(action_id))
 
     def update_action(self, action: Action, at: datetime, note: str = "", *, expect: Iterable[ActionState] | None = None) -> bool:
-        """Write an action's mutable fields back, logging the state. With `expect`, only if its
-        stored state is one of those (guards against a concurrent waive); returns success."""
+        """Write an action's mutable fields back, logging the state; returns whether it was written.
+
+        Only while the stored state is still the one `action` was read with (or last written
+        with: `action.stored_state`), or, with `expect`, one of those states. So a copy read
+        before a slow step (a Stripe call, a batch of other actions) never undoes what was
+        done meanwhile: a `main.py waive` in another process, a cancellation. Changes that
+        keep the state (a payment status, a waiting waiver) are not seen by this guard: a
+        writer that can meet them reads the action again inside its transaction first.
+        Raises ValueError for an action never read from or stored in the ledger."""
+        if expect is None:
+            if action.stored_state is None:
+                raise ValueError(f"action {action.id} was not read from the ledger; read it (or pass expect) before writing it")
+            expect = [action.stored_state]
         params: list[Any] = [
             action.state.value,
             action.reason,
@@ -769,11 +783,9 @@ class Ledger:
             json.dumps(action.context, default=str, separators=(",", ":")),
             action.id,
         ]
-        guard = ""
-        if expect is not None:
-            expect = list(expect)
-            guard = f" AND state IN ({','.join('?' * len(expect))})"
-            params += [state.value for state in expect]
+        expect = list(expect)
+        guard = f" AND state IN ({','.join('?' * len(expect))})"
+        params += [state.value for state in expect]
         cursor = self.db.execute(
             "UPDATE actions SET state = ?, reason = ?, due_at = ?, updated_at = ?, amount_minor = ?, currency = ?, "
             "attempts = ?, last_error = ?, external_id = ?, executed_at = ?, context = ? WHERE id = ?" + guard,
@@ -781,6 +793,7 @@ class Ledger:
         )
         if cursor.rowcount == 1:
             action.updated_at = at
+            action.stored_state = action.state
             self._log(action.id, at, action.state, note)
             return True
         return False

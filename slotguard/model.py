@@ -271,6 +271,10 @@ class Action:
     external_id: str = ""
     executed_at: datetime | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    # The state the ledger held when this object was read from it (or last written to it):
+    # Ledger.update_action writes only while the stored state is still that one, so a stale
+    # copy never undoes what another process (`main.py waive`) or step did meanwhile.
+    stored_state: ActionState | None = field(default=None, compare=False, repr=False)
 
     @property
     def idempotency_key(self) -> str:

@@ -47,12 +47,7 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
     if status_of is None or getattr(provider, "dry_run", False):
         return set()
     changed: set[tuple[str, str]] = set()
-    # Fees being withdrawn (waived while unpaid; the refund action closes the link and
-    # refunds a payment made meanwhile): asking about them could hand out a fresh link.
-    withdrawing = {
-        str(refund.context.get(TARGET) or "")
-        for refund in ledger.actions(states=[*OPEN_STATES, ActionState.EXECUTING], kinds=[ActionKind.REFUND])
-    }
+    withdrawing = _withdrawing(ledger)
     for action in ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE, ActionKind.HOLD]):
         if action.context.get("payment_status") != "unpaid" or action.id in withdrawing:
             continue
@@ -65,20 +60,39 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
             continue
         if result is None:
             continue
-        if result.status == "done":
-            action.context["payment_status"] = "paid"
-            action.context.pop("provider_detail", None)
-            action.external_id = result.external_id or action.external_id
-            ledger.update_action(action, now, f"paid by the client through the payment link ({action.external_id}; found by polling)")
-            log.info("payment_poll_paid action=%s external_id=%s", action.id, action.external_id)
-            if report is not None:
-                report.executed[f"{action.kind.value}:paid"] += 1
-            changed.add((action.calendar_id, action.event_id))
-        elif result.payment_link and result.payment_link != action.context.get("payment_link"):
-            # Checkout links expire after 24 hours; keep a working one for reminders.
-            action.context["payment_link"] = result.payment_link
-            ledger.update_action(action, now, "payment link renewed (the previous one expired)")
+        with ledger.transaction():
+            # Read again under the write lock: while Stripe answered, `mark-paid`, a webhook
+            # or a waiver (other processes) may have settled the fee; that stands.
+            fee_id, action = action.id, ledger.action(action.id)
+            if (action is None or action.state is not ActionState.DONE or action.context.get("payment_status") != "unpaid"
+                    or fee_id in _withdrawing(ledger, action.calendar_id, action.event_id)):
+                log.info("payment_poll_skipped action=%s reason=changed_meanwhile", fee_id)
+                continue
+            if result.status == "done":
+                action.context["payment_status"] = "paid"
+                action.context.pop("provider_detail", None)
+                action.external_id = result.external_id or action.external_id
+                ledger.update_action(action, now, f"paid by the client through the payment link ({action.external_id}; found by polling)")
+                log.info("payment_poll_paid action=%s external_id=%s", action.id, action.external_id)
+                if report is not None:
+                    report.executed[f"{action.kind.value}:paid"] += 1
+                changed.add((action.calendar_id, action.event_id))
+            elif result.payment_link and result.payment_link != action.context.get("payment_link"):
+                # Checkout links expire after 24 hours; keep a working one for reminders.
+                action.context["payment_link"] = result.payment_link
+                ledger.update_action(action, now, "payment link renewed (the previous one expired)")
     return changed
+
+
+def _withdrawing(ledger: Ledger, calendar_id: str | None = None, event_id: str | None = None) -> set[str]:
+    """Ids of the fees being withdrawn (waived while unpaid; the refund action closes the
+    link and refunds a payment made meanwhile): asking about them could hand out a fresh
+    link. Only those of one event when `calendar_id` and `event_id` are given."""
+    return {
+        str(refund.context.get(TARGET) or "")
+        for refund in ledger.actions(states=[*OPEN_STATES, ActionState.EXECUTING], kinds=[ActionKind.REFUND],
+                                     calendar_id=calendar_id, event_id=event_id)
+    }
 
 
 def card_setup_link_for(provider: Any, settings: Settings, policies: list[Policy], client_email: str, client_name: str = "") -> str:

@@ -36,7 +36,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from slotguard.interfaces import AdapterError, PaymentResult
-from slotguard.ledger import Ledger
+from slotguard.containment import describe, raised_at
+from slotguard.ledger import Ledger, LedgerError
 from slotguard.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState
 from slotguard.payment_results import after_money, record_payment_result
 from slotguard.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, let_go, refund_notice, store_give_backs
@@ -66,8 +67,9 @@ def resolve_interrupted(
     ledger: Ledger, provider: Any, dry_run: bool, now: datetime, problem: Callable[[str], None] | None = None
 ) -> Recovered:
     """Resolve every action left `executing` (see the module docstring). `problem` is told,
-    in the practitioner's words, about each one the provider could not be asked about.
-    Never raises for a provider failure."""
+    in the practitioner's words, about each one the provider could not be asked about, and
+    about each whose resolving raised (a bug: it is left as it is and asked about again next
+    tick, and the others go on). Never raises, except a LedgerError."""
     recovered = Recovered()
     name = getattr(provider, "name", "the provider")
     uncertain = [
@@ -75,40 +77,70 @@ def resolve_interrupted(
         if action.context.get(OUTCOME_UNKNOWN) and WAITING_WAIVER in action.context
     ]
     for action in ledger.actions(states=[ActionState.EXECUTING]) + uncertain:
-        interrupted = action.state is ActionState.EXECUTING
-        recovered.found += interrupted
-        if action.kind not in MONEY_KINDS or dry_run:
-            # Nothing left the machine (an email is looked up by its Message-ID by the
-            # mailer; dry-run money never went out): carry it out again.
-            _back_to_queue(ledger, action, now, "will be retried with the same idempotency key")
-            continue
-        what_happened = INTERRUPTED if interrupted else "its last answer was lost and a waiver waits"
+        recovered.found += action.state is ActionState.EXECUTING
         try:
-            result = lookup(provider, action)
-        except AdapterError as error:
-            message = f"could not ask {name} what became of it: {error}"
-            if action.last_error != message:
-                action.last_error = message
-                ledger.update_action(action, now, f"{what_happened}; {message}; asked again next tick", expect=[action.state])
-            log.warning("unresolved action=%s kind=%s error=%r", action.id, action.kind.value, str(error))
-            recovered.unresolved.append(action)
+            _resolve_one(ledger, provider, dry_run, action, now, problem, recovered, name)
+        except LedgerError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one action never stops the others being resolved
+            log.error("resolve failed action=%s kind=%s error=%s at=%s", action.id, action.kind.value, type(error).__name__, raised_at(error))
             if problem is not None:
-                problem(f"action {action.id} ({_describe(action)}): {what_happened}, and {message}; "
-                        "nothing is concluded (no waiver, no new attempt) until it answers")
-            continue
-        with ledger.transaction():
-            if result is not None:
-                found_problem = record_found(ledger, action, result, now, f"{what_happened}; found at {name}")
-                if found_problem and problem is not None:
-                    problem(found_problem)
-            elif interrupted:
-                _back_to_queue(ledger, action, now, f"{name} has nothing for it, so it is carried out again with the same idempotency key")
-            else:
-                action.context.pop(OUTCOME_UNKNOWN, None)
-                ledger.update_action(action, now, f"{what_happened}; {name} has nothing for it: nothing was taken", expect=[action.state])
-            settle_waiting_waiver(ledger, action.id, now)
-        recovered.touched.add((action.calendar_id, action.event_id))
+                problem(f"action {action.id} ({_describe(action)}): looking up what became of it raised {describe(error)}; it is "
+                        "left as it is (nothing concluded, no new attempt) and asked about again next tick; this is a bug "
+                        "in Slotguard or the payment provider's adapter: report it with the log")
     return recovered
+
+
+def _resolve_one(ledger: Ledger, provider: Any, dry_run: bool, action: Action, now: datetime,
+                 problem: Callable[[str], None] | None, recovered: Recovered, name: str) -> None:
+    """Resolve one action of `resolve_interrupted`, adding to `recovered`."""
+    interrupted = action.state is ActionState.EXECUTING
+    if action.kind not in MONEY_KINDS or dry_run:
+        # Nothing left the machine (an email is looked up by its Message-ID by the
+        # mailer; dry-run money never went out): carry it out again.
+        _back_to_queue(ledger, action, now, "will be retried with the same idempotency key")
+        return
+    what_happened = INTERRUPTED if interrupted else "its last answer was lost and a waiver waits"
+    try:
+        result = lookup(provider, action)
+    except AdapterError as error:
+        message = f"could not ask {name} what became of it: {error}"
+        with ledger.transaction():
+            action = _again(ledger, action)
+            if action is not None and action.last_error != message:
+                action.last_error = message
+                ledger.update_action(action, now, f"{what_happened}; {message}; asked again next tick")
+        if action is None:
+            return
+        log.warning("unresolved action=%s kind=%s error=%r", action.id, action.kind.value, str(error))
+        recovered.unresolved.append(action)
+        if problem is not None:
+            problem(f"action {action.id} ({_describe(action)}): {what_happened}, and {message}; "
+                    "nothing is concluded (no waiver, no new attempt) until it answers")
+        return
+    with ledger.transaction():
+        action = _again(ledger, action)
+        if action is None:
+            return
+        if result is not None:
+            found_problem = record_found(ledger, action, result, now, f"{what_happened}; found at {name}")
+            if found_problem and problem is not None:
+                problem(found_problem)
+        elif interrupted:
+            _back_to_queue(ledger, action, now, f"{name} has nothing for it, so it is carried out again with the same idempotency key")
+        else:
+            action.context.pop(OUTCOME_UNKNOWN, None)
+            ledger.update_action(action, now, f"{what_happened}; {name} has nothing for it: nothing was taken")
+        settle_waiting_waiver(ledger, action.id, now)
+    recovered.touched.add((action.calendar_id, action.event_id))
+
+
+def _again(ledger: Ledger, action: Action) -> Action | None:
+    """`action` as the ledger has it now (call inside the transaction that writes it): while
+    the provider was asked, `main.py waive` in another process may have stored a waiver on
+    it, which the write must keep. None when its state changed meanwhile."""
+    current = ledger.action(action.id)
+    return current if current is not None and current.state is action.state else None
 
 
 def lookup(provider: Any, action: Action) -> PaymentResult | None:

@@ -158,3 +158,34 @@ def test_the_daemon_reports_a_failing_tick_and_goes_on_at_the_next(tmp_path):
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def test_a_second_config_naming_the_daemons_ledger_is_refused_whatever_its_data_folder(tmp_path):
+    """Two configs with different `storage.data_dir` but one ledger (`storage.ledger`) would
+    be two daemons on one ledger: the ledger has a lock of its own, LEDGER.lock beside it."""
+    folder = practice_folder(tmp_path, poll="1h")
+    (folder / "calendar.ics").write_text(feed(datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3), "booking-1"))
+    example = (folder / "config/example.toml").read_text()
+    assert 'data_dir = "var"\n' in example
+    (folder / "config/other.toml").write_text(example.replace('data_dir = "var"\n', 'data_dir = "other-var"\nledger = "var/ledger.sqlite3"\n'))
+    (folder / "config/absolute.toml").write_text(
+        example.replace('data_dir = "var"\n', f'data_dir = "third-var"\nledger = "{folder / "var/../var/ledger.sqlite3"}"\n'))
+    daemon = start_daemon(folder, tmp_path / "daemon.log")
+    running = folder / "var/slotguard.lock"
+    try:
+        wait_for(lambda: running.exists() and running.read_text().strip() == str(daemon.pid), 60, "the daemon to hold its locks")
+        for config, named in (("config/other.toml", "var/ledger.sqlite3"), ("config/absolute.toml", str(folder / "var/../var/ledger.sqlite3"))):
+            for command in (["run", "--once"], ["charge-now", "act_x"], ["retry", "--all-failed", "--yes"]):
+                second = main(folder, *command, "--config", config, check=False)
+                assert second.returncode == 1, (config, command, second.stdout, second.stderr)
+                assert second.stderr.strip() == f"error: another Slotguard is running on the ledger {named} (pid {daemon.pid}); stop it first"
+        lock = folder / "var/ledger.sqlite3.lock"
+        assert lock.read_text().strip() == str(daemon.pid) and oct(lock.stat().st_mode & 0o777) == "0o600"
+        code, _ = stop(daemon)
+        assert code == 0
+        main(folder, "run", "--once", "--config", "config/other.toml")  # the daemon is gone: the other config may run
+        assert (folder / "other-var/slotguard.lock").exists() and not (folder / "other-var/ledger.sqlite3").exists()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()

@@ -1,0 +1,53 @@
+"""`main.py charge-now ID` as a process on the example practice: it charges the fee asked
+for (and sends that fee's notice), nothing else; everything else waits for `run`, which
+reads the calendar first."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import shutil
+
+from tests.support.cli import NOW, ROOT, main
+
+NEXT_MORNING = "2026-11-27T09:00:00+01:00"  # both fees' review windows (12h) have ended
+
+
+def sent_to(folder) -> dict[str, list[str]]:
+    """Plain text of every message in the outbox, by recipient."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((folder / "var/outbox").glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        found.setdefault(message["To"].addresses[0].addr_spec, []).append(message.get_body(("plain",)).get_content())
+    return found
+
+
+def test_charge_now_charges_only_the_fee_asked_for_and_leaves_a_fee_waived_on_its_event_to_run(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    main(tmp_path, "run", "--once", "--now", NOW)
+    fees = {a["client"]: a["id"] for a in json.loads(main(tmp_path, "status", "--json", "--now", NOW).stdout)["pending_review"]}
+    assert set(fees) == {"bjorn@example.com", "clara@example.com"}
+    before = sent_to(tmp_path)
+    # The daemon is stopped. Lena adds #waive to Clara's event, then charges Bjørn's fee now.
+    week = tmp_path / "config/sample-week.ics"
+    text = week.read_text()
+    assert "SUMMARY:Massage – Clara Nowak #latecancel\n" in text
+    week.write_text(text.replace("SUMMARY:Massage – Clara Nowak #latecancel\n", "SUMMARY:Massage – Clara Nowak #latecancel #waive\n")
+                    .replace("LAST-MODIFIED:20261125T043000Z", "LAST-MODIFIED:20261126T200000Z"))
+
+    charged = main(tmp_path, "charge-now", fees["bjorn@example.com"], "--now", NEXT_MORNING)
+    assert charged.stdout.startswith(f"{fees['bjorn@example.com']}: done")
+
+    ledger = {a["id"]: a for a in json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]}
+    assert ledger[fees["bjorn@example.com"]]["state"] == "done"
+    assert ledger[fees["clara@example.com"]]["state"] == "pending_review", "charge-now charged another client's fee, waived on its event"
+    after = sent_to(tmp_path)
+    assert len(after.get("bjorn@example.com", [])) == len(before.get("bjorn@example.com", [])) + 1, "Bjørn's fee notice goes with his fee"
+    assert "900" in after["bjorn@example.com"][-1]
+    assert after.get("clara@example.com", []) == before.get("clara@example.com", []), "nothing is sent to Clara by charge-now"
+
+    main(tmp_path, "run", "--once", "--now", NEXT_MORNING)  # reads the calendar first: Clara's waiver counts
+    ledger = {a["id"]: a for a in json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]}
+    assert ledger[fees["clara@example.com"]]["state"] == "waived"
+    assert "ingen avgift" in sent_to(tmp_path)["clara@example.com"][-1].lower()  # practice.locale = "nb": no fee this time
