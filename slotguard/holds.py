@@ -102,9 +102,16 @@ def _renewal(hold: Action, appointment: Appointment, now: datetime) -> Action:
     context = {"purpose": DEPOSIT, "deposit_kind": "hold", RENEWS: hold.id}
     if hold.context.get(HOLD_BEFORE):
         context[HOLD_BEFORE] = hold.context[HOLD_BEFORE]
+    return _beside(hold, ActionKind.HOLD, f"{RENEWS}:{hold.id}", reason, appointment.start, context, now)
+
+
+def _beside(hold: Action, kind: ActionKind, slot: str, reason: str, appointment_start: datetime | None, context: dict, now: datetime) -> Action:
+    """A new action about `hold` (its renewal, or its release once renewed), planned now for
+    the same client, event and amount; its id derives from the hold's happening and `slot`,
+    so planning it again plans nothing new."""
     return Action(
-        id=action_id_for(hold.happening_key, hold.policy, ActionKind.HOLD.value, f"{RENEWS}:{hold.id}"),
-        kind=ActionKind.HOLD,
+        id=action_id_for(hold.happening_key, hold.policy, kind.value, slot),
+        kind=kind,
         state=ActionState.PLANNED,
         policy=hold.policy,
         reason=reason,
@@ -117,7 +124,7 @@ def _renewal(hold: Action, appointment: Appointment, now: datetime) -> Action:
         created_at=now,
         updated_at=now,
         amount=hold.amount,
-        appointment_start=appointment.start,
+        appointment_start=appointment_start,
         context=context,
     )
 
@@ -157,23 +164,12 @@ def renewal_done(ledger: Ledger, renewal: Action, now: datetime) -> str:
             f"action {renewal.id}: the card of {renewal.client_email} refused a fresh {renewal.amount} hold; the current hold "
             f"{old.id} lapses {lapses}, after that a fee is charged to the card (or asked for by link) instead of captured"
         )
-    release = Action(
-        id=action_id_for(old.happening_key, old.policy, ActionKind.RELEASE.value, f"{HOLD_RENEWED}:{old.id}"),
-        kind=ActionKind.RELEASE,
-        state=ActionState.PLANNED,
-        policy=old.policy,
-        reason=f"{old.policy}: the {old.amount} hold {old.id} is released: the fresh hold {renewal.id} holds the deposit now",
-        calendar_id=old.calendar_id,
-        event_id=old.event_id,
-        client_email=old.client_email,
-        client_name=old.client_name,
-        happening_key=old.happening_key,
-        due_at=now,
-        created_at=now,
-        updated_at=now,
-        amount=old.amount,
-        appointment_start=renewal.appointment_start,
-        context={"purpose": HOLD_RENEWED, TARGET: old.id, "target_external_id": old.external_id, SETTLES: old.id},
+    release = _beside(
+        old, ActionKind.RELEASE, f"{HOLD_RENEWED}:{old.id}",
+        f"{old.policy}: the {old.amount} hold {old.id} is released: the fresh hold {renewal.id} holds the deposit now",
+        renewal.appointment_start,
+        {"purpose": HOLD_RENEWED, TARGET: old.id, "target_external_id": old.external_id, SETTLES: old.id},
+        now,
     )
     if ledger.add_action(release):
         log.info("planned action=%s kind=release renewed_by=%s event=%s", release.id, renewal.id, old.event_ref)
