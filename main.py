@@ -3,7 +3,7 @@
 
 import sys
 
-from slotguard.cli import main
+from slotguard.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

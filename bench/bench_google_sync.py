@@ -32,7 +32,7 @@ from googleapiclient.discovery import build  # noqa: E402
 
 from integration.google_auth import SCOPE_OWNED  # noqa: E402
 from integration.google_calendar import open_calendars  # noqa: E402
-from slotguard.config import parse_settings  # noqa: E402
+from slotguard.config.schema import parse_settings  # noqa: E402
 from tests.support.fake_google_calendar import FakeGoogleCalendar  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 11, 0, tzinfo=timezone.utc)

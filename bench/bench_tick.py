@@ -5,7 +5,7 @@ Generates N appointments over M calendars as Google Calendar v3 Event resources 
 plain bookings, some weekly series, some no-show colour marks, "#latecancel" titles,
 declined invitations, cancelled events, private blocks without a client and all-day
 events), loads them into in-memory calendars and runs the real engine on them
-(slotguard.wiring.build_engine with the record-only provider, the in-memory mailer and a
+(slotguard.run.wiring.build_engine with the record-only provider, the in-memory mailer and a
 file-backed SQLite ledger in a temporary folder), then times three ticks:
 
   1. the first tick: every appointment is new;
@@ -48,13 +48,13 @@ sys.path.insert(0, str(ROOT))
 
 from integration.memory import MemoryCalendar, MemoryMailer  # noqa: E402
 from integration.record_only import RecordOnlyProvider  # noqa: E402
-from slotguard.config import parse_settings, read_toml  # noqa: E402
-from slotguard.durations import to_utc_text  # noqa: E402
-from slotguard.engine import Engine  # noqa: E402
-from slotguard.tick_report import TickReport  # noqa: E402
-from slotguard.interfaces import NullWriteBack, SyncPage  # noqa: E402
-from slotguard.ledger import Ledger  # noqa: E402
-from slotguard.wiring import build_engine  # noqa: E402
+from slotguard.config.schema import parse_settings, read_toml  # noqa: E402
+from slotguard.domain.durations import to_utc_text  # noqa: E402
+from slotguard.run.engine import Engine  # noqa: E402
+from slotguard.domain.tick_report import TickReport  # noqa: E402
+from slotguard.domain.interfaces import NullWriteBack, SyncPage  # noqa: E402
+from slotguard.store.ledger import Ledger  # noqa: E402
+from slotguard.run.wiring import build_engine  # noqa: E402
 
 ZONE = ZoneInfo("Europe/Oslo")
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=ZONE)  # a Thursday noon, like `make run`

@@ -42,7 +42,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from integration.google_auth import SCOPE_GMAIL_SEND, StoredCredentials, reauthorize_message, token_path
-from slotguard.interfaces import AdapterError, ReauthorizationNeeded
+from slotguard.domain.interfaces import AdapterError, ReauthorizationNeeded
 
 # Every scope Google accepts for users.messages.send (its discovery document), less the
 # add-on one: a token granted any of these may send, so it is not sent back to consent.

@@ -40,7 +40,7 @@ from typing import Any
 from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
 
-from slotguard.interfaces import AdapterError, ReauthorizationNeeded
+from slotguard.domain.interfaces import AdapterError, ReauthorizationNeeded
 
 SCOPE_OWNED = "https://www.googleapis.com/auth/calendar.events.owned"
 SCOPE_READONLY = "https://www.googleapis.com/auth/calendar.events.readonly"

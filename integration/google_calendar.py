@@ -17,7 +17,7 @@
   description to everyone invited). The exact text of that line is kept in the private
   `slotguard_note`, so that only that text is ever replaced or left unread, and what the
   practitioner types after it on its line (" #waive") stays and counts
-  (slotguard/own_note.py).
+  (slotguard/intake/own_note.py).
 - `is_own_write(event)` tells whether an event's content is unchanged since our last
   write, so the engine can skip events whose only change is our own PATCH.
 
@@ -44,11 +44,11 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from integration.google_auth import StoredCredentials, reauthorize_message, translate_auth_error
-from slotguard.interfaces import (
+from slotguard.domain.interfaces import (
     AdapterError, CalendarWriteBack, NullWriteBack, ReauthorizationNeeded, SyncPage, SyncTokenExpired,
 )
-from slotguard.model import Appointment
-from slotguard.own_note import NOTE_PREFIX, NOTE_PROPERTY, NOTE_PROPERTY_LIMIT, note_line, written_note
+from slotguard.domain.model import Appointment
+from slotguard.intake.own_note import NOTE_PREFIX, NOTE_PROPERTY, NOTE_PROPERTY_LIMIT, note_line, written_note
 
 PROPERTY_PREFIX = "slotguard_"
 SIGNATURE_KEY = "slotguard_sig"

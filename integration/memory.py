@@ -7,8 +7,8 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import Iterator
 
-from slotguard.durations import to_utc_text
-from slotguard.interfaces import SyncPage
+from slotguard.domain.durations import to_utc_text
+from slotguard.domain.interfaces import SyncPage
 
 
 class MemoryCalendar:

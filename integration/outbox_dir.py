@@ -13,8 +13,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from slotguard.interfaces import AdapterError
-from slotguard.private_files import private_folder
+from slotguard.domain.interfaces import AdapterError
+from slotguard.store.private_files import private_folder
 
 
 class OutboxDirMailer:

@@ -8,8 +8,8 @@ Nothing leaves the machine, so every call is trivially idempotent.
 
 from __future__ import annotations
 
-from slotguard.interfaces import PaymentResult
-from slotguard.model import Action, ActionKind
+from slotguard.domain.interfaces import PaymentResult
+from slotguard.domain.model import Action, ActionKind
 
 
 class RecordOnlyProvider:

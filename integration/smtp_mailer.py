@@ -23,8 +23,8 @@ import socket
 import ssl
 from email.message import EmailMessage
 
-from slotguard.config import ConfigError, Smtp
-from slotguard.interfaces import AdapterError
+from slotguard.config.schema import ConfigError, Smtp
+from slotguard.domain.interfaces import AdapterError
 
 log = logging.getLogger("slotguard.smtp")
 

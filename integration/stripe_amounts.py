@@ -1,7 +1,7 @@
 """Stripe's rules for amounts: which fees can be sent to Stripe at all, and in what units.
 
 Money already keeps amounts as integer minor units with the ISO exponent from
-slotguard.money (JPY 0 decimals, KWD 3, NOK 2), which is also what Stripe's API expects, so
+slotguard.domain.money (JPY 0 decimals, KWD 3, NOK 2), which is also what Stripe's API expects, so
 no conversion is done here (no `* 100` anywhere). What Stripe adds:
 
 - a minimum charge per currency (Stripe's documented table: docs.stripe.com/currencies,
@@ -15,7 +15,7 @@ no conversion is done here (no `* 100` anywhere). What Stripe adds:
 
 from __future__ import annotations
 
-from slotguard.money import Money, exponent
+from slotguard.domain.money import Money, exponent
 
 # Minimum charge in minor units, per Stripe's table. Zero-decimal JPY is in yen.
 MINIMUM_CHARGE_MINOR: dict[str, int] = {

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 import stripe
 
-from slotguard.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError
 
 log = logging.getLogger("slotguard.stripe")
 

@@ -21,8 +21,8 @@ from typing import Any
 import stripe
 
 from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, PURPOSE_TAG, StripeCalls, log_event, plain
-from slotguard.interfaces import AdapterError
-from slotguard.money import Money
+from slotguard.domain.interfaces import AdapterError
+from slotguard.domain.money import Money
 
 
 def email_key(email: str) -> str:

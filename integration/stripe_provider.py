@@ -27,10 +27,10 @@ from integration.stripe_http import LimitedRequestsClient
 from integration.stripe_amounts import stripe_currency, why_not_chargeable
 from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, AmountRefused, StripeCalls, log_event, plain
 from integration.stripe_customers import StripeCustomers, email_key
-from slotguard.config import ConfigError, Settings
-from slotguard.interfaces import AdapterError, PaymentResult
-from slotguard.model import Action, ActionKind
-from slotguard.money import Money
+from slotguard.config.schema import ConfigError, Settings
+from slotguard.domain.interfaces import AdapterError, PaymentResult
+from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.money import Money
 
 DRY_RUN = "dry_run"  # PaymentResult.status in dry-run mode: nothing was sent to Stripe
 RATE_PER_SECOND = {"test": 25.0, "live": 100.0}

@@ -21,7 +21,7 @@ Dry-run actions and receivables (fees recorded by the record-only provider) neve
 Stripe and are skipped. Reads only: nothing is created or changed in Stripe or the ledger.
 A "status" mismatch where Stripe holds money for a fee the ledger waived or cancelled is
 marked `repairable`: `main.py reconcile --repair` plans giving it back
-(slotguard/recovery.py, repair_kept_money).
+(slotguard/payments/recovery.py, repair_kept_money).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from typing import Any
 
 from integration.stripe_calls import ACTION_TAG
 from integration.stripe_provider import StripeProvider
-from slotguard.durations import to_utc_text
-from slotguard.ledger import Ledger
-from slotguard.model import MONEY_KINDS, NOTHING_TAKEN, REFUNDED_ELSEWHERE, Action, ActionKind, ActionState
-from slotguard.money import Money
+from slotguard.domain.durations import to_utc_text
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import MONEY_KINDS, NOTHING_TAKEN, REFUNDED_ELSEWHERE, Action, ActionKind, ActionState
+from slotguard.domain.money import Money
 
 MONEY_STATUSES = ("succeeded", "requires_capture", "processing")
 LET_GO = (ActionState.WAIVED, ActionState.CANCELLED)  # a fee in these states must keep no money

@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from slotguard.ledger import Ledger
-from slotguard.model import Action, ActionKind
-from slotguard.money import Money
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.money import Money
 
 log = logging.getLogger("slotguard.stripe.webhooks")
 
@@ -190,7 +190,7 @@ def apply_update(ledger: Ledger, update: LedgerUpdate, now: datetime) -> str:
             ledger.update_action(action, now, note)
             if action.event_id and action.context.get("payment_status") != status_before:
                 # The event's status note says whether the fee is paid: the daemon's next tick
-                # rewrites it (slotguard/write_back.py), as after `waive` or `mark-paid`.
+                # rewrites it (slotguard/practitioner/write_back.py), as after `waive` or `mark-paid`.
                 ledger.queue_write_back(action.calendar_id, action.event_id, now)
         log.info("stripe.webhook event=%s type=%s action=%s change=%s", update.event_id, update.event_type,
                  action.id if action else "", update.change)

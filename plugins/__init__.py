@@ -1,2 +1,2 @@
 """Slotguard's built-in policies. Each module is a pluggy plugin, registered exactly like a
-third-party one (see slotguard/plugins.py and docs/plugins.md)."""
+third-party one (see slotguard/policies/loading.py and docs/plugins.md)."""

@@ -6,7 +6,7 @@
   `hold_before` the start: card holds lapse (Visa's, placed by the merchant, after 4 days
   18 hours), and a `hold_before` that leaves no room for the capture (after the end,
   `settle_after_end` and the review window) is a config error. A hold that would still lapse
-  first (the appointment moved later) is placed again in time (slotguard/holds.py).
+  first (the appointment moved later) is placed again in time (slotguard/planning/holds.py).
 - Attended: the deposit pays part of the session price (a hold is captured; a charged deposit
   is recorded as applied).
 - No-show or late cancellation with a fee: the fee is paid from the deposit first (the hold is
@@ -15,7 +15,7 @@
 - Cancelled in time (no fee, or the fee was waived), or cancelled by the practitioner: the
   deposit is given back (refund or release) with a `refund_notice`.
 - A moved appointment keeps its deposit. A waiver gives it back, kept for a fee or not, and
-  `main.py waive` on the kept deposit does too (slotguard/planner.py: `_waive_event`,
+  `main.py waive` on the kept deposit does too (slotguard/planning/planner.py: `_waive_event`,
   `waive_by_hand`); taking a no-show or late-cancel mark off leaves a deposit the fee only kept
   in review with the appointment, to be applied when the client came.
 
@@ -30,13 +30,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from slotguard.config import FeeRule, PositiveDuration
-from slotguard.durations import format_duration
-from slotguard.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, HappeningKind, Proposal
-from slotguard.money import Fee
-from slotguard.plugins import DEPOSIT, PolicyConfig, PolicyInfo, money_json
+from slotguard.config.schema import FeeRule, PositiveDuration
+from slotguard.domain.durations import format_duration
+from slotguard.planning.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, HappeningKind, Proposal
+from slotguard.domain.money import Fee
+from slotguard.policies.loading import DEPOSIT, PolicyConfig, PolicyInfo, money_json
 
 from plugins.funds import Fund, settle_funds
 

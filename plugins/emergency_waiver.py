@@ -23,9 +23,9 @@ import re
 
 from pydantic import Field, field_validator
 
-from slotguard.hookspecs import hookimpl
-from slotguard.money import Money
-from slotguard.plugins import PolicyConfig, PolicyInfo
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.money import Money
+from slotguard.policies.loading import PolicyConfig, PolicyInfo
 
 NAME = "emergency_waiver"
 

@@ -3,7 +3,7 @@
 "We'll let it go this time; next time the session is charged." The fee is waived (recorded as
 a `waive` action: "no_show proposed 900.00 NOK ...; first_offense_grace waived it: first
 incident in 365 days") and a `grace_warning` email quotes the policy back to the client, kindly,
-instead of the usual fee notice. Incidents are counted as in slotguard.plugins.fee_incidents:
+instead of the usual fee notice. Incidents are counted as in slotguard.policies.loading.fee_incidents:
 a fee forgiven by this policy counts (that is the point), one the practitioner waived does not.
 
 Emails: `grace_warning`, with `details.policy` (the fee policy: "no_show", "late_cancel"),
@@ -17,11 +17,11 @@ from datetime import timedelta
 
 from pydantic import Field, PositiveInt
 
-from slotguard.config import PositiveDuration
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, Proposal
-from slotguard.money import Money
-from slotguard.plugins import REPLACES_NOTICES, PolicyConfig, PolicyInfo, fee_incidents, money_json, ordinal
+from slotguard.config.schema import PositiveDuration
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, Proposal
+from slotguard.domain.money import Money
+from slotguard.policies.loading import REPLACES_NOTICES, PolicyConfig, PolicyInfo, fee_incidents, money_json, ordinal
 
 NAME = "first_offense_grace"
 WORDS = {1: "first", 2: "second", 3: "third"}

@@ -12,9 +12,9 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from slotguard.hookspecs import hookimpl
-from slotguard.money import Money
-from slotguard.plugins import Percent, PolicyConfig, PolicyInfo
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.money import Money
+from slotguard.policies.loading import Percent, PolicyConfig, PolicyInfo
 
 NAME = "friends_and_family"
 

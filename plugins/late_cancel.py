@@ -14,12 +14,12 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from slotguard.config import FeeRule, PositiveDuration
-from slotguard.durations import format_duration
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, HappeningKind, Proposal
-from slotguard.money import Money, MoneyError
-from slotguard.plugins import PolicyConfig, PolicyInfo
+from slotguard.config.schema import FeeRule, PositiveDuration
+from slotguard.domain.durations import format_duration
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, HappeningKind, Proposal
+from slotguard.domain.money import Money, MoneyError
+from slotguard.policies.loading import PolicyConfig, PolicyInfo
 
 NAME = "late_cancel"
 

@@ -15,9 +15,9 @@ from decimal import Decimal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from slotguard.hookspecs import hookimpl
-from slotguard.money import Money
-from slotguard.plugins import Percent, PolicyConfig, PolicyInfo
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.money import Money
+from slotguard.policies.loading import Percent, PolicyConfig, PolicyInfo
 
 NAME = "loyal_client"
 

@@ -15,11 +15,11 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from slotguard.config import Duration, FeeRule
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, HappeningKind, Proposal
-from slotguard.money import Fee
-from slotguard.plugins import PolicyConfig, PolicyInfo
+from slotguard.config.schema import Duration, FeeRule
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, HappeningKind, Proposal
+from slotguard.domain.money import Fee
+from slotguard.policies.loading import PolicyConfig, PolicyInfo
 
 NAME = "no_show"
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field, PositiveInt, field_validator
 
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, HappeningKind
-from slotguard.plugins import PACKAGE_CREDIT, PolicyConfig, PolicyInfo, derive, money_json
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, HappeningKind
+from slotguard.policies.loading import PACKAGE_CREDIT, PolicyConfig, PolicyInfo, derive, money_json
 
 from plugins.funds import is_unpaid_fee
 

@@ -25,11 +25,11 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from slotguard.config import PositiveDuration
-from slotguard.durations import from_utc_text, to_utc_text
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, ActionState, HappeningKind, Proposal
-from slotguard.plugins import (
+from slotguard.config.schema import PositiveDuration
+from slotguard.domain.durations import from_utc_text, to_utc_text
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, ActionState, HappeningKind, Proposal
+from slotguard.policies.loading import (
     CREDIT,
     DEPOSIT,
     DEPOSIT_RETURN,

@@ -16,10 +16,10 @@ import re
 
 from pydantic import Field, model_validator
 
-from slotguard.hookspecs import hookimpl
-from slotguard.model import HappeningKind
-from slotguard.money import Money
-from slotguard.plugins import PolicyConfig, PolicyInfo, fee_incidents
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import HappeningKind
+from slotguard.domain.money import Money
+from slotguard.policies.loading import PolicyConfig, PolicyInfo, fee_incidents
 
 NAME = "prospect_second_chance"
 NOTICES = ("no_show_followup", "late_cancel_notice")

@@ -3,7 +3,7 @@ the client's bookings need full prepayment.
 
 An incident is an appointment for which a fee policy proposed a fee (charged, forgiven by a
 modifier, paid from a deposit or a package credit, or written off); one the practitioner
-waived does not count (see slotguard.plugins.fee_incidents).
+waived does not count (see slotguard.policies.loading.fee_incidents).
 
 - The fee for the incident that reaches the threshold says so in its reason ("...;
   repeat_offender_prepay: 3rd incident in 180 days: from now on bookings need full
@@ -30,11 +30,11 @@ from datetime import timedelta
 
 from pydantic import Field, PositiveInt, field_validator
 
-from slotguard.config import FeeRule, PositiveDuration
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, HappeningKind, Proposal
-from slotguard.money import Fee
-from slotguard.plugins import DEPOSIT, PREPAYMENT, PolicyConfig, PolicyInfo, derive, fee_incidents, money_json, ordinal
+from slotguard.config.schema import FeeRule, PositiveDuration
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, HappeningKind, Proposal
+from slotguard.domain.money import Fee
+from slotguard.policies.loading import DEPOSIT, PREPAYMENT, PolicyConfig, PolicyInfo, derive, fee_incidents, money_json, ordinal
 
 from plugins.funds import Fund, settle_funds
 

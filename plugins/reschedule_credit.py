@@ -12,7 +12,7 @@ released as usual. A cancellation with less notice follows the usual rules (late
 
 A waiver of the credit (the waive mark on the cancelled appointment, `main.py waive` on the
 credit or on its `credit_expired` end) gives the deposit back now and the credit is gone: its
-end is cancelled (slotguard/planner.py, `credit_give_back`). The planner finds them by the
+end is cancelled (slotguard/planning/planner.py, `credit_give_back`). The planner finds them by the
 `credit_id`, `expires_credit` and `uses_credit` keys below, so keep those names.
 
 Emails: `refund_notice` (when an unused credit is refunded).
@@ -25,11 +25,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from slotguard.config import PositiveDuration
-from slotguard.durations import format_duration, from_utc_text, to_utc_text
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, ActionState, HappeningKind, Proposal
-from slotguard.plugins import CREDIT, DEPOSIT, DEPOSIT_RETURN, SETTLES, TARGET, PolicyConfig, PolicyInfo, local_text, money_json, refund_notice
+from slotguard.config.schema import PositiveDuration
+from slotguard.domain.durations import format_duration, from_utc_text, to_utc_text
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, ActionState, HappeningKind, Proposal
+from slotguard.policies.loading import CREDIT, DEPOSIT, DEPOSIT_RETURN, SETTLES, TARGET, PolicyConfig, PolicyInfo, local_text, money_json, refund_notice
 
 NAME = "reschedule_credit"
 

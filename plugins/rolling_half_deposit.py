@@ -19,9 +19,9 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind, HappeningKind, Proposal
-from slotguard.plugins import DEPOSIT, Percent, PolicyConfig, PolicyInfo, money_json
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind, HappeningKind, Proposal
+from slotguard.policies.loading import DEPOSIT, Percent, PolicyConfig, PolicyInfo, money_json
 
 from plugins.funds import Fund, settle_funds
 

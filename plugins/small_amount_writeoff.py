@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from slotguard.config import PositiveAmount
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind
-from slotguard.plugins import PolicyConfig, PolicyInfo, derive
+from slotguard.config.schema import PositiveAmount
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind
+from slotguard.policies.loading import PolicyConfig, PolicyInfo, derive
 
 from plugins.funds import is_unpaid_fee
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from slotguard.replay import run_scenario
+from slotguard.what_if.replay import run_scenario
 from tests.support.scenarios import FIELDS as SCENARIO_FIELDS
 from tests.support.scenarios import SCENARIOS, check_expectations, replayed, shared_renderers
 

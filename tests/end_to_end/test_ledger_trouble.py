@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.cli import main as main_in_process
+from slotguard.cli.main import main as main_in_process
 from tests.support.cli import NOW, ROOT, main
 
 LATER = "2026-11-27T09:00:00+01:00"  # fees due, notices to send: a tick with much to write

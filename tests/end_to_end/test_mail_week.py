@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.replay import load_scenario, run_scenario
+from slotguard.what_if.replay import load_scenario, run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "tests/end_to_end/scenarios/mail_week.json"

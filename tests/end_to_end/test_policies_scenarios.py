@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from slotguard.replay import run_scenario
+from slotguard.what_if.replay import run_scenario
 from tests.support.scenarios import SCENARIOS, check_expectations, replayed, shared_renderers
 
 FILES = sorted([*SCENARIOS.glob("policy_*.json"), *SCENARIOS.glob("interaction_*.json")])
@@ -37,7 +37,7 @@ def test_replaying_a_scenario_twice_gives_the_same_ledger(path, results):
 
 
 def test_every_built_in_policy_has_a_scenario():
-    from slotguard.plugins import DEFAULT_PLUGINS
+    from slotguard.policies.loading import DEFAULT_PLUGINS
 
     enabled = set()
     for path in FILES:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.ledger import Ledger, LedgerError
+from slotguard.store.ledger import Ledger, LedgerError
 from tests.support.cli import NOW, ROOT, main
 
 

@@ -15,7 +15,7 @@ import shutil
 
 import pytest
 
-from slotguard.ledger import Ledger
+from slotguard.store.ledger import Ledger
 from tests.support.cli import NOW, example_practice_over_smtp, main
 from tests.support.smtp_server import PrivateAuthority, Recorder, SmtpServer
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client

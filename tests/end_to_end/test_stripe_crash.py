@@ -2,7 +2,7 @@
 provider (localstripe behind the gap-filling proxy) is killed with SIGKILL at each step of a
 charge and of a refund, then started again.
 
-The steps (SLOTGUARD_CRASH_AT=STAGE:ACTION_ID, see slotguard/engine.py _crash_point):
+The steps (SLOTGUARD_CRASH_AT=STAGE:ACTION_ID, see slotguard/run/engine.py _crash_point):
   before_call   the action is committed as `executing`, nothing was sent to Stripe
   after_call    Stripe made the PaymentIntent / Refund, the ledger never heard of it
   after_commit  the ledger says done, the process dies before finishing the tick
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.ledger import Ledger
-from slotguard.model import Action, ActionKind, ActionState
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import Action, ActionKind, ActionState
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, intents_for_action, refunds_for
 from tests.support.stripe_practice import CLIENTS, NOW, command, main_process, write_practice

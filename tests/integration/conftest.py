@@ -9,7 +9,7 @@ import pytest
 from google.oauth2.credentials import Credentials
 
 from integration.google_auth import SCOPE_OWNED
-from slotguard.config import Settings, parse_settings
+from slotguard.config.schema import Settings, parse_settings
 from tests.support.fake_google_calendar import FakeGoogleCalendar
 
 

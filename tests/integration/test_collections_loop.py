@@ -15,14 +15,14 @@ import pytest
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.cli import build_parser
-from slotguard.collections_ladder import run_collections
-from slotguard.digest import digest_details
-from slotguard.tick_report import TickReport
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.wiring import build_engine
+from slotguard.cli.main import build_parser
+from slotguard.collections.ladder import run_collections
+from slotguard.practitioner.digest import digest_details
+from slotguard.domain.tick_report import TickReport
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.run.wiring import build_engine
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -206,7 +206,7 @@ def test_evidence_for_a_dispute(practice, capsys, tmp_path):
 
 
 def test_the_balance_counts_what_is_owed_even_with_collections_off(practice):
-    from slotguard.cli_collections import client_balances
+    from slotguard.cli.collections import client_balances
 
     off = settings(mail={"digest_hour": -1})
     assert not off.collections.enabled and not practice.ledger.actions(policy="collections")

@@ -12,10 +12,10 @@ import pytest
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.stripe_reconcile import reconcile
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.wiring import build_engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.run.wiring import build_engine
 from tests.support.builders import event, settings as practice_settings
 from tests.support.stripe_fixtures import KEY_ENV, intents_for_action
 

@@ -13,13 +13,13 @@ from typing import Any, Callable
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.payments_poll import poll_unpaid
-from slotguard.planner import waive_by_hand
-from slotguard.tick_report import TickReport
-from slotguard.wiring import build_engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.payments.poll import poll_unpaid
+from slotguard.planning.planner import waive_by_hand
+from slotguard.domain.tick_report import TickReport
+from slotguard.run.wiring import build_engine
 from tests.integration.test_daily_cap_currency import MONDAY
 from tests.integration.test_stripe_polling_and_links import unpaid_fee
 from tests.support.builders import event, settings

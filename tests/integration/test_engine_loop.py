@@ -11,10 +11,10 @@ import pytest
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.wiring import build_engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.run.wiring import build_engine
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

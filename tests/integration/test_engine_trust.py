@@ -18,12 +18,12 @@ import pytest
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.hookspecs import hookimpl
-from slotguard.interfaces import NullWriteBack, SyncPage
-from slotguard.ledger import Ledger
-from slotguard.model import MONEY_KINDS, ActionKind, HappeningKind
-from slotguard.plugins import Policy, PolicyInfo, _hooks_of, plugin_manager
-from slotguard.wiring import build_engine
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.interfaces import NullWriteBack, SyncPage
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import MONEY_KINDS, ActionKind, HappeningKind
+from slotguard.policies.loading import Policy, PolicyInfo, _hooks_of, plugin_manager
+from slotguard.run.wiring import build_engine
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -427,7 +427,7 @@ def test_a_price_line_after_an_html_line_break_sets_the_fee(tmp_path):
 def test_a_waive_tag_typed_after_a_note_of_an_older_slotguard_waives_the_fee(tmp_path):
     """The note on the event was written before Slotguard kept its text (or by hand from
     the digest); the practitioner types #waive after it, as the note says."""
-    from slotguard.notes import status_note
+    from slotguard.practitioner.notes import status_note
 
     loop = Loop(tmp_path, mail={"digest_hour": -1})
     after_session = WEDNESDAY_10 + timedelta(hours=2)

@@ -17,13 +17,13 @@ from integration.gmail_mailer import GmailMailer
 from integration.google_auth import SCOPE_GMAIL_SEND, SCOPE_OWNED, SCOPE_READONLY, save_credentials, token_path
 from integration.memory import MemoryCalendar
 from integration.record_only import RecordOnlyProvider
-from slotguard.context import appointment_attachment, sample_appointment, sample_context
-from slotguard.interfaces import AdapterError, NullWriteBack, ReauthorizationNeeded
-from slotguard.ledger import Ledger
-from slotguard.messages import build_email, message_id_for
-from slotguard.model import ActionKind, ActionState
-from slotguard.plugins import load_enabled
-from slotguard.wiring import build_engine, make_renderer, open_mailer
+from slotguard.mail.context import appointment_attachment, sample_appointment, sample_context
+from slotguard.domain.interfaces import AdapterError, NullWriteBack, ReauthorizationNeeded
+from slotguard.store.ledger import Ledger
+from slotguard.mail.messages import build_email, message_id_for
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.policies.loading import load_enabled
+from slotguard.run.wiring import build_engine, make_renderer, open_mailer
 from tests.support.builders import event, settings as build_settings
 from tests.support.fake_gmail import FakeGmail
 

@@ -18,9 +18,9 @@ import pytest
 from integration import google_auth
 from integration.google_auth import SCOPE_OWNED, SCOPE_READONLY, StoredCredentials, run_auth, save_credentials, token_path
 from integration.google_calendar import is_own_write, open_calendars, strip_status_line
-from slotguard.interfaces import AdapterError, NullWriteBack, ReauthorizationNeeded, SyncTokenExpired
-from slotguard.model import Appointment, Client
-from slotguard.money import Money
+from slotguard.domain.interfaces import AdapterError, NullWriteBack, ReauthorizationNeeded, SyncTokenExpired
+from slotguard.domain.model import Appointment, Client
+from slotguard.domain.money import Money
 
 OSLO = ZoneInfo("Europe/Oslo")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=OSLO)

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from integration.memory import MemoryCalendar, MemoryMailer
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState, action_id_for
-from slotguard.wiring import build_engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState, action_id_for
+from slotguard.run.wiring import build_engine
 from tests.support.builders import event
 from tests.support.builders import settings as practice_settings
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, intents_for_action

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from integration.ics_source import IcsSource
-from slotguard.interfaces import AdapterError
-from slotguard.ledger import Ledger
-from slotguard.model import HappeningKind
-from slotguard.normalize import normalize
+from slotguard.domain.interfaces import AdapterError
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import HappeningKind
+from slotguard.intake.normalize import normalize
 from tests.support.ics_feeds import NOW, engine_over, practice, starts, vevent, write_feed
 
 GOOD = (

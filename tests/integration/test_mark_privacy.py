@@ -20,11 +20,11 @@ from integration.google_calendar import open_calendars
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.config import ConfigError, parse_settings
-from slotguard.digest import digest_details
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.wiring import build_engine
+from slotguard.config.schema import ConfigError, parse_settings
+from slotguard.practitioner.digest import digest_details
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.run.wiring import build_engine
 from tests.support.builders import config, event, settings as practice_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +135,7 @@ def test_write_note_takes_a_choice_false_means_never_and_true_asks_to_choose():
 
 
 def check_config(path, capsys):
-    from slotguard.cli import main
+    from slotguard.cli.main import main
 
     root, ours = logging.getLogger(), logging.getLogger("slotguard")
     handlers, root_level, our_level = root.handlers[:], root.level, ours.level

@@ -14,12 +14,12 @@ import pytest
 from integration.memory import MemoryCalendar
 from integration.record_only import RecordOnlyProvider
 from integration.smtp_mailer import SmtpMailer
-from slotguard.config import ConfigError, Smtp
-from slotguard.interfaces import AdapterError, NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.messages import Rendered, build_email
-from slotguard.model import ActionState
-from slotguard.wiring import build_engine, open_mailer
+from slotguard.config.schema import ConfigError, Smtp
+from slotguard.domain.interfaces import AdapterError, NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.mail.messages import Rendered, build_email
+from slotguard.domain.model import ActionState
+from slotguard.run.wiring import build_engine, open_mailer
 from tests.support.builders import event, settings
 from tests.support.smtp_server import PrivateAuthority, Recorder, SmtpServer, free_port, self_signed_certificate
 

@@ -16,8 +16,8 @@ import urllib.request
 
 import pytest
 
-from slotguard.model import ActionKind, ActionState
-from slotguard.planner import waive_by_hand
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.planning.planner import waive_by_hand
 from tests.support.stripe_fixtures import intents_for_action, refunds_for
 from tests.support.stripe_loop import StripeLoop
 

@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from integration.stripe_provider import open_provider
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionState
-from slotguard.payments_poll import card_setup_link_for, poll_unpaid
-from slotguard.plugins import load_enabled
-from slotguard.wiring import build_engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionState
+from slotguard.payments.poll import card_setup_link_for, poll_unpaid
+from slotguard.policies.loading import load_enabled
+from slotguard.run.wiring import build_engine
 from tests.integration.test_stripe_provider import page_is_live
 from tests.support.builders import settings as practice_with_fee_policies
 from tests.support.stripe_fixtures import make_action

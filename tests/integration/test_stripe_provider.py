@@ -14,8 +14,8 @@ import urllib.request
 import pytest
 
 from integration.stripe_provider import DRY_RUN, open_provider
-from slotguard.config import ConfigError
-from slotguard.interfaces import AdapterError
+from slotguard.config.schema import ConfigError
+from slotguard.domain.interfaces import AdapterError
 from tests.support.stripe_fixtures import TEST_KEY, intents_for_action, make_action, refunds_for
 
 INTENTS = r"/v1/payment_intents"

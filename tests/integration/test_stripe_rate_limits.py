@@ -14,7 +14,7 @@ import pytest
 
 import integration.stripe_calls as stripe_calls
 from integration.stripe_provider import open_provider
-from slotguard.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError
 from tests.support.stripe_fixtures import intents_for_action, make_action
 
 INTENTS = r"/v1/payment_intents"

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from integration.stripe_reconcile import reconcile
-from slotguard.ledger import Ledger
-from slotguard.model import ActionState
-from slotguard.payments_poll import poll_unpaid
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionState
+from slotguard.payments.poll import poll_unpaid
 from tests.support.stripe_fixtures import intents_for_action, make_action
 
 

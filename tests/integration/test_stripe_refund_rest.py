@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 
 from integration.stripe_reconcile import reconcile
-from slotguard.model import ActionKind, ActionState
-from slotguard.notes import status_note
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.practitioner.notes import status_note
 from tests.support.stripe_fixtures import refunds_for
 from tests.support.stripe_loop import StripeLoop
 

@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 import pytest
 
 from integration.stripe_webhooks import WebhookRejected, apply_update, serve, sign, update_for, verify
-from slotguard.ledger import Ledger
-from slotguard.model import ActionState
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionState
 from tests.support.stripe_fixtures import make_action
 
 SECRET = "whsec_test_slotguard"

@@ -19,12 +19,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from integration.memory import MemoryCalendar, MemoryMailer
-from slotguard.cli import main
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.money import Money
-from slotguard.wiring import build_engine
+from slotguard.cli.main import main
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.domain.money import Money
+from slotguard.run.wiring import build_engine
 from tests.integration.test_engine_loop import MONDAY, WEDNESDAY_10, Loop
 from tests.support.builders import config, event
 from tests.support.builders import settings as practice_settings

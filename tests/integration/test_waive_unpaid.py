@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from integration.memory import MemoryCalendar, MemoryMailer
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.wiring import build_engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.run.wiring import build_engine
 from tests.integration.test_engine_loop import MONDAY, WEDNESDAY_10, Loop
 from tests.support.builders import event
 from tests.support.builders import settings as practice

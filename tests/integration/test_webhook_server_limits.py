@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from integration.stripe_webhooks import MAX_BODY_BYTES, serve, sign
-from slotguard.ledger import Ledger
-from slotguard.model import ActionState
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionState
 from tests.support.stripe_fixtures import make_action
 
 SECRET = "whsec_test_slotguard"

@@ -17,9 +17,9 @@ from integration.google_calendar import open_calendars
 from integration.outbox_dir import OutboxDirMailer
 from integration.stripe_provider import open_provider
 from integration.stripe_webhooks import apply_update, serve, update_for
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.wiring import build_engine
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.run.wiring import build_engine
 from tests.support.builders import settings as practice_settings
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, make_action
 

@@ -10,9 +10,9 @@ import pytest
 from integration.google_calendar import open_calendars
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.ledger import Ledger
-from slotguard.model import ActionKind, ActionState
-from slotguard.wiring import build_engine
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.run.wiring import build_engine
 from tests.support.builders import settings as practice_settings
 
 EVENT_ID = "kari1"

@@ -6,7 +6,7 @@ import copy
 from datetime import datetime, timedelta
 from typing import Any
 
-from slotguard.config import Settings, parse_settings
+from slotguard.config.schema import Settings, parse_settings
 
 BASE_CONFIG: dict[str, Any] = {
     "practice": {

@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from integration.ics_source import IcsSource
 from integration.memory import MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.wiring import build_engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.run.wiring import build_engine
 from tests.support.builders import settings as practice_settings
 
 NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from slotguard.replay import run_scenario
+from slotguard.what_if.replay import run_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "end_to_end" / "scenarios"
 FIELDS = ("client", "kind", "policy", "state", "template", "at")
@@ -66,7 +66,7 @@ def shared_renderers() -> Iterator[dict]:
     """For a module-scoped fixture: one renderer per practice (checking every template in
     every locale takes seconds at each engine start; the template tests own that), and a
     cache for `replayed`."""
-    import slotguard.wiring as wiring
+    import slotguard.run.wiring as wiring
 
     renderers = {}
     original = wiring.make_renderer

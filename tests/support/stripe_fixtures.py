@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterator
 import pytest
 import stripe
 
-from slotguard.config import Settings, parse_settings
-from slotguard.model import Action, ActionKind, ActionState
-from slotguard.money import Money
+from slotguard.config.schema import Settings, parse_settings
+from slotguard.domain.model import Action, ActionKind, ActionState
+from slotguard.domain.money import Money
 from tests.support.stripe_proxy import StripeProxy
 
 LAUNCHER = Path(__file__).with_name("localstripe_server.py")

@@ -13,11 +13,11 @@ from typing import Any
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.stripe_provider import open_provider
-from slotguard.tick_report import TickReport
-from slotguard.interfaces import NullWriteBack, PaymentResult
-from slotguard.ledger import Ledger
-from slotguard.model import OPEN_STATES, Action, ActionKind, ActionState
-from slotguard.wiring import build_engine
+from slotguard.domain.tick_report import TickReport
+from slotguard.domain.interfaces import NullWriteBack, PaymentResult
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState
+from slotguard.run.wiring import build_engine
 from tests.support.builders import event
 from tests.support.builders import settings as practice
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from slotguard.cli import build_parser
+from slotguard.cli.main import build_parser
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY
 
 ROOT = Path(__file__).resolve().parents[2]

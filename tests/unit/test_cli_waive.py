@@ -4,10 +4,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from slotguard.cli import main
-from slotguard.ledger import Ledger
-from slotguard.model import Action, ActionKind, ActionState
-from slotguard.money import Money
+from slotguard.cli.main import main
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import Action, ActionKind, ActionState
+from slotguard.domain.money import Money
 
 NOW = datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)
 CONFIG = """

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.config import ConfigError
+from slotguard.config.schema import ConfigError
 from tests.support.builders import settings
 
 ROOT = Path(__file__).resolve().parents[2]

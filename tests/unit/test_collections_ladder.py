@@ -1,4 +1,4 @@
-"""The collections ladder's pure decisions (slotguard/collections_ladder.py `evaluate`):
+"""The collections ladder's pure decisions (slotguard/collections/ladder.py `evaluate`):
 given a fee, the actions about it and `now`, what is planned, cancelled and superseded."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from slotguard.collections_ladder import (
+from slotguard.collections.ladder import (
     COLLECTIONS,
     Capabilities,
     Decision,
@@ -17,9 +17,9 @@ from slotguard.collections_ladder import (
     split,
     status,
 )
-from slotguard.config import Collections
-from slotguard.model import Action, ActionKind, ActionState
-from slotguard.money import Money
+from slotguard.config.schema import Collections
+from slotguard.domain.model import Action, ActionKind, ActionState
+from slotguard.domain.money import Money
 from tests.support.builders import settings as make_settings
 
 T0 = datetime(2026, 3, 5, 1, 0, tzinfo=timezone.utc)  # when the fee became unpaid

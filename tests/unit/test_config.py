@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.cli import load_settings
-from slotguard.config import ConfigError, SecretRef, parse_settings
-from slotguard.plugins import load_enabled
+from slotguard.cli.main import load_settings
+from slotguard.config.schema import ConfigError, SecretRef, parse_settings
+from slotguard.policies.loading import load_enabled
 from tests.support.builders import config, settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,7 +131,7 @@ def test_a_relative_ca_file_is_taken_from_the_folder_slotguard_is_started_in(tmp
 def test_check_config_reports_a_ca_file_problem_with_the_others_and_exits_2(tmp_path, capsys):
     import logging
 
-    from slotguard.cli import main
+    from slotguard.cli.main import main
 
     path = tmp_path / "slotguard.toml"
     example = (ROOT / "config/example.toml").read_text()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.cli import main
+from slotguard.cli.main import main
 from tests.support.cli import ROOT
 
 EXAMPLE = (ROOT / "config/example.toml").read_text()

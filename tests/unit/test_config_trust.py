@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.config import ConfigError, parse_settings
-from slotguard.money import Money
+from slotguard.config.schema import ConfigError, parse_settings
+from slotguard.domain.money import Money
 from tests.support.builders import config, settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def test_stripe_without_max_single_charge_is_a_config_error_naming_the_key():
 
 
 def test_check_config_exits_2_when_stripe_has_no_max_single_charge(tmp_path, capsys):
-    from slotguard.cli import main
+    from slotguard.cli.main import main
 
     path = tmp_path / "slotguard.toml"
     example = (ROOT / "config/example.toml").read_text()

@@ -5,8 +5,8 @@ import importlib.util
 import tomllib
 from pathlib import Path
 
-from slotguard.cli import load_settings
-from slotguard.plugins import load_enabled
+from slotguard.cli.main import load_settings
+from slotguard.policies.loading import load_enabled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ def test_configuration_reference_matches_the_schema():
     expected, _ = _generator().render()
     current = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert current == expected, (
-        "docs/configuration.md is out of date with slotguard/config.py or a built-in policy's "
+        "docs/configuration.md is out of date with slotguard/config/schema.py or a built-in policy's "
         "config model; run: .venv/bin/python tools/gen_config_docs.py"
     )
 

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from slotguard.durations import DurationError, format_duration, parse_duration, parse_timestamp
+from slotguard.domain.durations import DurationError, format_duration, parse_duration, parse_timestamp
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """What the daemon logs about a failing tick carries no secret (issue 11, item 10)."""
 
-from slotguard.failures import redact, tick_failure
-from slotguard.ledger_errors import LedgerError
+from slotguard.run.failures import redact, tick_failure
+from slotguard.store.ledger_errors import LedgerError
 
 
 # Built at run time so that nothing in the repository looks like a real secret.

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plugins.deposit import DepositConfig
-from slotguard.config import ConfigError
-from slotguard.holds import HOLD_VALIDITY, RENEW_MARGIN, needed_until, renewal_due
-from slotguard.model import Action, ActionKind, ActionState
-from slotguard.money import Money
-from slotguard.normalize import normalize
-from slotguard.plugins import load_enabled
+from slotguard.config.schema import ConfigError
+from slotguard.planning.holds import HOLD_VALIDITY, RENEW_MARGIN, needed_until, renewal_due
+from slotguard.domain.model import Action, ActionKind, ActionState
+from slotguard.domain.money import Money
+from slotguard.intake.normalize import normalize
+from slotguard.policies.loading import load_enabled
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from slotguard.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError
-from slotguard.normalize import normalize
-from slotguard.tracker import Tracked
+from slotguard.store.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError
+from slotguard.intake.normalize import normalize
+from slotguard.intake.tracker import Tracked
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

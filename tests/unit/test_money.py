@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slotguard.money import Fee, Money, MoneyError, exponent
+from slotguard.domain.money import Fee, Money, MoneyError, exponent
 
 currencies = st.sampled_from(["NOK", "EUR", "JPY", "KWD", "PLN", "ILS"])
 amounts = st.integers(min_value=0, max_value=10**12)

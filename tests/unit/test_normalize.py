@@ -3,9 +3,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from slotguard.model import Mark
-from slotguard.money import Money
-from slotguard.normalize import EventError, normalize
+from slotguard.domain.model import Mark
+from slotguard.domain.money import Money
+from slotguard.intake.normalize import EventError, normalize
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

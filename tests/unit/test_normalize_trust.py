@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from slotguard.model import Mark
-from slotguard.money import Money
-from slotguard.normalize import DESCRIPTION_LIMIT, EventError, ForeignEvent, normalize
+from slotguard.domain.model import Mark
+from slotguard.domain.money import Money
+from slotguard.intake.normalize import DESCRIPTION_LIMIT, EventError, ForeignEvent, normalize
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from slotguard.model import ActionState
-from slotguard.notes import status_note
+from slotguard.domain.model import ActionState
+from slotguard.practitioner.notes import status_note
 from tests.support.builders import settings
 from tests.support.stripe_fixtures import make_action
 

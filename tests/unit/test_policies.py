@@ -4,9 +4,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plugins import late_cancel, no_show
-from slotguard.model import ActionKind, ClientHistory, Happening, HappeningKind
-from slotguard.money import Money
-from slotguard.normalize import normalize
+from slotguard.domain.model import ActionKind, ClientHistory, Happening, HappeningKind
+from slotguard.domain.money import Money
+from slotguard.intake.normalize import normalize
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from plugins import late_cancel
-from slotguard.config import ConfigError
-from slotguard.model import ActionKind, ActionState
-from slotguard.plugins import load_enabled
+from slotguard.config.schema import ConfigError
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings
 from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok
 

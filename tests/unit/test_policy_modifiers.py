@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from slotguard.config import ConfigError
-from slotguard.model import ActionKind
-from slotguard.plugins import load_enabled
+from slotguard.config.schema import ConfigError
+from slotguard.domain.model import ActionKind
+from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings
 from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok
 

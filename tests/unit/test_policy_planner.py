@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from slotguard.durations import to_utc_text
-from slotguard.hookspecs import hookimpl
-from slotguard.ledger import Ledger
-from slotguard.model import OPEN_STATES, ActionKind, ActionState, Appointment, Happening, HappeningKind, Proposal
-from slotguard.money import Money
-from slotguard.normalize import normalize
-from slotguard.planner import Planner
-from slotguard.plugins import ClientAccount, Policy, PolicyInfo, load_enabled
-from slotguard.tracker import Tracked
+from slotguard.domain.durations import to_utc_text
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState, Appointment, Happening, HappeningKind, Proposal
+from slotguard.domain.money import Money
+from slotguard.intake.normalize import normalize
+from slotguard.planning.planner import Planner
+from slotguard.policies.loading import ClientAccount, Policy, PolicyInfo, load_enabled
+from slotguard.intake.tracker import Tracked
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -142,7 +142,7 @@ class _Doubler:
 
 
 def _policy(plugin, name="doubler") -> Policy:
-    from slotguard.plugins import plugin_manager, _hooks_of
+    from slotguard.policies.loading import plugin_manager, _hooks_of
 
     manager = plugin_manager()
     manager.register(plugin, name=name)

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import pluggy
 import pytest
 
-from slotguard import hookspecs
-from slotguard.config import ConfigError
-from slotguard.hookspecs import hookimpl
-from slotguard.model import ActionKind
-from slotguard.plugins import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, HOOKS, available, load_enabled, plugin_manager
+from slotguard.policies import hookspecs
+from slotguard.config.schema import ConfigError
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import ActionKind
+from slotguard.policies.loading import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, HOOKS, available, load_enabled, plugin_manager
 from tests.support.builders import settings
 from tests.unit.test_policy_planner import K, World, fee_config, nok
 

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.engine import Engine
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.messages import Renderer
-from slotguard.model import ActionKind, ActionState
-from slotguard.money import Fee, Money
-from slotguard.plugins import load_enabled
+from slotguard.run.engine import Engine
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.mail.messages import Renderer
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.domain.money import Fee, Money
+from slotguard.policies.loading import load_enabled
 from tests.support.builders import event, settings
 from tests.unit.test_policy_planner import K, World
 

@@ -12,7 +12,7 @@ from integration.rate_limiter import RateLimiter
 from integration.stripe_calls import StripeCalls, retry_after_seconds
 from tests.support.stripe_proxy import busiest_window
 from integration.stripe_amounts import minimum_charge, why_not_chargeable
-from slotguard.money import Money
+from slotguard.domain.money import Money
 
 
 @pytest.mark.parametrize(

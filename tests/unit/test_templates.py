@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import pytest
 from markupsafe import escape
 
-from slotguard.context import sample_context
-from slotguard.messages import LOCALES, TEMPLATE_NAMES, Renderer, fee_variants
-from slotguard.money import Money
-from slotguard.plugins import load_enabled
+from slotguard.mail.context import sample_context
+from slotguard.mail.messages import LOCALES, TEMPLATE_NAMES, Renderer, fee_variants
+from slotguard.domain.money import Money
+from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings as make_settings
 
 # Whole words and phrases of the English templates; none may appear in a translation once the

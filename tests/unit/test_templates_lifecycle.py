@@ -11,13 +11,13 @@ from icalendar import Calendar
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.context import compose_email
-from slotguard.digest import digest_action_id
-from slotguard.interfaces import NullWriteBack
-from slotguard.ledger import Ledger
-from slotguard.model import Action, ActionKind, ActionState
-from slotguard.money import Money
-from slotguard.wiring import build_engine
+from slotguard.mail.context import compose_email
+from slotguard.practitioner.digest import digest_action_id
+from slotguard.domain.interfaces import NullWriteBack
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import Action, ActionKind, ActionState
+from slotguard.domain.money import Money
+from slotguard.run.wiring import build_engine
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -146,7 +146,7 @@ def test_an_offer_still_unsent_when_the_slot_starts_is_dropped():
     practice.calendar.put(event("e1", WEDNESDAY_10), MONDAY)
     practice.engine.tick(MONDAY)
     practice.calendar.put(event("e1", WEDNESDAY_10, title="Massage #latecancel"), WEDNESDAY_10 - timedelta(hours=3))
-    practice.mailer.send = lambda message, action_id: (_ for _ in ()).throw(__import__("slotguard.interfaces").interfaces.AdapterError("down"))
+    practice.mailer.send = lambda message, action_id: (_ for _ in ()).throw(__import__("slotguard.domain.interfaces").interfaces.AdapterError("down"))
     practice.engine.tick(WEDNESDAY_10 - timedelta(hours=3))
     [offer] = [a for a in practice.ledger.actions() if a.template == "slot_freed"]
     assert offer.state is ActionState.PLANNED

@@ -5,9 +5,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
-from slotguard.model import HappeningKind as K
-from slotguard.normalize import normalize
-from slotguard.tracker import AttendanceRules, follow, observe
+from slotguard.domain.model import HappeningKind as K
+from slotguard.intake.normalize import normalize
+from slotguard.intake.tracker import AttendanceRules, follow, observe
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

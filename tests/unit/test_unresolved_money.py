@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from slotguard.ledger import Ledger
-from slotguard.model import ActionState
-from slotguard.planner import OUTCOME_UNKNOWN
-from slotguard.unresolved_money import section, unresolved_money
+from slotguard.store.ledger import Ledger
+from slotguard.domain.model import ActionState
+from slotguard.planning.planner import OUTCOME_UNKNOWN
+from slotguard.payments.unresolved import section, unresolved_money
 from tests.support.stripe_fixtures import make_action
 
 OSLO = ZoneInfo("Europe/Oslo")

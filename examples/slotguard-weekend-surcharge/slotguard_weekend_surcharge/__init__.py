@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from slotguard.hookspecs import hookimpl
-from slotguard.plugins import Percent, PolicyConfig, PolicyInfo
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.policies.loading import Percent, PolicyConfig, PolicyInfo
 
 NAME = "weekend_surcharge"
 Day = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

@@ -1,0 +1,64 @@
+"""`main.py charge-now ACTION_ID`: carry out one fee now instead of after its review window.
+
+Only that fee, and the email that reports on it once the fee is done (its notice, which
+would otherwise wait for the end of the window); nothing else. Every other due action is
+left to `run`, which reads the calendar first: a fee waived on its event while the daemon
+was stopped is never charged here. The command carries an action out, so it holds the data
+folder's lock like `run` (slotguard/store/daemon_lock.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from typing import Any
+
+from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
+
+
+def register(add: Any, commands: Any) -> None:
+    charge = add("charge-now", cmd_charge_now, "charge one fee now instead of after its review window (nothing else)", now=True)
+    charge.add_argument("action_id")
+
+
+def cmd_charge_now(args: argparse.Namespace) -> int:
+    from slotguard.cli.main import _now, load_settings, refuse_pretend_clock
+    from slotguard.store.daemon_lock import exclusive
+    from slotguard.run.wiring import build_engine
+
+    settings = load_settings(args.config)
+    if args.now:
+        refuse_pretend_clock(settings, "charge-now")
+    now = _now(args.now)
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):  # it carries actions out: only the lock holder may
+        return _charge_now(args, build_engine(settings, now), now)
+
+
+def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
+    from slotguard.cli.main import _money
+    from slotguard.domain.tick_report import TickReport
+
+    ledger = engine.ledger
+    action = ledger.action(args.action_id)
+    if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
+        state = action.state.value if action else "unknown"
+        print(f"{args.action_id}: not a fee waiting to be charged ({state}); see `main.py ledger`", file=sys.stderr)
+        return 1
+    action.due_at = now
+    if not ledger.update_action(action, now, "charge-now requested by the practitioner"):
+        print(f"{args.action_id}: changed meanwhile (waived?); see `main.py ledger`", file=sys.stderr)
+        return 1
+    report = TickReport()
+    engine.execute(action, now, report)
+    final = ledger.action(action.id)
+    if final.state is ActionState.DONE:
+        # Its notice, which waits for the fee: the client hears now, not at the window's end.
+        for email in ledger.actions(states=OPEN_STATES, kinds=[ActionKind.EMAIL], calendar_id=action.calendar_id, event_id=action.event_id):
+            if email.reports_on == action.id:
+                engine.execute(email, now, report)
+    engine.write_back(report, now)
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    print(f"{action.id}: {final.state.value} {_money(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
+    return 0 if final.state is ActionState.DONE else 1

@@ -1,0 +1,1 @@
+"""Unpaid fees: the polite ladder, payment plans, settlement and write-off."""

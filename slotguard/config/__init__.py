@@ -1,0 +1,1 @@
+"""The settings: schema, loading, validation and the limits check-config applies."""

@@ -1,0 +1,76 @@
+"""Upper bounds for configuration values, and what `check-config` looks at beyond the schema.
+
+A duration or amount far past anything a practice uses is a typo ("99999999999999d", a
+3,000,000-day window): it would pass the schema and crash the daemon later, when it is added
+to a date. The bounds below turn it into a configuration error naming the key, with the most
+that makes sense there. Every bound is in the key's description too (docs/configuration.md).
+
+`file_problems` (files the settings name that do not exist) and `warnings` (valid settings
+that are probably not what was meant) are for `check-config` and the start of `run`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+from slotguard.domain.durations import format_duration
+
+# Every duration in the config (the policies' too): ten years is past any notice period,
+# ladder or window, and adding it to a date cannot overflow.
+MAX_DURATION = timedelta(days=3650)
+# Every amount: 10^12 minor units (ten billion NOK) is past any fee or price, and stays far
+# inside the ledger's 64-bit integers whatever is added to it.
+MAX_AMOUNT_MINOR = 10**12
+
+
+def at_most(limit: timedelta, why: str) -> Callable[[timedelta], timedelta]:
+    """A pydantic AfterValidator: the duration may not be longer than `limit` (`why` says
+    what a longer one would mean)."""
+
+    def check(value: timedelta) -> timedelta:
+        if value > limit:
+            raise ValueError(f"{format_duration(value)} is longer than {format_duration(limit)}, the most that makes sense here ({why})")
+        return value
+
+    check.most = limit  # type: ignore[attr-defined]
+    return check
+
+
+def within_max_duration(value: timedelta) -> timedelta:
+    if value > MAX_DURATION:
+        raise ValueError(f"{format_duration(value)} is longer than ten years (3650d); check the number and the unit")
+    return value
+
+
+def within_max_amount(minor: int, text: Any) -> None:
+    if abs(minor) > MAX_AMOUNT_MINOR:
+        raise ValueError(f"{text!r} is larger than any amount Slotguard handles; check the number")
+
+
+def file_problems(settings: Any) -> list[str]:
+    """Files and folders the settings name that are not there (for `check-config`): the .ics
+    calendar file. A missing feed is only a problem of each tick for `run` (a synced file may
+    come back); `check-config` says so at once."""
+    problems = []
+    calendar = settings.calendar
+    if calendar.source == "ics" and not calendar.url.startswith(("https://", "http://")):
+        path = Path(calendar.url)
+        shown = str(path) if path.is_absolute() else f"{path} (from the folder Slotguard is started in, {Path.cwd()})"
+        if path.is_dir():
+            problems.append(f"calendar.url: {shown} is a folder; give the .ics file in it, or the calendar's secret iCal address")
+        elif not path.is_file():
+            problems.append(f"calendar.url: no file {shown}; give the path of the .ics file, or the calendar's secret iCal address (https://...)")
+    return problems
+
+
+def warnings(settings: Any) -> list[str]:
+    """Valid settings that are probably not what was meant, each with its path."""
+    found = []
+    if settings.payments.review_window <= timedelta(0):
+        found.append(
+            'payments.review_window: "0s" carries out each fee at the next tick, so there is no time to waive a '
+            'mistaken mark before the client is charged or told; a few hours (the default is "12h") is usual'
+        )
+    return found

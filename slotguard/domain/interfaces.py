@@ -1,0 +1,150 @@
+"""The small interfaces between the engine and the outside world.
+
+Adapters in `integration/` implement these. The engine only ever talks to these shapes, so a
+new calendar, payment provider or mail transport plugs in without reshaping the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Iterator, Protocol
+
+from slotguard.domain.model import Action, Appointment
+
+
+class AdapterError(Exception):
+    """A failure talking to the outside world.
+
+    `retryable` says whether trying again later may succeed (network, 5xx, rate limit) or
+    not (bad credentials, a declined card); `retry_after`, when the service said how long to
+    wait (seconds), is the earliest a retry may come. The message is for the practitioner
+    and must not contain secrets.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class SyncTokenExpired(AdapterError):
+    """The stored incremental-sync token is no longer valid; a full sync is needed."""
+
+
+class ReauthorizationNeeded(AdapterError):
+    """Stored credentials were revoked or expired; the user must run the auth command again."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retryable=False)
+
+
+# --- calendar -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SyncPage:
+    """One page of events from a calendar, as Google Calendar v3 Event resources (dicts).
+
+    - `full`: the pages of this fetch together list every event in the window, so a known
+      event missing from them has been deleted.
+    - `next_sync_token`: set on the last page only; the engine stores it after the page is
+      committed to the ledger.
+    - `last`: this is the last page of the fetch.
+    """
+
+    events: list[dict]
+    full: bool
+    last: bool
+    next_sync_token: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+
+class CalendarSource(Protocol):
+    """Reads one calendar. `calendar_id` is the id stored in the ledger."""
+
+    calendar_id: str
+
+    def pages(self, sync_token: str | None, now: datetime) -> Iterator[SyncPage]:
+        """Yield pages of events changed since `sync_token` (all events when None).
+
+        Raises SyncTokenExpired when the token is rejected (the engine retries with None),
+        ReauthorizationNeeded or AdapterError for other failures.
+        """
+        ...
+
+
+class CalendarWriteBack(Protocol):
+    """Writes Slotguard's status onto the event the practitioner sees."""
+
+    def write_status(self, appointment: Appointment, state: dict[str, str], note: str) -> None:
+        """Store machine `state` (short keys and values) and a one-line human `note`.
+
+        Must change nothing else on the event and must not notify attendees.
+        """
+        ...
+
+
+class NullWriteBack:
+    """Write-back for read-only calendars (an .ics feed): does nothing."""
+
+    def write_status(self, appointment: Appointment, state: dict[str, str], note: str) -> None:
+        return None
+
+
+# --- payments -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PaymentResult:
+    """What a provider did with a money action.
+
+    status: "done" (money moved or was recorded), "needs_client_action" (the client has to
+    pay or authenticate through `payment_link`), "not_attempted" (e.g. below the currency's
+    minimum charge; `detail` says why).
+    """
+
+    status: str
+    external_id: str = ""
+    detail: str = ""
+    payment_link: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def execute(self, action: Action) -> PaymentResult:
+        """Carry out a money action (charge, hold, capture, release, refund).
+
+        Must be safe to call again for the same action after a crash: use
+        `action.idempotency_key` and look up objects tagged with `action.id` before creating
+        new ones. Raises AdapterError (retryable or not) on failure.
+        """
+        ...
+
+    def resolve(self, action: Action) -> PaymentResult | None:
+        """What the provider already did for `action` (left `executing` by a crash), by
+        lookup only: never creates, changes or retries anything.
+
+        Returns the result `execute` would have returned (money taken, held or refunded; a
+        declined payment with its open payment link), or None when nothing was found and
+        carrying the action out again is safe. Raises AdapterError when the provider cannot
+        be asked: the engine then concludes nothing and asks again next tick.
+        """
+        ...
+
+
+# --- mail -----------------------------------------------------------------------------
+
+
+class Mailer(Protocol):
+    name: str
+
+    def send(self, message: EmailMessage, action_id: str) -> None:
+        """Deliver `message`. Its Message-ID is stable per action; delivering the same action
+        twice must be avoided where the transport allows (the outbox directory checks the
+        file). Raises AdapterError on failure."""
+        ...

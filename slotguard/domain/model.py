@@ -1,0 +1,286 @@
+"""Plain data that flows through the loop: appointments, happenings, client history,
+proposals made by policies, and actions kept in the ledger.
+
+Nothing here does I/O. Every datetime is timezone-aware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Mapping
+
+from slotguard.domain.money import Money
+
+
+class Mark(StrEnum):
+    """What the practitioner said about an appointment by colour or tag."""
+
+    NO_SHOW = "no_show"
+    LATE_CANCEL = "late_cancel"
+    WAIVE = "waive"
+    ATTENDED = "attended"
+    WANTS_EARLIER = "wants_earlier"
+
+
+class HappeningKind(StrEnum):
+    BOOKED = "booked"
+    RESCHEDULED = "rescheduled"
+    CANCELLED_BY_CLIENT = "cancelled_by_client"
+    CANCELLED_BY_PRACTITIONER = "cancelled_by_practitioner"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+    WAIVED = "waived"
+
+
+class ActionKind(StrEnum):
+    EMAIL = "email"
+    CHARGE = "charge"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    RELEASE = "release"
+    REFUND = "refund"
+    CREDIT = "credit"
+    WAIVE = "waive"
+    WRITEOFF = "writeoff"
+
+
+MONEY_KINDS = frozenset(
+    {ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.RELEASE, ActionKind.REFUND}
+)
+
+
+class ActionState(StrEnum):
+    PLANNED = "planned"
+    PENDING_REVIEW = "pending_review"
+    EXECUTING = "executing"
+    DONE = "done"
+    FAILED = "failed"
+    WAIVED = "waived"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATES = frozenset({ActionState.PLANNED, ActionState.PENDING_REVIEW})
+# payment_status of a charge carried out that the client has not paid yet: a payment link
+# ("unpaid") or, with the record-only provider, money owed to the practitioner directly.
+OWED = ("unpaid", "receivable")
+NOTHING_TAKEN = "nothing_taken"  # payment_status of a refund of a fee never paid: the request withdrawn
+WAIVED_UNPAID = "waived"  # payment_status of a fee waived before the client paid it
+# payment_status of a refund that found nothing left to give back: the whole payment had
+# been refunded outside Slotguard already (in the Stripe dashboard); no Stripe refund is ours.
+REFUNDED_ELSEWHERE = "refunded_elsewhere"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    email: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    """One calendar event that is an appointment with a client, normalized.
+
+    `status` is "confirmed" or "cancelled". `marks` holds Mark values the practitioner set.
+    `cancelled_at` is an explicit cancellation time written on the event, if any.
+    """
+
+    calendar_id: str
+    event_id: str
+    client: Client
+    start: datetime
+    end: datetime
+    timezone: str
+    status: str
+    price: Money
+    service: str
+    title: str
+    updated: datetime
+    marks: frozenset[str] = frozenset()
+    client_declined: bool = False
+    cancelled_at: datetime | None = None
+    location: str = ""
+    meeting_link: str = ""
+    locale: str | None = None
+    original_start: datetime | None = None
+    series_id: str | None = None
+    client_invited: bool = False  # the client is an attendee: Google shows them the title and description
+    # Set by the tracker, never by normalize (slotguard/intake/tracker.py, `hand_over`): which booking of
+    # the event this is ("" for the first; after a change of client, the new client and when the
+    # change was seen), and the marks the event carried when this booking began, which were
+    # about the previous client and count for this one only once taken off and put on again.
+    booking: str = ""
+    inherited_marks: frozenset[str] = frozenset()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.calendar_id}/{self.event_id}"
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == "cancelled"
+
+    def fingerprint(self) -> str:
+        """A short digest of the fields the tracker reacts to; equal digests mean no change."""
+        parts = (
+            self.status,
+            self.start.isoformat(),
+            self.end.isoformat(),
+            ",".join(sorted(self.marks)),
+            str(self.client_declined),
+            self.client.email,
+            str(self.price),
+            self.cancelled_at.isoformat() if self.cancelled_at else "",
+        )
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Happening:
+    """Something that happened to an appointment, derived from two successive snapshots.
+
+    `key` is stable: the same happening seen twice has the same key, so the ledger stores it
+    once. `at` is the best evidence of when it happened in the world; `seen_at` when we saw it.
+    """
+
+    key: str
+    kind: HappeningKind
+    calendar_id: str
+    event_id: str
+    client_email: str
+    start: datetime
+    at: datetime
+    seen_at: datetime
+    previous_start: datetime | None = None
+    detail: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.calendar_id}/{self.event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One past outcome for a client: a no-show or a late cancellation, or an attendance."""
+
+    kind: HappeningKind
+    start: datetime
+    at: datetime
+    event_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHistory:
+    """What the ledger knows about a client, as of the tick being planned.
+
+    `outcomes` has one entry per appointment slot (the latest outcome wins: a no-show mark
+    after an inferred attendance replaces it).
+    """
+
+    email: str
+    outcomes: tuple[Incident, ...] = ()
+    first_seen: datetime | None = None
+
+    def count(self, kind: HappeningKind, since: datetime | None = None) -> int:
+        return sum(
+            1 for item in self.outcomes if item.kind == kind and (since is None or item.start >= since)
+        )
+
+    def incidents(self, since: datetime | None = None, exclude_ref: str | None = None) -> list[Incident]:
+        """No-shows and client cancellations since `since`, excluding one event if asked."""
+        return [
+            item
+            for item in self.outcomes
+            if item.kind in (HappeningKind.NO_SHOW, HappeningKind.CANCELLED_BY_CLIENT)
+            and (since is None or item.start >= since)
+            and item.event_ref != exclude_ref
+        ]
+
+    @property
+    def attended(self) -> int:
+        return self.count(HappeningKind.ATTENDED)
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """What a policy wants done. Pure data; the engine turns it into a ledger action.
+
+    - `slot` tells apart several proposals of one kind by one policy for one happening.
+    - `due` None means: now for emails, after the review window for money.
+    - `reports_on` names the slot of another proposal of the same happening whose outcome
+      this email reports (a fee notice reports on its fee), so the message can tell whether
+      the fee was waived.
+    """
+
+    kind: ActionKind
+    policy: str
+    reason: str
+    amount: Money | None = None
+    template: str | None = None
+    slot: str = ""
+    due: datetime | None = None
+    reports_on: str | None = None
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    def with_amount(self, amount: Money | None, reason: str) -> Proposal:
+        """A copy with a new amount and a reason appended to the chain."""
+        return Proposal(
+            kind=self.kind,
+            policy=self.policy,
+            reason=f"{self.reason}; {reason}" if reason else self.reason,
+            amount=amount,
+            template=self.template,
+            slot=self.slot,
+            due=self.due,
+            reports_on=self.reports_on,
+            context=self.context,
+        )
+
+
+def action_id_for(happening_key: str, policy: str, kind: str, slot: str) -> str:
+    """The stable id of the action a policy plans for a happening; same inputs, same id."""
+    digest = hashlib.sha256(f"{happening_key}|{policy}|{kind}|{slot}".encode()).hexdigest()
+    return f"act_{digest[:20]}"
+
+
+@dataclass(slots=True)
+class Action:
+    """A row of the ledger's outbox: something to do (or done), with its whole story."""
+
+    id: str
+    kind: ActionKind
+    state: ActionState
+    policy: str
+    reason: str
+    calendar_id: str
+    event_id: str
+    client_email: str
+    client_name: str
+    happening_key: str
+    due_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    amount: Money | None = None
+    template: str | None = None
+    reports_on: str | None = None
+    appointment_start: datetime | None = None
+    attempts: int = 0
+    last_error: str = ""
+    external_id: str = ""
+    executed_at: datetime | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    # The state the ledger held when this object was read from it (or last written to it):
+    # Ledger.update_action writes only while the stored state is still that one, so a stale
+    # copy never undoes what another process (`main.py waive`) or step did meanwhile.
+    stored_state: ActionState | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def idempotency_key(self) -> str:
+        """Derived from the ledger id, so a retry after a crash is recognised as the same call."""
+        return f"slotguard-{self.id}"
+
+    @property
+    def event_ref(self) -> str:
+        return f"{self.calendar_id}/{self.event_id}"

@@ -1,0 +1,1 @@
+"""Composing and rendering client email: the template contract, rendering, staleness."""

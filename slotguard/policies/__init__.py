@@ -1,0 +1,1 @@
+"""The plugin host: hook specifications, loading and validating policy plugins."""

@@ -1,0 +1,1 @@
+"""What the practitioner reads: the daily digest, the status note on each event, evidence packs."""

@@ -1,0 +1,105 @@
+"""Build the engine's parts from the settings: which calendar, provider and mailer to use."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from slotguard.config.schema import ConfigError, Settings
+from slotguard.mail.context import sample_context
+from slotguard.domain.durations import from_utc_text, to_utc_text
+from slotguard.run.engine import Engine
+from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Mailer, NullWriteBack, PaymentProvider
+from slotguard.store.ledger import Ledger
+from slotguard.mail.messages import Renderer
+from slotguard.policies.loading import Policy, load_enabled
+
+log = logging.getLogger("slotguard")
+
+
+def open_calendars(settings: Settings) -> list[tuple[CalendarSource, CalendarWriteBack]]:
+    if settings.calendar.source == "ics":
+        from integration.ics_source import IcsSource
+
+        return [(IcsSource(settings), NullWriteBack())]
+    if settings.calendar.source == "google":
+        from integration.google_calendar import open_calendars as open_google
+
+        return open_google(settings)
+    raise ConfigError([f'calendar.source: "{settings.calendar.source}" cannot be used by the daemon; use "ics" or "google"'])
+
+
+def open_provider(settings: Settings) -> PaymentProvider:
+    if settings.payments.provider == "stripe":
+        from integration.stripe_provider import open_provider as open_stripe
+
+        return open_stripe(settings)
+    from integration.record_only import RecordOnlyProvider
+
+    return RecordOnlyProvider()
+
+
+def open_mailer(settings: Settings) -> Mailer:
+    if settings.mail.transport == "smtp":
+        from integration.smtp_mailer import open_mailer as open_smtp
+
+        return open_smtp(settings)
+    if settings.mail.transport == "gmail":
+        from integration.gmail_mailer import open_mailer as open_gmail
+
+        return open_gmail(settings)
+    from integration.outbox_dir import OutboxDirMailer
+
+    return OutboxDirMailer(settings.mail.outbox_dir)
+
+
+def make_renderer(settings: Settings, policies: list[Policy], template_dir: str | None = None) -> Renderer:
+    """A renderer whose templates all render with sample data; raises ConfigError otherwise."""
+    renderer = Renderer(settings.practice.locale, settings.practice.timezone, template_dir or settings.mail.templates_dir or None)
+    problems = renderer.check_all(lambda name: sample_context(settings, policies, name))
+    if problems:
+        raise ConfigError([f"templates: {problem}" for problem in problems])
+    return renderer
+
+
+def charge_from(settings: Settings, ledger: Ledger, now: datetime) -> datetime:
+    """The configured charge_from, else the time this ledger first ran (recorded once)."""
+    if settings.payments.charge_from is not None:
+        return settings.payments.charge_from
+    stored = ledger.meta("first_run_at")
+    if stored is None:
+        stored = to_utc_text(now)
+        ledger.set_meta("first_run_at", stored)
+    return from_utc_text(stored)
+
+
+def build_engine(
+    settings: Settings,
+    now: datetime,
+    *,
+    ledger: Ledger | None = None,
+    calendars: list[tuple[CalendarSource, CalendarWriteBack]] | None = None,
+    provider: PaymentProvider | None = None,
+    mailer: Mailer | None = None,
+    stop_requested=lambda: False,
+) -> Engine:
+    """Everything wired from the settings, parts given as arguments taking precedence."""
+    policies = load_enabled(settings)
+    renderer = make_renderer(settings, policies)
+    ledger = ledger or Ledger(settings.storage.ledger_path)
+    return Engine(
+        settings=settings,
+        ledger=ledger,
+        calendars=calendars if calendars is not None else open_calendars(settings),
+        provider=provider or open_provider(settings),
+        mailer=mailer or open_mailer(settings),
+        renderer=renderer,
+        policies=policies,
+        charge_from=charge_from(settings, ledger, now),
+        stop_requested=stop_requested,
+    )
+
+
+def data_dir(settings: Settings) -> Path:
+    return Path(settings.storage.data_dir)

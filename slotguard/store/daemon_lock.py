@@ -1,0 +1,125 @@
+"""One Slotguard at a time on a data folder and on a ledger: the locks `run` holds for its whole life.
+
+Only the holder of these locks may carry out actions or put back actions left `executing`
+(Engine.recover): two processes doing either on one ledger sent an in-flight email twice.
+`run` (daemon or --once), `charge-now`, `retry` and `reconcile --repair` take them, or refuse at once with a message
+naming the holder's pid. Commands that only read, and ledger edits guarded by the action's
+expected state (`waive`, `mark-paid`), do not need them: see docs/commands.md.
+
+Two locks, taken in this order: an exclusive `fcntl.flock` on DATA_DIR/slotguard.lock, and
+one on LEDGER.lock beside the ledger (both 0600, each holding the holder's pid). The second
+one is what keeps two configs with different data folders but one `storage.ledger` from
+running two daemons on one ledger; it is taken always, also when the ledger is inside the
+data folder (a config whose data folder is elsewhere may name that same ledger). The kernel
+releases a lock when the process ends, however it ends (a SIGKILL included), so a stale lock
+file never blocks a restart.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from slotguard.store.private_files import private_file, private_folder
+
+LOCK_FILE_NAME = "slotguard.lock"
+
+
+class LockHeld(Exception):
+    """Another Slotguard holds the data folder's (or the ledger's) lock; the message names its pid."""
+
+
+class FileLock:
+    """An exclusive lock on the file `path`, for `what` (the folder or ledger a second
+    Slotguard is told about). `acquire()` raises LockHeld when another process holds it, or
+    with `unusable` when the file cannot be opened; `release()` (or the process ending)
+    lets it go."""
+
+    def __init__(self, path: str | Path, what: str, unusable: str):
+        self.path = Path(path)
+        self.what = what
+        self.unusable = unusable  # what to say when the lock file cannot be made: "{strerror}" is filled in
+        self._handle: int | None = None
+
+    def holder(self) -> str:
+        """The pid written by the current holder ("unknown" while it is being written)."""
+        try:
+            text = self.path.read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            return "unknown"
+        return text if text.isdigit() else "unknown"
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def acquire(self) -> None:
+        if self._handle is not None:
+            return
+        try:
+            handle = self._open()
+        except OSError as error:
+            raise LockHeld(self.unusable.format(strerror=error.strerror)) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise LockHeld(f"another Slotguard is running on {self.what} (pid {self.holder()}); stop it first") from None
+        os.ftruncate(handle, 0)
+        os.write(handle, f"{os.getpid()}\n".encode("ascii"))
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is None:
+            return
+        try:
+            os.ftruncate(self._handle, 0)
+        finally:
+            os.close(self._handle)  # closing the descriptor releases the flock
+            self._handle = None
+
+
+class DataDirLock(FileLock):
+    """The exclusive lock on `data_dir` (DATA_DIR/slotguard.lock; the folder is made 0700)."""
+
+    def __init__(self, data_dir: str | Path):
+        self.data_dir = Path(data_dir)
+        super().__init__(self.data_dir / LOCK_FILE_NAME, str(self.data_dir),
+                         f"cannot use the data folder {self.data_dir} ({{strerror}}); check storage.data_dir and its permissions")
+
+    def _open(self) -> int:
+        private_folder(self.data_dir)
+        return super()._open()
+
+
+class LedgerLock(FileLock):
+    """The exclusive lock on the ledger: LEDGER.lock beside it, the same file whatever path
+    leads to the ledger (relative, absolute, through a symbolic link)."""
+
+    def __init__(self, ledger: str | Path):
+        self.ledger = Path(ledger)
+        resolved = self.ledger.resolve()
+        path = resolved.with_name(resolved.name + ".lock")
+        super().__init__(path, f"the ledger {self.ledger}",
+                         f"cannot make the lock file {path} beside the ledger ({{strerror}}); check storage.ledger and its folder's permissions")
+
+    def _open(self) -> int:
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, mode=0o700)  # as the ledger itself would make it
+        private_file(self.path)  # 0600, tightened if it exists looser
+        return os.open(self.path, os.O_RDWR)
+
+
+@contextmanager
+def exclusive(data_dir: str | Path, ledger: str | Path | None = None) -> Iterator[list[FileLock]]:
+    """Hold the data folder's lock, and the ledger's when `ledger` (its path) is given, for
+    the block; raises LockHeld at once if another Slotguard holds either (nothing is held
+    then)."""
+    locks: list[FileLock] = [DataDirLock(data_dir)] + ([LedgerLock(ledger)] if ledger is not None else [])
+    with ExitStack() as held:
+        for lock in locks:
+            lock.acquire()
+            held.callback(lock.release)
+        yield locks

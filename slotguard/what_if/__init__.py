@@ -1,0 +1,1 @@
+"""Deterministic replay of a calendar timeline and what-if simulation of other policies."""
