@@ -19,7 +19,7 @@ from datetime import datetime
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import to_utc_text
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import Action, ActionKind, ActionState, Appointment, Happening, HappeningKind, action_id_for
+from slotguard.domain.model import Action, ActionKind, ActionSubject, Appointment, Happening, HappeningKind, new_action
 
 log = logging.getLogger("slotguard.waitlist")
 
@@ -42,23 +42,11 @@ def plan_slot_freed(settings: Settings, ledger: Ledger, happening: Happening, ap
     for address, name in recipients.items():
         if address == appointment.client.email.lower():
             continue
-        action = Action(
-            id=action_id_for(happening.key, POLICY, ActionKind.EMAIL.value, f"{TEMPLATE}-{address.lower()}"),
-            kind=ActionKind.EMAIL,
-            state=ActionState.PLANNED,
-            policy=POLICY,
-            reason=f"offer the slot freed at short notice to the waitlist ({to_utc_text(appointment.start)})",
-            calendar_id=appointment.calendar_id,
-            event_id=appointment.event_id,
-            client_email=address,
-            client_name=name,
-            happening_key=happening.key,
-            due_at=now,
-            created_at=now,
-            updated_at=now,
-            template=TEMPLATE,
-            appointment_start=appointment.start,
-            context={},
+        action = new_action(
+            ActionSubject(appointment.calendar_id, appointment.event_id, address, name, appointment.start),
+            ActionKind.EMAIL, POLICY,
+            f"offer the slot freed at short notice to the waitlist ({to_utc_text(appointment.start)})",
+            key=happening.key, slot=f"{TEMPLATE}-{address.lower()}", now=now, template=TEMPLATE,
         )
         if ledger.add_action(action):
             stored.append(action)
