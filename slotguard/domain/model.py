@@ -71,6 +71,15 @@ WAIVED_UNPAID = "waived"  # payment_status of a fee waived before the client pai
 # payment_status of a refund that found nothing left to give back: the whole payment had
 # been refunded outside Slotguard already (in the Stripe dashboard); no Stripe refund is ours.
 REFUNDED_ELSEWHERE = "refunded_elsewhere"
+# Context of a money action whose outcome is unknown (left `executing` by a crash, Stripe
+# not reachable to ask) that was waived meanwhile: why. The waiver is applied once the
+# outcome is known (slotguard/payments/recovery.py): nothing taken, the fee is waived; money
+# taken, it is refunded (released); a payment link out, it is withdrawn.
+WAITING_WAIVER = "waiver_waits"
+# Context of a money action whose last attempt failed in a way that may have moved money (a
+# lost answer) while the provider could not be asked afterwards either: until a lookup or a
+# later attempt tells, it counts as an outcome unknown (a waiver waits, as for `executing`).
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 @dataclass(frozen=True, slots=True)
