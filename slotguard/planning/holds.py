@@ -26,6 +26,8 @@ from datetime import datetime, timedelta
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import format_duration
+from slotguard.domain.plan import Plan
+from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, ActionSubject, Appointment, new_action
 from slotguard.policies.loading import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, local_text, purpose_of
@@ -87,7 +89,7 @@ def plan_hold_renewals(ledger: Ledger, settings: Settings, now: datetime) -> lis
         if hold.id in account.used_up():
             continue  # captured, released, or already replaced
         renewal = _renewal(hold, appointment, now)
-        if ledger.add_action(renewal):
+        if Store(ledger).apply(Plan(actions=(renewal,)), now=now):
             planned.append(renewal)
             log.info("planned action=%s kind=hold renews=%s event=%s", renewal.id, hold.id, hold.event_ref)
     return planned
@@ -158,6 +160,6 @@ def renewal_done(ledger: Ledger, renewal: Action, now: datetime) -> str:
         {"purpose": HOLD_RENEWED, TARGET: old.id, "target_external_id": old.external_id, SETTLES: old.id},
         now,
     )
-    if ledger.add_action(release):
+    if Store(ledger).apply(Plan(actions=(release,)), now=now):
         log.info("planned action=%s kind=release renewed_by=%s event=%s", release.id, renewal.id, old.event_ref)
     return ""

@@ -17,6 +17,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from slotguard.domain.durations import format_duration, to_utc_text
+from slotguard.domain.plan import Plan
+from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind, ActionSubject, action_id_for, new_action
 from slotguard.intake.tracker import Tracked
@@ -47,7 +49,7 @@ def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) 
     if not candidates:
         return []
     known = ledger.existing_action_ids([action_id for action_id, _, _ in candidates])
-    planned = []
+    due = []
     for action_id, tracked, offset in candidates:
         if action_id in known:
             continue
@@ -58,6 +60,5 @@ def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) 
             key=reminder_key(tracked), action_id=action_id, now=now, due=appointment.start - offset,
             template="reminder", context={"offset_hours": int(offset.total_seconds() // 3600)},
         )
-        if ledger.add_action(action):
-            planned.append(action)
-    return planned
+        due.append(action)
+    return Store(ledger).apply(Plan(actions=tuple(due)), now=now)

@@ -13,19 +13,17 @@ after planning a happening.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import to_utc_text
+from slotguard.domain.plan import Plan
+from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind, ActionSubject, Appointment, Happening, HappeningKind, new_action
 
-log = logging.getLogger("slotguard.waitlist")
-
 POLICY = "waitlist"
 TEMPLATE = "slot_freed"
-
 
 def plan_slot_freed(settings: Settings, ledger: Ledger, happening: Happening, appointment: Appointment, now: datetime) -> list[Action]:
     """Store one `slot_freed` email per waitlist address for a short-notice client
@@ -38,7 +36,7 @@ def plan_slot_freed(settings: Settings, ledger: Ledger, happening: Happening, ap
     recipients: dict[str, str] = {address.lower(): "" for address in settings.mail.waitlist}
     for email, name in ledger.clients_wanting_earlier(appointment.start):
         recipients.setdefault(email.lower(), name)
-    stored = []
+    offers = []
     for address, name in recipients.items():
         if address == appointment.client.email.lower():
             continue
@@ -48,7 +46,5 @@ def plan_slot_freed(settings: Settings, ledger: Ledger, happening: Happening, ap
             f"offer the slot freed at short notice to the waitlist ({to_utc_text(appointment.start)})",
             key=happening.key, slot=f"{TEMPLATE}-{address.lower()}", now=now, template=TEMPLATE,
         )
-        if ledger.add_action(action):
-            stored.append(action)
-            log.info("planned action=%s kind=email template=%s event=%s", action.id, TEMPLATE, action.event_ref)
-    return stored
+        offers.append(action)
+    return Store(ledger).apply(Plan(actions=tuple(offers)), now=now)
