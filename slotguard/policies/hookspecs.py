@@ -62,3 +62,8 @@ def slotguard_waiver_reason(happening, appointment, config):
 @hookspec
 def slotguard_terms(config, appointment):
     """Return plain data describing this policy's terms for the client's emails, or None."""
+
+
+@hookspec(firstresult=True)
+def slotguard_undo(entry, account):
+    """Say how a waiver undoes `entry`, an account entry this policy created (or one ending it): a slotguard.domain.model.Undo, or None."""
