@@ -50,6 +50,7 @@ from slotguard.policies.loading import (
     purpose_of,
     refund_notice,
 )
+from slotguard.store.apply import Store
 
 # Money the client paid ahead for an appointment: what a waiver gives back unless it paid
 # for a session the client came to.
@@ -286,8 +287,6 @@ def waive_by_hand(ledger, action: Action, why: str, now: datetime, ask: AskUndo 
     with a `refund_notice`, with ids stable for `action` (running the command again plans
     nothing new) and never more than is left to give back. Decided from one read of the
     ledger (`ledger`, a slotguard.store.ledger.Ledger), written in one transaction."""
-    from slotguard.store.apply import Store
-
     view = AccountView.read(ledger, action.client_email, action.calendar_id, action.event_id)
     decided, result = plan_hand_waiver(view, action, why, ask)
     if decided is not None:  # with a problem too: a credit's end cancelled stays cancelled

@@ -91,3 +91,34 @@ def test_a_write_failing_midway_leaves_nothing_of_the_plan(ledger, monkeypatch):
     assert ledger.action(old_mail.id).state is ActionState.PLANNED
     assert [action.id for action in ledger.actions()] == [old_fee.id, old_mail.id]
     assert ledger.action_log(old_fee.id) + ledger.action_log(old_mail.id) == log_before
+
+
+def test_planning_a_waiver_reads_the_ledger_once_and_writes_it_once():
+    """The planner used to go in and out of the ledger while planning one happening and
+    re-read the client's account to see its own writes; now it reads the client's and the
+    event's actions once, decides, and the store writes."""
+    from slotguard.domain.model import HappeningKind
+    from tests.unit.test_policy_planner import MONDAY as WEEK_START
+    from tests.unit.test_policy_planner import World, fee_config
+
+    world = World(**fee_config("no_show", "deposit", deposit={"amount": "30%"}))
+    appointment, _ = world.book("e1", WEEK_START)
+    world.carry_out(WEEK_START - timedelta(days=3))
+    world.happen(HappeningKind.NO_SHOW, appointment, WEEK_START)
+    reads, writes = [], []
+    real_actions, real_update = world.ledger.actions, world.ledger.update_action
+
+    def actions(**filters):
+        assert not writes, "nothing is read after the first write"
+        reads.append(filters)
+        return real_actions(**filters)
+
+    def update_action(action, at, note="", **guard):
+        writes.append(action.id)
+        return real_update(action, at, note, **guard)
+
+    world.ledger.actions, world.ledger.update_action = actions, update_action
+    planned = world.happen(HappeningKind.WAIVED, appointment, WEEK_START + timedelta(hours=2))
+    assert [a.kind for a in planned if a.kind is ActionKind.REFUND] == [ActionKind.REFUND]
+    assert len(writes) >= 2, "the kept deposit and the rest of the fee are waived"
+    assert sorted(map(sorted, (f.keys() for f in reads))) == [["calendar_id", "event_id"], ["client_email"]]
