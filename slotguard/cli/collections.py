@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from slotguard.cli.common import load_settings, now_from
 from slotguard.collections.ladder import COLLECTIONS, PARTS, Decision, debt_row, debts, payable, status
 from slotguard.config.schema import Settings
 from slotguard.store.ledger import Ledger
@@ -136,11 +137,9 @@ def _where(row: dict[str, Any], settings: Settings) -> str:
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
-    balances = client_balances(ledger, settings, _now(args.now), args.client)
+    balances = client_balances(ledger, settings, now_from(args.now), args.client)
     if args.client and not balances:
         print(f"no money actions for {args.client}; see `main.py ledger`", file=sys.stderr)
         return 1
@@ -165,7 +164,6 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
     from slotguard.practitioner.evidence import EvidenceError, evidence_html
     from slotguard.mail.messages import Renderer
     from slotguard.policies.loading import load_enabled
@@ -174,7 +172,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     ledger = Ledger(settings.storage.ledger_path)
     renderer = Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
     try:
-        html = evidence_html(settings, load_enabled(settings), renderer, ledger, args.action_id, _now(args.now))
+        html = evidence_html(settings, load_enabled(settings), renderer, ledger, args.action_id, now_from(args.now))
     except EvidenceError as error:
         print(str(error), file=sys.stderr)
         return 1
@@ -192,11 +190,9 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def cmd_mark_paid(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
-    now = _now(args.now)
+    now = now_from(args.now)
     action = ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE:
         print(f"no fee with id {args.action_id}; see `main.py balance` or `main.py ledger`", file=sys.stderr)

@@ -19,6 +19,7 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
+from slotguard.cli.common import load_settings, now_from
 from slotguard.mail.messages import TEMPLATE_NAMES, Rendered, TemplateProblem
 from slotguard.store.private_files import write_out
 
@@ -60,7 +61,6 @@ def _show(rendered: Rendered, args: argparse.Namespace, settings) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
     from slotguard.mail.context import sample_context
     from slotguard.policies.loading import load_enabled
 
@@ -91,14 +91,13 @@ def _all_names(renderer) -> set[str]:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
     from slotguard.practitioner.digest import digest_context
     from slotguard.store.ledger import Ledger
 
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     try:
-        rendered = _renderer(settings).render("practitioner_digest", digest_context(settings, ledger, _now(args.now)))
+        rendered = _renderer(settings).render("practitioner_digest", digest_context(settings, ledger, now_from(args.now)))
     except TemplateProblem as error:
         print(f"{error}", file=sys.stderr)
         return 1
@@ -109,7 +108,6 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_mail_test(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
     from slotguard.mail.context import appointment_attachment, sample_appointment, sample_context
     from slotguard.domain.interfaces import AdapterError
     from slotguard.mail.messages import build_email

@@ -17,8 +17,11 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from slotguard.config.schema import ConfigError, Settings, parse_settings, read_toml
-from slotguard.domain.durations import DurationError, parse_timestamp, to_utc_text
+from slotguard.cli.collections import status_section
+from slotguard.cli.common import load_settings, local_time as _local, money_text as _money, now_from as _now, refuse_pretend_clock
+from slotguard.cli.payments import check_payments
+from slotguard.config.schema import ConfigError, Settings
+from slotguard.domain.durations import DurationError, to_utc_text
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
 
@@ -48,51 +51,6 @@ def setup_logging(verbose: bool) -> None:
     logging.getLogger("slotguard").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def load_settings(path: str) -> Settings:
-    """Read and validate the config; with the policies' own settings validated too. Raises
-    ConfigError with every problem of the file, the policies' tables included even when the
-    core settings have errors of their own."""
-    from slotguard.policies.loading import load_enabled, table_problems
-
-    data = read_toml(path)
-    try:
-        settings = parse_settings(data, path)
-    except ConfigError as error:
-        raise ConfigError(error.problems + table_problems(data.get("policies")), path) from None
-    try:
-        load_enabled(settings)
-    except ConfigError as error:
-        raise ConfigError(error.problems, path) from None
-    return settings
-
-
-def _now(text: str | None) -> datetime:
-    if text:
-        return parse_timestamp(text)
-    return datetime.now(timezone.utc)
-
-
-def refuse_pretend_clock(settings: Settings, command: str) -> None:
-    """`--now` pretends the clock reads another time: for demos and tests. With live Stripe
-    money (and no dry_run) it would charge real cards for fees whose review window has not
-    ended: raises ConfigError (exit 2) before anything is read or done."""
-    payments = settings.payments
-    if payments.provider == "stripe" and payments.mode == "live" and not payments.dry_run:
-        raise ConfigError([
-            f'--now cannot be used with `{command}` while payments.provider = "stripe" and payments.mode = "live": '
-            "it would charge real cards as if that time had come (fees still in their review window included). "
-            "--now is for demos and tests: leave it out, or use payments.mode = \"test\" or payments.dry_run = true"
-        ])
-
-
-def _money(action: Action) -> str:
-    return str(action.amount) if action.amount else ""
-
-
-def _local(value: datetime | None, settings: Settings) -> str:
-    return value.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M") if value else ""
-
-
 def action_json(action: Action) -> dict[str, Any]:
     return {
         "id": action.id,
@@ -118,7 +76,6 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from slotguard.cli.payments import check_payments
     from slotguard.policies.loading import load_enabled
     from slotguard.run.wiring import make_renderer
 
@@ -240,7 +197,6 @@ def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from slotguard.cli.collections import status_section
     from slotguard.payments.unresolved import section, unresolved_money
 
     settings = load_settings(args.config)

@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from slotguard.cli.common import load_settings
 from slotguard.config.schema import ConfigError, Settings
 
 DEFAULT_PERIOD = timedelta(days=30)
@@ -100,7 +101,6 @@ def period(args: argparse.Namespace, settings: Settings) -> tuple[datetime, date
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
     from slotguard.store.daemon_lock import exclusive
     from slotguard.domain.durations import parse_timestamp
     from slotguard.domain.interfaces import AdapterError
@@ -176,7 +176,6 @@ def _repair(ledger: Any, provider: Any, result: Any, now: datetime) -> list[dict
 
 
 def cmd_webhook_server(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
     from slotguard.store.ledger import Ledger
 
     settings = load_settings(args.config)

@@ -21,6 +21,7 @@ import json
 import sys
 from datetime import datetime, time, timedelta
 
+from slotguard.cli.common import load_settings
 from slotguard.config.schema import ConfigError
 
 
@@ -39,7 +40,6 @@ def register(add, commands) -> None:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
     from slotguard.policies.loading import DEFAULT_PLUGINS, available, plugin_manager
 
     settings = load_settings(args.config)

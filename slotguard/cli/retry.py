@@ -36,6 +36,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from slotguard.cli.common import load_settings, now_from
 from slotguard.collections.ladder import COLLECTIONS
 from slotguard.config.schema import Settings
 from slotguard.store.daemon_lock import exclusive
@@ -160,8 +161,6 @@ def _waived_since(ledger: Ledger, action: Action) -> str:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-
     parser = args.retry_parser
     if args.all_failed and args.action_ids:
         parser.error("give action ids or --all-failed, not both")
@@ -170,7 +169,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if args.kind and not args.all_failed:
         parser.error("--kind goes with --all-failed")
     settings = load_settings(args.config)
-    now = _now(args.now)
+    now = now_from(args.now)
     # Like `run`, it changes what is queued: one Slotguard at a time (slotguard/store/daemon_lock.py).
     with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
         ledger = Ledger(settings.storage.ledger_path)
