@@ -61,7 +61,7 @@ def _show(rendered: Rendered, args: argparse.Namespace, settings) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from slotguard.mail.context import sample_context
+    from slotguard.mail.samples import sample_context
     from slotguard.policies.loading import load_enabled
 
     settings = load_settings(args.config)
@@ -108,7 +108,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_mail_test(args: argparse.Namespace) -> int:
-    from slotguard.mail.context import appointment_attachment, sample_appointment, sample_context
+    from slotguard.mail.context import appointment_attachment
+    from slotguard.mail.samples import sample_appointment, sample_context
     from slotguard.domain.interfaces import AdapterError
     from slotguard.mail.messages import build_email
     from slotguard.policies.loading import load_enabled

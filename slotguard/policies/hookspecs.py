@@ -62,3 +62,8 @@ def slotguard_waiver_reason(happening, appointment, config):
 @hookspec
 def slotguard_terms(config, appointment):
     """Return plain data describing this policy's terms for the client's emails, or None."""
+
+
+@hookspec
+def slotguard_email_extras(action, appointment, view, now):
+    """Add to one email as it is composed: return slotguard.mail.compose.EmailExtras (template details, attachments) or None; read `view`, never call out."""

@@ -52,6 +52,7 @@ HOOKS = (
     "slotguard_email_details",
     "slotguard_waiver_reason",
     "slotguard_terms",
+    "slotguard_email_extras",
 )
 
 # What a money or record proposal is for (Proposal.context["purpose"]); "fee" when absent.
