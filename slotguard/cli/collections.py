@@ -26,6 +26,7 @@ from slotguard.config.schema import Settings
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OWED, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.payments.paid import is_owed, record_paid
 
 
 def register(add, commands) -> None:
@@ -202,9 +203,11 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
         # is that part, as for a client paying through a link.
         action = payable(ledger.actions(calendar_id=action.calendar_id, event_id=action.event_id), args.part or "") or action
     note = "paid to the practitioner directly" + (f": {args.note}" if args.note else "") + " (main.py mark-paid)"
-    with ledger.transaction():
-        paid = ledger.mark_paid(action.id, now, note)
-        if paid is not None:  # the next tick rewrites the event's status note
+    with ledger.transaction():  # read under the write lock: the daemon may be changing it
+        paid = ledger.action(action.id)
+        if paid is None or paid.kind is not ActionKind.CHARGE or not is_owed(paid) or not record_paid(ledger, paid, now, note):
+            paid = None
+        else:  # the next tick rewrites the event's status note
             ledger.queue_write_back(paid.calendar_id, paid.event_id, now)
     if paid is None:
         print(f"{action.id}: nothing is owed on it ({action.state.value}, {status(action) or 'no payment status'})", file=sys.stderr)

@@ -189,9 +189,11 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
     secret = settings.payments.webhook_secret.resolve()
     from integration.stripe_webhooks import serve
 
+    from slotguard.payments.webhook_updates import applier
+
     ledger = Ledger(settings.storage.ledger_path)
     try:
-        server = serve(ledger, secret, args.port, host=args.host, path=args.path)
+        server = serve(applier(ledger), secret, args.port, host=args.host, path=args.path)
     except OSError as error:
         ledger.close()
         print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)

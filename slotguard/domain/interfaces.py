@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Callable, Iterator, Protocol, runtime_checkable
+from typing import Iterable, Iterator, Protocol, runtime_checkable
 
-from slotguard.domain.model import Action, Appointment
+from slotguard.domain.model import Action, ActionKind, Appointment
+from slotguard.domain.money import Money
 
 
 class AdapterError(Exception):
@@ -201,21 +202,35 @@ def in_dry_run(provider: object) -> bool:
     return isinstance(provider, DryRun) and bool(provider.dry_run)
 
 
-# --- recording payments ---------------------------------------------------------------
+# --- what a provider tells of payments ------------------------------------------------
 
 
-class PaymentRecords(Protocol):
-    """What an adapter that learns of payments from the provider (webhooks, reconcile) may
-    do to Slotguard's records, given to it by its caller: it never opens the ledger itself.
-    Each method says what it returns; none raises for an unknown id (returns None or [])."""
+@dataclass(frozen=True)
+class PaymentUpdate:
+    """What the provider told of a payment (a Stripe webhook event), for the core to record.
 
-    def action(self, action_id: str) -> Action | None:
-        """The action with this id, or None."""
-        ...
+    change: "paid" (a fee or deposit was paid or authorised), "payment_failed", "card_saved",
+    "refunded", "disputed" or "ignored". `action_id` comes from our metadata tag; refunds
+    and disputes are matched by `payment_intent` instead. `event_id` is the provider's, so an
+    event delivered twice is recorded once.
+    """
 
-    def record_paid(self, action_id: str, at: datetime, note: str) -> Action | None:
-        """Record that the fee or hold `action_id` is paid (slotguard.payments.paid). Returns
-        the action as stored, or None when it is not one that can be paid."""
+    event_id: str
+    event_type: str
+    change: str
+    action_id: str = ""
+    payment_intent: str = ""
+    amount: Money | None = None
+    client_email: str = ""
+    detail: str = ""
+
+
+class ActionReader(Protocol):
+    """Reads actions: what an adapter comparing the provider with Slotguard's records (`main.py
+    reconcile`) is given, instead of the ledger."""
+
+    def actions(self, *, kinds: Iterable[ActionKind] | None = None) -> list[Action]:
+        """The actions of these kinds (all without kinds), oldest first."""
         ...
 
 

@@ -24,6 +24,7 @@ from slotguard.domain.interfaces import AdapterError, StatusLookup, in_dry_run
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
 from slotguard.domain.tick_report import TickReport
+from slotguard.payments.paid import record_paid
 from slotguard.policies.loading import TARGET
 
 log = logging.getLogger("slotguard.payments")
@@ -63,10 +64,9 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
                 log.info("payment_poll_skipped action=%s reason=changed_meanwhile", fee_id)
                 continue
             if result.status == "done":
-                action.context["payment_status"] = "paid"
-                action.context.pop("provider_detail", None)
-                action.external_id = result.external_id or action.external_id
-                ledger.update_action(action, now, f"paid by the client through the payment link ({action.external_id}; found by polling)")
+                paid_with = result.external_id or action.external_id
+                record_paid(ledger, action, now, f"paid by the client through the payment link ({paid_with}; found by polling)",
+                            external_id=result.external_id)
                 log.info("payment_poll_paid action=%s external_id=%s", action.id, action.external_id)
                 if report is not None:
                     report.executed[f"{action.kind.value}:paid"] += 1
