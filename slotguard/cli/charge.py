@@ -16,6 +16,9 @@ from typing import Any
 
 from slotguard.cli.common import load_settings, money_text, now_from, refuse_pretend_clock
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
+from slotguard.domain.tick_report import TickReport
+from slotguard.run.wiring import build_engine
+from slotguard.store.daemon_lock import exclusive
 
 
 def register(add: Any, commands: Any) -> None:
@@ -24,9 +27,6 @@ def register(add: Any, commands: Any) -> None:
 
 
 def cmd_charge_now(args: argparse.Namespace) -> int:
-    from slotguard.store.daemon_lock import exclusive
-    from slotguard.run.wiring import build_engine
-
     settings = load_settings(args.config)
     if args.now:
         refuse_pretend_clock(settings, "charge-now")
@@ -36,8 +36,6 @@ def cmd_charge_now(args: argparse.Namespace) -> int:
 
 
 def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
-    from slotguard.domain.tick_report import TickReport
-
     ledger = engine.ledger
     action = ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:

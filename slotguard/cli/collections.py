@@ -21,12 +21,16 @@ from datetime import datetime
 from typing import Any
 
 from slotguard.cli.common import load_settings, now_from
-from slotguard.collections.ladder import COLLECTIONS, PARTS, Decision, debt_row, debts, payable, status
+from slotguard.collections.ladder import COLLECTIONS, PARTS, Decision, collections_view, debt_row, debts, payable, status
 from slotguard.config.schema import Settings
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OWED, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.mail.messages import Renderer
 from slotguard.payments.paid import is_owed, record_paid
+from slotguard.policies.loading import load_enabled
+from slotguard.practitioner.evidence import EvidenceError, evidence_html
+from slotguard.store.ledger import Ledger
+from slotguard.store.private_files import write_out
 
 
 def register(add, commands) -> None:
@@ -165,10 +169,6 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from slotguard.practitioner.evidence import EvidenceError, evidence_html
-    from slotguard.mail.messages import Renderer
-    from slotguard.policies.loading import load_enabled
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     renderer = Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
@@ -178,7 +178,6 @@ def cmd_evidence(args: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
         return 1
     if args.out:
-        from slotguard.store.private_files import write_out
 
         write_out(args.out, html, force=args.force, protected=[settings.storage.ledger_path])
         print(f"wrote {args.out} (readable only by you); open it in a browser and print it")
@@ -226,7 +225,6 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
 def status_section(ledger: Ledger, settings: Settings, now: datetime, done: list) -> tuple[list, list[dict[str, Any]], list[str]]:
     """For `status`: (done charges with the ladder's requests folded into their fee and
     partly paid fees at what is still owed, the per-client balances as JSON, printable lines)."""
-    from slotguard.collections.ladder import collections_view
 
     done, rows = collections_view(ledger, settings, now, done)
     where = {row["id"]: _where(row, settings) for row in rows}

@@ -20,7 +20,14 @@ import sys
 from datetime import datetime, timezone
 
 from slotguard.cli.common import load_settings, now_from
-from slotguard.mail.messages import TEMPLATE_NAMES, Rendered, TemplateProblem
+from slotguard.domain.interfaces import AdapterError
+from slotguard.mail.context import appointment_attachment
+from slotguard.mail.messages import TEMPLATE_NAMES, Rendered, Renderer, TemplateProblem, build_email
+from slotguard.mail.samples import sample_appointment, sample_context
+from slotguard.policies.loading import load_enabled
+from slotguard.practitioner.digest import digest_context
+from slotguard.run.wiring import open_mailer
+from slotguard.store.ledger import Ledger
 from slotguard.store.private_files import write_out
 
 
@@ -39,8 +46,6 @@ def register(add, commands) -> None:
 
 
 def _renderer(settings):
-    from slotguard.mail.messages import Renderer
-
     return Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
 
 
@@ -61,9 +66,6 @@ def _show(rendered: Rendered, args: argparse.Namespace, settings) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from slotguard.mail.samples import sample_context
-    from slotguard.policies.loading import load_enabled
-
     settings = load_settings(args.config)
     renderer = _renderer(settings)
     known = sorted(set(TEMPLATE_NAMES) | {name for name in _all_names(renderer)})
@@ -91,9 +93,6 @@ def _all_names(renderer) -> set[str]:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from slotguard.practitioner.digest import digest_context
-    from slotguard.store.ledger import Ledger
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     try:
@@ -108,13 +107,6 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_mail_test(args: argparse.Namespace) -> int:
-    from slotguard.mail.context import appointment_attachment
-    from slotguard.mail.samples import sample_appointment, sample_context
-    from slotguard.domain.interfaces import AdapterError
-    from slotguard.mail.messages import build_email
-    from slotguard.policies.loading import load_enabled
-    from slotguard.run.wiring import open_mailer
-
     settings = load_settings(args.config)
     now = datetime.now(timezone.utc)
     context = sample_context(settings, load_enabled(settings), "reminder")

@@ -7,6 +7,7 @@ Exit status: 0 success, 1 a command that found a problem (e.g. an unknown action
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -24,6 +25,16 @@ from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import DurationError, to_utc_text
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
+from slotguard.policies.loading import load_enabled
+from slotguard.run.wiring import build_engine, make_renderer
+from slotguard.config.limits import file_problems, warnings
+from slotguard.intake.mark_privacy import check_config_warnings
+from slotguard.store.daemon_lock import LockHeld, exclusive
+from slotguard.run.failures import redact, stdout_closed, tick_failure
+from slotguard.payments.unresolved import section, unresolved_money
+from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
+from slotguard.store.ledger_errors import explain
+from slotguard.store.private_files import OutputRefused
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
@@ -33,7 +44,6 @@ log = logging.getLogger("slotguard")
 
 class KeyValueFormatter(logging.Formatter):
     """Structured log lines: time level logger message (message itself is key=value)."""
-
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"{stamp} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
@@ -76,11 +86,6 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from slotguard.policies.loading import load_enabled
-    from slotguard.run.wiring import make_renderer
-
-    from slotguard.config.limits import file_problems, warnings
-
     settings = load_settings(args.config)
     problems = file_problems(settings)
     try:
@@ -100,14 +105,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def config_warnings(settings: Settings) -> list[str]:
     """What `check-config` points out without refusing the config (exit status stays 0)."""
-    from slotguard.intake.mark_privacy import check_config_warnings
-
     return check_config_warnings(settings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from slotguard.store.daemon_lock import exclusive
-
     settings = load_settings(args.config)
     if args.now and not args.once:
         raise ConfigError(["--now can only be used with --once"])
@@ -120,10 +121,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from slotguard.config.limits import warnings
-    from slotguard.run.failures import redact, tick_failure
-    from slotguard.run.wiring import build_engine
-
     stopping = {"flag": False}
 
     def request_stop(signum, frame):  # finish the current action, then exit
@@ -197,8 +194,6 @@ def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from slotguard.payments.unresolved import section, unresolved_money
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
@@ -332,15 +327,13 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
-    from integration.google_auth import run_auth
+    from integration.google_auth import run_auth  # lazy: Google's client libraries load only for this command
 
     settings = load_settings(args.config)
     return run_auth(settings, args.client_secrets or settings.calendar.client_secrets or None)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
-
     try:
         result = run_scenario(load_scenario(args.scenario))
     except ScenarioError as error:
@@ -395,19 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("scenario", help="scenario JSON file")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=cmd_replay)
-    import importlib
-
     for module_name in EXTRA_COMMANDS:
         importlib.import_module(module_name).register(add, commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from slotguard.store.daemon_lock import LockHeld
-    from slotguard.run.failures import stdout_closed
-    from slotguard.store.ledger_errors import explain
-    from slotguard.store.private_files import OutputRefused
-
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
