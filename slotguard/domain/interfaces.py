@@ -230,7 +230,7 @@ class ActionReader(Protocol):
     reconcile`) is given, instead of the ledger."""
 
     def actions(self, *, kinds: Iterable[ActionKind] | None = None) -> list[Action]:
-        """The actions of these kinds (all without kinds), oldest first."""
+        """The actions of these kinds (all without kinds), in the order they were stored."""
         ...
 
 

@@ -25,6 +25,10 @@ content is read from the ledger when it is sent, so it is current:
 
 A day with nothing to report is recorded as a cancelled digest action ("nothing to report")
 and sends nothing. The digest is the one message that shows action ids, for `main.py waive`.
+
+This module plans the digest and, through `slotguard_email_extras`, gives its email the
+sections when it is composed; slotguard/practitioner/digest_sections.py gathers them, and
+slotguard/mail/samples.py has a sample digest for previewing the template.
 """
 
 from __future__ import annotations

@@ -102,3 +102,18 @@ def test_a_record_a_policy_marks_pending_until_due_is_listed_for_review_until_th
     pending = digest_details(settings(), ledger, MONDAY)["pending"]
     assert [row["id"] for row in pending] == ["act_kept000000000000001"]
     assert pending[0]["charge_at"] == MONDAY + timedelta(days=3)
+
+
+def test_mail_composition_imports_no_feature_and_no_adapter():
+    """What an email says comes from the hook's answers: composing imports neither the
+    features (digest, evidence, payments, collections) nor the executor nor an adapter."""
+    import ast
+    from pathlib import Path
+
+    mail = Path(__file__).resolve().parents[2] / "slotguard" / "mail"
+    forbidden = ("slotguard.practitioner", "slotguard.payments", "slotguard.collections", "slotguard.run", "integration", "plugins")
+    for path in sorted(mail.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                assert not name.startswith(forbidden), f"{path.name} imports {name}"
