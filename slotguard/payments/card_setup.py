@@ -35,6 +35,13 @@ def wants_card_setup_link(action: Action) -> bool:
     return action.template in SLOT_IN and not action.context.get("payment_link")
 
 
+def can_offer(provider: Any, settings: Settings, policies: list[Policy]) -> bool:
+    """True when card-setup links can be offered at all: the provider makes them
+    (`CardSetupLinks`), payments are not in dry-run, and an enabled policy can charge a fee."""
+    return (isinstance(provider, CardSetupLinks) and not settings.payments.dry_run
+            and any(policy.info.role == "fee" for policy in policies))
+
+
 def card_setup_link_for(provider: Any, settings: Settings, policies: list[Policy], client_email: str, client_name: str = "") -> str:
     """The link a booking email should carry so the client saves a card, or "".
 
@@ -44,9 +51,7 @@ def card_setup_link_for(provider: Any, settings: Settings, policies: list[Policy
     file yet. Never raises: when Stripe cannot be reached the email goes out without the
     link (logged), rather than not at all. The link expires after 24 hours.
     """
-    if not isinstance(provider, CardSetupLinks) or settings.payments.dry_run or not client_email:
-        return ""
-    if not any(policy.info.role == "fee" for policy in policies):
+    if not client_email or not can_offer(provider, settings, policies):
         return ""
     try:
         if provider.has_card_on_file(client_email):

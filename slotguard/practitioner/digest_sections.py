@@ -273,7 +273,7 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
             "start": from_utc_text(row["start_utc"]),
         })
     freed = []
-    offers = {}
+    offers: dict[tuple[str, str], int] = {}
     for offer in ledger.actions(kinds=[ActionKind.EMAIL]):
         if offer.template == "slot_freed" and offer.state is ActionState.DONE:
             offers[(offer.calendar_id, offer.event_id)] = offers.get((offer.calendar_id, offer.event_id), 0) + 1

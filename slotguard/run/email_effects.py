@@ -16,7 +16,7 @@ from slotguard.domain.model import Action
 from slotguard.mail.compose import ExtrasHook, compose_email
 from slotguard.mail.context import client_name
 from slotguard.mail.messages import Renderer
-from slotguard.payments.card_setup import FETCHED, card_setup_link_for, wants_card_setup_link
+from slotguard.payments.card_setup import FETCHED, can_offer, card_setup_link_for, wants_card_setup_link
 from slotguard.policies.loading import Policy
 from slotguard.run.email_features import email_extras_hook
 from slotguard.store.ledger import Ledger
@@ -26,8 +26,8 @@ def fetch_before_rendering(provider: Any, settings: Settings, policies: list[Pol
     """What the provider gives for the email `action` (e.g. {"card_setup_link": "https://..."});
     empty when it needs nothing, or its appointment is gone (composing it then says so).
     Never raises for a provider failure: the email goes out without the link (logged)."""
-    if provider is None or not wants_card_setup_link(action) or not action.event_id:
-        return {}
+    if not wants_card_setup_link(action) or not action.event_id or not can_offer(provider, settings, policies):
+        return {}  # asked before reading the ledger: most emails and providers need nothing
     tracked = ledger.tracked(action.calendar_id, action.event_id)
     if tracked is None:
         return {}
