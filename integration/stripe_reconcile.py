@@ -33,7 +33,7 @@ from typing import Any
 from integration.stripe_calls import ACTION_TAG
 from integration.stripe_provider import StripeProvider
 from slotguard.domain.durations import to_utc_text
-from slotguard.store.ledger import Ledger
+from slotguard.domain.interfaces import ActionReader
 from slotguard.domain.model import MONEY_KINDS, NOTHING_TAKEN, REFUNDED_ELSEWHERE, Action, ActionKind, ActionState
 from slotguard.domain.money import Money
 
@@ -101,7 +101,7 @@ def _charge_of(intent: dict) -> dict:
 
 
 class _Reconciler:
-    def __init__(self, ledger: Ledger, provider: StripeProvider, start: datetime, end: datetime):
+    def __init__(self, ledger: ActionReader, provider: StripeProvider, start: datetime, end: datetime):
         self.ledger = ledger
         self.provider = provider
         self.result = Reconciliation(start, end)
@@ -367,7 +367,7 @@ class _Reconciler:
             self.report("status", f"{what}, but {intent['id']} is {intent['status']} in Stripe", action, intent["id"])
 
 
-def reconcile(ledger: Ledger, provider: StripeProvider, start: datetime, end: datetime) -> Reconciliation:
+def reconcile(ledger: ActionReader, provider: StripeProvider, start: datetime, end: datetime) -> Reconciliation:
     """Compare `ledger` with the Stripe account behind `provider` for [start, end).
 
     Returns a Reconciliation (its `mismatches` empty when both agree). Raises AdapterError

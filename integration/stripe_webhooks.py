@@ -1,14 +1,16 @@
-"""Stripe webhooks: verify, de-duplicate, and turn events into ledger updates.
+"""Stripe webhooks: verify deliveries and say what each event means for a payment.
 
 Off by default; polling (StripeProvider.status_of) stays the fallback, so a missed event
 only delays what the ledger shows. Flow for one delivery:
 
     event = verify(raw_body, stripe_signature_header, secret)    # WebhookRejected -> 400
-    update = update_for(event)                                     # pure: what should change
-    note = apply_update(ledger, update, now)                       # one transaction, deduped
+    update = update_for(event)                                     # pure: a PaymentUpdate
+    note = apply(update, now)                                      # given by the caller
 
-The event id is recorded in the same ledger transaction as the change, so a crash can only
-make Stripe deliver again (it retries non-2xx for days), never apply an event twice.
+This adapter never opens the ledger: `apply` is handed in by its caller (`main.py
+webhook-server` passes slotguard.payments.webhook_updates.apply_update bound to the ledger),
+which records the event id in the same transaction as the change, so a crash can only make
+Stripe deliver again (it retries non-2xx for days), never apply an event twice.
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from slotguard.store.ledger import Ledger
-from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.interfaces import PaymentUpdate
 from slotguard.domain.money import Money
 
 log = logging.getLogger("slotguard.stripe.webhooks")
@@ -84,33 +84,14 @@ def sign(payload: bytes, secret: str, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-@dataclass(frozen=True)
-class LedgerUpdate:
-    """What an event means for the ledger.
-
-    change: "paid" (a fee or deposit was paid or authorised), "payment_failed", "card_saved",
-    "refunded", "disputed" or "ignored". `action_id` comes from our metadata tag; refunds
-    and disputes are matched by `payment_intent` instead.
-    """
-
-    event_id: str
-    event_type: str
-    change: str
-    action_id: str = ""
-    payment_intent: str = ""
-    amount: Money | None = None
-    client_email: str = ""
-    detail: str = ""
-
-
 def _money(minor: Any, currency: Any) -> Money | None:
     if isinstance(minor, int) and isinstance(currency, str) and currency:
         return Money(minor, currency.upper())
     return None
 
 
-def update_for(event: dict[str, Any]) -> LedgerUpdate:
-    """Map a verified event to a LedgerUpdate. Pure; never raises for unknown types."""
+def update_for(event: dict[str, Any]) -> PaymentUpdate:
+    """Map a verified event to a PaymentUpdate. Pure; never raises for unknown types."""
     kind = event["type"]
     obj = (event.get("data") or {}).get("object") or {}
     tags = obj.get("metadata") or {}
@@ -118,89 +99,37 @@ def update_for(event: dict[str, Any]) -> LedgerUpdate:
             "client_email": tags.get("slotguard_client", "")}
     if kind == "checkout.session.completed":
         if obj.get("mode") == "setup":
-            return LedgerUpdate(change="card_saved", **base)
+            return PaymentUpdate(change="card_saved", **base)
         if obj.get("payment_status") in ("paid", "no_payment_required") or obj.get("status") == "complete":
-            return LedgerUpdate(change="paid", payment_intent=obj.get("payment_intent") or "",
+            return PaymentUpdate(change="paid", payment_intent=obj.get("payment_intent") or "",
                                 amount=_money(obj.get("amount_total"), obj.get("currency")), **base)
     elif kind == "setup_intent.succeeded":
-        return LedgerUpdate(change="card_saved", **base)
+        return PaymentUpdate(change="card_saved", **base)
     elif kind == "payment_intent.succeeded":
         amount = obj.get("amount_received", obj.get("amount"))
-        return LedgerUpdate(change="paid", payment_intent=obj.get("id", ""), amount=_money(amount, obj.get("currency")), **base)
+        return PaymentUpdate(change="paid", payment_intent=obj.get("id", ""), amount=_money(amount, obj.get("currency")), **base)
     elif kind == "payment_intent.payment_failed":
         error = obj.get("last_payment_error") or {}
-        return LedgerUpdate(change="payment_failed", payment_intent=obj.get("id", ""),
+        return PaymentUpdate(change="payment_failed", payment_intent=obj.get("id", ""),
                             detail=error.get("decline_code") or error.get("code") or "payment_failed", **base)
     elif kind == "charge.refunded":
-        return LedgerUpdate(change="refunded", payment_intent=obj.get("payment_intent") or "",
+        return PaymentUpdate(change="refunded", payment_intent=obj.get("payment_intent") or "",
                             amount=_money(obj.get("amount_refunded"), obj.get("currency")), **base)
     elif kind == "charge.dispute.created":
-        return LedgerUpdate(change="disputed", payment_intent=obj.get("payment_intent") or "",
+        return PaymentUpdate(change="disputed", payment_intent=obj.get("payment_intent") or "",
                             amount=_money(obj.get("amount"), obj.get("currency")), detail=obj.get("reason") or "", **base)
-    return LedgerUpdate(change="ignored", **base)
+    return PaymentUpdate(change="ignored", **base)
 
 
-def _action_for(ledger: Ledger, update: LedgerUpdate) -> Action | None:
-    if update.action_id:
-        action = ledger.action(update.action_id)
-        if action is not None:
-            return action
-    if update.payment_intent:
-        kinds = [ActionKind.CHARGE, ActionKind.HOLD]
-        for action in ledger.actions(kinds=kinds, client_email=update.client_email or None):
-            if action.external_id == update.payment_intent:
-                return action
-    return None
+# What the caller does with an update: (update, now) -> a note of what changed ("" for
+# nothing, "duplicate" for an event already applied).
+Apply = Callable[[PaymentUpdate, datetime], str]
 
 
-def apply_update(ledger: Ledger, update: LedgerUpdate, now: datetime) -> str:
-    """Apply `update` once: returns a note of what changed ("" for nothing, "duplicate" for an
-    event already applied). The event id is recorded in the same transaction, and so is the
-    request to rewrite the event's status note when the fee's payment status changed."""
-    marker = f"stripe_event:{update.event_id}"
-    with ledger.transaction():
-        if ledger.meta(marker) is not None:
-            return "duplicate"
-        ledger.set_meta(marker, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        action = _action_for(ledger, update) if update.change not in ("ignored", "card_saved") else None
-        status_before = action.context.get("payment_status") if action is not None else None
-        note = ""
-        if update.change == "card_saved":
-            note = f"{update.client_email or 'a client'} saved a card"
-        elif action is None:
-            note = "" if update.change == "ignored" else f"{update.event_type} for a payment Slotguard does not know ({update.payment_intent})"
-        elif update.change == "paid" and action.context.get("payment_status") != "paid":
-            action.context["payment_status"] = "paid"
-            action.context.pop("provider_detail", None)
-            if update.payment_intent:
-                action.external_id = update.payment_intent  # the PaymentIntent that holds the money
-            note = f"paid through Stripe ({update.event_type})"
-        elif update.change == "payment_failed" and action.context.get("payment_status") != "paid":
-            # A late failure of an earlier attempt never undoes a payment.
-            action.context["payment_status"] = "unpaid"
-            action.context["provider_detail"] = update.detail
-            note = f"payment failed: {update.detail}"
-        elif update.change == "refunded":
-            action.context["stripe_refunded_minor"] = update.amount.minor if update.amount else 0
-            note = f"Stripe reports {update.amount} refunded in total"
-        elif update.change == "disputed":
-            action.context["disputed"] = update.detail or "dispute"
-            note = f"the client disputed {update.amount} with their bank ({update.detail}); answer it in the Stripe dashboard"
-        if action is not None and note:
-            ledger.update_action(action, now, note)
-            if action.event_id and action.context.get("payment_status") != status_before:
-                # The event's status note says whether the fee is paid: the daemon's next tick
-                # rewrites it (slotguard/practitioner/write_back.py), as after `waive` or `mark-paid`.
-                ledger.queue_write_back(action.calendar_id, action.event_id, now)
-        log.info("stripe.webhook event=%s type=%s action=%s change=%s", update.event_id, update.event_type,
-                 action.id if action else "", update.change)
-        return note
-
-
-def make_handler(ledger: Ledger, secret: str, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Callable[[bytes, str], tuple[int, str]]:
+def make_handler(apply: Apply, secret: str, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Callable[[bytes, str], tuple[int, str]]:
     """A function (raw body, Stripe-Signature) -> (HTTP status, text) for any HTTP server:
     400 for rejected deliveries, 200 when applied or a duplicate, 500 (Stripe retries) when
-    the ledger fails."""
+    `apply` fails."""
 
     def handle(body: bytes, signature: str) -> tuple[int, str]:
         try:
@@ -209,7 +138,7 @@ def make_handler(ledger: Ledger, secret: str, clock: Callable[[], datetime] = la
             log.warning("stripe.webhook_rejected reason=%r", str(error))
             return 400, str(error)
         try:
-            return 200, apply_update(ledger, update_for(event), clock()) or "ok"
+            return 200, apply(update_for(event), clock()) or "ok"
         except Exception as error:  # noqa: BLE001 - answer 500 so that Stripe delivers again
             log.exception("stripe.webhook_failed event=%s", event.get("id"))
             return 500, f"could not apply: {type(error).__name__}"
@@ -276,7 +205,7 @@ class WebhookServer(ThreadingHTTPServer):
 
 
 def serve(
-    ledger: Ledger, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook",
+    apply: Apply, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook",
     *, timeout: float = REQUEST_TIMEOUT_SECONDS, max_body: int = MAX_BODY_BYTES, max_connections: int = MAX_CONNECTIONS,
 ) -> WebhookServer:
     """An HTTP server for `main.py webhook-server`. Call serve_forever() on it; put TLS in
@@ -287,9 +216,9 @@ def serve(
     that sends nothing, or trickles its request a byte at a time, is dropped when that time is
     up and blocks no one meanwhile. A body is read only with a Content-Length of at most
     `max_body` bytes: larger is refused with 413 before anything is read, none with 411, an
-    unreadable one with 400. The ledger is one SQLite connection: the handler threads use it
-    one at a time."""
-    handle = make_handler(ledger, secret)
+    unreadable one with 400. `apply` records an update (see make_handler); the handler threads
+    call it one at a time (the ledger behind it is one SQLite connection)."""
+    handle = make_handler(apply, secret)
     one_at_a_time = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,8 @@ waived does not count (see slotguard.policies.loading.fee_incidents).
 - The fee for the incident that reaches the threshold says so in its reason ("...;
   repeat_offender_prepay: 3rd incident in 180 days: from now on bookings need full
   prepayment"), so the practitioner reads it in the ledger, the digest and the calendar note;
-  the action also carries `practitioner_note`.
+  the action also carries `practitioner_note`, with `incidents` and `window_days` (the counts, for
+  the digest to word in each language).
 - A booking by such a client: a prepayment charge (`prepay` of the price, reviewed like a fee,
   so the practitioner can waive it) with a `deposit_request` email (details.purpose =
   "prepayment") that carries the payment link; the booking confirmation gets
@@ -94,7 +95,8 @@ def slotguard_modify(proposal, happening, appointment, history, account, config,
     text = f"{NAME}: {ordinal(count)} incident in {config.period.days} days: from now on bookings need full prepayment"
     if ending:
         text += "; consider ending the relationship, kindly"
-    return derive(proposal, because=text, context={"practitioner_note": note, "suggest_ending": ending})
+    numbers = {"incidents": count, "window_days": config.period.days}  # for the digest, which words them per language
+    return derive(proposal, because=text, context={"practitioner_note": note, "suggest_ending": ending, **numbers})
 
 
 @hookimpl
@@ -116,7 +118,8 @@ def slotguard_propose(happening, appointment, history, account, config, now):
             reason=reason,
             amount=amount,
             slot="prepayment",
-            context={"purpose": PREPAYMENT, "practitioner_note": note, "suggest_ending": ending, "incidents": count},
+            context={"purpose": PREPAYMENT, "practitioner_note": note, "suggest_ending": ending,
+                     "incidents": count, "window_days": config.period.days},
         ),
         Proposal(
             kind=ActionKind.EMAIL,

@@ -128,7 +128,8 @@ def _keep_as_credit(proposals, happening, appointment, config):
                     amount=refund.amount,
                     slot=f"credit-end-{number}",
                     due=until,
-                    context={"purpose": "credit_expired", "expires_credit": token, **common},
+                    # Listed in the digest as pending review until the credit's end (it can be waived until then).
+                    context={"purpose": "credit_expired", "expires_credit": token, "pending_until_due": True, **common},
                 )
             )
     return result

@@ -14,7 +14,11 @@ import sys
 from datetime import datetime
 from typing import Any
 
+from slotguard.cli.common import load_settings, money_text, now_from, refuse_pretend_clock
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
+from slotguard.domain.tick_report import TickReport
+from slotguard.run.wiring import build_engine
+from slotguard.store.daemon_lock import exclusive
 
 
 def register(add: Any, commands: Any) -> None:
@@ -23,22 +27,15 @@ def register(add: Any, commands: Any) -> None:
 
 
 def cmd_charge_now(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings, refuse_pretend_clock
-    from slotguard.store.daemon_lock import exclusive
-    from slotguard.run.wiring import build_engine
-
     settings = load_settings(args.config)
     if args.now:
         refuse_pretend_clock(settings, "charge-now")
-    now = _now(args.now)
+    now = now_from(args.now)
     with exclusive(settings.storage.data_dir, settings.storage.ledger_path):  # it carries actions out: only the lock holder may
         return _charge_now(args, build_engine(settings, now), now)
 
 
 def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
-    from slotguard.cli.main import _money
-    from slotguard.domain.tick_report import TickReport
-
     ledger = engine.ledger
     action = ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
@@ -60,5 +57,5 @@ def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
     engine.write_back(report, now)
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)
-    print(f"{action.id}: {final.state.value} {_money(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
+    print(f"{action.id}: {final.state.value} {money_text(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
     return 0 if final.state is ActionState.DONE else 1

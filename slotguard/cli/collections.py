@@ -20,11 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from slotguard.collections.ladder import COLLECTIONS, PARTS, Decision, debt_row, debts, payable, status
+from slotguard.cli.common import load_settings, now_from
+from slotguard.collections.ladder import COLLECTIONS, PARTS, Decision, collections_view, debt_row, debts, payable, status
 from slotguard.config.schema import Settings
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OWED, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.mail.messages import Renderer
+from slotguard.payments.paid import is_owed, record_paid
+from slotguard.policies.loading import load_enabled
+from slotguard.practitioner.evidence import EvidenceError, evidence_html
+from slotguard.store.ledger import Ledger
+from slotguard.store.private_files import write_out
 
 
 def register(add, commands) -> None:
@@ -136,11 +142,9 @@ def _where(row: dict[str, Any], settings: Settings) -> str:
 
 
 def cmd_balance(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
-    balances = client_balances(ledger, settings, _now(args.now), args.client)
+    balances = client_balances(ledger, settings, now_from(args.now), args.client)
     if args.client and not balances:
         print(f"no money actions for {args.client}; see `main.py ledger`", file=sys.stderr)
         return 1
@@ -165,21 +169,15 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 
 def cmd_evidence(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-    from slotguard.practitioner.evidence import EvidenceError, evidence_html
-    from slotguard.mail.messages import Renderer
-    from slotguard.policies.loading import load_enabled
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     renderer = Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
     try:
-        html = evidence_html(settings, load_enabled(settings), renderer, ledger, args.action_id, _now(args.now))
+        html = evidence_html(settings, load_enabled(settings), renderer, ledger, args.action_id, now_from(args.now))
     except EvidenceError as error:
         print(str(error), file=sys.stderr)
         return 1
     if args.out:
-        from slotguard.store.private_files import write_out
 
         write_out(args.out, html, force=args.force, protected=[settings.storage.ledger_path])
         print(f"wrote {args.out} (readable only by you); open it in a browser and print it")
@@ -192,11 +190,9 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 
 def cmd_mark_paid(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
-    now = _now(args.now)
+    now = now_from(args.now)
     action = ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE:
         print(f"no fee with id {args.action_id}; see `main.py balance` or `main.py ledger`", file=sys.stderr)
@@ -206,9 +202,11 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
         # is that part, as for a client paying through a link.
         action = payable(ledger.actions(calendar_id=action.calendar_id, event_id=action.event_id), args.part or "") or action
     note = "paid to the practitioner directly" + (f": {args.note}" if args.note else "") + " (main.py mark-paid)"
-    with ledger.transaction():
-        paid = ledger.mark_paid(action.id, now, note)
-        if paid is not None:  # the next tick rewrites the event's status note
+    with ledger.transaction():  # read under the write lock: the daemon may be changing it
+        paid = ledger.action(action.id)
+        if paid is None or paid.kind is not ActionKind.CHARGE or not is_owed(paid) or not record_paid(ledger, paid, now, note):
+            paid = None
+        else:  # the next tick rewrites the event's status note
             ledger.queue_write_back(paid.calendar_id, paid.event_id, now)
     if paid is None:
         print(f"{action.id}: nothing is owed on it ({action.state.value}, {status(action) or 'no payment status'})", file=sys.stderr)
@@ -227,7 +225,6 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
 def status_section(ledger: Ledger, settings: Settings, now: datetime, done: list) -> tuple[list, list[dict[str, Any]], list[str]]:
     """For `status`: (done charges with the ladder's requests folded into their fee and
     partly paid fees at what is still owed, the per-client balances as JSON, printable lines)."""
-    from slotguard.collections.ladder import collections_view
 
     done, rows = collections_view(ledger, settings, now, done)
     where = {row["id"]: _where(row, settings) for row in rows}

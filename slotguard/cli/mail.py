@@ -19,7 +19,15 @@ import argparse
 import sys
 from datetime import datetime, timezone
 
-from slotguard.mail.messages import TEMPLATE_NAMES, Rendered, TemplateProblem
+from slotguard.cli.common import load_settings, now_from
+from slotguard.domain.interfaces import AdapterError
+from slotguard.mail.context import appointment_attachment
+from slotguard.mail.messages import TEMPLATE_NAMES, Rendered, Renderer, TemplateProblem, build_email
+from slotguard.mail.samples import sample_appointment, sample_context
+from slotguard.policies.loading import load_enabled
+from slotguard.practitioner.digest import digest_context
+from slotguard.run.wiring import open_mailer
+from slotguard.store.ledger import Ledger
 from slotguard.store.private_files import write_out
 
 
@@ -38,8 +46,6 @@ def register(add, commands) -> None:
 
 
 def _renderer(settings):
-    from slotguard.mail.messages import Renderer
-
     return Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
 
 
@@ -60,10 +66,6 @@ def _show(rendered: Rendered, args: argparse.Namespace, settings) -> None:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
-    from slotguard.mail.context import sample_context
-    from slotguard.policies.loading import load_enabled
-
     settings = load_settings(args.config)
     renderer = _renderer(settings)
     known = sorted(set(TEMPLATE_NAMES) | {name for name in _all_names(renderer)})
@@ -91,14 +93,10 @@ def _all_names(renderer) -> set[str]:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-    from slotguard.practitioner.digest import digest_context
-    from slotguard.store.ledger import Ledger
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     try:
-        rendered = _renderer(settings).render("practitioner_digest", digest_context(settings, ledger, _now(args.now)))
+        rendered = _renderer(settings).render("practitioner_digest", digest_context(settings, ledger, now_from(args.now)))
     except TemplateProblem as error:
         print(f"{error}", file=sys.stderr)
         return 1
@@ -109,13 +107,6 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_mail_test(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
-    from slotguard.mail.context import appointment_attachment, sample_appointment, sample_context
-    from slotguard.domain.interfaces import AdapterError
-    from slotguard.mail.messages import build_email
-    from slotguard.policies.loading import load_enabled
-    from slotguard.run.wiring import open_mailer
-
     settings = load_settings(args.config)
     now = datetime.now(timezone.utc)
     context = sample_context(settings, load_enabled(settings), "reminder")

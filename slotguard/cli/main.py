@@ -7,6 +7,7 @@ Exit status: 0 success, 1 a command that found a problem (e.g. an unknown action
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -17,10 +18,23 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from slotguard.config.schema import ConfigError, Settings, parse_settings, read_toml
-from slotguard.domain.durations import DurationError, parse_timestamp, to_utc_text
+from slotguard.cli.collections import status_section
+from slotguard.cli.common import load_settings, local_time as _local, money_text as _money, now_from as _now, refuse_pretend_clock
+from slotguard.cli.payments import check_payments
+from slotguard.config.schema import ConfigError, Settings
+from slotguard.domain.durations import DurationError, to_utc_text
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
+from slotguard.policies.loading import load_enabled
+from slotguard.run.wiring import build_engine, make_renderer
+from slotguard.config.limits import file_problems, warnings
+from slotguard.intake.mark_privacy import check_config_warnings
+from slotguard.store.daemon_lock import LockHeld, exclusive
+from slotguard.run.failures import redact, stdout_closed, tick_failure
+from slotguard.payments.unresolved import section, unresolved_money
+from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
+from slotguard.store.ledger_errors import explain
+from slotguard.store.private_files import OutputRefused
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
@@ -30,7 +44,6 @@ log = logging.getLogger("slotguard")
 
 class KeyValueFormatter(logging.Formatter):
     """Structured log lines: time level logger message (message itself is key=value)."""
-
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"{stamp} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
@@ -46,51 +59,6 @@ def setup_logging(verbose: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("slotguard").setLevel(logging.INFO if verbose else logging.WARNING)
-
-
-def load_settings(path: str) -> Settings:
-    """Read and validate the config; with the policies' own settings validated too. Raises
-    ConfigError with every problem of the file, the policies' tables included even when the
-    core settings have errors of their own."""
-    from slotguard.policies.loading import load_enabled, table_problems
-
-    data = read_toml(path)
-    try:
-        settings = parse_settings(data, path)
-    except ConfigError as error:
-        raise ConfigError(error.problems + table_problems(data.get("policies")), path) from None
-    try:
-        load_enabled(settings)
-    except ConfigError as error:
-        raise ConfigError(error.problems, path) from None
-    return settings
-
-
-def _now(text: str | None) -> datetime:
-    if text:
-        return parse_timestamp(text)
-    return datetime.now(timezone.utc)
-
-
-def refuse_pretend_clock(settings: Settings, command: str) -> None:
-    """`--now` pretends the clock reads another time: for demos and tests. With live Stripe
-    money (and no dry_run) it would charge real cards for fees whose review window has not
-    ended: raises ConfigError (exit 2) before anything is read or done."""
-    payments = settings.payments
-    if payments.provider == "stripe" and payments.mode == "live" and not payments.dry_run:
-        raise ConfigError([
-            f'--now cannot be used with `{command}` while payments.provider = "stripe" and payments.mode = "live": '
-            "it would charge real cards as if that time had come (fees still in their review window included). "
-            "--now is for demos and tests: leave it out, or use payments.mode = \"test\" or payments.dry_run = true"
-        ])
-
-
-def _money(action: Action) -> str:
-    return str(action.amount) if action.amount else ""
-
-
-def _local(value: datetime | None, settings: Settings) -> str:
-    return value.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
 def action_json(action: Action) -> dict[str, Any]:
@@ -118,12 +86,6 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from slotguard.cli.payments import check_payments
-    from slotguard.policies.loading import load_enabled
-    from slotguard.run.wiring import make_renderer
-
-    from slotguard.config.limits import file_problems, warnings
-
     settings = load_settings(args.config)
     problems = file_problems(settings)
     try:
@@ -143,14 +105,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def config_warnings(settings: Settings) -> list[str]:
     """What `check-config` points out without refusing the config (exit status stays 0)."""
-    from slotguard.intake.mark_privacy import check_config_warnings
-
     return check_config_warnings(settings)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from slotguard.store.daemon_lock import exclusive
-
     settings = load_settings(args.config)
     if args.now and not args.once:
         raise ConfigError(["--now can only be used with --once"])
@@ -163,10 +121,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from slotguard.config.limits import warnings
-    from slotguard.run.failures import redact, tick_failure
-    from slotguard.run.wiring import build_engine
-
     stopping = {"flag": False}
 
     def request_stop(signum, frame):  # finish the current action, then exit
@@ -240,9 +194,6 @@ def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from slotguard.cli.collections import status_section
-    from slotguard.payments.unresolved import section, unresolved_money
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)
@@ -376,15 +327,13 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
-    from integration.google_auth import run_auth
+    from integration.google_auth import run_auth  # lazy: Google's client libraries load only for this command
 
     settings = load_settings(args.config)
     return run_auth(settings, args.client_secrets or settings.calendar.client_secrets or None)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
-
     try:
         result = run_scenario(load_scenario(args.scenario))
     except ScenarioError as error:
@@ -439,19 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("scenario", help="scenario JSON file")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=cmd_replay)
-    import importlib
-
     for module_name in EXTRA_COMMANDS:
         importlib.import_module(module_name).register(add, commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from slotguard.store.daemon_lock import LockHeld
-    from slotguard.run.failures import stdout_closed
-    from slotguard.store.ledger_errors import explain
-    from slotguard.store.private_files import OutputRefused
-
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

@@ -23,7 +23,14 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from slotguard.cli.common import load_settings
 from slotguard.config.schema import ConfigError, Settings
+from slotguard.domain.durations import parse_timestamp
+from slotguard.domain.interfaces import AdapterError
+from slotguard.payments.recovery import repair_kept_money
+from slotguard.payments.webhook_updates import applier
+from slotguard.store.daemon_lock import exclusive
+from slotguard.store.ledger import Ledger
 
 DEFAULT_PERIOD = timedelta(days=30)
 
@@ -52,8 +59,7 @@ def check_payments(settings: Settings) -> str:
     Raises ConfigError with every problem (never quoting a secret)."""
     if settings.payments.provider != "stripe":
         return ""
-    from integration.stripe_provider import open_provider
-    from slotguard.domain.interfaces import AdapterError
+    from integration.stripe_provider import open_provider  # lazy: the Stripe library loads only when Stripe is used
 
     problems = []
     provider = open_provider(settings, timeout_seconds=15.0, max_network_retries=1)  # ConfigError: key missing, mode mismatch
@@ -76,8 +82,6 @@ def check_payments(settings: Settings) -> str:
 
 
 def _bound(text: str, settings: Settings, end_of_day: bool) -> datetime:
-    from slotguard.domain.durations import parse_timestamp
-
     if len(text) == 10 and text[4] == "-" and text[7] == "-":
         try:
             day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=settings.zone)
@@ -89,8 +93,6 @@ def _bound(text: str, settings: Settings, end_of_day: bool) -> datetime:
 
 def period(args: argparse.Namespace, settings: Settings) -> tuple[datetime, datetime]:
     """[start, end) from --from / --to / --now. A bare --to date includes that whole day."""
-    from slotguard.domain.durations import parse_timestamp
-
     now = parse_timestamp(args.now) if args.now else datetime.now(timezone.utc)
     end = _bound(args.end, settings, end_of_day=True) if args.end else now
     start = _bound(args.start, settings, end_of_day=False) if args.start else end - DEFAULT_PERIOD
@@ -100,15 +102,10 @@ def period(args: argparse.Namespace, settings: Settings) -> tuple[datetime, date
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
-    from slotguard.store.daemon_lock import exclusive
-    from slotguard.domain.durations import parse_timestamp
-    from slotguard.domain.interfaces import AdapterError
-    from slotguard.store.ledger import Ledger
-
     settings = load_settings(args.config)
     if settings.payments.provider != "stripe":
         raise ConfigError(['payments.provider: reconcile compares the ledger with Stripe; it needs provider = "stripe"'], args.config)
+    # Lazy: the Stripe library loads only for the commands that talk to Stripe.
     from integration.stripe_provider import open_provider
     from integration.stripe_reconcile import reconcile
 
@@ -160,8 +157,6 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def _repair(ledger: Any, provider: Any, result: Any, now: datetime) -> list[dict[str, Any]]:
     """`reconcile --repair`: for each repairable mismatch, what repair_kept_money planned."""
-    from slotguard.payments.recovery import repair_kept_money
-
     done = []
     for mismatch in result.mismatches:
         if not mismatch.repairable:
@@ -176,9 +171,6 @@ def _repair(ledger: Any, provider: Any, result: Any, now: datetime) -> list[dict
 
 
 def cmd_webhook_server(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
-    from slotguard.store.ledger import Ledger
-
     settings = load_settings(args.config)
     problems = []
     if settings.payments.provider != "stripe":
@@ -188,11 +180,11 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(problems, args.config)
     secret = settings.payments.webhook_secret.resolve()
-    from integration.stripe_webhooks import serve
+    from integration.stripe_webhooks import serve  # lazy: only this command serves HTTP
 
     ledger = Ledger(settings.storage.ledger_path)
     try:
-        server = serve(ledger, secret, args.port, host=args.host, path=args.path)
+        server = serve(applier(ledger), secret, args.port, host=args.host, path=args.path)
     except OSError as error:
         ledger.close()
         print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)

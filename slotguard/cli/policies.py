@@ -21,7 +21,11 @@ import json
 import sys
 from datetime import datetime, time, timedelta
 
-from slotguard.config.schema import ConfigError
+from slotguard.cli.common import load_settings
+from slotguard.config.schema import ConfigError, parse_settings, read_toml
+from slotguard.domain.durations import parse_timestamp
+from slotguard.policies.loading import DEFAULT_PLUGINS, available, load_enabled, plugin_manager
+from slotguard.what_if.simulate import SimulationError, copy_of_ledger, format_text, simulate, with_policies
 
 
 def register(add, commands) -> None:
@@ -39,9 +43,6 @@ def register(add, commands) -> None:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import load_settings
-    from slotguard.policies.loading import DEFAULT_PLUGINS, available, plugin_manager
-
     settings = load_settings(args.config)
     enabled = settings.policies.enabled
     found = []
@@ -72,8 +73,6 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 def _moment(text: str, zone, end: bool = False) -> datetime:
     """A date (the start of that day, or with `end` the start of the next) or a timestamp."""
-    from slotguard.domain.durations import parse_timestamp
-
     try:
         day = datetime.strptime(text.strip(), "%Y-%m-%d").date()
     except ValueError:
@@ -83,10 +82,6 @@ def _moment(text: str, zone, end: bool = False) -> datetime:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from slotguard.config.schema import parse_settings, read_toml
-    from slotguard.policies.loading import load_enabled
-    from slotguard.what_if.simulate import SimulationError, copy_of_ledger, format_text, simulate, with_policies
-
     names = [name.strip() for name in args.policies.split(",") if name.strip()] if args.policies is not None else None
     raw = with_policies(read_toml(args.config), names)
     settings = parse_settings(raw, args.config)

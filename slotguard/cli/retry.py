@@ -36,15 +36,17 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from slotguard.cli.common import load_settings, now_from
 from slotguard.collections.ladder import COLLECTIONS
 from slotguard.config.schema import Settings
-from slotguard.store.daemon_lock import exclusive
 from slotguard.domain.durations import from_utc_text
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, HappeningKind
+from slotguard.mail.stale import stale_email_reason
 from slotguard.payments.results import FIRST_FAILED_AT, GAVE_UP_AFTER
 from slotguard.planning.planner import LIFECYCLE  # booking confirmations and reminders
 from slotguard.planning.waitlist import POLICY as WAITLIST  # a freed slot offered to clients who wanted an earlier time
+from slotguard.store.daemon_lock import exclusive
+from slotguard.store.ledger import Ledger
 
 # An email to a client that failed longer ago than this is not sent late.
 LATE_AFTER = timedelta(days=7)
@@ -67,7 +69,6 @@ def register(add, commands) -> None:
 @dataclass(frozen=True)
 class Outlook:
     """What retrying one failed action leads to: `retry` False means it is left failed."""
-
     retry: bool
     text: str
 
@@ -91,7 +92,6 @@ def _email_outlook(ledger: Ledger, settings: Settings, action: Action, now: date
         if day and day != local.date().isoformat():
             return Outlook(False, f"the digest for {day} is out of date; today's digest says what is current")
         return Outlook(True, "sent at the next tick, with what the ledger holds then")
-    from slotguard.mail.stale import stale_email_reason
 
     tracked = ledger.tracked(action.calendar_id, action.event_id)
     why = stale_email_reason(action, tracked, now, show=lambda moment: _local(moment, settings))
@@ -160,8 +160,6 @@ def _waived_since(ledger: Ledger, action: Action) -> str:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from slotguard.cli.main import _now, load_settings
-
     parser = args.retry_parser
     if args.all_failed and args.action_ids:
         parser.error("give action ids or --all-failed, not both")
@@ -170,7 +168,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if args.kind and not args.all_failed:
         parser.error("--kind goes with --all-failed")
     settings = load_settings(args.config)
-    now = _now(args.now)
+    now = now_from(args.now)
     # Like `run`, it changes what is queued: one Slotguard at a time (slotguard/store/daemon_lock.py).
     with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
         ledger = Ledger(settings.storage.ledger_path)

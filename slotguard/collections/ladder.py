@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from slotguard.config.schema import Collections, Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
-from slotguard.domain.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError, PaymentLinks
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, action_id_for
 from slotguard.domain.money import Money
@@ -91,7 +91,7 @@ class Capabilities:
 
 
 def capabilities(provider: Any, settings: Settings) -> Capabilities:
-    return Capabilities(links=callable(getattr(provider, "payment_link", None)) and not settings.payments.dry_run)
+    return Capabilities(links=isinstance(provider, PaymentLinks) and not settings.payments.dry_run)
 
 
 @dataclass

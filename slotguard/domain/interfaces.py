@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Iterator, Protocol
+from typing import Iterable, Iterator, Protocol, runtime_checkable
 
-from slotguard.domain.model import Action, Appointment
+from slotguard.domain.model import Action, ActionKind, Appointment
+from slotguard.domain.money import Money
 
 
 class AdapterError(Exception):
@@ -134,6 +135,102 @@ class PaymentProvider(Protocol):
         carrying the action out again is safe. Raises AdapterError when the provider cannot
         be asked: the engine then concludes nothing and asks again next tick.
         """
+        ...
+
+
+# What a provider may do besides `execute`: each capability a runtime-checkable Protocol, so
+# the core asks `isinstance(provider, StatusLookup)` instead of looking for a method by name.
+
+
+@runtime_checkable
+class ResolvesInterrupted(Protocol):
+    """Can say what it already did for an action a crash left `executing` (see
+    PaymentProvider.resolve). A provider without it promises that `execute` itself looks up
+    what it did before doing anything, so carrying the action out again is safe."""
+
+    def resolve(self, action: Action) -> PaymentResult | None: ...
+
+
+@runtime_checkable
+class StatusLookup(Protocol):
+    """Can tell whether a client paid an unpaid fee or hold through its link since (polling).
+    Returns the result `execute` would give now, or None when nothing changed; raises
+    AdapterError when it cannot be asked."""
+
+    def status_of(self, action: Action) -> PaymentResult | None: ...
+
+
+@runtime_checkable
+class CardSetupLinks(Protocol):
+    """Can give a client a link to save a card (Stripe Checkout in setup mode) and tell
+    whether one is on file. Both raise AdapterError when the provider cannot be reached."""
+
+    def card_setup_link(self, client_email: str, client_name: str = "") -> str: ...
+
+    def has_card_on_file(self, client_email: str) -> bool: ...
+
+
+@runtime_checkable
+class PaymentLinks(Protocol):
+    """Can make a link through which a client pays what an action asks for (collections).
+    Raises AdapterError when the provider cannot be reached."""
+
+    def payment_link(self, action: Action) -> str: ...
+
+
+@runtime_checkable
+class DryRun(Protocol):
+    """Has a dry-run mode (`dry_run` true: nothing is sent to the provider)."""
+
+    dry_run: bool
+
+
+@runtime_checkable
+class Named(Protocol):
+    """Has a short name ("stripe", "record-only") for messages."""
+
+    name: str
+
+
+def provider_name(provider: object, default: str = "the provider") -> str:
+    """The provider's `name`, or `default` for one that has none."""
+    return provider.name if isinstance(provider, Named) else default
+
+
+def in_dry_run(provider: object) -> bool:
+    """True when the provider is in its dry-run mode."""
+    return isinstance(provider, DryRun) and bool(provider.dry_run)
+
+
+# --- what a provider tells of payments ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentUpdate:
+    """What the provider told of a payment (a Stripe webhook event), for the core to record.
+
+    change: "paid" (a fee or deposit was paid or authorised), "payment_failed", "card_saved",
+    "refunded", "disputed" or "ignored". `action_id` comes from our metadata tag; refunds
+    and disputes are matched by `payment_intent` instead. `event_id` is the provider's, so an
+    event delivered twice is recorded once.
+    """
+
+    event_id: str
+    event_type: str
+    change: str
+    action_id: str = ""
+    payment_intent: str = ""
+    amount: Money | None = None
+    client_email: str = ""
+    detail: str = ""
+
+
+class ActionReader(Protocol):
+    """Reads actions: what an adapter comparing the provider with Slotguard's records (`main.py
+    reconcile`) is given, instead of the ledger."""
+
+    def actions(self, *, kinds: Iterable[ActionKind] | None = None) -> list[Action]:
+        """The actions of these kinds (all without kinds), in the order they were stored."""
         ...
 
 

@@ -8,28 +8,24 @@
   Webhooks do the same sooner when they are on; this keeps the ledger right without them.
   A fee with a refund pending (waived while unpaid) is left to that refund: it closes the
   link and refunds a payment made meanwhile; polling would only renew the link.
-- `card_setup_link_for`: the Checkout link a booking email carries so the client saves a
-  card before a fee can arise.
 
-Providers without these methods (record-only) are skipped: nothing to ask. Nothing here
-reads the clock; `now` is given.
+Providers that cannot be asked (`StatusLookup`, slotguard/domain/interfaces.py; record-only)
+are skipped: nothing to ask. Nothing here reads the clock; `now` is given. The card-setup
+link a booking email carries is in slotguard/payments/card_setup.py.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from slotguard.domain.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError, StatusLookup, in_dry_run
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
+from slotguard.domain.tick_report import TickReport
+from slotguard.payments.paid import record_paid
 from slotguard.policies.loading import TARGET
-
-if TYPE_CHECKING:
-    from slotguard.config.schema import Settings
-    from slotguard.domain.tick_report import TickReport
-    from slotguard.policies.loading import Policy
 
 log = logging.getLogger("slotguard.payments")
 
@@ -37,14 +33,13 @@ log = logging.getLogger("slotguard.payments")
 def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport | None = None) -> set[tuple[str, str]]:
     """Mark fees and holds paid that clients paid through their link since the last look.
 
-    Given the ledger, the payment provider (skipped unless it has `status_of`), `now` and
+    Given the ledger, the payment provider (skipped unless it is a `StatusLookup`), `now` and
     the tick's report (paid fees are counted as "charge:paid"; a permanent failure is a
     problem). Returns the (calendar_id, event_id) of every appointment whose fee changed,
     for the calendar write-back. Never raises for a provider failure: the fee stays unpaid
     and is asked about again next tick.
     """
-    status_of = getattr(provider, "status_of", None)
-    if status_of is None or getattr(provider, "dry_run", False):
+    if not isinstance(provider, StatusLookup) or in_dry_run(provider):
         return set()
     changed: set[tuple[str, str]] = set()
     withdrawing = _withdrawing(ledger)
@@ -52,7 +47,7 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
         if action.context.get("payment_status") != "unpaid" or action.id in withdrawing:
             continue
         try:
-            result = status_of(action)
+            result = provider.status_of(action)
         except AdapterError as error:
             log.warning("payment_poll_failed action=%s retryable=%s error=%r", action.id, error.retryable, str(error))
             if report is not None and not error.retryable:
@@ -69,10 +64,9 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
                 log.info("payment_poll_skipped action=%s reason=changed_meanwhile", fee_id)
                 continue
             if result.status == "done":
-                action.context["payment_status"] = "paid"
-                action.context.pop("provider_detail", None)
-                action.external_id = result.external_id or action.external_id
-                ledger.update_action(action, now, f"paid by the client through the payment link ({action.external_id}; found by polling)")
+                paid_with = result.external_id or action.external_id
+                record_paid(ledger, action, now, f"paid by the client through the payment link ({paid_with}; found by polling)",
+                            external_id=result.external_id)
                 log.info("payment_poll_paid action=%s external_id=%s", action.id, action.external_id)
                 if report is not None:
                     report.executed[f"{action.kind.value}:paid"] += 1
@@ -93,27 +87,3 @@ def _withdrawing(ledger: Ledger, calendar_id: str | None = None, event_id: str |
         for refund in ledger.actions(states=[*OPEN_STATES, ActionState.EXECUTING], kinds=[ActionKind.REFUND],
                                      calendar_id=calendar_id, event_id=event_id)
     }
-
-
-def card_setup_link_for(provider: Any, settings: Settings, policies: list[Policy], client_email: str, client_name: str = "") -> str:
-    """The link a booking email should carry so the client saves a card, or "".
-
-    A link is made (a Stripe Checkout Session in setup mode, the customer found or created
-    by email) only when the provider can make one (`card_setup_link`), payments are not in
-    dry-run, at least one enabled policy can charge a fee, and the client has no card on
-    file yet. Never raises: when Stripe cannot be reached the email goes out without the
-    link (logged), rather than not at all. The link expires after 24 hours.
-    """
-    make_link = getattr(provider, "card_setup_link", None)
-    has_card = getattr(provider, "has_card_on_file", None)
-    if make_link is None or has_card is None or settings.payments.dry_run or not client_email:
-        return ""
-    if not any(policy.info.role == "fee" for policy in policies):
-        return ""
-    try:
-        if has_card(client_email):
-            return ""
-        return make_link(client_email, client_name)
-    except AdapterError as error:
-        log.warning("card_setup_link_failed client=%s error=%r", client_email, str(error))
-        return ""

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from slotguard.domain.interfaces import AdapterError, PaymentResult
+from slotguard.domain.interfaces import AdapterError, PaymentResult, ResolvesInterrupted, provider_name
 from slotguard.run.containment import describe, raised_at
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState
@@ -74,7 +74,7 @@ def resolve_interrupted(
     about each whose resolving raised (a bug: it is left as it is and asked about again next
     tick, and the others go on). Never raises, except a LedgerError."""
     recovered = Recovered()
-    name = getattr(provider, "name", "the provider")
+    name = provider_name(provider)
     uncertain = [
         action for action in ledger.actions(states=[*OPEN_STATES, ActionState.FAILED], kinds=MONEY_KINDS)
         if action.context.get(OUTCOME_UNKNOWN) and WAITING_WAIVER in action.context
@@ -149,10 +149,9 @@ def _again(ledger: Ledger, action: Action) -> Action | None:
 def lookup(provider: Any, action: Action) -> PaymentResult | None:
     """What the provider already did for `action` (`PaymentProvider.resolve`), or None.
     Raises AdapterError when it cannot be asked."""
-    resolve = getattr(provider, "resolve", None)
     # A provider without `resolve` promises, like every provider, that `execute` looks up
     # what it did for the action before doing anything: carrying it out again is safe.
-    return resolve(action) if resolve is not None else None
+    return provider.resolve(action) if isinstance(provider, ResolvesInterrupted) else None
 
 
 def _back_to_queue(ledger: Ledger, action: Action, now: datetime, why: str) -> None:
@@ -213,7 +212,7 @@ def repair_kept_money(ledger: Ledger, provider: Any, action_id: str, now: dateti
         note = record_payment_result(action, result)
         action.state = ActionState.DONE
         action.executed_at = action.executed_at or now
-        if not ledger.update_action(action, now, f"reconcile --repair: {getattr(provider, 'name', 'the provider')} holds "
+        if not ledger.update_action(action, now, f"reconcile --repair: {provider_name(provider)} holds "
                                                  f"its money ({action.external_id}) although it was {was.value}; recorded as {note}",
                                     expect=[was]):
             return "", []

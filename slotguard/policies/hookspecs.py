@@ -67,3 +67,8 @@ def slotguard_terms(config, appointment):
 @hookspec(firstresult=True)
 def slotguard_undo(entry, account):
     """Say how a waiver undoes `entry`, an account entry this policy created (or one ending it): a slotguard.domain.model.Undo, or None."""
+
+
+@hookspec
+def slotguard_email_extras(action, appointment, view, now):
+    """Add to one email as it is composed: return slotguard.mail.compose.EmailExtras (template details, attachments) or None; read `view`, never call out."""

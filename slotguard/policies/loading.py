@@ -53,6 +53,7 @@ HOOKS = (
     "slotguard_waiver_reason",
     "slotguard_terms",
     "slotguard_undo",
+    "slotguard_email_extras",
 )
 
 # What a money or record proposal is for (Proposal.context["purpose"]); "fee" when absent.

@@ -25,8 +25,10 @@ from slotguard.collections.ladder import COLLECTIONS, COLLECTS, Capabilities, ev
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
 from slotguard.store.ledger import Ledger
+from slotguard.mail.compose import EmailExtras, EmailView, compose_email
 from slotguard.mail.messages import Attachment, Renderer
-from slotguard.domain.model import Action, ActionKind, ActionState
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.policies.loading import TARGET, Policy
 
 STYLE = """
@@ -89,8 +91,6 @@ def _sent_text(settings: Settings, policies: list[Policy], renderer: Renderer | 
                 return f"Subject: {message['Subject']}\n\n{body.get_content()}", f"as sent, from the outbox ({path.name})"
     if renderer is None:
         return "", ""
-    from slotguard.mail.context import compose_email
-
     try:
         message = compose_email(settings, policies, renderer, ledger, action, action.executed_at or action.due_at)
     except Exception as error:  # noqa: BLE001 - a template or data problem must not stop the record
@@ -193,3 +193,11 @@ def evidence_attachment(settings: Settings, policies: list[Policy], renderer: Re
     """The evidence pack of the fee `action` is about, as an email attachment."""
     html = evidence_html(settings, policies, renderer, ledger, str(action.context.get(COLLECTS) or action.reports_on or action.id), now)
     return Attachment(filename="evidence.html", maintype="text", subtype="html", data=html.encode("utf-8"), params={"charset": "utf-8"})
+
+
+@hookimpl
+def slotguard_email_extras(action: Action, appointment: Appointment | None, view: EmailView, now: datetime) -> EmailExtras | None:
+    """The collections ladder's referral (`payment_referral`) carries the fee's evidence pack."""
+    if action.template != "payment_referral":
+        return None
+    return EmailExtras(attachments=(evidence_attachment(view.settings, view.policies, view.renderer, view.ledger, action, now),))

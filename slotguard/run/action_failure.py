@@ -44,7 +44,7 @@ from typing import Any
 from slotguard.config.schema import Settings
 from slotguard.run.containment import describe, raised_at
 from slotguard.domain.durations import to_utc_text
-from slotguard.domain.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError, provider_name
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import MONEY_KINDS, ActionState
 from slotguard.planning.planner import OUTCOME_UNKNOWN
@@ -94,7 +94,7 @@ def _record(ledger: Ledger, provider: Any, settings: Settings, action_id: str, e
         except AdapterError as failed:
             unknown = True
             log.warning("lookup failed action=%s error=%r", action_id, str(failed))
-    name = "Stripe" if getattr(provider, "name", "") == "stripe" else f"the {getattr(provider, 'name', 'payment')} provider"
+    name = "Stripe" if provider_name(provider, "") == "stripe" else f"the {provider_name(provider, 'payment')} provider"
     described = f"{read.kind.value}{f' of {read.amount}' if read.amount else ''} for {read.client_email}"
     with ledger.transaction():
         action = ledger.action(action_id)  # again: `main.py waive` may have stored a waiver meanwhile

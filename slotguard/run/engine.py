@@ -29,6 +29,7 @@ from slotguard.domain.interfaces import (
 )
 from slotguard.run.action_failure import retry_delay, unexpected_failure
 from slotguard.run.containment import calendar_failed, contain_each, problem_item, run_step
+from slotguard.run.email_effects import send_email
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.collections.ladder import COLLECTIONS, collection_ready, run_collections
 from slotguard.practitioner.digest import plan_digest
@@ -465,12 +466,8 @@ class Engine:
         return False
 
     def _send(self, action: Action, now: datetime) -> None:
-        from slotguard.mail.context import compose_email
-
-        # In the recipient's language, with the .ics where the template has one (context.py).
-        message = compose_email(self.settings, self.policies, self.renderer, self.ledger, action, now, provider=self.provider)
-        self.mailer.send(message, action.id)
-        action.external_id = message["Message-ID"]
+        # Fetch what needs the provider, then compose (no call) and send (slotguard/run/email_effects.py).
+        action.external_id = send_email(action, now, self.settings, self.policies, self.renderer, self.ledger, self.provider, self.mailer)
 
     def _move_money(self, action: Action) -> str:
         """Carry out a money action with the provider; return the note for its log."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from slotguard.config.schema import ConfigError, Settings
-from slotguard.mail.context import sample_context
+from slotguard.mail.samples import sample_context
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.run.engine import Engine
 from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Mailer, NullWriteBack, PaymentProvider

@@ -26,6 +26,7 @@ from slotguard.domain.durations import DurationError, parse_duration, parse_time
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind
+from slotguard.payments.paid import is_owed, record_paid
 from slotguard.run.wiring import build_engine
 
 MAX_TICKS = 200_000
@@ -89,7 +90,7 @@ def _pay(ledger: Ledger, target: str, part: str, now, where: str, problems: list
     if charge is None:
         event = (action.calendar_id, action.event_id) if action is not None else ("primary", target)
         charge = payable(ledger.actions(calendar_id=event[0], event_id=event[1]), part)
-    if charge is None or ledger.mark_paid(charge.id, now, "paid by the client (replay step)") is None:
+    if charge is None or not (charge.kind is ActionKind.CHARGE and is_owed(charge) and record_paid(ledger, charge, now, "paid by the client (replay step)")):
         problems.append(f"{where}: nothing owed for {target!r}" + (f" ({part})" if part else ""))
 
 

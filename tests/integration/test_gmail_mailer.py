@@ -17,7 +17,8 @@ from integration.gmail_mailer import GmailMailer
 from integration.google_auth import SCOPE_GMAIL_SEND, SCOPE_OWNED, SCOPE_READONLY, save_credentials, token_path
 from integration.memory import MemoryCalendar
 from integration.record_only import RecordOnlyProvider
-from slotguard.mail.context import appointment_attachment, sample_appointment, sample_context
+from slotguard.mail.context import appointment_attachment
+from slotguard.mail.samples import sample_appointment, sample_context
 from slotguard.domain.interfaces import AdapterError, NullWriteBack, ReauthorizationNeeded
 from slotguard.store.ledger import Ledger
 from slotguard.mail.messages import build_email, message_id_for

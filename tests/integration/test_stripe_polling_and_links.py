@@ -12,7 +12,8 @@ from integration.stripe_provider import open_provider
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionState
-from slotguard.payments.poll import card_setup_link_for, poll_unpaid
+from slotguard.payments.card_setup import card_setup_link_for
+from slotguard.payments.poll import poll_unpaid
 from slotguard.policies.loading import load_enabled
 from slotguard.run.wiring import build_engine
 from tests.integration.test_stripe_provider import page_is_live

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from integration.stripe_webhooks import WebhookRejected, apply_update, serve, sign, update_for, verify
+from integration.stripe_webhooks import WebhookRejected, serve, sign, update_for, verify
+from slotguard.payments.webhook_updates import applier, apply_update
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionState
 from tests.support.stripe_fixtures import make_action
@@ -124,7 +125,7 @@ def test_refund_and_dispute_are_matched_by_payment_intent(ledger):
 def test_localstripe_delivers_a_signed_event_that_marks_a_link_payment_paid(
     ledger, stripe_provider, stripe_proxy, stripe_localstripe
 ):
-    server = serve(ledger, SECRET, port=0)
+    server = serve(applier(ledger), SECRET, port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     register = f"{stripe_localstripe.base_url}/_config/webhooks/slotguard-test"

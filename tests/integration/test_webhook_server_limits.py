@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from integration.stripe_webhooks import MAX_BODY_BYTES, serve, sign
+from slotguard.payments.webhook_updates import applier
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionState
 from tests.support.stripe_fixtures import make_action
@@ -32,7 +33,7 @@ def ledger(tmp_path):
 
 @pytest.fixture
 def server(ledger):
-    server = serve(ledger, SECRET, port=0, timeout=2.0)
+    server = serve(applier(ledger), SECRET, port=0, timeout=2.0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -132,7 +133,7 @@ def test_many_deliveries_at_once_are_each_applied_once(server, ledger):
 def test_a_request_trickled_a_byte_at_a_time_is_dropped_when_its_time_is_up(ledger):
     # A socket timeout alone applies to each read: a byte every 0.3 s would keep the thread
     # for as long as the client likes (about 100 days for a 1 MB body at 10 s per read).
-    server = serve(ledger, SECRET, port=0, timeout=0.5)
+    server = serve(applier(ledger), SECRET, port=0, timeout=0.5)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         connection = socket.create_connection(server.server_address[:2], timeout=5)
@@ -159,7 +160,7 @@ def test_a_request_trickled_a_byte_at_a_time_is_dropped_when_its_time_is_up(ledg
 
 
 def test_connections_beyond_the_limit_are_answered_503_and_the_next_delivery_still_lands(ledger):
-    server = serve(ledger, SECRET, port=0, timeout=3.0, max_connections=4)
+    server = serve(applier(ledger), SECRET, port=0, timeout=3.0, max_connections=4)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     idle = []
     try:

@@ -16,7 +16,8 @@ import pytest
 from integration.google_calendar import open_calendars
 from integration.outbox_dir import OutboxDirMailer
 from integration.stripe_provider import open_provider
-from integration.stripe_webhooks import apply_update, serve, update_for
+from integration.stripe_webhooks import serve, update_for
+from slotguard.payments.webhook_updates import applier, apply_update
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.run.wiring import build_engine
@@ -78,7 +79,7 @@ def test_a_fee_paid_through_its_link_shows_paid_on_the_event_after_the_webhook(
     assert "not paid yet" in google_fake.get_event("primary", EVENT_ID)["description"]
 
     webhook_ledger = Ledger(ledger_path)
-    server = serve(webhook_ledger, SECRET, port=0)
+    server = serve(applier(webhook_ledger), SECRET, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         webhooks(f"http://127.0.0.1:{server.server_address[1]}/stripe/webhook", ["payment_intent.succeeded"])

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 from markupsafe import escape
 
-from slotguard.mail.context import sample_context
+from slotguard.mail.samples import sample_context
 from slotguard.mail.messages import LOCALES, TEMPLATE_NAMES, Renderer, fee_variants
 from slotguard.domain.money import Money
 from slotguard.policies.loading import load_enabled

@@ -11,7 +11,7 @@ from icalendar import Calendar
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.mail.context import compose_email
+from slotguard.mail.compose import compose_email
 from slotguard.practitioner.digest import digest_action_id
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.store.ledger import Ledger

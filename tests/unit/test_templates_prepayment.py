@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from slotguard.mail.context import compose_email
+from slotguard.mail.compose import compose_email
 from slotguard.mail.messages import LOCALES, Renderer
 from slotguard.domain.model import ActionKind, ActionState
 from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok

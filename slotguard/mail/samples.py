@@ -1,0 +1,256 @@
+"""Sample data for checking and previewing templates (`main.py check-config`, `preview`,
+`send-test`): what each template gets, realistic and complete, with something in every
+section of the daily digest. Follows the template contract of slotguard/mail/context.py
+and docs/templates.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from slotguard.config.schema import Settings
+from slotguard.domain.model import Appointment, Client
+from slotguard.mail.context import appointment_details, practice_context, terms
+from slotguard.policies.loading import Policy
+
+# The policy behind a sample prepayment or a credit's end: the digest shows what it is for
+# (purpose), not which plugin asked, and the core names no plugin.
+OTHER_POLICY = "some_policy"
+
+
+def sample_appointment(settings: Settings) -> Appointment:
+    start = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc).astimezone(settings.zone)
+    default = settings.services["default"]
+    return Appointment(
+        calendar_id="sample",
+        event_id="sample",
+        client=Client("ana@example.com", "Ana Silva"),
+        start=start,
+        end=start + default.duration,
+        timezone=settings.practice.timezone,
+        status="confirmed",
+        price=default.price,
+        service="default",
+        title="sample",
+        updated=start - timedelta(days=3),
+        meeting_link="https://meet.example.com/abc-defg-hij",
+    )
+
+
+def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
+    """What the planner or a policy puts in an action's context, per template (see
+    docs/templates.md); with no template, everything at once."""
+    price = settings.services["default"].price
+    per_template: dict[str, dict[str, Any]] = {
+        "booking_confirmation": {"rescheduled": False, "series_id": ""},
+        "reminder": {"offset_hours": 48, "card_link": "https://pay.example.com/c/sample"},
+        "late_cancel_notice": {"notice_minutes": 300},
+        "grace_warning": {"policy": "late_cancel", "waived_amount": price.percent(50).as_json()},
+        "deposit_request": {"amount": price.percent(50).as_json(), "payment_link": "https://pay.example.com/d/sample"},
+        "payment_failed": {"payment_link": "https://pay.example.com/p/sample"},
+        **sample_collection_details(settings),
+    }
+    if template == "practitioner_digest" or template is None:
+        per_template["practitioner_digest"] = sample_digest_details(settings)
+    if template is not None:
+        return dict(per_template.get(template, {}))
+    merged: dict[str, Any] = {}
+    for details in per_template.values():
+        merged.update(details)
+    return merged
+
+
+def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What the collections ladder (slotguard/collections/ladder.py) puts in its emails."""
+    price = settings.services["default"].price
+    half, tenth = price.percent(50), price.percent(10)
+    start = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)
+    step = {"collects": "act_3d4e5f60718293041526", "fee_policy": "late_cancel", "balance": half.as_json(),
+            "original": half.as_json(), "days_overdue": 14, "payment_link": "https://pay.example.com/p/sample"}
+    plan = {"kind": "plan", "every_days": 30, "request": "act_4e5f6071829304152637", "payment_link": "https://pay.example.com/p/plan",
+            "installments": [{"number": n, "amount": tenth.as_json(), "due": (start + timedelta(days=30 * n)).isoformat()} for n in (1, 2, 3)]}
+    settlement = {"kind": "settlement", "amount": half.percent(80).as_json(), "forgiven": half.percent(20).as_json(), "discount": "20%",
+                  "valid_until": (start + timedelta(days=44)).isoformat(), "request": "act_5f607182930415263748",
+                  "payment_link": "https://pay.example.com/p/settle"}
+    return {
+        "payment_reminder_1": {**step, "days_overdue": 3},
+        "payment_reminder_2": {**step, "retried": True, "offer": settlement},
+        "payment_final_notice": {**step, "days_overdue": 30, "balance": price.percent(30).as_json(), "offer": plan},
+        "payment_plan_installment": {"collects": step["collects"], "fee_policy": "late_cancel", "plan": 2, "installment": 2, "of": 3,
+                                     "due_on": (start + timedelta(days=60)).isoformat()},
+        "payment_receipt": {"collects": step["collects"], "fee_policy": "no_show", "paid_total": half.percent(80).as_json(),
+                            "original": half.as_json(), "written_off": half.percent(20).as_json(),
+                            "payments": [{"amount": half.percent(40).as_json(), "at": (start + timedelta(days=40)).isoformat()},
+                                         {"amount": half.percent(40).as_json(), "at": (start + timedelta(days=70)).isoformat()}]},
+        "payment_referral": {**step, "days_overdue": 45, "cost": half.percent(30).as_json(), "recovery": half.percent(70).as_json(),
+                             "collection_cost": "30%", "debtor": {"email": "eva@example.com", "name": "Eva Lund"}},
+    }
+
+
+def sample_context(settings: Settings, policies: list[Policy], template: str | None = None) -> dict[str, Any]:
+    """Realistic sample data for checking and previewing templates: the context `template`
+    gets (with no template, one context every template can render from)."""
+    appointment = sample_appointment(settings)
+    default = settings.services["default"]
+    fee = {
+        "amount": default.price.percent(50),
+        "state": "pending_review",
+        "kind": "charge",
+        "policy": "late_cancel",
+        "executed_at": appointment.start + timedelta(hours=14),
+        "payment_status": "",
+        "payment_link": "",
+        "refunded_before": None,
+        "refunded_total": None,
+    }
+    if template == "refund_notice":
+        fee = {**fee, "kind": "refund", "state": "done", "payment_status": "paid"}
+    elif template == "deposit_request":
+        fee = {**fee, "policy": "deposit"}
+    client = {"name": "Ana Silva", "first_name": "Ana", "email": "ana@example.com"}
+    if template == "slot_freed":
+        client = {"name": "", "first_name": "", "email": "bo@example.com"}
+    return {
+        "practice": practice_context(settings),
+        "client": client,
+        "appointment": appointment_details(settings, appointment),
+        "fee": fee if template not in ("booking_confirmation", "reminder", "slot_freed") else None,
+        "terms": terms(policies, appointment),
+        "details": sample_details(settings, template),
+        "payments": {"provider": settings.payments.provider},
+    }
+
+
+def sample_digest_details(settings: Settings) -> dict[str, Any]:
+    """A digest with something in every section, for checking and previewing the template."""
+    zone = settings.zone
+    today = datetime(2026, 3, 4, tzinfo=zone)
+    tomorrow = datetime(2026, 3, 5, tzinfo=zone)
+    price = settings.services["default"].price
+    half = price.percent(50)
+    label = settings.services["default"].label or ""
+    return {
+        "date": today,
+        "tomorrow_date": tomorrow,
+        "pending": [
+            {
+                "id": "act_0a1b2c3d4e5f60718293", "client": "bo@example.com", "name": "Bo Ek", "amount": price,
+                "policy": "no_show", "kind": "charge", "appointment_start": today - timedelta(hours=14),
+                "charge_at": today + timedelta(hours=21), "since": today, "payment_link": "", "purpose": "fee", "paid_from": "",
+            },
+            {
+                "id": "act_7182930415263748596a", "client": "hal@example.com", "name": "Hal Berg", "amount": half,
+                "policy": "late_cancel", "kind": "credit", "appointment_start": today - timedelta(hours=20),
+                "charge_at": today + timedelta(hours=22), "since": today, "payment_link": "", "purpose": "fee", "paid_from": "deposit",
+            },
+            {
+                "id": "act_8293041526374859607b", "client": "ivy@example.com", "name": "Ivy Nes", "amount": price,
+                "policy": OTHER_POLICY, "kind": "charge", "appointment_start": today + timedelta(days=6, hours=10),
+                "charge_at": today + timedelta(hours=23), "since": today, "payment_link": "", "purpose": "prepayment", "paid_from": "",
+            },
+            {
+                "id": "act_930415263748596071c8", "client": "jon@example.com", "name": "Jon Lie", "amount": half,
+                "policy": OTHER_POLICY, "kind": "credit", "appointment_start": today + timedelta(days=1, hours=14),
+                "charge_at": today + timedelta(days=4, hours=14), "since": today, "payment_link": "", "purpose": "credit_expired",
+                "paid_from": "deposit",
+            },
+        ],
+        "payment_failed": [{
+            "id": "act_1b2c3d4e5f6071829304", "client": "cy@example.com", "name": "Cy Dahl", "amount": half,
+            "policy": "late_cancel", "kind": "charge", "appointment_start": today - timedelta(days=3),
+            "charge_at": today - timedelta(days=2), "since": today - timedelta(days=2),
+            "payment_link": "https://pay.example.com/p/sample", "purpose": "fee", "paid_from": "",
+        }],
+        "failed": [
+            {
+                "id": "act_2c3d4e5f607182930415", "kind": "email", "template": "reminder", "client": "dag@example.com",
+                "amount": None, "error": "550 mailbox unavailable", "at": today - timedelta(hours=3),
+                "unreachable": False, "tried_for": "", "provider": "Stripe",
+            },
+            {
+                "id": "act_e4859607182930415263", "kind": "charge", "template": "", "client": "bo@example.com",
+                "amount": price, "error": "could not reach Stripe (payment intents); will retry", "at": today - timedelta(hours=2),
+                "unreachable": True, "tried_for": "24h", "provider": "Stripe",
+            },
+        ],
+        "receivables": [
+            {
+                "id": "act_3d4e5f60718293041526", "client": "eva@example.com", "name": "Eva Lund", "amount": half,
+                "policy": "late_cancel", "kind": "charge", "appointment_start": today - timedelta(days=9),
+                "charge_at": today - timedelta(days=8), "since": today - timedelta(days=8), "payment_link": "",
+                "purpose": "fee", "paid_from": "",
+            },
+            {
+                "id": "act_a04152637485960718d9", "client": "ana@example.com", "name": "Ana Silva", "amount": half,
+                "policy": "deposit", "kind": "charge", "appointment_start": tomorrow + timedelta(hours=9),
+                "charge_at": today - timedelta(days=3), "since": today - timedelta(days=3), "payment_link": "",
+                "purpose": "deposit", "paid_from": "",
+            },
+        ],
+        "receivables_total": [half + half + half],
+        "collections": [
+            {"id": "act_4e5f6071829304152637", "client": "fay@example.com", "name": "Fay Moe", "policy": "no_show", "amount": price,
+             "balance": price, "paid": price - price, "state": "referred", "step": 4, "steps": 4, "plan_paid": 0, "plan_of": 0,
+             "appointment_start": today - timedelta(days=50), "since": today - timedelta(days=49), "next_at": None},
+            {"id": "act_5f607182930415263748", "client": "eva@example.com", "name": "Eva Lund", "policy": "late_cancel", "amount": half,
+             "balance": half.percent(50), "paid": half.percent(50), "state": "plan", "step": 3, "steps": 4, "plan_paid": 1, "plan_of": 2,
+             "appointment_start": today - timedelta(days=40), "since": today - timedelta(days=39), "next_at": None},
+            {"id": "act_6071829304152637485a", "client": "gus@example.com", "name": "Gus Holm", "policy": "no_show", "amount": price,
+             "balance": price, "paid": price - price, "state": "owed", "step": 1, "steps": 4, "plan_paid": 0, "plan_of": 0,
+             "appointment_start": today - timedelta(days=6), "since": today - timedelta(days=5), "next_at": today + timedelta(days=9)},
+        ],
+        "to_call": [{"client": "bo@example.com", "name": "Bo Ek", "kind": "no_show", "start": today - timedelta(hours=14)}],
+        "talk_to": [
+            {"client": "bo@example.com", "name": "Bo Ek", "at": today - timedelta(hours=13), "trigger": "no_show",
+             "start": today - timedelta(hours=14), "amount": None, "incidents": 3, "days": 180, "suggest_ending": False,
+             "note": "3 late cancellations or no-shows in 180 days; bookings need full prepayment"},
+            {"client": "ivy@example.com", "name": "Ivy Nes", "at": today - timedelta(hours=2), "trigger": "booking",
+             "start": today + timedelta(days=6, hours=10), "amount": price, "incidents": 5, "days": 180, "suggest_ending": True,
+             "note": "5 late cancellations or no-shows in 180 days; bookings need full prepayment; "
+                     "consider ending the relationship, kindly"},
+            {"client": "kim@example.com", "name": "Kim Ro", "at": today - timedelta(hours=1), "trigger": "",
+             "start": None, "amount": None, "incidents": None, "days": None, "suggest_ending": False,
+             "note": "always books the last slot of the day and comes late"},
+        ],
+        "freed": [{
+            "start": today + timedelta(hours=15), "end": today + timedelta(hours=16), "service": label,
+            "by_client": True, "offered_to": 3,
+        }],
+        "tomorrow": [
+            {
+                "start": tomorrow + timedelta(hours=9), "end": tomorrow + timedelta(hours=10), "client": "ana@example.com",
+                "name": "Ana Silva", "service": label, "price": price, "online": True, "first_visit": True, "owes": [], "repeat": None,
+                "deposit": {"id": "act_a04152637485960718d9", "purpose": "deposit", "amount": half, "status": "receivable"},
+            },
+            {
+                "start": tomorrow + timedelta(hours=11), "end": tomorrow + timedelta(hours=12), "client": "eva@example.com",
+                "name": "Eva Lund", "service": label, "price": price, "online": False, "first_visit": False, "owes": [half],
+                "repeat": None, "deposit": None,
+            },
+            {
+                "start": tomorrow + timedelta(hours=13), "end": tomorrow + timedelta(hours=14), "client": "lea@example.com",
+                "name": "Lea Dal", "service": "", "price": price, "online": False, "first_visit": False, "owes": [],
+                "repeat": {"note": "4 late cancellations or no-shows in 180 days; bookings need full prepayment",
+                           "incidents": 4, "days": 180, "suggest_ending": True, "trigger": "booking",
+                           "start": tomorrow + timedelta(hours=13), "amount": price},
+                "deposit": {"id": "act_b1526374859607182930", "purpose": "prepayment", "amount": price, "status": "unpaid"},
+            },
+            {
+                "start": tomorrow + timedelta(hours=15), "end": tomorrow + timedelta(hours=16), "client": "max@example.com",
+                "name": "Max Vik", "service": label, "price": price, "online": False, "first_visit": False, "owes": [],
+                "repeat": {"note": "asked to talk about the late cancellations", "incidents": None, "days": None, "suggest_ending": False,
+                           "trigger": "", "start": None, "amount": None},
+                "deposit": {"id": "act_c2637485960718293041", "purpose": "deposit", "amount": half, "status": "failed"},
+            },
+            {
+                "start": tomorrow + timedelta(hours=16), "end": tomorrow + timedelta(hours=17), "client": "ned@example.com",
+                "name": "Ned Aas", "service": label, "price": price, "online": False, "first_visit": False, "owes": [],
+                "repeat": None, "deposit": {"id": "act_d3748596071829304152", "purpose": "deposit", "amount": half, "status": "not_taken"},
+            },
+        ],
+        "tomorrow_total": 7,
+        "problems": [{"where": "primary evt123", "message": "price: 'a lot' is not an amount"}],
+        "review_hint": True,
+        "mark_privacy": {"rules": ["late_cancel", "waive"], "tags": ["#latecancel", "#waive", "#emergency"]},
+    }
