@@ -31,7 +31,8 @@ from slotguard.run.action_failure import retry_delay, unexpected_failure
 from slotguard.run.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.run.email_effects import send_email
 from slotguard.store.ledger import Ledger, LedgerError
-from slotguard.collections.ladder import COLLECTIONS, collection_ready, run_collections
+from slotguard.collections.debts import COLLECTIONS
+from slotguard.collections.ladder import collection_ready, run_collections
 from slotguard.practitioner.digest import plan_digest
 from slotguard.planning.holds import plan_hold_renewals, renewal_ready
 from slotguard.mail.messages import Renderer, TemplateProblem
