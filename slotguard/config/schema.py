@@ -468,7 +468,7 @@ class Mail(Strict):
     from_address: str = Field("", description="Sender address; defaults to practice.email.", examples=["bookings@example.com"])
     smtp: Smtp | None = Field(None, description="smtp: server settings.")
     gmail_api_endpoint: str = Field("", description="gmail: override the Gmail API root (tests, proxies); messages go to ENDPOINT/gmail/v1/users/me/messages/send.", examples=["http://127.0.0.1:8080/"])
-    templates_dir: str = Field("", description="A folder of your own templates (LOCALE/NAME.txt.j2 and .html.j2) that take precedence over the bundled ones.", examples=["config/templates"])
+    templates_dir: str = Field("", description="A folder of your own templates (NAME.txt.j2 and .html.j2 for every locale, LOCALE/NAME.txt.j2 for one) and messages (locale/LANG/LC_MESSAGES/messages.po) that take precedence over the bundled ones.", examples=["config/templates"])
     max_attempts: int = Field(5, ge=1, description="Sending attempts before the practitioner is told a message failed.")
     client_locales: dict[str, str] = Field(
         default_factory=dict,
@@ -487,7 +487,7 @@ class Mail(Strict):
         if value and not Path(value).is_dir():
             path = Path(value)
             shown = str(path) if path.is_absolute() else f"{path} (from the folder Slotguard is started in, {Path.cwd()})"
-            raise ValueError(f"no folder {shown}; give the folder that holds your LOCALE/NAME.txt.j2 templates, or leave templates_dir out")
+            raise ValueError(f"no folder {shown}; give the folder that holds your NAME.txt.j2 or LOCALE/NAME.txt.j2 templates, or leave templates_dir out")
         return value
 
     @field_validator("client_locales")
@@ -598,7 +598,7 @@ class Collections(Strict):
             elif not step.template:
                 problems.append(f"{path}.template: required (one of {', '.join(COLLECTION_TEMPLATES)}) unless the step has an action")
             elif not _template_exists(step.template, templates_dir):
-                problems.append(f"{path}.template: no template {step.template!r} (LOCALE/{step.template}.txt.j2) in the bundled templates or mail.templates_dir (known: {', '.join(COLLECTION_TEMPLATES)})")
+                problems.append(f"{path}.template: no template {step.template!r} ({step.template}.txt.j2 or LOCALE/{step.template}.txt.j2) in the bundled templates or mail.templates_dir (known: {', '.join(COLLECTION_TEMPLATES)})")
         amounts = (("plan.min_installment", self.plan.min_installment), ("writeoff_below", self.writeoff_below), ("collection_cost", self.collection_cost.fixed))
         for path, amount in amounts:
             if amount is not None and amount.currency != currency:
@@ -614,7 +614,8 @@ def _template_exists(name: str, templates_dir: str) -> bool:
     bundled = Path(__file__).resolve().parents[2] / "templates"
     folders = [Path(templates_dir)] if templates_dir else []
     folders.append(bundled)
-    return any(folder.is_dir() and any(folder.glob(f"*/{name}.txt.j2")) for folder in folders)
+    # NAME.txt.j2 serves every locale; LOCALE/NAME.txt.j2 is a practice's template for one.
+    return any(folder.is_dir() and ((folder / f"{name}.txt.j2").is_file() or any(folder.glob(f"*/{name}.txt.j2"))) for folder in folders)
 
 
 class Policies(BaseModel):
