@@ -170,6 +170,11 @@ class Renderer:
         self._by_locale: dict[str, Environment] = {}
         self._locales: set[str] | None = None
 
+    @property
+    def env(self) -> Environment:
+        """An environment over every template folder (no locale's): for listing templates."""
+        return self._environment(None)
+
     def folders(self, locale: str | None) -> list[Path]:
         """Where templates are looked for when rendering in `locale`, first match wins."""
         found = []

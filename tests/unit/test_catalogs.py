@@ -156,3 +156,16 @@ def test_adding_a_language_is_adding_one_catalog(tmp_path, practice):
     assert rendered.locale == "sv" and "Vi ses snart," in rendered.text
     assert "A friendly reminder" in rendered.text, "a message the new catalog lacks is in English, not blank"
 
+
+
+def test_hebrew_html_isolates_amounts_and_latin_names_and_the_text_part_does_not(practice):
+    context = context_for(practice, "fee_charged")
+    context["fee"] = {**context["fee"], "state": "done", "payment_status": "receivable"}
+    renderer = Renderer("en", "Europe/Oslo")
+    amount = renderer.env_for("he").filters["money"](context["fee"]["amount"])
+    hebrew = renderer.render("fee_charged", context, "he")
+    assert f"<bdi>{amount}</bdi>" in hebrew.html
+    assert "<bdi>Studio Nord</bdi>" in hebrew.html
+    assert "<bdi>" not in hebrew.text and amount in hebrew.text
+    for locale in ("en", "pl"):
+        assert "<bdi>" not in renderer.render("fee_charged", context, locale).html
