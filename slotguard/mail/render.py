@@ -44,7 +44,9 @@ from slotguard.domain.money import Money
 from slotguard.mail.catalogs import CatalogProblem, catalog_locales, translations_for, unused_overrides
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
-LOCALES = ("en", "nb", "da", "de", "pl", "he")
+# The shipped languages: English (the message ids) and every bundled catalog, so adding a
+# language is adding its catalog (templates/locale/LANG/LC_MESSAGES/messages.po).
+LOCALES = ("en", *sorted(catalog_locales(BUNDLED_TEMPLATES) - {"en"}))
 CLIENT_TEMPLATES = (
     "booking_confirmation",
     "reminder",
