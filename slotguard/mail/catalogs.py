@@ -90,8 +90,8 @@ def load_catalog(templates_dir: Path, locale: str) -> Translations | None:
         try:
             with mo_file.open("rb") as handle:
                 return Translations(handle, domain=DOMAIN)
-        except (OSError, gettext.error) as error:  # a damaged .mo: the .po still holds the words
-            del error
+        except (OSError, ValueError):
+            pass  # a damaged .mo: the .po below still holds the words
     return compile_catalog(read_catalog(po_file, locale))
 
 
@@ -124,7 +124,7 @@ def extract_messages(folders: list[Path]) -> Catalog:
         for path in sorted(folder.glob("*.j2")):
             with path.open("rb") as handle:
                 for lineno, message, comments, context in extract(
-                    babel_extract, handle, keywords=DEFAULT_KEYWORDS, options=JINJA_OPTIONS
+                    babel_extract, handle, keywords=DEFAULT_KEYWORDS, options=JINJA_OPTIONS  # type: ignore[arg-type]
                 ):
                     catalog.add(message, None, [(path.name, lineno)], auto_comments=comments, context=context)
     return catalog

@@ -41,7 +41,12 @@ from jinja2 import (
 from markupsafe import Markup
 
 from slotguard.domain.money import Money
-from slotguard.mail.catalogs import CatalogProblem, catalog_locales, translations_for, unused_overrides
+from slotguard.mail.catalogs import (
+    CatalogProblem,
+    catalog_locales,
+    translations_for,
+    unused_overrides,
+)
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 # The shipped languages: English (the message ids) and every bundled catalog, so adding a
@@ -209,7 +214,7 @@ class Renderer:
                 translations = translations_for(locale, BUNDLED_TEMPLATES, self.override_dir)
             except CatalogProblem as error:
                 raise TemplateProblem(f"messages ({locale}): {error}") from None
-            env.install_gettext_translations(translations, newstyle=False)
+            env.install_gettext_translations(translations, newstyle=False)  # type: ignore[attr-defined]  # the i18n extension adds it
             env.filters.update(self._filters(locale))
             self._by_locale[locale] = env
         return env
@@ -304,7 +309,8 @@ class Renderer:
         except TemplateNotFound as error:
             raise TemplateProblem(f"template {name!r} ({chosen}): missing file {error.name}") from None
         except TemplateError as error:
-            where = f" line {error.lineno}" if getattr(error, "lineno", None) else ""
+            lineno = getattr(error, "lineno", None)
+            where = f" line {lineno}" if lineno else ""
             raise TemplateProblem(f"template {name!r} ({chosen}){where}: {error.message or error}") from None
         except Exception as error:  # a filter, data or message error in a template is still the template's problem
             raise TemplateProblem(f"template {name!r} ({chosen}): {type(error).__name__}: {error}") from None
