@@ -13,28 +13,34 @@ $(STAMP): requirements.txt examples/slotguard-weekend-surcharge/pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e examples/slotguard-weekend-surcharge
 	touch $(STAMP)
 
+# The compiled message catalogs of the emails (.mo, not committed), from the .po sources.
+# Slotguard also reads a .po directly when its .mo is missing or older.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard templates/locale/*/LC_MESSAGES/messages.po))
+$(CATALOGS): %.mo: %.po | $(STAMP)
+	$(PY) tools/catalogs.py compile $<
+
 # One full cycle of the main job on the bundled example week, as of its Thursday noon.
-run: $(STAMP)
+run: $(STAMP) $(CATALOGS)
 	$(PY) main.py run --once --config config/example.toml --now 2026-11-26T12:00:00+01:00
 
-check-config: $(STAMP)
+check-config: $(STAMP) $(CATALOGS)
 	$(PY) main.py check-config --config config/example.toml
 
-test: $(STAMP)
+test: $(STAMP) $(CATALOGS)
 	$(PY) -m pytest -q tests
 
-unit: $(STAMP)
+unit: $(STAMP) $(CATALOGS)
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(CATALOGS)
 	$(PY) -m pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) $(CATALOGS)
 	$(PY) -m pytest -q tests/end_to_end
 
 # The crash-anywhere test, long: KILLS=N kills of the daemon (default 60), SEED=S replays a run.
 KILLS ?= 60
-chaos: $(STAMP)
+chaos: $(STAMP) $(CATALOGS)
 	SLOTGUARD_CHAOS_KILLS=$(KILLS) SLOTGUARD_CHAOS_SEED=$(SEED) $(PY) -m pytest -q -s tests/end_to_end/test_crash_anywhere.py
 
 bench: $(STAMP)

@@ -86,7 +86,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def _all_names(renderer) -> set[str]:
     names = set()
     for template_name in renderer.env.list_templates(extensions=["j2"]):
-        _, _, file_name = template_name.partition("/")
+        file_name = template_name.rpartition("/")[2]  # NAME.txt.j2 or LOCALE/NAME.txt.j2
         if file_name.endswith(".txt.j2") and not file_name.startswith("_"):
             names.add(file_name[: -len(".txt.j2")])
     return names

@@ -132,7 +132,7 @@ class Collections(Strict):
             elif not step.template:
                 problems.append(f"{path}.template: required (one of {', '.join(COLLECTION_TEMPLATES)}) unless the step has an action")
             elif not _template_exists(step.template, templates_dir):
-                problems.append(f"{path}.template: no template {step.template!r} (LOCALE/{step.template}.txt.j2) in the bundled templates or mail.templates_dir (known: {', '.join(COLLECTION_TEMPLATES)})")
+                problems.append(f"{path}.template: no template {step.template!r} ({step.template}.txt.j2 or LOCALE/{step.template}.txt.j2) in the bundled templates or mail.templates_dir (known: {', '.join(COLLECTION_TEMPLATES)})")
         amounts = (("plan.min_installment", self.plan.min_installment), ("writeoff_below", self.writeoff_below), ("collection_cost", self.collection_cost.fixed))
         for path, amount in amounts:
             if amount is not None and amount.currency != currency:
@@ -148,7 +148,8 @@ def _template_exists(name: str, templates_dir: str) -> bool:
     bundled = Path(__file__).resolve().parents[2] / "templates"
     folders = [Path(templates_dir)] if templates_dir else []
     folders.append(bundled)
-    return any(folder.is_dir() and any(folder.glob(f"*/{name}.txt.j2")) for folder in folders)
+    # NAME.txt.j2 serves every locale; LOCALE/NAME.txt.j2 is a practice's template for one.
+    return any(folder.is_dir() and ((folder / f"{name}.txt.j2").is_file() or any(folder.glob(f"*/{name}.txt.j2"))) for folder in folders)
 
 
 class Policies(BaseModel):

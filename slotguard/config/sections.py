@@ -334,7 +334,7 @@ class Mail(Strict):
     from_address: str = Field("", description="Sender address; defaults to practice.email.", examples=["bookings@example.com"])
     smtp: Smtp | None = Field(None, description="smtp: server settings.")
     gmail_api_endpoint: str = Field("", description="gmail: override the Gmail API root (tests, proxies); messages go to ENDPOINT/gmail/v1/users/me/messages/send.", examples=["http://127.0.0.1:8080/"])
-    templates_dir: str = Field("", description="A folder of your own templates (LOCALE/NAME.txt.j2 and .html.j2) that take precedence over the bundled ones.", examples=["config/templates"])
+    templates_dir: str = Field("", description="A folder of your own templates (NAME.txt.j2 and .html.j2 for every locale, LOCALE/NAME.txt.j2 for one) and messages (locale/LANG/LC_MESSAGES/messages.po) that take precedence over the bundled ones.", examples=["config/templates"])
     max_attempts: int = Field(5, ge=1, description="Sending attempts before the practitioner is told a message failed.")
     client_locales: dict[str, str] = Field(
         default_factory=dict,
@@ -353,7 +353,7 @@ class Mail(Strict):
         if value and not Path(value).is_dir():
             path = Path(value)
             shown = str(path) if path.is_absolute() else f"{path} (from the folder Slotguard is started in, {Path.cwd()})"
-            raise ValueError(f"no folder {shown}; give the folder that holds your LOCALE/NAME.txt.j2 templates, or leave templates_dir out")
+            raise ValueError(f"no folder {shown}; give the folder that holds your NAME.txt.j2 or LOCALE/NAME.txt.j2 templates, or leave templates_dir out")
         return value
 
     @field_validator("client_locales")

@@ -96,7 +96,7 @@ def test_a_corrupt_calendar_file_is_reported_and_changes_nothing(practice):
 def test_a_broken_template_fails_at_start_not_at_send_time(practice):
     own = practice / "config/templates/en"
     own.mkdir(parents=True)
-    original = (ROOT / "templates/en/reminder.txt.j2").read_text()
+    original = (ROOT / "templates/reminder.txt.j2").read_text()
     (own / "reminder.txt.j2").write_text(original.replace("{{ practice.name }}", "{{ practice.nmae }}"))
     path = practice / "config/example.toml"
     path.write_text(path.read_text().replace('outbox_dir = "var/outbox"', 'outbox_dir = "var/outbox"\ntemplates_dir = "config/templates"'))
