@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from slotguard.mail import render
-from slotguard.mail.context import sample_context
+from slotguard.mail.samples import sample_context
 from slotguard.mail.messages import LOCALES, Renderer
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings as make_settings
