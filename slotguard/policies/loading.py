@@ -12,6 +12,7 @@ from here.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import Any, Callable
 
@@ -66,25 +67,48 @@ DEFAULT_PLUGINS = (
     "plugins.small_amount_writeoff",
     "plugins.friends_and_family",
 )
-HOOKS = (
-    "slotguard_check_config",
-    "slotguard_propose",
-    "slotguard_modify",
-    "slotguard_settle",
-    "slotguard_email_details",
-    "slotguard_waiver_reason",
-    "slotguard_terms",
+# The hooks a policy implements, in the order hookspecs.py declares them (slotguard_policy_info
+# is asked of every plugin at load, not of one policy).
+HOOKS = tuple(
+    name for name, value in vars(hookspecs).items()
+    if name.startswith("slotguard_") and callable(value) and name != "slotguard_policy_info"
 )
 
 
 def plugin_manager() -> pluggy.PluginManager:
-    """A manager with the hook specs, the built-in policies and installed external ones."""
+    """A manager with the hook specs, the built-in policies and installed external ones.
+
+    Raises ConfigError when a plugin implements a hook that is not declared (a misspelled
+    `slotguard_propse` would otherwise never run), naming the plugin and the hook.
+    """
     manager = pluggy.PluginManager("slotguard")
     manager.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         manager.register(importlib.import_module(module_name), name=module_name)
     manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    problems = undeclared_hooks(manager)
+    if problems:
+        raise ConfigError(problems)
+    manager.check_pending()  # the same check, pluggy's own: nothing is left once ours passed
     return manager
+
+
+def undeclared_hooks(manager: pluggy.PluginManager) -> list[str]:
+    """One line per implementation of a hook hookspecs.py does not declare: which plugin,
+    which hook, and the declared hook it most resembles."""
+    declared = [name for name, value in vars(hookspecs).items() if name.startswith("slotguard_") and callable(value)]
+    problems = []
+    for name, caller in sorted(vars(manager.hook).items()):
+        if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+            continue
+        for implementation in caller.get_hookimpls():
+            if implementation.hookwrapper or implementation.optionalhook:
+                continue
+            plugin = manager.get_name(implementation.plugin) or repr(implementation.plugin)
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(declared)}"
+            problems.append(f"plugin {plugin}: {name} is not a Slotguard hook, so it would never run; {hint}")
+    return problems
 
 
 def available(manager: pluggy.PluginManager) -> dict[str, tuple[object, PolicyInfo]]:
@@ -156,7 +180,11 @@ def table_problems(raw: Any, manager: pluggy.PluginManager | None = None) -> lis
         section = Policies.model_validate({} if raw is None else raw)
     except ValidationError:
         return []
-    problems, _ = _tables(section, available(manager or plugin_manager()))
+    try:
+        manager = manager or plugin_manager()
+    except ConfigError as error:
+        return error.problems
+    problems, _ = _tables(section, available(manager))
     return problems
 
 

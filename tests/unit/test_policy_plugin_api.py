@@ -142,3 +142,19 @@ def test_the_kit_exports_what_it_names_and_one_percent_type():
     assert str(share.model_validate({"share": "12.5%"}).share) == "12.5"
     with pytest.raises(Exception, match="between 0% and 100%"):
         share.model_validate({"share": "150%"})
+
+
+def test_a_hook_name_no_spec_declares_is_reported_with_its_plugin():
+    from slotguard.policies.loading import undeclared_hooks
+
+    class Typo:
+        @hookimpl
+        def slotguard_modfy(self, proposal):
+            return None
+
+    manager = plugin_manager()
+    assert undeclared_hooks(manager) == []
+    manager.register(Typo(), name="typo_plugin")
+    assert undeclared_hooks(manager) == [
+        "plugin typo_plugin: slotguard_modfy is not a Slotguard hook, so it would never run; did you mean slotguard_modify?"
+    ]
