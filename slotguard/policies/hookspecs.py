@@ -14,6 +14,11 @@ data (`slotguard.domain.model.Proposal`). For one happening the planner calls, i
 `slotguard_propose` on every enabled policy, `slotguard_modify` on every fee, then
 `slotguard_settle`, then `slotguard_email_details` on every email; policies are asked in
 `policies.enabled` order, fee policies first (docs/plugins.md).
+
+Built-in features (lifecycle mail, reminders, waitlist, digest, collections, hold renewals:
+slotguard/features/) are plugins of the same manager. They answer `slotguard_action_owner`,
+a first-result hook: the engine asks it before carrying out an action and never names a
+feature itself.
 """
 
 from __future__ import annotations
@@ -62,3 +67,8 @@ def slotguard_waiver_reason(happening, appointment, config):
 @hookspec
 def slotguard_terms(config, appointment):
     """Return plain data describing this policy's terms for the client's emails, or None."""
+
+
+@hookspec(firstresult=True)
+def slotguard_action_owner(action):
+    """Return the ActionOwner of the feature that handles this action (slotguard/policies/owners.py), or None when it is not yours."""

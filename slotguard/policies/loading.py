@@ -1,7 +1,7 @@
 """Loading policy plugins and validating their configuration.
 
-Built-in policies are listed in DEFAULT_PLUGINS and registered through the same pluggy
-manager as external ones (entry-point group `slotguard.policies`). A policy is active only if
+Built-in policies are listed in DEFAULT_PLUGINS (and Slotguard's own features in
+BUILT_IN_FEATURES) and registered through the same pluggy manager as external ones (entry-point group `slotguard.policies`). A policy is active only if
 `policies.enabled` names it; an unknown name is a config error that lists the known ones.
 
 What policies use (the account view, the builders, the declaration types) lives beside this
@@ -51,6 +51,15 @@ from slotguard.policies.builders import local_text, ordinal, refund_notice  # no
 from slotguard.policies.info import Policy, PolicyConfig, PolicyInfo  # noqa: F401 - re-exported
 
 ENTRY_POINT_GROUP = "slotguard.policies"
+# Slotguard's own features, plugins of the same manager (slotguard/features/): registered
+# first, they answer the hooks that keep the core from naming them.
+BUILT_IN_FEATURES = (
+    "slotguard.features.lifecycle",
+    "slotguard.features.waitlist",
+    "slotguard.features.digest",
+    "slotguard.features.collections",
+    "slotguard.features.hold_renewals",
+)
 DEFAULT_PLUGINS = (
     "plugins.late_cancel",
     "plugins.no_show",
@@ -76,14 +85,14 @@ HOOKS = tuple(
 
 
 def plugin_manager() -> pluggy.PluginManager:
-    """A manager with the hook specs, the built-in policies and installed external ones.
+    """A manager with the hook specs, the built-in features and policies, and installed external ones.
 
     Raises ConfigError when a plugin implements a hook that is not declared (a misspelled
     `slotguard_propse` would otherwise never run), naming the plugin and the hook.
     """
     manager = pluggy.PluginManager("slotguard")
     manager.add_hookspecs(hookspecs)
-    for module_name in DEFAULT_PLUGINS:
+    for module_name in (*BUILT_IN_FEATURES, *DEFAULT_PLUGINS):
         manager.register(importlib.import_module(module_name), name=module_name)
     manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     problems = undeclared_hooks(manager)

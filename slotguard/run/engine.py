@@ -30,9 +30,9 @@ from slotguard.domain.interfaces import (
 from slotguard.run.action_failure import retry_delay, unexpected_failure
 from slotguard.run.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.store.ledger import Ledger, LedgerError
-from slotguard.collections.ladder import COLLECTIONS, collection_ready, run_collections
+from slotguard.collections.ladder import run_collections
 from slotguard.practitioner.digest import plan_digest
-from slotguard.planning.holds import plan_hold_renewals, renewal_ready
+from slotguard.planning.holds import plan_hold_renewals
 from slotguard.mail.messages import Renderer, TemplateProblem
 from slotguard.domain.model import (
     MONEY_KINDS,
@@ -49,7 +49,8 @@ from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
 from slotguard.payments.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
 from slotguard.planning.reminders import plan_due_reminders
 from slotguard.mail.stale import stale_email_reason
-from slotguard.policies.loading import RENEWS, TARGET, Policy
+from slotguard.policies.loading import TARGET, Policy
+from slotguard.policies.owners import action_owner
 from slotguard.domain.tick_report import TickReport
 from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
 from slotguard.planning.waitlist import plan_slot_freed
@@ -315,10 +316,9 @@ class Engine:
             return
         if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now, report):
             return
-        if action.policy == COLLECTIONS and not collection_ready(self.ledger, self.provider, self.settings, action, now):
-            return  # paid, waived or written off meanwhile: never a reminder or a charge after that
-        if action.context.get(RENEWS) and not renewal_ready(self.ledger, action, now):
-            return  # the hold it would replace was captured or released, or the appointment moved on
+        owner = action_owner(action)  # the feature that planned it (slotguard/features/) checks it last
+        if owner is not None and not owner.ready(action, self.ledger, self.provider, self.settings, now):
+            return  # e.g. a debt paid meanwhile, a hold renewal no longer wanted: the owner cancelled it
         previous_state = action.state
         action.state = ActionState.EXECUTING
         action.attempts += 1
