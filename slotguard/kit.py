@@ -9,7 +9,7 @@ Slotguard: what is here is the promise to plugin authors; the rest may move
 - Settings types for a policy's config (TOML text in, typed values out): `Money`, `Fee`,
   `FeeRule`, `Percent`, `Duration`, `PositiveDuration`, `PositiveAmount`.
 - The data a hook gets and returns: `Proposal`, `ActionKind`, `ActionState`, `HappeningKind`,
-  `ClientHistory`; the client's account: `ClientAccount`, `AccountEntry`, `fee_incidents`;
+  `ClientHistory`, `PaymentStatus`; the client's account: `ClientAccount`, `AccountEntry`, `fee_incidents`;
   what a proposal is for (`purpose_of`, FEE, DEPOSIT, ...) and the planner's context keys.
 - Building proposals: `derive`, `is_fee`, `money_json`, `reporting_email` (a money proposal's
   email), `refund_notice`; money paid ahead: `Fund`, `settle_funds`, `give_back`,
@@ -24,6 +24,7 @@ from slotguard.domain.durations import format_duration, from_utc_text, to_utc_te
 from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
 from slotguard.domain.model import ActionKind, ActionState, ClientHistory, HappeningKind, Proposal
 from slotguard.domain.money import Fee, Money, MoneyError
+from slotguard.domain.payment_status import OWED, PaymentStatus
 from slotguard.policies.account import (
     CREDIT,
     DEPOSIT,
@@ -63,6 +64,7 @@ __all__ = [
     "HOLD_RENEWED",
     "HOLD_VALIDITY",
     "INCIDENT",
+    "OWED",
     "PACKAGE_CREDIT",
     "PREPAYMENT",
     "REFUND",
@@ -87,6 +89,7 @@ __all__ = [
     "Percent",
     "PolicyConfig",
     "PolicyInfo",
+    "PaymentStatus",
     "PositiveAmount",
     "PositiveDuration",
     "Proposal",

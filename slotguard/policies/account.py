@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from slotguard.domain.model import Action, ActionKind, ActionState, ClientHistory, HappeningKind, Proposal
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import PaymentStatus
 
 # What a money or record proposal is for (Proposal.context["purpose"]); "fee" when absent.
 FEE = "fee"  # a late-cancellation or no-show fee, however it is paid
@@ -157,7 +158,7 @@ class ClientAccount:
             entry
             for entry in self.for_event(event_ref)
             if entry.purpose == DEPOSIT and entry.live and entry.id not in used
-            and not (entry.context.get(RENEWS) and not (entry.state is ActionState.DONE and entry.context.get("payment_status") == "paid"))
+            and not (entry.context.get(RENEWS) and not (entry.state is ActionState.DONE and entry.context.get("payment_status") == PaymentStatus.PAID))
         ]
 
     def money_taken(self, event_ref: str) -> list[AccountEntry]:

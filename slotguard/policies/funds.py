@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from slotguard.domain.model import ActionKind, HappeningKind, Proposal
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.policies.account import DEPOSIT, DEPOSIT_APPLIED, DEPOSIT_RETURN, FEE, SETTLES, TARGET, AccountEntry, derive
 from slotguard.policies.builders import refund_notice
 
@@ -113,7 +114,7 @@ def pay_fee(fee: Proposal, fund: Fund, policy: str) -> tuple[list[Proposal], Mon
             kind=ActionKind.CREDIT,
             amount=covered,
             because=f"{policy}: {covered} of it paid from the {fund.amount} {fund.label}",
-            context={**context, "payment_status": fund.entry.context.get("payment_status", "paid")},
+            context={**context, "payment_status": fund.entry.context.get("payment_status", PaymentStatus.PAID)},
         )
     replacing = [kept]
     if rest.minor > 0:
