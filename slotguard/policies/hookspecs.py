@@ -59,9 +59,9 @@ def slotguard_email_details(proposal, happening, appointment, history, account, 
     """Return a dict of extra `details` for a planned email (booking confirmation, notice...), or None."""
 
 
-@hookspec
+@hookspec(firstresult=True)
 def slotguard_waiver_reason(happening, appointment, config):
-    """Return the practitioner's reason for a waiver seen on the calendar (e.g. the claim tag), or None."""
+    """Return the practitioner's reason for a waiver seen on the calendar (e.g. the claim tag), or None; the first reason wins."""
 
 
 @hookspec
