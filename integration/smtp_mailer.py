@@ -23,7 +23,8 @@ import socket
 import ssl
 from email.message import EmailMessage
 
-from slotguard.config.schema import ConfigError, Smtp
+from slotguard.config.sections import Smtp
+from slotguard.config.types import ConfigError
 from slotguard.domain.interfaces import AdapterError
 
 log = logging.getLogger("slotguard.smtp")

@@ -15,7 +15,7 @@
 - Cancelled in time (no fee, or the fee was waived), or cancelled by the practitioner: the
   deposit is given back (refund or release) with a `refund_notice`.
 - A moved appointment keeps its deposit. A waiver gives it back, kept for a fee or not, and
-  `main.py waive` on the kept deposit does too (slotguard/planning/planner.py: `_waive_event`,
+  `main.py waive` on the kept deposit does too (slotguard/planning/waivers.py: `waive_slot`,
   `waive_by_hand`); taking a no-show or late-cancel mark off leaves a deposit the fee only kept
   in review with the appointment, to be applied when the client came.
 

@@ -12,8 +12,10 @@ released as usual. A cancellation with less notice follows the usual rules (late
 
 A waiver of the credit (the waive mark on the cancelled appointment, `main.py waive` on the
 credit or on its `credit_expired` end) gives the deposit back now and the credit is gone: its
-end is cancelled (slotguard/planning/planner.py, `credit_give_back`). The planner finds them by the
-`credit_id`, `expires_credit` and `uses_credit` keys below, so keep those names.
+end is cancelled. This policy says so through `slotguard_undo` (the planner knows no credit):
+the credit carries `credit_id`, the action ending it at its deadline (a refund, or a
+`credit_expired` record keeping the deposit for good) `expires_credit`, and a booking paid by
+it `uses_credit`, all the same token.
 
 Emails: `refund_notice` (when an unused credit is refunded).
 """
@@ -38,6 +40,7 @@ from slotguard.kit import (
     PolicyInfo,
     PositiveDuration,
     Proposal,
+    Undo,
     format_duration,
     from_utc_text,
     hookimpl,
@@ -188,3 +191,35 @@ def slotguard_email_details(proposal, happening, account):
 @hookimpl
 def slotguard_terms(config, appointment):
     return {"notice_hours": int(config.notice.total_seconds() // 3600), "rebook_within_days": config.rebook_within.days, "if_not_rebooked": config.if_not_rebooked}
+
+
+def _is_credit(entry) -> bool:
+    """A credit this policy keeps (not the record ending it, which carries the token too)."""
+    return entry.kind is ActionKind.CREDIT and entry.purpose == CREDIT and bool(entry.context.get("credit_id"))
+
+
+@hookimpl
+def slotguard_undo(entry, account):
+    """A waiver of a credit, or of the action ending it: the deposit it keeps is given back
+    now (refunded, or the request withdrawn if it was never paid) and the credit is gone:
+    the open action that would end it at its deadline is cancelled. A credit that already
+    paid a new booking's deposit is that booking's money now: nothing is undone."""
+    if _is_credit(entry):
+        credit = entry
+    elif entry.context.get("expires_credit"):
+        token = entry.context["expires_credit"]
+        credit = next((other for other in account.entries if _is_credit(other) and other.context.get("credit_id") == token), None)
+        if credit is None:
+            return Undo(entry=entry.id, problem="the credit it ends is not in the ledger; nothing to waive")
+    else:
+        return None
+    token = credit.context["credit_id"]
+    used = next((other for other in account.entries if other.live and other.context.get("uses_credit") == token), None)
+    if used is not None:
+        return Undo(entry=credit.id, problem=(
+            f"the credit already paid the deposit {used.id} of a new booking; waive that one "
+            f"(`main.py waive {used.id}`, or the waive mark on its event)"
+        ))
+    ends = {other.id: "the credit was given back" for other in account.entries if other.context.get("expires_credit") == token and other.is_open}
+    keeps_money = credit.state is ActionState.DONE and bool(credit.context.get(TARGET))
+    return Undo(entry=credit.id, give_back=credit.id if keeps_money else "", cancel=ends)

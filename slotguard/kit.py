@@ -5,7 +5,8 @@ group) imports from here, the standard library and pydantic, and from nothing el
 Slotguard: what is here is the promise to plugin authors; the rest may move
 (docs/plugins.md).
 
-- Declaring a policy: `hookimpl`, `PolicyInfo`, `PolicyConfig`.
+- Declaring a policy: `hookimpl`, `PolicyInfo`, `PolicyConfig`; `Undo` (what
+  `slotguard_undo` returns).
 - Settings types for a policy's config (TOML text in, typed values out): `Money`, `Fee`,
   `FeeRule`, `Percent`, `Duration`, `PositiveDuration`, `PositiveAmount`.
 - The data a hook gets and returns: `Proposal`, `ActionKind`, `ActionState`, `HappeningKind`,
@@ -19,10 +20,11 @@ Slotguard: what is here is the promise to plugin authors; the rest may move
 
 from __future__ import annotations
 
-from slotguard.config.schema import Duration, FeeRule, Percent, PositiveAmount, PositiveDuration
+from slotguard.config.schema import Percent
+from slotguard.config.types import Duration, FeeRule, PositiveAmount, PositiveDuration
 from slotguard.domain.durations import format_duration, from_utc_text, to_utc_text
 from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
-from slotguard.domain.model import ActionKind, ActionState, ClientHistory, HappeningKind, Proposal
+from slotguard.domain.model import ActionKind, ActionState, ClientHistory, HappeningKind, Proposal, Undo
 from slotguard.domain.money import Fee, Money, MoneyError
 from slotguard.domain.payment_status import OWED, PaymentStatus
 from slotguard.policies.account import (
@@ -109,4 +111,5 @@ __all__ = [
     "reporting_email",
     "settle_funds",
     "to_utc_text",
+    "Undo",
 ]

@@ -37,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from slotguard.config.schema import MarkRule, SecretRef, Settings  # noqa: E402
+from slotguard.config.schema import Settings  # noqa: E402
+from slotguard.config.sections import MarkRule  # noqa: E402
+from slotguard.config.types import SecretRef  # noqa: E402
 from slotguard.domain.money import Fee, Money  # noqa: E402
 from slotguard.policies.loading import DEFAULT_PLUGINS, available, plugin_manager  # noqa: E402
 

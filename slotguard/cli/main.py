@@ -319,7 +319,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_waive(args: argparse.Namespace) -> int:
-    from slotguard.planning.planner import waive_by_hand
+    from slotguard.planning.waivers import waive_by_hand
     from slotguard.policies.loading import FEE, TARGET, purpose_of
 
     settings = load_settings(args.config)
@@ -333,7 +333,7 @@ def cmd_waive(args: argparse.Namespace) -> int:
         if action is None or action.kind not in (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT):
             print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
             return 1
-        # The same rules as the waive mark on the event (slotguard/planning/planner.py).
+        # The same rules as the waive mark on the event (slotguard/planning/waivers.py).
         done = waive_by_hand(ledger, action, reason, now)
         if not done.problem:  # the next tick rewrites the event's status note
             ledger.queue_write_back(action.calendar_id, action.event_id, now)

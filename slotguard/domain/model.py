@@ -72,6 +72,15 @@ WAIVED_UNPAID = PaymentStatus.WAIVED  # payment_status of a fee waived before th
 # payment_status of a refund that found nothing left to give back: the whole payment had
 # been refunded outside Slotguard already (in the Stripe dashboard); no Stripe refund is ours.
 REFUNDED_ELSEWHERE = PaymentStatus.REFUNDED_ELSEWHERE
+# Context of a money action whose outcome is unknown (left `executing` by a crash, Stripe
+# not reachable to ask) that was waived meanwhile: why. The waiver is applied once the
+# outcome is known (slotguard/payments/recovery.py): nothing taken, the fee is waived; money
+# taken, it is refunded (released); a payment link out, it is withdrawn.
+WAITING_WAIVER = "waiver_waits"
+# Context of a money action whose last attempt failed in a way that may have moved money (a
+# lost answer) while the provider could not be asked afterwards either: until a lookup or a
+# later attempt tells, it counts as an outcome unknown (a waiver waits, as for `executing`).
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,3 +294,86 @@ class Action:
     @property
     def event_ref(self) -> str:
         return f"{self.calendar_id}/{self.event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSubject:
+    """Which event and which client a new action is about (every new action names both)."""
+
+    calendar_id: str
+    event_id: str
+    client_email: str
+    client_name: str = ""
+    appointment_start: datetime | None = None
+
+    @classmethod
+    def of_appointment(cls, appointment: Appointment) -> ActionSubject:
+        return cls(appointment.calendar_id, appointment.event_id, appointment.client.email, appointment.client.name, appointment.start)
+
+    @classmethod
+    def of_action(cls, action: Action) -> ActionSubject:
+        """The same event, client and appointment as `action` (its give-backs, its renewal)."""
+        return cls(action.calendar_id, action.event_id, action.client_email, action.client_name, action.appointment_start)
+
+
+def new_action(
+    subject: ActionSubject,
+    kind: ActionKind,
+    policy: str,
+    reason: str,
+    *,
+    key: str,
+    now: datetime,
+    slot: str = "",
+    action_id: str | None = None,
+    state: ActionState = ActionState.PLANNED,
+    due: datetime | None = None,
+    amount: Money | None = None,
+    template: str | None = None,
+    reports_on: str | None = None,
+    executed_at: datetime | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> Action:
+    """A new action, not stored yet: the one way every part of Slotguard builds one.
+
+    Its id is `action_id_for(key, policy, kind, slot)` (stable: planning it again gives the
+    same id, which the ledger stores once and Stripe takes as the idempotency key) unless
+    `action_id` is given; `key` is also its happening key. Due `now` unless `due` is given;
+    created and updated `now`. The context is copied."""
+    return Action(
+        id=action_id or action_id_for(key, policy, kind.value, slot),
+        kind=kind,
+        state=state,
+        policy=policy,
+        reason=reason,
+        calendar_id=subject.calendar_id,
+        event_id=subject.event_id,
+        client_email=subject.client_email,
+        client_name=subject.client_name,
+        happening_key=key,
+        due_at=due or now,
+        created_at=now,
+        updated_at=now,
+        amount=amount,
+        template=template,
+        reports_on=reports_on,
+        appointment_start=subject.appointment_start,
+        executed_at=executed_at,
+        context=dict(context or {}),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """How a waiver undoes an account entry, as the policy that created it says
+    (`slotguard_undo`). `entry` is the entry undone (for a rescheduling credit: the credit,
+    also when asked about the action ending it); `give_back` the id of the entry whose money
+    goes back under the usual rules (refunded, released, or waived if not taken; "" for
+    none); `cancel` maps open entries that end with it to why they are cancelled (their
+    emails are cancelled too); `problem`, when set, says in the practitioner's words why
+    nothing is undone (the money belongs to something else now)."""
+
+    entry: str
+    give_back: str = ""
+    cancel: Mapping[str, str] = field(default_factory=dict)
+    problem: str = ""

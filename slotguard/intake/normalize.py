@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
-from slotguard.config.schema import MarkRule, Settings
+from slotguard.config.schema import Settings
+from slotguard.config.sections import MarkRule
 from slotguard.domain.durations import DurationError, parse_timestamp
 from slotguard.intake.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client  # noqa: F401 (NAME_LIMIT: context.py)
 from slotguard.domain.model import Appointment, Client, Mark

@@ -40,7 +40,10 @@ from slotguard.run.containment import describe, raised_at
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState
 from slotguard.payments.results import after_money, record_payment_result
-from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, let_go, refund_notice, store_give_backs
+from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER
+from slotguard.planning.view import AccountView
+from slotguard.planning.waivers import plan_let_go
+from slotguard.store.apply import Store
 
 log = logging.getLogger("slotguard.recovery")
 
@@ -184,8 +187,7 @@ def settle_waiting_waiver(ledger: Ledger, action_id: str, now: datetime) -> list
         return []
     why = str(action.context.pop(WAITING_WAIVER))
     ledger.update_action(action, now, f"the waiver that waited for this outcome applies now: {why}", expect=[action.state])
-    proposals = let_go(ledger, action, why, now)
-    planned, _, _ = store_give_backs(ledger, action, proposals + [refund_notice(p, why) for p in proposals], f"{WAITED}/{action.id}", now)
+    planned = _give_back(ledger, action, why, f"{WAITED}/{action.id}", now)[0]
     log.info("waiting waiver applied action=%s state=%s planned=%s", action.id, action.state.value, ",".join(a.id for a in planned))
     return planned
 
@@ -216,9 +218,15 @@ def repair_kept_money(ledger: Ledger, provider: Any, action_id: str, now: dateti
                                     expect=[was]):
             return "", []
         why = f"it was {was.value} ({action.reason.rpartition('; ')[2]}), but the money had been taken; given back by reconcile --repair"
-        proposals = let_go(ledger, action, why, now)
-        planned, before, _ = store_give_backs(ledger, action, proposals + [refund_notice(p, why) for p in proposals],
-                                              f"{REPAIR}/{action.id}", now)
+        planned, before = _give_back(ledger, action, why, f"{REPAIR}/{action.id}", now)
     money = [a for a in planned + before if a.kind in MONEY_KINDS]
     words = ", ".join(f"{a.kind.value} {a.id} of {a.amount}" for a in money) or "nothing (nothing left to give back)"
     return f"{_describe(action)} was {was.value} but {action.external_id} took the money: planned {words}", planned
+
+
+def _give_back(ledger: Ledger, action: Action, why: str, key: str, now: datetime) -> tuple[list[Action], list[Action]]:
+    """Let `action` go and give back what it took (with notices, ids stable for `key`):
+    decided from the ledger as it is now, written in one transaction. Returns the actions
+    newly planned and the give-backs planned under `key` before."""
+    decided = plan_let_go(AccountView.read(ledger, action.client_email, action.calendar_id, action.event_id), action, why, key)
+    return Store(ledger).apply(decided.plan, key=key, now=now), list(decided.before)

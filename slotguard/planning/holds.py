@@ -21,13 +21,16 @@ is held once, and captures and releases use the live hold (`ClientAccount.open_d
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import format_duration
 from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
+from slotguard.domain.plan import Plan
+from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, Appointment, action_id_for
+from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, ActionSubject, Appointment, new_action
 from slotguard.policies.loading import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, local_text, purpose_of
 
 log = logging.getLogger("slotguard.holds")
@@ -84,7 +87,7 @@ def plan_hold_renewals(ledger: Ledger, settings: Settings, now: datetime) -> lis
         if hold.id in account.used_up():
             continue  # captured, released, or already replaced
         renewal = _renewal(hold, appointment, now)
-        if ledger.add_action(renewal):
+        if Store(ledger).apply(Plan(actions=(renewal,)), now=now):
             planned.append(renewal)
             log.info("planned action=%s kind=hold renews=%s event=%s", renewal.id, hold.id, hold.event_ref)
     return planned
@@ -107,23 +110,9 @@ def _beside(hold: Action, kind: ActionKind, slot: str, reason: str, appointment_
     """A new action about `hold` (its renewal, or its release once renewed), planned now for
     the same client, event and amount; its id derives from the hold's happening and `slot`,
     so planning it again plans nothing new."""
-    return Action(
-        id=action_id_for(hold.happening_key, hold.policy, kind.value, slot),
-        kind=kind,
-        state=ActionState.PLANNED,
-        policy=hold.policy,
-        reason=reason,
-        calendar_id=hold.calendar_id,
-        event_id=hold.event_id,
-        client_email=hold.client_email,
-        client_name=hold.client_name,
-        happening_key=hold.happening_key,
-        due_at=now,
-        created_at=now,
-        updated_at=now,
-        amount=hold.amount,
-        appointment_start=appointment_start,
-        context=context,
+    return new_action(
+        replace(ActionSubject.of_action(hold), appointment_start=appointment_start), kind, hold.policy, reason,
+        key=hold.happening_key, slot=slot, now=now, amount=hold.amount, context=context,
     )
 
 
@@ -169,6 +158,6 @@ def renewal_done(ledger: Ledger, renewal: Action, now: datetime) -> str:
         {"purpose": HOLD_RENEWED, TARGET: old.id, "target_external_id": old.external_id, SETTLES: old.id},
         now,
     )
-    if ledger.add_action(release):
+    if Store(ledger).apply(Plan(actions=(release,)), now=now):
         log.info("planned action=%s kind=release renewed_by=%s event=%s", release.id, renewal.id, old.event_ref)
     return ""

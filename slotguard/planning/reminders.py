@@ -17,8 +17,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from slotguard.domain.durations import format_duration, to_utc_text
+from slotguard.domain.plan import Plan
+from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import Action, ActionKind, ActionState, action_id_for
+from slotguard.domain.model import Action, ActionKind, ActionSubject, action_id_for, new_action
 from slotguard.intake.tracker import Tracked
 
 POLICY = "lifecycle"
@@ -47,29 +49,16 @@ def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) 
     if not candidates:
         return []
     known = ledger.existing_action_ids([action_id for action_id, _, _ in candidates])
-    planned = []
+    due = []
     for action_id, tracked, offset in candidates:
         if action_id in known:
             continue
         appointment = tracked.appointment
-        action = Action(
-            id=action_id,
-            kind=ActionKind.EMAIL,
-            state=ActionState.PLANNED,
-            policy=POLICY,
-            reason=f"reminder {format_duration(offset)} before the start",
-            calendar_id=appointment.calendar_id,
-            event_id=appointment.event_id,
-            client_email=appointment.client.email,
-            client_name=appointment.client.name,
-            happening_key=reminder_key(tracked),
-            due_at=appointment.start - offset,
-            created_at=now,
-            updated_at=now,
-            template="reminder",
-            appointment_start=appointment.start,
-            context={"offset_hours": int(offset.total_seconds() // 3600)},
+        action = new_action(
+            ActionSubject.of_appointment(appointment), ActionKind.EMAIL, POLICY,
+            f"reminder {format_duration(offset)} before the start",
+            key=reminder_key(tracked), action_id=action_id, now=now, due=appointment.start - offset,
+            template="reminder", context={"offset_hours": int(offset.total_seconds() // 3600)},
         )
-        if ledger.add_action(action):
-            planned.append(action)
-    return planned
+        due.append(action)
+    return Store(ledger).apply(Plan(actions=tuple(due)), now=now)

@@ -13,19 +13,17 @@ after planning a happening.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import to_utc_text
+from slotguard.domain.plan import Plan
+from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import Action, ActionKind, ActionState, Appointment, Happening, HappeningKind, action_id_for
-
-log = logging.getLogger("slotguard.waitlist")
+from slotguard.domain.model import Action, ActionKind, ActionSubject, Appointment, Happening, HappeningKind, new_action
 
 POLICY = "waitlist"
 TEMPLATE = "slot_freed"
-
 
 def plan_slot_freed(settings: Settings, ledger: Ledger, happening: Happening, appointment: Appointment, now: datetime) -> list[Action]:
     """Store one `slot_freed` email per waitlist address for a short-notice client
@@ -38,29 +36,15 @@ def plan_slot_freed(settings: Settings, ledger: Ledger, happening: Happening, ap
     recipients: dict[str, str] = {address.lower(): "" for address in settings.mail.waitlist}
     for email, name in ledger.clients_wanting_earlier(appointment.start):
         recipients.setdefault(email.lower(), name)
-    stored = []
+    offers = []
     for address, name in recipients.items():
         if address == appointment.client.email.lower():
             continue
-        action = Action(
-            id=action_id_for(happening.key, POLICY, ActionKind.EMAIL.value, f"{TEMPLATE}-{address.lower()}"),
-            kind=ActionKind.EMAIL,
-            state=ActionState.PLANNED,
-            policy=POLICY,
-            reason=f"offer the slot freed at short notice to the waitlist ({to_utc_text(appointment.start)})",
-            calendar_id=appointment.calendar_id,
-            event_id=appointment.event_id,
-            client_email=address,
-            client_name=name,
-            happening_key=happening.key,
-            due_at=now,
-            created_at=now,
-            updated_at=now,
-            template=TEMPLATE,
-            appointment_start=appointment.start,
-            context={},
+        action = new_action(
+            ActionSubject(appointment.calendar_id, appointment.event_id, address, name, appointment.start),
+            ActionKind.EMAIL, POLICY,
+            f"offer the slot freed at short notice to the waitlist ({to_utc_text(appointment.start)})",
+            key=happening.key, slot=f"{TEMPLATE}-{address.lower()}", now=now, template=TEMPLATE,
         )
-        if ledger.add_action(action):
-            stored.append(action)
-            log.info("planned action=%s kind=email template=%s event=%s", action.id, TEMPLATE, action.event_ref)
-    return stored
+        offers.append(action)
+    return Store(ledger).apply(Plan(actions=tuple(offers)), now=now)

@@ -7,7 +7,7 @@ A fund is one ledger entry: a charge (money taken), a hold (money reserved on th
 credit carried over from an earlier appointment (whose money sits on an earlier charge,
 named by its `target_action_id`). Using a fund always names it (`settles`), so it is used once.
 A waiver reads the same links to give back what a waived fee kept of a fund, and never what
-was applied to an attended session's price (slotguard/planning/planner.py, `funds_give_back`).
+was applied to an attended session's price (slotguard/planning/waivers.py, `funds_give_back`).
 """
 
 from __future__ import annotations

@@ -70,5 +70,10 @@ def slotguard_terms(config, appointment):
 
 
 @hookspec(firstresult=True)
+def slotguard_undo(entry, account):
+    """Say how a waiver undoes `entry`, an account entry this policy created (or one ending it): a slotguard.domain.model.Undo, or None."""
+
+
+@hookspec(firstresult=True)
 def slotguard_action_owner(action):
     """Return the ActionOwner of the feature that handles this action (slotguard/policies/owners.py), or None when it is not yours."""

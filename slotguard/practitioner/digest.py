@@ -40,7 +40,7 @@ from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.store.ledger import Ledger
 from slotguard.intake.mark_privacy import digest_warning
 from slotguard.mail.messages import DIGEST_TEMPLATE
-from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind, action_id_for
+from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, ActionSubject, HappeningKind, action_id_for, new_action
 from slotguard.domain.money import Money
 from slotguard.payments.results import GAVE_UP_AFTER
 from slotguard.policies.loading import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
@@ -83,22 +83,11 @@ def plan_digest(settings: Settings, ledger: Ledger, now: datetime) -> Action | N
         return None
     details = digest_details(settings, ledger, now)
     empty = not any(details[section] for section in SECTIONS)
-    action = Action(
-        id=action_id,
-        kind=ActionKind.EMAIL,
-        state=ActionState.CANCELLED if empty else ActionState.PLANNED,
-        policy=POLICY,
-        reason=f"daily digest for {day}" + ("; nothing to report" if empty else ""),
-        calendar_id=CALENDAR_ID,
-        event_id="",
-        client_email=settings.practice.email,
-        client_name=settings.practice.name,
-        happening_key=f"digest/{day}",
-        due_at=now,
-        created_at=now,
-        updated_at=now,
-        template=DIGEST_TEMPLATE,
-        context={"day": day},
+    action = new_action(
+        ActionSubject(CALENDAR_ID, "", settings.practice.email, settings.practice.name),
+        ActionKind.EMAIL, POLICY, f"daily digest for {day}" + ("; nothing to report" if empty else ""),
+        key=f"digest/{day}", action_id=action_id, now=now,
+        state=ActionState.CANCELLED if empty else ActionState.PLANNED, template=DIGEST_TEMPLATE, context={"day": day},
     )
     with ledger.transaction():
         added = ledger.add_action(action)

@@ -14,7 +14,8 @@ import pytest
 from integration.memory import MemoryCalendar
 from integration.record_only import RecordOnlyProvider
 from integration.smtp_mailer import SmtpMailer
-from slotguard.config.schema import ConfigError, Smtp
+from slotguard.config.sections import Smtp
+from slotguard.config.types import ConfigError
 from slotguard.domain.interfaces import AdapterError, NullWriteBack
 from slotguard.store.ledger import Ledger
 from slotguard.mail.messages import Rendered, build_email

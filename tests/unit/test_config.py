@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from slotguard.cli.main import load_settings
-from slotguard.config.schema import ConfigError, SecretRef, parse_settings
+from slotguard.config.schema import ConfigError, parse_settings
+from slotguard.config.types import SecretRef
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import config, settings
 

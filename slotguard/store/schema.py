@@ -1,0 +1,124 @@
+"""The ledger's schema: its tables, and the migrations that bring an older ledger up to date.
+
+`MIGRATIONS[n]` brings a ledger from version n-1 to n; `Ledger` applies those it lacks when it
+opens (slotguard/store/ledger.py). The SQL sticks to what PostgreSQL also accepts.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 3
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE sync_state (
+        calendar_id TEXT PRIMARY KEY,
+        sync_token TEXT,
+        last_sync_at TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        last_error_at TEXT
+    );
+    CREATE TABLE appointments (
+        calendar_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        client_email TEXT NOT NULL,
+        start_utc TEXT NOT NULL,
+        status TEXT NOT NULL,
+        cancellation TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        PRIMARY KEY (calendar_id, event_id)
+    );
+    CREATE INDEX appointments_open ON appointments (outcome, cancellation, start_utc);
+    CREATE INDEX appointments_client ON appointments (client_email);
+    CREATE TABLE happenings (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        calendar_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        client_email TEXT NOT NULL,
+        start_utc TEXT NOT NULL,
+        at TEXT NOT NULL,
+        seen_at TEXT NOT NULL,
+        previous_start TEXT,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX happenings_client ON happenings (client_email);
+    CREATE TABLE actions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        policy TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        calendar_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        client_email TEXT NOT NULL,
+        client_name TEXT NOT NULL DEFAULT '',
+        happening_key TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        amount_minor INTEGER,
+        currency TEXT,
+        template TEXT,
+        reports_on TEXT,
+        appointment_start TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        external_id TEXT NOT NULL DEFAULT '',
+        executed_at TEXT,
+        context TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX actions_due ON actions (state, due_at);
+    CREATE INDEX actions_event ON actions (calendar_id, event_id);
+    CREATE INDEX actions_client ON actions (client_email);
+    CREATE TABLE action_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        action_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX action_log_action ON action_log (action_id);
+    CREATE TABLE problems (
+        calendar_id TEXT NOT NULL,
+        item TEXT NOT NULL,
+        message TEXT NOT NULL,
+        first_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        PRIMARY KEY (calendar_id, item)
+    );
+    """,
+    # Clients whose booking carries the wants-earlier mark, found without reading every
+    # future snapshot: the lookup ran once per short-notice cancellation and was a sixth of
+    # a 100,000-appointment first sync. The WHERE text must match clients_wanting_earlier's.
+    # The happenings of one appointment (the digest asks per fee, evidence per debt) were
+    # a scan of the whole table.
+    2: """
+    CREATE INDEX appointments_wants_earlier ON appointments (start_utc)
+        WHERE snapshot LIKE '%"wants_earlier"%';
+    CREATE INDEX happenings_event ON happenings (calendar_id, event_id)
+    """,
+    # Status notes the calendar refused to take (a 503, the daily quota): tried again on
+    # later ticks until one write succeeds or the event is gone. Also queued by commands
+    # that change a fee outside a tick (`waive`, `mark-paid`), for the next tick to write.
+    # Card holds by when they were placed: each tick looks for holds about to lapse (the
+    # WHERE text must match holds_placed_since's).
+    3: """
+    CREATE TABLE pending_writes (
+        calendar_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        due_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        since TEXT NOT NULL,
+        PRIMARY KEY (calendar_id, event_id)
+    );
+    CREATE INDEX pending_writes_due ON pending_writes (due_at);
+    CREATE INDEX actions_holds ON actions (executed_at) WHERE kind = 'hold'
+    """,
+}
