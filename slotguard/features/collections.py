@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from slotguard.collections.ladder import COLLECTIONS, collection_ready
+from slotguard.collections.ladder import COLLECTIONS, collection_ready, run_collections
 from slotguard.domain.model import Action
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.owners import ActionOwner
+from slotguard.policies.owners import ActionOwner, TickStep
 
 
 class Collections(ActionOwner):
@@ -26,3 +26,8 @@ OWNER = Collections()
 @hookimpl
 def slotguard_action_owner(action):
     return OWNER if action.policy == COLLECTIONS else None
+
+
+@hookimpl
+def slotguard_tick_steps():
+    return [TickStep(name="collections", order=20, run=lambda settings, ledger, provider, now, report: run_collections(settings, ledger, provider, now, report))]

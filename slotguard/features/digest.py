@@ -5,8 +5,9 @@ stale and nothing needs checking before it goes."""
 from __future__ import annotations
 
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.owners import ActionOwner
+from slotguard.policies.owners import ActionOwner, TickStep
 from slotguard.practitioner.digest import POLICY as DIGEST
+from slotguard.practitioner.digest import plan_digest
 
 
 class Digest(ActionOwner):
@@ -19,3 +20,13 @@ OWNER = Digest()
 @hookimpl
 def slotguard_action_owner(action):
     return OWNER if action.policy == DIGEST else None
+
+
+def _plan(settings, ledger, provider, now, report):
+    if plan_digest(settings, ledger, now):
+        report.planned["email:digest"] += 1
+
+
+@hookimpl
+def slotguard_tick_steps():
+    return [TickStep(name="digest", order=10, run=_plan)]

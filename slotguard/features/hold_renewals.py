@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from slotguard.domain.model import Action
-from slotguard.planning.holds import renewal_ready
+from slotguard.planning.holds import plan_hold_renewals, renewal_ready
 from slotguard.policies.account import RENEWS
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.owners import ActionOwner
@@ -27,3 +27,8 @@ OWNER = HoldRenewals()
 @hookimpl
 def slotguard_action_owner(action):
     return OWNER if action.context.get(RENEWS) else None
+
+
+@hookimpl(trylast=True)  # after the reminders, as before
+def slotguard_time_passes(ledger, settings, now):
+    return plan_hold_renewals(ledger, settings, now)  # card holds about to lapse

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.planning.reminders import POLICY as LIFECYCLE
+from slotguard.planning.reminders import plan_due_reminders
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.owners import ActionOwner
 
@@ -31,3 +32,8 @@ OWNER = Lifecycle()
 @hookimpl
 def slotguard_action_owner(action):
     return OWNER if action.policy == LIFECYCLE else None
+
+
+@hookimpl
+def slotguard_time_passes(ledger, settings, now):
+    return plan_due_reminders(ledger, settings.reminders.offsets, now)

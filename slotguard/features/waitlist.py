@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.planning.waitlist import POLICY as WAITLIST
+from slotguard.planning.waitlist import plan_slot_freed
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.owners import ActionOwner
 
@@ -27,3 +28,8 @@ OWNER = Waitlist()
 @hookimpl
 def slotguard_action_owner(action):
     return OWNER if action.policy == WAITLIST else None
+
+
+@hookimpl
+def slotguard_after_happening(happening, appointment, ledger, settings, now):
+    return plan_slot_freed(settings, ledger, happening, appointment, now)

@@ -17,8 +17,10 @@ data (`slotguard.domain.model.Proposal`). For one happening the planner calls, i
 
 Built-in features (lifecycle mail, reminders, waitlist, digest, collections, hold renewals:
 slotguard/features/) are plugins of the same manager. They answer `slotguard_action_owner`,
-a first-result hook: the engine asks it before carrying out an action and never names a
-feature itself.
+a first-result hook the engine asks before carrying out an action, and plan through
+`slotguard_after_happening`, `slotguard_time_passes` and `slotguard_tick_steps`: the engine
+never names a feature itself. These four hooks are the features' (they read and write the
+ledger); a policy never implements them.
 """
 
 from __future__ import annotations
@@ -77,3 +79,18 @@ def slotguard_undo(entry, account):
 @hookspec(firstresult=True)
 def slotguard_action_owner(action):
     """Return the ActionOwner of the feature that handles this action (slotguard/policies/owners.py), or None when it is not yours."""
+
+
+@hookspec
+def slotguard_after_happening(happening, appointment, ledger, settings, now):
+    """A feature plans what a happening means for it, beside the policies (a slot offer to the waitlist); return the actions it stored."""
+
+
+@hookspec
+def slotguard_time_passes(ledger, settings, now):
+    """A feature plans what has fallen due with time (reminders, hold renewals); return the actions it stored."""
+
+
+@hookspec
+def slotguard_tick_steps():
+    """Return the feature's own steps of every tick (slotguard.policies.owners.TickStep), run after the time check and before due actions."""

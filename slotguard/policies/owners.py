@@ -3,14 +3,16 @@
 The engine and the mail code never name a feature. They ask the first-result hook
 `slotguard_action_owner(action)`, which the feature owning the action answers (a built-in
 one in slotguard/features/, or a plugin's) with an `ActionOwner`; an action nobody owns
-(a policy's fee, a notice) needs no check of its own.
+(a policy's fee, a notice) needs no check of its own. A feature's own step of the tick is a
+`TickStep`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
@@ -34,6 +36,24 @@ class ActionOwner:
         """Why the email `action` about the appointment `tracked` is no longer to be sent, ""
         while it still is (slotguard/mail/stale.py asks after its own general rules)."""
         return ""
+
+
+@dataclass(frozen=True)
+class TickStep:
+    """A step a feature runs once per tick (`slotguard_tick_steps`), in `order` (lowest
+    first) among the features' steps. `run(settings, ledger, provider, now, report)` returns
+    the (calendar id, event id) pairs whose calendar notes it changed, or None. A step that
+    raises is reported under `name` and the tick goes on (slotguard/run/containment.py)."""
+
+    name: str
+    order: int
+    run: Callable[..., Iterable[tuple[str, str]] | None]
+
+
+def tick_steps(manager: pluggy.PluginManager) -> list[TickStep]:
+    """Every feature's tick steps, in their order."""
+    steps = [step for answer in manager.hook.slotguard_tick_steps() for step in answer or ()]
+    return sorted(steps, key=lambda step: step.order)
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,7 @@ from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.loading import BUILT_IN_FEATURES, plugin_manager
-from slotguard.policies.owners import ActionOwner, action_owner
+from slotguard.policies.owners import ActionOwner, TickStep, action_owner, tick_steps
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 5, 9, 0, tzinfo=timezone.utc)
@@ -60,8 +60,10 @@ def test_the_owner_hook_is_first_result_so_one_feature_decides():
 
 
 def test_the_engine_and_the_mail_code_name_no_feature():
-    """They may not compare an action's policy with a name, nor import a feature's name."""
-    feature_names = {"COLLECTIONS", "LIFECYCLE", "WAITLIST", "RENEWS", "POLICY", "DIGEST"}
+    """They may not compare an action's policy with a name, nor import a feature's name or
+    its planning: the features' hooks reach them."""
+    feature_names = {"COLLECTIONS", "LIFECYCLE", "WAITLIST", "RENEWS", "POLICY", "DIGEST", "collection_ready", "renewal_ready",
+                     "plan_digest", "run_collections", "plan_due_reminders", "plan_hold_renewals", "plan_slot_freed"}
     found = []
     for path in [*sorted((ROOT / "slotguard" / "run").glob("*.py")), ROOT / "slotguard" / "mail" / "stale.py"]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -70,3 +72,27 @@ def test_the_engine_and_the_mail_code_name_no_feature():
             elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "policy":
                 found.append(f"{path.name}:{node.lineno} compares .policy")
     assert found == []
+
+
+def test_the_features_steps_run_in_their_order_and_a_plugin_can_add_one():
+    ran = []
+
+    class Birthdays:
+        @hookimpl
+        def slotguard_tick_steps(self):
+            return [TickStep(name="birthday greetings", order=15, run=lambda *arguments: ran.append(arguments))]
+
+    manager = plugin_manager()
+    assert [step.name for step in tick_steps(manager)] == ["digest", "collections"]
+    manager.register(Birthdays(), name="birthdays")
+    steps = tick_steps(manager)
+    assert [step.name for step in steps] == ["digest", "birthday greetings", "collections"]
+    steps[1].run("settings", "ledger", "provider", NOW, "report")
+    assert ran == [("settings", "ledger", "provider", NOW, "report")]
+
+
+def test_time_passing_asks_the_reminders_before_the_hold_renewals():
+    manager = plugin_manager()
+    callers = [impl.plugin_name for impl in reversed(manager.hook.slotguard_time_passes.get_hookimpls())]
+    assert callers == ["slotguard.features.lifecycle", "slotguard.features.hold_renewals"]
+    assert [impl.plugin_name for impl in manager.hook.slotguard_after_happening.get_hookimpls()] == ["slotguard.features.waitlist"]
