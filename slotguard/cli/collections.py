@@ -21,7 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from slotguard.cli.common import load_settings, now_from
-from slotguard.collections.ladder import COLLECTIONS, PARTS, Decision, collections_view, debt_row, debts, payable, status
+from slotguard.collections.debts import COLLECTIONS, Decision, status
+from slotguard.collections.ladder import debts
+from slotguard.collections.views import PARTS, collections_view, debt_row, payable
 from slotguard.config.schema import Settings
 from slotguard.domain.model import OWED, ActionKind, ActionState
 from slotguard.domain.money import Money

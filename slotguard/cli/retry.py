@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from slotguard.cli.common import load_settings, now_from
-from slotguard.collections.ladder import COLLECTIONS
+from slotguard.collections.debts import COLLECTIONS
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, HappeningKind

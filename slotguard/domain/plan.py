@@ -27,6 +27,11 @@ class Plan:
       waiver is kept on them (`waiver_waits`) and applied once the outcome is known.
     - `waive`: open (or refused) fees and funds -> why: waived.
     - `cancel`: open actions -> the note the cancellation is logged with.
+    - `withdraw`: money asked of the client (a charge stored done, still owed) that is no longer
+      asked for -> the note it is logged with: cancelled with payment_status "superseded", so nothing polls it,
+      counts it or gives back money it never took (a settlement offer that ended).
+    - `close`: a fee still owed -> (payment_status, note): closed by collections ("settled"
+      or "written_off").
     - `by_hand`: give-backs planned outside a calendar happening (`main.py waive`, a waiver
       that waited, `reconcile --repair`): due now, without review window or `charge_from`.
     """
@@ -37,11 +42,13 @@ class Plan:
     wait: Mapping[str, str] = field(default_factory=dict)
     waive: Mapping[str, str] = field(default_factory=dict)
     cancel: Mapping[str, str] = field(default_factory=dict)
+    withdraw: Mapping[str, str] = field(default_factory=dict)
+    close: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     by_hand: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.new or self.actions or self.wait or self.waive or self.cancel)
+        return not (self.new or self.actions or self.wait or self.waive or self.cancel or self.withdraw or self.close)
 
 
 # Context of a fee a modifier took to zero: the amount let go, which the store records on the

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from slotguard.collections.ladder import COLLECTIONS, collection_ready, run_collections
+from slotguard.collections.debts import COLLECTIONS
+from slotguard.collections.ladder import collection_ready, run_collections
 from slotguard.domain.model import Action
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.owners import ActionOwner, TickStep

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from slotguard.collections.ladder import collections_view
+from slotguard.collections.views import collections_view
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind

@@ -21,7 +21,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from slotguard.collections.ladder import COLLECTIONS, COLLECTS, Capabilities, evaluate
+from slotguard.collections.debts import COLLECTIONS, COLLECTS, Capabilities
+from slotguard.collections.decide import evaluate
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
 from slotguard.store.ledger import Ledger

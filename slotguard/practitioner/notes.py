@@ -7,7 +7,7 @@ Thu 26 Nov 14:00 unless you add #waive".
 
 from __future__ import annotations
 
-from slotguard.collections.ladder import COLLECTIONS, COLLECTS, INSTALLMENT
+from slotguard.collections.debts import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config.schema import Settings
 from slotguard.domain.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionKind, ActionState
 from slotguard.domain.money import Money

@@ -19,6 +19,7 @@ from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import (
     MONEY_KINDS,
     OPEN_STATES,
+    OWED,
     WAITING_WAIVER,
     Action,
     ActionKind,
@@ -37,6 +38,8 @@ log = logging.getLogger("slotguard.planner")
 # Money the practitioner gets to review before it is taken: fees and prepayments. A deposit
 # is expected at booking and goes at once.
 REVIEWED = frozenset({FEE, PREPAYMENT})
+# The payment status of money asked for and then no longer asked (Plan.withdraw).
+SUPERSEDED = "superseded"
 RECORD_KINDS = frozenset({ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CREDIT})
 
 
@@ -77,6 +80,17 @@ class Store:
                     stored.append(action)
                     log.info("planned action=%s kind=%s template=%s event=%s", action.id, action.kind.value,
                              action.template or "", action.event_ref)
+            for action_id, note in plan.withdraw.items():
+                action = self.ledger.action(action_id)
+                if action is not None and action.state is ActionState.DONE and action.context.get("payment_status") in OWED:
+                    action.state = ActionState.CANCELLED
+                    action.context["payment_status"] = SUPERSEDED
+                    self.ledger.update_action(action, now, note, expect=[ActionState.DONE])
+            for action_id, (payment_status, note) in plan.close.items():
+                action = self.ledger.action(action_id)
+                if action is not None and action.state is ActionState.DONE and action.context.get("payment_status") in OWED:
+                    action.context["payment_status"] = payment_status
+                    self.ledger.update_action(action, now, note)
         return stored
 
     def _store(self, plan: Plan, key: str, now: datetime) -> list[Action]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.collections.ladder import PARTS, payable
+from slotguard.collections.views import PARTS, payable
 from slotguard.config.schema import parse_settings
 from slotguard.domain.durations import DurationError, parse_duration, parse_timestamp
 from slotguard.domain.interfaces import NullWriteBack

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.collections.ladder import COLLECTIONS
+from slotguard.collections.debts import COLLECTIONS
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind, ActionState, action_id_for
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client

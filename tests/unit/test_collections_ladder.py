@@ -8,15 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from slotguard.collections.ladder import (
-    COLLECTIONS,
-    Capabilities,
-    Decision,
-    evaluate,
-    payable,
-    split,
-    status,
-)
+from slotguard.collections.debts import COLLECTIONS, Capabilities, Decision, split, status
+from slotguard.collections.decide import evaluate
+from slotguard.collections.views import payable
 from slotguard.config.schema import Collections
 from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money

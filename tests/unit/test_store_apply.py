@@ -122,3 +122,27 @@ def test_planning_a_waiver_reads_the_ledger_once_and_writes_it_once():
     assert [a.kind for a in planned if a.kind is ActionKind.REFUND] == [ActionKind.REFUND]
     assert len(writes) >= 2, "the kept deposit and the rest of the fee are waived"
     assert sorted(map(sorted, (f.keys() for f in reads))) == [["calendar_id", "event_id"], ["client_email"]]
+
+
+def test_collections_close_a_fee_and_withdraw_a_request_only_while_they_are_still_owed(ledger):
+    """The ladder's decision, as a plan: a settlement offer that ended is no longer asked for
+    (nothing polls it or counts it), the fee is closed as written off; money already paid is
+    never touched, whatever the plan says."""
+    fee = new_action(HERE, ActionKind.CHARGE, "no_show", "fee", key="primary/e1/fee", now=MONDAY, state=ActionState.DONE,
+                     amount=nok(900), context={"payment_status": "unpaid"})
+    offer = new_action(HERE, ActionKind.CHARGE, "collections", "settlement", key="collections/x", slot="offer", now=MONDAY,
+                       state=ActionState.DONE, amount=nok(700), context={"payment_status": "unpaid"})
+    paid = new_action(HERE, ActionKind.CHARGE, "collections", "installment", key="collections/x", slot="i1", now=MONDAY,
+                      state=ActionState.DONE, amount=nok(300), context={"payment_status": "paid"})
+    with ledger.transaction():
+        for action in (fee, offer, paid):
+            ledger.add_action(action)
+    Store(ledger).apply(Plan(withdraw={offer.id: "collections: no longer asked for: the offer ended", paid.id: "the offer ended"},
+                             close={fee.id: ("written_off", "written off by collections")}), now=MONDAY + timedelta(days=40))
+    assert ledger.action(offer.id).state is ActionState.CANCELLED
+    assert ledger.action(offer.id).context["payment_status"] == "superseded"
+    assert ledger.action(fee.id).context["payment_status"] == "written_off"
+    assert ledger.action(paid.id).state is ActionState.DONE and ledger.action(paid.id).context["payment_status"] == "paid"
+    # Closed once: a second plan closing it again changes nothing.
+    Store(ledger).apply(Plan(close={fee.id: ("settled", "settled through collections")}), now=MONDAY + timedelta(days=41))
+    assert ledger.action(fee.id).context["payment_status"] == "written_off"
