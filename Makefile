@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test unit integration e2e chaos bench clean check-config
 
-$(STAMP): requirements.txt examples/slotguard-weekend-surcharge/pyproject.toml
+$(STAMP): requirements.txt pyproject.toml examples/slotguard-weekend-surcharge/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# Slotguard itself (pinned dependencies above): the `slotguard` command and its entry points.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	# The example third-party policy, installed through its entry point (tests load it).
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e examples/slotguard-weekend-surcharge
 	touch $(STAMP)

@@ -30,15 +30,25 @@ from typing import Literal
 
 from pydantic import Field
 
-from slotguard.config.schema import FeeRule, PositiveDuration
-from slotguard.domain.durations import format_duration
-from slotguard.planning.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, HappeningKind, Proposal
-from slotguard.domain.money import Fee
-from slotguard.policies.loading import DEPOSIT, PolicyConfig, PolicyInfo, money_json
-
-from plugins.funds import Fund, settle_funds
+from slotguard.kit import (
+    DEPOSIT,
+    HOLD_BEFORE,
+    HOLD_VALIDITY,
+    RENEW_MARGIN,
+    ActionKind,
+    Fee,
+    FeeRule,
+    Fund,
+    HappeningKind,
+    PolicyConfig,
+    PolicyInfo,
+    PositiveDuration,
+    Proposal,
+    format_duration,
+    hookimpl,
+    money_json,
+    settle_funds,
+)
 
 NAME = "deposit"
 TAKERS = ("deposit", "reschedule_credit")  # policies whose deposits this one settles

@@ -23,9 +23,7 @@ import re
 
 from pydantic import Field, field_validator
 
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.money import Money
-from slotguard.policies.loading import PolicyConfig, PolicyInfo
+from slotguard.kit import Money, PolicyConfig, PolicyInfo, hookimpl
 
 NAME = "emergency_waiver"
 

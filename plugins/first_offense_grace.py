@@ -17,11 +17,19 @@ from datetime import timedelta
 
 from pydantic import Field, PositiveInt
 
-from slotguard.config.schema import PositiveDuration
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, Proposal
-from slotguard.domain.money import Money
-from slotguard.policies.loading import REPLACES_NOTICES, PolicyConfig, PolicyInfo, fee_incidents, money_json, ordinal
+from slotguard.kit import (
+    REPLACES_NOTICES,
+    ActionKind,
+    Money,
+    PolicyConfig,
+    PolicyInfo,
+    PositiveDuration,
+    Proposal,
+    fee_incidents,
+    hookimpl,
+    money_json,
+    ordinal,
+)
 
 NAME = "first_offense_grace"
 WORDS = {1: "first", 2: "second", 3: "third"}

@@ -12,9 +12,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.money import Money
-from slotguard.policies.loading import Percent, PolicyConfig, PolicyInfo
+from slotguard.kit import Money, Percent, PolicyConfig, PolicyInfo, hookimpl
 
 NAME = "friends_and_family"
 

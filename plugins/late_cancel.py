@@ -14,12 +14,20 @@ from datetime import timedelta
 
 from pydantic import Field, field_validator
 
-from slotguard.config.schema import FeeRule, PositiveDuration
-from slotguard.domain.durations import format_duration
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, HappeningKind, Proposal
-from slotguard.domain.money import Money, MoneyError
-from slotguard.policies.loading import PolicyConfig, PolicyInfo
+from slotguard.kit import (
+    ActionKind,
+    FeeRule,
+    HappeningKind,
+    Money,
+    MoneyError,
+    PolicyConfig,
+    PolicyInfo,
+    PositiveDuration,
+    Proposal,
+    format_duration,
+    hookimpl,
+    reporting_email,
+)
 
 NAME = "late_cancel"
 
@@ -108,18 +116,9 @@ def slotguard_propose(happening, appointment, config, now):
     else:
         when = f"{format_duration(notice)} before the start"
     reason = f"late_cancel proposed {fee}: cancelled {when} (within {format_duration(tier.within)}: {tier.fee} of {appointment.price})"
-    return [
-        Proposal(kind=ActionKind.CHARGE, policy=NAME, reason=reason, amount=fee, slot="fee"),
-        Proposal(
-            kind=ActionKind.EMAIL,
-            policy=NAME,
-            reason="tell the client about the late cancellation",
-            template="late_cancel_notice",
-            slot="notice",
-            reports_on="fee",
-            context={"notice_minutes": int(notice.total_seconds() // 60)},
-        ),
-    ]
+    charge = Proposal(kind=ActionKind.CHARGE, policy=NAME, reason=reason, amount=fee, slot="fee")
+    details = {"notice_minutes": int(notice.total_seconds() // 60)}
+    return [charge, reporting_email(charge, "late_cancel_notice", "tell the client about the late cancellation", slot="notice", context=details)]
 
 
 @hookimpl

@@ -15,9 +15,7 @@ from decimal import Decimal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.money import Money
-from slotguard.policies.loading import Percent, PolicyConfig, PolicyInfo
+from slotguard.kit import Money, Percent, PolicyConfig, PolicyInfo, hookimpl
 
 NAME = "loyal_client"
 

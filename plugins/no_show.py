@@ -15,11 +15,7 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from slotguard.config.schema import Duration, FeeRule
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, HappeningKind, Proposal
-from slotguard.domain.money import Fee
-from slotguard.policies.loading import PolicyConfig, PolicyInfo
+from slotguard.kit import ActionKind, Duration, Fee, FeeRule, HappeningKind, PolicyConfig, PolicyInfo, Proposal, hookimpl, reporting_email
 
 NAME = "no_show"
 
@@ -48,24 +44,8 @@ def slotguard_propose(happening, appointment, config, now):
     earliest = appointment.start + config.wait
     fee = config.fee.of(appointment.price)
     reason = f"no_show proposed {fee}: marked as not attended ({config.fee} of {appointment.price})"
-    return [
-        Proposal(
-            kind=ActionKind.CHARGE,
-            policy=NAME,
-            reason=reason,
-            amount=fee,
-            slot="fee",
-            due=earliest if earliest > now else None,
-        ),
-        Proposal(
-            kind=ActionKind.EMAIL,
-            policy=NAME,
-            reason="follow up after the missed appointment and offer a new time",
-            template="no_show_followup",
-            slot="followup",
-            reports_on="fee",
-        ),
-    ]
+    charge = Proposal(kind=ActionKind.CHARGE, policy=NAME, reason=reason, amount=fee, slot="fee", due=earliest if earliest > now else None)
+    return [charge, reporting_email(charge, "no_show_followup", "follow up after the missed appointment and offer a new time", slot="followup")]
 
 
 @hookimpl

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field, PositiveInt, field_validator
 
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, HappeningKind
-from slotguard.policies.loading import PACKAGE_CREDIT, PolicyConfig, PolicyInfo, derive, money_json
-
-from plugins.funds import is_unpaid_fee
+from slotguard.kit import PACKAGE_CREDIT, ActionKind, HappeningKind, PolicyConfig, PolicyInfo, derive, hookimpl, is_unpaid_fee, money_json
 
 NAME = "package_credits"
 

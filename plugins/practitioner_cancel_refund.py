@@ -25,11 +25,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from slotguard.config.schema import PositiveDuration
-from slotguard.domain.durations import from_utc_text, to_utc_text
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, ActionState, HappeningKind, Proposal
-from slotguard.policies.loading import (
+from slotguard.kit import (
     CREDIT,
     DEPOSIT,
     DEPOSIT_RETURN,
@@ -38,13 +34,20 @@ from slotguard.policies.loading import (
     REFUND,
     SETTLES,
     TARGET,
+    ActionKind,
+    ActionState,
+    HappeningKind,
     Percent,
     PolicyConfig,
     PolicyInfo,
+    PositiveDuration,
+    Proposal,
+    from_utc_text,
+    hookimpl,
     local_text,
     refund_notice,
+    to_utc_text,
 )
-
 
 NAME = "practitioner_cancel_refund"
 WHY = "the practitioner cancelled the appointment"

@@ -16,10 +16,7 @@ import re
 
 from pydantic import Field, model_validator
 
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import HappeningKind
-from slotguard.domain.money import Money
-from slotguard.policies.loading import PolicyConfig, PolicyInfo, fee_incidents
+from slotguard.kit import HappeningKind, Money, PolicyConfig, PolicyInfo, fee_incidents, hookimpl
 
 NAME = "prospect_second_chance"
 NOTICES = ("no_show_followup", "late_cancel_notice")

@@ -31,13 +31,25 @@ from datetime import timedelta
 
 from pydantic import Field, PositiveInt, field_validator
 
-from slotguard.config.schema import FeeRule, PositiveDuration
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, HappeningKind, Proposal
-from slotguard.domain.money import Fee
-from slotguard.policies.loading import DEPOSIT, PREPAYMENT, PolicyConfig, PolicyInfo, derive, fee_incidents, money_json, ordinal
-
-from plugins.funds import Fund, settle_funds
+from slotguard.kit import (
+    DEPOSIT,
+    PREPAYMENT,
+    ActionKind,
+    Fee,
+    FeeRule,
+    Fund,
+    HappeningKind,
+    PolicyConfig,
+    PolicyInfo,
+    PositiveDuration,
+    Proposal,
+    derive,
+    fee_incidents,
+    hookimpl,
+    money_json,
+    ordinal,
+    settle_funds,
+)
 
 NAME = "repeat_offender_prepay"
 

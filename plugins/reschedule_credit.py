@@ -27,11 +27,28 @@ from typing import Literal
 
 from pydantic import Field
 
-from slotguard.config.schema import PositiveDuration
-from slotguard.domain.durations import format_duration, from_utc_text, to_utc_text
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, ActionState, HappeningKind, Proposal, Undo
-from slotguard.policies.loading import CREDIT, DEPOSIT, DEPOSIT_RETURN, SETTLES, TARGET, PolicyConfig, PolicyInfo, local_text, money_json, refund_notice
+from slotguard.kit import (
+    CREDIT,
+    DEPOSIT,
+    DEPOSIT_RETURN,
+    SETTLES,
+    TARGET,
+    ActionKind,
+    ActionState,
+    HappeningKind,
+    PolicyConfig,
+    PolicyInfo,
+    PositiveDuration,
+    Proposal,
+    Undo,
+    format_duration,
+    from_utc_text,
+    hookimpl,
+    local_text,
+    money_json,
+    refund_notice,
+    to_utc_text,
+)
 
 NAME = "reschedule_credit"
 

@@ -19,11 +19,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind, HappeningKind, Proposal
-from slotguard.policies.loading import DEPOSIT, Percent, PolicyConfig, PolicyInfo, money_json
-
-from plugins.funds import Fund, settle_funds
+from slotguard.kit import DEPOSIT, ActionKind, Fund, HappeningKind, Percent, PolicyConfig, PolicyInfo, Proposal, hookimpl, money_json, settle_funds
 
 NAME = "rolling_half_deposit"
 

@@ -14,12 +14,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from slotguard.config.schema import PositiveAmount
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import ActionKind
-from slotguard.policies.loading import PolicyConfig, PolicyInfo, derive
-
-from plugins.funds import is_unpaid_fee
+from slotguard.kit import ActionKind, PolicyConfig, PolicyInfo, PositiveAmount, derive, hookimpl, is_unpaid_fee
 
 NAME = "small_amount_writeoff"
 

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any, Mapping
 
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import OWED as OWED  # re-exported: where the ledger's readers find it
+from slotguard.domain.payment_status import PaymentStatus
 
 
 class Mark(StrEnum):
@@ -63,14 +65,13 @@ class ActionState(StrEnum):
 
 
 OPEN_STATES = frozenset({ActionState.PLANNED, ActionState.PENDING_REVIEW})
-# payment_status of a charge carried out that the client has not paid yet: a payment link
-# ("unpaid") or, with the record-only provider, money owed to the practitioner directly.
-OWED = ("unpaid", "receivable")
-NOTHING_TAKEN = "nothing_taken"  # payment_status of a refund of a fee never paid: the request withdrawn
-WAIVED_UNPAID = "waived"  # payment_status of a fee waived before the client paid it
+# payment_status values (slotguard/domain/payment_status.py; OWED is there too), by the names
+# their readers know.
+NOTHING_TAKEN = PaymentStatus.NOTHING_TAKEN  # payment_status of a refund of a fee never paid: the request withdrawn
+WAIVED_UNPAID = PaymentStatus.WAIVED  # payment_status of a fee waived before the client paid it
 # payment_status of a refund that found nothing left to give back: the whole payment had
 # been refunded outside Slotguard already (in the Stripe dashboard); no Stripe refund is ours.
-REFUNDED_ELSEWHERE = "refunded_elsewhere"
+REFUNDED_ELSEWHERE = PaymentStatus.REFUNDED_ELSEWHERE
 # Context of a money action whose outcome is unknown (left `executing` by a crash, Stripe
 # not reachable to ask) that was waived meanwhile: why. The waiver is applied once the
 # outcome is known (slotguard/payments/recovery.py): nothing taken, the fee is waived; money

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import format_duration
+from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
 from slotguard.domain.plan import Plan
 from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
@@ -34,9 +35,6 @@ from slotguard.policies.loading import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, T
 
 log = logging.getLogger("slotguard.holds")
 
-HOLD_VALIDITY = timedelta(days=4, hours=18)  # Visa, merchant-initiated: the shortest window
-RENEW_MARGIN = timedelta(hours=6)  # to spare before a hold lapses: a late tick, a few hours of Stripe outage
-HOLD_BEFORE = "hold_before_seconds"  # context of a deposit hold: how long before the start it is placed
 LOOKBACK = timedelta(days=14)  # holds placed longer ago than this have lapsed whatever happens
 
 

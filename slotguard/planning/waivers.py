@@ -102,7 +102,7 @@ def funds_give_back(draft: Draft, funds: Iterable[Action], why: str, unused: boo
     """Give back what is left of each fund (a deposit or prepayment: charged, held, or carried
     over as a credit) now that the waived fees no longer keep it: its amount less what live
     entries apply to the price, keep for a fee or gave back already (the entries that name it
-    in `settles`; plugins/funds.py). A fund nothing uses any more is given back whole (or, if
+    in `settles`; slotguard/policies/funds.py). A fund nothing uses any more is given back whole (or, if
     not taken yet, waived) only with `unused`; without, it stays for the session. A fund
     applied to the price of a session the client came to has nothing left: it stays. A hold
     is never given back in part (capturing part of it released the rest)."""

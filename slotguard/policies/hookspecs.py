@@ -14,6 +14,13 @@ data (`slotguard.domain.model.Proposal`). For one happening the planner calls, i
 `slotguard_propose` on every enabled policy, `slotguard_modify` on every fee, then
 `slotguard_settle`, then `slotguard_email_details` on every email; policies are asked in
 `policies.enabled` order, fee policies first (docs/plugins.md).
+
+Built-in features (lifecycle mail, reminders, waitlist, digest, collections, hold renewals:
+slotguard/features/) are plugins of the same manager. They answer `slotguard_action_owner`,
+a first-result hook the engine asks before carrying out an action, and plan through
+`slotguard_after_happening`, `slotguard_time_passes` and `slotguard_tick_steps`: the engine
+never names a feature itself. These four hooks are the features' (they read and write the
+ledger); a policy never implements them.
 """
 
 from __future__ import annotations
@@ -54,9 +61,9 @@ def slotguard_email_details(proposal, happening, appointment, history, account, 
     """Return a dict of extra `details` for a planned email (booking confirmation, notice...), or None."""
 
 
-@hookspec
+@hookspec(firstresult=True)
 def slotguard_waiver_reason(happening, appointment, config):
-    """Return the practitioner's reason for a waiver seen on the calendar (e.g. the claim tag), or None."""
+    """Return the practitioner's reason for a waiver seen on the calendar (e.g. the claim tag), or None; the first reason wins."""
 
 
 @hookspec
@@ -72,3 +79,23 @@ def slotguard_undo(entry, account):
 @hookspec
 def slotguard_email_extras(action, appointment, view, now):
     """Add to one email as it is composed: return slotguard.mail.compose.EmailExtras (template details, attachments) or None; read `view`, never call out."""
+
+
+@hookspec(firstresult=True)
+def slotguard_action_owner(action):
+    """Return the ActionOwner of the feature that handles this action (slotguard/policies/owners.py), or None when it is not yours."""
+
+
+@hookspec
+def slotguard_after_happening(happening, appointment, ledger, settings, now):
+    """A feature plans what a happening means for it, beside the policies (a slot offer to the waitlist); return the actions it stored."""
+
+
+@hookspec
+def slotguard_time_passes(ledger, settings, now):
+    """A feature plans what has fallen due with time (reminders, hold renewals); return the actions it stored."""
+
+
+@hookspec
+def slotguard_tick_steps():
+    """Return the feature's own steps of every tick (slotguard.policies.owners.TickStep), run after the time check and before due actions."""

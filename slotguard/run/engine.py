@@ -9,6 +9,7 @@ other calendars, events and actions go on. The engine never reads the clock: `no
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -31,10 +32,6 @@ from slotguard.run.action_failure import retry_delay, unexpected_failure
 from slotguard.run.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.run.email_effects import send_email
 from slotguard.store.ledger import Ledger, LedgerError
-from slotguard.collections.debts import COLLECTIONS
-from slotguard.collections.ladder import collection_ready, run_collections
-from slotguard.practitioner.digest import plan_digest
-from slotguard.planning.holds import plan_hold_renewals, renewal_ready
 from slotguard.mail.messages import Renderer, TemplateProblem
 from slotguard.domain.model import (
     MONEY_KINDS,
@@ -49,12 +46,11 @@ from slotguard.payments.results import GAVE_UP_AFTER, after_money, next_money_tr
 from slotguard.payments.poll import poll_unpaid
 from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
 from slotguard.payments.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
-from slotguard.planning.reminders import plan_due_reminders
 from slotguard.mail.stale import stale_email_reason
-from slotguard.policies.loading import RENEWS, TARGET, Policy
+from slotguard.policies.loading import TARGET, Policy
+from slotguard.policies.owners import TickStep, action_owner, default_manager, tick_steps
 from slotguard.domain.tick_report import TickReport
 from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
-from slotguard.planning.waitlist import plan_slot_freed
 from slotguard.practitioner.write_back import write_statuses
 
 
@@ -101,6 +97,7 @@ class Engine:
         self.rules = AttendanceRules(marks.unmarked_after_end, marks.settle_after_end)
         self.write_backs = {source.calendar_id: write_back for source, write_back in self.calendars}
         self._touched: set[tuple[str, str]] = set()
+        self.features = default_manager()  # built-in features and plugins (slotguard/features/)
 
     # -- the tick -------------------------------------------------------------------------
     def tick(self, now: datetime) -> TickReport:
@@ -116,16 +113,15 @@ class Engine:
                 break
             self.sync_calendar(source, now, report)
         run_step("time check", report, lambda: self.check_time(now, report))
-        run_step("digest", report, lambda: self._plan_digest(now, report))
-        run_step("collections", report, lambda: self._touched.update(run_collections(self.settings, self.ledger, self.provider, now, report)))
+        for step in tick_steps(self.features):  # the digest, the collections ladder (slotguard/features/)
+            run_step(step.name, report, functools.partial(self._feature_step, step, now, report))
         run_step("carrying out due actions", report, lambda: self.execute_due(now, report))
         run_step("payment polling", report, lambda: self._touched.update(poll_unpaid(self.ledger, self.provider, now, report)))
         run_step("calendar write-back", report, lambda: self.write_back(report, now))
         return report
 
-    def _plan_digest(self, now: datetime, report: TickReport) -> None:
-        if plan_digest(self.settings, self.ledger, now):
-            report.planned["email:digest"] += 1
+    def _feature_step(self, step: TickStep, now: datetime, report: TickReport) -> None:
+        self._touched.update(step.run(self.settings, self.ledger, self.provider, now, report) or ())
 
     def recover(self, now: datetime) -> int:
         """At start-up: resolve the actions a crash left `executing`; return how many there
@@ -247,7 +243,9 @@ class Engine:
                     continue
                 report.happenings[happening.kind.value] += 1
                 planned = self.planner.plan(happening, booking, now)
-                planned += plan_slot_freed(self.settings, self.ledger, happening, booking, now)
+                for more in self.features.hook.slotguard_after_happening(  # a slot offer to the waitlist
+                        happening=happening, appointment=booking, ledger=self.ledger, settings=self.settings, now=now):
+                    planned += more
                 for action in planned:
                     report.planned[f"{action.kind.value}:{action.state.value}"] += 1
                 self._touched.add((happening.calendar_id, happening.event_id))
@@ -283,10 +281,10 @@ class Engine:
                 lambda tracked: (tracked.appointment.calendar_id, tracked.appointment.event_id, f"appointment {tracked.appointment.event_id}"),
                 now,
             )
-            for action in plan_due_reminders(self.ledger, self.settings.reminders.offsets, now):
-                report.planned[f"{action.kind.value}:{action.state.value}"] += 1
-            for action in plan_hold_renewals(self.ledger, self.settings, now):  # card holds about to lapse
-                report.planned[f"{action.kind.value}:{action.state.value}"] += 1
+            # Reminders fallen due, card holds about to lapse (slotguard/features/).
+            for planned in self.features.hook.slotguard_time_passes(ledger=self.ledger, settings=self.settings, now=now):
+                for action in planned:
+                    report.planned[f"{action.kind.value}:{action.state.value}"] += 1
 
     # -- execution ------------------------------------------------------------------------
     def execute_due(self, now: datetime, report: TickReport, only: str | None = None) -> None:
@@ -317,10 +315,9 @@ class Engine:
             return
         if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now, report):
             return
-        if action.policy == COLLECTIONS and not collection_ready(self.ledger, self.provider, self.settings, action, now):
-            return  # paid, waived or written off meanwhile: never a reminder or a charge after that
-        if action.context.get(RENEWS) and not renewal_ready(self.ledger, action, now):
-            return  # the hold it would replace was captured or released, or the appointment moved on
+        owner = action_owner(action)  # the feature that planned it (slotguard/features/) checks it last
+        if owner is not None and not owner.ready(action, self.ledger, self.provider, self.settings, now):
+            return  # e.g. a debt paid meanwhile, a hold renewal no longer wanted: the owner cancelled it
         previous_state = action.state
         action.state = ActionState.EXECUTING
         action.attempts += 1

@@ -21,7 +21,7 @@ from typing import Any
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.collections.views import PARTS, payable
-from slotguard.config.schema import ConfigError, parse_settings
+from slotguard.config.schema import parse_settings
 from slotguard.domain.durations import DurationError, parse_duration, parse_timestamp
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.store.ledger import Ledger

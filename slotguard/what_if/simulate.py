@@ -36,7 +36,9 @@ from slotguard.domain.tick_report import TickReport
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, Appointment, Happening, HappeningKind
 from slotguard.domain.money import Money
-from slotguard.policies.loading import DEPOSIT, FEE, PACKAGE_CREDIT, PREPAYMENT, Policy, load_enabled, purpose_of
+from slotguard.policies.account import DEPOSIT, FEE, PACKAGE_CREDIT, PREPAYMENT, purpose_of
+from slotguard.policies.info import Policy
+from slotguard.policies.loading import load_enabled
 from slotguard.intake.tracker import BY_CLIENT, BY_PRACTITIONER, Tracked
 
 MAX_STEPS = 1_000_000
@@ -56,11 +58,11 @@ class ClientTotals:
     written_off: int = 0
     deposits: int = 0  # deposits and prepayments asked
     refunded: int = 0
-    package_credits: int = 0
+    prepaid_sessions: int = 0  # fees paid with a prepaid session instead of money (purpose package_credit)
     emails: Counter = field(default_factory=Counter)
 
     def add(self, other: ClientTotals) -> None:
-        for name in ("fees", "waived", "written_off", "deposits", "refunded", "package_credits"):
+        for name in ("fees", "waived", "written_off", "deposits", "refunded", "prepaid_sessions"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.emails.update(other.emails)
 
@@ -87,7 +89,7 @@ class SimulationResult:
                 "written_off": Money(item.written_off, self.currency).as_json(),
                 "deposits": Money(item.deposits, self.currency).as_json(),
                 "refunded": Money(item.refunded, self.currency).as_json(),
-                "package_credits": item.package_credits,
+                "prepaid_sessions": item.prepaid_sessions,
                 "emails": dict(sorted(item.emails.items())),
             }
 
@@ -272,7 +274,7 @@ def _count(totals: ClientTotals, action: Action) -> None:
     elif purpose == FEE and action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.CREDIT) and live:
         totals.fees += amount
     elif purpose == PACKAGE_CREDIT and live:
-        totals.package_credits += 1
+        totals.prepaid_sessions += 1
     elif purpose in (DEPOSIT, PREPAYMENT) and action.kind in (ActionKind.CHARGE, ActionKind.HOLD) and live:
         totals.deposits += amount
     elif action.kind in (ActionKind.REFUND, ActionKind.RELEASE) and live:
@@ -301,7 +303,7 @@ def format_text(result: SimulationResult, settings: Settings) -> str:
         emails = ", ".join(f"{template} {count}" for template, count in sorted(item.emails.items())) or "-"
         return (
             f"{name:<32} {money(item.fees):>10} {money(item.waived):>10} {money(item.written_off):>11} "
-            f"{money(item.deposits):>10} {money(item.refunded):>10} {item.package_credits:>7}  {emails}"
+            f"{money(item.deposits):>10} {money(item.refunded):>10} {item.prepaid_sessions:>7}  {emails}"
         )
 
     for email, item in sorted(result.clients.items()):

@@ -4,6 +4,7 @@ config file."""
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -62,3 +63,24 @@ def test_a_third_party_policy_in_a_config_file_is_validated_at_start(practice):
     assert result.returncode == 2 and "policies.weekend_surcharge.surcharge: must be between 0% and 100%" in result.stderr
     path.write_text(text + '\n[policies.weekend_surcharge]\nsurcharge = "20%"\n')
     assert "configuration is valid" in main(practice, "check-config").stdout
+
+
+def test_a_plugin_with_a_misspelled_hook_stops_check_config_naming_the_plugin_and_the_hook(practice):
+    """A hook name pluggy does not know (`slotguard_propse`) would never be called: the fee it
+    was meant to propose would silently never be charged. It is a config error at start-up."""
+    site = practice / "site"
+    (site / "typo_policy-0.1.dist-info").mkdir(parents=True)
+    (site / "typo_policy-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: typo-policy\nVersion: 0.1\n")
+    (site / "typo_policy-0.1.dist-info" / "entry_points.txt").write_text("[slotguard.policies]\ntypo_policy = typo_policy\n")
+    (site / "typo_policy.py").write_text(
+        "from slotguard.kit import PolicyInfo, hookimpl\n\n"
+        "@hookimpl\ndef slotguard_policy_info():\n    return PolicyInfo(name='typo_policy', role='fee')\n\n"
+        "@hookimpl\ndef slotguard_propse(happening):\n    return []\n"
+    )
+    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{site}"}
+    result = main(practice, "check-config", check=False, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "plugin typo_policy: slotguard_propse is not a Slotguard hook" in result.stderr
+    assert "did you mean slotguard_propose?" in result.stderr
+    (site / "typo_policy.py").write_text((site / "typo_policy.py").read_text().replace("slotguard_propse", "slotguard_propose"))
+    assert "configuration is valid" in main(practice, "check-config", env=env).stdout

@@ -105,3 +105,56 @@ def test_every_example_in_the_policy_reference_is_a_valid_configuration():
         policies = tomllib.loads(block)["policies"]
         loaded = load_enabled(settings(services=services, policies=policies))
         assert [policy.name for policy in loaded] and set(policies) - {"enabled"} <= {policy.name for policy in loaded}, block
+
+
+def test_every_policy_imports_from_slotguard_only_the_kit():
+    """A policy author's promise is one module: the built-in policies and the example package
+    use nothing else of Slotguard, so everything they need is in slotguard.kit."""
+    import ast
+    import sys
+
+    sources = [*sorted((ROOT / "plugins").glob("*.py")), *(ROOT / "examples").rglob("*.py")]
+    assert len(sources) > 10
+    allowed = set(sys.stdlib_module_names) | {"__future__", "pydantic"}
+    outside = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""] if not node.level else []
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                if module != "slotguard.kit" and module.split(".")[0] not in allowed:
+                    outside.append(f"{path.relative_to(ROOT)}: {module}")
+    assert outside == []
+
+
+def test_the_kit_exports_what_it_names_and_one_percent_type():
+    import slotguard.kit as kit
+    from slotguard.config import schema
+    from slotguard.policies import loading
+
+    assert all(hasattr(kit, name) for name in kit.__all__)
+    assert kit.Percent is schema.Percent is loading.Percent
+    share = type("Share", (kit.PolicyConfig,), {"__annotations__": {"share": kit.Percent}})
+    assert str(share.model_validate({"share": "12.5%"}).share) == "12.5"
+    with pytest.raises(Exception, match="between 0% and 100%"):
+        share.model_validate({"share": "150%"})
+
+
+def test_a_hook_name_no_spec_declares_is_reported_with_its_plugin():
+    from slotguard.policies.loading import undeclared_hooks
+
+    class Typo:
+        @hookimpl
+        def slotguard_modfy(self, proposal):
+            return None
+
+    manager = plugin_manager()
+    assert undeclared_hooks(manager) == []
+    manager.register(Typo(), name="typo_plugin")
+    assert undeclared_hooks(manager) == [
+        "plugin typo_plugin: slotguard_modfy is not a Slotguard hook, so it would never run; did you mean slotguard_modify?"
+    ]

@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.loading import Percent, PolicyConfig, PolicyInfo
+from slotguard.kit import Percent, PolicyConfig, PolicyInfo, hookimpl
 
 NAME = "weekend_surcharge"
 Day = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

@@ -1,6 +1,7 @@
 """Money the client paid ahead (a deposit, a prepayment, a rolling half deposit), and how a
-fee or an attended session uses it. Shared by plugins/deposit.py,
-plugins/repeat_offender_prepay.py and plugins/rolling_half_deposit.py; not a policy itself.
+fee or an attended session uses it: the refund, release and capture builders that
+plugins/deposit.py, plugins/repeat_offender_prepay.py and plugins/rolling_half_deposit.py
+share (policy authors import them from `slotguard.kit`); not a policy itself.
 
 A fund is one ledger entry: a charge (money taken), a hold (money reserved on the card) or a
 credit carried over from an earlier appointment (whose money sits on an earlier charge,
@@ -15,17 +16,9 @@ from dataclasses import dataclass
 
 from slotguard.domain.model import ActionKind, HappeningKind, Proposal
 from slotguard.domain.money import Money
-from slotguard.policies.loading import (
-    DEPOSIT,
-    DEPOSIT_APPLIED,
-    DEPOSIT_RETURN,
-    FEE,
-    SETTLES,
-    TARGET,
-    AccountEntry,
-    derive,
-    refund_notice,
-)
+from slotguard.domain.payment_status import PaymentStatus
+from slotguard.policies.account import DEPOSIT, DEPOSIT_APPLIED, DEPOSIT_RETURN, FEE, SETTLES, TARGET, AccountEntry, derive
+from slotguard.policies.builders import refund_notice
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,7 @@ def pay_fee(fee: Proposal, fund: Fund, policy: str) -> tuple[list[Proposal], Mon
             kind=ActionKind.CREDIT,
             amount=covered,
             because=f"{policy}: {covered} of it paid from the {fund.amount} {fund.label}",
-            context={**context, "payment_status": fund.entry.context.get("payment_status", "paid")},
+            context={**context, "payment_status": fund.entry.context.get("payment_status", PaymentStatus.PAID)},
         )
     replacing = [kept]
     if rest.minor > 0:
