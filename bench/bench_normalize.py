@@ -6,7 +6,7 @@ quadratic in runs of blank lines: 40,000 of them took about a minute. normalize 
 the lines in one pass over at most DESCRIPTION_LIMIT characters. This prints, for each
 hostile description, the seconds normalize takes, beside an ordinary event for scale.
 An HTML description (Google's web editor) is read as text first, also in one pass
-(slotguard/intake/untrusted.py, description_text). Only numbers are printed; nothing is asserted
+(slotguard/domain/untrusted.py, description_text). Only numbers are printed; nothing is asserted
 (tests/unit/test_normalize_trust.py keeps a generous bound).
 
 Usage: .venv/bin/python bench/bench_normalize.py [--repeat 5]

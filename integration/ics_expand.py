@@ -43,7 +43,7 @@ import recurring_ical_events
 from dateutil.rrule import rrulestr
 
 from integration.ics_parse import describe
-from slotguard.intake.untrusted import one_line
+from slotguard.domain.untrusted import one_line
 
 # How many instances of one series may be walked through before the sync window starts
 # (a weekly series begun 380 years ago); and, per event the feed may hold, how many

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import icalendar
 
-from slotguard.intake.untrusted import one_line, shown
+from slotguard.domain.untrusted import one_line, shown
 
 # Enough of a VEVENT's text to find its UID and SUMMARY in; longer VEVENTs are looked at
 # only this far (the parser has refused them anyway).

@@ -33,7 +33,7 @@ from integration.ics_parse import parse_feed
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import AdapterError, SyncPage
 from slotguard.intake.normalize import COLOR_IDS
-from slotguard.intake.untrusted import one_line
+from slotguard.domain.untrusted import one_line
 
 PARTSTAT = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative", "NEEDS-ACTION": "needsAction"}
 STATUS = {"CONFIRMED": "confirmed", "CANCELLED": "cancelled", "TENTATIVE": "tentative"}

@@ -28,7 +28,7 @@ from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, Action
 from slotguard.policies.loading import load_enabled
 from slotguard.run.wiring import build_engine, make_renderer
 from slotguard.config.limits import file_problems, warnings
-from slotguard.intake.mark_privacy import check_config_warnings
+from slotguard.practitioner.mark_privacy import check_config_warnings
 from slotguard.store.daemon_lock import LockHeld, exclusive
 from slotguard.run.failures import redact, stdout_closed, tick_failure
 from slotguard.payments.unresolved import section, unresolved_money

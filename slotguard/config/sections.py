@@ -34,7 +34,7 @@ from slotguard.config.types import (
     _bounded,
 )
 from slotguard.domain.money import Money
-from slotguard.intake.untrusted import email_address
+from slotguard.domain.untrusted import email_address
 
 # --- sections ---------------------------------------------------------------------------
 

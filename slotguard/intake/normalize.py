@@ -22,7 +22,7 @@ from slotguard.domain.model import Appointment, Client, Mark
 from slotguard.domain.money import Money, MoneyError
 from slotguard.intake.own_note import without_own_note, written_note
 from slotguard.intake.ownership import foreign_message, foreign_organizer
-from slotguard.intake.untrusted import description_text, https_link, one_line, shown
+from slotguard.domain.untrusted import description_text, https_link, one_line, shown
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {

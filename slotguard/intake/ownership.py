@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from slotguard.config.schema import Settings
-from slotguard.intake.untrusted import email_address, shown
+from slotguard.domain.untrusted import email_address, shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.domain.money import Money
 from slotguard.intake.normalize import LOCATION_LIMIT, NAME_LIMIT
 from slotguard.policies.loading import Policy
-from slotguard.intake.untrusted import https_link, one_line
+from slotguard.domain.untrusted import https_link, one_line
 
 
 def practice_context(settings: Settings) -> dict[str, Any]:

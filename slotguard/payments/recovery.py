@@ -36,7 +36,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from slotguard.domain.interfaces import AdapterError, PaymentResult, ResolvesInterrupted, provider_name
-from slotguard.run.containment import describe, raised_at
+from slotguard.store.containment import describe, raised_at
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState
 from slotguard.payments.results import after_money, record_payment_result

@@ -43,7 +43,7 @@ class TickStep:
     """A step a feature runs once per tick (`slotguard_tick_steps`), in `order` (lowest
     first) among the features' steps. `run(settings, ledger, provider, now, report)` returns
     the (calendar id, event id) pairs whose calendar notes it changed, or None. A step that
-    raises is reported under `name` and the tick goes on (slotguard/run/containment.py)."""
+    raises is reported under `name` and the tick goes on (slotguard/store/containment.py)."""
 
     name: str
     order: int

@@ -21,7 +21,7 @@ content is read from the ledger when it is sent, so it is current:
   prepayment not paid, unpaid fees, repeated late cancellations or no-shows, a first session);
 - problems: calendar events that cannot be read, calendars that fail to sync;
 - one line when fee marks are tags only and clients are invited to their appointments, so
-  they can read the tags (slotguard/intake/mark_privacy.py); it never makes a digest worth sending.
+  they can read the tags (slotguard/practitioner/mark_privacy.py); it never makes a digest worth sending.
 
 A day with nothing to report is recorded as a cancelled digest action ("nothing to report")
 and sends nothing. The digest is the one message that shows action ids, for `main.py waive`.

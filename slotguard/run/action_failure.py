@@ -8,7 +8,7 @@ is not first in line again at every tick while other clients' mail and money wai
 
 - It is reported (a problem in the tick's summary naming the action and the exception) and
   logged key=value with the exception's type and the place it was raised (as
-  slotguard/run/containment.py does for events); the action's `last_error` names the exception.
+  slotguard/store/containment.py does for events); the action's `last_error` names the exception.
 - It counts as an attempt and waits: 2m, 4m, 8m ... at most 6h, like an email the server
   refused for now. After `mail.max_attempts` attempts (whatever its kind) it is `failed`,
   with a problem; `main.py retry ID` puts it back once the bug is fixed.
@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slotguard.config.schema import Settings
-from slotguard.run.containment import describe, raised_at
+from slotguard.store.containment import describe, raised_at
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.interfaces import AdapterError, provider_name
 from slotguard.store.ledger import Ledger, LedgerError

@@ -29,7 +29,7 @@ from slotguard.domain.interfaces import (
     SyncTokenExpired,
 )
 from slotguard.run.action_failure import retry_delay, unexpected_failure
-from slotguard.run.containment import calendar_failed, contain_each, problem_item, run_step
+from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.run.email_effects import send_email
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.mail.messages import Renderer, TemplateProblem
@@ -158,7 +158,7 @@ class Engine:
             self.ledger.record_sync_error(calendar_id, str(error), now)
             report.problem(f"calendar {calendar_id}: {error} (will try again next tick)")
         except LedgerError:
-            raise  # the ledger itself failed: no calendar can go on (see slotguard/run/containment.py)
+            raise  # the ledger itself failed: no calendar can go on (see slotguard/store/containment.py)
         except Exception as error:  # noqa: BLE001 - a bug in one source never stops the others
             calendar_failed(self.ledger, report, calendar_id, error, now)
 

@@ -21,7 +21,7 @@ from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind
-from slotguard.intake.untrusted import email_address
+from slotguard.domain.untrusted import email_address
 from slotguard.run.wiring import build_engine
 from tests.support.builders import settings
 from tests.support.hostile import CALENDAR_ID, NOW, OTHER_OWN_ADDRESS, appointment_like, practitioners_own, v3_event

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings as hsettings
 from integration.ics_source import IcsSource
 from slotguard.domain.interfaces import AdapterError
 from slotguard.intake.normalize import EventError, normalize
-from slotguard.intake.untrusted import email_address, https_link
+from slotguard.domain.untrusted import email_address, https_link
 from tests.support.builders import settings
 from tests.support.hostile import (
     CALENDAR_ID, GOOD_UID, NOW, OTHER_OWN_ADDRESS, feed_with_a_good_appointment, ics_feed, practitioners_own, v3_event,

@@ -1,10 +1,10 @@
-"""Calendar text made safe to keep, show and send (slotguard/intake/untrusted.py)."""
+"""Calendar text made safe to keep, show and send (slotguard/domain/untrusted.py)."""
 
 import pytest
 from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
-from slotguard.intake.untrusted import description_text, email_address, https_link, one_line, shown
+from slotguard.domain.untrusted import description_text, email_address, https_link, one_line, shown
 
 
 def test_one_line_folds_breaks_and_controls_and_caps_the_length():

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from slotguard.store.ledger import Ledger, LedgerError
-from slotguard.intake.untrusted import one_line, shown
+from slotguard.domain.untrusted import one_line, shown
 
 log = logging.getLogger("slotguard.engine")
 T = TypeVar("T")
