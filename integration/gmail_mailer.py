@@ -31,9 +31,10 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any, Callable
+from typing import Any
 
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError

@@ -34,8 +34,9 @@ import logging
 import random
 import re
 import time
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
@@ -45,7 +46,12 @@ from googleapiclient.errors import HttpError
 
 from integration.google_auth import StoredCredentials, reauthorize_message, translate_auth_error
 from slotguard.domain.interfaces import (
-    AdapterError, CalendarWriteBack, NullWriteBack, ReauthorizationNeeded, SyncPage, SyncTokenExpired,
+    AdapterError,
+    CalendarWriteBack,
+    NullWriteBack,
+    ReauthorizationNeeded,
+    SyncPage,
+    SyncTokenExpired,
 )
 from slotguard.domain.model import Appointment
 from slotguard.intake.own_note import NOTE_PREFIX, NOTE_PROPERTY, NOTE_PROPERTY_LIMIT, note_line, written_note
@@ -305,7 +311,7 @@ def _reason(error: HttpError) -> str:
 
 
 def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- the source ----------------------------------------------------------------------
@@ -345,7 +351,7 @@ class GoogleCalendarSource:
         page_token: str | None = None
         while True:
             query = dict(params, pageToken=page_token) if page_token else params
-            response = self._caller.execute(lambda service: service.events().list(**query), "listing events", expired)
+            response = self._caller.execute(lambda service: service.events().list(**query), "listing events", expired)  # noqa: B023 (called at once)
             items = response.get("items") or []
             if self._seen is not None:
                 for event in items:

@@ -33,9 +33,10 @@ Floating times (no TZID, no Z) are local times in the practice's time zone (RFC 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -88,7 +89,7 @@ def _until_in_utc(rule: str, zone: ZoneInfo) -> str:
         if name.upper() == "UNTIL" and not value.upper().endswith("Z"):
             moment = datetime.strptime(value[:8], "%Y%m%d") + timedelta(days=1, seconds=-1) if len(value) == 8 else datetime.strptime(value[:15], "%Y%m%dT%H%M%S")
             try:
-                value = moment.replace(tzinfo=zone).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+                value = moment.replace(tzinfo=zone).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
             except OverflowError:  # the last days of year 9999 west of UTC: "no end"
                 value = "99991231T235959Z"
         parts.append(f"{name}={value}")

@@ -23,17 +23,17 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
-from datetime import date, datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from integration.ics_expand import expand
 from integration.ics_parse import parse_feed
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import AdapterError, SyncPage
-from slotguard.intake.normalize import COLOR_IDS
 from slotguard.domain.untrusted import one_line
+from slotguard.intake.normalize import COLOR_IDS
 
 PARTSTAT = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative", "NEEDS-ACTION": "needsAction"}
 STATUS = {"CONFIRMED": "confirmed", "CANCELLED": "cancelled", "TENTATIVE": "tentative"}
@@ -74,8 +74,8 @@ def _stamp(component, name: str) -> str | None:
     moment = value.dt
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return None
 
 
@@ -90,7 +90,7 @@ def vevent_to_resource(component, practice_zone: str) -> dict:
     if recurrence is not None or component.get("RRULE") is not None:
         instance = (recurrence or start).dt
         if isinstance(instance, datetime):
-            suffix = _local(instance, practice_zone).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            suffix = _local(instance, practice_zone).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         else:
             suffix = instance.strftime("%Y%m%d")
         event_id = f"{uid}_{suffix}"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Iterator
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.interfaces import SyncPage

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import stripe
 
 from integration.rate_limiter import RateLimiter
-from integration.stripe_http import LimitedRequestsClient
 from integration.stripe_amounts import stripe_currency, why_not_chargeable
 from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, AmountRefused, StripeCalls, log_event, plain
 from integration.stripe_customers import StripeCustomers, email_key
+from integration.stripe_http import LimitedRequestsClient
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.interfaces import AdapterError, PaymentResult
 from slotguard.domain.model import Action, ActionKind

@@ -23,9 +23,10 @@ import logging
 import socket
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from slotguard.domain.interfaces import PaymentUpdate
 from slotguard.domain.money import Money
@@ -126,7 +127,7 @@ def update_for(event: dict[str, Any]) -> PaymentUpdate:
 Apply = Callable[[PaymentUpdate, datetime], str]
 
 
-def make_handler(apply: Apply, secret: str, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> Callable[[bytes, str], tuple[int, str]]:
+def make_handler(apply: Apply, secret: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Callable[[bytes, str], tuple[int, str]]:
     """A function (raw body, Stripe-Signature) -> (HTTP status, text) for any HTTP server:
     400 for rejected deliveries, 200 when applied or a duplicate, 500 (Stripe retries) when
     `apply` fails."""

@@ -29,7 +29,7 @@ from babel.messages.pofile import read_po, write_po
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from slotguard.mail import catalogs  # after the path: the script runs from anywhere
+from slotguard.mail import catalogs  # noqa: E402 (after the path: the script runs from anywhere)
 
 TEMPLATES = ROOT / "templates"
 CATALOGS = TEMPLATES / "locale"

@@ -26,12 +26,11 @@ import types
 import typing
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import AwareDatetime, BaseModel, TypeAdapter
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -7,7 +7,7 @@ this module; it imports none of them.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from slotguard.config.schema import ConfigError, Settings, parse_settings, read_toml
 from slotguard.domain.durations import parse_timestamp
@@ -36,7 +36,7 @@ def now_from(text: str | None) -> datetime:
     Raises DurationError for a time that cannot be read."""
     if text:
         return parse_timestamp(text)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def refuse_pretend_clock(settings: Settings, command: str) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from slotguard.cli.common import load_settings, now_from
 from slotguard.domain.interfaces import AdapterError
@@ -108,7 +108,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 def cmd_mail_test(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     context = sample_context(settings, load_enabled(settings), "reminder")
     rendered = _renderer(settings).render("reminder", context, args.locale)
     stamp = now.strftime("%Y%m%d%H%M%S")

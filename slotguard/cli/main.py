@@ -15,26 +15,29 @@ import signal
 import sqlite3
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from slotguard.cli.collections import status_section
-from slotguard.cli.common import load_settings, local_time as _local, money_text as _money, now_from as _now, refuse_pretend_clock
+from slotguard.cli.common import load_settings, refuse_pretend_clock
+from slotguard.cli.common import local_time as _local
+from slotguard.cli.common import money_text as _money
+from slotguard.cli.common import now_from as _now
 from slotguard.cli.payments import check_payments
+from slotguard.config.limits import file_problems, warnings
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import DurationError, to_utc_text
-from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
-from slotguard.policies.loading import load_enabled
-from slotguard.run.wiring import build_engine, make_renderer
-from slotguard.config.limits import file_problems, warnings
-from slotguard.practitioner.mark_privacy import check_config_warnings
-from slotguard.store.daemon_lock import LockHeld, exclusive
-from slotguard.run.failures import redact, stdout_closed, tick_failure
 from slotguard.payments.unresolved import section, unresolved_money
-from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
+from slotguard.policies.loading import load_enabled
+from slotguard.practitioner.mark_privacy import check_config_warnings
+from slotguard.run.failures import redact, stdout_closed, tick_failure
+from slotguard.run.wiring import build_engine, make_renderer
+from slotguard.store.daemon_lock import LockHeld, exclusive
+from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.store.ledger_errors import explain
 from slotguard.store.private_files import OutputRefused
+from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
@@ -45,7 +48,7 @@ log = logging.getLogger("slotguard")
 class KeyValueFormatter(logging.Formatter):
     """Structured log lines: time level logger message (message itself is key=value)."""
     def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"{stamp} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -154,7 +157,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         # The daemon survives anything a tick raises: it is logged and counted, and the next
         # tick starts over (putting back an action the failed tick left executing: this
         # process holds the lock, so nothing else is carrying it out).
-        tick_now = datetime.now(timezone.utc)
+        tick_now = datetime.now(UTC)
         try:
             if state["recover"]:
                 engine.recover(tick_now)

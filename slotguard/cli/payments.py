@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from contextlib import nullcontext
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slotguard.cli.common import load_settings
@@ -93,7 +93,7 @@ def _bound(text: str, settings: Settings, end_of_day: bool) -> datetime:
 
 def period(args: argparse.Namespace, settings: Settings) -> tuple[datetime, datetime]:
     """[start, end) from --from / --to / --now. A bare --to date includes that whole day."""
-    now = parse_timestamp(args.now) if args.now else datetime.now(timezone.utc)
+    now = parse_timestamp(args.now) if args.now else datetime.now(UTC)
     end = _bound(args.end, settings, end_of_day=True) if args.end else now
     start = _bound(args.start, settings, end_of_day=False) if args.start else end - DEFAULT_PERIOD
     if end <= start:
@@ -120,7 +120,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             provider = open_provider(settings)
             result = reconcile(ledger, provider, start, end)
             if args.repair:
-                repairs = _repair(ledger, provider, result, parse_timestamp(args.now) if args.now else datetime.now(timezone.utc))
+                repairs = _repair(ledger, provider, result, parse_timestamp(args.now) if args.now else datetime.now(UTC))
         except AdapterError as error:
             print(f"could not read Stripe, nothing was compared: {error}", file=sys.stderr)
             return 2

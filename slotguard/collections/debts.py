@@ -4,9 +4,10 @@ Pure data and pure functions (docs/collections.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import PaymentLinks

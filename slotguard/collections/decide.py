@@ -5,8 +5,9 @@ slotguard/collections/ladder.py through the store (docs/collections.md)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from slotguard.collections.debts import (
     CHASING,

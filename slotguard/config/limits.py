@@ -11,9 +11,10 @@ that are probably not what was meant) are for `check-config` and the start of `r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from slotguard.domain.durations import format_duration
 

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from datetime import datetime, timedelta, timezone
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SHORT_RE = re.compile(r"(\d+)\s*([smhdw])")
@@ -101,7 +101,7 @@ def to_utc_text(value: datetime) -> str:
     Cached: a tick formats the same few instants (its `now`, each appointment's start)
     many times over; equal instants give equal text whatever their zone.
     """
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def from_utc_text(text: str) -> datetime:
@@ -111,6 +111,6 @@ def from_utc_text(text: str) -> datetime:
     strptime, and the ledger decodes several of these per row it reads.
     """
     value = datetime.fromisoformat(text)
-    if value.tzinfo is not timezone.utc or len(text) != 20:
+    if value.tzinfo is not UTC or len(text) != 20:
         raise ValueError(f"{text!r} is not a ledger timestamp like 2026-11-26T11:00:00Z")
     return value

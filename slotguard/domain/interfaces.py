@@ -6,10 +6,11 @@ new calendar, payment provider or mail transport plugs in without reshaping the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Iterable, Iterator, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from slotguard.domain.model import Action, ActionKind, Appointment
 from slotguard.domain.money import Money

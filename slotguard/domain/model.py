@@ -7,10 +7,11 @@ Nothing here does I/O. Every datetime is timezone-aware.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any
 
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import OWED as OWED  # re-exported: where the ledger's readers find it

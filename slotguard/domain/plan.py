@@ -8,8 +8,8 @@ no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from slotguard.domain.model import Action, ActionSubject, Proposal
 

@@ -119,7 +119,7 @@ def https_link(text: str) -> str:
     try:
         parts = urlsplit(candidate)
         host = parts.hostname
-        parts.port  # raises ValueError for a port that is not a number
+        _ = parts.port  # raises ValueError for a port that is not a number
     except ValueError:
         return ""
     if parts.scheme.lower() != "https" or not host:

@@ -4,8 +4,9 @@ longer to be sent (the slot moved, was cancelled, given to another client, or ha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.planning.reminders import POLICY as LIFECYCLE

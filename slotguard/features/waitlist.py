@@ -3,8 +3,9 @@ plugin: it owns the offers and says one is too late once the freed slot has star
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.planning.waitlist import POLICY as WAITLIST

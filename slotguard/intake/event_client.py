@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from slotguard.config.schema import Settings
 from slotguard.domain.model import Client
-from slotguard.intake.ownership import practitioner_addresses
 from slotguard.domain.untrusted import email_address, one_line, shown
+from slotguard.intake.ownership import practitioner_addresses
 
 NAME_LIMIT = 100
 SHOWN_CLIENTS = 5  # a problem message lists at most this many addresses

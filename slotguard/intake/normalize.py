@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 from slotguard.config.schema import Settings
 from slotguard.config.sections import MarkRule
 from slotguard.domain.durations import DurationError, parse_timestamp
-from slotguard.intake.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client  # noqa: F401 (NAME_LIMIT: context.py)
 from slotguard.domain.model import Appointment, Client, Mark
 from slotguard.domain.money import Money, MoneyError
+from slotguard.domain.untrusted import description_text, https_link, one_line, shown
+from slotguard.intake.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client  # noqa: F401 (NAME_LIMIT: context.py)
 from slotguard.intake.own_note import without_own_note, written_note
 from slotguard.intake.ownership import foreign_message, foreign_organizer
-from slotguard.domain.untrusted import description_text, https_link, one_line, shown
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {
@@ -166,7 +166,7 @@ def _when(value: dict | None, zone_name: str, what: str, where: str) -> tuple[da
                 ZoneInfo(zone)  # an unknown zone is an error here, not at display time
             except (ValueError, KeyError, OSError, TypeError):  # ZoneInfoNotFoundError is a KeyError
                 raise EventError(f"{where}: unknown time zone {shown(zone)}") from None
-        return moment.astimezone(timezone.utc), zone
+        return moment.astimezone(UTC), zone
     if "date" in value:
         try:
             day = date.fromisoformat(value["date"])

@@ -11,10 +11,11 @@ provider) is fetched by the executor before, and comes in `fetched`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from slotguard.config.schema import Settings
 from slotguard.domain.model import Action, Appointment

@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from slotguard.config.schema import Settings
-from slotguard.mail.messages import Attachment, appointment_ics, appointment_uid
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.domain.money import Money
-from slotguard.intake.normalize import LOCATION_LIMIT, NAME_LIMIT
-from slotguard.policies.loading import Policy
 from slotguard.domain.untrusted import https_link, one_line
+from slotguard.intake.normalize import LOCATION_LIMIT, NAME_LIMIT
+from slotguard.mail.messages import Attachment, appointment_ics, appointment_uid
+from slotguard.policies.loading import Policy
 
 
 def practice_context(settings: Settings) -> dict[str, Any]:

@@ -7,12 +7,12 @@ slotguard/mail/render.py; its names are exported here too, so callers import one
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from typing import Mapping
 from zoneinfo import ZoneInfo
 
 from slotguard.mail.render import (

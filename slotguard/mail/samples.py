@@ -6,7 +6,7 @@ and docs/templates.md.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slotguard.config.schema import Settings
@@ -20,7 +20,7 @@ OTHER_POLICY = "some_policy"
 
 
 def sample_appointment(settings: Settings) -> Appointment:
-    start = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc).astimezone(settings.zone)
+    start = datetime(2026, 3, 4, 9, 0, tzinfo=UTC).astimezone(settings.zone)
     default = settings.services["default"]
     return Appointment(
         calendar_id="sample",
@@ -65,7 +65,7 @@ def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:
     """What the collections ladder (slotguard/collections/ladder.py) puts in its emails."""
     price = settings.services["default"].price
     half, tenth = price.percent(50), price.percent(10)
-    start = datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
     step = {"collects": "act_3d4e5f60718293041526", "fee_policy": "late_cancel", "balance": half.as_json(),
             "original": half.as_json(), "days_overdue": 14, "payment_link": "https://pay.example.com/p/sample"}
     plan = {"kind": "plan", "every_days": 30, "request": "act_4e5f6071829304152637", "payment_link": "https://pay.example.com/p/plan",

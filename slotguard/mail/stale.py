@@ -7,8 +7,8 @@ tracks it and `now` are given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import Action

@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from slotguard.domain.interfaces import AdapterError, StatusLookup, in_dry_run
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
 from slotguard.domain.tick_report import TickReport
 from slotguard.payments.paid import record_paid
 from slotguard.policies.loading import TARGET
+from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.payments")
 

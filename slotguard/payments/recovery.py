@@ -31,19 +31,20 @@ while Stripe holds its money (`main.py reconcile --repair`). Other actions left 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from slotguard.domain.interfaces import AdapterError, PaymentResult, ResolvesInterrupted, provider_name
-from slotguard.store.containment import describe, raised_at
-from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState
 from slotguard.payments.results import after_money, record_payment_result
 from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER
 from slotguard.planning.view import AccountView
 from slotguard.planning.waivers import plan_let_go
 from slotguard.store.apply import Store
+from slotguard.store.containment import describe, raised_at
+from slotguard.store.ledger import Ledger, LedgerError
 
 log = logging.getLogger("slotguard.recovery")
 

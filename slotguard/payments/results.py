@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from slotguard.config.schema import Payments
 from slotguard.domain.durations import format_duration, from_utc_text, to_utc_text
 from slotguard.domain.interfaces import AdapterError, PaymentResult
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionState
 from slotguard.domain.money import Money
-from slotguard.planning.planner import OUTCOME_UNKNOWN, cancel_reports
 from slotguard.planning.holds import renewal_done
+from slotguard.planning.planner import OUTCOME_UNKNOWN, cancel_reports
 from slotguard.policies.loading import RENEWS, TARGET
+from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.engine")
 

@@ -19,14 +19,15 @@ terminal, times in the practice's time zone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Callable
+from typing import Any
 
 from slotguard.domain.durations import from_utc_text, to_utc_text
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionState
 from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER
+from slotguard.store.ledger import Ledger
 
 HEADING = "Money whose outcome is not known yet"
 

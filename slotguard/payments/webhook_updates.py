@@ -12,9 +12,9 @@ payment status changed.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
-from typing import Callable
 
 from slotguard.domain.interfaces import PaymentUpdate
 from slotguard.domain.model import Action, ActionKind
@@ -45,7 +45,7 @@ def apply_update(ledger: Ledger, update: PaymentUpdate, now: datetime) -> str:
     with ledger.transaction():
         if ledger.meta(marker) is not None:
             return "duplicate"
-        ledger.set_meta(marker, now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        ledger.set_meta(marker, now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         action = _action_for(ledger, update) if update.change not in ("ignored", "card_saved") else None
         status_before = action.context.get("payment_status") if action is not None else None
         note, paid = "", False

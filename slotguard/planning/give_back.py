@@ -7,7 +7,7 @@ Pure: given actions and an account, returns proposals. Used by waivers
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from slotguard.domain.model import Action, ActionKind, ActionState, Proposal
 from slotguard.domain.money import Money

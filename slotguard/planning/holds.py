@@ -27,11 +27,11 @@ from datetime import datetime, timedelta
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import format_duration
 from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
+from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, ActionSubject, Appointment, new_action
 from slotguard.domain.plan import Plan
+from slotguard.policies.loading import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, local_text, purpose_of
 from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, ActionSubject, Appointment, new_action
-from slotguard.policies.loading import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, local_text, purpose_of
 
 log = logging.getLogger("slotguard.holds")
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from slotguard.domain.durations import format_duration, to_utc_text
+from slotguard.domain.model import Action, ActionKind, ActionSubject, action_id_for, new_action
 from slotguard.domain.plan import Plan
+from slotguard.intake.tracker import Tracked
 from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import Action, ActionKind, ActionSubject, action_id_for, new_action
-from slotguard.intake.tracker import Tracked
 
 POLICY = "lifecycle"
 

@@ -13,8 +13,9 @@ reading the ledger again. `Draft.plan()` returns the frozen `Plan` for the store
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 from slotguard.domain.model import (
     OPEN_STATES,

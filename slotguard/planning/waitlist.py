@@ -17,10 +17,10 @@ from datetime import datetime
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import to_utc_text
+from slotguard.domain.model import Action, ActionKind, ActionSubject, Appointment, Happening, HappeningKind, new_action
 from slotguard.domain.plan import Plan
 from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import Action, ActionKind, ActionSubject, Appointment, Happening, HappeningKind, new_action
 
 POLICY = "waitlist"
 TEMPLATE = "slot_freed"

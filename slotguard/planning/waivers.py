@@ -13,9 +13,9 @@ policy says (`slotguard_undo`, see `ask_undo`). Every decision goes into a `Draf
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable
 
 from slotguard.domain.model import (
     MONEY_KINDS,

@@ -10,9 +10,10 @@ cancellations and no-shows. No I/O. Policy authors import these from `slotguard.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from slotguard.domain.model import Action, ActionKind, ActionState, ClientHistory, HappeningKind, Proposal
 from slotguard.domain.money import Money

@@ -8,8 +8,9 @@ Pure. Policy authors import these from `slotguard.kit`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from slotguard.domain.model import ActionKind, Proposal

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 from pydantic import BaseModel, ValidationError

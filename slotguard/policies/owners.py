@@ -9,10 +9,11 @@ one in slotguard/features/, or a plugin's) with an `ActionOwner`; an action nobo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pluggy
 

@@ -14,10 +14,10 @@ from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind
 from slotguard.domain.money import Money
-from slotguard.practitioner.mark_privacy import digest_warning
 from slotguard.intake.tracker import Tracked
 from slotguard.payments.results import GAVE_UP_AFTER
 from slotguard.policies.loading import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
+from slotguard.practitioner.mark_privacy import digest_warning
 from slotguard.store.ledger import Ledger
 
 POLICY = "digest"  # the digest's own email actions carry this policy name

@@ -25,12 +25,12 @@ from slotguard.collections.debts import COLLECTIONS, COLLECTS, Capabilities
 from slotguard.collections.decide import evaluate
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
-from slotguard.store.ledger import Ledger
+from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.mail.compose import EmailExtras, EmailView, compose_email
 from slotguard.mail.messages import Attachment, Renderer
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.policies.loading import TARGET, Policy
+from slotguard.store.ledger import Ledger
 
 STYLE = """
 body { font-family: Georgia, 'Times New Roman', serif; color: #222; max-width: 860px; margin: 24px auto; padding: 0 16px; line-height: 1.45; }

@@ -14,15 +14,16 @@ event deleted, not ours) is dropped with a problem saying so.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.interfaces import AdapterError, CalendarWriteBack, NullWriteBack, ReauthorizationNeeded
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind
 from slotguard.practitioner.notes import status_note
+from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.write_back")
 

@@ -42,14 +42,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slotguard.config.schema import Settings
-from slotguard.store.containment import describe, raised_at
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.interfaces import AdapterError, provider_name
-from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.model import MONEY_KINDS, ActionState
-from slotguard.planning.planner import OUTCOME_UNKNOWN
-from slotguard.payments.recovery import lookup, record_found, settle_waiting_waiver
 from slotguard.domain.tick_report import TickReport
+from slotguard.payments.recovery import lookup, record_found, settle_waiting_waiver
+from slotguard.planning.planner import OUTCOME_UNKNOWN
+from slotguard.store.containment import describe, raised_at
+from slotguard.store.ledger import Ledger, LedgerError
 
 log = logging.getLogger("slotguard.engine")
 

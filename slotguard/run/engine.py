@@ -13,9 +13,9 @@ import functools
 import logging
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
@@ -28,11 +28,6 @@ from slotguard.domain.interfaces import (
     ReauthorizationNeeded,
     SyncTokenExpired,
 )
-from slotguard.run.action_failure import retry_delay, unexpected_failure
-from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step
-from slotguard.run.email_effects import send_email
-from slotguard.store.ledger import Ledger, LedgerError
-from slotguard.mail.messages import Renderer, TemplateProblem
 from slotguard.domain.model import (
     MONEY_KINDS,
     OPEN_STATES,
@@ -41,18 +36,22 @@ from slotguard.domain.model import (
     ActionState,
     Appointment,
 )
+from slotguard.domain.tick_report import TickReport
 from slotguard.intake.normalize import EventError, ForeignEvent, normalize
-from slotguard.payments.results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
-from slotguard.payments.poll import poll_unpaid
-from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
-from slotguard.payments.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
+from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
+from slotguard.mail.messages import Renderer, TemplateProblem
 from slotguard.mail.stale import stale_email_reason
+from slotguard.payments.poll import poll_unpaid
+from slotguard.payments.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
+from slotguard.payments.results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
+from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
 from slotguard.policies.loading import TARGET, Policy
 from slotguard.policies.owners import TickStep, action_owner, default_manager, tick_steps
-from slotguard.domain.tick_report import TickReport
-from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
 from slotguard.practitioner.write_back import write_statuses
-
+from slotguard.run.action_failure import retry_delay, unexpected_failure
+from slotguard.run.email_effects import send_email
+from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step
+from slotguard.store.ledger import Ledger, LedgerError
 
 log = logging.getLogger("slotguard.engine")
 
@@ -177,8 +176,9 @@ class Engine:
                 report.events_seen += len(ids)
                 contain_each(
                     self.ledger, report, zip(ids, page.events),
-                    lambda pair: self.process_event(calendar_id, pair[1], now, report, known.get(pair[0]),
-                                                    pair[0] in with_problems or _series_of(pair[1]) in with_problems),
+                    # Called at once by contain_each, inside this iteration: the loop's values are the right ones.
+                    lambda pair: self.process_event(calendar_id, pair[1], now, report, known.get(pair[0]),  # noqa: B023
+                                                    pair[0] in with_problems or _series_of(pair[1]) in with_problems),  # noqa: B023
                     lambda pair: (calendar_id, problem_item(pair[0] or "?"), f"event {problem_item(pair[0] or '?')}"),
                     now,
                 )

@@ -7,13 +7,13 @@ from datetime import datetime
 from pathlib import Path
 
 from slotguard.config.schema import ConfigError, Settings
-from slotguard.mail.samples import sample_context
 from slotguard.domain.durations import from_utc_text, to_utc_text
-from slotguard.run.engine import Engine
 from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Mailer, NullWriteBack, PaymentProvider
-from slotguard.store.ledger import Ledger
 from slotguard.mail.messages import Renderer
+from slotguard.mail.samples import sample_context
 from slotguard.policies.loading import Policy, load_enabled
+from slotguard.run.engine import Engine
+from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import OWED, Action, ActionKind, ActionState

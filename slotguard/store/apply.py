@@ -12,8 +12,8 @@ to zero as a `waive` action, and waives or cancels what a new action `supersedes
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Iterable
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import (

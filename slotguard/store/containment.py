@@ -16,12 +16,13 @@ import logging
 import os
 import traceback
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar
 
-from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.domain.untrusted import one_line, shown
+from slotguard.store.ledger import Ledger, LedgerError
 
 log = logging.getLogger("slotguard.engine")
 T = TypeVar("T")

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from slotguard.store.action_rows import ActionRows
 from slotguard.store.appointment_rows import AppointmentRows
@@ -140,4 +140,4 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

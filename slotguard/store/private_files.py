@@ -18,8 +18,8 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 log = logging.getLogger("slotguard.files")
 

@@ -24,10 +24,10 @@ from slotguard.collections.views import PARTS, payable
 from slotguard.config.schema import parse_settings
 from slotguard.domain.durations import DurationError, parse_duration, parse_timestamp
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind
 from slotguard.payments.paid import is_owed, record_paid
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 
 MAX_TICKS = 200_000
 

@@ -31,15 +31,15 @@ from typing import Any
 from integration.memory import MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.config.schema import ConfigError, Settings
-from slotguard.run.engine import Engine
-from slotguard.domain.tick_report import TickReport
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, Appointment, Happening, HappeningKind
 from slotguard.domain.money import Money
+from slotguard.domain.tick_report import TickReport
+from slotguard.intake.tracker import BY_CLIENT, BY_PRACTITIONER, Tracked
 from slotguard.policies.account import DEPOSIT, FEE, PACKAGE_CREDIT, PREPAYMENT, purpose_of
 from slotguard.policies.info import Policy
 from slotguard.policies.loading import load_enabled
-from slotguard.intake.tracker import BY_CLIENT, BY_PRACTITIONER, Tracked
+from slotguard.run.engine import Engine
+from slotguard.store.ledger import Ledger
 
 MAX_STEPS = 1_000_000
 SETTLE_AFTER = timedelta(days=7)  # run on after the last happening, so reviewed fees are decided

@@ -27,10 +27,9 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,7 @@ class Appointment:
     client: tuple[str, str, str]
     start: datetime
     waived: bool = False
-    changed: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    changed: datetime = field(default_factory=lambda: datetime.now(UTC))
     waive_in_round: int = -1  # when the practitioner will waive it (-1: never)
 
 
@@ -69,7 +68,7 @@ class Practice:
         self.ics = folder / "calendar.ics"
         self.config = folder / "slotguard.toml"
         self.appointments: list[Appointment] = []
-        self.first = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=8)
+        self.first = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=8)
         self.config.write_text(f"""
 [practice]
 name = "Lena Berg Massage"
@@ -119,7 +118,7 @@ fee = "100%"
         return appointment
 
     def waive(self, appointment: Appointment) -> None:
-        appointment.waived, appointment.changed = True, datetime.now(timezone.utc)
+        appointment.waived, appointment.changed = True, datetime.now(UTC)
 
     def write(self) -> None:
         """The calendar as the practitioner left it; written whole, then renamed into place."""
@@ -234,7 +233,7 @@ def test_money_is_right_however_often_the_daemon_is_killed(tmp_path, stripe_prox
         stripe_proxy.faults.clear()
         # What the daemon would do over the next hours: actions whose answer was lost are
         # tried again after their back-off (at most payments.retry_max_wait, 1h).
-        later = datetime.now(timezone.utc)
+        later = datetime.now(UTC)
         for minutes in (0, 75, 76):
             settled = main_process(practice.config, "run", "--once", "--now", (later + timedelta(minutes=minutes)).isoformat())
             assert settled.returncode == 0, settled.stderr

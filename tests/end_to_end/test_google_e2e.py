@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def google_practice(tmp_path):
         client_id=fake.client_id,
         client_secret=fake.client_secret,
         scopes=[SCOPE_OWNED],
-        expiry=datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=7),
+        expiry=datetime.now(UTC).replace(tzinfo=None) + timedelta(days=7),
     )
     save_credentials(credentials, data / "google-token.json")
     (tmp_path / "slotguard.toml").write_text(f"""
@@ -113,7 +113,7 @@ def booking(event_id, start, who, name, **extra):
 
 def test_a_week_of_bookings_marks_declines_moves_and_deletions(google_practice):
     fake, folder = google_practice
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     fake.put_event("primary", booking("ana", t0 + timedelta(hours=5), "ana@example.com", "Ana Silva"))
     fake.put_event("primary", booking("bo", t0 + timedelta(hours=26), "bo@example.com", "Bo Ek"))
     fake.put_event("primary", booking("dee", t0 + timedelta(days=3), "dee@example.com", "Dee Moss"))
@@ -181,7 +181,7 @@ def test_a_far_booking_beyond_the_window_is_found_by_the_daily_full_listing(goog
     fake, folder = google_practice
     config = folder / "slotguard.toml"
     config.write_text(config.read_text().replace('token_uri =', 'window_future = "10d"\ntoken_uri ='))
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     fake.put_event("primary", booking("far", t0 + timedelta(days=15), "far@example.com", "Far Away"))
     assert "booked" not in run(folder, t0 + timedelta(minutes=1)).split("happenings:")[1].splitlines()[0]
     # Incremental ticks within the day see nothing (the event has not changed).
@@ -209,7 +209,7 @@ def own_booking(event_id, start, who):
 
 def test_a_fee_waived_or_paid_by_command_is_shown_on_the_event_at_the_next_tick(google_practice):
     fake, folder = google_practice
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     fake.put_event("primary", own_booking("gus", t0 + timedelta(hours=1), "gus@example.com"))
     fake.put_event("primary", own_booking("hal", t0 + timedelta(hours=1), "hal@example.com"))
     run(folder, t0)

@@ -3,12 +3,10 @@ on a free loopback port), and `preview` rendering templates for an admin to look
 
 from __future__ import annotations
 
-
 import pytest
 
-from tests.support.smtp_server import Recorder, SmtpServer
-
 from tests.support.cli import NOW, ROOT, example_practice_over_smtp, main
+from tests.support.smtp_server import Recorder, SmtpServer
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ money it would charge real cards for fees still inside their review window, so `
 
 from __future__ import annotations
 
-from tests.support.stripe_practice import NOW, main_process, write_practice
 from tests.support.stripe_fixtures import KEY_ENV
+from tests.support.stripe_practice import NOW, main_process, write_practice
 
 LIVE_KEY = "sk_" + "live_" + "notarealkey0000000000"  # built at run time: no secret-looking text in the repository
 NOBODY = "http://127.0.0.1:9"  # no Stripe is reached in these tests: the refusal comes first

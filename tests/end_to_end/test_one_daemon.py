@@ -13,10 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from tests.support.cli import ROOT, main
 from tests.support.smtp_server import Recorder, SmtpServer
@@ -95,7 +93,7 @@ def test_a_second_slotguard_is_refused_while_the_daemon_sends_and_nothing_is_sen
     daemon = None
     try:
         folder = practice_folder(tmp_path, poll="1h", smtp_port=server.port)
-        (folder / "calendar.ics").write_text(feed(datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3), "booking-1"))
+        (folder / "calendar.ics").write_text(feed(datetime.now(UTC).replace(microsecond=0) + timedelta(days=3), "booking-1"))
         daemon = start_daemon(folder, tmp_path / "daemon.log")
         wait_for(recorder.holding.is_set, 60, "the daemon to be in the middle of sending the booking confirmation")
         refused = f"error: another Slotguard is running on var (pid {daemon.pid}); stop it first"
@@ -122,7 +120,7 @@ def test_a_second_slotguard_is_refused_while_the_daemon_sends_and_nothing_is_sen
 
 def test_the_daemon_reports_a_failing_tick_and_goes_on_at_the_next(tmp_path):
     folder = practice_folder(tmp_path, poll="1s")
-    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     (folder / "calendar.ics").write_text(feed(start, "booking-1"))
     log = tmp_path / "daemon.log"
     daemon = start_daemon(folder, log)
@@ -164,7 +162,7 @@ def test_a_second_config_naming_the_daemons_ledger_is_refused_whatever_its_data_
     """Two configs with different `storage.data_dir` but one ledger (`storage.ledger`) would
     be two daemons on one ledger: the ledger has a lock of its own, LEDGER.lock beside it."""
     folder = practice_folder(tmp_path, poll="1h")
-    (folder / "calendar.ics").write_text(feed(datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3), "booking-1"))
+    (folder / "calendar.ics").write_text(feed(datetime.now(UTC).replace(microsecond=0) + timedelta(days=3), "booking-1"))
     example = (folder / "config/example.toml").read_text()
     assert 'data_dir = "var"\n' in example
     (folder / "config/other.toml").write_text(example.replace('data_dir = "var"\n', 'data_dir = "other-var"\nledger = "var/ledger.sqlite3"\n'))

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.store.ledger import Ledger
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, intents_for_action, refunds_for
 from tests.support.stripe_practice import NOW, ROOT, command, main_process, process_env, write_practice

@@ -9,8 +9,8 @@ import signal
 
 import pytest
 
+from slotguard.domain.model import ActionKind
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import ActionKind, ActionState
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY
 from tests.support.stripe_practice import CLIENTS, NOW, main_process, write_practice

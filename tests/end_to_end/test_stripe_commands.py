@@ -18,8 +18,8 @@ from integration.stripe_webhooks import sign
 from slotguard.cli.main import load_settings
 from slotguard.cli.payments import check_payments
 from slotguard.config.schema import ConfigError
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionState
+from slotguard.store.ledger import Ledger
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, make_action
 from tests.support.stripe_practice import ROOT, WEBHOOK_ENV, command, main_process, process_env, write_practice

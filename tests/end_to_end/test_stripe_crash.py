@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind, ActionState
+from slotguard.store.ledger import Ledger
 from tests.support.stripe_fixtures import *  # noqa: F401,F403 - localstripe, proxy, admin client
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, intents_for_action, refunds_for
 from tests.support.stripe_practice import CLIENTS, NOW, command, main_process, write_practice

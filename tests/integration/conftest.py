@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from google.oauth2.credentials import Credentials
@@ -47,7 +48,7 @@ def google_credentials(google_fake) -> Callable[..., Credentials]:
 
     def make(scopes: list[str] | None = None, expired: bool = False) -> Credentials:
         scopes = scopes or [SCOPE_OWNED]
-        expiry = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(hours=-1 if expired else 1)
+        expiry = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=-1 if expired else 1)
         return Credentials(
             token=google_fake.issue_access_token(scopes, lifetime=-1 if expired else 3600),
             refresh_token=google_fake.issue_refresh_token(scopes),

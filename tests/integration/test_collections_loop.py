@@ -17,12 +17,12 @@ from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.cli.main import build_parser
 from slotguard.collections.ladder import run_collections
-from slotguard.practitioner.digest import digest_details
-from slotguard.domain.tick_report import TickReport
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.domain.tick_report import TickReport
+from slotguard.practitioner.digest import digest_details
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -13,10 +13,11 @@ import pytest
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.stripe_reconcile import reconcile
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.run.wiring import build_engine
-from tests.support.builders import event, settings as practice_settings
+from slotguard.store.ledger import Ledger
+from tests.support.builders import event
+from tests.support.builders import settings as practice_settings
 from tests.support.stripe_fixtures import KEY_ENV, intents_for_action
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -7,19 +7,20 @@ at the moment the daemon is waiting for Stripe."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.domain.tick_report import TickReport
 from slotguard.payments.poll import poll_unpaid
 from slotguard.planning.planner import waive_by_hand
-from slotguard.domain.tick_report import TickReport
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.integration.test_daily_cap_currency import MONDAY
 from tests.integration.test_stripe_polling_and_links import unpaid_fee
 from tests.support.builders import event, settings
@@ -126,16 +127,16 @@ def test_mark_paid_while_the_daemon_renews_the_payment_link_stands(tmp_path, str
     fee = unpaid_fee(stripe_provider, ledger)
     stored = ledger.action(fee.id)
     stored.context["payment_link"] = "https://checkout.stripe.com/c/pay/cs_expired"  # the link sent first has expired
-    assert ledger.update_action(stored, datetime.now(timezone.utc), "test: the first link expired")
+    assert ledger.update_action(stored, datetime.now(UTC), "test: the first link expired")
 
     def mark_paid() -> None:
         other = Ledger(path)
         with other.transaction():
-            assert other.mark_paid(fee.id, datetime.now(timezone.utc), "paid to the practitioner directly (main.py mark-paid)")
+            assert other.mark_paid(fee.id, datetime.now(UTC), "paid to the practitioner directly (main.py mark-paid)")
         other.close()
 
     provider = CommandDuring(stripe_provider, "status_of", mark_paid)
-    poll_unpaid(ledger, provider, datetime.now(timezone.utc), TickReport())
+    poll_unpaid(ledger, provider, datetime.now(UTC), TickReport())
     assert provider.ran
     after = ledger.action(fee.id)
     assert after.context["payment_status"] == "paid", "mark-paid was undone: the fee is owed again"

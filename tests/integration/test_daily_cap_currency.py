@@ -11,9 +11,9 @@ from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.config.schema import ConfigError, parse_settings
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import config, event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.practitioner.digest import digest_action_id, digest_details
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.practitioner.digest import digest_action_id, digest_details
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -2,19 +2,16 @@
 
 import email
 import email.policy
-import os
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -18,12 +18,12 @@ import pytest
 from integration.memory import MemoryCalendar
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.policies.hookspecs import hookimpl
 from slotguard.domain.interfaces import NullWriteBack, SyncPage
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import MONEY_KINDS, ActionKind, HappeningKind
+from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.loading import Policy, PolicyInfo, _hooks_of, plugin_manager
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

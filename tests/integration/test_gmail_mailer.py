@@ -7,7 +7,7 @@ import email
 import email.policy
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,15 +17,16 @@ from integration.gmail_mailer import GmailMailer
 from integration.google_auth import SCOPE_GMAIL_SEND, SCOPE_OWNED, SCOPE_READONLY, save_credentials, token_path
 from integration.memory import MemoryCalendar
 from integration.record_only import RecordOnlyProvider
-from slotguard.mail.context import appointment_attachment
-from slotguard.mail.samples import sample_appointment, sample_context
 from slotguard.domain.interfaces import AdapterError, NullWriteBack, ReauthorizationNeeded
-from slotguard.store.ledger import Ledger
-from slotguard.mail.messages import build_email, message_id_for
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.mail.context import appointment_attachment
+from slotguard.mail.messages import build_email, message_id_for
+from slotguard.mail.samples import sample_appointment, sample_context
 from slotguard.policies.loading import load_enabled
 from slotguard.run.wiring import build_engine, make_renderer, open_mailer
-from tests.support.builders import event, settings as build_settings
+from slotguard.store.ledger import Ledger
+from tests.support.builders import event
+from tests.support.builders import settings as build_settings
 from tests.support.fake_gmail import FakeGmail
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -73,7 +74,7 @@ def rendered_confirmation(settings, to_name="Åse Bjørnstad", to_email="ase@exa
     policies = load_enabled(settings)
     context = sample_context(settings, policies, "booking_confirmation")
     rendered = make_renderer(settings, policies).render("booking_confirmation", context)
-    now = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     return build_email(
         rendered, sender_name=settings.practice.name, sender_email=settings.sender, reply_to=settings.practice.email,
         to_name=to_name, to_email=to_email, message_id=message_id_for("act_0123abcd", settings.sender), date=now,

@@ -9,16 +9,16 @@ counts, and the next write replaces only that text, so the tag stays.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from integration.google_calendar import open_calendars
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import settings as practice_settings
 
 
@@ -52,7 +52,7 @@ def fee(ledger):
 
 def no_show_with_note(fake, credentials, tmp_path, description):
     """A no-show marked by colour; after the tick the event carries Slotguard's note."""
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     engine, ledger = practice(fake, credentials, tmp_path, t0)
     fake.put_event("primary", booking(t0 + timedelta(hours=1), description))
     engine.tick(t0)

@@ -4,15 +4,15 @@ and the no-show fee captures the hold in place."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState, action_id_for
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event
 from tests.support.builders import settings as practice_settings
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, intents_for_action
@@ -46,7 +46,7 @@ def held(tmp_path, stripe_proxy, stripe_provider, stripe_client_with_card, monke
     appointment six days ahead (the hold placed at t0 lapses at t0 + 4d18h)."""
     monkeypatch.setenv(KEY_ENV, TEST_KEY)
     stripe_client_with_card("ana@example.com", name="Ana Silva")
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     practice = HeldPractice(tmp_path, stripe_proxy, stripe_provider, t0)
     practice.calendar.put(event("e1", t0 + 2 * DAY), t0)
     practice.tick(t0)

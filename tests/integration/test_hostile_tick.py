@@ -13,16 +13,17 @@ import re
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind
 from slotguard.domain.untrusted import email_address
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import settings
 from tests.support.hostile import CALENDAR_ID, NOW, OTHER_OWN_ADDRESS, appointment_like, practitioners_own, v3_event
 

@@ -9,15 +9,15 @@ without a word), so every appointment of the practice stopped: reminders, fees, 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from integration.ics_source import IcsSource
 from slotguard.domain.interfaces import AdapterError
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import HappeningKind
 from slotguard.intake.normalize import normalize
+from slotguard.store.ledger import Ledger
 from tests.support.ics_feeds import NOW, engine_over, practice, starts, vevent, write_feed
 
 GOOD = (
@@ -28,7 +28,7 @@ GOOD = (
 # Every instance read from a feed, single events included, is named UID_START (in UTC).
 GOOD_IDS = {"good-single_20260623T080000Z", "good-floating_20260701T080000Z", "good-weekly_20260622T070000Z", "good-weekly_20260629T070000Z", "good-weekly_20260706T070000Z"}
 SUMMARY = 'Bad "one"\nsecond line'
-IN_WINDOW = (datetime(2026, 6, 20, tzinfo=timezone.utc) + timedelta(seconds=25 * number) for number in range(100_000))
+IN_WINDOW = (datetime(2026, 6, 20, tzinfo=UTC) + timedelta(seconds=25 * number) for number in range(100_000))
 
 
 def poison(start: str | None = ":20260624T080000Z", end: str | None = ":20260624T090000Z", *extra: str) -> str:

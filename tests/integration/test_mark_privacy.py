@@ -10,7 +10,7 @@ and the practitioner is warned when a fee mark can only be written as a visible 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,11 +21,12 @@ from integration.memory import MemoryCalendar, MemoryMailer
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.config.schema import ConfigError, parse_settings
-from slotguard.practitioner.digest import digest_details
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
+from slotguard.practitioner.digest import digest_details
 from slotguard.run.wiring import build_engine
-from tests.support.builders import config, event, settings as practice_settings
+from slotguard.store.ledger import Ledger
+from tests.support.builders import config, event
+from tests.support.builders import settings as practice_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 OSLO = ZoneInfo("Europe/Oslo")
@@ -75,7 +76,7 @@ def no_show_fee(fake, engine, t0, *event_ids):
 
 
 def test_by_default_the_client_invited_to_the_event_reads_no_slotguard_line(google_fake, google_credentials, tmp_path):
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     engine = practice_on(google_fake, google_credentials, tmp_path, t0)
     google_fake.put_event("primary", invited("kari1", t0 + timedelta(hours=1)))
     google_fake.put_event("primary", not_invited("ola1", t0 + timedelta(hours=1)))
@@ -91,7 +92,7 @@ def test_by_default_the_client_invited_to_the_event_reads_no_slotguard_line(goog
 
 
 def test_with_write_note_always_the_invited_client_reads_the_line(google_fake, google_credentials, tmp_path):
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     engine = practice_on(google_fake, google_credentials, tmp_path, t0, write_note="always")
     google_fake.put_event("primary", invited("kari1", t0 + timedelta(hours=1)))
     engine.tick(t0)
@@ -101,7 +102,7 @@ def test_with_write_note_always_the_invited_client_reads_the_line(google_fake, g
 
 
 def test_a_line_written_before_a_client_was_invited_is_taken_out_at_the_next_write(google_fake, google_credentials, tmp_path):
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     engine = practice_on(google_fake, google_credentials, tmp_path, t0)
     google_fake.put_event("primary", invited("kari1", t0 + timedelta(hours=1),
                                              description="Kari: shoulder.\nSlotguard: no-show fee 900.00 NOK charged"))
@@ -111,7 +112,7 @@ def test_a_line_written_before_a_client_was_invited_is_taken_out_at_the_next_wri
 
 
 def test_write_note_never_leaves_every_description_alone(google_fake, google_credentials, tmp_path):
-    t0 = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = datetime.now(UTC).replace(microsecond=0)
     engine = practice_on(google_fake, google_credentials, tmp_path, t0, write_note="never")
     google_fake.put_event("primary", not_invited("ola1", t0 + timedelta(hours=1)))
     engine.tick(t0)

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from slotguard.policies.hookspecs import hookimpl
 from slotguard.domain.model import ActionKind, ActionState
-from slotguard.policies.loading import Policy, PolicyInfo, _hooks_of, plugin_manager
 from slotguard.domain.tick_report import TickReport
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.policies.loading import Policy, PolicyInfo, _hooks_of, plugin_manager
 from tests.integration.test_engine_trust import MONDAY, WEDNESDAY_10, Loop
 from tests.support.builders import event
 from tests.support.stripe_fixtures import intents_for_action

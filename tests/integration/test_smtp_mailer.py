@@ -17,10 +17,10 @@ from integration.smtp_mailer import SmtpMailer
 from slotguard.config.sections import Smtp
 from slotguard.config.types import ConfigError
 from slotguard.domain.interfaces import AdapterError, NullWriteBack
-from slotguard.store.ledger import Ledger
-from slotguard.mail.messages import Rendered, build_email
 from slotguard.domain.model import ActionState
+from slotguard.mail.messages import Rendered, build_email
 from slotguard.run.wiring import build_engine, open_mailer
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 from tests.support.smtp_server import PrivateAuthority, Recorder, SmtpServer, free_port, self_signed_certificate
 

@@ -11,8 +11,8 @@ waiver waits rather than concluding "nothing was taken".
 from __future__ import annotations
 
 import urllib.error
-from datetime import timedelta
 import urllib.request
+from datetime import timedelta
 
 import pytest
 

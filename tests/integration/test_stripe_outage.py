@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 
 from slotguard.cli.retry import _put_back, outlook
-from slotguard.practitioner.digest import digest_context
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.practitioner.digest import digest_context
 from tests.support.stripe_fixtures import intents_for_action
 from tests.support.stripe_loop import StripeLoop
 

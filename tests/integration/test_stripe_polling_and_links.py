@@ -4,18 +4,18 @@ a booking email carries."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from integration.stripe_provider import open_provider
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionState
 from slotguard.payments.card_setup import card_setup_link_for
 from slotguard.payments.poll import poll_unpaid
 from slotguard.policies.loading import load_enabled
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.integration.test_stripe_provider import page_is_live
 from tests.support.builders import settings as practice_with_fee_policies
 from tests.support.stripe_fixtures import make_action
@@ -35,23 +35,23 @@ def unpaid_fee(provider, ledger, email="ana@example.com"):
 def test_each_tick_records_a_fee_the_client_paid_through_the_link(tmp_path, stripe_settings, stripe_provider, stripe_proxy):
     settings = stripe_settings(review_window="0m")
     ledger = Ledger(tmp_path / "ledger.sqlite3")
-    engine = build_engine(settings, datetime.now(timezone.utc), ledger=ledger, calendars=[(MemoryCalendar("primary"), NullWriteBack())],
+    engine = build_engine(settings, datetime.now(UTC), ledger=ledger, calendars=[(MemoryCalendar("primary"), NullWriteBack())],
                           provider=stripe_provider, mailer=MemoryMailer())
     fee = unpaid_fee(stripe_provider, ledger)
 
-    first = engine.tick(datetime.now(timezone.utc))
+    first = engine.tick(datetime.now(UTC))
     assert "charge:paid" not in first.executed
     assert ledger.action(fee.id).context["payment_status"] == "unpaid"
 
     stripe_proxy.complete_checkout(fee.context["payment_link"].rsplit("/", 1)[-1], "pm_card_visa")
-    second = engine.tick(datetime.now(timezone.utc))
+    second = engine.tick(datetime.now(UTC))
 
     stored = ledger.action(fee.id)
     assert second.executed["charge:paid"] == 1
     assert stored.context["payment_status"] == "paid" and "provider_detail" not in stored.context
     assert stored.external_id.startswith("pi_"), "a later refund must find the PaymentIntent holding the money"
     lookups = len(stripe_proxy.requests("GET", r"/v1/payment_intents.*"))
-    assert "charge:paid" not in engine.tick(datetime.now(timezone.utc)).executed
+    assert "charge:paid" not in engine.tick(datetime.now(UTC)).executed
     assert len(stripe_proxy.requests("GET", r"/v1/payment_intents.*")) == lookups, "a paid fee is not asked about again"
     ledger.close()
 
@@ -59,11 +59,11 @@ def test_each_tick_records_a_fee_the_client_paid_through_the_link(tmp_path, stri
 def test_polling_skips_record_only_and_survives_stripe_trouble(tmp_path, stripe_settings, stripe_provider, stripe_proxy):
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     fee = unpaid_fee(stripe_provider, ledger)
-    assert poll_unpaid(ledger, RecordOnlyProvider(), datetime.now(timezone.utc)) == set()
+    assert poll_unpaid(ledger, RecordOnlyProvider(), datetime.now(UTC)) == set()
 
     stripe_proxy.inject("error", method="GET", path=r"/v1/.*", status=500, times=-1)
     offline = open_provider(stripe_settings(), max_network_retries=0)
-    assert poll_unpaid(ledger, offline, datetime.now(timezone.utc)) == set()
+    assert poll_unpaid(ledger, offline, datetime.now(UTC)) == set()
     assert ledger.action(fee.id).context["payment_status"] == "unpaid"
     ledger.close()
 
@@ -102,7 +102,7 @@ def test_the_booking_confirmation_carries_the_card_link_only_for_clients_without
     )
     stripe_client_with_card("ana@example.com")
     calendar, mailer = MemoryCalendar("primary"), MemoryMailer()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     calendar.put(event("e1", now + timedelta(days=3)), now)
     calendar.put(event("e2", now + timedelta(days=3, hours=2), client="new@example.com", name="New Client"), now)
     engine = build_engine(settings, now, ledger=Ledger(tmp_path / "l.sqlite3"), calendars=[(calendar, NullWriteBack())],
@@ -130,7 +130,7 @@ def test_each_reminder_carries_a_fresh_card_link_while_the_client_has_no_card(
         payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url}
     )
     calendar, mailer = MemoryCalendar("primary"), MemoryMailer()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     start = now + timedelta(days=5)
     calendar.put(event("e1", start, client="new@example.com", name="New Client"), now)
     engine = build_engine(settings, now, ledger=Ledger(tmp_path / "l.sqlite3"), calendars=[(calendar, NullWriteBack())],

@@ -9,14 +9,14 @@ client pays through the link shows up as paid without webhooks.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from integration.stripe_reconcile import reconcile
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionState
 from slotguard.payments.poll import poll_unpaid
+from slotguard.store.ledger import Ledger
 from tests.support.stripe_fixtures import intents_for_action, make_action
 
 
@@ -32,7 +32,7 @@ def carry_out(provider, ledger, action):
     result = provider.execute(action)
     assert result.status in ("done", "needs_client_action"), result
     action.state = ActionState.DONE
-    action.executed_at = datetime.now(timezone.utc)
+    action.executed_at = datetime.now(UTC)
     action.external_id = result.external_id
     action.context["payment_status"] = "paid" if result.status == "done" else "unpaid"
     if result.payment_link:
@@ -43,7 +43,7 @@ def carry_out(provider, ledger, action):
 
 def recorded(ledger, action, external_id="", payment_status="paid"):
     """Store an action as done without going through Stripe (a ledger-only record)."""
-    action.state, action.executed_at, action.external_id = ActionState.DONE, datetime.now(timezone.utc), external_id
+    action.state, action.executed_at, action.external_id = ActionState.DONE, datetime.now(UTC), external_id
     action.context["payment_status"] = payment_status
     ledger.add_action(action)
     return action
@@ -57,7 +57,7 @@ def dashboard_payment(admin, customer, minor, metadata=None):
 
 
 def now_window():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now - timedelta(hours=1), now + timedelta(hours=1)
 
 
@@ -139,7 +139,7 @@ def test_every_kind_of_difference_is_listed_with_its_action(stripe_provider, str
     assert result.as_json()["clean"] is False
 
     # The polling fallback records the link payment; that mismatch goes away, nothing else changes.
-    assert poll_unpaid(ledger, stripe_provider, datetime.now(timezone.utc)) == {("primary", "evt-1")}
+    assert poll_unpaid(ledger, stripe_provider, datetime.now(UTC)) == {("primary", "evt-1")}
     stored = ledger.action(paid_by_link.id)
     [paid] = [i for i in intents_for_action(stripe_admin, paid_by_link.id) if i["status"] == "succeeded"]
     assert (stored.context["payment_status"], stored.external_id) == ("paid", paid["id"])
@@ -152,7 +152,7 @@ def test_period_limits_what_is_compared(stripe_provider, stripe_client_with_card
     carry_out(stripe_provider, ledger, make_action("charge", "450 NOK"))
     recorded(ledger, make_action("charge", "450 NOK"), external_id="pi_never_made")
 
-    last_week = datetime.now(timezone.utc) - timedelta(days=7)
+    last_week = datetime.now(UTC) - timedelta(days=7)
     result = reconcile(ledger, stripe_provider, last_week - timedelta(days=1), last_week)
 
     assert result.clean and (result.ledger_actions, result.payment_intents) == (0, 0)

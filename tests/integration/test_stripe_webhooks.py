@@ -8,18 +8,18 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from integration.stripe_webhooks import WebhookRejected, serve, sign, update_for, verify
+from slotguard.domain.model import ActionState
 from slotguard.payments.webhook_updates import applier, apply_update
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import ActionState
 from tests.support.stripe_fixtures import make_action
 
 SECRET = "whsec_test_slotguard"
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture

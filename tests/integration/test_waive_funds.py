@@ -14,17 +14,17 @@ process on a config file written from the same settings.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from slotguard.cli.main import main
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.integration.test_engine_loop import MONDAY, WEDNESDAY_10, Loop
 from tests.support.builders import config, event
 from tests.support.builders import settings as practice_settings
@@ -404,7 +404,7 @@ def test_with_stripe_a_kept_deposit_waived_by_id_is_refunded_on_the_card_once(
         "storage": {"ledger": str(tmp_path / "ledger.sqlite3")},
     }
     stripe_client_with_card("ana@example.com", name="Ana Silva")
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     start = now - timedelta(hours=3)
     calendar, mailer, ledger = MemoryCalendar("primary"), MemoryMailer(), Ledger(tmp_path / "ledger.sqlite3")
     engine = build_engine(practice_settings(**sections), now - timedelta(days=2), ledger=ledger,

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.integration.test_engine_loop import MONDAY, WEDNESDAY_10, Loop
 from tests.support.builders import event
 from tests.support.builders import settings as practice
@@ -88,7 +88,7 @@ class StripePractice:
         )
         self.calendar, self.mailer = MemoryCalendar("primary"), MemoryMailer()
         self.ledger = Ledger(tmp_path / "ledger.sqlite3")
-        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+        self.now = datetime.now(UTC).replace(microsecond=0)
         self.start = self.now - timedelta(hours=3)
         self.engine = build_engine(self.settings, self.now - timedelta(days=2), ledger=self.ledger,
                                    calendars=[(self.calendar, NullWriteBack())], provider=stripe_provider, mailer=self.mailer)

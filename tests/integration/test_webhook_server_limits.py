@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from integration.stripe_webhooks import MAX_BODY_BYTES, serve, sign
+from slotguard.domain.model import ActionState
 from slotguard.payments.webhook_updates import applier
 from slotguard.store.ledger import Ledger
-from slotguard.domain.model import ActionState
 from tests.support.stripe_fixtures import make_action
 
 SECRET = "whsec_test_slotguard"
@@ -146,7 +146,7 @@ def test_a_request_trickled_a_byte_at_a_time_is_dropped_when_its_time_is_up(ledg
                 if connection.recv(1024) == b"":
                     dropped_after = time.monotonic() - started
                     break
-            except socket.timeout:
+            except TimeoutError:
                 pass  # nothing from the server yet: it is still reading
             except OSError:
                 dropped_after = time.monotonic() - started

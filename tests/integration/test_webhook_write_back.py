@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,10 +17,10 @@ from integration.google_calendar import open_calendars
 from integration.outbox_dir import OutboxDirMailer
 from integration.stripe_provider import open_provider
 from integration.stripe_webhooks import serve, update_for
-from slotguard.payments.webhook_updates import applier, apply_update
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.payments.webhook_updates import applier, apply_update
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import settings as practice_settings
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY, make_action
 
@@ -57,7 +57,7 @@ def test_a_fee_paid_through_its_link_shows_paid_on_the_event_after_the_webhook(
     tmp_path, monkeypatch, google_fake, google_credentials, stripe_proxy, webhooks
 ):
     monkeypatch.setenv(KEY_ENV, TEST_KEY)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     settings = practice_settings(
         calendar={"source": "google", "calendar_ids": ["primary"], "api_endpoint": google_fake.api_endpoint},
         payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url,
@@ -93,7 +93,7 @@ def test_a_fee_paid_through_its_link_shows_paid_on_the_event_after_the_webhook(
         server.server_close()
         webhook_ledger.close()
 
-    engine.tick(datetime.now(timezone.utc) + timedelta(seconds=1))
+    engine.tick(datetime.now(UTC) + timedelta(seconds=1))
 
     description = google_fake.get_event("primary", EVENT_ID)["description"]
     assert "Slotguard: no-show fee 900.00 NOK charged" in description and "not paid yet" not in description
@@ -104,7 +104,7 @@ def test_a_fee_paid_through_its_link_shows_paid_on_the_event_after_the_webhook(
 
 def test_only_a_change_of_payment_status_asks_for_the_note_to_be_rewritten(tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite3")
-    paid_at = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+    paid_at = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
     fee = make_action("charge", "450 NOK")
     fee.state, fee.external_id = ActionState.DONE, "pi_1"
     fee.context["payment_status"] = "pending"

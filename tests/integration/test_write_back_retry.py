@@ -3,16 +3,16 @@ item 23), against the Calendar v3 wire fake through the real google-api-python-c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from integration.google_calendar import open_calendars
 from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import settings as practice_settings
 
 EVENT_ID = "kari1"
@@ -54,7 +54,7 @@ class Practice:
 
 @pytest.fixture
 def practice(google_fake, google_credentials, tmp_path):
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     practice = Practice(google_fake, google_credentials, tmp_path, now)
     google_fake.put_event("primary", booking(now + timedelta(hours=1)))
     practice.engine.tick(now)

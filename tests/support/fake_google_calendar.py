@@ -35,10 +35,11 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import googleapiclient
@@ -75,8 +76,8 @@ def _scopes_by_method() -> dict[str, list[str]]:
 
 
 def _stamp(moment: datetime | None = None) -> str:
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _parse_rfc3339(text: str) -> datetime:
@@ -90,7 +91,7 @@ def _parse_rfc3339(text: str) -> datetime:
 def _event_time(slot: dict) -> datetime:
     if "dateTime" in slot:
         return _parse_rfc3339(slot["dateTime"])
-    return datetime.fromisoformat(slot["date"]).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(slot["date"]).replace(tzinfo=UTC)
 
 
 def _encode(data: dict) -> str:
@@ -268,7 +269,7 @@ class FakeGoogleCalendar:
         for n in range(count):
             begin = start + every * n
             instance = copy.deepcopy(event)
-            instance["id"] = f"{base_id}_{begin.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}"
+            instance["id"] = f"{base_id}_{begin.astimezone(UTC):%Y%m%dT%H%M%SZ}"
             instance["recurringEventId"] = base_id
             instance["start"] = {"dateTime": begin.isoformat(), **({"timeZone": zone} if zone else {})}
             instance["end"] = {"dateTime": (end + every * n).isoformat(), **({"timeZone": zone} if zone else {})}

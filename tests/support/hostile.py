@@ -10,7 +10,7 @@ practitioner's (PRACTITIONER_ADDRESSES, organizer `self`, or no organizer at all
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import strategies as st
@@ -39,7 +39,7 @@ ADDRESSES = [
     "x" * 300 + "@example.com", "анна@пример.рф", "ana@exam_ple.com",
 ]
 address = st.one_of(st.sampled_from(ADDRESSES), st.emails(), st.text(max_size=30))
-ZONES = [timezone.utc, timezone(timedelta(hours=14)), timezone(-timedelta(hours=12)), ZoneInfo("Europe/Oslo"), ZoneInfo("Asia/Kolkata")]
+ZONES = [UTC, timezone(timedelta(hours=14)), timezone(-timedelta(hours=12)), ZoneInfo("Europe/Oslo"), ZoneInfo("Asia/Kolkata")]
 moment = st.one_of(
     st.datetimes(min_value=NOW.replace(tzinfo=None) - timedelta(days=20), max_value=NOW.replace(tzinfo=None) + timedelta(days=20), timezones=st.sampled_from(ZONES)),
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59), timezones=st.sampled_from(ZONES)),
@@ -202,7 +202,7 @@ def ics_text(value: str) -> str:
 
 
 ics_moment = st.one_of(
-    moment.map(lambda value: value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if 1 < value.year < 9999 else "00010101T000000Z"),
+    moment.map(lambda value: value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") if 1 < value.year < 9999 else "00010101T000000Z"),
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(lambda value: value.strftime("%Y%m%dT%H%M%S")),
     st.sampled_from(["20260304T100000Z", "20260304", "99991231T235959Z", "00010101T000000Z", "garbage", ""]),
 )

@@ -3,17 +3,17 @@ one engine tick over them (tests/integration/test_ics_*.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from integration.ics_source import IcsSource
 from integration.memory import MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import settings as practice_settings
 
-NOW = datetime(2026, 6, 20, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 20, 12, 0, tzinfo=UTC)
 
 
 def vevent(uid: str, start: str | None, end: str | None, *extra: str, summary: str = "Massage") -> str:
@@ -53,6 +53,6 @@ def tick(settings):
 
 def starts(ledger, uid: str) -> dict[str, str]:
     return {
-        tracked.appointment.event_id: tracked.appointment.start.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+        tracked.appointment.event_id: tracked.appointment.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
         for tracked in ledger.all_tracked() if tracked.appointment.event_id.startswith(uid)
     }

@@ -15,10 +15,11 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import stripe
@@ -178,7 +179,7 @@ def make_action(
     policy: str = "no_show",
 ) -> Action:
     """An executing money action as the engine would hand it to the provider."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     money = Money.parse(amount) if isinstance(amount, str) else amount
     return Action(
         id=action_id or f"act_test{os.getpid()}x{next(_counter):08d}",

@@ -8,16 +8,16 @@ that many minutes from the start, so a test can let hours pass without waiting f
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.stripe_provider import open_provider
-from slotguard.domain.tick_report import TickReport
 from slotguard.domain.interfaces import NullWriteBack, PaymentResult
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState
+from slotguard.domain.tick_report import TickReport
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event
 from tests.support.builders import settings as practice
 from tests.support.stripe_fixtures import KEY_ENV, TEST_KEY
@@ -36,7 +36,7 @@ class StripeLoop:
         )
         self.path = tmp_path / "ledger.sqlite3"
         self.calendar, self.mailer = MemoryCalendar("primary"), MemoryMailer()
-        self.start = datetime.now(timezone.utc).replace(microsecond=0)
+        self.start = datetime.now(UTC).replace(microsecond=0)
         self.session = self.start - timedelta(hours=3)  # the appointments were this morning
         self.ledger = Ledger(self.path)
         self.engine = self.restart()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from slotguard.mail import render
-from slotguard.mail.samples import sample_context
 from slotguard.mail.messages import LOCALES, Renderer
+from slotguard.mail.samples import sample_context
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings as make_settings
 

@@ -1,15 +1,15 @@
 """`main.py waive` on every kind of fee waiting for review."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from slotguard.cli.main import main
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.store.ledger import Ledger
 
-NOW = datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
 CONFIG = """
 [practice]
 name = "Lena"

@@ -3,10 +3,12 @@ given a fee, the actions about it and `now`, what is planned, cancelled and supe
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from slotguard.collections.debts import COLLECTIONS, Capabilities, Decision, split, status
 from slotguard.collections.decide import evaluate
@@ -16,7 +18,7 @@ from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money
 from tests.support.builders import settings as make_settings
 
-T0 = datetime(2026, 3, 5, 1, 0, tzinfo=timezone.utc)  # when the fee became unpaid
+T0 = datetime(2026, 3, 5, 1, 0, tzinfo=UTC)  # when the fee became unpaid
 NOK = "NOK"
 STRIPE = Capabilities(links=True)
 LENA = ("lena@example.com", "Lena Berg Massage")

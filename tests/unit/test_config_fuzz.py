@@ -7,10 +7,9 @@ schema and the policies' checks; any TOML document; and any bytes."""
 
 from __future__ import annotations
 
-import json
 import math
 import tomllib
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=30),
     INTERESTING,
-    st.datetimes(timezones=st.none() | st.just(timezone.utc) | st.builds(lambda h: timezone(timedelta(hours=h)), st.integers(-12, 12))),
+    st.datetimes(timezones=st.none() | st.just(UTC) | st.builds(lambda h: timezone(timedelta(hours=h)), st.integers(-12, 12))),
     st.dates(),
     st.times(),
 )
@@ -213,5 +212,5 @@ def test_any_bytes_are_a_listed_problem(tmp_path, capsys, content):
 
 
 def test_the_writer_round_trips_through_tomllib():
-    data = {"a": {"b": [1, "x\n\"y", {"c": float("inf")}], "d": datetime(2026, 1, 1, tzinfo=timezone.utc)}, "e": 2**70}
+    data = {"a": {"b": [1, "x\n\"y", {"c": float("inf")}], "d": datetime(2026, 1, 1, tzinfo=UTC)}, "e": 2**70}
     assert tomllib.loads(toml_document(data))["a"]["b"][1] == "x\n\"y"

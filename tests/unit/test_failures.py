@@ -3,7 +3,6 @@
 from slotguard.run.failures import redact, tick_failure
 from slotguard.store.ledger_errors import LedgerError
 
-
 # Built at run time so that nothing in the repository looks like a real secret.
 LIVE_KEY = "sk_" + "live_" + "51Habc123XYZ"
 WEBHOOK_SECRET = "whsec_" + "9f8e7d"

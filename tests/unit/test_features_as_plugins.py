@@ -5,7 +5,7 @@ the engine and the mail code ask "who handles this action?" and name no feature.
 from __future__ import annotations
 
 import ast
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from slotguard.domain.model import Action, ActionKind, ActionState
@@ -15,7 +15,7 @@ from slotguard.policies.loading import BUILT_IN_FEATURES, plugin_manager
 from slotguard.policies.owners import ActionOwner, TickStep, action_owner, tick_steps
 
 ROOT = Path(__file__).resolve().parents[2]
-NOW = datetime(2026, 3, 5, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
 
 
 def action(policy: str, kind: ActionKind = ActionKind.EMAIL, **context) -> Action:

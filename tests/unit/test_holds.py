@@ -5,7 +5,6 @@ would lapse before its appointment is settled is placed again in time. Pure plan
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,10 +12,10 @@ import pytest
 
 from plugins.deposit import DepositConfig
 from slotguard.config.schema import ConfigError
-from slotguard.planning.holds import HOLD_VALIDITY, RENEW_MARGIN, needed_until, renewal_due
 from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.intake.normalize import normalize
+from slotguard.planning.holds import HOLD_VALIDITY, RENEW_MARGIN, needed_until, renewal_due
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import event, settings
 

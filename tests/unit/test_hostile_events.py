@@ -7,18 +7,26 @@ being read (issue 11, item 10).
 Deterministic (derandomize, no example database) and a few seconds long."""
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 
 from integration.ics_source import IcsSource
 from slotguard.domain.interfaces import AdapterError
-from slotguard.intake.normalize import EventError, normalize
 from slotguard.domain.untrusted import email_address, https_link
+from slotguard.intake.normalize import EventError, normalize
 from tests.support.builders import settings
 from tests.support.hostile import (
-    CALENDAR_ID, GOOD_UID, NOW, OTHER_OWN_ADDRESS, feed_with_a_good_appointment, ics_feed, practitioners_own, v3_event,
+    CALENDAR_ID,
+    GOOD_UID,
+    NOW,
+    OTHER_OWN_ADDRESS,
+    feed_with_a_good_appointment,
+    ics_feed,
+    practitioners_own,
+    v3_event,
 )
 
 SETTINGS = settings(calendar={"practitioner_addresses": [OTHER_OWN_ADDRESS]})
@@ -76,7 +84,7 @@ def test_one_arbitrary_vevent_never_stops_the_good_appointment_being_read(tmp_pa
     [good] = [event for event in page.events if event["id"].startswith(GOOD_UID) and "_error" not in event]
     appointment = normalize(good, str(path), ics, NOW).appointment
     assert appointment is not None and appointment.client.email == "ana@example.com"
-    assert appointment.start == datetime(2026, 3, 5, 10, tzinfo=timezone.utc)
+    assert appointment.start == datetime(2026, 3, 5, 10, tzinfo=UTC)
     problems = [event["_error"] for event in page.events if "_error" in event]
     assert all("\n" not in problem and "\r" not in problem for problem in problems)
     assert not problems or not page.full, "while a VEVENT is left out, nothing is taken as deleted"

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from slotguard.store.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError
 from slotguard.intake.normalize import normalize
 from slotguard.intake.tracker import Tracked
+from slotguard.store.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

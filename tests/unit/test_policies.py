@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from plugins import late_cancel, no_show
-from slotguard.domain.model import ActionKind, ClientHistory, Happening, HappeningKind
+from slotguard.domain.model import ActionKind, Happening, HappeningKind
 from slotguard.domain.money import Money
 from slotguard.intake.normalize import normalize
 from tests.support.builders import event, settings

@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from slotguard.domain.durations import to_utc_text
-from slotguard.policies.hookspecs import hookimpl
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState, Appointment, Happening, HappeningKind, Proposal
 from slotguard.domain.money import Money
 from slotguard.intake.normalize import normalize
-from slotguard.planning.planner import Planner
-from slotguard.policies.loading import ClientAccount, Policy, PolicyInfo, load_enabled
 from slotguard.intake.tracker import Tracked
+from slotguard.planning.planner import Planner
+from slotguard.policies.hookspecs import hookimpl
+from slotguard.policies.loading import ClientAccount, Policy, PolicyInfo, load_enabled
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -142,7 +142,7 @@ class _Doubler:
 
 
 def _policy(plugin, name="doubler") -> Policy:
-    from slotguard.policies.loading import plugin_manager, _hooks_of
+    from slotguard.policies.loading import _hooks_of, plugin_manager
 
     manager = plugin_manager()
     manager.register(plugin, name=name)

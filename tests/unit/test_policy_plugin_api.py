@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 import pluggy
 import pytest
 
-from slotguard.policies import hookspecs
 from slotguard.config.schema import ConfigError
-from slotguard.policies.hookspecs import hookimpl
 from slotguard.domain.model import ActionKind
+from slotguard.policies import hookspecs
+from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.loading import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, HOOKS, available, load_enabled, plugin_manager
 from tests.support.builders import settings
 from tests.unit.test_policy_planner import K, World, fee_config, nok

@@ -7,18 +7,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, given, settings as hsettings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.run.engine import Engine
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
-from slotguard.mail.messages import Renderer
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.domain.money import Fee, Money
+from slotguard.mail.messages import Renderer
 from slotguard.policies.loading import load_enabled
+from slotguard.run.engine import Engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 from tests.unit.test_policy_planner import K, World
 

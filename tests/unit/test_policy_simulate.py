@@ -12,11 +12,11 @@ import pytest
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.config.schema import ConfigError, parse_settings
-from slotguard.run.engine import Engine
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.mail.messages import Renderer
 from slotguard.policies.loading import load_enabled
+from slotguard.run.engine import Engine
+from slotguard.store.ledger import Ledger
 from slotguard.what_if.simulate import SimulationError, copy_of_ledger, format_text, simulate, with_policies
 from tests.support.builders import config, event
 

@@ -4,14 +4,14 @@ kept, and a copy read before another process changed the fee never undoes that c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.payments.paid import is_owed, record_paid
 from slotguard.store.ledger import Ledger
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def _unpaid_fee(ledger: Ledger) -> Action:

@@ -9,10 +9,10 @@ import pytest
 
 import integration.stripe_calls as stripe_calls_module
 from integration.rate_limiter import RateLimiter
-from integration.stripe_calls import StripeCalls, retry_after_seconds
-from tests.support.stripe_proxy import busiest_window
 from integration.stripe_amounts import minimum_charge, why_not_chargeable
+from integration.stripe_calls import StripeCalls, retry_after_seconds
 from slotguard.domain.money import Money
+from tests.support.stripe_proxy import busiest_window
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,14 @@ formats money and dates for its locale."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from markupsafe import escape
 
-from slotguard.mail.samples import sample_context
-from slotguard.mail.messages import LOCALES, TEMPLATE_NAMES, Renderer, fee_variants
 from slotguard.domain.money import Money
+from slotguard.mail.messages import LOCALES, TEMPLATE_NAMES, Renderer, fee_variants
+from slotguard.mail.samples import sample_context
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings as make_settings
 
@@ -114,7 +114,7 @@ def test_hebrew_shekels_and_dates_from_iso_text():
     shekels = env.filters["money"]({"minor": 45000, "currency": "ILS"})
     assert "450.00" in shekels and "₪" in shekels
     assert env.filters["date"]("2026-03-04T09:00:00+00:00") == "יום רביעי, 4 במרץ 2026"
-    assert env.filters["time"](datetime(2026, 3, 4, 9, 0, tzinfo=timezone.utc)) == "11:00"
+    assert env.filters["time"](datetime(2026, 3, 4, 9, 0, tzinfo=UTC)) == "11:00"
 
 
 def test_a_non_amount_is_a_template_problem_not_a_silent_blank():

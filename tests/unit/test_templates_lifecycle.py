@@ -11,13 +11,13 @@ from icalendar import Calendar
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
-from slotguard.mail.compose import compose_email
-from slotguard.practitioner.digest import digest_action_id
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.mail.compose import compose_email
+from slotguard.practitioner.digest import digest_action_id
 from slotguard.run.wiring import build_engine
+from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -12,9 +12,9 @@ from datetime import timedelta
 
 import pytest
 
+from slotguard.domain.model import ActionKind, ActionState
 from slotguard.mail.compose import compose_email
 from slotguard.mail.messages import LOCALES, Renderer
-from slotguard.domain.model import ActionKind, ActionState
 from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok
 from tests.unit.test_templates import english_left
 

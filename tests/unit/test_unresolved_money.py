@@ -3,17 +3,17 @@ happen to each (the end-to-end test covers the crash and the outage; these cover
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from slotguard.store.ledger import Ledger
 from slotguard.domain.model import ActionState
-from slotguard.planning.planner import OUTCOME_UNKNOWN
 from slotguard.payments.unresolved import section, unresolved_money
+from slotguard.planning.planner import OUTCOME_UNKNOWN
+from slotguard.store.ledger import Ledger
 from tests.support.stripe_fixtures import make_action
 
 OSLO = ZoneInfo("Europe/Oslo")
-T0 = datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
 
 
 def test_a_failed_charge_whose_outcome_is_unknown_says_to_retry_it_and_known_outcomes_are_left_out(tmp_path):

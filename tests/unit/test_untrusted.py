@@ -1,7 +1,8 @@
 """Calendar text made safe to keep, show and send (slotguard/domain/untrusted.py)."""
 
 import pytest
-from hypothesis import given, settings as hsettings
+from hypothesis import given
+from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from slotguard.domain.untrusted import description_text, email_address, https_link, one_line, shown
