@@ -29,6 +29,8 @@ check-config: $(STAMP) $(CATALOGS)
 	$(PY) main.py check-config --config config/example.toml
 
 test: $(STAMP) $(CATALOGS)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP) $(CATALOGS)

@@ -71,6 +71,9 @@ _STATUS_LINE = re.compile(r"(^|\r?\n|<br\s*/?>)[ \t]*" + re.escape(STATUS_PREFIX
 _HTML_HINT = re.compile(r"<br\s*/?>|</(?:p|div|b|i|a|span|ul|li)>", re.IGNORECASE)
 
 log = logging.getLogger("slotguard.google")
+# Event id -> etag as last listed, shared by a calendar's source and write-back; both come
+# from Google's JSON as they are (`.get`), so either may be None.
+Seen = dict[str | None, str | None]
 
 
 # --- the description line and own-write detection ----------------------------------------
@@ -320,7 +323,7 @@ def _rfc3339(moment: datetime) -> str:
 class GoogleCalendarSource:
     """Reads one Google calendar (CalendarSource)."""
 
-    def __init__(self, caller: _Caller, window_past: Any, window_future: Any, seen: dict[str, str] | None = None,
+    def __init__(self, caller: _Caller, window_past: Any, window_future: Any, seen: Seen | None = None,
                  page_size: int = PAGE_SIZE):
         self.calendar_id = caller.calendar_id
         self._caller, self.window_past, self.window_future = caller, window_past, window_future
@@ -392,7 +395,7 @@ class GoogleWriteBack:
     412 we read again and redo. It also works right after a restart, with no cache.
     """
 
-    def __init__(self, caller: _Caller, write_note: str, seen: dict[str, str]):
+    def __init__(self, caller: _Caller, write_note: str, seen: Seen):
         self.calendar_id = caller.calendar_id
         self._caller, self.write_note, self._seen = caller, write_note, seen
 
@@ -503,7 +506,7 @@ def open_calendars(settings: Any, *, credentials: Any = None, http: Any = None, 
     pairs: list[tuple[GoogleCalendarSource, CalendarWriteBack]] = []
     for calendar_id in settings.calendar.calendar_ids:
         caller = _Caller(session, calendar_id, retry_budget, sleep)
-        seen: dict[str, str] | None = {} if settings.calendar.write_back else None
+        seen: Seen | None = {} if settings.calendar.write_back else None
         source = GoogleCalendarSource(caller, settings.calendar.window_past, settings.calendar.window_future, seen)
         writer: CalendarWriteBack = GoogleWriteBack(caller, settings.calendar.write_note, seen) if seen is not None else NullWriteBack()
         pairs.append((source, writer))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any
+from typing import Any, Literal, overload
 
 import stripe
 
@@ -43,6 +43,11 @@ class StripeCustomers:
         self.currency = currency.upper()
         self.return_url = return_url
         self._ids: dict[str, str] = {}
+
+    @overload
+    def customer_id(self, email: str, name: str = "", *, create: Literal[True] = True) -> str: ...
+    @overload
+    def customer_id(self, email: str, name: str = "", *, create: bool) -> str | None: ...
 
     def customer_id(self, email: str, name: str = "", *, create: bool = True) -> str | None:
         """The Stripe customer id for `email`: ours first, else an existing one (tagged now),

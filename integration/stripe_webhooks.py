@@ -224,7 +224,6 @@ def serve(
 
     class Handler(BaseHTTPRequestHandler):
         def setup(self) -> None:
-            self.timeout = timeout  # StreamRequestHandler.setup() sets it on the socket (writes)
             super().setup()
             # Reads share one deadline for the whole request (see _DeadlineReader).
             self.rfile = io.BufferedReader(_DeadlineReader(self.connection, time.monotonic() + timeout))
@@ -267,5 +266,6 @@ def serve(
                 status, text = handle(body, self.headers.get("Stripe-Signature", ""))
             return self.reply(status, text)
 
+    Handler.timeout = timeout  # StreamRequestHandler.setup() sets it on the socket (writes); one class per server
     server_class = type("LimitedWebhookServer", (WebhookServer,), {"max_connections": max_connections})
     return server_class((host, port), Handler)

@@ -179,6 +179,7 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
         problems.append('payments.webhook_secret: webhook-server needs the endpoint\'s signing secret, e.g. webhook_secret = { env = "STRIPE_WEBHOOK_SECRET" }')
     if problems:
         raise ConfigError(problems, args.config)
+    assert settings.payments.webhook_secret is not None  # a missing one raised ConfigError above
     secret = settings.payments.webhook_secret.resolve()
     from integration.stripe_webhooks import serve  # lazy: only this command serves HTTP
 
@@ -196,6 +197,7 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     host, port = server.server_address[:2]
+    assert isinstance(host, str)  # an AF_INET(6) socket names its host as text
     print(f"Slotguard webhook server listening on http://{host}:{port}{args.path} (ledger {settings.storage.ledger_path})", flush=True)
     try:
         server.serve_forever()

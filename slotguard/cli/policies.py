@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from slotguard.cli.common import load_settings
 from slotguard.config.schema import ConfigError, parse_settings, read_toml
@@ -45,7 +46,7 @@ def register(add, commands) -> None:
 def cmd_policies(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     enabled = settings.policies.enabled
-    found = []
+    found: list[dict[str, Any]] = []
     for name, (plugin, info) in sorted(available(plugin_manager()).items()):
         module = getattr(plugin, "__name__", type(plugin).__name__)
         found.append(

@@ -210,7 +210,8 @@ def _retry_all(ledger: Ledger, settings: Settings, now: datetime, args: argparse
     if not failed:
         print(f"no failed actions{which}; nothing to retry")
         return 0
-    chosen, left = [], []
+    chosen: list[tuple[Action, Outlook]] = []
+    left: list[tuple[Action, Outlook]] = []
     for action in failed:
         seen = outlook(ledger, settings, action, now)
         (chosen if seen.retry else left).append((action, seen))

@@ -122,6 +122,7 @@ def evaluate(
     left = fee.amount - paid - covered - written
     for offer in charges:
         if offer.context.get("role") == SETTLEMENT and status(offer) == "paid" and left.minor > 0:
+            assert offer.amount is not None  # a settlement offer asks for an amount (_fire)
             writeoff = builder.make(
                 ActionKind.WRITEOFF, f"settlement-writeoff-{offer.id}", SETTLEMENT_WRITEOFF,
                 f"collections: settlement accepted: {offer.amount} paid of {offer.amount + left}; the rest, {left}, written off as offered",
@@ -181,6 +182,7 @@ def evaluate(
 def _close(decision: Decision, mine: list[Action], fee_owed: bool, builder: _Builder) -> None:
     """The debt is paid, waived or written off: stop chasing; a receipt for payments."""
     fee = decision.fee
+    assert fee.amount is not None  # evaluate takes only fees with an amount (asserted there)
     why = "the balance is settled" if decision.balance.is_zero else "the fee is no longer owed"
     for action in mine:
         if action.context.get("role") in CHASING and action.state in OPEN_STATES:
@@ -280,6 +282,7 @@ def _fire(decision: Decision, index: int, config: Collections, mine: list[Action
           now: datetime, started: datetime, practitioner: tuple[str, str]) -> None:
     """Plan step `index` now: its email (with an offer, a card retry) or the final decision."""
     fee, balance = decision.fee, decision.balance
+    assert fee.amount is not None  # evaluate takes only fees with an amount (asserted there)
     step = config.steps[index]
     number = index + 1
     overdue = _days(now - started)
@@ -354,6 +357,7 @@ def _decide(decision: Decision, index: int, config: Collections, builder: _Build
             practitioner: tuple[str, str], mine: list[Action]) -> None:
     """The last step: write off or refer, with the computation in the reason."""
     balance = decision.balance
+    assert decision.fee.amount is not None  # evaluate takes only fees with an amount (asserted there)
     threshold = config.writeoff_below
     cost = config.collection_cost.of(balance)
     recovery = balance - cost

@@ -31,7 +31,6 @@ from slotguard.config.types import (
     SecretRef,
     Strict,
     TimeZoneName,
-    _bounded,
 )
 from slotguard.domain.money import Money
 from slotguard.domain.untrusted import email_address
@@ -105,7 +104,7 @@ class Calendar(Strict):
     source: Literal["ics", "google", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only) or "google" (OAuth, read and write).')
     url: str = Field("", description="ics: path or https URL of the calendar feed.", examples=["config/sample-week.ics"])
     calendar_ids: list[str] = Field(default_factory=lambda: ["primary"], description="google: calendars to watch.", examples=[["primary", "clinic@group.calendar.google.com"]])
-    poll_interval: _bounded(DAY, "a calendar read less than daily misses the day's marks") = Field(
+    poll_interval: Annotated[PositiveDuration, AfterValidator(at_most(DAY, "a calendar read less than daily misses the day's marks"))] = Field(
         timedelta(minutes=2), description="How often to look at the calendar (at most 24h).", examples=["2m"]
     )
     window_past: Annotated[Duration, AfterValidator(at_most(1830 * DAY, "five years back is past any fee"))] = Field(
@@ -114,7 +113,7 @@ class Calendar(Strict):
     window_future: Annotated[Duration, AfterValidator(at_most(1830 * DAY, "no practice books five years ahead"))] = Field(
         timedelta(days=180), description="How far ahead the first full sync reads (at most 1830d, five years).", examples=["180d"]
     )
-    full_resync: _bounded(30 * DAY, "a month without a full listing misses bookings made far ahead") = Field(
+    full_resync: Annotated[PositiveDuration, AfterValidator(at_most(30 * DAY, "a month without a full listing misses bookings made far ahead"))] = Field(
         timedelta(hours=24),
         description="How often a calendar is listed in full instead of incrementally, so bookings that were beyond window_future when first listed (and never edited since) are seen (at most 30d).",
         examples=["24h"],
@@ -202,7 +201,7 @@ class Services(Strict):
     def __contains__(self, name: object) -> bool:
         return name in self._named
 
-    def __iter__(self):  # type: ignore[override]  # the service names, as a dict would
+    def __iter__(self):  # the service names, as a dict would
         return iter(self._named)
 
     def __len__(self) -> int:
@@ -264,7 +263,7 @@ class Smtp(Strict):
     security: Literal["starttls", "tls", "none"] = Field("starttls", description="STARTTLS, implicit TLS, or none (local relays only).")
     username: str = Field("", description="Login name, if the server needs AUTH.")
     password: SecretRef | None = Field(None, description="Login password, by reference.", examples=[{"env": "SMTP_PASSWORD"}])
-    timeout: _bounded(timedelta(minutes=10), "a server silent for longer is gone") = Field(
+    timeout: Annotated[PositiveDuration, AfterValidator(at_most(timedelta(minutes=10), "a server silent for longer is gone"))] = Field(
         timedelta(seconds=30), description="Network timeout (at most 10m).", examples=["30s"]
     )
     ca_file: str = Field(
@@ -343,7 +342,7 @@ class Mail(Strict):
     )
     digest_hour: int = Field(7, ge=-1, le=23, description="Local hour (0-23) of the practitioner's daily digest email to practice.email; -1 turns it off.", examples=[7])
     waitlist: list[str] = Field(default_factory=list, description="Clients offered a slot freed at short notice (first come first served through practice.booking_link).", examples=[["bo@example.com", "cy@example.com"]])
-    slot_freed_within: _bounded(30 * DAY, "a slot freed a month ahead is not short notice") = Field(
+    slot_freed_within: Annotated[PositiveDuration, AfterValidator(at_most(30 * DAY, "a slot freed a month ahead is not short notice"))] = Field(
         timedelta(hours=48), description="A client cancellation this close to the start offers the slot to the waitlist (at most 30d).", examples=["48h"]
     )
 
@@ -369,7 +368,7 @@ class Mail(Strict):
 
 
 class Reminders(Strict):
-    offsets: list[_bounded(365 * DAY, "a reminder a year ahead reminds no one")] = Field(
+    offsets: list[Annotated[PositiveDuration, AfterValidator(at_most(365 * DAY, "a reminder a year ahead reminds no one"))]] = Field(
         default_factory=lambda: [timedelta(hours=48), timedelta(hours=24)], description="When reminders go out, before the start (each at most 365d).", examples=[["48h", "24h"]]
     )
 

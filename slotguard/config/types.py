@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from slotguard.config.limits import at_most, within_max_amount, within_max_duration
+from slotguard.config.limits import within_max_amount, within_max_duration
 from slotguard.domain.durations import DurationError, format_duration, parse_duration
 from slotguard.domain.money import Fee, Money, MoneyError
 
@@ -104,11 +104,6 @@ Amount = Annotated[Money, BeforeValidator(_money), PlainSerializer(str, return_t
 PositiveAmount = Annotated[Amount, AfterValidator(_positive_money)]
 FeeRule = Annotated[Fee, BeforeValidator(_fee), PlainSerializer(str, return_type=str)]
 TimeZoneName = Annotated[str, AfterValidator(_timezone)]
-
-
-def _bounded(limit: timedelta, why: str):
-    """A positive duration no longer than `limit` (config_limits.at_most)."""
-    return Annotated[PositiveDuration, AfterValidator(at_most(limit, why))]
 
 
 DAY = timedelta(days=1)

@@ -133,8 +133,8 @@ class Money:
         self._same(other)
         return self.minor >= other.minor
 
-    def percent(self, percent: Decimal) -> Money:
-        """Return `percent` % of this amount, rounded half-up to the minor unit."""
+    def percent(self, percent: Decimal | int) -> Money:
+        """Return `percent` % of this amount (a Decimal or a whole number), rounded half-up to the minor unit."""
         if isinstance(percent, float):
             raise MoneyError("floats are not accepted for percentages; use Decimal")
         value = (Decimal(self.minor) * Decimal(percent) / Decimal(100)).quantize(

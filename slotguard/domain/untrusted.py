@@ -58,7 +58,7 @@ def one_line(text: str, limit: int) -> str:
     return folded
 
 
-def shown(text: str, limit: int = SHOWN_LIMIT) -> str:
+def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
     """`text` for a message or a log line: one line, escapes visible (repr), at most about
     `limit` characters. Use it for values that may hold line breaks or junk."""
     text = str(text)
@@ -158,6 +158,7 @@ def description_text(text: str, limit: int) -> str:
             if name in _BREAKING_TAGS or name in _INLINE_TAGS:
                 if name in _BREAKING_TAGS:
                     parts.append("\n")
+                assert tag is not None  # a known tag name came from a match
                 at = tag.end()
                 continue
         parts.append("<")

@@ -140,6 +140,7 @@ def follow(
     the old client's booking as it ended first (after a change of client), then the current."""
     ended: list[tuple[Appointment, list[Happening]]] = []
     if client_changed(previous, current):
+        assert previous is not None and current is not None  # client_changed: both are given
         old, happenings, current = hand_over(previous, current, now)
         ended, previous = [(old, happenings)], None
     tracked, happenings = observe(previous, current, now, rules)
@@ -169,6 +170,7 @@ def observe(
     `hand_over`, and the old booking's happenings are planned for the old client.
     """
     if client_changed(previous, current):
+        assert current is not None  # client_changed: both are given
         raise ValueError(f"{current.ref}: the client changed; hand the booking over first")
     if previous is not None and current is not None:
         current = _carried(previous.appointment, current)

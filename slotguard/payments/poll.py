@@ -58,11 +58,12 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
         with ledger.transaction():
             # Read again under the write lock: while Stripe answered, `mark-paid`, a webhook
             # or a waiver (other processes) may have settled the fee; that stands.
-            fee_id, action = action.id, ledger.action(action.id)
-            if (action is None or action.state is not ActionState.DONE or action.context.get("payment_status") != "unpaid"
-                    or fee_id in _withdrawing(ledger, action.calendar_id, action.event_id)):
+            fee_id, current = action.id, ledger.action(action.id)
+            if (current is None or current.state is not ActionState.DONE or current.context.get("payment_status") != "unpaid"
+                    or fee_id in _withdrawing(ledger, current.calendar_id, current.event_id)):
                 log.info("payment_poll_skipped action=%s reason=changed_meanwhile", fee_id)
                 continue
+            action = current
             if result.status == "done":
                 paid_with = result.external_id or action.external_id
                 record_paid(ledger, action, now, f"paid by the client through the payment link ({paid_with}; found by polling)",

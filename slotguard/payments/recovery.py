@@ -110,12 +110,13 @@ def _resolve_one(ledger: Ledger, provider: Any, dry_run: bool, action: Action, n
     except AdapterError as error:
         message = f"could not ask {name} what became of it: {error}"
         with ledger.transaction():
-            action = _again(ledger, action)
-            if action is not None and action.last_error != message:
-                action.last_error = message
-                ledger.update_action(action, now, f"{what_happened}; {message}; asked again next tick")
-        if action is None:
+            again = _again(ledger, action)
+            if again is not None and again.last_error != message:
+                again.last_error = message
+                ledger.update_action(again, now, f"{what_happened}; {message}; asked again next tick")
+        if again is None:
             return
+        action = again
         log.warning("unresolved action=%s kind=%s error=%r", action.id, action.kind.value, str(error))
         recovered.unresolved.append(action)
         if problem is not None:
@@ -123,9 +124,10 @@ def _resolve_one(ledger: Ledger, provider: Any, dry_run: bool, action: Action, n
                     "nothing is concluded (no waiver, no new attempt) until it answers")
         return
     with ledger.transaction():
-        action = _again(ledger, action)
-        if action is None:
+        again = _again(ledger, action)
+        if again is None:
             return
+        action = again
         if result is not None:
             found_problem = record_found(ledger, action, result, now, f"{what_happened}; found at {name}")
             if found_problem and problem is not None:

@@ -69,11 +69,11 @@ def give_back_once(proposals: list[Proposal], account: Callable[[], ClientAccoun
                 log.info("dropped refund target=%s: nothing left to refund", target)
                 dropped.add(proposal.slot)
                 continue
-            if proposal.amount.minor > left:
-                proposal = proposal.with_amount(
-                    Money(left, proposal.amount.currency), f"safety: capped at what is left to refund ({Money(left, proposal.amount.currency)})"
-                )
-            refunded[target] = refunded.get(target, 0) + proposal.amount.minor
+            amount = proposal.amount
+            if amount.minor > left:
+                amount = Money(left, amount.currency)
+                proposal = proposal.with_amount(amount, f"safety: capped at what is left to refund ({amount})")
+            refunded[target] = refunded.get(target, 0) + amount.minor
         elif proposal.kind is ActionKind.RELEASE and target:
             if target in released or _settled_hold(target, account()):
                 dropped.add(proposal.slot)

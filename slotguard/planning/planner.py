@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from slotguard.config.schema import Settings
 from slotguard.domain.model import (
@@ -128,8 +129,9 @@ class _Planning:
         self.draft.new = self._final_safety(proposals, appointment)
         return self.draft.plan()
 
-    def _ask(self, policy: Policy, hook: str, **arguments) -> object:
-        """Call a policy's hook, reading history and account only if it takes them."""
+    def _ask(self, policy: Policy, hook: str, **arguments) -> Any:
+        """Call a policy's hook, reading history and account only if it takes them. Returns
+        the hook's answer, of the type its hookspec gives (slotguard/policies/hookspecs.py)."""
         if policy.wants(hook, "history"):
             arguments["history"] = self.draft.view.history()
         if policy.wants(hook, "account"):
@@ -179,7 +181,7 @@ class _Planning:
             proposal = derive(proposal, context={INCIDENT: True})
             extras: list[Proposal] = []
             for modifier in modifiers:
-                if not is_fee(proposal) or proposal.amount.minor <= 0:
+                if not is_fee(proposal) or proposal.amount is None or proposal.amount.minor <= 0:
                     break  # waived or turned into a record: nothing left to adjust
                 changed = self._ask(modifier, "slotguard_modify", proposal=proposal, **common)
                 before = proposal.amount

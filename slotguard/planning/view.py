@@ -36,12 +36,12 @@ T = TypeVar("T")
 def _once(value: T | Callable[[], T]) -> Callable[[], T]:
     """A reader that gives `value` (or what calling it returns, computed the first time)."""
     if not callable(value):
-        return lambda: value  # type: ignore[return-value]
+        return lambda: value
     cache: list[T] = []
 
     def read() -> T:
         if not cache:
-            cache.append(value())  # type: ignore[operator]
+            cache.append(value())
         return cache[0]
 
     return read
@@ -68,7 +68,8 @@ class AccountView:
         self.email = email
         self.event_ref = event_ref
         self._history = _once(history if history is not None else ClientHistory(email=email))
-        self._client = _once(lambda: tuple(client_actions() if callable(client_actions) else client_actions))
+        self._client: Callable[[], tuple[Action, ...]] = _once(lambda: tuple(client_actions() if callable(client_actions) else client_actions))
+        self._event: Callable[[], tuple[Action, ...]]
         if event_actions is None:
             self._event = _once(lambda: tuple(action for action in self._client() if action.event_ref == event_ref))
         else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 from pydantic import BaseModel, ValidationError
@@ -130,7 +130,7 @@ def available(manager: pluggy.PluginManager) -> dict[str, tuple[object, PolicyIn
     """Map policy name -> (plugin, info) for every registered plugin."""
     found: dict[str, tuple[object, PolicyInfo]] = {}
     for impl in manager.hook.slotguard_policy_info.get_hookimpls():
-        info = impl.function()
+        info = cast(PolicyInfo, impl.function())  # pluggy types a hook's answer as object; the hookspec's is a PolicyInfo
         found[info.name] = (impl.plugin, info)
     return found
 

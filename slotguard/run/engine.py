@@ -16,6 +16,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
@@ -193,7 +194,7 @@ class Engine:
 
     def process_event(
         self, calendar_id: str, event: dict, now: datetime, report: TickReport,
-        known: tuple[str, bool] | None | bool = False, has_problem: bool = True,
+        known: tuple[str, bool] | None | Literal[False] = False, has_problem: bool = True,
     ) -> None:
         """Track one event; a bad one is recorded as a problem and skipped.
 
@@ -374,7 +375,7 @@ class Engine:
             self.ledger.update_action(action, now, f"waiting for the account to be connected again: {error}")
             report.executed[f"{action.kind.value}:waiting"] += 1
             report.problem(f"action {action.id} ({action.kind.value} for {action.client_email}) waits: {error}")
-        elif retryable and action.kind in MONEY_KINDS:
+        elif isinstance(error, AdapterError) and error.retryable and action.kind in MONEY_KINDS:
             self._money_retry(action, error, now, report)
         elif retryable and action.attempts < limit:
             action.state = ActionState.PLANNED

@@ -26,7 +26,7 @@ def open_calendars(settings: Settings) -> list[tuple[CalendarSource, CalendarWri
     if settings.calendar.source == "google":
         from integration.google_calendar import open_calendars as open_google
 
-        return open_google(settings)
+        return list(open_google(settings))  # as the protocols' pairs (a list of Google's pairs is not one: lists are invariant)
     raise ConfigError([f'calendar.source: "{settings.calendar.source}" cannot be used by the daemon; use "ics" or "google"'])
 
 

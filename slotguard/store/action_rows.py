@@ -150,13 +150,13 @@ class ActionRows:
         tick, as before); each batch is read just before it is used, so a first sync's tens of
         thousands of due emails never sit in memory together, and an action that left those
         states meanwhile (waived, cancelled) is skipped."""
-        states = [state.value for state in states]
-        marks = ",".join("?" * len(states))
+        values = [state.value for state in states]
+        marks = ",".join("?" * len(values))
         ids = [
             row[0]
             for row in self.db.execute(
                 f"SELECT id FROM actions WHERE state IN ({marks}) AND due_at <= ? ORDER BY due_at, seq",
-                [*states, to_utc_text(now)],
+                [*values, to_utc_text(now)],
             )
         ]
         for index in range(0, len(ids), batch):
@@ -165,7 +165,7 @@ class ActionRows:
                 row["id"]: row
                 for row in self.db.execute(
                     f"SELECT * FROM actions WHERE id IN ({','.join('?' * len(chunk))}) AND state IN ({marks})",
-                    [*chunk, *states],
+                    [*chunk, *values],
                 )
             }
             for action_id in chunk:

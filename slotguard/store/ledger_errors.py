@@ -47,7 +47,7 @@ class GuardedConnection(sqlite3.Connection):
 
     ledger_path = ""
 
-    def execute(self, *args, **kwargs):  # type: ignore[override]
+    def execute(self, *args, **kwargs):
         try:
             return super().execute(*args, **kwargs)
         except sqlite3.Error as error:
