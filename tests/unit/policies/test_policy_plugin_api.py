@@ -21,9 +21,9 @@ from slotguard.policies import hookspecs
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.loading import DEFAULT_PLUGINS, ENTRY_POINT_GROUP, HOOKS, available, load_enabled, plugin_manager
 from tests.support.builders import settings
-from tests.unit.test_policy_planner import K, World, fee_config, nok
+from tests.unit.planning.test_policy_planner import K, World, fee_config, nok
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SATURDAY = datetime(2026, 3, 7, 10, 0, tzinfo=ZoneInfo("Europe/Oslo"))
 INSTALL = "install it: .venv/bin/python -m pip install --no-deps -e examples/slotguard-weekend-surcharge (make does)"
 
