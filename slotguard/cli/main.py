@@ -274,7 +274,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 def cmd_waive(args: argparse.Namespace) -> int:
     from slotguard.planning.waivers import waive_by_hand
-    from slotguard.policies.loading import FEE, TARGET, purpose_of
+    from slotguard.policies.account import FEE, TARGET, purpose_of
 
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)

@@ -13,7 +13,7 @@ from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import PaymentLinks
 from slotguard.domain.model import OWED, Action, ActionKind, ActionState
 from slotguard.domain.money import Money
-from slotguard.policies.loading import FEE, purpose_of
+from slotguard.policies.account import FEE, purpose_of
 
 COLLECTIONS = "collections"  # the policy name of every collection action
 COLLECTS = "collects"  # context key: the id of the fee a collection action is about

@@ -49,7 +49,7 @@ from slotguard.domain.model import (
     new_action,
 )
 from slotguard.domain.money import Money
-from slotguard.policies.loading import FEE, TARGET
+from slotguard.policies.account import FEE, TARGET
 
 log = logging.getLogger("slotguard.collections")
 

@@ -24,7 +24,7 @@ from slotguard.domain.interfaces import AdapterError, StatusLookup, in_dry_run
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
 from slotguard.domain.tick_report import TickReport
 from slotguard.payments.paid import record_paid
-from slotguard.policies.loading import TARGET
+from slotguard.policies.account import TARGET
 from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.payments")

@@ -19,7 +19,7 @@ from slotguard.domain.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIV
 from slotguard.domain.money import Money
 from slotguard.planning.holds import renewal_done
 from slotguard.planning.planner import OUTCOME_UNKNOWN, cancel_reports
-from slotguard.policies.loading import RENEWS, TARGET
+from slotguard.policies.account import RENEWS, TARGET
 from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.engine")

@@ -29,7 +29,8 @@ from slotguard.domain.durations import format_duration
 from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
 from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, ActionSubject, Appointment, new_action
 from slotguard.domain.plan import Plan
-from slotguard.policies.loading import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, local_text, purpose_of
+from slotguard.policies.account import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, purpose_of
+from slotguard.policies.builders import local_text
 from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 

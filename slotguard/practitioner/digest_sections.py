@@ -16,7 +16,7 @@ from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, Action
 from slotguard.domain.money import Money
 from slotguard.intake.tracker import Tracked
 from slotguard.payments.results import GAVE_UP_AFTER
-from slotguard.policies.loading import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
+from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
 from slotguard.practitioner.mark_privacy import digest_warning
 from slotguard.store.ledger import Ledger
 

@@ -11,7 +11,8 @@ from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Mailer, NullWriteBack, PaymentProvider
 from slotguard.mail.messages import Renderer
 from slotguard.mail.samples import sample_context
-from slotguard.policies.loading import Policy, load_enabled
+from slotguard.policies.info import Policy
+from slotguard.policies.loading import load_enabled
 from slotguard.run.engine import Engine
 from slotguard.store.ledger import Ledger
 

@@ -30,7 +30,7 @@ from slotguard.domain.model import (
 )
 from slotguard.domain.money import Money
 from slotguard.domain.plan import WAIVED_AMOUNT, Plan
-from slotguard.policies.loading import DEPOSIT, FEE, PREPAYMENT, SUPERSEDES, purpose_of
+from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, SUPERSEDES, purpose_of
 from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.planner")
