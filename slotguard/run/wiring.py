@@ -1,4 +1,8 @@
-"""Build the engine's parts from the settings: which calendar, provider and mailer to use."""
+"""Build the engine's parts from the settings: which calendar, provider and mailer to use.
+
+Each adapter is imported inside the function that picks it: only the one the settings name is
+loaded (a practice on an .ics feed with record-only payments never loads Google's or
+Stripe's client libraries). No import cycle is hidden by this (tests/unit/test_layers.py)."""
 
 from __future__ import annotations
 
