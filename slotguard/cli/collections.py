@@ -27,6 +27,7 @@ from slotguard.collections.views import PARTS, collections_view, debt_row, payab
 from slotguard.config.schema import Settings
 from slotguard.domain.model import OWED, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.mail.messages import Renderer
 from slotguard.payments.paid import is_owed, record_paid
 from slotguard.policies.loading import load_enabled
@@ -108,7 +109,7 @@ def client_balances(ledger: Ledger, settings: Settings, now: datetime, client: s
         if action.kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
             if action.policy != COLLECTIONS:
                 entry.charged += minor
-            if status(action) == "paid" or (action.kind is ActionKind.CAPTURE and not status(action)):
+            if status(action) == PaymentStatus.PAID or (action.kind is ActionKind.CAPTURE and not status(action)):
                 entry.paid += minor
         elif action.kind is ActionKind.CREDIT:
             entry.credits += minor

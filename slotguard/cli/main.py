@@ -29,6 +29,8 @@ from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import DurationError, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
 from slotguard.payments.unresolved import section, unresolved_money
+from slotguard.planning.waivers import waive_by_hand
+from slotguard.policies.account import FEE, TARGET, purpose_of
 from slotguard.policies.loading import load_enabled
 from slotguard.practitioner.mark_privacy import check_config_warnings
 from slotguard.run.failures import redact, stdout_closed, tick_failure
@@ -273,9 +275,6 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_waive(args: argparse.Namespace) -> int:
-    from slotguard.planning.waivers import waive_by_hand
-    from slotguard.policies.loading import FEE, TARGET, purpose_of
-
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.ledger_path)
     now = _now(args.now)

@@ -13,11 +13,12 @@ from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import PaymentLinks
 from slotguard.domain.model import OWED, Action, ActionKind, ActionState
 from slotguard.domain.money import Money
-from slotguard.policies.loading import FEE, purpose_of
+from slotguard.domain.payment_status import PaymentStatus
+from slotguard.policies.account import FEE, purpose_of
 
 COLLECTIONS = "collections"  # the policy name of every collection action
 COLLECTS = "collects"  # context key: the id of the fee a collection action is about
-SETTLED, WRITTEN_OFF, SUPERSEDED = "settled", "written_off", "superseded"
+SETTLED, WRITTEN_OFF, SUPERSEDED = PaymentStatus.SETTLED, PaymentStatus.WRITTEN_OFF, PaymentStatus.SUPERSEDED
 RECEIPT_TEMPLATE = "payment_receipt"
 INSTALLMENT_TEMPLATE = "payment_plan_installment"
 REFERRAL_TEMPLATE = "payment_referral"

@@ -49,7 +49,8 @@ from slotguard.domain.model import (
     new_action,
 )
 from slotguard.domain.money import Money
-from slotguard.policies.loading import FEE, TARGET
+from slotguard.domain.payment_status import PaymentStatus
+from slotguard.policies.account import FEE, TARGET
 
 log = logging.getLogger("slotguard.collections")
 
@@ -75,7 +76,7 @@ class _Builder:
 
     def request(self, slot: str, role: str, amount: Money, reason: str, **context: Any) -> Action:
         """Money asked of the client through a link (or by instructions), no card charged."""
-        owed = "unpaid" if self.capabilities.links else "receivable"
+        owed = PaymentStatus.UNPAID if self.capabilities.links else PaymentStatus.RECEIVABLE
         return self.make(ActionKind.CHARGE, slot, role, reason, amount=amount, state=ActionState.DONE,
                          payment_status=owed, purpose=FEE, **context)
 
@@ -111,8 +112,8 @@ def evaluate(
     ]
     builder = _Builder(fee, now, capabilities)
     charges = [a for a in mine if a.kind is ActionKind.CHARGE]
-    payments = [c for c in charges if c.state is ActionState.DONE and status(c) == "paid"]
-    paid = total(payments, currency) + (fee.amount if status(fee) == "paid" else Money.zero(currency))
+    payments = [c for c in charges if c.state is ActionState.DONE and status(c) == PaymentStatus.PAID]
+    paid = total(payments, currency) + (fee.amount if status(fee) == PaymentStatus.PAID else Money.zero(currency))
     covered = total(covering, currency)
     written = total((w for w in mine if w.kind is ActionKind.WRITEOFF and w.state is ActionState.DONE), currency)
     decision = Decision(fee, Money.zero(currency), paid, covered, written, "owed")
@@ -121,7 +122,7 @@ def evaluate(
     # A settlement paid in time: the rest is written off as offered.
     left = fee.amount - paid - covered - written
     for offer in charges:
-        if offer.context.get("role") == SETTLEMENT and status(offer) == "paid" and left.minor > 0:
+        if offer.context.get("role") == SETTLEMENT and status(offer) == PaymentStatus.PAID and left.minor > 0:
             assert offer.amount is not None  # a settlement offer asks for an amount (_fire)
             writeoff = builder.make(
                 ActionKind.WRITEOFF, f"settlement-writeoff-{offer.id}", SETTLEMENT_WRITEOFF,
@@ -207,10 +208,10 @@ def _close(decision: Decision, mine: list[Action], fee_owed: bool, builder: _Bui
     if made_payments and ladder_ran and decision.state == "settled" and not any(a.id == receipt_id for a in mine):
         paid_by = sorted(
             ((a.executed_at or a.updated_at, a.amount) for a in mine
-             if a.kind is ActionKind.CHARGE and status(a) == "paid" and a.amount),
+             if a.kind is ActionKind.CHARGE and status(a) == PaymentStatus.PAID and a.amount),
             key=lambda item: item[0],
         )
-        if status(fee) == "paid":
+        if status(fee) == PaymentStatus.PAID:
             paid_by.append((fee.updated_at, fee.amount))
         decision.new.append(builder.make(
             ActionKind.EMAIL, "receipt", RECEIPT, f"collections: thank the client: {decision.paid} received, nothing more is owed",
@@ -224,7 +225,7 @@ def _close(decision: Decision, mine: list[Action], fee_owed: bool, builder: _Bui
 def _plan(decision: Decision, mine: list[Action], builder: _Builder, now: datetime) -> datetime | None:
     """An accepted plan: schedule its installments, or find it broken (return when it broke).
     Sets decision.state to "plan" while it runs."""
-    firsts = [a for a in mine if a.context.get("role") == INSTALLMENT and a.context.get("installment") == 1 and status(a) == "paid"]
+    firsts = [a for a in mine if a.context.get("role") == INSTALLMENT and a.context.get("installment") == 1 and status(a) == PaymentStatus.PAID]
     if not firsts:
         return None
     first = max(firsts, key=lambda a: int(a.context.get("plan", 0)))
@@ -254,7 +255,7 @@ def _plan(decision: Decision, mine: list[Action], builder: _Builder, now: dateti
                 due_on=to_utc_text(due), chases=True,
             ))
             continue
-        if status(installment) == "paid":
+        if status(installment) == PaymentStatus.PAID:
             continue
         if installment.state is ActionState.CANCELLED:
             # Withdrawn when the plan broke (missed), or not charged (the balance changed).
@@ -264,7 +265,7 @@ def _plan(decision: Decision, mine: list[Action], builder: _Builder, now: dateti
         if unpaid and now >= due + every:
             broken_at = due + every
             break
-    paid_count = sum(1 for a in existing.values() if status(a) == "paid")
+    paid_count = sum(1 for a in existing.values() if status(a) == PaymentStatus.PAID)
     if broken_at is None:
         decision.state = "plan"
         decision.plan = {"paid": paid_count, "of": len(amounts)}

@@ -54,6 +54,7 @@ from slotguard.collections.decide import evaluate
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import AdapterError
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.domain.plan import Plan
 from slotguard.domain.tick_report import TickReport
 from slotguard.store.apply import Store
@@ -78,7 +79,7 @@ def _finished(fee: Action, mine: list[Action]) -> bool:
         return False
     if any(a.state in OPEN_STATES or (a.kind is ActionKind.CHARGE and status(a) in OWED) for a in mine):
         return False
-    paid = status(fee) == "paid" or any(status(a) == "paid" for a in mine)
+    paid = status(fee) == PaymentStatus.PAID or any(status(a) == PaymentStatus.PAID for a in mine)
     return not paid or any(a.context.get("role") == RECEIPT for a in mine)
 
 
@@ -180,7 +181,7 @@ def _fresh_links(ledger: Ledger, provider: Any, email: Action, mine: list[Action
     by_id = {a.id: a for a in mine}
     targets = {"payment_link": str(email.context.get("payable", ""))}
     retry = by_id.get(email.reports_on or "")
-    if retry is not None and status(retry) == "unpaid":
+    if retry is not None and status(retry) == PaymentStatus.UNPAID:
         targets["payment_link"] = retry.id  # the retry was declined: its link asks for the balance
     offer = email.context.get("offer")
     for key, target_id in targets.items():
@@ -191,7 +192,7 @@ def _fresh_links(ledger: Ledger, provider: Any, email: Action, mine: list[Action
 
 def _link_into(ledger: Ledger, provider: Any, holder: dict, key: str, target_id: str, by_id: dict[str, Action]) -> None:
     target = by_id.get(target_id) or ledger.action(target_id)
-    if target is None or status(target) != "unpaid":
+    if target is None or status(target) != PaymentStatus.UNPAID:
         return
     try:
         holder[key] = provider.payment_link(target)

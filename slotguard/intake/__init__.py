@@ -1,1 +1,1 @@
-"""From a calendar event to an appointment and its happenings: normalisation, ownership, untrusted text, the change tracker."""
+"""From a calendar event to an appointment and its happenings: normalisation, whose event it is, who the client is, the change tracker (untrusted text is made safe by slotguard/domain/untrusted.py)."""

@@ -21,7 +21,7 @@ from slotguard.config.schema import Settings
 from slotguard.domain.model import Action, Appointment
 from slotguard.mail.context import appointment_attachment, email_context, practitioner_context, recipient_locale
 from slotguard.mail.messages import ICS_TEMPLATES, Attachment, Renderer, build_email, message_id_for
-from slotguard.policies.loading import Policy
+from slotguard.policies.info import Policy
 from slotguard.store.ledger import Ledger
 
 # The hook's caller: pluggy's `manager.hook.slotguard_email_extras`, which takes the hook's

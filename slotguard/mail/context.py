@@ -18,7 +18,7 @@ from slotguard.domain.money import Money
 from slotguard.domain.untrusted import https_link, one_line
 from slotguard.intake.normalize import LOCATION_LIMIT, NAME_LIMIT
 from slotguard.mail.messages import Attachment, appointment_ics, appointment_uid
-from slotguard.policies.loading import Policy
+from slotguard.policies.info import Policy
 
 
 def practice_context(settings: Settings) -> dict[str, Any]:

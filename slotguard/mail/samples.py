@@ -12,7 +12,7 @@ from typing import Any
 from slotguard.config.schema import Settings
 from slotguard.domain.model import Appointment, Client
 from slotguard.mail.context import appointment_details, practice_context, terms
-from slotguard.policies.loading import Policy
+from slotguard.policies.info import Policy
 
 # The policy behind a sample prepayment or a credit's end: the digest shows what it is for
 # (purpose), not which plugin asked, and the core names no plugin.

@@ -18,7 +18,7 @@ from slotguard.domain.interfaces import AdapterError, CardSetupLinks
 from slotguard.domain.model import Action, Appointment
 from slotguard.mail.compose import EmailExtras, EmailView
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.loading import Policy
+from slotguard.policies.info import Policy
 
 log = logging.getLogger("slotguard.payments")
 

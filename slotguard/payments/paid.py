@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from slotguard.domain.model import OWED, Action, ActionKind, ActionState
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.store.ledger import Ledger
 
-PAID = "paid"  # payment_status of money the client has paid
+PAID = PaymentStatus.PAID  # payment_status of money the client has paid
 
 
 def is_owed(action: Action) -> bool:

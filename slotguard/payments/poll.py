@@ -22,9 +22,10 @@ from typing import Any
 
 from slotguard.domain.interfaces import AdapterError, StatusLookup, in_dry_run
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.domain.tick_report import TickReport
 from slotguard.payments.paid import record_paid
-from slotguard.policies.loading import TARGET
+from slotguard.policies.account import TARGET
 from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.payments")
@@ -44,7 +45,7 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
     changed: set[tuple[str, str]] = set()
     withdrawing = _withdrawing(ledger)
     for action in ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE, ActionKind.HOLD]):
-        if action.context.get("payment_status") != "unpaid" or action.id in withdrawing:
+        if action.context.get("payment_status") != PaymentStatus.UNPAID or action.id in withdrawing:
             continue
         try:
             result = provider.status_of(action)
@@ -59,7 +60,7 @@ def poll_unpaid(ledger: Ledger, provider: Any, now: datetime, report: TickReport
             # Read again under the write lock: while Stripe answered, `mark-paid`, a webhook
             # or a waiver (other processes) may have settled the fee; that stands.
             fee_id, current = action.id, ledger.action(action.id)
-            if (current is None or current.state is not ActionState.DONE or current.context.get("payment_status") != "unpaid"
+            if (current is None or current.state is not ActionState.DONE or current.context.get("payment_status") != PaymentStatus.UNPAID
                     or fee_id in _withdrawing(ledger, current.calendar_id, current.event_id)):
                 log.info("payment_poll_skipped action=%s reason=changed_meanwhile", fee_id)
                 continue

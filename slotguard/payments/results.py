@@ -17,9 +17,10 @@ from slotguard.domain.durations import format_duration, from_utc_text, to_utc_te
 from slotguard.domain.interfaces import AdapterError, PaymentResult
 from slotguard.domain.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionState
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.planning.holds import renewal_done
 from slotguard.planning.planner import OUTCOME_UNKNOWN, cancel_reports
-from slotguard.policies.loading import RENEWS, TARGET
+from slotguard.policies.account import RENEWS, TARGET
 from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.engine")
@@ -36,9 +37,9 @@ def record_payment_result(action: Action, result: PaymentResult) -> str:
     """
     action.external_id = result.external_id
     action.context.pop(OUTCOME_UNKNOWN, None)
-    status = "paid" if result.status == "done" else "unpaid"
+    status = PaymentStatus.PAID if result.status == "done" else PaymentStatus.UNPAID
     if result.extra.get("receivable"):
-        status = "receivable"
+        status = PaymentStatus.RECEIVABLE
     if result.extra.get("nothing_taken"):
         status = NOTHING_TAKEN
     note = "done"

@@ -18,6 +18,7 @@ from functools import partial
 
 from slotguard.domain.interfaces import PaymentUpdate
 from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.payments.paid import PAID, record_paid
 from slotguard.store.ledger import Ledger
 
@@ -58,9 +59,9 @@ def apply_update(ledger: Ledger, update: PaymentUpdate, now: datetime) -> str:
             note = f"paid through Stripe ({update.event_type})"
             record_paid(ledger, action, now, note, external_id=update.payment_intent)
             paid = True
-        elif update.change == "payment_failed" and action.context.get("payment_status") != "paid":
+        elif update.change == "payment_failed" and action.context.get("payment_status") != PaymentStatus.PAID:
             # A late failure of an earlier attempt never undoes a payment.
-            action.context["payment_status"] = "unpaid"
+            action.context["payment_status"] = PaymentStatus.UNPAID
             action.context["provider_detail"] = update.detail
             note = f"payment failed: {update.detail}"
         elif update.change == "refunded":

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from slotguard.domain.model import Action, ActionKind, ActionState, Proposal
 from slotguard.domain.money import Money
-from slotguard.policies.loading import CREDIT, DEPOSIT, DEPOSIT_RETURN, REFUND, SETTLES, TARGET, ClientAccount, purpose_of
+from slotguard.policies.account import CREDIT, DEPOSIT, DEPOSIT_RETURN, REFUND, SETTLES, TARGET, ClientAccount, purpose_of
 
 log = logging.getLogger("slotguard.planner")
 

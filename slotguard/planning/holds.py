@@ -28,8 +28,10 @@ from slotguard.config.schema import Settings
 from slotguard.domain.durations import format_duration
 from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
 from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, ActionSubject, Appointment, new_action
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.domain.plan import Plan
-from slotguard.policies.loading import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, local_text, purpose_of
+from slotguard.policies.account import DEPOSIT, HOLD_RENEWED, RENEWS, SETTLES, TARGET, ClientAccount, purpose_of
+from slotguard.policies.builders import local_text
 from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 
@@ -74,7 +76,7 @@ def plan_hold_renewals(ledger: Ledger, settings: Settings, now: datetime) -> lis
         return []
     planned = []
     for hold in ledger.holds_placed_since(now - LOOKBACK):
-        if purpose_of(hold.kind, hold.context) != DEPOSIT or hold.context.get("payment_status") != "paid":
+        if purpose_of(hold.kind, hold.context) != DEPOSIT or hold.context.get("payment_status") != PaymentStatus.PAID:
             continue
         tracked = ledger.tracked(hold.calendar_id, hold.event_id)
         if tracked is None or tracked.cancellation or tracked.outcome or tracked.appointment.is_cancelled:
@@ -145,7 +147,7 @@ def renewal_done(ledger: Ledger, renewal: Action, now: datetime) -> str:
     old = ledger.action(str(renewal.context.get(RENEWS)))
     if old is None:
         return ""
-    if renewal.context.get("payment_status") != "paid":
+    if renewal.context.get("payment_status") != PaymentStatus.PAID:
         lapses = f"{old.executed_at + HOLD_VALIDITY:%Y-%m-%d %H:%M %Z}" if old.executed_at else "soon"
         return (
             f"action {renewal.id}: the card of {renewal.client_email} refused a fresh {renewal.amount} hold; the current hold "

@@ -54,7 +54,8 @@ from slotguard.intake.tracker import MOVED_BEFORE_SEEN
 from slotguard.planning.give_back import give_back_once
 from slotguard.planning.view import AccountView, Draft
 from slotguard.planning.waivers import AskUndo, ask_undo, waive_by_hand, waive_slot, waiver_reason
-from slotguard.policies.loading import INCIDENT, REPLACES_NOTICES, Policy, derive, is_fee, money_json
+from slotguard.policies.account import INCIDENT, REPLACES_NOTICES, derive, is_fee, money_json
+from slotguard.policies.info import Policy
 from slotguard.store.apply import Store, cancel_reports
 from slotguard.store.ledger import Ledger
 

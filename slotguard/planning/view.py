@@ -28,7 +28,7 @@ from slotguard.domain.model import (
     Proposal,
 )
 from slotguard.domain.plan import Plan
-from slotguard.policies.loading import DEPOSIT, PREPAYMENT, ClientAccount, purpose_of
+from slotguard.policies.account import DEPOSIT, PREPAYMENT, ClientAccount, purpose_of
 
 T = TypeVar("T")
 

@@ -37,19 +37,9 @@ from slotguard.domain.money import Money
 from slotguard.domain.plan import Plan
 from slotguard.planning.give_back import give_back_once, refund_proposal, release_proposal
 from slotguard.planning.view import AccountView, Draft
-from slotguard.policies.loading import (
-    DEPOSIT,
-    DEPOSIT_APPLIED,
-    FEE,
-    PREPAYMENT,
-    SETTLES,
-    TARGET,
-    AccountEntry,
-    ClientAccount,
-    plugin_manager,
-    purpose_of,
-    refund_notice,
-)
+from slotguard.policies.account import DEPOSIT, DEPOSIT_APPLIED, FEE, PREPAYMENT, SETTLES, TARGET, AccountEntry, ClientAccount, purpose_of
+from slotguard.policies.builders import refund_notice
+from slotguard.policies.loading import plugin_manager
 from slotguard.store.apply import Store
 
 # Money the client paid ahead for an appointment: what a waiver gives back unless it paid

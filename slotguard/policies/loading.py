@@ -5,9 +5,8 @@ BUILT_IN_FEATURES) and registered through the same pluggy manager as external on
 `policies.enabled` names it; an unknown name is a config error that lists the known ones.
 
 What policies use (the account view, the builders, the declaration types) lives beside this
-module and reaches policy authors through `slotguard.kit` (docs/plugins.md). The names below
-that this module does not use are re-exported for the core modules that still import them
-from here.
+module and reaches policy authors through `slotguard.kit` (docs/plugins.md); the core imports
+them from their own modules.
 """
 
 from __future__ import annotations
@@ -20,36 +19,10 @@ from typing import Any, cast
 import pluggy
 from pydantic import BaseModel, ValidationError
 
-from slotguard.config.schema import ConfigError, Percent, Policies, Settings, format_validation_error  # noqa: F401 - Percent re-exported
+from slotguard.config.schema import ConfigError, Policies, Settings, format_validation_error
 from slotguard.domain.money import Fee, Money
 from slotguard.policies import hookspecs
-from slotguard.policies.account import (  # noqa: F401 - re-exported for the core (see above)
-    CREDIT,
-    DEPOSIT,
-    DEPOSIT_APPLIED,
-    DEPOSIT_RETURN,
-    FEE,
-    HOLD_RENEWED,
-    INCIDENT,
-    LIVE_STATES,
-    PACKAGE_CREDIT,
-    PREPAYMENT,
-    REFUND,
-    RENEWS,
-    REPLACES_NOTICES,
-    SETTLES,
-    SUPERSEDES,
-    TARGET,
-    AccountEntry,
-    ClientAccount,
-    derive,
-    fee_incidents,
-    is_fee,
-    money_json,
-    purpose_of,
-)
-from slotguard.policies.builders import local_text, ordinal, refund_notice  # noqa: F401 - re-exported
-from slotguard.policies.info import Policy, PolicyConfig, PolicyInfo  # noqa: F401 - re-exported
+from slotguard.policies.info import Policy, PolicyInfo
 
 ENTRY_POINT_GROUP = "slotguard.policies"
 # Slotguard's own features, plugins of the same manager (slotguard/features/): registered

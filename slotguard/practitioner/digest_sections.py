@@ -14,9 +14,10 @@ from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.intake.tracker import Tracked
 from slotguard.payments.results import GAVE_UP_AFTER
-from slotguard.policies.loading import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
+from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
 from slotguard.practitioner.mark_privacy import digest_warning
 from slotguard.store.ledger import Ledger
 
@@ -241,8 +242,8 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
     pending.sort(key=lambda row: row["charge_at"])
     done = [a for a in ledger.actions(states=[ActionState.DONE], kinds=money_kinds) if a.amount]
     done, collections = collections_view(ledger, settings, now, done)  # requests folded into their fee; balances
-    payment_failed = [fee_row(a) for a in done if a.context.get("payment_status") == "unpaid"]
-    receivables = [fee_row(a) for a in done if a.context.get("payment_status") == "receivable"]
+    payment_failed = [fee_row(a) for a in done if a.context.get("payment_status") == PaymentStatus.UNPAID]
+    receivables = [fee_row(a) for a in done if a.context.get("payment_status") == PaymentStatus.RECEIVABLE]
     provider = "Stripe" if settings.payments.provider == "stripe" else settings.payments.provider
     failed = [
         {

@@ -28,8 +28,9 @@ from slotguard.domain.durations import from_utc_text
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.mail.compose import EmailExtras, EmailView, compose_email
 from slotguard.mail.messages import Attachment, Renderer
+from slotguard.policies.account import TARGET
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.loading import TARGET, Policy
+from slotguard.policies.info import Policy
 from slotguard.store.ledger import Ledger
 
 STYLE = """

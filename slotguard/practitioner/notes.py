@@ -11,6 +11,7 @@ from slotguard.collections.debts import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config.schema import Settings
 from slotguard.domain.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.intake.own_note import WAIVE_HINT
 
 MAX_NOTE = 300
@@ -53,12 +54,12 @@ def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, st
         note = f"Slotguard: {what} could not be charged: {fee.last_error}"
     elif status == WAIVED_UNPAID:
         note = f"Slotguard: {what} waived before the client paid it; nothing to collect"
-    elif status == "settled":
+    elif status == PaymentStatus.SETTLED:
         note = f"Slotguard: {what} settled" + (f" ({paid_later} paid)" if paid_later else "")
-    elif status == "written_off":
+    elif status == PaymentStatus.WRITTEN_OFF:
         note = f"Slotguard: {what} written off" + (f" after {paid_later} paid" if paid_later else "")
     elif status in OWED:
-        how = "pay to you directly" if status == "receivable" else "the client was sent a payment link"
+        how = "pay to you directly" if status == PaymentStatus.RECEIVABLE else "the client was sent a payment link"
         note = f"Slotguard: {what} not paid yet ({how})"
         if paid_later:
             note += f"; {paid_later} paid so far"
@@ -101,7 +102,7 @@ def _paid_through_collections(actions: list[Action], fee: Action) -> Money | Non
     settlement, the rest), or None."""
     paid = [a.amount for a in _collected_for(actions, fee)
             if a.kind is ActionKind.CHARGE and a.state is ActionState.DONE and a.amount
-            and a.context.get("payment_status") == "paid"]
+            and a.context.get("payment_status") == PaymentStatus.PAID]
     if not paid:
         return None
     return Money(sum(money.minor for money in paid), paid[0].currency)
@@ -115,5 +116,5 @@ def _plan_progress(actions: list[Action], fee: Action) -> str:
     plan = max(int(a.context.get("plan", 0)) for a in installments)
     mine = [a for a in installments if int(a.context.get("plan", 0)) == plan]
     total = max(int(a.context.get("of", 0) or 0) for a in mine) or len(mine)
-    paid = sum(1 for a in mine if a.state is ActionState.DONE and a.context.get("payment_status") == "paid")
+    paid = sum(1 for a in mine if a.state is ActionState.DONE and a.context.get("payment_status") == PaymentStatus.PAID)
     return f"{paid} of {total} paid"

@@ -17,7 +17,7 @@ from slotguard.mail.compose import ExtrasHook, compose_email
 from slotguard.mail.context import client_name
 from slotguard.mail.messages import Renderer
 from slotguard.payments.card_setup import FETCHED, can_offer, card_setup_link_for, wants_card_setup_link
-from slotguard.policies.loading import Policy
+from slotguard.policies.info import Policy
 from slotguard.run.email_features import email_extras_hook
 from slotguard.store.ledger import Ledger
 

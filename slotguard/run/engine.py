@@ -46,7 +46,8 @@ from slotguard.payments.poll import poll_unpaid
 from slotguard.payments.recovery import Recovered, lookup, record_found, resolve_interrupted, settle_waiting_waiver
 from slotguard.payments.results import GAVE_UP_AFTER, after_money, next_money_try, record_payment_result
 from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER, Planner
-from slotguard.policies.loading import TARGET, Policy
+from slotguard.policies.account import TARGET
+from slotguard.policies.info import Policy
 from slotguard.policies.owners import TickStep, action_owner, default_manager, tick_steps
 from slotguard.practitioner.write_back import write_statuses
 from slotguard.run.action_failure import retry_delay, unexpected_failure

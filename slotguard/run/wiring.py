@@ -1,4 +1,8 @@
-"""Build the engine's parts from the settings: which calendar, provider and mailer to use."""
+"""Build the engine's parts from the settings: which calendar, provider and mailer to use.
+
+Each adapter is imported inside the function that picks it: only the one the settings name is
+loaded (a practice on an .ics feed with record-only payments never loads Google's or
+Stripe's client libraries). No import cycle is hidden by this (tests/unit/test_layers.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Mailer, NullWriteBack, PaymentProvider
 from slotguard.mail.messages import Renderer
 from slotguard.mail.samples import sample_context
-from slotguard.policies.loading import Policy, load_enabled
+from slotguard.policies.info import Policy
+from slotguard.policies.loading import load_enabled
 from slotguard.run.engine import Engine
 from slotguard.store.ledger import Ledger
 

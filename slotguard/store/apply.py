@@ -29,8 +29,9 @@ from slotguard.domain.model import (
     new_action,
 )
 from slotguard.domain.money import Money
+from slotguard.domain.payment_status import PaymentStatus
 from slotguard.domain.plan import WAIVED_AMOUNT, Plan
-from slotguard.policies.loading import DEPOSIT, FEE, PREPAYMENT, SUPERSEDES, purpose_of
+from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, SUPERSEDES, purpose_of
 from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.planner")
@@ -39,7 +40,7 @@ log = logging.getLogger("slotguard.planner")
 # is expected at booking and goes at once.
 REVIEWED = frozenset({FEE, PREPAYMENT})
 # The payment status of money asked for and then no longer asked (Plan.withdraw).
-SUPERSEDED = "superseded"
+SUPERSEDED = PaymentStatus.SUPERSEDED
 RECORD_KINDS = frozenset({ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CREDIT})
 
 

@@ -26,6 +26,7 @@ from slotguard.store.action_rows import ActionRows
 from slotguard.store.appointment_rows import AppointmentRows
 from slotguard.store.calendar_rows import CalendarRows
 from slotguard.store.ledger_errors import GuardedConnection, LedgerError, explain
+from slotguard.store.private_files import private_file
 from slotguard.store.rows import appointment_from_json, appointment_to_json
 from slotguard.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -38,8 +39,6 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
     def __init__(self, path: str | Path):
         self.path = str(path)
         if self.path != ":memory:":
-            from slotguard.store.private_files import private_file
-
             try:
                 if not Path(self.path).parent.exists():
                     Path(self.path).parent.mkdir(parents=True, mode=0o700)

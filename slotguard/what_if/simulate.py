@@ -39,6 +39,7 @@ from slotguard.policies.account import DEPOSIT, FEE, PACKAGE_CREDIT, PREPAYMENT,
 from slotguard.policies.info import Policy
 from slotguard.policies.loading import load_enabled
 from slotguard.run.engine import Engine
+from slotguard.run.wiring import make_renderer
 from slotguard.store.ledger import Ledger
 
 MAX_STEPS = 1_000_000
@@ -165,8 +166,6 @@ def simulate(
     """
     if start >= end:
         raise SimulationError("--from must be before --to")
-    from slotguard.run.wiring import make_renderer
-
     policies = policies if policies is not None else load_enabled(settings)
     renderer = renderer or make_renderer(settings, policies)
     snapshots = {(t.appointment.calendar_id, t.appointment.event_id): t for t in source.all_tracked()}

@@ -21,7 +21,8 @@ from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack, SyncPage
 from slotguard.domain.model import MONEY_KINDS, ActionKind, HappeningKind
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.loading import Policy, PolicyInfo, _hooks_of, plugin_manager
+from slotguard.policies.info import Policy, PolicyInfo
+from slotguard.policies.loading import _hooks_of, plugin_manager
 from slotguard.run.wiring import build_engine
 from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings

@@ -41,12 +41,12 @@ def test_recurrence_bombs_are_capped_reported_and_the_rest_is_read(tmp_path):
     )
     source = IcsSource(practice(path))
     tracemalloc.start()
-    started = time.monotonic()
+    started = time.process_time()  # CPU of this process: a busy machine does not count
     [page] = list(source.pages(None, NOW))
-    took = time.monotonic() - started
+    took = time.process_time() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert took < 10, f"reading the feed took {took:.1f} s"
+    assert took < 10, f"reading the feed took {took:.1f} s of CPU"
     assert peak < 50 * 1024 * 1024, f"reading the feed took {peak / 1e6:.0f} MB"
     errors = {event["id"]: event["_error"] for event in page.events if "_error" in event}
     assert set(errors) == {"minutely", "secondly", "long-ago", "never"}

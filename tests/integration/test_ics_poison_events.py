@@ -77,11 +77,14 @@ POISONS = {
 
 
 def read(tmp_path, *events: str, header: tuple[str, ...] = (), timezone_name: str = "Europe/Oslo"):
-    """The one page the adapter reads from a feed of `events`: (page, settings, seconds)."""
+    """The one page the adapter reads from a feed of `events`: (page, settings, seconds of CPU).
+
+    CPU time of this process, not the wall clock: a poison event that makes the reader spin
+    costs CPU however busy the machine is, and other work on the machine costs it none."""
     settings = practice(write_feed(tmp_path, *events, header=header), timezone_name)
-    started = time.monotonic()
+    started = time.process_time()
     [page] = list(IcsSource(settings).pages(None, NOW))
-    return page, settings, time.monotonic() - started
+    return page, settings, time.process_time() - started
 
 
 def assert_good_ones_read(page, settings) -> None:
@@ -95,7 +98,7 @@ def assert_good_ones_read(page, settings) -> None:
 @pytest.mark.parametrize("kind", POISONS)
 def test_one_poison_vevent_is_a_problem_and_the_others_are_read(tmp_path, kind):
     page, settings, took = read(tmp_path, GOOD[0], POISONS[kind], *GOOD[1:])
-    assert took < 3, f"reading the feed took {took:.1f} s"
+    assert took < 3, f"reading the feed took {took:.1f} s of CPU"
     assert_good_ones_read(page, settings)
     errors = {event["id"]: event["_error"] for event in page.events if "_error" in event}
     assert list(errors) == ["poison"], errors

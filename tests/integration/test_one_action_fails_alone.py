@@ -16,7 +16,8 @@ import pytest
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.domain.tick_report import TickReport
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.loading import Policy, PolicyInfo, _hooks_of, plugin_manager
+from slotguard.policies.info import Policy, PolicyInfo
+from slotguard.policies.loading import _hooks_of, plugin_manager
 from tests.integration.test_engine_trust import MONDAY, WEDNESDAY_10, Loop
 from tests.support.builders import event
 from tests.support.stripe_fixtures import intents_for_action

@@ -2,7 +2,7 @@
 VEVENT text with any text in every field, any dates (the extremes included, in any time
 zone), any RRULE, RDATE, EXDATE, RECURRENCE-ID, DURATION and alarm, any arrangement of
 organizer and attendees, any colours. Used by the hostile-input suite
-(tests/unit/test_hostile_events.py, tests/integration/test_hostile_tick.py).
+(tests/unit/intake/test_hostile_events.py, tests/integration/test_hostile_tick.py).
 
 `practitioners_own(event)` says, from the rule in issue 11 alone, whether an event is the
 practitioner's (PRACTITIONER_ADDRESSES, organizer `self`, or no organizer at all).

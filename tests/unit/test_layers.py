@@ -4,10 +4,12 @@ Walks the imports of every module of the core package, integration/ and plugins/
 (module level and inside functions alike: an import inside a function only hides a cycle, it
 does not remove it) and fails, naming the modules, when:
   - modules import each other in a loop;
-  - a core sub-package imports a stage it may not (STAGES below, lower stages never import
-    higher ones: data flows one way);
-  - an adapter (integration/) imports planning, the engine, the ledger, the CLI or a feature;
+  - a core stage imports a later one (ORDER below: data flows one way);
+  - an adapter (integration/) imports anything of Slotguard but the shared words (domain),
+    the settings (config), the intake's normalizer and note helpers, and private files
+    (ADAPTERS_MAY): never planning, the store's ledger, the engine, the CLI or a feature;
   - a policy (plugins/) imports anything of Slotguard but the policy kit, or an adapter;
+  - the kit gathers anything but the policies' words (KIT_MAY);
   - the core imports a built-in policy module;
   - a core module is over 500 lines.
 """
@@ -19,10 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LINES = 500
-
-# Each core stage and the stages it may import (besides itself). Data flows one way.
-STAGES: dict[str, set[str]] = {}
-
 
 def _modules() -> dict[str, Path]:
     found = {}

@@ -9,7 +9,7 @@ from slotguard.config.schema import ConfigError, parse_settings
 from slotguard.domain.money import Money
 from tests.support.builders import config, settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STRIPE = {"provider": "stripe", "secret_key": {"env": "STRIPE_SECRET_KEY"}, "max_single_charge": None}
 
 

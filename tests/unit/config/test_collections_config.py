@@ -8,7 +8,7 @@ import pytest
 from slotguard.config.schema import ConfigError
 from tests.support.builders import settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_collections_are_off_unless_steps_are_configured():

@@ -10,7 +10,7 @@ from slotguard.config.schema import ConfigError
 from slotguard.domain.model import ActionKind
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings
-from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok
+from tests.unit.planning.test_policy_planner import MONDAY, K, World, fee_config, nok
 
 
 def fee_of(planned):

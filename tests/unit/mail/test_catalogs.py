@@ -18,7 +18,7 @@ from slotguard.mail.samples import sample_context
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings as make_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 spec = importlib.util.spec_from_file_location("catalogs_tool", ROOT / "tools" / "catalogs.py")
 catalogs_tool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(catalogs_tool)

@@ -11,7 +11,7 @@ from slotguard.config.schema import ConfigError
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import settings
-from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok
+from tests.unit.planning.test_policy_planner import MONDAY, K, World, fee_config, nok
 
 
 def test_late_cancel_takes_any_number_of_tiers_and_fixed_amounts_capped_at_the_price():

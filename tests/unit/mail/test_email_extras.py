@@ -110,7 +110,7 @@ def test_mail_composition_imports_no_feature_and_no_adapter():
     import ast
     from pathlib import Path
 
-    mail = Path(__file__).resolve().parents[2] / "slotguard" / "mail"
+    mail = Path(__file__).resolve().parents[3] / "slotguard" / "mail"
     forbidden = ("slotguard.practitioner", "slotguard.payments", "slotguard.collections", "slotguard.run", "integration", "plugins")
     for path in sorted(mail.glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

@@ -23,7 +23,8 @@ from slotguard.domain.money import Money
 from slotguard.intake.normalize import normalize
 from slotguard.planning.planner import LIFECYCLE, plan_happening
 from slotguard.planning.view import AccountView
-from slotguard.policies.loading import SETTLES, TARGET, load_enabled
+from slotguard.policies.account import SETTLES, TARGET
+from slotguard.policies.loading import load_enabled
 from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")

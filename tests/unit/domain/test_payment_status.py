@@ -10,7 +10,7 @@ from pathlib import Path
 from slotguard.domain.model import OWED
 from slotguard.domain.payment_status import PaymentStatus
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # "payment_status": "paid", context["payment_status"] = "paid", .get("payment_status") == "unpaid", ... in ("unpaid", ...)
 LITERAL = re.compile(r'payment_status["\']\)?\]?\s*(?:==|!=|=|:)\s*["\'](\w+)["\']')
 

@@ -21,7 +21,7 @@ from slotguard.policies.loading import load_enabled
 from slotguard.run.engine import Engine
 from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
-from tests.unit.test_policy_planner import K, World
+from tests.unit.planning.test_policy_planner import K, World
 
 OSLO = ZoneInfo("Europe/Oslo")
 MONDAY = datetime(2026, 3, 2, 8, 0, tzinfo=OSLO)

@@ -16,8 +16,10 @@ from slotguard.domain.money import Money
 from slotguard.intake.normalize import normalize
 from slotguard.intake.tracker import Tracked
 from slotguard.planning.planner import Planner
+from slotguard.policies.account import ClientAccount
 from slotguard.policies.hookspecs import hookimpl
-from slotguard.policies.loading import ClientAccount, Policy, PolicyInfo, load_enabled
+from slotguard.policies.info import Policy, PolicyInfo
+from slotguard.policies.loading import load_enabled
 from slotguard.store.ledger import Ledger
 from tests.support.builders import event, settings
 

@@ -14,7 +14,7 @@ from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.loading import BUILT_IN_FEATURES, plugin_manager
 from slotguard.policies.owners import ActionOwner, TickStep, action_owner, tick_steps
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 3, 5, 9, 0, tzinfo=UTC)
 
 

@@ -167,9 +167,9 @@ def test_an_unreadable_all_day_date_or_stamp_is_an_error_on_its_event():
 
 def test_forty_thousand_blank_lines_are_read_in_well_under_two_seconds():
     resource = event("e1", START, description="price: 1200 NOK\nnotes:" + "\n" * 40_000 + "end", color="11")
-    began = time.perf_counter()
+    began = time.process_time()  # CPU of this process: a busy machine does not count
     appointment = normalize(resource, "primary", SETTINGS, NOW).appointment
-    assert time.perf_counter() - began < 2.0  # 56 s with the MULTILINE regex on the development machine
+    assert time.process_time() - began < 2.0  # 56 s with the MULTILINE regex on the development machine
     assert appointment.price == Money(120000, "NOK")
 
 
@@ -359,9 +359,9 @@ def test_html_beyond_the_description_cap_is_not_read_for_lines_or_tags():
 
 @pytest.mark.parametrize("junk", ["<" * 20_000, "<b" * 10_000, "<!--" * 5_000, "&#" * 10_000, "<br " * 5_000])
 def test_hostile_html_is_read_in_linear_time(junk):
-    began = time.perf_counter()
+    began = time.process_time()  # CPU of this process: a busy machine does not count
     appointment = normalize(event("e1", START, description=junk + "\nprice: 1200 NOK"), "primary", SETTINGS, NOW).appointment
-    assert time.perf_counter() - began < 0.5
+    assert time.process_time() - began < 0.5
     assert appointment is not None
 
 

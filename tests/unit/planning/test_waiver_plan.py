@@ -21,8 +21,8 @@ from slotguard.domain.model import (
 from slotguard.domain.money import Money
 from slotguard.planning.view import AccountView, Draft
 from slotguard.planning.waivers import MANUAL_WAIVER, plan_hand_waiver, waive_slot
-from slotguard.policies.loading import SETTLES, TARGET
-from tests.unit.test_plan import appointment
+from slotguard.policies.account import SETTLES, TARGET
+from tests.unit.planning.test_plan import appointment
 
 OSLO = ZoneInfo("Europe/Oslo")
 MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=OSLO)

@@ -9,7 +9,7 @@ from slotguard.config.types import SecretRef
 from slotguard.policies.loading import load_enabled
 from tests.support.builders import config, settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_example_config_is_valid_and_enables_both_policies():

@@ -15,8 +15,8 @@ import pytest
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.mail.compose import compose_email
 from slotguard.mail.messages import LOCALES, Renderer
-from tests.unit.test_policy_planner import MONDAY, K, World, fee_config, nok
-from tests.unit.test_templates import english_left
+from tests.unit.mail.test_templates import english_left
+from tests.unit.planning.test_policy_planner import MONDAY, K, World, fee_config, nok
 
 PAYMENT_LINK = "https://pay.example.com/p/prepay-b1"
 

@@ -98,8 +98,8 @@ def test_planning_a_waiver_reads_the_ledger_once_and_writes_it_once():
     re-read the client's account to see its own writes; now it reads the client's and the
     event's actions once, decides, and the store writes."""
     from slotguard.domain.model import HappeningKind
-    from tests.unit.test_policy_planner import MONDAY as WEEK_START
-    from tests.unit.test_policy_planner import World, fee_config
+    from tests.unit.planning.test_policy_planner import MONDAY as WEEK_START
+    from tests.unit.planning.test_policy_planner import World, fee_config
 
     world = World(**fee_config("no_show", "deposit", deposit={"amount": "30%"}))
     appointment, _ = world.book("e1", WEEK_START)
