@@ -12,7 +12,6 @@ policy says (`slotguard_undo`, see `ask_undo`). Every decision goes into a `Draf
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,7 +38,7 @@ from slotguard.planning.give_back import give_back_once, refund_proposal, releas
 from slotguard.planning.view import AccountView, Draft
 from slotguard.policies.account import DEPOSIT, DEPOSIT_APPLIED, FEE, PREPAYMENT, SETTLES, TARGET, AccountEntry, ClientAccount, purpose_of
 from slotguard.policies.builders import refund_notice
-from slotguard.policies.loading import plugin_manager
+from slotguard.policies.owners import default_manager
 from slotguard.store.apply import Store
 
 # Money the client paid ahead for an appointment: what a waiver gives back unless it paid
@@ -50,16 +49,11 @@ MANUAL_WAIVER = "manual-waive"  # happening key prefix of what `main.py waive` p
 AskUndo = Callable[[AccountEntry, ClientAccount], "Undo | None"]
 
 
-@functools.cache
-def _plugins():
-    return plugin_manager()
-
-
 def ask_undo(entry: AccountEntry, account: ClientAccount) -> Undo | None:
     """How the policy that created `entry` undoes it (`slotguard_undo`, first answer wins;
     every installed policy is asked, enabled or not, since its entries outlive its being
     enabled), or None when the usual rules apply."""
-    return _plugins().hook.slotguard_undo(entry=entry, account=account)
+    return default_manager().hook.slotguard_undo(entry=entry, account=account)
 
 
 def let_go(draft: Draft, action: Action, why: str, amount: Money | None = None) -> list[Proposal]:

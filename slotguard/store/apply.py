@@ -39,8 +39,6 @@ log = logging.getLogger("slotguard.planner")
 # Money the practitioner gets to review before it is taken: fees and prepayments. A deposit
 # is expected at booking and goes at once.
 REVIEWED = frozenset({FEE, PREPAYMENT})
-# The payment status of money asked for and then no longer asked (Plan.withdraw).
-SUPERSEDED = PaymentStatus.SUPERSEDED
 RECORD_KINDS = frozenset({ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CREDIT})
 
 
@@ -85,7 +83,7 @@ class Store:
                 action = self.ledger.action(action_id)
                 if action is not None and action.state is ActionState.DONE and action.context.get("payment_status") in OWED:
                     action.state = ActionState.CANCELLED
-                    action.context["payment_status"] = SUPERSEDED
+                    action.context["payment_status"] = PaymentStatus.SUPERSEDED
                     self.ledger.update_action(action, now, note, expect=[ActionState.DONE])
             for action_id, (payment_status, note) in plan.close.items():
                 action = self.ledger.action(action_id)
