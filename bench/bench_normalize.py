@@ -7,7 +7,7 @@ the lines in one pass over at most DESCRIPTION_LIMIT characters. This prints, fo
 hostile description, the seconds normalize takes, beside an ordinary event for scale.
 An HTML description (Google's web editor) is read as text first, also in one pass
 (slotguard/domain/untrusted.py, description_text). Only numbers are printed; nothing is asserted
-(tests/unit/intake/test_normalize_trust.py keeps a generous bound).
+(tests/unit/intake/test_normalize_trust.py checks what is read, with a timeout against a hang).
 
 Usage: .venv/bin/python bench/bench_normalize.py [--repeat 5]
 """
