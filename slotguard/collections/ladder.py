@@ -252,9 +252,12 @@ def _combined_ready(ledger: Ledger, provider: Any, settings: Settings, email: Ac
         email.context.pop("retried", None)
         email.context.pop("offer", None)
     if caps.links:
-        for entry in email.context[FEES]:
-            _link_into(ledger, provider, entry, "payment_link", str(entry.get("payable", "")), {})
         _fresh_links(ledger, provider, email, _fee_actions(ledger, lead))
+        for entry in email.context[FEES]:
+            if entry["fee"] == lead.id and email.context.get("payment_link"):
+                entry["payment_link"] = email.context["payment_link"]  # one link for one charge, never two
+            else:
+                _link_into(ledger, provider, entry, "payment_link", str(entry.get("payable", "")), {})
     return True
 
 
