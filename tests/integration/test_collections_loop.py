@@ -246,3 +246,37 @@ def _context_of(practice, action):
 
     tracked = practice.ledger.tracked(action.calendar_id, action.event_id)
     return email_context(practice.settings, practice.engine.policies, action, tracked.appointment, practice.ledger.action(action.reports_on))
+
+
+class Links:
+    """A provider that makes payment links (as Stripe Checkout does), one per call."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def payment_link(self, action) -> str:
+        self.asked.append(action.id)
+        return f"https://pay.example.com/{action.id}/{len(self.asked)}"
+
+
+def test_a_combined_reminder_has_one_fresh_link_per_fee_never_two_for_one_charge(practice):
+    from slotguard.collections.ladder import collection_ready
+
+    thursday = WEDNESDAY_10 + timedelta(days=1)
+    practice.calendar.put(event("e2", thursday), thursday - timedelta(hours=20))
+    practice.engine.tick(thursday - timedelta(hours=20))
+    practice.calendar.put(event("e2", thursday, color="11"), thursday + timedelta(hours=1))
+    practice.engine.tick(thursday + timedelta(hours=1))
+    practice.engine.tick(thursday + timedelta(hours=14))
+    fees = [a for a in practice.ledger.actions(kinds=[ActionKind.CHARGE]) if a.context.get("payment_status") == "receivable"]
+    for fee in fees:  # as with Stripe: the card was declined, the client pays through a link
+        fee.context["payment_status"] = "unpaid"
+        practice.ledger.update_action(fee, thursday + timedelta(hours=14))
+    provider = Links()
+    now = practice.day(3)
+    run_collections(practice.settings, practice.ledger, provider, now, TickReport())
+    [reminder] = [a for a in practice.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "payment_reminder_1"]
+    assert collection_ready(practice.ledger, provider, practice.settings, reminder, now)
+    assert sorted(provider.asked) == sorted(fee.id for fee in fees), "one link for each fee's charge"
+    links = [entry["payment_link"] for entry in reminder.context["fees"]]
+    assert len(set(links)) == 2 and all(link.startswith("https://pay.example.com/") for link in links)
