@@ -287,7 +287,7 @@ def cmd_waive(args: argparse.Namespace) -> int:
             print(f"no fee with id {args.action_id}; see `main.py ledger`", file=sys.stderr)
             return 1
         # The same rules as the waive mark on the event (slotguard/planning/waivers.py).
-        done = waive_by_hand(ledger, action, reason, now)
+        done = waive_by_hand(ledger, action, reason, now, note=settings.mail.waiver_note)
         if not done.problem:  # the next tick rewrites the event's status note
             ledger.queue_write_back(action.calendar_id, action.event_id, now)
     if done.problem:

@@ -77,6 +77,7 @@ class Decision:
     cancel: dict[str, str] = field(default_factory=dict)  # open action id -> why
     supersede: dict[str, str] = field(default_factory=dict)  # request id -> why (it becomes cancelled, "superseded")
     close_fee: str = ""  # payment_status to write on the fee when the debt closed
+    payable: str = ""  # the charge a payment of the balance settles: the fee, or the rest asked of it
 
     @property
     def open(self) -> bool:

@@ -92,13 +92,16 @@ def evaluate(
     now: datetime,
     capabilities: Capabilities = Capabilities(),
     practitioner: tuple[str, str] = ("", ""),
+    not_before: datetime | None = None,
 ) -> Decision:
     """Decide what happens to one debt at `now`. Pure: no I/O, no clock.
 
     Given the fee, every action that may be about it (collection actions with
     context["collects"] == fee.id; refunds, credits and waivers whose target_action_id is the
     fee; others are ignored), the validated `[collections]` config, what the provider can do
-    and the practitioner's (email, name) for the referral email. Returns a Decision: the
+    and the practitioner's (email, name) for the referral email; with `not_before`, no reminder
+    step is planned before then (the client had a payment email today:
+    slotguard/collections/together.py), though the write-off or referral step is. Returns a Decision: the
     balance and state, the actions to add (at most one step per call), open actions to
     cancel and requests to mark superseded. Raises nothing for well-formed actions.
     """
@@ -134,6 +137,8 @@ def evaluate(
             written, left = written + left, Money.zero(currency)
     decision.written_off = written
     decision.balance = Money(max(0, left.minor), currency)
+    asked = [c for c in charges if c.context.get("role") in (REST, RETRY) and c.state is ActionState.DONE and status(c) in OWED]
+    decision.payable = max(asked, key=lambda c: c.created_at).id if asked and decision.balance != fee.amount else fee.id
     fee_owed = fee.state is ActionState.DONE and status(fee) in OWED
     decision.step = len({a.context.get("step") for a in mine if a.context.get("role") in (STEP, WRITEOFF, REFERRAL)})
 
@@ -174,6 +179,9 @@ def evaluate(
             due = max(due, broken_at)
     if now < due:
         decision.next_at = due
+        return decision
+    if not_before is not None and now < not_before and steps[index].action != "writeoff_or_refer":
+        decision.next_at = not_before  # one payment email a client a day: this step waits for the next day
         return decision
     _fire(decision, index, config, mine, builder, now, started, practitioner)
     decision.step = index + 1
@@ -300,6 +308,7 @@ def _fire(decision: Decision, index: int, config: Collections, mine: list[Action
         decision.new.append(rest)
         decision.supersede.pop(rest.id, None)
         payable = rest
+        decision.payable = rest.id
     if step.action == "writeoff_or_refer":
         _decide(decision, index, config, builder, overdue, practitioner, mine)
         return

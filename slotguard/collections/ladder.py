@@ -28,13 +28,16 @@ charged (an installment to accept a plan, a settlement, the rest after a broken 
 whose card was declined, so polling and `mark-paid` see it paid.
 
 `run_collections` is the engine's glue: ledger reads, `evaluate` (slotguard/collections/decide.py),
-and the decision written as a plan by the store (`Store.apply`, one transaction a debt).
+and the decisions written as plans by the store (`Store.apply`, one transaction a client); a
+client's steps due together become one email listing every open fee, and a client gets at most
+one payment email a day (slotguard/collections/together.py).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from slotguard.collections.debts import (
@@ -42,6 +45,7 @@ from slotguard.collections.debts import (
     COLLECTIONS,
     COLLECTS,
     RECEIPT,
+    RETRY,
     SETTLED,
     STEP,
     Capabilities,
@@ -51,7 +55,9 @@ from slotguard.collections.debts import (
     status,
 )
 from slotguard.collections.decide import evaluate
+from slotguard.collections.together import FEES, combine, held_until, refresh
 from slotguard.config.schema import Settings
+from slotguard.domain.durations import to_utc_text
 from slotguard.domain.interfaces import AdapterError
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind
 from slotguard.domain.payment_status import PaymentStatus
@@ -63,13 +69,16 @@ from slotguard.store.ledger import Ledger
 log = logging.getLogger("slotguard.collections")
 
 
+def _client_actions(ledger: Ledger, email: str, cache: dict[str, list[Action]]) -> list[Action]:
+    if email not in cache:
+        cache[email] = list(ledger.actions(client_email=email))
+    return cache[email]
+
+
 def _related(ledger: Ledger, fee: Action, mine: list[Action], cache: dict[str, list[Action]]) -> list[Action]:
     """The fee's collection actions and the client's refunds, credits and waivers."""
-    if fee.client_email not in cache:
-        cache[fee.client_email] = [
-            action for action in ledger.actions(client_email=fee.client_email, kinds=[ActionKind.REFUND, ActionKind.CREDIT, ActionKind.WAIVE])
-        ]
-    return [*mine, *cache[fee.client_email]]
+    covering = (ActionKind.REFUND, ActionKind.CREDIT, ActionKind.WAIVE)
+    return [*mine, *(action for action in _client_actions(ledger, fee.client_email, cache) if action.kind in covering)]
 
 
 def _finished(fee: Action, mine: list[Action]) -> bool:
@@ -85,8 +94,9 @@ def _finished(fee: Action, mine: list[Action]) -> bool:
 
 def debts(ledger: Ledger, settings: Settings, now: datetime, caps: Capabilities = Capabilities(),
           everything: bool = False) -> list[Decision]:
-    """Evaluate every debt still open (with `everything`, also those finished), oldest first.
-    Reads the ledger only."""
+    """Evaluate every debt still open (with `everything`, also those finished), oldest first;
+    a client who had a payment email today gets no new reminder step before tomorrow
+    (slotguard/collections/together.py, `held_until`). Reads the ledger only."""
     mine_by_fee: dict[str, list[Action]] = {}
     for action in ledger.actions(policy=COLLECTIONS):
         mine_by_fee.setdefault(str(action.context.get(COLLECTS, "")), []).append(action)
@@ -105,8 +115,22 @@ def debts(ledger: Ledger, settings: Settings, now: datetime, caps: Capabilities 
         mine = mine_by_fee.get(fee.id, [])
         if not everything and _finished(fee, mine):
             continue
-        found.append(evaluate(fee, _related(ledger, fee, mine, cache), settings.collections, now, caps, practitioner))
+        held = held_until(_client_actions(ledger, fee.client_email, cache), now, settings.zone)
+        found.append(evaluate(fee, _related(ledger, fee, mine, cache), settings.collections, now, caps, practitioner, held))
     return found
+
+
+def _session_of(ledger: Ledger, settings: Settings) -> Callable[[Action], dict[str, Any]]:
+    """For `combine`: the service label, start and time zone of the session a fee is for."""
+    def session(fee: Action) -> dict[str, Any]:
+        tracked = ledger.tracked(fee.calendar_id, fee.event_id)
+        if tracked is None:
+            return {}
+        appointment = tracked.appointment
+        service = settings.services.get(appointment.service)
+        return {"service": service.label if service and service.label else "", "start": to_utc_text(appointment.start),
+                "timezone": appointment.timezone or settings.practice.timezone}
+    return session
 
 
 def plan_of(decision: Decision) -> Plan:
@@ -130,21 +154,33 @@ def run_collections(settings: Settings, ledger: Ledger, provider: Any, now: date
     Given the settings (nothing happens while `collections.steps` is empty), the ledger, the
     payment provider (only asked what it can do), `now` and the tick's report (new actions
     counted under "planned"). Returns the (calendar_id, event_id) of appointments whose fee
-    was settled or written off, for the calendar write-back. Each debt is one transaction.
+    was settled or written off, for the calendar write-back. A client whose steps fall due
+    together gets one email listing every open fee (`combine`). Each client is one transaction.
     """
     if not settings.collections.enabled:
         return set()
     touched: set[tuple[str, str]] = set()
-    for decision in debts(ledger, settings, now, capabilities(provider, settings)):
+    decisions = debts(ledger, settings, now, capabilities(provider, settings))
+    combine(decisions, _session_of(ledger, settings))
+    plans: dict[str, Plan] = {}
+    for decision in decisions:
         if not (decision.new or decision.cancel or decision.supersede or decision.close_fee):
             continue
-        stored = Store(ledger).apply(plan_of(decision), key=f"collections/{decision.fee.id}", now=now)
+        plans[decision.fee.client_email] = merged(plans.get(decision.fee.client_email, Plan()), plan_of(decision))
+    for client, plan in plans.items():
+        stored = Store(ledger).apply(plan, key=f"collections/{client}", now=now)
         for action in stored:
             if report is not None:
                 report.planned[f"{action.kind.value}:{action.state.value}"] += 1
-        if decision.close_fee or any(action.kind is not ActionKind.EMAIL for action in stored):
-            touched.add((decision.fee.calendar_id, decision.fee.event_id))
+        touched |= {(action.calendar_id, action.event_id) for action in stored if action.kind is not ActionKind.EMAIL}
+        touched |= {(fee.calendar_id, fee.event_id) for fee in (ledger.action(fee_id) for fee_id in plan.close) if fee is not None}
     return touched
+
+
+def merged(first: Plan, second: Plan) -> Plan:
+    """Two collections plans (new actions, cancellations, withdrawals, closings) as one."""
+    return Plan(actions=(*first.actions, *second.actions), cancel={**first.cancel, **second.cancel},
+                withdraw={**first.withdraw, **second.withdraw}, close={**first.close, **second.close})
 
 
 def collection_ready(ledger: Ledger, provider: Any, settings: Settings, action: Action, now: datetime) -> bool:
@@ -157,6 +193,8 @@ def collection_ready(ledger: Ledger, provider: Any, settings: Settings, action: 
     fee = ledger.action(str(action.context.get(COLLECTS, "")))
     if role not in CHASING or fee is None or fee.amount is None:
         return True
+    if action.kind is ActionKind.EMAIL and action.context.get(FEES):
+        return _combined_ready(ledger, provider, settings, action, fee, now)
     mine = [a for a in ledger.actions(policy=COLLECTIONS, calendar_id=fee.calendar_id, event_id=fee.event_id)
             if a.context.get(COLLECTS) == fee.id]
     decision = evaluate(fee, _related(ledger, fee, mine, {}), settings.collections, now, capabilities(provider, settings),
@@ -173,6 +211,53 @@ def collection_ready(ledger: Ledger, provider: Any, settings: Settings, action: 
         return False
     if action.kind is ActionKind.EMAIL and role == STEP and capabilities(provider, settings).links:
         _fresh_links(ledger, provider, action, mine)
+    return True
+
+
+def _fee_actions(ledger: Ledger, fee: Action) -> list[Action]:
+    return [a for a in ledger.actions(policy=COLLECTIONS, calendar_id=fee.calendar_id, event_id=fee.event_id)
+            if a.context.get(COLLECTS) == fee.id]
+
+
+def _combined_ready(ledger: Ledger, provider: Any, settings: Settings, email: Action, lead: Action, now: datetime) -> bool:
+    """`collection_ready` for a reminder listing several fees (`together.refresh`): it goes
+    while one of them is owed, each with a fresh payment link; it waits while a card retry of
+    one runs."""
+    caps = capabilities(provider, settings)
+    practitioner = (settings.practice.email, settings.practice.name)
+    cache: dict[str, list[Action]] = {}
+
+    def decision_now(fee_id: str) -> Decision | None:
+        fee = ledger.action(fee_id)
+        if fee is None or fee.amount is None:
+            return None
+        return evaluate(fee, _related(ledger, fee, _fee_actions(ledger, fee), cache), settings.collections, now, caps, practitioner)
+
+    def retries_of(fee_id: str) -> list[Action]:
+        fee = ledger.action(fee_id)
+        return [a for a in _fee_actions(ledger, fee) if a.context.get("role") == RETRY] if fee is not None else []
+
+    why = refresh(email, decision_now, retries_of)
+    if why == "wait":
+        email.due_at = now + timedelta(minutes=1)
+        ledger.update_action(email, now, "waiting for the card retry of a fee it lists")
+        return False
+    if why:
+        Store(ledger).apply(Plan(cancel={email.id: f"collections: not sent: {why}"}), now=now)
+        log.info("collections_stopped action=%s fee=%s why=%r", email.id, lead.id, why)
+        return False
+    if not any(entry["fee"] == lead.id for entry in email.context[FEES]):
+        # The fee it was planned for was paid meanwhile (its card retry went through): the
+        # email still goes for the others, without that fee's retry or offer.
+        email.context.pop("retried", None)
+        email.context.pop("offer", None)
+    if caps.links:
+        _fresh_links(ledger, provider, email, _fee_actions(ledger, lead))
+        for entry in email.context[FEES]:
+            if entry["fee"] == lead.id and email.context.get("payment_link"):
+                entry["payment_link"] = email.context["payment_link"]  # one link for one charge, never two
+            else:
+                _link_into(ledger, provider, entry, "payment_link", str(entry.get("payable", "")), {})
     return True
 
 

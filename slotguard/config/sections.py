@@ -342,6 +342,13 @@ class Mail(Strict):
     )
     digest_hour: int = Field(7, ge=-1, le=23, description="Local hour (0-23) of the practitioner's daily digest email to practice.email; -1 turns it off.", examples=[7])
     waitlist: list[str] = Field(default_factory=list, description="Clients offered a slot freed at short notice (first come first served through practice.booking_link).", examples=[["bo@example.com", "cy@example.com"]])
+    waiver_note: bool = Field(
+        True,
+        description="When you waive a fee (the waive mark, or `main.py waive`) before its notice went out, the client still gets "
+        "that notice, without the fee (a no-show's \"we missed you\" offering a new time); false sends nothing about the "
+        "fee. Taking a no-show or late-cancellation mark off always cancels every email about the fee: the client came.",
+        examples=[False],
+    )
     slot_freed_within: Annotated[PositiveDuration, AfterValidator(at_most(30 * DAY, "a slot freed a month ahead is not short notice"))] = Field(
         timedelta(hours=48), description="A client cancellation this close to the start offers the slot to the waitlist (at most 30d).", examples=["48h"]
     )

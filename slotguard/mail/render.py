@@ -358,10 +358,11 @@ class Renderer:
 
 
 def fee_variants(context: dict[str, Any]) -> list[dict[str, Any]]:
-    """The sample context with its fee in every state a template must handle."""
+    """The sample context with its fee in every state a template must handle (and, for a
+    collections reminder, listing several fees: `fee_list_variants`)."""
     fee = context.get("fee")
     if not fee:
-        return [context]
+        return fee_list_variants(context)
     variants = []
     for state, payment_status, link in (
         ("pending_review", "", ""),
@@ -373,7 +374,31 @@ def fee_variants(context: dict[str, Any]) -> list[dict[str, Any]]:
     ):
         variants.append({**context, "fee": {**fee, "state": state, "payment_status": payment_status, "payment_link": link}})
     variants.append({**context, "fee": None})
-    return variants
+    return variants + fee_list_variants(context)[1:]
+
+
+def fee_list_variants(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """For a collections reminder's sample (`details` with a balance and days overdue): the
+    sample as it is, and as one reminder listing several open fees (`details.fees`, see
+    slotguard/collections/together.py): two fees with payment links, two without, one left."""
+    details = context.get("details") or {}
+    if "days_overdue" not in details or "balance" not in details:
+        return [context]
+    balance = details["balance"]
+    other = {"minor": balance["minor"] * 2, "currency": balance["currency"]}
+    first = {"fee": details.get("collects", "act_sample_1"), "fee_policy": details.get("fee_policy", "late_cancel"), "balance": balance,
+             "original": details.get("original", balance), "payable": "act_sample_1", "service": context["appointment"]["service"],
+             "start": "2026-03-04T09:00:00Z", "timezone": context["appointment"]["timezone"], "payment_link": "https://pay.example.com/p/one"}
+    second = {**first, "fee": "act_sample_2", "fee_policy": "no_show", "balance": other, "original": other, "payable": "act_sample_2",
+              "start": "2026-03-18T09:00:00Z", "payment_link": "https://pay.example.com/p/two"}
+    total = {"minor": balance["minor"] + other["minor"], "currency": balance["currency"]}
+    unlinked = [{**entry, "payment_link": ""} for entry in (first, second)]
+    return [
+        context,
+        {**context, "details": {**details, "fees": [first, second], "totals": [total], "total": total}},
+        {**context, "details": {**details, "fees": unlinked, "totals": [total], "total": total}},
+        {**context, "details": {**details, "fees": [second], "totals": [other], "total": other}},
+    ]
 
 
 def _tidy(text: str) -> str:

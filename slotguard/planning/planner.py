@@ -124,7 +124,7 @@ class _Planning:
             self._cancel_slot_mail(appointment.start, "the appointment was cancelled")
         elif kind is HappeningKind.WAIVED:
             why = waiver_reason(happening, appointment, self.policies)
-            proposals += waive_slot(self.draft, happening, appointment, why, self.undo)
+            proposals += waive_slot(self.draft, happening, appointment, why, self.undo, note=self.settings.mail.waiver_note)
         proposals += self._policy_proposals(happening, appointment, now)
         proposals = self._email_details(proposals, happening, appointment, now)
         self.draft.new = self._final_safety(proposals, appointment)

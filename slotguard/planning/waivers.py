@@ -46,6 +46,10 @@ from slotguard.store.apply import Store
 FUNDS = frozenset({DEPOSIT, PREPAYMENT})
 MANUAL_WAIVER = "manual-waive"  # happening key prefix of what `main.py waive` plans
 
+# The context key naming the fee a collections action is about (slotguard/collections/debts.py,
+# COLLECTS; collections is a later stage, so the word is repeated here).
+COLLECTS = "collects"
+
 AskUndo = Callable[[AccountEntry, ClientAccount], "Undo | None"]
 
 
@@ -136,7 +140,8 @@ def waiver_reason(happening: Happening, appointment: Appointment, policies) -> s
     return "waived by the practitioner's mark on the event"
 
 
-def waive_slot(draft: Draft, happening: Happening, appointment: Appointment, why: str, ask: AskUndo = ask_undo) -> list[Proposal]:
+def waive_slot(draft: Draft, happening: Happening, appointment: Appointment, why: str, ask: AskUndo = ask_undo,
+               note: bool = True) -> list[Proposal]:
     """The waive mark (a `waived` happening): no fee for this slot. Open fees are waived;
     money taken for them is given back (refunded, a hold released, a request never paid
     withdrawn), and so is a deposit or prepayment kept for them; an entry a policy undoes its
@@ -144,8 +149,12 @@ def waive_slot(draft: Draft, happening: Happening, appointment: Appointment, why
     is the appointment's outcome (the waive mark), a deposit or prepayment not used yet is
     given back too; when it only takes a no-show or late-cancellation mark off, the
     appointment stands and that money stays to pay for the session. Money applied to the
-    price of a session the client came to always stays. Returns the give-backs and their
-    notices; waivers and cancellations go into `draft`."""
+    price of a session the client came to always stays. Emails about the slot's fees not sent
+    yet are cancelled (`silence_fee_mail`): all of them when a mark was taken off (the client
+    came, or did not cancel: there is nothing to tell), and for the waive mark all but the
+    fee's own notice, which then says there is no fee, and only with `note`
+    (`mail.waiver_note`). Returns the give-backs and their notices; waivers and cancellations
+    go into `draft`."""
     # Only this client's money: after a change of client (slotguard/intake/tracker.py, hand_over)
     # the previous client's fee for the slot stays theirs.
     actions = [
@@ -165,8 +174,35 @@ def waive_slot(draft: Draft, happening: Happening, appointment: Appointment, why
             undone.add(answered[1].entry)
             proposals += answered[0]
     funds = [action for action in actions if purpose_of(action.kind, action.context) in FUNDS]
-    proposals += funds_give_back(draft, funds, why, unused=not _mark_taken_off(happening, appointment))
+    taken_off = _mark_taken_off(happening, appointment)
+    proposals += funds_give_back(draft, funds, why, unused=not taken_off)
+    fees = [action.id for action in draft.event_actions()
+            if action.kind is not ActionKind.EMAIL and action.client_email == appointment.client.email
+            and action.appointment_start == appointment.start and purpose_of(action.kind, action.context) == FEE]
+    if taken_off:
+        silence_fee_mail(draft, fees, f"not sent: {why}, so there is no fee to tell the client about")
+    else:
+        silence_fee_mail(draft, fees, f"not sent: the fee was waived ({why}) and mail.waiver_note is off", keep_notice=note)
     return proposals + [refund_notice(proposal, why) for proposal in proposals]
+
+
+def silence_fee_mail(draft: Draft, fee_ids: Iterable[str], note: str, keep_notice: bool = False) -> None:
+    """Cancel (into `draft`) every email not sent yet that is about one of the fees `fee_ids`:
+    its notice or follow-up (an email reporting on it), a grace warning, and what collections
+    planned for it (reminders, installment notices: anything naming it in `collects`, or
+    reporting on an action that does). With `keep_notice`, the fee's own notices stay (they
+    say there is no fee); collections mail about it goes anyway. Refund notices report on a
+    refund, not on the fee, and stay: money given back is always told."""
+    fees = set(fee_ids)
+    if not fees:
+        return
+    about = {action.id for action in draft.event_actions() if str(action.context.get(COLLECTS) or "") in fees}
+    for email in draft.event_actions():
+        if email.kind is not ActionKind.EMAIL or email.state not in OPEN_STATES:
+            continue
+        collecting = email.id in about or (email.reports_on or "") in about
+        if collecting or (email.reports_on in fees and not keep_notice):
+            draft.cancel(email, note)
 
 
 def _mark_taken_off(happening: Happening, appointment: Appointment) -> bool:
@@ -227,9 +263,12 @@ class HandWaiver:
     problem: str = ""  # why nothing could be done
 
 
-def plan_hand_waiver(view: AccountView, action: Action, why: str, ask: AskUndo = ask_undo) -> tuple[GiveBacks | None, HandWaiver]:
+def plan_hand_waiver(view: AccountView, action: Action, why: str, ask: AskUndo = ask_undo,
+                     note: bool = True) -> tuple[GiveBacks | None, HandWaiver]:
     """`main.py waive ACTION_ID`, decided: what the waive mark does, for one action (see
-    `waive_by_hand`). Returns the give-backs to write (None when nothing can be done) and
+    `waive_by_hand`), its mail too: for a fee, the emails about it not sent yet are cancelled
+    but for its notice, which stays (saying there is no fee) only with `note`
+    (`mail.waiver_note`). Returns the give-backs to write (None when nothing can be done) and
     what the waiver does (`planned` is filled in once written)."""
     purpose = purpose_of(action.kind, action.context)
     key = f"{MANUAL_WAIVER}/{action.id}"
@@ -249,6 +288,8 @@ def plan_hand_waiver(view: AccountView, action: Action, why: str, ask: AskUndo =
         if fund is not None and fund.event_ref == action.event_ref and purpose_of(fund.kind, fund.context) in FUNDS:
             # The deposit or prepayment this fee kept: what the fee no longer keeps comes back.
             proposals += funds_give_back(draft, [fund], why, unused=True)
+        if purpose == FEE:
+            silence_fee_mail(draft, [action.id], f"not sent: the fee was waived ({why}) and mail.waiver_note is off", keep_notice=note)
     now_is = draft.action(action.id) or action
     result = HandWaiver(waived=now_is.state is not action.state and now_is.state is ActionState.WAIVED,
                         waiting=WAITING_WAIVER in now_is.context)
@@ -261,7 +302,7 @@ def plan_hand_waiver(view: AccountView, action: Action, why: str, ask: AskUndo =
     return decided, result
 
 
-def waive_by_hand(ledger, action: Action, why: str, now: datetime, ask: AskUndo = ask_undo) -> HandWaiver:
+def waive_by_hand(ledger, action: Action, why: str, now: datetime, ask: AskUndo = ask_undo, note: bool = True) -> HandWaiver:
     """`main.py waive ACTION_ID`: what the waive mark does, for one action. A fee still open
     (or refused by the provider) is waived; one charged is given back; a deposit or prepayment
     kept for the fee is given back (what the fee kept of it). A deposit or prepayment waived
@@ -269,10 +310,11 @@ def waive_by_hand(ledger, action: Action, why: str, now: datetime, ask: AskUndo 
     An entry its policy undoes its own way (a rescheduling credit, or the action ending it:
     the deposit comes back now) is undone that way. Each give-back is a refund or release
     with a `refund_notice`, with ids stable for `action` (running the command again plans
-    nothing new) and never more than is left to give back. Decided from one read of the
+    nothing new) and never more than is left to give back. Emails about a waived fee not sent
+    yet are cancelled, its notice kept only with `note` (`mail.waiver_note`). Decided from one read of the
     ledger (`ledger`, a slotguard.store.ledger.Ledger), written in one transaction."""
     view = AccountView.read(ledger, action.client_email, action.calendar_id, action.event_id)
-    decided, result = plan_hand_waiver(view, action, why, ask)
+    decided, result = plan_hand_waiver(view, action, why, ask, note)
     if decided is not None:  # with a problem too: a credit's end cancelled stays cancelled
         result.planned = Store(ledger).apply(decided.plan, key=f"{MANUAL_WAIVER}/{action.id}", now=now)
     return result

@@ -50,3 +50,27 @@ def test_no_reminder_or_charge_after_the_balance_is_paid(path, results):
 def test_replaying_a_collections_scenario_twice_gives_the_same_ledger(path, results):
     _, first = replayed(path, results)
     assert run_scenario(json.loads(path.read_text(encoding="utf-8"))) == first
+
+
+PAYMENT_EMAILS = ("payment_reminder_1", "payment_reminder_2", "payment_final_notice", "payment_plan_installment")
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+def test_a_client_gets_at_most_one_payment_email_a_day(path, results):
+    """Collections speak to a client, not to a fee: whatever the scenario, no two reminders or
+    installment notices reach one client on the same day in the practice's time zone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    scenario, result = replayed(path, results)
+    zone = ZoneInfo(scenario["config"]["practice"]["timezone"])
+    days = [(a["client"], datetime.fromisoformat(a["at"]).astimezone(zone).date()) for a in result["actions"]
+            if a["kind"] == "email" and a["state"] == "done" and a["template"] in PAYMENT_EMAILS]
+    assert len(days) == len(set(days)), sorted(days)
+
+
+def test_two_fees_due_together_make_one_email_whose_subject_gives_the_total(results):
+    _, result = replayed(SCENARIOS / "collections_two_fees_one_email.json", results)
+    combined = [a for a in result["actions"] if a["template"] == "payment_reminder_2" and a["state"] == "done"
+                and a["at"].startswith("2026-03-19")]
+    assert [result["emails"][a["id"]]["subject"] for a in combined] == ["Still open: NOK\u00a01,800.00"]

@@ -213,3 +213,70 @@ def test_the_balance_counts_what_is_owed_even_with_collections_off(practice):
     [ana] = client_balances(practice.ledger, off, practice.day(1))
     assert (ana.client, ana.charged, ana.paid, ana.owed) == ("ana@example.com", 90000, 0, 90000)
     assert digest_details(off, practice.ledger, practice.day(1))["collections"] == []
+
+
+def test_one_reminder_lists_every_open_fee_and_still_goes_when_one_is_paid_before_sending(practice):
+    """Two no-shows of one client: the reminder for the first lists both (each with its
+    session and amount, and the total). Paid for the first between planning and sending, it
+    goes for the second alone."""
+    thursday = WEDNESDAY_10 + timedelta(days=1)
+    practice.calendar.put(event("e2", thursday), thursday - timedelta(hours=20))
+    practice.engine.tick(thursday - timedelta(hours=20))
+    practice.calendar.put(event("e2", thursday, color="11"), thursday + timedelta(hours=1))
+    practice.engine.tick(thursday + timedelta(hours=1))
+    practice.engine.tick(thursday + timedelta(hours=14))
+    assert len([a for a in practice.ledger.actions(kinds=[ActionKind.CHARGE]) if a.context.get("payment_status") == "receivable"]) == 2
+    now = practice.day(3)
+    run_collections(practice.settings, practice.ledger, practice.engine.provider, now, TickReport())
+    [reminder] = [a for a in practice.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "payment_reminder_1"]
+    assert [entry["fee"] for entry in reminder.context["fees"]][0] == practice.fee.id and len(reminder.context["fees"]) == 2
+    listed = practice.ledger.action(reminder.id)
+    # Rendered as planned: both fees, the total in the subject.
+    both = practice.engine.renderer.render("payment_reminder_1", {**_context_of(practice, listed)}, "en")
+    assert "1,800.00" in both.subject and "Wednesday, March 4, 2026" in both.text and "Thursday, March 5, 2026" in both.text
+    assert practice.ledger.mark_paid(practice.fee.id, now, "paid by bank transfer") is not None
+    practice.engine.execute_due(now, TickReport())
+    assert practice.ledger.action(reminder.id).state is ActionState.DONE, "the second fee is still owed: it goes"
+    text = practice.messages()[reminder.id].get_body(("plain",)).get_content()
+    assert "Thursday, March 5, 2026" in text and "Wednesday, March 4, 2026" not in text and "this fee is still open" in text
+
+
+def _context_of(practice, action):
+    from slotguard.mail.context import email_context
+
+    tracked = practice.ledger.tracked(action.calendar_id, action.event_id)
+    return email_context(practice.settings, practice.engine.policies, action, tracked.appointment, practice.ledger.action(action.reports_on))
+
+
+class Links:
+    """A provider that makes payment links (as Stripe Checkout does), one per call."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    def payment_link(self, action) -> str:
+        self.asked.append(action.id)
+        return f"https://pay.example.com/{action.id}/{len(self.asked)}"
+
+
+def test_a_combined_reminder_has_one_fresh_link_per_fee_never_two_for_one_charge(practice):
+    from slotguard.collections.ladder import collection_ready
+
+    thursday = WEDNESDAY_10 + timedelta(days=1)
+    practice.calendar.put(event("e2", thursday), thursday - timedelta(hours=20))
+    practice.engine.tick(thursday - timedelta(hours=20))
+    practice.calendar.put(event("e2", thursday, color="11"), thursday + timedelta(hours=1))
+    practice.engine.tick(thursday + timedelta(hours=1))
+    practice.engine.tick(thursday + timedelta(hours=14))
+    fees = [a for a in practice.ledger.actions(kinds=[ActionKind.CHARGE]) if a.context.get("payment_status") == "receivable"]
+    for fee in fees:  # as with Stripe: the card was declined, the client pays through a link
+        fee.context["payment_status"] = "unpaid"
+        practice.ledger.update_action(fee, thursday + timedelta(hours=14))
+    provider = Links()
+    now = practice.day(3)
+    run_collections(practice.settings, practice.ledger, provider, now, TickReport())
+    [reminder] = [a for a in practice.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "payment_reminder_1"]
+    assert collection_ready(practice.ledger, provider, practice.settings, reminder, now)
+    assert sorted(provider.asked) == sorted(fee.id for fee in fees), "one link for each fee's charge"
+    links = [entry["payment_link"] for entry in reminder.context["fees"]]
+    assert len(set(links)) == 2 and all(link.startswith("https://pay.example.com/") for link in links)

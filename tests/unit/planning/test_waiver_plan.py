@@ -134,3 +134,61 @@ def test_the_waive_mark_asks_the_policy_that_made_an_entry_how_to_undo_it():
     assert waive_slot(draft, mark, booked, WHY, ask) == []
     assert asked == [other.id]
     assert dict(draft.plan().cancel) == {follow.id: f"the gift was taken back: {WHY}"}
+
+
+# -- the mail about a waived fee (issue 13, item 2) -------------------------------------------
+
+
+def fee_and_its_mail(booked):
+    """A no-show fee under review with its follow-up, a collections reminder about it, the
+    booking's reminder and an unrelated refund notice (all not sent yet)."""
+    subject = ActionSubject.of_appointment(booked)
+    fee = action(ActionKind.CHARGE, "no_show", "", ActionState.PENDING_REVIEW, subject=subject, amount=nok(600))
+    followup = action(ActionKind.EMAIL, "no_show", "followup", ActionState.PLANNED, subject=subject,
+                      template="no_show_followup", reports_on=fee.id)
+    chasing = action(ActionKind.EMAIL, "collections", "step0", ActionState.PLANNED, subject=subject,
+                     template="payment_reminder_1", reports_on=fee.id, context={"collects": fee.id, "role": "step"})
+    reminder = action(ActionKind.EMAIL, "lifecycle", "reminder", ActionState.PLANNED, subject=subject, template="reminder")
+    refund = action(ActionKind.REFUND, "deposit", "back", ActionState.PLANNED, subject=subject, amount=nok(100))
+    told = action(ActionKind.EMAIL, "deposit", "told", ActionState.PLANNED, subject=subject, template="refund_notice",
+                  reports_on=refund.id)
+    return fee, followup, chasing, reminder, told, [fee, followup, chasing, reminder, refund, told]
+
+
+def waiver_happening(booked, suffix: str) -> Happening:
+    return Happening(key=f"{booked.ref}/waived/x{suffix}", kind=HappeningKind.WAIVED, calendar_id="primary", event_id="e1",
+                     client_email=CLIENT, start=booked.start, at=MONDAY, seen_at=MONDAY, detail="the no-show mark was removed")
+
+
+def test_a_no_show_mark_taken_off_cancels_every_email_about_the_fee_whatever_waiver_note_says():
+    booked = appointment()
+    fee, followup, chasing, reminder, told, actions = fee_and_its_mail(booked)
+    for note in (True, False):
+        for suffix in ("no-show-withdrawn", "cancellation-withdrawn"):
+            draft = Draft(AccountView(CLIENT, booked.ref, client_actions=actions))
+            waive_slot(draft, waiver_happening(booked, suffix), booked, "the no-show mark was removed", note=note)
+            plan = draft.plan()
+            assert set(plan.waive) == {fee.id}
+            assert set(plan.cancel) == {followup.id, chasing.id}  # not the booking's reminder, not a refund's notice
+            assert "the no-show mark was removed" in plan.cancel[followup.id]
+
+
+def test_the_waive_mark_keeps_the_kind_note_only_when_the_practitioner_wants_one():
+    booked = appointment()
+    fee, followup, chasing, reminder, told, actions = fee_and_its_mail(booked)
+    draft = Draft(AccountView(CLIENT, booked.ref, client_actions=actions))
+    waive_slot(draft, waiver_happening(booked, ""), booked, WHY, note=True)
+    assert set(draft.plan().cancel) == {chasing.id}  # the follow-up goes, saying there is no fee
+    draft = Draft(AccountView(CLIENT, booked.ref, client_actions=actions))
+    waive_slot(draft, waiver_happening(booked, ""), booked, WHY, note=False)
+    assert set(draft.plan().cancel) == {followup.id, chasing.id}
+    assert "mail.waiver_note is off" in draft.plan().cancel[followup.id]
+
+
+def test_main_py_waive_of_a_fee_follows_waiver_note_too():
+    booked = appointment()
+    fee, followup, chasing, reminder, told, actions = fee_and_its_mail(booked)
+    kept, _ = plan_hand_waiver(AccountView(CLIENT, booked.ref, client_actions=actions), fee, WHY, note=True)
+    assert set(kept.plan.waive) == {fee.id} and set(kept.plan.cancel) == {chasing.id}
+    silent, _ = plan_hand_waiver(AccountView(CLIENT, booked.ref, client_actions=actions), fee, WHY, note=False)
+    assert set(silent.plan.cancel) == {followup.id, chasing.id}
