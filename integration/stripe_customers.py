@@ -30,6 +30,16 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
+# Stripe shows at most this many characters of a Checkout Session's custom text.
+CUSTOM_TEXT_LIMIT = 1200
+
+
+def shown_terms(session: dict[str, Any]) -> str:
+    """The text a Checkout Session shows beside its button (`custom_text.submit.message`), or ""."""
+    submit = (session.get("custom_text") or {}).get("submit") or {}
+    return str(submit.get("message") or "")
+
+
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -90,12 +100,17 @@ class StripeCustomers:
         cards = self.calls.list_all("cards", self.client.v1.payment_methods.list, params)
         return max(cards, key=lambda card: card.get("created", 0))["id"] if cards else None
 
-    def setup_link(self, email: str, name: str = "") -> str:
-        """URL of a Checkout Session (mode=setup) where the client saves a card. Raises AdapterError."""
+    def setup_link(self, email: str, name: str = "", card_terms: str = "") -> str:
+        """URL of a Checkout Session (mode=setup) where the client saves a card, with
+        `card_terms` shown beside the button (`custom_text.submit`; Stripe gives it back in the
+        completed session, which is how the webhook records what the client saw). An open
+        session is reused only when it shows the same terms. Raises AdapterError."""
         customer = self.customer_id(email, name)
         assert customer is not None
+        card_terms = card_terms[:CUSTOM_TEXT_LIMIT]
         for session in self.open_sessions(customer):
-            if session.get("mode") == "setup" and (session.get("metadata") or {}).get(PURPOSE_TAG) == "card_setup":
+            if (session.get("mode") == "setup" and (session.get("metadata") or {}).get(PURPOSE_TAG) == "card_setup"
+                    and shown_terms(session) == card_terms):
                 return session["url"]
         tags = {CLIENT_TAG: email_key(email), PURPOSE_TAG: "card_setup"}
         params: dict[str, Any] = {
@@ -106,8 +121,11 @@ class StripeCustomers:
             "setup_intent_data": {"metadata": tags},
             "metadata": tags,
         }
+        if card_terms:
+            params["custom_text"] = {"submit": {"message": card_terms}}
         self._add_return_urls(params)
-        options = {"idempotency_key": f"slotguard-setup-{_digest(email_key(email))}-{int(time.time() // 3600)}"}
+        terms_key = f"-{_digest(card_terms)}" if card_terms else ""
+        options = {"idempotency_key": f"slotguard-setup-{_digest(email_key(email))}{terms_key}-{int(time.time() // 3600)}"}
         session = plain(self.calls.call("checkout session", self.client.v1.checkout.sessions.create, params, options))
         log_event(logging.INFO, "stripe.setup_link", customer=customer, session=session["id"])
         return session["url"]

@@ -259,12 +259,13 @@ class StripeProvider:
         intents = self._intents_for(action, customer)
         return self._result_for_intent(action, customer, intents[0]) if intents else None
 
-    def card_setup_link(self, client_email: str, client_name: str = "") -> str:
-        """A Stripe Checkout link (mode=setup) where the client saves a card for later fees.
+    def card_setup_link(self, client_email: str, client_name: str = "", card_terms: str = "") -> str:
+        """A Stripe Checkout link (mode=setup) where the client saves a card for later fees,
+        showing `card_terms` beside the button (the session's custom text).
 
-        Reuses an open session for the same client. Returns its URL; raises AdapterError.
+        Reuses an open session for the same client and terms. Returns its URL; raises AdapterError.
         """
-        return self.customers.setup_link(client_email, client_name)
+        return self.customers.setup_link(client_email, client_name, card_terms)
 
     def payment_link(self, action: Action) -> str:
         """A Stripe Checkout link (mode=payment) for the client to pay `action.amount` now.
