@@ -6,6 +6,7 @@ record (what the page said, when) is kept once and shown in the evidence pack.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -67,6 +68,17 @@ def test_with_a_deposit_policy_the_card_link_mentions_the_deposit(locale):
     for part in (text, html):
         assert DEPOSIT_WORD[locale] in part.lower()
         assert LINK in part and card_sentence(locale) in part
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_a_reminder_with_a_fresh_card_link_says_what_the_card_may_be_charged_for(locale):
+    world, confirmation = booked(locale, "late_cancel", "no_show")
+    reminder = replace(confirmation, id="act_reminder", template="reminder", context={"offset_hours": 48})
+    renderer = Renderer(world.settings.practice.locale, world.settings.practice.timezone)
+    message = compose_email(world.settings, world.policies, renderer, world.ledger, reminder, MONDAY,
+                            extras=email_extras_hook(), fetched={FETCHED: LINK})
+    for part in (message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content()):
+        assert LINK in part and card_sentence(locale) in part and HOURS[locale] in part
 
 
 @pytest.mark.parametrize("locale", LOCALES)
