@@ -93,6 +93,17 @@ def test_the_checkout_page_text_is_the_email_sentence_and_the_policy_in_the_clie
     assert len(text) <= TERMS_LIMIT
 
 
+def test_with_no_review_window_the_card_terms_promise_no_review_time():
+    world = World(**fee_config("late_cancel", "no_show"), payments={"review_window": "0m"})
+    _, actions = world.book("b1", MONDAY + timedelta(days=5), at=MONDAY)
+    email = next(action for action in actions if action.template == "booking_confirmation")
+    tracked = world.ledger.tracked(email.calendar_id, email.event_id)
+    text = card_terms_text(world.settings, world.policies, Renderer("en", "Europe/Oslo"), email, tracked.appointment)
+    assert text.startswith("A saved card is only charged for a fee under our cancellation policy")
+    assert "0 hours" not in text and "we look at what happened" not in text
+    assert "you always get an email from us about it" in text
+
+
 def test_the_checkout_page_text_keeps_to_stripes_limit_in_whole_lines():
     tiers = [{"within": f"{hours}h", "fee": f"{100 - hours} NOK"} for hours in range(1, 60)]
     world, email = booked("en", "late_cancel", "no_show", late_cancel={"tiers": tiers})
