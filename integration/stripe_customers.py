@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
 import stripe
 
 from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, PURPOSE_TAG, StripeCalls, log_event, plain
-from slotguard.domain.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError, CardPage
 from slotguard.domain.money import Money
 
 
@@ -171,6 +172,32 @@ class StripeCustomers:
         session = plain(self.calls.call("checkout session", self.client.v1.checkout.sessions.create, params, options))
         log_event(logging.INFO, "stripe.payment_link", action_id=tags[ACTION_TAG], session=session["id"])
         return session["url"]
+
+    def completed_setup_pages(self, customer: str) -> list[CardPage]:
+        """Each card-setup page of `customer` that was completed (what it showed, when the
+        card was saved), oldest first. The Session has no completion
+        time: the saved card's (PaymentMethod's) creation is when the client submitted it, else
+        the SetupIntent's. Raises AdapterError."""
+        params = {"customer": customer, "status": "complete", "limit": 100}
+        sessions = self.calls.list_all("checkout sessions", self.client.v1.checkout.sessions.list, params)
+        found = []
+        for session in sessions:
+            if session.get("mode") != "setup" or (session.get("metadata") or {}).get(PURPOSE_TAG) != "card_setup":
+                continue
+            when = int(session.get("created") or 0)
+            intent_id = session.get("setup_intent")
+            if isinstance(intent_id, dict):
+                intent_id = intent_id.get("id")
+            if intent_id:
+                intent = plain(self.calls.call("setup intent", self.client.v1.setup_intents.retrieve, intent_id))
+                when = int(intent.get("created") or when)
+                method = intent.get("payment_method")
+                if isinstance(method, str) and method:
+                    method = plain(self.calls.call("payment method", self.client.v1.payment_methods.retrieve, method))
+                if isinstance(method, dict) and method.get("created"):
+                    when = int(method["created"])
+            found.append(CardPage(str(session["id"]), datetime.fromtimestamp(when, UTC), shown_terms(session)))
+        return sorted(found, key=lambda page: page.completed_at)
 
     def open_sessions(self, customer: str) -> list[dict]:
         params = {"customer": customer, "status": "open", "limit": 100}

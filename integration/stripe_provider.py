@@ -29,7 +29,7 @@ from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, AmountRefused, Stri
 from integration.stripe_customers import StripeCustomers, email_key
 from integration.stripe_http import LimitedRequestsClient
 from slotguard.config.schema import ConfigError, Settings
-from slotguard.domain.interfaces import AdapterError, PaymentResult
+from slotguard.domain.interfaces import AdapterError, CardPage, PaymentResult
 from slotguard.domain.model import Action, ActionKind
 from slotguard.domain.money import Money
 
@@ -281,6 +281,12 @@ class StripeProvider:
         """Whether the client has a saved card we could charge off-session."""
         customer = self.customers.customer_id(client_email, "", create=False)
         return customer is not None and self.customers.card_on_file(customer) is not None
+
+    def completed_card_pages(self, client_email: str) -> list[CardPage]:
+        """The card-setup pages the client completed (what each showed, when the card was
+        saved), for a record when no webhook told. Raises AdapterError."""
+        customer = self.customers.customer_id(client_email, "", create=False)
+        return self.customers.completed_setup_pages(customer) if customer else []
 
     def verify_connection(self) -> None:
         """One cheap authenticated call (balance), for start-up checks. Raises AdapterError."""

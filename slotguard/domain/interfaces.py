@@ -173,6 +173,24 @@ class CardSetupLinks(Protocol):
     def has_card_on_file(self, client_email: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class CardPage:
+    """A card-setup page a client completed: its id at the provider, when the card was saved
+    (the provider's clock), and the text the page showed beside its button ("" for none)."""
+
+    reference: str
+    completed_at: datetime
+    card_terms: str = ""
+
+
+@runtime_checkable
+class CardPageLookup(Protocol):
+    """Can list the card-setup pages a client completed (for a record when no webhook told).
+    Raises AdapterError when the provider cannot be reached."""
+
+    def completed_card_pages(self, client_email: str) -> list[CardPage]: ...
+
+
 @runtime_checkable
 class PaymentLinks(Protocol):
     """Can make a link through which a client pays what an action asks for (collections).

@@ -5,7 +5,8 @@ practice's cancellation policy).
 The card-setup page shows what the card may be charged for and when (card_setup.py,
 `card_terms_text`); when the client completes it, the provider's webhook gives that text back
 with the session id and the time (a "card_saved" PaymentUpdate), and webhook_updates.py
-records it here, in the same ledger transaction as the event id. One record per completed
+records it here, in the same ledger transaction as the event id. Without webhooks, a tick
+step asks the provider for the pages of clients charged lately (slotguard/features/card_pages.py). One record per completed
 page, kept per client in the ledger's meta table; the evidence pack shows them
 (slotguard/practitioner/evidence.py).
 """
@@ -21,6 +22,7 @@ from slotguard.domain.interfaces import PaymentUpdate
 from slotguard.store.ledger import Ledger
 
 PREFIX = "card_terms:"
+LOOKUP = "lookup:"  # the event id of a record found by asking the provider (no webhook told)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from html import escape
 
 from slotguard.config.schema import Settings
 from slotguard.domain.model import Action
-from slotguard.payments.card_terms import saved_at, seen_by
+from slotguard.payments.card_terms import LOOKUP, saved_at, seen_by
 from slotguard.store.ledger import Ledger
 
 
@@ -29,8 +29,10 @@ def card_terms_section(settings: Settings, ledger: Ledger, fee: Action) -> str:
         order = ""
         if fee.executed_at is not None:
             order = " before the fee was charged" if saved_at(record) <= fee.executed_at else " after the fee was charged"
+        source = ("found by asking Stripe, as no webhook told; the time is when Stripe saved the card"
+                  if record.event_id.startswith(LOOKUP) else f"reported by Stripe's event <code>{escape(record.event_id)}</code>")
         parts.append(f"<p>The client saved a card on {escape(when)}{escape(order)}, on Stripe Checkout page "
-                     f"<code>{escape(record.reference)}</code> (reported by event <code>{escape(record.event_id)}</code>).</p>")
+                     f"<code>{escape(record.reference)}</code> ({source}).</p>")
         if record.card_terms:
             parts.append(f'<p class="muted">Beside the button that saves the card, the page said:</p><pre>{escape(record.card_terms)}</pre>')
         else:

@@ -8,7 +8,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe
@@ -199,3 +199,17 @@ def test_the_provider_never_sends_more_custom_text_than_stripe_accepts(stripe_pr
     link = stripe_provider.card_setup_link("bo@example.com", "", "x" * 5000)
     session = stripe_proxy.complete_checkout(link.rsplit("/", 1)[-1], "pm_card_visa")
     assert len(session["custom_text"]["submit"]["message"]) == 1200
+
+
+def test_without_webhooks_the_completed_card_page_is_found_by_asking_stripe(stripe_provider, stripe_proxy):
+    """The lookup the card_pages tick step makes (slotguard/features/card_pages.py): the
+    completed setup page with what it showed, and when the card was saved."""
+    assert stripe_provider.completed_card_pages("ana@example.com") == [], "no customer yet"
+    before = datetime.now(UTC).replace(microsecond=0)
+    open_link = stripe_provider.card_setup_link("ana@example.com", "Ana Client", CARD_TERMS + "\n- other")
+    link = stripe_provider.card_setup_link("ana@example.com", "Ana Client", CARD_TERMS)
+    stripe_proxy.complete_checkout(link.rsplit("/", 1)[-1], "pm_card_visa")
+    [page] = stripe_provider.completed_card_pages("ana@example.com")
+    assert page.reference == link.rsplit("/", 1)[-1] != open_link.rsplit("/", 1)[-1], "only the completed page"
+    assert page.card_terms == CARD_TERMS
+    assert before - timedelta(seconds=5) <= page.completed_at <= datetime.now(UTC) + timedelta(seconds=5)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from slotguard.domain.interfaces import PaymentUpdate
+from slotguard.domain.interfaces import AdapterError, CardPage, PaymentUpdate
 from slotguard.domain.model import ActionKind, ActionState
+from slotguard.features.card_pages import look_up_card_pages
 from slotguard.mail.catalogs import translations_for
 from slotguard.mail.compose import compose_email
 from slotguard.mail.messages import BUNDLED_TEMPLATES, LOCALES, Renderer
@@ -154,3 +155,67 @@ def test_the_evidence_pack_shows_what_the_card_page_said_and_when_in_the_practic
     assert "saved a card on 2026-03-01 18:30 (Europe/Oslo) before the fee was charged" in page
     assert "cs_test_1" in page and "evt_1" in page
     assert "Only a fee under &lt;our&gt; policy" in page, "the page's words, escaped"
+
+
+class PageProvider:
+    """A provider that lists card-setup pages, counting the questions."""
+
+    def __init__(self, pages=(), fail: bool = False):
+        self.pages, self.fail, self.asked = list(pages), fail, []
+
+    def completed_card_pages(self, client_email: str):
+        self.asked.append(client_email)
+        if self.fail:
+            raise AdapterError("Stripe is unreachable", retryable=True)
+        return self.pages
+
+
+def charged_world():
+    world = World(**fee_config("late_cancel", "no_show"))
+    world.happen(K.NO_SHOW, world.appointment("n1", MONDAY), MONDAY + timedelta(hours=1))
+    world.carry_out(MONDAY + timedelta(days=1))
+    fee = world.one(ActionKind.CHARGE)
+    fee.context["payment_status"] = "paid"  # charged to the card on file
+    world.ledger.update_action(fee, MONDAY + timedelta(days=1), "paid")
+    return world, fee
+
+
+def test_without_webhooks_a_charged_clients_card_page_is_looked_up_once_and_recorded():
+    world, fee = charged_world()
+    page = CardPage("cs_test_9", SAVED, TERMS)
+    provider = PageProvider([page])
+    later = MONDAY + timedelta(days=1, hours=1)
+    look_up_card_pages(world.settings, world.ledger, provider, later)
+    look_up_card_pages(world.settings, world.ledger, provider, later + timedelta(days=2))
+    assert provider.asked == ["ana@example.com"], "asked once: the record is there"
+    [record] = seen_by(world.ledger, "ana@example.com")
+    assert (record.reference, record.card_terms, record.saved_at) == ("cs_test_9", TERMS, "2026-03-01T17:30:00Z")
+    page_html = evidence_html(world.settings, world.policies, None, world.ledger, fee.id, later)
+    assert "found by asking Stripe" in page_html and TERMS in page_html
+    # A webhook arriving late for the same page adds nothing.
+    apply_update(world.ledger, card_saved("evt_late", reference="cs_test_9"), later)
+    assert len(seen_by(world.ledger, "ana@example.com")) == 1
+
+
+def test_a_client_with_no_card_page_is_asked_at_most_once_a_day_and_only_after_a_recent_charge():
+    world, fee = charged_world()
+    provider = PageProvider([])
+    start = MONDAY + timedelta(days=1, hours=1)
+    for hours in (0, 1, 23):
+        look_up_card_pages(world.settings, world.ledger, provider, start + timedelta(hours=hours))
+    assert provider.asked == ["ana@example.com"]
+    look_up_card_pages(world.settings, world.ledger, provider, start + timedelta(days=1))
+    assert len(provider.asked) == 2, "asked again the next day"
+    look_up_card_pages(world.settings, world.ledger, provider, start + timedelta(days=9))
+    assert len(provider.asked) == 2, "a charge more than a week old is not a reason to ask"
+
+
+def test_a_failed_lookup_is_asked_again_and_a_provider_without_lookups_is_skipped():
+    world, _ = charged_world()
+    failing = PageProvider(fail=True)
+    at = MONDAY + timedelta(days=1, hours=1)
+    look_up_card_pages(world.settings, world.ledger, failing, at)
+    look_up_card_pages(world.settings, world.ledger, failing, at + timedelta(minutes=1))
+    assert len(failing.asked) == 2, "a failure leaves no mark: the next tick asks again"
+    look_up_card_pages(world.settings, world.ledger, object(), at)  # record-only: nothing to ask
+    assert seen_by(world.ledger, "ana@example.com") == []
