@@ -16,18 +16,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
 import stripe
 
 from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, PURPOSE_TAG, StripeCalls, log_event, plain
-from slotguard.domain.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError, CardPage
 from slotguard.domain.money import Money
 
 
 def email_key(email: str) -> str:
     """How an email is compared and stored at Stripe: stripped, lower case."""
     return email.strip().lower()
+
+
+# Stripe shows at most this many characters of a Checkout Session's custom text.
+CUSTOM_TEXT_LIMIT = 1200
+
+
+def shown_terms(session: dict[str, Any]) -> str:
+    """The text a Checkout Session shows beside its button (`custom_text.submit.message`), or ""."""
+    submit = (session.get("custom_text") or {}).get("submit") or {}
+    return str(submit.get("message") or "")
 
 
 def _digest(text: str) -> str:
@@ -90,12 +101,17 @@ class StripeCustomers:
         cards = self.calls.list_all("cards", self.client.v1.payment_methods.list, params)
         return max(cards, key=lambda card: card.get("created", 0))["id"] if cards else None
 
-    def setup_link(self, email: str, name: str = "") -> str:
-        """URL of a Checkout Session (mode=setup) where the client saves a card. Raises AdapterError."""
+    def setup_link(self, email: str, name: str = "", card_terms: str = "") -> str:
+        """URL of a Checkout Session (mode=setup) where the client saves a card, with
+        `card_terms` shown beside the button (`custom_text.submit`; Stripe gives it back in the
+        completed session, which is how the webhook records what the client saw). An open
+        session is reused only when it shows the same terms. Raises AdapterError."""
         customer = self.customer_id(email, name)
         assert customer is not None
+        card_terms = card_terms[:CUSTOM_TEXT_LIMIT]
         for session in self.open_sessions(customer):
-            if session.get("mode") == "setup" and (session.get("metadata") or {}).get(PURPOSE_TAG) == "card_setup":
+            if (session.get("mode") == "setup" and (session.get("metadata") or {}).get(PURPOSE_TAG) == "card_setup"
+                    and shown_terms(session) == card_terms):
                 return session["url"]
         tags = {CLIENT_TAG: email_key(email), PURPOSE_TAG: "card_setup"}
         params: dict[str, Any] = {
@@ -106,8 +122,11 @@ class StripeCustomers:
             "setup_intent_data": {"metadata": tags},
             "metadata": tags,
         }
+        if card_terms:
+            params["custom_text"] = {"submit": {"message": card_terms}}
         self._add_return_urls(params)
-        options = {"idempotency_key": f"slotguard-setup-{_digest(email_key(email))}-{int(time.time() // 3600)}"}
+        terms_key = f"-{_digest(card_terms)}" if card_terms else ""
+        options = {"idempotency_key": f"slotguard-setup-{_digest(email_key(email))}{terms_key}-{int(time.time() // 3600)}"}
         session = plain(self.calls.call("checkout session", self.client.v1.checkout.sessions.create, params, options))
         log_event(logging.INFO, "stripe.setup_link", customer=customer, session=session["id"])
         return session["url"]
@@ -153,6 +172,32 @@ class StripeCustomers:
         session = plain(self.calls.call("checkout session", self.client.v1.checkout.sessions.create, params, options))
         log_event(logging.INFO, "stripe.payment_link", action_id=tags[ACTION_TAG], session=session["id"])
         return session["url"]
+
+    def completed_setup_pages(self, customer: str) -> list[CardPage]:
+        """Each card-setup page of `customer` that was completed (what it showed, when the
+        card was saved), oldest first. The Session has no completion
+        time: the saved card's (PaymentMethod's) creation is when the client submitted it, else
+        the SetupIntent's. Raises AdapterError."""
+        params = {"customer": customer, "status": "complete", "limit": 100}
+        sessions = self.calls.list_all("checkout sessions", self.client.v1.checkout.sessions.list, params)
+        found = []
+        for session in sessions:
+            if session.get("mode") != "setup" or (session.get("metadata") or {}).get(PURPOSE_TAG) != "card_setup":
+                continue
+            when = int(session.get("created") or 0)
+            intent_id = session.get("setup_intent")
+            if isinstance(intent_id, dict):
+                intent_id = intent_id.get("id")
+            if intent_id:
+                intent = plain(self.calls.call("setup intent", self.client.v1.setup_intents.retrieve, intent_id))
+                when = int(intent.get("created") or when)
+                method = intent.get("payment_method")
+                if isinstance(method, str) and method:
+                    method = plain(self.calls.call("payment method", self.client.v1.payment_methods.retrieve, method))
+                if isinstance(method, dict) and method.get("created"):
+                    when = int(method["created"])
+            found.append(CardPage(str(session["id"]), datetime.fromtimestamp(when, UTC), shown_terms(session)))
+        return sorted(found, key=lambda page: page.completed_at)
 
     def open_sessions(self, customer: str) -> list[dict]:
         params = {"customer": customer, "status": "open", "limit": 100}

@@ -29,7 +29,7 @@ from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, AmountRefused, Stri
 from integration.stripe_customers import StripeCustomers, email_key
 from integration.stripe_http import LimitedRequestsClient
 from slotguard.config.schema import ConfigError, Settings
-from slotguard.domain.interfaces import AdapterError, PaymentResult
+from slotguard.domain.interfaces import AdapterError, CardPage, PaymentResult
 from slotguard.domain.model import Action, ActionKind
 from slotguard.domain.money import Money
 
@@ -259,12 +259,13 @@ class StripeProvider:
         intents = self._intents_for(action, customer)
         return self._result_for_intent(action, customer, intents[0]) if intents else None
 
-    def card_setup_link(self, client_email: str, client_name: str = "") -> str:
-        """A Stripe Checkout link (mode=setup) where the client saves a card for later fees.
+    def card_setup_link(self, client_email: str, client_name: str = "", card_terms: str = "") -> str:
+        """A Stripe Checkout link (mode=setup) where the client saves a card for later fees,
+        showing `card_terms` beside the button (the session's custom text).
 
-        Reuses an open session for the same client. Returns its URL; raises AdapterError.
+        Reuses an open session for the same client and terms. Returns its URL; raises AdapterError.
         """
-        return self.customers.setup_link(client_email, client_name)
+        return self.customers.setup_link(client_email, client_name, card_terms)
 
     def payment_link(self, action: Action) -> str:
         """A Stripe Checkout link (mode=payment) for the client to pay `action.amount` now.
@@ -280,6 +281,12 @@ class StripeProvider:
         """Whether the client has a saved card we could charge off-session."""
         customer = self.customers.customer_id(client_email, "", create=False)
         return customer is not None and self.customers.card_on_file(customer) is not None
+
+    def completed_card_pages(self, client_email: str) -> list[CardPage]:
+        """The card-setup pages the client completed (what each showed, when the card was
+        saved), for a record when no webhook told. Raises AdapterError."""
+        customer = self.customers.customer_id(client_email, "", create=False)
+        return self.customers.completed_setup_pages(customer) if customer else []
 
     def verify_connection(self) -> None:
         """One cheap authenticated call (balance), for start-up checks. Raises AdapterError."""

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from integration.stripe_customers import shown_terms
 from slotguard.domain.interfaces import PaymentUpdate
 from slotguard.domain.money import Money
 
@@ -100,7 +101,10 @@ def update_for(event: dict[str, Any]) -> PaymentUpdate:
             "client_email": tags.get("slotguard_client", "")}
     if kind == "checkout.session.completed":
         if obj.get("mode") == "setup":
-            return PaymentUpdate(change="card_saved", **base)
+            # Stripe's Session has no completion time of its own: the event is made when it completes.
+            created = event.get("created")
+            at = datetime.fromtimestamp(created, UTC) if isinstance(created, int) and created > 0 else None
+            return PaymentUpdate(change="card_saved", card_terms=shown_terms(obj), reference=str(obj.get("id") or ""), at=at, **base)
         if obj.get("payment_status") in ("paid", "no_payment_required") or obj.get("status") == "complete":
             return PaymentUpdate(change="paid", payment_intent=obj.get("payment_intent") or "",
                                 amount=_money(obj.get("amount_total"), obj.get("currency")), **base)

@@ -164,11 +164,31 @@ class StatusLookup(Protocol):
 @runtime_checkable
 class CardSetupLinks(Protocol):
     """Can give a client a link to save a card (Stripe Checkout in setup mode) and tell
-    whether one is on file. Both raise AdapterError when the provider cannot be reached."""
+    whether one is on file. Both raise AdapterError when the provider cannot be reached.
+    `card_terms`: what the card may be charged for and when, in the client's language, shown
+    on the page before the card is saved (given back when the provider reports the card saved)."""
 
-    def card_setup_link(self, client_email: str, client_name: str = "") -> str: ...
+    def card_setup_link(self, client_email: str, client_name: str = "", card_terms: str = "") -> str: ...
 
     def has_card_on_file(self, client_email: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class CardPage:
+    """A card-setup page a client completed: its id at the provider, when the card was saved
+    (the provider's clock), and the text the page showed beside its button ("" for none)."""
+
+    reference: str
+    completed_at: datetime
+    card_terms: str = ""
+
+
+@runtime_checkable
+class CardPageLookup(Protocol):
+    """Can list the card-setup pages a client completed (for a record when no webhook told).
+    Raises AdapterError when the provider cannot be reached."""
+
+    def completed_card_pages(self, client_email: str) -> list[CardPage]: ...
 
 
 @runtime_checkable
@@ -224,6 +244,12 @@ class PaymentUpdate:
     amount: Money | None = None
     client_email: str = ""
     detail: str = ""
+    # "card_saved" through a Checkout page: what the page said the card may be charged for
+    # (its custom text, as the provider gives it back), the session id, and when the client
+    # completed it (the provider's clock).
+    card_terms: str = ""
+    reference: str = ""
+    at: datetime | None = None
 
 
 class ActionReader(Protocol):

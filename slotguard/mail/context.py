@@ -17,6 +17,7 @@ from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.domain.money import Money
 from slotguard.domain.untrusted import https_link, one_line
 from slotguard.intake.normalize import LOCATION_LIMIT, NAME_LIMIT
+from slotguard.mail.decided import decided
 from slotguard.mail.messages import Attachment, appointment_ics, appointment_uid
 from slotguard.policies.info import Policy
 
@@ -108,7 +109,8 @@ def email_context(
     settings: Settings, policies: list[Policy], action: Action, appointment: Appointment, fee: Action | None
 ) -> dict[str, Any]:
     """The variables every client template gets: practice, client, appointment, fee, terms,
-    details (the action's context), payments."""
+    details (the action's context), decided (what the policies decided, as declared in
+    slotguard/mail/decided.py), payments."""
     name = client_name(action, appointment)
     return {
         "practice": practice_context(settings),
@@ -117,8 +119,16 @@ def email_context(
         "fee": fee_details(fee),
         "terms": terms(policies, appointment),
         "details": dict(action.context),
-        "payments": {"provider": settings.payments.provider},
+        "decided": decided(action.context),
+        "payments": payments_context(settings),
     }
+
+
+def payments_context(settings: Settings) -> dict[str, Any]:
+    """What a client template knows of payments: the provider and how long a fee waits for
+    the practitioner's review before it is charged (whole hours)."""
+    return {"provider": settings.payments.provider,
+            "review_hours": int(settings.payments.review_window.total_seconds() // 3600)}
 
 
 def appointment_attachment(settings: Settings, appointment: Appointment, context: dict[str, Any], now: datetime) -> Attachment:

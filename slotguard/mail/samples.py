@@ -11,7 +11,8 @@ from typing import Any
 
 from slotguard.config.schema import Settings
 from slotguard.domain.model import Appointment, Client
-from slotguard.mail.context import appointment_details, practice_context, terms
+from slotguard.mail.context import appointment_details, payments_context, practice_context, terms
+from slotguard.mail.decided import decided
 from slotguard.policies.info import Policy
 
 # The policy behind a sample prepayment or a credit's end: the digest shows what it is for
@@ -117,8 +118,9 @@ def sample_context(settings: Settings, policies: list[Policy], template: str | N
         "appointment": appointment_details(settings, appointment),
         "fee": fee if template not in ("booking_confirmation", "reminder", "slot_freed") else None,
         "terms": terms(policies, appointment),
-        "details": sample_details(settings, template),
-        "payments": {"provider": settings.payments.provider},
+        "details": (details := sample_details(settings, template)),
+        "decided": decided(details),
+        "payments": payments_context(settings),
     }
 
 

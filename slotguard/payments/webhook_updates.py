@@ -5,8 +5,9 @@ bound to the ledger, so the adapter never opens the ledger itself).
 For one update, in one ledger transaction: the event id is recorded (an event delivered
 twice is applied once), the action it is about is found (by our tag, else by the
 PaymentIntent), the change recorded ("paid" through slotguard.payments.paid.record_paid, as
-polling and `mark-paid` do), and the event's status note queued for rewriting when the
-payment status changed.
+polling and `mark-paid` do; a card saved through a Checkout page with what that page said the
+card may be charged for, through slotguard.payments.card_terms), and the event's status note
+queued for rewriting when the payment status changed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from functools import partial
 from slotguard.domain.interfaces import PaymentUpdate
 from slotguard.domain.model import Action, ActionKind
 from slotguard.domain.payment_status import PaymentStatus
+from slotguard.payments.card_terms import record_card_saved
 from slotguard.payments.paid import PAID, record_paid
 from slotguard.store.ledger import Ledger
 
@@ -52,6 +54,9 @@ def apply_update(ledger: Ledger, update: PaymentUpdate, now: datetime) -> str:
         note, paid = "", False
         if update.change == "card_saved":
             note = f"{update.client_email or 'a client'} saved a card"
+            if record_card_saved(ledger, update, now):
+                # What the page showed and when: evidence for a dispute (slotguard/payments/card_terms.py).
+                note += " (what the page said the card may be charged for is recorded)"
         elif action is None:
             note = "" if update.change == "ignored" else f"{update.event_type} for a payment Slotguard does not know ({update.payment_intent})"
         elif update.change == "paid" and action.context.get("payment_status") != PAID:

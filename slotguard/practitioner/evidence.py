@@ -6,7 +6,8 @@ when (the booking confirmation as sent, from the outbox folder when it is there,
 rendered again from the current templates and settings, and said so); every message about
 the appointment; the calendar marks as Slotguard saw them and when (happenings); the fee
 with its computation and reason; every payment attempt (the action log of the fee, of the
-ladder's charges and of refunds); the balance today.
+ladder's charges and of refunds); the balance today; the saved card: when, and what the page
+said it may be charged for (card_evidence.py).
 
 `evidence_html` only reads. It is used by `main.py evidence` and attached to the referral
 email of the collections ladder.
@@ -31,6 +32,7 @@ from slotguard.mail.messages import Attachment, Renderer
 from slotguard.policies.account import TARGET
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.info import Policy
+from slotguard.practitioner.card_evidence import card_terms_section
 from slotguard.store.ledger import Ledger
 
 STYLE = """
@@ -186,6 +188,9 @@ def evidence_html(settings: Settings, policies: list[Policy], renderer: Renderer
     attempts.sort(key=lambda row: row[0])
     parts.append("<h2>Payment attempts and decisions</h2>" + _table(
         ("when", "what", "state", "note", "action"), [(_local(at, settings), what, state, note, action_id) for at, what, state, note, action_id in attempts]))
+
+    # What the client saw before saving the card (slotguard/practitioner/card_evidence.py).
+    parts.append(card_terms_section(settings, ledger, fee))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(settings.practice.name)}: record of fee {escape(fee.id)}</title><style>{STYLE}</style></head><body>\n"
             + "\n".join(parts) + "\n</body></html>\n")

@@ -16,22 +16,26 @@ from slotguard.domain.model import Action
 from slotguard.mail.compose import ExtrasHook, compose_email
 from slotguard.mail.context import client_name
 from slotguard.mail.messages import Renderer
-from slotguard.payments.card_setup import FETCHED, can_offer, card_setup_link_for, wants_card_setup_link
+from slotguard.payments.card_setup import FETCHED, can_offer, card_setup_link_for, card_terms_text, wants_card_setup_link
 from slotguard.policies.info import Policy
 from slotguard.run.email_features import email_extras_hook
 from slotguard.store.ledger import Ledger
 
 
-def fetch_before_rendering(provider: Any, settings: Settings, policies: list[Policy], ledger: Ledger, action: Action) -> dict[str, str]:
+def fetch_before_rendering(
+    provider: Any, settings: Settings, policies: list[Policy], ledger: Ledger, action: Action, renderer: Renderer,
+) -> dict[str, str]:
     """What the provider gives for the email `action` (e.g. {"card_setup_link": "https://..."});
-    empty when it needs nothing, or its appointment is gone (composing it then says so).
+    empty when it needs nothing, or its appointment is gone (composing it then says so). The
+    card-setup page is made with the card terms in the client's language (`renderer`).
     Never raises for a provider failure: the email goes out without the link (logged)."""
     if not wants_card_setup_link(action) or not action.event_id or not can_offer(provider, settings, policies):
         return {}  # asked before reading the ledger: most emails and providers need nothing
     tracked = ledger.tracked(action.calendar_id, action.event_id)
     if tracked is None:
         return {}
-    link = card_setup_link_for(provider, settings, policies, action.client_email, client_name(action, tracked.appointment))
+    card_terms = card_terms_text(settings, policies, renderer, action, tracked.appointment)
+    link = card_setup_link_for(provider, settings, policies, action.client_email, client_name(action, tracked.appointment), card_terms)
     return {FETCHED: link} if link else {}
 
 
@@ -42,7 +46,7 @@ def send_email(
     """Fetch, compose (with the built-in email features unless `extras` is given) and send
     the email `action`; return its Message-ID. Raises what compose_email raises
     (TemplateProblem, ValueError) and the mailer's AdapterError."""
-    fetched = fetch_before_rendering(provider, settings, policies, ledger, action)
+    fetched = fetch_before_rendering(provider, settings, policies, ledger, action, renderer)
     message = compose_email(settings, policies, renderer, ledger, action, now, extras=extras or email_extras_hook(), fetched=fetched)
     mailer.send(message, action.id)
     return str(message["Message-ID"])

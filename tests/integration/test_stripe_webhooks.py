@@ -8,15 +8,17 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import stripe
 
 from integration.stripe_webhooks import WebhookRejected, serve, sign, update_for, verify
 from slotguard.domain.model import ActionState
+from slotguard.payments.card_terms import seen_by
 from slotguard.payments.webhook_updates import applier, apply_update
 from slotguard.store.ledger import Ledger
-from tests.support.stripe_fixtures import make_action
+from tests.support.stripe_fixtures import TEST_KEY, make_action
 
 SECRET = "whsec_test_slotguard"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -154,3 +156,60 @@ def test_localstripe_delivers_a_signed_event_that_marks_a_link_payment_paid(
         configure("http://127.0.0.1:9/unused", ["slotguard.none"])
         server.shutdown()
         server.server_close()
+
+
+# -- a card saved through the card-setup page --------------------------------------------
+
+CARD_TERMS = ("A saved card is only charged for a fee under our cancellation policy, if you cancel late or do not come. "
+              "Before any fee is charged, we look at what happened for 12 hours, and you always get an email from us about it.\n"
+              "- Not coming without letting us know: 100% of the price (NOK 900.00).")
+
+
+def test_the_card_page_shows_the_terms_and_the_completed_session_records_them_with_the_time(ledger, stripe_provider, stripe_proxy):
+    """localstripe has no Checkout and sends no checkout.session.completed: the proxy plays the
+    page, and the event is the one Stripe sends, built from the completed session as Stripe
+    gives it back (with its custom_text)."""
+    link = stripe_provider.card_setup_link("ana@example.com", "Ana Client", CARD_TERMS)
+    assert stripe_provider.card_setup_link("ana@example.com", "Ana Client", CARD_TERMS) == link, "the open page is reused"
+    other = stripe_provider.card_setup_link("ana@example.com", "Ana Client", CARD_TERMS + "\n- another line")
+    assert other != link, "a page that shows other terms is not reused"
+
+    session_id = link.rsplit("/", 1)[-1]
+    session = stripe_proxy.complete_checkout(session_id, "pm_card_visa")
+    assert session["custom_text"]["submit"]["message"] == CARD_TERMS
+
+    completed = {**event("evt_setup", "checkout.session.completed", session), "created": 1_772_400_600}
+    update = update_for(completed)
+    assert (update.change, update.client_email, update.reference) == ("card_saved", "ana@example.com", session_id)
+    assert update.at == datetime(2026, 3, 1, 21, 30, tzinfo=UTC)
+
+    assert "recorded" in apply_update(ledger, update, NOW)
+    [record] = seen_by(ledger, "ana@example.com")
+    assert (record.card_terms, record.saved_at, record.reference) == (CARD_TERMS, "2026-03-01T21:30:00Z", session_id)
+    assert stripe_provider.has_card_on_file("ana@example.com")
+
+
+def test_the_provider_never_sends_more_custom_text_than_stripe_accepts(stripe_provider, stripe_proxy):
+    """Stripe (and the proxy, like it) refuses custom text over 1200 characters with a 400;
+    the provider cuts at the limit (card_setup.py already cuts at whole lines before)."""
+    direct = stripe.StripeClient(TEST_KEY, base_addresses={"api": stripe_proxy.base_url}, max_network_retries=0)
+    with pytest.raises(stripe.InvalidRequestError, match="1200"):
+        direct.v1.checkout.sessions.create({"mode": "setup", "currency": "nok", "success_url": "https://example.com/ok",
+                                            "custom_text": {"submit": {"message": "x" * 1201}}})
+    link = stripe_provider.card_setup_link("bo@example.com", "", "x" * 5000)
+    session = stripe_proxy.complete_checkout(link.rsplit("/", 1)[-1], "pm_card_visa")
+    assert len(session["custom_text"]["submit"]["message"]) == 1200
+
+
+def test_without_webhooks_the_completed_card_page_is_found_by_asking_stripe(stripe_provider, stripe_proxy):
+    """The lookup the card_pages tick step makes (slotguard/features/card_pages.py): the
+    completed setup page with what it showed, and when the card was saved."""
+    assert stripe_provider.completed_card_pages("ana@example.com") == [], "no customer yet"
+    before = datetime.now(UTC).replace(microsecond=0)
+    open_link = stripe_provider.card_setup_link("ana@example.com", "Ana Client", CARD_TERMS + "\n- other")
+    link = stripe_provider.card_setup_link("ana@example.com", "Ana Client", CARD_TERMS)
+    stripe_proxy.complete_checkout(link.rsplit("/", 1)[-1], "pm_card_visa")
+    [page] = stripe_provider.completed_card_pages("ana@example.com")
+    assert page.reference == link.rsplit("/", 1)[-1] != open_link.rsplit("/", 1)[-1], "only the completed page"
+    assert page.card_terms == CARD_TERMS
+    assert before - timedelta(seconds=5) <= page.completed_at <= datetime.now(UTC) + timedelta(seconds=5)

@@ -1,7 +1,8 @@
 """A small HTTP proxy in front of localstripe that fills its gaps and injects faults.
 
 Gaps it fills, following Stripe's documented shapes:
-- Checkout Sessions: POST/GET /v1/checkout/sessions, GET /v1/checkout/sessions/{id},
+- Checkout Sessions: POST/GET /v1/checkout/sessions (with `custom_text`, given back as
+  Stripe does), GET /v1/checkout/sessions/{id},
   POST /v1/checkout/sessions/{id}/expire, plus a page at each session's `url`, and a test
   hook that plays the client paying or saving a card (`complete_checkout`, or
   POST /_proxy/checkout/sessions/{id}/complete).
@@ -479,6 +480,13 @@ class StripeProxy:
                 amount_total += int(price["unit_amount"]) * int(item.get("quantity", 1))
         elif not currency and not form.get("payment_method_types"):
             return _error(400, "currency is required in setup mode", code="parameter_missing", param="currency")
+        custom_text = {name: None for name in ("after_submit", "shipping_address", "submit", "terms_of_service_acceptance")}
+        for name, value in (form.get("custom_text") or {}).items():
+            if name not in custom_text or not isinstance(value, dict) or not isinstance(value.get("message"), str):
+                return _error(400, f"Invalid custom_text[{name}]", code="parameter_invalid", param=f"custom_text[{name}]")
+            if len(value["message"]) > 1200:
+                return _error(400, "custom_text messages must be at most 1200 characters", code="parameter_invalid", param=f"custom_text[{name}][message]")
+            custom_text[name] = {"message": value["message"]}
         session_id = "cs_test_" + secrets.token_hex(16)
         public = {
             "id": session_id,
@@ -503,6 +511,7 @@ class StripeProxy:
             "created": now,
             "livemode": False,
             "locale": form.get("locale"),
+            "custom_text": custom_text,
         }
         with self._lock:
             self.sessions[session_id] = _Session(

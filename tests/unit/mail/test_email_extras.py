@@ -44,8 +44,9 @@ class CardProvider(RecordOnlyProvider):
         self._called("has_card_on_file")
         return False
 
-    def card_setup_link(self, client_email: str, client_name: str = "") -> str:
+    def card_setup_link(self, client_email: str, client_name: str = "", card_terms: str = "") -> str:
         self._called("card_setup_link")
+        self.card_terms = card_terms
         return SETUP_LINK
 
 
@@ -70,6 +71,10 @@ def test_the_card_setup_link_is_fetched_before_the_email_is_composed_and_composi
     assert ledger.action(confirmation.id).state is ActionState.DONE, "the email went out"
     assert SETUP_LINK in mailer.sent[confirmation.id].get_body(("plain",)).get_content(), "the fetched link is in the email"
     assert provider.calls == ["has_card_on_file", "card_setup_link"], "fetched once, before composing"
+    text = mailer.sent[confirmation.id].get_body(("plain",)).get_content()
+    assert "12 hours" in provider.card_terms and "Not coming without letting us know" in provider.card_terms, \
+        "the card-setup page says what the card may be charged for and when, with the policy"
+    assert provider.card_terms.splitlines()[0] in text, "the email says the same before the card is saved"
 
 
 def _noted(action_id: str, state: ActionState, kind: ActionKind, **context) -> Action:
