@@ -41,6 +41,7 @@ from jinja2 import (
 )
 from markupsafe import Markup
 
+from slotguard.config.localized import LOCALE_ALIASES
 from slotguard.domain.money import Money
 from slotguard.mail.catalogs import (
     CatalogProblem,
@@ -73,8 +74,6 @@ CLIENT_TEMPLATES = (
 )
 DIGEST_TEMPLATE = "practitioner_digest"
 TEMPLATE_NAMES = (*CLIENT_TEMPLATES, DIGEST_TEMPLATE)
-# Language codes people write that have a bundled neighbour under another name.
-LOCALE_ALIASES = {"no": "nb", "nn": "nb", "iw": "he"}
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _LOCALE_SHAPE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
 # CLDR's currency spacing: a symbol made of letters ("NOK") is set apart from the digits.
