@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency
 from jinja2 import (
     BaseLoader,
     BytecodeCache,
@@ -42,7 +41,7 @@ from jinja2 import (
 from markupsafe import Markup
 
 from slotguard.config.localized import LOCALE_ALIASES
-from slotguard.domain.money import Money
+from slotguard.domain.money import Money, format_money
 from slotguard.mail.catalogs import (
     CatalogProblem,
     catalog_locales,
@@ -76,8 +75,6 @@ DIGEST_TEMPLATE = "practitioner_digest"
 TEMPLATE_NAMES = (*CLIENT_TEMPLATES, DIGEST_TEMPLATE)
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _LOCALE_SHAPE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
-# CLDR's currency spacing: a symbol made of letters ("NOK") is set apart from the digits.
-_LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 
 class _MemoryBytecodeCache(BytecodeCache):
@@ -263,9 +260,7 @@ class Renderer:
             return _as_datetime(value).astimezone(ZoneInfo(zone or self.timezone))
 
         def money(value: Any) -> str:
-            amount = _as_money(value)
-            text = format_currency(amount.to_decimal(), amount.currency, locale=babel_locale)
-            return _LETTER_DIGIT.sub("\u00a0", text)
+            return format_money(_as_money(value), locale)
 
         def date(value: Any, zone: str | None = None, format: str = "full") -> str:
             return format_date(zone_of(value, zone), format=format, locale=babel_locale)
