@@ -57,6 +57,7 @@ NARROWING_VALIDATORS = {
     "_positive_money": "positive amount",
     "_timezone": "time zone",
     "_percent": "percent",
+    "_localized": "text, or table of texts by language",
 }
 
 HEADER = """\

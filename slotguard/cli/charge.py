@@ -57,5 +57,5 @@ def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
     engine.write_back(report, now)
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)
-    print(f"{action.id}: {final.state.value} {money_text(final)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
+    print(f"{action.id}: {final.state.value} {money_text(final, engine.settings)} {final.context.get('payment_status', '')} {final.last_error}".rstrip())
     return 0 if final.state is ActionState.DONE else 1

@@ -20,18 +20,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from slotguard.cli.common import load_settings, now_from
+from slotguard.cli.common import load_settings, money_text, now_from
 from slotguard.collections.debts import COLLECTIONS, Decision, status
 from slotguard.collections.ladder import debts
+from slotguard.collections.receipts import direct_payment_receipt
 from slotguard.collections.views import PARTS, collections_view, debt_row, payable
 from slotguard.config.schema import Settings
 from slotguard.domain.model import OWED, ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
+from slotguard.domain.plan import Plan
 from slotguard.mail.messages import Renderer
 from slotguard.payments.paid import is_owed, record_paid
 from slotguard.policies.loading import load_enabled
 from slotguard.practitioner.evidence import EvidenceError, evidence_html
+from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 from slotguard.store.private_files import write_out
 
@@ -156,15 +159,17 @@ def cmd_balance(args: argparse.Namespace) -> int:
         return 0
     for entry in balances:
         print(f"{entry.name} <{entry.client}>" if entry.name != entry.client else entry.client)
-        print(f"  charged {entry.money(entry.charged)} · paid {entry.money(entry.paid)} · credits {entry.money(entry.credits)} · "
-              f"refunds {entry.money(entry.refunds)} · written off {entry.money(entry.written_off)} · owes {entry.money(entry.owed)}")
+        shown = {key: money_text(entry.money(getattr(entry, key)), settings) for key in ("charged", "paid", "credits", "refunds", "written_off", "owed")}
+        print(f"  charged {shown['charged']} · paid {shown['paid']} · credits {shown['credits']} · "
+              f"refunds {shown['refunds']} · written off {shown['written_off']} · owes {shown['owed']}")
         for row in entry.debts:
             start = row["appointment_start"].astimezone(settings.zone).strftime("%Y-%m-%d") if row["appointment_start"] else ""
-            still = f"{row['balance']} of {row['amount']}" if row["balance"] != row["amount"] else str(row["balance"])
+            balance, amount = money_text(row["balance"], settings), money_text(row["amount"], settings)
+            still = f"{balance} of {amount}" if row["balance"] != row["amount"] else balance
             print(f"  {row['id']}  {row['policy']} fee for {start}: {still} owed since "
                   f"{row['since'].astimezone(settings.zone):%Y-%m-%d}; {_where(row, settings)}")
     total = sum(entry.owed for entry in balances)
-    print(f"{len(balances)} client(s); owed in total: {Money(total, settings.practice.currency)}")
+    print(f"{len(balances)} client(s); owed in total: {money_text(Money(total, settings.practice.currency), settings)}")
     return 0
 
 
@@ -205,19 +210,26 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
         # is that part, as for a client paying through a link.
         action = payable(ledger.actions(calendar_id=action.calendar_id, event_id=action.event_id), args.part or "") or action
     note = "paid to the practitioner directly" + (f": {args.note}" if args.note else "") + " (main.py mark-paid)"
+    receipt = None
     with ledger.transaction():  # read under the write lock: the daemon may be changing it
         paid = ledger.action(action.id)
         if paid is None or paid.kind is not ActionKind.CHARGE or not is_owed(paid) or not record_paid(ledger, paid, now, note):
             paid = None
-        else:  # the next tick rewrites the event's status note
+        else:  # the next tick rewrites the event's status note, and sends the receipt
             ledger.queue_write_back(paid.calendar_id, paid.event_id, now)
+            receipt = direct_payment_receipt(paid, ledger.actions(calendar_id=paid.calendar_id, event_id=paid.event_id), now)
+            if receipt is not None:
+                Store(ledger).apply(Plan(actions=(receipt,)), now=now)
     if paid is None:
         print(f"{action.id}: nothing is owed on it ({action.state.value}, {status(action) or 'no payment status'})", file=sys.stderr)
         return 1
     role = paid.context.get("role") if paid.policy == COLLECTIONS else "fee"
     what = {"installment": f"installment {paid.context.get('installment')} of {paid.context.get('of')}",
             "settlement": "the settlement offered", "rest": "the rest of the fee", "retry": "the fee"}.get(str(role), "the whole fee")
-    print(f"{paid.id}: {paid.amount} ({what}) recorded as paid; the ladder takes it into account at the next tick."
+    print(f"{paid.id}: {money_text(paid.amount, settings)} ({what}) recorded as paid; "
+          + (f"the client gets a receipt by email at the next tick ({receipt.id})." if receipt is not None
+             else "the ladder takes it into account at the next tick"
+             + (" and sends a receipt when nothing more is owed." if paid.policy == COLLECTIONS else "; no receipt for a deposit or prepayment."))
           + ("" if role == "fee" else " If the client paid something else, see --part."))
     return 0
 
@@ -243,6 +255,6 @@ def status_section(ledger: Ledger, settings: Settings, now: datetime, done: list
     for entry in balances:
         amount = Money(entry["owed"], settings.practice.currency)
         notes = "; ".join(f"{fee['id']}: {fee['collections']}" for fee in entry["fees"] if fee["collections"])
-        lines.append(f"  {entry['client']:<28} {str(amount):>14}  ({len(entry['fees'])} fee(s){'; ' + notes if notes else ''})")
+        lines.append(f"  {entry['client']:<28} {money_text(amount, settings):>14}  ({len(entry['fees'])} fee(s){'; ' + notes if notes else ''})")
         entry["owed"] = amount.as_json()
     return done, balances, lines

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from slotguard.config.schema import ConfigError, Settings, parse_settings, read_toml
 from slotguard.domain.durations import parse_timestamp
 from slotguard.domain.model import Action
+from slotguard.domain.money import Money, format_money
 from slotguard.policies.loading import load_enabled, table_problems
 
 
@@ -52,9 +53,11 @@ def refuse_pretend_clock(settings: Settings, command: str) -> None:
         ])
 
 
-def money_text(action: Action) -> str:
-    """An action's amount as shown in a listing ("450.00 NOK"), or "" for none."""
-    return str(action.amount) if action.amount else ""
+def money_text(value: Action | Money | None, settings: Settings) -> str:
+    """An amount (or an action's) as the practitioner reads it, in the practice's locale
+    ("450,00 kr" for nb, "NOK 450.00" for en), or "" for none. JSON output keeps minor units."""
+    amount = value.amount if isinstance(value, Action) else value
+    return format_money(amount, settings.practice.locale) if amount is not None else ""
 
 
 def local_time(value: datetime | None, settings: Settings) -> str:

@@ -4,7 +4,7 @@
 --config (and --now when asked) and returns its parser; `commands` is argparse's subparsers
 object for commands that take no config.
 
-- `preview TEMPLATE [--locale xx] [--out FILE.html]`: a template rendered with sample data
+- `preview TEMPLATE [--locale xx] [--purpose prepayment] [--out FILE.html]`: a template rendered with sample data
   (subject and text part printed; the HTML part written to FILE.html) so an admin can look
   at it in a browser before enabling it. Exit 1 when the template is unknown or fails.
 - `digest [--now T] [--out FILE.html]`: today's practitioner digest from the ledger, as it
@@ -23,7 +23,7 @@ from slotguard.cli.common import load_settings, now_from
 from slotguard.domain.interfaces import AdapterError
 from slotguard.mail.context import appointment_attachment
 from slotguard.mail.messages import TEMPLATE_NAMES, Rendered, Renderer, TemplateProblem, build_email
-from slotguard.mail.samples import sample_appointment, sample_context
+from slotguard.mail.samples import PURPOSES, sample_appointment, sample_context
 from slotguard.policies.loading import load_enabled
 from slotguard.practitioner.digest import digest_context
 from slotguard.run.wiring import open_mailer
@@ -37,6 +37,8 @@ def register(add, commands) -> None:
     preview.add_argument("--locale", help="language to render (default: practice.locale), e.g. nb, da, de, pl, he")
     preview.add_argument("--out", metavar="FILE.html", help="write the HTML part here to open it in a browser (0600; an existing file only with --force)")
     preview.add_argument("--force", action="store_true", help="with --out: replace the file if it exists")
+    preview.add_argument("--purpose", choices=PURPOSES, default="deposit",
+                         help="deposit_request: a deposit (default) or a prepayment of the session (repeat_offender_prepay)")
     digest = add("digest", cmd_digest, "show today's practitioner digest from the ledger (sends nothing)", now=True)
     digest.add_argument("--out", metavar="FILE.html", help="write the HTML part here (0600; an existing file only with --force)")
     digest.add_argument("--force", action="store_true", help="with --out: replace the file if it exists")
@@ -72,8 +74,13 @@ def cmd_preview(args: argparse.Namespace) -> int:
     if args.template not in known:
         print(f"no template {args.template!r}; known templates: {', '.join(known)}", file=sys.stderr)
         return 1
+    if args.purpose != "deposit" and args.template != "deposit_request":
+        print("--purpose is for deposit_request only", file=sys.stderr)
+        return 1
     try:
-        rendered = renderer.render(args.template, sample_context(settings, load_enabled(settings), args.template), args.locale)
+        locale = renderer.pick_locale(args.template, args.locale)
+        context = sample_context(settings, load_enabled(settings), args.template, locale, args.purpose)
+        rendered = renderer.render(args.template, context, locale)
     except TemplateProblem as error:
         print(f"{error}", file=sys.stderr)
         return 1
@@ -109,8 +116,10 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def cmd_mail_test(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     now = datetime.now(UTC)
-    context = sample_context(settings, load_enabled(settings), "reminder")
-    rendered = _renderer(settings).render("reminder", context, args.locale)
+    renderer = _renderer(settings)
+    locale = renderer.pick_locale("reminder", args.locale)
+    context = sample_context(settings, load_enabled(settings), "reminder", locale)
+    rendered = renderer.render("reminder", context, locale)
     stamp = now.strftime("%Y%m%d%H%M%S")
     message = build_email(
         rendered,

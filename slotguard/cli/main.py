@@ -28,6 +28,7 @@ from slotguard.config.limits import file_problems, warnings
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import DurationError, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
+from slotguard.domain.money import Money, format_money
 from slotguard.payments.unresolved import section, unresolved_money
 from slotguard.planning.waivers import waive_by_hand
 from slotguard.policies.account import FEE, TARGET, purpose_of
@@ -191,7 +192,7 @@ def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
     if pending:
         print("fees pending review (add a waive tag to the event, or `main.py waive ID`):")
         for action in pending:
-            print(f"  {action.id}  {_money(action):>12}  {action.client_email}  charged {_local(action.due_at, settings)}  {action.reason}")
+            print(f"  {action.id}  {_money(action, settings):>12}  {action.client_email}  charged {_local(action.due_at, settings)}  {action.reason}")
     if emails:
         print(f"emails scheduled: {len(emails)} (next: {_local(min(a.due_at for a in emails), settings)})")
     outbox = settings.mail.outbox_dir if settings.mail.transport == "outbox-dir" else ""
@@ -227,16 +228,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2, default=str))
         return 0
     print(f"Slotguard status for {settings.practice.name} at {_local(now, settings)} ({settings.practice.timezone})")
-    print(section(unresolved, settings.zone), end="")  # nothing when every outcome is known
+    print(section(unresolved, settings.zone, settings.practice.locale), end="")  # nothing when every outcome is known
     print(f"\nUpcoming appointments ({len(upcoming)}):")
     for t in upcoming:
-        print(f"  {_local(t.appointment.start, settings)}  {t.appointment.client.email}  {t.appointment.price}")
+        print(f"  {_local(t.appointment.start, settings)}  {t.appointment.client.email}  {_money(t.appointment.price, settings)}")
     print(f"\nFees pending review ({len(pending)}):")
     for a in pending:
-        print(f"  {a.id}  {_money(a):>12}  {a.client_email}  charged {_local(a.due_at, settings)} unless waived  ({a.reason})")
+        print(f"  {a.id}  {_money(a, settings):>12}  {a.client_email}  charged {_local(a.due_at, settings)} unless waived  ({a.reason})")
     print(f"\nReceivables, not yet paid ({len(receivables)}):")
     for a in receivables:
-        print(f"  {a.id}  {_money(a):>12}  {a.client_email}  since {_local(a.executed_at, settings)}")
+        print(f"  {a.id}  {_money(a, settings):>12}  {a.client_email}  since {_local(a.executed_at, settings)}")
     if balance_lines:
         print(f"\nBalances by client ({len(balance_lines)}; `main.py balance` for the details):", *balance_lines, sep="\n")
     if failed:
@@ -268,7 +269,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         print(json.dumps({"actions": [action_json(a) for a in actions]}, indent=2))
         return 0
     for a in actions:
-        print(f"{a.id}  {a.kind.value:<7} {a.state.value:<14} {_money(a):>12}  {a.client_email:<24} "
+        print(f"{a.id}  {a.kind.value:<7} {a.state.value:<14} {_money(a, settings):>12}  {a.client_email:<24} "
               f"{a.policy:<12} due {_local(a.due_at, settings)}  {a.template or ''}  {a.reason}")
     print(f"{len(actions)} action(s)")
     return 0
@@ -295,25 +296,25 @@ def cmd_waive(args: argparse.Namespace) -> int:
         return 1
     purpose = purpose_of(action.kind, action.context)
     if done.waiting:
-        print(f"{action.id}: whether the {_money(action)} was taken is not known yet (the {action.kind.value} was interrupted, "
+        print(f"{action.id}: whether the {_money(action, settings)} was taken is not known yet (the {action.kind.value} was interrupted, "
               "or Stripe could not be asked); the waiver waits for the answer: if nothing was taken the fee is waived, "
               "money taken is refunded, a payment link is withdrawn. `main.py run` asks again every tick.")
     if done.waived and purpose in ("deposit", "prepayment"):
-        print(f"{action.id}: the {purpose} of {_money(action)} is not taken; the request for it is not sent.")
+        print(f"{action.id}: the {purpose} of {_money(action, settings)} is not taken; the request for it is not sent.")
     elif done.waived:
-        print(f"{action.id}: fee of {_money(action)} waived; the client's email will not mention a fee.")
+        print(f"{action.id}: fee of {_money(action, settings)} waived; the client's email will not mention a fee.")
     for money in [*done.planned, *done.before]:
         if money.kind not in (ActionKind.REFUND, ActionKind.RELEASE):
             continue
         when = "planned for the next tick." if money in done.planned else "was planned before."
         target = ledger.action(str(money.context.get(TARGET) or ""))
         if money.kind is ActionKind.RELEASE:
-            print(f"{action.id}: the {_money(money)} hold {target.id if target else ''} is released by {money.id}, {when}")
+            print(f"{action.id}: the {_money(money, settings)} hold {target.id if target else ''} is released by {money.id}, {when}")
         elif target is not None and target.context.get("payment_status") in OWED:
             print(f"{action.id}: asked for but not paid yet ({target.id}); {money.id} withdraws the request "
                   f"(nothing is refunded, the client is told there is nothing to pay), {when}")
         else:
-            print(f"{action.id}: already taken; refund {money.id} of {_money(money)} from {target.id if target else '?'} {when}")
+            print(f"{action.id}: already taken; refund {money.id} of {_money(money, settings)} from {target.id if target else '?'} {when}")
     if any(a.template == "refund_notice" for a in done.planned):
         print("The client gets a refund_notice email once that is carried out.")
     if purpose == FEE:
@@ -323,7 +324,7 @@ def cmd_waive(args: argparse.Namespace) -> int:
             and purpose_of(other.kind, other.context) == FEE and other.state in (*OPEN_STATES, ActionState.DONE)
         ]
         for other in others:
-            print(f"note: {other.id} ({other.kind.value} of {_money(other)}, {other.state.value}) is also a fee for this "
+            print(f"note: {other.id} ({other.kind.value} of {_money(other, settings)}, {other.state.value}) is also a fee for this "
                   "appointment; waive it too, or add the waive mark to the event to waive them all.")
     return 0
 
@@ -345,8 +346,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(json.dumps({"actions": result["actions"], "problems": result["problems"]}, indent=2))
         return 0
     for record in result["actions"]:
-        amount = f"{record['amount']['minor']} {record['amount']['currency']}" if record["amount"] else ""
-        print(f"{record['at']}  {record['kind']:<7} {record['state']:<14} {amount:>10}  {record['client']:<22} "
+        amount = format_money(Money(**record["amount"]), result["locale"]) if record["amount"] else ""
+        print(f"{record['at']}  {record['kind']:<7} {record['state']:<14} {amount:>12}  {record['client']:<22} "
               f"{record['policy']:<11} {record['template'] or ''}  {record['reason']}")
     for problem in result["problems"]:
         print(f"problem: {problem}")

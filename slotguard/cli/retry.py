@@ -36,7 +36,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from slotguard.cli.common import load_settings, now_from
+from slotguard.cli.common import load_settings, money_text, now_from
 from slotguard.collections.debts import COLLECTIONS
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
@@ -130,15 +130,16 @@ def _money_outlook(ledger: Ledger, settings: Settings, action: Action, now: date
             return Outlook(False, f"the appointment was waived on the calendar since ({waived}); no money is taken for it")
         cap = settings.payments.max_single_charge
         if cap is not None and action.amount is not None and action.amount.currency == cap.currency and action.amount > cap:
-            return Outlook(False, f"{action.amount} is above payments.max_single_charge ({cap}); raise it first if this is right")
-    amount = f" of {action.amount}" if action.amount else ""
+            return Outlook(False, f"{money_text(action, settings)} is above payments.max_single_charge ({money_text(cap, settings)}); "
+                                  "raise it first if this is right")
+    amount = f" of {money_text(action, settings)}" if action.amount else ""
     if settings.payments.dry_run:
         return Outlook(True, f"{action.kind.value}{amount} at the next tick in dry-run mode: no money moves")
     if settings.payments.provider != "stripe":
         return Outlook(True, f"{action.kind.value}{amount} recorded at the next tick ({settings.payments.provider}: no money moves)")
     checks = [f"same idempotency key {action.idempotency_key}: a payment Stripe already made for it is found, not made again"]
     if action.kind is ActionKind.CHARGE and settings.payments.daily_cap is not None:
-        checks.append(f"the daily cap ({settings.payments.daily_cap}) may move it to tomorrow")
+        checks.append(f"the daily cap ({money_text(settings.payments.daily_cap, settings)}) may move it to tomorrow")
     if action.policy == COLLECTIONS:
         checks.append("first checked to be still owed")
     return Outlook(True, f"{action.kind.value}{amount} at the next tick; " + "; ".join(checks))
@@ -194,7 +195,7 @@ def _retry_ids(ledger: Ledger, settings: Settings, now: datetime, ids: list[str]
             if seen.retry:
                 chosen.append((action, seen))
             else:
-                refused.append(f"{action_id}: {_what(action)}: not retried: {seen.text}")
+                refused.append(f"{action_id}: {_what(action, settings)}: not retried: {seen.text}")
     if refused:
         for line in refused:
             print(line, file=sys.stderr)
@@ -216,12 +217,12 @@ def _retry_all(ledger: Ledger, settings: Settings, now: datetime, args: argparse
         seen = outlook(ledger, settings, action, now)
         (chosen if seen.retry else left).append((action, seen))
     for action, seen in left:
-        print(f"{action.id}  {_what(action)}: left failed: {seen.text}")
+        print(f"{action.id}  {_what(action, settings)}: left failed: {seen.text}")
     money = [action for action, _ in chosen if action.kind in MONEY_KINDS]
     if money and not args.kind and not args.yes:
         print(f"would retry {len(chosen)} failed action(s){which}:")
         for action, seen in chosen:
-            print(f"  {action.id}  {_what(action)}: {seen.text}")
+            print(f"  {action.id}  {_what(action, settings)}: {seen.text}")
             print(f"      failed: {action.last_error}")
         print(f"{len(money)} money action(s) among them ({', '.join(sorted({a.kind.value for a in money}))}): nothing was retried. "
               "Add --yes to retry them all, or choose with --kind (e.g. --kind email).", file=sys.stderr)
@@ -250,7 +251,7 @@ def _put_back(ledger: Ledger, settings: Settings, now: datetime, chosen: list[tu
             else:
                 print(f"{action.id}: changed meanwhile; not retried", file=sys.stderr)
     for action, seen in done:
-        print(f"{action.id}  {_what(action)}: back in the queue; {seen.text}")
+        print(f"{action.id}  {_what(action, settings)}: back in the queue; {seen.text}")
     interval = settings.calendar.poll_interval
     print(f"{len(done)} action(s) retried; the next tick of `main.py run` carries them out "
           f"(the daemon ticks every {_duration(interval)}; or `main.py run --once`).")
@@ -260,8 +261,8 @@ def _put_back(ledger: Ledger, settings: Settings, now: datetime, chosen: list[tu
 # -- words -----------------------------------------------------------------------------------------
 
 
-def _what(action: Action) -> str:
-    detail = action.template if action.kind is ActionKind.EMAIL else (str(action.amount) if action.amount else action.policy)
+def _what(action: Action, settings: Settings) -> str:
+    detail = action.template if action.kind is ActionKind.EMAIL else (money_text(action, settings) if action.amount else action.policy)
     return f"{action.kind.value} {detail} for {action.client_email}"
 
 

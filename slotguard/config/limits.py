@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from slotguard.config.localized import has_text_for, locale_code, localized_text
 from slotguard.domain.durations import format_duration
 
 # Every duration in the config (the policies' too): ten years is past any notice period,
@@ -68,10 +69,40 @@ def file_problems(settings: Any) -> list[str]:
 
 def warnings(settings: Any) -> list[str]:
     """Valid settings that are probably not what was meant, each with its path."""
-    found = []
+    found = untranslated_texts(settings)
     if settings.payments.review_window <= timedelta(0):
         found.append(
             'payments.review_window: "0s" carries out each fee at the next tick, so there is no time to waive a '
             'mistaken mark before the client is charged or told; a few hours (the default is "12h") is usual'
         )
+    return found
+
+
+def untranslated_texts(settings: Any) -> list[str]:
+    """The practitioner's own words clients read (service labels, payment instructions) that
+    have no text in a language the practice writes in: practice.locale and each language of
+    mail.client_locales (a client's `lang:` line is not known from the config)."""
+    practice = (locale_code(settings.practice.locale) or "en").partition("-")[0]
+    languages = sorted({practice} | {code.partition("-")[0] for code in settings.mail.client_locales.values()})
+    texts = [("practice.payment_instructions", settings.practice.payment_instructions)]
+    texts += [(f"services.{name}.label", service.label) for name, service in settings.services.items()]
+    found = []
+    for path, value in texts:
+        if not value:
+            continue
+        if isinstance(value, str):
+            others = [code for code in languages if code != practice]
+            if others:
+                found.append(
+                    f"{path}: one text for every client, so clients who read {', '.join(others)} (mail.client_locales) "
+                    f'read it as written; give a table by language, like {{ {practice} = "...", {others[0]} = "..." }}'
+                )
+            continue
+        missing = [code for code in languages if not has_text_for(value, code)]
+        if missing:
+            fallback = localized_text(value, missing[0], settings.practice.locale)
+            found.append(
+                f"{path}: no text for {', '.join(missing)} (practice.locale, mail.client_locales); "
+                f'those clients read "{fallback}"; add {missing[0]} = "..." to the table'
+            )
     return found

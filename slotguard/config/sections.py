@@ -26,6 +26,7 @@ from slotguard.config.types import (
     DAY,
     ConfigError,
     Duration,
+    LocalizedText,
     PositiveAmount,
     PositiveDuration,
     SecretRef,
@@ -47,10 +48,10 @@ class Practice(Strict):
     locale: str = Field("en", description="Default language for emails (en, nb, da, de, pl, he).", examples=["nb"])
     currency: str = Field(description="ISO currency code of all prices and fees.", examples=["NOK"])
     booking_link: str = Field("", description="Where clients book a new time.", examples=["https://example.com/book"])
-    payment_instructions: str = Field(
+    payment_instructions: LocalizedText = Field(
         "",
-        description="How clients pay a fee when no card provider is used (bank account, payment link).",
-        examples=["Vipps 400 00 000 or account 1234.56.78901"],
+        description="How clients pay a fee when no card provider is used (bank account, payment link): one text, or a table by language that each client reads in theirs (falling back to practice.locale's, then English).",
+        examples=["Vipps 400 00 000 or account 1234.56.78901", {"nb": "Vipps til 400 00 000 (merk med navnet ditt)", "en": "Vipps to 400 00 000 (mark it with your name)"}],
     )
 
     @field_validator("currency")
@@ -174,7 +175,11 @@ class Service(Strict):
     price: PositiveAmount = Field(description="Price of one session.", examples=["900 NOK"])
     duration: PositiveDuration = Field(timedelta(minutes=60), description="Usual length; also used to match events.", examples=["60m"])
     match: list[str] = Field(default_factory=list, description="Words in the event title that select this service.", examples=[["intro", "discovery"]])
-    label: str = Field("", description="What clients read in emails; the event title is never shown to them (it may hold private notes).", examples=["60-minute massage"])
+    label: LocalizedText = Field(
+        "",
+        description="What clients read in emails; the event title is never shown to them (it may hold private notes). One text, or a table by language that each client reads in theirs (falling back to practice.locale's, then English).",
+        examples=["60-minute massage", {"nb": "massasje", "en": "massage", "de": "Massage"}],
+    )
 
 
 class Services(Strict):

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from slotguard.config.limits import within_max_amount, within_max_duration
+from slotguard.config.localized import LocalizedText as LocalizedText
 from slotguard.domain.durations import DurationError, format_duration, parse_duration
 from slotguard.domain.money import Fee, Money, MoneyError
 
@@ -107,6 +108,7 @@ TimeZoneName = Annotated[str, AfterValidator(_timezone)]
 
 
 DAY = timedelta(days=1)
+
 
 
 class Strict(BaseModel):

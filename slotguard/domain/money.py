@@ -10,12 +10,18 @@ import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_currency
+
 # Minor-unit exponents that differ from 2. Stripe's list of zero-decimal currencies and ISO
 # 4217's three-decimal ones. Everything else has two decimals.
 ZERO_DECIMAL = frozenset(
     "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
 )
 THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
+
+# CLDR's currency spacing: a symbol made of letters ("NOK") is set apart from the digits.
+_LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 _AMOUNT_RE = re.compile(
     r"^\s*(?:(?P<cur1>[A-Za-z]{3})\s+)?(?P<num>-?\d+(?:[.,]\d+)?)\s*(?P<cur2>[A-Za-z]{3})?\s*$"
@@ -200,3 +206,15 @@ class Fee:
         if self.percent is not None:
             return f"{self.percent.normalize():f}%"
         return str(self.fixed)
+
+
+def format_money(amount: Money, locale: str = "en") -> str:
+    """`amount` as a person reads it in `locale` (a code like "nb", "de-AT"; an unknown one
+    reads English), by Babel: "450,00 kr" (nb), "NOK 450.00" (en), "450,00 zł" (pl), with the
+    currency's minor units. For people only: files and JSON keep {"minor", "currency"}."""
+    try:
+        babel_locale = Locale.parse((locale or "en").replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        babel_locale = Locale.parse("en")
+    text = format_currency(amount.to_decimal(), amount.currency, locale=babel_locale)
+    return _LETTER_DIGIT.sub("\u00a0", text)

@@ -77,23 +77,27 @@ def compose_email(
     view = EmailView(settings, policies, renderer, ledger, dict(fetched or {}), extras)
     attachments: list[Attachment] = []
     appointment: Appointment | None = None
-    if not action.event_id:
-        context = practitioner_context(settings, {})
-        to_name = settings.practice.name
-    else:
+    if action.event_id:
         tracked = ledger.tracked(action.calendar_id, action.event_id)
         if tracked is None:
             raise ValueError(f"the appointment {action.event_ref} is no longer in the ledger")
         appointment = tracked.appointment
+    # The language the email is written in, so the practitioner's own words (service label,
+    # payment instructions) are given in it too.
+    locale = renderer.pick_locale(action.template, recipient_locale(settings, action, appointment))
+    if appointment is None:
+        context = practitioner_context(settings, {}, locale)
+        to_name = settings.practice.name
+    else:
         fee = ledger.action(action.reports_on) if action.reports_on else None
-        context = email_context(settings, policies, action, appointment, fee)
+        context = email_context(settings, policies, action, appointment, fee, locale)
         to_name = context["client"]["name"]
         if action.template in ICS_TEMPLATES:
             attachments.append(appointment_attachment(settings, appointment, context, now))
     for added in (extras(action=action, appointment=appointment, view=view, now=now) if extras else []):
         context["details"].update(added.details)
         attachments.extend(added.attachments)
-    rendered = renderer.render(action.template, context, recipient_locale(settings, action, appointment))
+    rendered = renderer.render(action.template, context, locale)
     return build_email(
         rendered,
         sender_name=settings.practice.name,

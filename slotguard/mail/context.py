@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from slotguard.config.localized import localized_text
 from slotguard.config.schema import Settings
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.domain.money import Money
@@ -22,7 +23,9 @@ from slotguard.mail.messages import Attachment, appointment_ics, appointment_uid
 from slotguard.policies.info import Policy
 
 
-def practice_context(settings: Settings) -> dict[str, Any]:
+def practice_context(settings: Settings, locale: str = "") -> dict[str, Any]:
+    """The practice as a template reads it, its payment instructions in `locale` (the
+    language the email is written in; default the practice's)."""
     practice = settings.practice
     return {
         "name": practice.name,
@@ -30,20 +33,28 @@ def practice_context(settings: Settings) -> dict[str, Any]:
         "phone": practice.phone,
         "address": practice.address,
         "booking_link": practice.booking_link,
-        "payment_instructions": practice.payment_instructions,
+        "payment_instructions": localized_text(practice.payment_instructions, locale or practice.locale, practice.locale),
         "timezone": practice.timezone,
     }
 
 
-def appointment_details(settings: Settings, appointment: Appointment) -> dict[str, Any]:
-    service = settings.services.get(appointment.service)
+def service_label(settings: Settings, name: str, locale: str = "") -> str:
+    """The label of service `name` in `locale` (default the practice's), or "" when it has none."""
+    service = settings.services.get(name)
+    if service is None:
+        return ""
+    return localized_text(service.label, locale or settings.practice.locale, settings.practice.locale)
+
+
+def appointment_details(settings: Settings, appointment: Appointment, locale: str = "") -> dict[str, Any]:
+    """The appointment as a client template reads it; the service's label in `locale`."""
     zone = appointment.timezone or settings.practice.timezone
     # normalize.py folds calendar text and keeps only https:// links; this holds for
     # snapshots a ledger kept from before it did, too (what reaches a client is checked here).
     location = one_line(appointment.location, LOCATION_LIMIT)
     link = https_link(appointment.meeting_link)
     return {
-        "service": (service.label if service and service.label else ""),
+        "service": service_label(settings, appointment.service, locale),
         "start": appointment.start,
         "end": appointment.end,
         "timezone": zone,
@@ -106,16 +117,17 @@ def client_name(action: Action, appointment: Appointment) -> str:
 
 
 def email_context(
-    settings: Settings, policies: list[Policy], action: Action, appointment: Appointment, fee: Action | None
+    settings: Settings, policies: list[Policy], action: Action, appointment: Appointment, fee: Action | None, locale: str = ""
 ) -> dict[str, Any]:
     """The variables every client template gets: practice, client, appointment, fee, terms,
     details (the action's context), decided (what the policies decided, as declared in
-    slotguard/mail/decided.py), payments."""
+    slotguard/mail/decided.py), payments. The practitioner's own words (service label,
+    payment instructions) are in `locale`, the language the email is rendered in."""
     name = client_name(action, appointment)
     return {
-        "practice": practice_context(settings),
+        "practice": practice_context(settings, locale),
         "client": {"name": name, "first_name": name.split()[0] if name else "", "email": action.client_email},
-        "appointment": appointment_details(settings, appointment),
+        "appointment": appointment_details(settings, appointment, locale),
         "fee": fee_details(fee),
         "terms": terms(policies, appointment),
         "details": dict(action.context),
@@ -152,12 +164,12 @@ def appointment_attachment(settings: Settings, appointment: Appointment, context
     )
 
 
-def practitioner_context(settings: Settings, details: dict[str, Any]) -> dict[str, Any]:
+def practitioner_context(settings: Settings, details: dict[str, Any], locale: str = "") -> dict[str, Any]:
     """The variables a template to the practice itself gets (the daily digest): practice,
     client (the practitioner), details, payments."""
     name = settings.practice.name
     return {
-        "practice": practice_context(settings),
+        "practice": practice_context(settings, locale),
         "client": {"name": name, "first_name": name.split()[0] if name else "", "email": settings.practice.email},
         "details": details,
         "payments": {"provider": settings.payments.provider},

@@ -27,8 +27,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
+from babel.core import get_global
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency
 from jinja2 import (
     BaseLoader,
     BytecodeCache,
@@ -41,7 +41,9 @@ from jinja2 import (
 )
 from markupsafe import Markup
 
-from slotguard.domain.money import Money
+from slotguard.config.localized import LOCALE_ALIASES
+from slotguard.domain.money import Money, format_money
+from slotguard.mail.bidi import isolate_html, isolate_text
 from slotguard.mail.catalogs import (
     CatalogProblem,
     catalog_locales,
@@ -73,12 +75,8 @@ CLIENT_TEMPLATES = (
 )
 DIGEST_TEMPLATE = "practitioner_digest"
 TEMPLATE_NAMES = (*CLIENT_TEMPLATES, DIGEST_TEMPLATE)
-# Language codes people write that have a bundled neighbour under another name.
-LOCALE_ALIASES = {"no": "nb", "nn": "nb", "iw": "he"}
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _LOCALE_SHAPE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
-# CLDR's currency spacing: a symbol made of letters ("NOK") is set apart from the digits.
-_LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 
 class _MemoryBytecodeCache(BytecodeCache):
@@ -256,17 +254,26 @@ class Renderer:
         except (UnknownLocaleError, ValueError):
             return Locale.parse("en")
 
+    def clock_locale(self, locale: str) -> Locale:
+        """The locale whose conventions dates and times are written in, for an email in
+        `locale`: English without a region is written as English is in the practice's region
+        (a Norwegian practice writes "Wednesday, 4 March 2026, 14:00", not "March 4, 2:00 PM";
+        a practice whose locale is "en" or "en-US" keeps the US forms); every other locale its own."""
+        if locale != "en" or self.default_locale.partition("-")[0] == "en" and "-" not in self.default_locale:
+            return self.babel_locale(locale)
+        practice = self.babel_locale(self.default_locale)
+        territory = practice.territory or (get_global("likely_subtags").get(practice.language, "").rpartition("_")[2])
+        return self.babel_locale(f"en-{territory}") if territory and territory.isalpha() else self.babel_locale(locale)
+
     def _filters(self, locale: str) -> dict[str, Callable[..., Any]]:
-        babel_locale = self.babel_locale(locale)
+        babel_locale = self.clock_locale(locale)
         right_to_left = babel_locale.text_direction == "rtl"
 
         def zone_of(value: Any, zone: str | None) -> datetime:
             return _as_datetime(value).astimezone(ZoneInfo(zone or self.timezone))
 
         def money(value: Any) -> str:
-            amount = _as_money(value)
-            text = format_currency(amount.to_decimal(), amount.currency, locale=babel_locale)
-            return _LETTER_DIGIT.sub("\u00a0", text)
+            return format_money(_as_money(value), locale)
 
         def date(value: Any, zone: str | None = None, format: str = "full") -> str:
             return format_date(zone_of(value, zone), format=format, locale=babel_locale)
@@ -318,7 +325,10 @@ class Renderer:
         subject = header_safe(subject)
         if not subject:
             raise TemplateProblem(f"template {name!r} ({chosen}): the subject block is empty")
-        return Rendered(subject=subject, text=_tidy(text), html=html, locale=chosen)
+        text = _tidy(text)
+        if self.babel_locale(chosen).text_direction == "rtl":  # numbers and Latin text keep their order
+            text, html = isolate_text(text), isolate_html(html)
+        return Rendered(subject=subject, text=text, html=html, locale=chosen)
 
     def locales_to_check(self) -> set[str]:
         """The locales checked at start-up: the practice's, English, and every locale the

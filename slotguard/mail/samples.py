@@ -11,7 +11,8 @@ from typing import Any
 
 from slotguard.config.schema import Settings
 from slotguard.domain.model import Appointment, Client
-from slotguard.mail.context import appointment_details, payments_context, practice_context, terms
+from slotguard.domain.money import Money
+from slotguard.mail.context import appointment_details, payments_context, practice_context, service_label, terms
 from slotguard.mail.decided import decided
 from slotguard.policies.info import Policy
 
@@ -80,7 +81,7 @@ def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:
         "payment_final_notice": {**step, "days_overdue": 30, "balance": price.percent(30).as_json(), "offer": plan},
         "payment_plan_installment": {"collects": step["collects"], "fee_policy": "late_cancel", "plan": 2, "installment": 2, "of": 3,
                                      "due_on": (start + timedelta(days=60)).isoformat()},
-        "payment_receipt": {"collects": step["collects"], "fee_policy": "no_show", "paid_total": half.percent(80).as_json(),
+        "payment_receipt": {"collects": step["collects"], "fee_policy": "late_cancel", "paid_total": half.percent(80).as_json(),
                             "original": half.as_json(), "written_off": half.percent(20).as_json(),
                             "payments": [{"amount": half.percent(40).as_json(), "at": (start + timedelta(days=40)).isoformat()},
                                          {"amount": half.percent(40).as_json(), "at": (start + timedelta(days=70)).isoformat()}]},
@@ -89,36 +90,68 @@ def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def sample_context(settings: Settings, policies: list[Policy], template: str | None = None) -> dict[str, Any]:
+PURPOSES = ("deposit", "prepayment")  # what a sample deposit_request asks for (`preview --purpose`)
+NOTICE_MINUTES = 300  # the sample late cancellation: five hours before the start
+
+
+def sample_fee_amount(policy: str, found_terms: dict[str, Any], price: Money) -> Money:
+    """The fee the policies' own terms give for the sample: the no-show fee, or the late
+    cancellation tier for NOTICE_MINUTES of notice; half the price when no such policy is
+    enabled. So a preview never shows a fee of 450 under a policy line of "100 % (900)"."""
+    if policy == "no_show" and "no_show" in found_terms:
+        return found_terms["no_show"]["fee"]
+    if policy == "late_cancel" and "late_cancel" in found_terms:
+        tiers = [tier for tier in found_terms["late_cancel"]["tiers"] if tier["within_hours"] * 60 >= NOTICE_MINUTES]
+        if tiers:
+            return min(tiers, key=lambda tier: tier["within_hours"])["fee"]
+    return price.percent(50)
+
+
+def sample_context(
+    settings: Settings, policies: list[Policy], template: str | None = None, locale: str = "", purpose: str = "deposit"
+) -> dict[str, Any]:
     """Realistic sample data for checking and previewing templates: the context `template`
-    gets (with no template, one context every template can render from)."""
+    gets (with no template, one context every template can render from), the practitioner's
+    own words in `locale` (default the practice's). Amounts agree with each other and with
+    the enabled policies' terms. `purpose` ("deposit" or "prepayment") is what a sample
+    deposit_request asks for."""
     appointment = sample_appointment(settings)
     default = settings.services["default"]
-    fee = {
-        "amount": default.price.percent(50),
+    found_terms = terms(policies, appointment)
+    policy = "no_show" if template == "no_show_followup" else "late_cancel"
+    amount = sample_fee_amount(policy, found_terms, default.price)
+    fee: dict[str, Any] = {
+        "amount": amount,
         "state": "pending_review",
         "kind": "charge",
-        "policy": "late_cancel",
+        "policy": policy,
         "executed_at": appointment.start + timedelta(hours=14),
         "payment_status": "",
         "payment_link": "",
         "refunded_before": None,
         "refunded_total": None,
     }
+    details = sample_details(settings, template)
     if template == "refund_notice":
         fee = {**fee, "kind": "refund", "state": "done", "payment_status": "paid"}
     elif template == "deposit_request":
-        fee = {**fee, "policy": "deposit"}
+        if purpose == "prepayment":
+            details = {**details, "purpose": "prepayment", "amount": default.price.as_json()}
+            fee = {**fee, "policy": OTHER_POLICY, "amount": default.price}
+        else:
+            fee = {**fee, "policy": "deposit", "amount": Money(**details["amount"])}
+    elif template == "grace_warning":
+        details = {**details, "waived_amount": amount.as_json()}
     client = {"name": "Ana Silva", "first_name": "Ana", "email": "ana@example.com"}
     if template == "slot_freed":
         client = {"name": "", "first_name": "", "email": "bo@example.com"}
     return {
-        "practice": practice_context(settings),
+        "practice": practice_context(settings, locale),
         "client": client,
-        "appointment": appointment_details(settings, appointment),
+        "appointment": appointment_details(settings, appointment, locale),
         "fee": fee if template not in ("booking_confirmation", "reminder", "slot_freed") else None,
-        "terms": terms(policies, appointment),
-        "details": (details := sample_details(settings, template)),
+        "terms": found_terms,
+        "details": details,
         "decided": decided(details),
         "payments": payments_context(settings),
     }
@@ -131,7 +164,7 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
     tomorrow = datetime(2026, 3, 5, tzinfo=zone)
     price = settings.services["default"].price
     half = price.percent(50)
-    label = settings.services["default"].label or ""
+    label = service_label(settings, "default")
     return {
         "date": today,
         "tomorrow_date": tomorrow,

@@ -26,6 +26,7 @@ from typing import Any
 
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionState
+from slotguard.domain.money import format_money
 from slotguard.planning.planner import OUTCOME_UNKNOWN, WAITING_WAIVER
 from slotguard.store.ledger import Ledger
 
@@ -115,7 +116,7 @@ def unresolved_money(ledger: Ledger, provider: str, zone: tzinfo) -> list[Unreso
     return sorted(found, key=lambda item: (item.since, item.action.id))
 
 
-def section(items: list[Unresolved], zone: tzinfo) -> str:
+def section(items: list[Unresolved], zone: tzinfo, locale: str = "en") -> str:
     """The status section, after a blank line: a heading, then per action its id, kind,
     amount, client and since when (in `zone`), why, and what happens next. "" when `items`
     is empty."""
@@ -124,7 +125,7 @@ def section(items: list[Unresolved], zone: tzinfo) -> str:
     out = ["", f"{HEADING} ({len(items)}); look at these first:"]
     for item in items:
         action = item.action
-        amount = str(action.amount) if action.amount else ""
+        amount = format_money(action.amount, locale) if action.amount else ""
         out.append(f"  {action.id}  {action.kind.value}  {amount:>12}  {action.client_email}  "
                    f"since {_local(item.since, zone)}  ({action.state.value})")
         out.append(f"      why: {item.why}")

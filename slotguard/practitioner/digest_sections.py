@@ -16,6 +16,7 @@ from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, Action
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
 from slotguard.intake.tracker import Tracked
+from slotguard.mail.context import service_label
 from slotguard.payments.results import GAVE_UP_AFTER
 from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
 from slotguard.practitioner.mark_privacy import digest_warning
@@ -52,8 +53,7 @@ def _name_of(ledger: Ledger, calendar_id: str, event_id: str, fallback: str) -> 
 
 
 def _service(settings: Settings, key: str) -> str:
-    service = settings.services.get(key)
-    return service.label if service and service.label else ""
+    return service_label(settings, key)
 
 
 def _totals(amounts: list[Money]) -> list[Money]:

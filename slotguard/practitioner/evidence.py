@@ -28,6 +28,7 @@ from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.mail.compose import EmailExtras, EmailView, compose_email
+from slotguard.mail.context import service_label
 from slotguard.mail.messages import Attachment, Renderer
 from slotguard.policies.account import TARGET
 from slotguard.policies.hookspecs import hookimpl
@@ -117,12 +118,12 @@ def evidence_html(settings: Settings, policies: list[Policy], renderer: Renderer
     parts = [f"<h1>{escape(settings.practice.name)}: record of a fee</h1>",
              f'<p class="muted">Made by Slotguard on {escape(_local(now, settings))} ({escape(settings.practice.timezone)}) from its ledger. Fee {escape(fee.id)}.</p>']
 
-    service = settings.services.get(appointment.service) if appointment else None
     client_rows = [("Client", f"{fee.client_name} <{fee.client_email}>".strip())]
     if appointment is not None:
         client_rows += [
             ("Appointment", f"{_local(appointment.start, settings)} to {_local(appointment.end, settings)[-5:]}"),
-            ("Service", (service.label if service and service.label else appointment.service)),
+            # The record is in English: the label a client reading English gets.
+            ("Service", service_label(settings, appointment.service, "en") or appointment.service),
             ("Price", str(appointment.price)),
             ("Calendar", f"{appointment.calendar_id}, event {appointment.event_id}"),
             ("Status now", "cancelled" if appointment.is_cancelled else "confirmed"

@@ -95,7 +95,8 @@ def _pay(ledger: Ledger, target: str, part: str, now, where: str, problems: list
 
 
 def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
-    """Run a scenario; return {"actions": [...], "problems": [...], "emails": {...}}.
+    """Run a scenario; return {"actions": [...], "problems": [...], "emails": {...}, "locale": the
+    practice's, for showing amounts}.
 
     Raises ScenarioError or ConfigError naming what is wrong with the scenario.
     """
@@ -175,7 +176,7 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
         action_id: {"to": message["To"], "subject": message["Subject"]} for action_id, message in mailer.sent.items()
     }
     ledger.close()
-    return {"actions": actions, "problems": problems, "emails": emails}
+    return {"actions": actions, "problems": problems, "emails": emails, "locale": settings.practice.locale}
 
 
 __all__ = ["run_scenario", "load_scenario", "ScenarioError"]

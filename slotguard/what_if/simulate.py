@@ -32,7 +32,7 @@ from integration.memory import MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState, Appointment, Happening, HappeningKind
-from slotguard.domain.money import Money
+from slotguard.domain.money import Money, format_money
 from slotguard.domain.tick_report import TickReport
 from slotguard.intake.tracker import BY_CLIENT, BY_PRACTITIONER, Tracked
 from slotguard.policies.account import DEPOSIT, FEE, PACKAGE_CREDIT, PREPAYMENT, purpose_of
@@ -286,7 +286,7 @@ def format_text(result: SimulationResult, settings: Settings) -> str:
     currency = result.currency
 
     def money(minor: int) -> str:
-        return str(Money(minor, currency)).removesuffix(f" {currency}")
+        return format_money(Money(minor, currency), settings.practice.locale)
 
     lines = [
         f"What-if for {settings.practice.name}: appointments from {result.start.astimezone(zone):%Y-%m-%d %H:%M} "
@@ -295,19 +295,19 @@ def format_text(result: SimulationResult, settings: Settings) -> str:
         f"Replayed {result.happenings} happening(s); {result.appointments} appointment(s) in the period. "
         "Nothing was charged, sent or written.",
         "",
-        f"{'client':<32} {'fees':>10} {'waived':>10} {'written off':>11} {'deposits':>10} {'refunded':>10} {'credits':>7}  emails",
+        f"{'client':<32} {'fees':>13} {'waived':>13} {'written off':>13} {'deposits':>13} {'refunded':>13} {'credits':>7}  emails",
     ]
 
     def row(name: str, item: ClientTotals) -> str:
         emails = ", ".join(f"{template} {count}" for template, count in sorted(item.emails.items())) or "-"
         return (
-            f"{name:<32} {money(item.fees):>10} {money(item.waived):>10} {money(item.written_off):>11} "
-            f"{money(item.deposits):>10} {money(item.refunded):>10} {item.prepaid_sessions:>7}  {emails}"
+            f"{name:<32} {money(item.fees):>13} {money(item.waived):>13} {money(item.written_off):>13} "
+            f"{money(item.deposits):>13} {money(item.refunded):>13} {item.prepaid_sessions:>7}  {emails}"
         )
 
     for email, item in sorted(result.clients.items()):
         lines.append(row(email, item))
-    lines.append(row(f"total ({currency})", result.total))
+    lines.append(row("total", result.total))
     lines.append(row("now, with the ledger's policies", result.actual))
     lines.append("")
     lines.append("What would have been done:")
@@ -315,7 +315,7 @@ def format_text(result: SimulationResult, settings: Settings) -> str:
         if action.kind is ActionKind.EMAIL and action.state is ActionState.CANCELLED:
             continue
         when = action.appointment_start.astimezone(zone).strftime("%Y-%m-%d %H:%M") if action.appointment_start else ""
-        amount = str(action.amount) if action.amount else ""
+        amount = format_money(action.amount, settings.practice.locale) if action.amount else ""
         what = action.template if action.kind is ActionKind.EMAIL else action.kind.value
         lines.append(f"  {when}  {action.client_email:<28} {what:<20} {action.state.value:<14} {amount:>14}  {action.reason}")
     for problem in result.problems:

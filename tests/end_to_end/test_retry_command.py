@@ -251,7 +251,7 @@ def test_a_failed_charge_is_retried_once_the_cap_allows_it_and_charged_exactly_o
 
     capped = retry(config, charge, "--now", "2026-11-26T15:00:00+01:00")
     assert capped.returncode == 1
-    assert "900.00 NOK is above payments.max_single_charge (500.00 NOK)" in capped.stderr
+    assert "NOK\u00a0900.00 is above payments.max_single_charge (NOK\u00a0500.00)" in capped.stderr
     assert states(config)[charge] == "failed"
 
     config.write_text(config.read_text().replace('max_single_charge = "500 NOK"', 'max_single_charge = "2000 NOK"'))

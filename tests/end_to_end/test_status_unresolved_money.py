@@ -57,12 +57,12 @@ def test_status_lists_first_the_money_stripe_could_not_be_asked_about(practice, 
     assert out.index(HEADING) < out.index("Upcoming appointments"), "shown before everything else"
     section = out[out.index(HEADING):out.index("Upcoming appointments")]
     ana_lines = entry(section, ana.id)
-    assert "charge" in ana_lines and "900.00 NOK" in ana_lines and "ana@example.com" in ana_lines
+    assert "charge" in ana_lines and "NOK\u00a0900.00" in ana_lines and "ana@example.com" in ana_lines
     assert "since 2026-11-26 12:00" in ana_lines
     assert "could not ask stripe what became of it" in ana_lines.lower()
     assert "asked again each tick" in ana_lines and "sick child" in ana_lines
     bo_lines = entry(section, bo.id)
-    assert "bo@example.com" in bo_lines and "900.00 NOK" in bo_lines and "since 2026-11-26 12:00" in bo_lines
+    assert "bo@example.com" in bo_lines and "NOK\u00a0900.00" in bo_lines and "since 2026-11-26 12:00" in bo_lines
     assert "503" in bo_lines and "same idempotency key" in bo_lines and "a waiver waits for the answer" in bo_lines
 
     data = json.loads(main_process(practice, "status", "--json", "--now", NOW).stdout)

@@ -169,7 +169,7 @@ def test_balance_status_and_mark_paid_on_the_command_line(practice, capsys):
     capsys.readouterr()
     assert practice.command("balance", "--now", practice.day(31).isoformat()) == 0
     out = capsys.readouterr().out
-    assert "ana@example.com" in out and "owes 900.00 NOK" in out and "step 3 of 4 done" in out
+    assert "ana@example.com" in out and "owes NOK\u00a0900.00" in out and "step 3 of 4 done" in out
     assert practice.command("balance", "ana@example.com", "--json", "--now", practice.day(31).isoformat()) == 0
     [client] = json.loads(capsys.readouterr().out)["clients"]
     assert client["owed"] == {"minor": 90000, "currency": "NOK"} and client["debts"][0]["id"] == practice.fee.id
@@ -182,7 +182,7 @@ def test_balance_status_and_mark_paid_on_the_command_line(practice, capsys):
 
     # The client pays the first installment (300 NOK) by bank: recorded against the fee id.
     assert practice.command("mark-paid", practice.fee.id, "--note", "Vipps", "--now", practice.day(32).isoformat()) == 0
-    assert "300.00 NOK (installment 1 of 3) recorded as paid" in capsys.readouterr().out
+    assert "NOK\u00a0300.00 (installment 1 of 3) recorded as paid" in capsys.readouterr().out
     practice.engine.tick(practice.day(32))
     assert practice.command("balance", "--json", "--now", practice.day(32).isoformat()) == 0
     [client] = json.loads(capsys.readouterr().out)["clients"]

@@ -162,11 +162,11 @@ def test_a_deposit_kept_for_a_no_show_waits_for_review_with_its_deadline_and_the
     assert kept.due_at == datetime(2026, 3, 6, 0, 0, tzinfo=OSLO)
     review = section(practice.digest("2026-03-05"), REVIEW)
     assert (
-        "- Ana Silva (ana@example.com): NOK\u00a0450.00 of the deposit kept for a missed appointment on Mar 4, 2026 "
+        "- Ana Silva (ana@example.com): NOK\u00a0450.00 of the deposit kept for a no-show on Mar 4, 2026 "
         "10:00\u202fAM. Kept for good Mar 6, 2026 12:00\u202fAM unless you waive it: add #waive to the event, "
         "and the deposit is given back."
     ) in review
-    assert any("NOK\u00a0450.00 for a missed appointment" in line for line in review), "the rest of the fee, charged"
+    assert any("NOK\u00a0450.00 for a no-show" in line for line in review), "the rest of the fee, charged"
     # What the digest promises: the waive tag waives the kept deposit and gives the deposit back.
     practice.put(event("ana", wednesday_10, color=NO_SHOW, title="Massage #waive"), practice.now + timedelta(hours=1))
     practice.run_until(practice.now + timedelta(hours=1))

@@ -25,6 +25,10 @@ def _generator():
     return module
 
 
+# Keys whose value may be a table by language ({ nb = "...", en = "..." }): one key.
+TEXT_BY_LANGUAGE = ("practice.payment_instructions", "services.NAME.label")
+
+
 def _key_paths(table: dict, prefix: str = "") -> list[str]:
     """Dotted paths of every key in a TOML table; names under [services] become NAME."""
     paths = []
@@ -32,7 +36,7 @@ def _key_paths(table: dict, prefix: str = "") -> list[str]:
         path = f"{prefix}.{key}" if prefix else key
         if prefix == "services":
             path = "services.NAME"
-        if isinstance(value, dict) and not path.startswith("calendar.marks."):
+        if isinstance(value, dict) and not path.startswith("calendar.marks.") and path not in TEXT_BY_LANGUAGE:
             paths += _key_paths(value, path)
         else:
             paths.append(path)

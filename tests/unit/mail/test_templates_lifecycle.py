@@ -198,7 +198,7 @@ def test_the_digest_lists_fees_to_review_with_the_deadline_and_the_clients_to_ca
     [fee] = [a for a in practice.ledger.actions() if a.kind is ActionKind.CHARGE]
     [digest] = practice.sent("practitioner_digest")
     body = text(digest)
-    assert f"python main.py waive {fee.id}" in body and "NOK\u00a0900.00 for a missed appointment" in body
+    assert f"python main.py waive {fee.id}" in body and "NOK\u00a0900.00 for a no-show" in body
     assert "Charged Mar 5, 2026 6:00\u202fPM unless you waive it" in body
     assert "Clients you may want to call (1):\n- Ana Silva (ana@example.com): did not come" in body
     practice.engine.tick(WEDNESDAY_10 + timedelta(hours=23))

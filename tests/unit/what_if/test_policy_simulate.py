@@ -92,7 +92,7 @@ def test_grace_on_last_week_forgives_first_incidents_and_says_what_would_be_emai
     reasons = [a["reason"] for a in data["actions"] if a["kind"] == "waive"]
     assert all("first_offense_grace waived it: first incident in 365 days" in reason for reason in reasons)
     text = format_text(result, settings)
-    assert "Nothing was charged, sent or written." in text and "ana@example.com" in text and "total (NOK)" in text
+    assert "Nothing was charged, sent or written." in text and "ana@example.com" in text and "\ntotal " in text and "NOK\u00a0450.00" in text
 
 
 def test_history_before_the_period_counts_but_is_not_reported(ledger_file):
