@@ -29,14 +29,7 @@ from slotguard.domain.interfaces import (
     ReauthorizationNeeded,
     SyncTokenExpired,
 )
-from slotguard.domain.model import (
-    MONEY_KINDS,
-    OPEN_STATES,
-    Action,
-    ActionKind,
-    ActionState,
-    Appointment,
-)
+from slotguard.domain.model import CLIENT_PAYS, MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, Appointment
 from slotguard.domain.tick_report import TickReport
 from slotguard.intake.normalize import EventError, ForeignEvent, normalize
 from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
@@ -446,8 +439,8 @@ class Engine:
 
     def _within_daily_cap(self, action: Action, now: datetime, report: TickReport) -> bool:
         cap = self.settings.payments.daily_cap
-        if cap is None or action.amount is None:
-            return True
+        if cap is None or action.amount is None or action.context.get(CLIENT_PAYS):
+            return True  # (a request the client pays through a link takes nothing from a card)
         if action.amount.currency != cap.currency:
             # Minor units of two currencies are never compared (the config keeps the cap in
             # the practice currency; a fee planned before the currency changed can differ).

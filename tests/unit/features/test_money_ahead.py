@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.domain.model import ActionKind, ActionState
+from slotguard.domain.model import ActionKind, ActionState, ActionSubject, new_action
+from slotguard.domain.money import Money
 from slotguard.domain.tick_report import TickReport
 from slotguard.practitioner.money_ahead import TEMPLATE, plan_money_ahead_alerts
 from slotguard.run.wiring import build_engine
@@ -24,8 +25,9 @@ MONDAY_6 = datetime(2026, 3, 2, 6, 0, tzinfo=OSLO)
 class Practice:
     """A deposit at booking (record-only: the client pays the practitioner), watched since Monday 06:00."""
 
-    def __init__(self, digest_hour: int = -1):
-        self.settings = settings(mail={"digest_hour": digest_hour}, policies={"enabled": ["no_show", "deposit"], "deposit": {"amount": "300 NOK"}})
+    def __init__(self, digest_hour: int = -1, **payments):
+        self.settings = settings(mail={"digest_hour": digest_hour}, policies={"enabled": ["no_show", "deposit"], "deposit": {"amount": "300 NOK"}},
+                                 payments={"provider": "record-only", "review_window": "12h", **payments})
         self.calendar = MemoryCalendar("primary")
         self.mailer = MemoryMailer()
         self.ledger = Ledger(":memory:")
@@ -102,3 +104,19 @@ def test_no_alert_when_the_morning_digest_already_listed_the_unpaid_deposit():
     [digest] = [m for a, m in practice.mailer.sent.items() if practice.ledger.action(a).template == "practitioner_digest"
                 and "Tomorrow" in m.get_body(("plain",)).get_content()][:1]
     assert "deposit of NOK\u00a0300.00 not paid yet" in digest.get_body(("plain",)).get_content()
+
+
+def test_a_request_the_client_pays_is_not_held_back_by_the_daily_cap():
+    """The daily cap limits money taken from cards; a prepayment request takes none, so a
+    short-notice request is not put off to the next day."""
+    practice = Practice(daily_cap="500 NOK")
+    noon = MONDAY_6.replace(hour=12)
+    subject = ActionSubject("primary", "e1", "ana@example.com", "Ana", MONDAY_6.replace(hour=14))
+    for slot, context in (("request", {"purpose": "prepayment", "client_pays": True}), ("fee", {})):
+        practice.ledger.add_action(new_action(subject, ActionKind.CHARGE, "some_policy", slot, key="k", slot=slot, now=noon,
+                                              amount=Money(90000, "NOK"), context=context))
+    for action in practice.ledger.actions(kinds=[ActionKind.CHARGE]):
+        practice.engine.execute(action, noon, TickReport())
+    states = {a.context.get("purpose", "fee"): (a.state, a.due_at) for a in practice.ledger.actions(kinds=[ActionKind.CHARGE])}
+    assert states["prepayment"] == (ActionState.DONE, noon)
+    assert states["fee"] == (ActionState.PLANNED, MONDAY_6.replace(hour=0) + timedelta(days=1)), "a fee over the cap waits"
