@@ -30,7 +30,7 @@ from integration.stripe_customers import StripeCustomers, email_key
 from integration.stripe_http import LimitedRequestsClient
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.interfaces import AdapterError, CardPage, PaymentResult
-from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.model import CLIENT_PAYS, Action, ActionKind
 from slotguard.domain.money import Money
 
 DRY_RUN = "dry_run"  # PaymentResult.status in dry-run mode: nothing was sent to Stripe
@@ -169,7 +169,9 @@ class StripeProvider:
         than is left refunds the rest, extra["refunded_minor"] saying how much, "0" with no
         Refund when nothing was left), "needs_client_action"
         (declined, authentication needed or no card: `payment_link` is a Checkout link),
-        "not_attempted" (detail says why) or "dry_run". Raises AdapterError(retryable=...)
+        "not_attempted" (detail says why) or "dry_run". A charge with context
+        `client_pays` (a prepayment) never uses the saved card: it is "needs_client_action"
+        with a Checkout link (detail "payment_requested"). Raises AdapterError(retryable=...)
         on Stripe or network failure; calling again for the same action is always safe.
         """
         handlers = {
@@ -350,6 +352,10 @@ class StripeProvider:
         if existing:
             log_event(logging.INFO, "stripe.recovered", action_id=action.id, payment_intent=existing[0]["id"], status=existing[0]["status"])
             return self._result_for_intent(action, customer, existing[0])
+        if action.kind == ActionKind.CHARGE and action.context.get(CLIENT_PAYS):
+            # Asked of the client (a prepayment): a payment link only, never the saved card.
+            log_event(logging.INFO, "stripe.link_only", action_id=action.id, customer=customer)
+            return self._client_action(action, customer, "payment_requested", "")
         card = self.customers.card_on_file(customer)
         if card is None:
             log_event(logging.INFO, "stripe.no_card", action_id=action.id, customer=customer)

@@ -10,11 +10,17 @@ waived does not count (see slotguard.policies.loading.fee_incidents).
   prepayment"), so the practitioner reads it in the ledger, the digest and the calendar note;
   the action also carries `practitioner_note`, with `incidents` and `window_days` (the counts, for
   the digest to word in each language).
-- A booking by such a client: a prepayment charge (`prepay` of the price, reviewed like a fee,
-  so the practitioner can waive it) with a `deposit_request` email (details.purpose =
-  "prepayment") that carries the payment link; the booking confirmation gets
-  `details.prepayment_required` = true and `details.prepayment`. A deposit the same booking
-  would have needed is dropped (the prepayment covers it).
+- A booking by such a client: a prepayment charge (`prepay` of the price) with a
+  `deposit_request` email (details.purpose = "prepayment") that carries the payment link,
+  both at once. The prepayment is asked, never taken: it carries `CLIENT_PAYS`, so the
+  provider only makes a payment link (no saved card is charged), and it needs no review
+  window; a booking made at 08:00 for 14:00 gets its request at 08:00, not after the session.
+  The practitioner can still waive it (the link is withdrawn). A booking that starts within
+  `SHORT_NOTICE` gets `details.starts_soon`: the email says the client may pay at the start
+  of the session if there is no time before. If the session comes near and it is still not
+  paid, the practitioner is told (slotguard/features/money_ahead.py). The booking
+  confirmation gets `details.prepayment_required` = true and `details.prepayment`. A deposit
+  the same booking would have needed is dropped (the prepayment covers it).
 - At and above `end_relationship_after` incidents, the reason and `practitioner_note` suggest
   ending the relationship, kindly.
 - The prepayment is settled like a charged deposit: applied to the price when attended, paying
@@ -32,6 +38,7 @@ from datetime import timedelta
 from pydantic import Field, PositiveInt, field_validator
 
 from slotguard.kit import (
+    CLIENT_PAYS,
     DEPOSIT,
     PREPAYMENT,
     ActionKind,
@@ -52,6 +59,8 @@ from slotguard.kit import (
 )
 
 NAME = "repeat_offender_prepay"
+# A booking this close to its start: the request says the client may pay at the session.
+SHORT_NOTICE = timedelta(hours=3)
 
 
 class RepeatOffenderConfig(PolicyConfig):
@@ -120,7 +129,8 @@ def slotguard_propose(happening, appointment, history, account, config, now):
         return []
     amount = config.prepay.of(appointment.price)
     note, ending = _note(count, appointment.client.email, config)
-    reason = f"{NAME}: {count} incidents in {config.period.days} days: prepayment of {amount} ({config.prepay} of {appointment.price}) asked before the session"
+    reason = (f"{NAME}: {count} incidents in {config.period.days} days: prepayment of {amount} ({config.prepay} of {appointment.price}) "
+              "asked before the session, through a payment link (no card is charged)")
     if ending:
         reason += "; consider ending the relationship, kindly"
     return [
@@ -130,7 +140,7 @@ def slotguard_propose(happening, appointment, history, account, config, now):
             reason=reason,
             amount=amount,
             slot="prepayment",
-            context={"purpose": PREPAYMENT, "practitioner_note": note, "suggest_ending": ending,
+            context={"purpose": PREPAYMENT, CLIENT_PAYS: True, "practitioner_note": note, "suggest_ending": ending,
                      "incidents": count, "window_days": config.period.days},
         ),
         Proposal(
@@ -140,7 +150,8 @@ def slotguard_propose(happening, appointment, history, account, config, now):
             template="deposit_request",
             slot="prepayment-request",
             reports_on="prepayment",
-            context={"purpose": PREPAYMENT, "amount": money_json(amount)},
+            context={"purpose": PREPAYMENT, "amount": money_json(amount),
+                     "starts_soon": appointment.start - now <= SHORT_NOTICE},
         ),
     ]
 

@@ -24,7 +24,7 @@ from slotguard.config.schema import Percent
 from slotguard.config.types import Duration, FeeRule, PositiveAmount, PositiveDuration
 from slotguard.domain.durations import format_duration, from_utc_text, to_utc_text
 from slotguard.domain.holds import HOLD_BEFORE, HOLD_VALIDITY, RENEW_MARGIN
-from slotguard.domain.model import ActionKind, ActionState, ClientHistory, HappeningKind, Proposal, Undo
+from slotguard.domain.model import CLIENT_PAYS, ActionKind, ActionState, ClientHistory, HappeningKind, Proposal, Undo
 from slotguard.domain.money import Fee, Money, MoneyError
 from slotguard.domain.payment_status import OWED, PaymentStatus
 from slotguard.policies.account import (
@@ -57,6 +57,7 @@ from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.info import PolicyConfig, PolicyInfo
 
 __all__ = [
+    "CLIENT_PAYS",
     "CREDIT",
     "DEPOSIT",
     "DEPOSIT_APPLIED",

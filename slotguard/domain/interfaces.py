@@ -121,7 +121,9 @@ class PaymentProvider(Protocol):
     def execute(self, action: Action) -> PaymentResult:
         """Carry out a money action (charge, hold, capture, release, refund).
 
-        Must be safe to call again for the same action after a crash: use
+        A charge whose context has `client_pays` (model.CLIENT_PAYS) is asked of the client:
+        never taken from a saved card, only a payment link ("needs_client_action") or a
+        receivable. Must be safe to call again for the same action after a crash: use
         `action.idempotency_key` and look up objects tagged with `action.id` before creating
         new ones. Raises AdapterError (retryable or not) on failure.
         """

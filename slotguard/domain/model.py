@@ -82,6 +82,10 @@ WAITING_WAIVER = "waiver_waits"
 # lost answer) while the provider could not be asked afterwards either: until a lookup or a
 # later attempt tells, it counts as an outcome unknown (a waiver waits, as for `executing`).
 OUTCOME_UNKNOWN = "outcome_unknown"
+# Context of a charge the client is asked to pay themselves (a prepayment): the provider never
+# takes it from a saved card, it only makes a payment link (or, record-only, a receivable). No
+# money moves without the client acting, so it needs no review window and is asked at once.
+CLIENT_PAYS = "client_pays"
 
 
 @dataclass(frozen=True, slots=True)

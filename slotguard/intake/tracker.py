@@ -31,6 +31,10 @@ NO_CANCELLATION = ""
 BY_CLIENT = "client"
 BY_PRACTITIONER = "practitioner"
 MOVED_BEFORE_SEEN = "moved from the series' usual time before Slotguard first saw it"
+# The detail of a `booked` happening read at the first sync of a calendar: the booking was
+# made before Slotguard watched it, so its time is when Slotguard first saw it, not when it was
+# booked, and the client gets an introduction of the policy rather than a booking confirmation.
+FIRST_LOOK = "already in the calendar when Slotguard first read it"
 # The outcome stored for an appointment whose event someone else now organises (see
 # slotguard/intake/ownership.py): frozen, so time alone produces nothing for it; when the event is
 # the practitioner's again, it is observed afresh from this state.
@@ -134,8 +138,10 @@ def follow(
     current: Appointment | None,
     now: datetime,
     rules: AttendanceRules,
+    first_look: bool = False,
 ) -> tuple[Tracked | None, list[tuple[Appointment, list[Happening]]]]:
-    """`observe`, handing the booking over first when the client changed. Returns the new
+    """`observe`, handing the booking over first when the client changed (`first_look`: this
+    is the first sync of the calendar, see `observe`). Returns the new
     Tracked and, per booking, the appointment to plan its happenings for and the happenings:
     the old client's booking as it ended first (after a change of client), then the current."""
     ended: list[tuple[Appointment, list[Happening]]] = []
@@ -143,7 +149,7 @@ def follow(
         assert previous is not None and current is not None  # client_changed: both are given
         old, happenings, current = hand_over(previous, current, now)
         ended, previous = [(old, happenings)], None
-    tracked, happenings = observe(previous, current, now, rules)
+    tracked, happenings = observe(previous, current, now, rules, first_look=first_look)
     return tracked, ended + ([(tracked.appointment, happenings)] if tracked is not None else [])
 
 
@@ -161,8 +167,13 @@ def observe(
     current: Appointment | None,
     now: datetime,
     rules: AttendanceRules,
+    first_look: bool = False,
 ) -> tuple[Tracked | None, list[Happening]]:
     """Compare what we knew with what the calendar says now.
+
+    `first_look` True: this is the first sync of the calendar, so a new appointment was booked
+    before Slotguard watched it: its `booked` happening is at the time it is seen, with the
+    detail FIRST_LOOK (its `updated` time may be a later change, a cancellation or a move).
 
     `current` None means the event was deleted (then `previous` must be given). Returns the
     new Tracked (None if there is nothing to track) and the happenings, oldest first.
@@ -204,7 +215,10 @@ def observe(
 
     start_text = to_utc_text(current.start)
     if previous is None:
-        emit(HappeningKind.BOOKED, _key(current, "booked"), seen_change_at)
+        if first_look:
+            emit(HappeningKind.BOOKED, _key(current, "booked"), now, detail=FIRST_LOOK)
+        else:
+            emit(HappeningKind.BOOKED, _key(current, "booked"), seen_change_at)
         original = current.original_start
         if original is not None and original != current.start and not current.is_cancelled:
             # An instance of a recurring series moved from its usual time before we saw it.

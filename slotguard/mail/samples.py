@@ -51,6 +51,7 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
         "grace_warning": {"policy": "late_cancel", "waived_amount": price.percent(50).as_json()},
         "deposit_request": {"amount": price.percent(50).as_json(), "payment_link": "https://pay.example.com/d/sample"},
         "payment_failed": {"payment_link": "https://pay.example.com/p/sample"},
+        "money_ahead_unpaid": sample_money_ahead_details(settings),
         **sample_collection_details(settings),
     }
     if template == "practitioner_digest" or template is None:
@@ -61,6 +62,15 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
     for details in per_template.values():
         merged.update(details)
     return merged
+
+
+def sample_money_ahead_details(settings: Settings) -> dict[str, Any]:
+    """The practitioner's alert that a prepayment is not paid as the session comes near."""
+    appointment = sample_appointment(settings)
+    service = settings.services["default"]
+    return {"id": "act_6071829304152637485a", "name": "Ana Silva", "client": "ana@example.com", "start": appointment.start,
+            "end": appointment.end, "service": service.label, "purpose": "prepayment", "amount": appointment.price.as_json(),
+            "status": "unpaid", "asked_at": appointment.start - timedelta(hours=6)}
 
 
 def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -5,7 +5,8 @@ client's history and actions and the event's actions, slotguard/planning/view.py
 and returns a `Plan` (slotguard/domain/plan.py); `Planner.plan` reads the view and has the
 store write the plan in one transaction (slotguard/store/apply.py). In order (docs/plugins.md
 tells plugin authors the same story):
-1. lifecycle mail (booking confirmation); a move or cancellation cancels the old slot's open
+1. lifecycle mail (booking confirmation; at the first sync of a calendar, one introduction of
+   the policy per client instead, for bookings made before Slotguard watched); a move or cancellation cancels the old slot's open
    lifecycle mail; for a waiver, the slot's open fees waived and the money taken or kept for
    them given back (slotguard/planning/waivers.py, `waive_slot`; `main.py waive` uses the
    same rules for one action: `waive_by_hand`);
@@ -42,6 +43,7 @@ from slotguard.domain.model import (
     WAITING_WAIVER,
     Action,
     ActionKind,
+    ActionState,
     ActionSubject,
     Appointment,
     Happening,
@@ -50,7 +52,7 @@ from slotguard.domain.model import (
 )
 from slotguard.domain.money import Money
 from slotguard.domain.plan import WAIVED_AMOUNT, Plan
-from slotguard.intake.tracker import MOVED_BEFORE_SEEN
+from slotguard.intake.tracker import FIRST_LOOK, MOVED_BEFORE_SEEN
 from slotguard.planning.give_back import give_back_once
 from slotguard.planning.view import AccountView, Draft
 from slotguard.planning.waivers import AskUndo, ask_undo, waive_by_hand, waive_slot, waiver_reason
@@ -66,6 +68,7 @@ log = logging.getLogger("slotguard.planner")
 
 LIFECYCLE = "lifecycle"
 SAFETY = "safety"
+EXISTING_BOOKING = "existing_booking"  # a booking confirmation that introduces the policy for a booking made earlier
 
 
 @dataclass
@@ -115,7 +118,9 @@ class _Planning:
     def run(self, happening: Happening, appointment: Appointment, now: datetime) -> Plan:
         kind = happening.kind
         proposals: list[Proposal] = []
-        if kind is HappeningKind.BOOKED:
+        if kind is HappeningKind.BOOKED and happening.detail == FIRST_LOOK:
+            proposals += self._introduction(appointment, now)
+        elif kind is HappeningKind.BOOKED:
             proposals += self._booking_mail(appointment, now, rescheduled=False)
         elif kind is HappeningKind.RESCHEDULED and happening.detail != MOVED_BEFORE_SEEN:
             self._cancel_slot_mail(happening.previous_start, "the appointment was moved")
@@ -155,6 +160,33 @@ class _Planning:
                 template="booking_confirmation",
                 slot="confirmation",
                 context={"rescheduled": rescheduled, "series_id": appointment.series_id or ""},
+            )
+        ]
+
+    def _introduction(self, appointment: Appointment, now: datetime) -> list[Proposal]:
+        """A booking made before Slotguard watched the calendar (its first sync): one
+        introduction of the policy per client (the booking confirmation with
+        `existing_booking`), for their earliest appointment ahead. A client who already has
+        one, or was sent a booking confirmation, gets none; one planned for a later
+        appointment of the same client is replaced by one for this earlier appointment."""
+        if appointment.start <= now or appointment.is_cancelled:
+            return []
+        for action in self.draft.view.client_actions():
+            if action.kind is not ActionKind.EMAIL or action.template != "booking_confirmation":
+                continue
+            if action.state in OPEN_STATES and action.context.get(EXISTING_BOOKING) and action.appointment_start \
+                    and action.appointment_start > appointment.start:
+                self.draft.cancel(action, "the client's introduction goes with an earlier appointment")
+            elif action.state in (*OPEN_STATES, ActionState.EXECUTING, ActionState.DONE):
+                return []
+        return [
+            Proposal(
+                kind=ActionKind.EMAIL,
+                policy=LIFECYCLE,
+                reason="introduce the policy for a booking made before Slotguard watched the calendar",
+                template="booking_confirmation",
+                slot="confirmation",
+                context={"rescheduled": False, "series_id": appointment.series_id or "", EXISTING_BOOKING: True},
             )
         ]
 

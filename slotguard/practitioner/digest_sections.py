@@ -132,7 +132,7 @@ def _talk_to(ledger: Ledger, noted: dict[str, list[Action]], since: datetime) ->
     return rows
 
 
-def _money_ahead(ledger: Ledger, tracked: Tracked) -> dict[str, Any] | None:
+def money_ahead(ledger: Ledger, tracked: Tracked) -> dict[str, Any] | None:
     """The deposit or prepayment asked for this appointment and not paid yet: None when none
     was asked, or it is paid, held on the card, or paid by a credit."""
     appointment = tracked.appointment
@@ -173,7 +173,7 @@ def _tomorrow(
             break
         total += 1
         email = appointment.client.email
-        money = _money_ahead(ledger, tracked)
+        money = money_ahead(ledger, tracked)
         # The prepayment asked for this booking carries the note; a client who became a
         # repeat case after booking has a note newer than the booking (none asked for it).
         on_booking = [action for action in noted.get(email, []) if action.event_ref == appointment.ref]

@@ -26,7 +26,8 @@ from slotguard.collections.debts import COLLECTIONS, COLLECTS, Capabilities
 from slotguard.collections.decide import evaluate
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
-from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
+from slotguard.domain.model import Action, ActionKind, ActionState, Appointment, HappeningKind
+from slotguard.intake.tracker import FIRST_LOOK, MOVED_BEFORE_SEEN
 from slotguard.mail.compose import EmailExtras, EmailView, compose_email
 from slotguard.mail.context import service_label
 from slotguard.mail.messages import Attachment, Renderer
@@ -68,6 +69,25 @@ def fee_for(ledger: Ledger, action_id: str) -> Action:
     if action.kind not in (ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CREDIT):
         raise EvidenceError(f"{action_id} is a {action.kind.value} action, not a fee; give the id of the fee (see `main.py ledger`)")
     return action
+
+
+def time_label(happening: dict[str, Any]) -> tuple[str, str]:
+    """(the time to show for a stored happening, what that time is). A booking Slotguard found
+    already in the calendar at its first look has no booking time: only when it was first seen
+    (its event's last change may be a later move or the cancellation)."""
+    kind, detail = happening["kind"], happening["detail"]
+    if detail in (FIRST_LOOK, MOVED_BEFORE_SEEN):
+        return happening["seen_at"], "first seen by Slotguard"
+    labels = {
+        HappeningKind.BOOKED.value: "booked",
+        HappeningKind.RESCHEDULED.value: "moved",
+        HappeningKind.CANCELLED_BY_CLIENT.value: "cancelled",
+        HappeningKind.CANCELLED_BY_PRACTITIONER.value: "cancelled",
+        HappeningKind.NO_SHOW.value: "session start (marked as not come)",
+        HappeningKind.ATTENDED.value: "session start",
+        HappeningKind.WAIVED.value: "marked",
+    }
+    return happening["at"], labels.get(kind, kind.replace("_", " "))
 
 
 def _local(value: Any, settings: Settings) -> str:
@@ -135,13 +155,16 @@ def evidence_html(settings: Settings, policies: list[Policy], renderer: Renderer
     confirmations = [a for a in ledger.actions(client_email=fee.client_email, kinds=[ActionKind.EMAIL])
                      if a.template == "booking_confirmation" and (
                          (a.calendar_id, a.event_id) == (fee.calendar_id, fee.event_id)
+                         or a.context.get("existing_booking")  # one introduction covers the client's earlier bookings
                          or (appointment is not None and appointment.series_id and a.context.get("series_id") == appointment.series_id))]
     parts.append("<h2>The policy the client received at booking</h2>")
     if not confirmations:
         parts.append('<p class="muted">No booking confirmation is in the ledger for this appointment (it was booked before Slotguard watched the calendar, or no confirmation was planned).</p>')
     for confirmation in confirmations:
         when = _local(confirmation.executed_at, settings) if confirmation.state is ActionState.DONE else f"not sent ({confirmation.state.value})"
-        parts.append(f"<p>Booking confirmation {escape(confirmation.id)} to {escape(confirmation.client_email)}: sent {escape(when)}.</p>")
+        what = ("Introduction of the policy (the booking was made before Slotguard watched the calendar)"
+                if confirmation.context.get("existing_booking") else "Booking confirmation")
+        parts.append(f"<p>{what} {escape(confirmation.id)} to {escape(confirmation.client_email)}: sent {escape(when)}.</p>")
         if confirmation.state is ActionState.DONE:
             text, source = _sent_text(settings, policies, renderer, ledger, confirmation)
             if text:
@@ -157,9 +180,11 @@ def evidence_html(settings: Settings, policies: list[Policy], renderer: Renderer
 
     happenings = ledger.happenings_for(fee.calendar_id, fee.event_id)
     parts.append("<h2>What the calendar showed, and when Slotguard saw it</h2>"
-                 f'<p class="muted">Read from calendar {escape(fee.calendar_id)}: marks (colour or tag) are set by whoever edits that calendar; "happened" is the best evidence of when, "seen" when Slotguard read it.</p>'
-                 + _table(("happened", "seen", "what", "detail"),
-                          [(_local(h["at"], settings), _local(h["seen_at"], settings), h["kind"].replace("_", " "), h["detail"]) for h in happenings]))
+                 f'<p class="muted">Read from calendar {escape(fee.calendar_id)}: marks (colour or tag) are set by whoever edits that calendar. '
+                 'Each time says what it is; "seen" is when Slotguard read it.</p>'
+                 + _table(("time", "what the time is", "what", "seen", "detail"),
+                          [(_local(at, settings), label, h["kind"].replace("_", " "), _local(h["seen_at"], settings), h["detail"])
+                           for h in happenings for at, label in [time_label(h)]]))
 
     fee_rows = [
         ("Kind", f"{fee.kind.value} by the {fee.policy} policy"),

@@ -29,14 +29,7 @@ from slotguard.domain.interfaces import (
     ReauthorizationNeeded,
     SyncTokenExpired,
 )
-from slotguard.domain.model import (
-    MONEY_KINDS,
-    OPEN_STATES,
-    Action,
-    ActionKind,
-    ActionState,
-    Appointment,
-)
+from slotguard.domain.model import CLIENT_PAYS, MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, Appointment
 from slotguard.domain.tick_report import TickReport
 from slotguard.intake.normalize import EventError, ForeignEvent, normalize
 from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
@@ -98,6 +91,7 @@ class Engine:
         self.rules = AttendanceRules(marks.unmarked_after_end, marks.settle_after_end)
         self.write_backs = {source.calendar_id: write_back for source, write_back in self.calendars}
         self._touched: set[tuple[str, str]] = set()
+        self._first_look: dict[str, bool] = {}  # calendar id -> its first sync (no sync completed yet)
         self.features = default_manager()  # built-in features and plugins (slotguard/features/)
 
     # -- the tick -------------------------------------------------------------------------
@@ -139,6 +133,7 @@ class Engine:
     def sync_calendar(self, source: CalendarSource, now: datetime, report: TickReport) -> None:
         calendar_id = source.calendar_id
         token = self.ledger.sync_token(calendar_id)
+        self._first_look[calendar_id] = not self.ledger.has_synced(calendar_id)
         last_full = self.ledger.meta(f"full_sync:{calendar_id}")
         if token and (last_full is None or from_utc_text(last_full) + self.settings.calendar.full_resync <= now):
             # A periodic full listing: incremental sync alone never shows an event that was
@@ -235,7 +230,8 @@ class Engine:
         self._observe(previous, appointment, now, report)
 
     def _observe(self, previous: Tracked | None, appointment: Appointment | None, now: datetime, report: TickReport) -> None:
-        tracked, bookings = follow(previous, appointment, now, self.rules)  # after a change of client, two bookings
+        first_look = appointment is not None and self._first_look.get(appointment.calendar_id, False)
+        tracked, bookings = follow(previous, appointment, now, self.rules, first_look)  # after a change of client, two bookings
         if tracked is None:
             return
         self.ledger.save_tracked(tracked)
@@ -443,8 +439,8 @@ class Engine:
 
     def _within_daily_cap(self, action: Action, now: datetime, report: TickReport) -> bool:
         cap = self.settings.payments.daily_cap
-        if cap is None or action.amount is None:
-            return True
+        if cap is None or action.amount is None or action.context.get(CLIENT_PAYS):
+            return True  # (a request the client pays through a link takes nothing from a card)
         if action.amount.currency != cap.currency:
             # Minor units of two currencies are never compared (the config keeps the cap in
             # the practice currency; a fee planned before the currency changed can differ).

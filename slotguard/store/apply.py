@@ -4,9 +4,10 @@
 ledger transaction: a crash or an error at any point leaves all of it or none of it (inside
 the engine's page transaction it joins that one, and the engine undoes the event alone). It
 gives each new proposal its stable id (`action_id_for(key, policy, kind, slot)`, the
-idempotency key Stripe sees, so it must never change), puts fees under the review window,
-cancels fees (and their notices) for appointments before `charge_from`, records a fee taken
-to zero as a `waive` action, and waives or cancels what a new action `supersedes`.
+idempotency key Stripe sees, so it must never change), puts fees and prepayments under the
+review window (not a charge the client pays themselves through a link: `CLIENT_PAYS`), cancels
+fees (and their notices) for appointments before `charge_from`, records a fee taken to zero as
+a `waive` action, and waives or cancels what a new action `supersedes`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import (
+    CLIENT_PAYS,
     MONEY_KINDS,
     OPEN_STATES,
     OWED,
@@ -37,7 +39,10 @@ from slotguard.store.ledger import Ledger
 log = logging.getLogger("slotguard.planner")
 
 # Money the practitioner gets to review before it is taken: fees and prepayments. A deposit
-# is expected at booking and goes at once.
+# is expected at booking and goes at once. A charge the client pays themselves (`CLIENT_PAYS`:
+# only a payment link is made, no card is charged) moves no money without the client acting,
+# so it is asked at once too: a prepayment for a booking made at short notice must reach the
+# client before the session (issue 13, item 4).
 REVIEWED = frozenset({FEE, PREPAYMENT})
 RECORD_KINDS = frozenset({ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CREDIT})
 
@@ -130,7 +135,8 @@ class Store:
         reason, kind, amount, executed_at = proposal.reason, proposal.kind, proposal.amount, None
         if kind in MONEY_KINDS and proposal.amount is not None:
             earliest = max(proposal.due or now, now)
-            reviewed = kind in (ActionKind.CHARGE, ActionKind.CAPTURE) and purpose_of(kind, proposal.context) in REVIEWED
+            reviewed = (kind in (ActionKind.CHARGE, ActionKind.CAPTURE) and purpose_of(kind, proposal.context) in REVIEWED
+                        and not (kind is ActionKind.CHARGE and proposal.context.get(CLIENT_PAYS)))
             due = earliest + review if reviewed else earliest
             if reviewed:
                 state = ActionState.PENDING_REVIEW

@@ -31,6 +31,11 @@ class CalendarRows:
         row = self.db.execute("SELECT sync_token FROM sync_state WHERE calendar_id = ?", (calendar_id,)).fetchone()
         return row["sync_token"] if row else None
 
+    def has_synced(self, calendar_id: str) -> bool:
+        """True once a sync of the calendar has been completed: its first look is over."""
+        row = self.db.execute("SELECT last_sync_at FROM sync_state WHERE calendar_id = ?", (calendar_id,)).fetchone()
+        return bool(row and row["last_sync_at"])
+
     def record_sync(self, calendar_id: str, token: str | None, at: datetime) -> None:
         self.db.execute(
             "INSERT INTO sync_state (calendar_id, sync_token, last_sync_at, last_error) VALUES (?, ?, ?, '') "

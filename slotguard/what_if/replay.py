@@ -1,11 +1,14 @@
 """Deterministic replay of a calendar timeline on a simulated clock.
 
 A scenario is JSON: {"config": {same keys as the TOML}, "start", "end", "tick" (ISO 8601
-duration or "15m"), "clients": {...}, "steps": [{"at", "put": EVENT} | {"at", "delete": ID} |
+duration or "15m"), "clients": {...}, "existing": [EVENT, ...], "steps": [{"at", "put": EVENT} | {"at", "delete": ID} |
 {"at", "pay": EVENT_ID or ACTION_ID, "part": optional}]}. Events are Google Calendar v3 Event
 resources. "pay" is the client paying what they owe for that appointment (or that charge):
 the open settlement offer, else the next installment asked, else the rest, else the fee
 ("part": "settlement", "installment", "rest" or "fee" picks one; collections_ladder.payable).
+"existing" are the events already in the calendar when Slotguard first reads it, at "start"
+(bookings made before it watched: their clients get one introduction of the policy); every
+"put" is a change made while it watches (a new event is a new booking).
 Replay uses the record-only provider, an in-memory mailer and an in-memory ledger: it moves
 no money, sends no mail, writes no file.
 """
@@ -25,6 +28,7 @@ from slotguard.config.schema import parse_settings
 from slotguard.domain.durations import DurationError, parse_duration, parse_timestamp
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.tick_report import TickReport
 from slotguard.payments.paid import is_owed, record_paid
 from slotguard.run.wiring import build_engine
 from slotguard.store.ledger import Ledger
@@ -151,6 +155,15 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
         settings, start, ledger=ledger, calendars=[(calendar, NullWriteBack())], provider=RecordOnlyProvider(), mailer=mailer
     )
     problems: list[str] = []
+    existing = scenario.get("existing") or []
+    if not isinstance(existing, list) or not all(isinstance(event, dict) and event.get("id") for event in existing):
+        raise ScenarioError("\"existing\" is a list of events, each with an \"id\"")
+    for event in existing:
+        calendar.put(event, start)
+    # Slotguard's first look at the calendar, before any step: what is there was booked before.
+    first_look = TickReport()
+    engine.sync_calendar(calendar, start, first_look)
+    problems.extend(f"{start.isoformat()}: {problem}" for problem in first_look.problems)
     now = start
     pending = list(steps)
     while now <= end:

@@ -26,7 +26,7 @@ def test_a_run_sends_through_smtp_in_the_practice_language_and_a_second_run_send
     received = {m["To"].addresses[0].addr_spec: m for m in server.messages}
     assert sorted(received) == ["frank@example.com", "greta@example.com", "lena@example.com"]
     greta = received["greta@example.com"]
-    assert greta["Subject"].startswith("Timen din er bekreftet:")  # practice.locale = "nb"
+    assert greta["Subject"].startswith("Om timen din")  # practice.locale = "nb"; the first run is the first look: an introduction
     assert greta["Content-Language"] == "nb" and greta["Reply-To"].addresses[0].addr_spec == "lena@example.com"
     assert greta["Message-ID"].startswith("<act_") and greta["Date"]
     [calendar] = [part for part in greta.iter_attachments() if part.get_content_type() == "text/calendar"]

@@ -96,7 +96,7 @@ def test_an_email_refused_for_the_certificate_is_sent_exactly_once_after_ca_file
 
     main(practice, "run", "--once", "--now", SOON)
     assert recipients(relay) == ["greta@example.com"]
-    assert relay.messages[0]["Subject"].startswith("Timen din er bekreftet:")
+    assert relay.messages[0]["Subject"].startswith("Om timen din")  # the first run: an introduction of the policy
     main(practice, "run", "--once", "--now", LATER)
     assert recipients(relay) == ["greta@example.com"], "sent exactly once"
     assert ledger_of(practice)[greta["id"]]["state"] == "done"

@@ -200,6 +200,12 @@ def test_evidence_for_a_dispute(practice, capsys, tmp_path):
     assert confirmation.id in html and "as sent, from the outbox" in html, "the policy text the client received, and when"
     assert "Not coming without letting us know" in html or "cancel" in html.lower()
     assert "no show" in html and "marked as not attended" in html, "the calendar mark and the fee's computation"
+    # The event was in the calendar at Slotguard's first look (issue 13, item 9): each time says
+    # what it is, and the booking shows when it was first seen, never a "booked" time it does not know.
+    assert "Introduction of the policy (the booking was made before Slotguard watched the calendar)" in html
+    assert "<td>first seen by Slotguard</td><td>booked</td>" in html
+    assert "<td>session start (marked as not come)</td><td>no show</td>" in html
+    assert "<td>booked</td><td>booked</td>" not in html
     assert "payment_reminder_1" in html and "receivable" in html
     assert "<script" not in html and "owes me" not in html, "the event title (private notes) never appears"
     assert practice.command("evidence", "act_nope") == 1

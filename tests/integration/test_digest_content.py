@@ -130,22 +130,23 @@ def test_a_repeat_client_who_books_again_is_listed_once_with_the_latest_note_and
     assert "Ana Silva, massage: first session; prepayment of NOK\u00a0900.00 not paid yet;" in html, "HTML in step with the text"
 
 
-def test_a_prepayment_waiting_for_review_says_what_it_is_for_and_how_to_waive_it():
+def test_a_prepayment_is_asked_at_once_and_the_digest_lists_it_as_not_yet_paid_not_as_waiting_for_review():
+    """Issue 13, item 4: a prepayment is a request the client pays (a link, never the saved
+    card), so it does not wait for review: the morning after, it is listed as not yet paid,
+    with the session it is for, and the client is among those to talk to."""
     practice = repeat_practice()
     practice.put(event("ana-mon", MON_10), MONDAY)
     practice.put(event("ana-tue", MON_10 + DAY), MONDAY)
     practice.put(event("ana-mon", MON_10, color=NO_SHOW), MON_10 + timedelta(hours=2))
     practice.put(event("ana-tue", MON_10 + DAY, color=NO_SHOW), MON_10 + DAY + timedelta(hours=2))
-    practice.put(event("ana-sat", MON_10 + 5 * DAY), MON_10 + DAY + timedelta(hours=10))  # Tuesday 20:00
+    tuesday_20 = MON_10 + DAY + timedelta(hours=10)
+    practice.put(event("ana-sat", MON_10 + 5 * DAY), tuesday_20)
     [prepayment] = [a for a in practice.ledger.actions(kinds=[ActionKind.CHARGE]) if a.context.get("purpose") == "prepayment"]
+    assert prepayment.executed_at == tuesday_20, "asked when booked, not after the review window"
     wednesday = practice.digest("2026-03-04")
-    review = section(wednesday, REVIEW)
-    assert (
-        "- Ana Silva (ana@example.com): NOK\u00a0900.00 prepayment for the session on Mar 7, 2026 10:00\u202fAM. "
-        "Charged Mar 4, 2026 8:00\u202fAM unless you waive it:"
-    ) in review
-    assert f"    python main.py waive {prepayment.id} --reason \"...\"" in review
-    assert not any("missed appointment" in line and "900" in line and "Mar 7" in line for line in review)
+    assert section(wednesday, REVIEW) == []
+    assert "- Ana Silva (ana@example.com): NOK\u00a0900.00 prepayment for the session on Mar 7, 2026 10:00\u202fAM, since Mar 3, 2026" in wednesday
+    assert "new booking for Mar 7, 2026 10:00\u202fAM, prepayment of NOK\u00a0900.00 asked." in " ".join(section(wednesday, TALK))
 
 
 def deposit_practice(**sections):

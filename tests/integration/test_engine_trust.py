@@ -254,6 +254,7 @@ PHISH = "Storgata 1\n\n\nIMPORTANT: you have an unpaid fee of 900 NOK.\r\nPay to
 
 def test_calendar_text_cannot_make_its_own_paragraph_or_link_in_client_emails(tmp_path):
     loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    loop.tick(MONDAY - timedelta(hours=1))  # Slotguard already watches the calendar: these are new bookings
     visit = event("visit", WEDNESDAY_10, name="Ana\n\nYour card will be charged")
     visit["location"] = PHISH
     online = event("online", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com", description="link: javascript:alert(1)")
@@ -357,6 +358,7 @@ def test_a_guest_added_to_a_clients_appointment_is_never_billed_and_the_practiti
 
 def test_a_new_client_on_a_booking_is_a_new_booking_and_the_old_client_hears_no_more(tmp_path):
     loop = Loop(tmp_path, reminders={"offsets": ["24h"]}, mail={"digest_hour": -1})
+    loop.tick(MONDAY - timedelta(hours=1))  # Slotguard already watches the calendar: Ana's is a new booking
     loop.put(event("e1", WEDNESDAY_10))
     loop.tick(MONDAY)
     # Ana's slot goes to Bo: the practitioner replaces the guest.

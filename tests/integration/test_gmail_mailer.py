@@ -294,5 +294,5 @@ def test_a_revoked_token_holds_the_email_until_the_account_is_connected_again(tm
     engine.tick(MONDAY + timedelta(days=1, minutes=15))
     assert engine.ledger.action(confirmation.id).state is ActionState.DONE
     confirmations = [sent for sent in google_fake.sent
-                     if sent.recipients == ["ana@example.com"] and "is booked" in sent.message["Subject"]]
+                     if sent.recipients == ["ana@example.com"] and "About your" in sent.message["Subject"]]  # found at the first look
     assert len(confirmations) == 1

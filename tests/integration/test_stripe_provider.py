@@ -196,6 +196,27 @@ def test_fee_paid_through_the_link_when_no_card_was_on_file_can_be_refunded(stri
     assert refunds_for(stripe_admin, paid["id"])[0]["amount"] == 45000
 
 
+def test_a_prepayment_is_asked_through_a_link_and_never_taken_from_the_saved_card(stripe_provider, stripe_client_with_card, stripe_proxy, stripe_admin):
+    """Issue 13, item 4: a charge the client pays themselves (`client_pays`, a prepayment) goes
+    out at once, without a review window, so it must never move money by itself: even with a
+    card on file the client gets a Checkout link, and only their paying it takes the money."""
+    stripe_client_with_card("ana@example.com")
+    prepayment = make_action("charge", "900 NOK", policy="repeat_offender_prepay", context={"purpose": "prepayment", "client_pays": True})
+
+    result = stripe_provider.execute(prepayment)
+
+    assert (result.status, result.detail, result.external_id) == ("needs_client_action", "payment_requested", "")
+    assert page_is_live(result.payment_link)
+    assert intents_for_action(stripe_admin, prepayment.id) == [], "the saved card was not charged"
+    assert stripe_provider.execute(prepayment).payment_link == result.payment_link  # carried out again: the same link
+    assert stripe_provider.resolve(prepayment).payment_link == result.payment_link  # crash recovery finds the link
+
+    stripe_proxy.complete_checkout(result.payment_link.rsplit("/", 1)[-1], "pm_card_visa")
+    assert stripe_provider.status_of(prepayment).status == "done"
+    # The same client's fee (no `client_pays`) is still charged to the card, as before.
+    assert stripe_provider.execute(make_action("charge", "450 NOK")).status == "done"
+
+
 def test_card_needing_authentication_gives_a_link_localstripe_style(stripe_provider, stripe_client_with_card, stripe_admin):
     stripe_client_with_card("ana@example.com", card="4000002760003184")
     action = make_action("charge", "450 NOK")

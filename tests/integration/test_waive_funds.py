@@ -186,7 +186,7 @@ def test_the_waive_mark_and_the_command_give_back_the_same_kept_deposit(tmp_path
 
 def prepayment_asked(tmp_path, policies=PREPAY) -> tuple[Practice, object]:
     """Ana missed a session on Monday morning, so her booking for Wednesday needs full
-    prepayment: the prepayment charge, still in review."""
+    prepayment: the prepayment charge, asked at once (record-only: a receivable)."""
     practice = Practice(tmp_path, policies=policies)
     missed = MONDAY + timedelta(hours=1)
     practice.put(event("e0", missed), MONDAY)
@@ -282,11 +282,14 @@ def test_taking_off_a_mistaken_no_show_mark_applies_the_deposit_to_the_session(t
 
 def test_the_waive_mark_on_a_booking_not_yet_prepaid_withdraws_the_prepayment(tmp_path):
     practice, prepayment = prepayment_asked(tmp_path)
-    assert prepayment.state is ActionState.PENDING_REVIEW
+    # Asked at once, not after a review window (issue 13, item 4): the client has the request.
+    assert (prepayment.state, prepayment.context["payment_status"]) == (ActionState.DONE, "receivable")
+    assert [a.state for a in practice.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "deposit_request"] == [ActionState.DONE]
     practice.put(event("e1", WEDNESDAY_10, title="Massage #waive"), MONDAY + timedelta(hours=4))
     practice.run_until(MONDAY + timedelta(hours=4, minutes=5), MONDAY + timedelta(days=1), step=timedelta(hours=3))
-    assert practice.ledger.action(prepayment.id).state is ActionState.WAIVED, "never charged"
-    assert not [a for a in practice.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "deposit_request" and a.state is ActionState.DONE]
+    assert practice.ledger.action(prepayment.id).context["payment_status"] == "waived", "the request is withdrawn, never paid"
+    [withdrawn] = practice.ledger.actions(kinds=[ActionKind.REFUND])
+    assert withdrawn.context["payment_status"] == "nothing_taken"
 
 
 # -- a rescheduling credit ("keep" mode) -----------------------------------------------------

@@ -91,10 +91,10 @@ def test_the_features_steps_run_in_their_order_and_a_plugin_can_add_one():
     assert ran == [("settings", "ledger", "provider", NOW, "report")]
 
 
-def test_time_passing_asks_the_reminders_before_the_hold_renewals():
+def test_time_passing_asks_the_reminders_before_the_hold_renewals_and_the_unpaid_money_alerts_last():
     manager = plugin_manager()
     callers = [impl.plugin_name for impl in reversed(manager.hook.slotguard_time_passes.get_hookimpls())]
-    assert callers == ["slotguard.features.lifecycle", "slotguard.features.hold_renewals"]
+    assert callers == ["slotguard.features.lifecycle", "slotguard.features.hold_renewals", "slotguard.features.money_ahead"]
     assert [impl.plugin_name for impl in manager.hook.slotguard_after_happening.get_hookimpls()] == ["slotguard.features.waitlist"]
 
 
@@ -106,4 +106,5 @@ def test_what_features_add_to_emails_comes_from_the_same_manager_as_the_policies
     assert hook is default_manager().hook.slotguard_email_extras
     assert {impl.plugin_name for impl in hook.get_hookimpls()} == {
         "slotguard.payments.card_setup", "slotguard.practitioner.digest", "slotguard.practitioner.evidence",
+        "slotguard.features.money_ahead",
     }

@@ -199,3 +199,16 @@ def test_a_mark_taken_off_and_put_on_again_after_the_change_is_the_new_clients()
     assert kinds == [(K.BOOKED, "ana@example.com"), (K.NO_SHOW, "ana@example.com"), (K.BOOKED, "bo@example.com"),
                      (K.NO_SHOW, "bo@example.com")]
     assert len({key for *_, key in seen}) == 4, "Bo's no-show is not taken for Ana's, already stored"
+
+
+def test_at_the_first_look_a_booking_is_timed_when_first_seen_not_by_its_last_change():
+    """Issue 13, item 9: an event read at the first sync of a calendar was booked before
+    Slotguard watched; its `updated` stamp (here a move at 05:30) is not when it was booked."""
+    moved_at = START.replace(hour=5, minute=30) - timedelta(days=1)
+    seen = START - timedelta(hours=20)
+    moved = event("e1", START, updated=moved_at)
+    _, [booked] = observe(None, appt(moved, seen), seen, RULES, first_look=True)
+    assert (booked.kind, booked.at, booked.detail) == (K.BOOKED, seen, "already in the calendar when Slotguard first read it")
+    _, [watched] = observe(None, appt(moved, seen), seen, RULES)
+    assert (watched.at, watched.detail) == (moved_at, ""), "a calendar already watched: a new event was just booked"
+    assert watched.key == booked.key, "the same happening either way: stored once"

@@ -86,6 +86,7 @@ def test_reminders_carry_an_ics_with_a_stable_uid_and_the_online_link_with_how_t
 
 def test_each_client_reads_their_own_language():
     practice = Practice(mail={"client_locales": {"Bo@Example.com": "pl"}})
+    practice.engine.tick(MONDAY - timedelta(hours=1))  # Slotguard already watches the calendar: these are new bookings
     practice.calendar.put(event("e1", WEDNESDAY_10, description="lang: de"), MONDAY)
     practice.calendar.put(event("e2", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com", name="Bo Ek"), MONDAY)
     practice.calendar.put(event("e3", WEDNESDAY_10 + timedelta(hours=4), client="cy@example.com", name="Cy Dahl"), MONDAY)
@@ -210,3 +211,33 @@ def test_no_digest_when_turned_off():
     practice.calendar.put(event("e1", MONDAY + timedelta(days=1)), MONDAY)
     practice.run(MONDAY, MONDAY + timedelta(days=2))
     assert not [a for a in practice.ledger.actions() if a.template == "practitioner_digest"]
+
+
+def test_bookings_found_at_the_first_look_get_one_introduction_per_client_in_their_language():
+    """Issue 13, item 9: a calendar read for the first time holds bookings made before
+    Slotguard watched it. Each client gets one introduction of the policy (the booking
+    confirmation worded for an existing booking), for their earliest appointment ahead, never
+    "thank you for booking"; a booking made afterwards gets the usual confirmation."""
+    practice = Practice(mail={"client_locales": {"Bo@Example.com": "pl"}}, policies={"enabled": ["late_cancel", "no_show"]})
+    # Ana's later appointment is read first: her introduction still goes with the earlier one.
+    practice.calendar.put(event("e1", WEDNESDAY_10 + timedelta(days=7), description="lang: de"), MONDAY)
+    practice.calendar.put(event("e0", WEDNESDAY_10, description="lang: de"), MONDAY)
+    practice.calendar.put(event("e2", WEDNESDAY_10 + timedelta(hours=2), client="bo@example.com", name="Bo Ek"), MONDAY)
+    practice.calendar.put(event("e3", WEDNESDAY_10 + timedelta(hours=4), client="cy@example.com", name="Cy Dahl"), MONDAY)
+    practice.engine.tick(MONDAY)
+    [ana] = practice.sent("booking_confirmation", "ana@example.com")
+    [bo] = practice.sent("booking_confirmation", "bo@example.com")
+    [cy] = practice.sent("booking_confirmation", "cy@example.com")
+    assert ana["Subject"] == "Zu Ihrem Termin am Mittwoch, 4. März 2026"
+    assert "versendt Terminbestätigungen und Erinnerungen ab jetzt per E-Mail" in text(ana) and "Vielen Dank" not in text(ana)
+    assert "wysyła teraz potwierdzenia i przypomnienia" in text(bo) and "Dziękujemy za rezerwację" not in text(bo)
+    assert cy["Subject"].startswith("About your") and "now sends confirmations and reminders" in text(cy)
+    assert "Thank you for booking" not in text(cy) + cy.get_body(("html",)).get_content()
+    assert "we ask for notice if you cannot come" in text(cy), "the introduction carries the cancellation policy"
+    intros = [a for a in practice.ledger.actions() if a.template == "booking_confirmation"]
+    assert {a.event_id: a.state.value for a in intros} == {"e1": "cancelled", "e0": "done", "e2": "done", "e3": "done"}
+    assert all(a.context.get("existing_booking") for a in intros)
+    # Once the calendar has been read, a new booking is thanked for as usual.
+    practice.calendar.put(event("e4", WEDNESDAY_10 + timedelta(days=1), client="cy@example.com", name="Cy Dahl"), MONDAY + timedelta(hours=1))
+    practice.engine.tick(MONDAY + timedelta(hours=1))
+    assert "Thank you for booking" in text(practice.sent("booking_confirmation", "cy@example.com")[-1])

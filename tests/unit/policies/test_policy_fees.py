@@ -149,7 +149,14 @@ def test_repeat_offender_asks_prepayment_and_suggests_ending_at_the_higher_count
     assert third.context["suggest_ending"] is True
     _, booked = world.book("b1", MONDAY + timedelta(days=10), at=MONDAY + timedelta(days=4))
     prepayment = next(a for a in booked if a.kind is ActionKind.CHARGE)
-    assert prepayment.amount == nok(900) and prepayment.state is ActionState.PENDING_REVIEW
+    # Asked at once (issue 13, item 4): the client pays it through a link, no card is charged,
+    # so it needs no review window; its request goes out with it.
+    booked_at = MONDAY + timedelta(days=4)
+    assert prepayment.amount == nok(900) and prepayment.state is ActionState.PLANNED and prepayment.due_at == booked_at
+    assert prepayment.context["client_pays"] is True
+    [request] = [a for a in booked if a.template == "deposit_request"]
+    assert request.due_at == booked_at and request.reports_on == prepayment.id
+    assert request.context["starts_soon"] is False, "six days ahead there is time to pay before the session"
     assert prepayment.context["practitioner_note"].startswith("ana@example.com: 3 late cancellations or no-shows in 30 days")
     confirmation = next(a for a in booked if a.template == "booking_confirmation")
     assert confirmation.context["prepayment_required"] is True and confirmation.context["prepayment"] == {"minor": 90000, "currency": "NOK"}
