@@ -29,7 +29,7 @@ from slotguard.config.schema import Settings
 from slotguard.domain.durations import format_duration, to_utc_text
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment, Happening, HappeningKind, Mark, Proposal
 from slotguard.domain.money import Money
-from slotguard.domain.plan import LATE_MARK, POLICY_TOLD, POLICY_UNTOLD, WAIVED_AMOUNT
+from slotguard.domain.plan import LATE_MARK, POLICY_UNTOLD, WAIVED_AMOUNT
 from slotguard.policies.account import INCIDENT, REPLACES_NOTICES, derive, money_json
 
 # Emails that state the whole fee policy (templates/_policy.txt.j2, policy_lines): sent to

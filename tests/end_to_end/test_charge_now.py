@@ -9,7 +9,7 @@ import email.policy
 import json
 import shutil
 
-from tests.support.cli import NOW, ROOT, main
+from tests.support.cli import NOW, ROOT, clara_knows_the_policy, main
 
 NEXT_MORNING = "2026-11-27T09:00:00+01:00"  # both fees' review windows (12h) have ended
 
@@ -25,6 +25,7 @@ def sent_to(folder) -> dict[str, list[str]]:
 
 def test_charge_now_charges_only_the_fee_asked_for_and_leaves_a_fee_waived_on_its_event_to_run(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
+    clara_knows_the_policy(tmp_path)  # so that her late cancellation's fee stands beside Bjørn's
     main(tmp_path, "run", "--once", "--now", NOW)
     fees = {a["client"]: a["id"] for a in json.loads(main(tmp_path, "status", "--json", "--now", NOW).stdout)["pending_review"]}
     assert set(fees) == {"bjorn@example.com", "clara@example.com"}
