@@ -29,7 +29,7 @@ from slotguard.config.schema import Settings
 from slotguard.domain.durations import format_duration, to_utc_text
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment, Happening, HappeningKind, Mark, Proposal
 from slotguard.domain.money import Money
-from slotguard.domain.plan import LATE_MARK, POLICY_UNTOLD, WAIVED_AMOUNT
+from slotguard.domain.plan import LATE_MARK, POLICY_TOLD, POLICY_UNTOLD, WAIVED_AMOUNT
 from slotguard.policies.account import INCIDENT, REPLACES_NOTICES, derive, money_json
 
 # Emails that state the whole fee policy (templates/_policy.txt.j2, policy_lines): sent to
@@ -84,15 +84,15 @@ def after_end_words(hours: int) -> str:
     return f"{hours} hour{'' if hours == 1 else 's'}"
 
 
-def not_charged(fee: Proposal, late: dict[str, Any]) -> Proposal:
+def not_charged(fee: Proposal, late: dict[str, Any], told: dict[str, Any] | None) -> Proposal:
     """The fee kept, not charged, because its mark came too late; not an incident unless the
-    practitioner charges it (`main.py charge-now`)."""
-    return derive(
-        fee,
-        because=(f"not charged: marked {after_end_words(late['hours_after_end'])} after the session (marks count for "
-                 f"{late['honour_for']} after the end, calendar.marks.honour_for); `main.py charge-now` charges it if you mean it"),
-        context={LATE_MARK: late, INCIDENT: False},
-    )
+    practitioner charges it (`main.py charge-now`). How the client had been told the policy
+    (`how_told`) is recorded for the evidence pack; the reason says when they had not been."""
+    because = (f"not charged: marked {after_end_words(late['hours_after_end'])} after the session (marks count for "
+               f"{late['honour_for']} after the end, calendar.marks.honour_for); `main.py charge-now` charges it if you mean it")
+    if told is None:
+        because += " (the client had not been sent the policy before either)"
+    return derive(fee, because=because, context={LATE_MARK: late, INCIDENT: False, **({POLICY_TOLD: told} if told else {})})
 
 
 def untold(fee: Proposal, happening: Happening) -> list[Proposal]:

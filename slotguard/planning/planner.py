@@ -223,8 +223,9 @@ class _Planning:
             return proposals, []
         aside = [is_fee(proposal) or (proposal.kind is ActionKind.EMAIL and proposal.reports_on in fee_slots) for proposal in proposals]
         kept = [proposal for proposal, late_one in zip(proposals, aside) if not late_one]
+        told = how_told(self.draft.client_actions(), appointment, happening, self.settings)
         return kept, [
-            not_charged(proposal, late) if is_fee(proposal)
+            not_charged(proposal, late, told) if is_fee(proposal)
             else derive(proposal, because="not sent: the fee it reports on was marked too late", context={LATE_MARK: late})
             for proposal, late_one in zip(proposals, aside) if late_one
         ]
