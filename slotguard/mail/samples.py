@@ -202,9 +202,9 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
         ],
         "not_charged": [
             {"why": "untold", "id": "act_718293041526374859ab", "client": "ida@example.com", "name": "Ida Berg", "amount": half,
-             "start": today - timedelta(hours=20), "days": 0, "at": today - timedelta(hours=21)},
+             "start": today - timedelta(hours=14), "days": 0, "at": today - timedelta(hours=13)},
             {"why": "late_mark", "id": "act_8293041526374859abc0", "client": "jon@example.com", "name": "Jon Dahl", "amount": price,
-             "start": today - timedelta(days=10), "days": 10, "at": today - timedelta(hours=3)},
+             "start": today - timedelta(days=10, hours=-10), "days": 10, "at": today - timedelta(hours=3)},
         ],
         "to_call": [{"client": "bo@example.com", "name": "Bo Ek", "kind": "no_show", "start": today - timedelta(hours=14)}],
         "talk_to": [
