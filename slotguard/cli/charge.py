@@ -1,5 +1,8 @@
 """`main.py charge-now ACTION_ID`: carry out one fee now instead of after its review window.
 
+A fee kept uncharged because its mark came too late (`calendar.marks.honour_for`; the digest
+gives its id) is charged the same way, with the notices kept with it: the practitioner means it.
+
 Only that fee, and the email that reports on it once the fee is done (its notice, which
 would otherwise wait for the end of the window); nothing else. Every other due action is
 left to `run`, which reads the calendar first: a fee waived on its event while the daemon
@@ -16,7 +19,9 @@ from typing import Any
 
 from slotguard.cli.common import load_settings, money_text, now_from, refuse_pretend_clock
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
+from slotguard.domain.plan import LATE_MARK
 from slotguard.domain.tick_report import TickReport
+from slotguard.policies.account import INCIDENT
 from slotguard.run.wiring import build_engine
 from slotguard.store.daemon_lock import exclusive
 
@@ -35,9 +40,25 @@ def cmd_charge_now(args: argparse.Namespace) -> int:
         return _charge_now(args, build_engine(settings, now), now)
 
 
+def _reopen_late_mark(ledger: Any, fee: Any, now: datetime) -> None:
+    """A fee kept uncharged because its mark came after `calendar.marks.honour_for`: the
+    practitioner means it. The fee (now an incident) and the notices kept with it are open
+    again, to be carried out at once below."""
+    fee.state = ActionState.PENDING_REVIEW
+    fee.context[INCIDENT] = True
+    fee.reason += "; charged by hand with charge-now (the mark came late)"
+    ledger.update_action(fee, now, "charge-now: the practitioner means the late mark")
+    for email in ledger.actions(states=[ActionState.CANCELLED], kinds=[ActionKind.EMAIL], calendar_id=fee.calendar_id, event_id=fee.event_id):
+        if email.reports_on == fee.id and email.context.get(LATE_MARK):
+            email.state = ActionState.PLANNED
+            ledger.update_action(email, now, "charge-now: sent with the fee it reports on")
+
+
 def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
     ledger = engine.ledger
     action = ledger.action(args.action_id)
+    if action is not None and action.kind is ActionKind.CHARGE and action.state is ActionState.CANCELLED and action.context.get(LATE_MARK):
+        _reopen_late_mark(ledger, action, now)
     if action is None or action.kind is not ActionKind.CHARGE or action.state not in OPEN_STATES:
         state = action.state.value if action else "unknown"
         print(f"{args.action_id}: not a fee waiting to be charged ({state}); see `main.py ledger`", file=sys.stderr)

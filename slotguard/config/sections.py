@@ -73,6 +73,15 @@ class Marks(Strict):
     waive: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#waive", "#emergency", "#mistake"]), description="How a fee is waived (emergency, goodwill, mistaken booking).")
     attended: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#attended"]), description="How attendance is marked explicitly.")
     wants_earlier: MarkRule = Field(default_factory=lambda: MarkRule(tags=["#earlier"]), description="How a booking is marked whose client would like an earlier time: they are offered slots freed before it.")
+    knows_policy: MarkRule = Field(
+        default_factory=lambda: MarkRule(tags=["#knowspolicy"]),
+        description="How you say a client knows the fee policy (told in person, signed terms) although Slotguard sent them no confirmation or reminder before the incident: with `payments.require_policy_notice`, a fee on a marked event stands.",
+    )
+    honour_for: Annotated[Duration, AfterValidator(at_most(30 * DAY, "a mark a month late is a new decision: charge it by hand"))] = Field(
+        timedelta(days=3),
+        description="How long after the end of an appointment a no-show or late-cancel mark still plans a fee, counted to when Slotguard first saw the mark (not a time the calendar gives). A later mark plans no fee; the digest shows it with the `main.py charge-now` command, if you mean it (at most 30d).",
+        examples=["3d"],
+    )
     unmarked_after_end: Literal["attended", "unknown"] = Field(
         "attended",
         description='What an unmarked appointment counts as once `settle_after_end` has passed: "attended", or "unknown" (no history, no fee).',
@@ -246,6 +255,16 @@ class Payments(Strict):
         description="Fees only for appointments starting at or after this time; earlier ones are recorded, never charged. Default: when Slotguard first ran on this ledger.",
         examples=["2026-11-23T00:00:00+01:00"],
     )
+    require_policy_notice: bool = Field(
+        True,
+        description="A fee stands only when the client was sent the policy before the incident (a booking confirmation, reminder, deposit request or earlier warning that Slotguard sent), or you said they know it (`calendar.marks.knows_policy` on the event, or `policy_known_by`). Otherwise the incident becomes a kind warning that quotes the policy, with no fee, and the next incident counts. false: fees stand without it.",
+        examples=[True],
+    )
+    policy_known_by: list[str] = Field(
+        default_factory=list,
+        description="Clients who know the fee policy without a confirmation from Slotguard (regulars who signed your terms, clients from before Slotguard), by email address: their fees stand under `require_policy_notice`.",
+        examples=[["ana@example.com"]],
+    )
     dry_run: bool = Field(False, description="Plan and log money actions but move no money.")
     retry_for: PositiveDuration = Field(
         timedelta(hours=24),
@@ -260,6 +279,17 @@ class Payments(Strict):
     secret_key: SecretRef | None = Field(None, description="stripe: the secret key, by reference.", examples=[{"env": "STRIPE_SECRET_KEY"}])
     webhook_secret: SecretRef | None = Field(None, description="stripe: webhook signing secret, by reference.", examples=[{"env": "STRIPE_WEBHOOK_SECRET"}])
     api_base: str = Field("", description="stripe: override the API base URL (tests).", examples=["http://127.0.0.1:8420"])
+
+    @field_validator("policy_known_by")
+    @classmethod
+    def _known_by(cls, value: list[str]) -> list[str]:
+        found = []
+        for text in value:
+            address = email_address(text)
+            if address is None:
+                raise ValueError(f"{text!r} is not an email address like ana@example.com")
+            found.append(address)
+        return found
 
 
 class Smtp(Strict):

@@ -26,6 +26,7 @@ class Mark(StrEnum):
     WAIVE = "waive"
     ATTENDED = "attended"
     WANTS_EARLIER = "wants_earlier"
+    KNOWS_POLICY = "knows_policy"  # the client knows the fee policy (no confirmation needed first)
 
 
 class HappeningKind(StrEnum):

@@ -54,3 +54,13 @@ class Plan:
 # Context of a fee a modifier took to zero: the amount let go, which the store records on the
 # `waive` action that stands for it.
 WAIVED_AMOUNT = "waived_amount"
+# Context of a fee, written by the planner's rules over every fee policy (slotguard/planning/fee_stands.py):
+# how the client had been told the policy before the incident ({"how": "email", "template",
+# "action", "sent"} or {"how": "mark"} or {"how": "config"}), ...
+POLICY_TOLD = "policy_told"
+# ... that the client had not been, so the fee was let go and a warning quoting the policy sent ...
+POLICY_UNTOLD = "policy_untold"
+# ... or that its mark came too late ({"seen": utc text, "after_end": "10d", "honour_for": "3d"}):
+# the store keeps the fee cancelled (not charged) with the notices about it, for `main.py
+# charge-now` to carry out if the practitioner means it.
+LATE_MARK = "late_mark"

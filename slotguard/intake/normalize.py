@@ -365,6 +365,7 @@ def normalize(
             (Mark.WAIVE, marks_config.waive),
             (Mark.ATTENDED, marks_config.attended),
             (Mark.WANTS_EARLIER, marks_config.wants_earlier),
+            (Mark.KNOWS_POLICY, marks_config.knows_policy),
         )
         if _matches(rule, color, text)
     )

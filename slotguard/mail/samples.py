@@ -245,6 +245,12 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
              "balance": price, "paid": price - price, "state": "owed", "step": 1, "steps": 4, "plan_paid": 0, "plan_of": 0,
              "appointment_start": today - timedelta(days=6), "since": today - timedelta(days=5), "next_at": today + timedelta(days=9)},
         ],
+        "not_charged": [
+            {"why": "untold", "id": "act_718293041526374859ab", "client": "ida@example.com", "name": "Ida Berg", "amount": half,
+             "start": today - timedelta(hours=14), "days": 0, "at": today - timedelta(hours=13)},
+            {"why": "late_mark", "id": "act_8293041526374859abc0", "client": "jon@example.com", "name": "Jon Dahl", "amount": price,
+             "start": today - timedelta(days=10, hours=-10), "days": 10, "at": today - timedelta(hours=3)},
+        ],
         "to_call": [{"client": "bo@example.com", "name": "Bo Ek", "kind": "no_show", "start": today - timedelta(hours=14)}],
         "talk_to": [
             {"client": "bo@example.com", "name": "Bo Ek", "at": today - timedelta(hours=13), "trigger": "no_show",

@@ -14,6 +14,10 @@ tells plugin authors the same story):
 3. `slotguard_modify` on every fee, in `policies.enabled` order (fee policies first), each
    modifier seeing what the previous one left; a modifier may add proposals (a grace email);
    then the safety rules: never negative, never more than the price or `max_single_charge`;
+   then when a fee may stand (slotguard/planning/fee_stands.py): a fee whose mark came more
+   than `calendar.marks.honour_for` after the end is set aside before the modifiers, kept but
+   not charged; a fee for a client who had not been told the policy becomes a kind warning
+   (`payments.require_policy_notice`);
 4. `slotguard_settle`: how the final fees are paid (from a deposit, a package credit, a new
    charge), and what happens to deposits;
 5. `slotguard_email_details` on every email (booking confirmation included);
@@ -51,8 +55,9 @@ from slotguard.domain.model import (
     Proposal,
 )
 from slotguard.domain.money import Money
-from slotguard.domain.plan import WAIVED_AMOUNT, Plan
+from slotguard.domain.plan import LATE_MARK, POLICY_TOLD, WAIVED_AMOUNT, Plan
 from slotguard.intake.tracker import FIRST_LOOK, MOVED_BEFORE_SEEN
+from slotguard.planning.fee_stands import how_told, late_mark, not_charged, untold
 from slotguard.planning.give_back import give_back_once
 from slotguard.planning.view import AccountView, Draft
 from slotguard.planning.waivers import AskUndo, ask_undo, waive_by_hand, waive_slot, waiver_reason
@@ -205,6 +210,7 @@ class _Planning:
                 proposals.extend(self._ask(policy, "slotguard_propose", **common) or [])
         if not proposals and not any(policy.implements("slotguard_settle") for policy in self.policies):
             return []
+        proposals, too_late = self._set_aside_late(proposals, happening, appointment)
         modifiers = [policy for policy in self.policies if policy.implements("slotguard_modify")]
         adjusted: list[Proposal] = []
         for proposal in proposals:
@@ -227,6 +233,9 @@ class _Planning:
                     proposal = derive(proposal, context={WAIVED_AMOUNT: money_json(before)})
             if proposal.kind in MONEY_KINDS and proposal.amount is not None:
                 proposal = self._safety(proposal, appointment)
+            if is_fee(proposal) and proposal.amount is not None and proposal.amount.minor > 0:
+                proposal, *warning = self._told_first(proposal, happening, appointment)
+                extras.extend(warning)
             adjusted.append(proposal)
             adjusted.extend(extras)
         for policy in self.policies:
@@ -234,7 +243,35 @@ class _Planning:
                 settled = self._ask(policy, "slotguard_settle", proposals=tuple(adjusted), **common)
                 if settled is not None:
                     adjusted = list(settled)
-        return adjusted
+        return adjusted + too_late
+
+    def _set_aside_late(self, proposals: list[Proposal], happening: Happening, appointment: Appointment) -> tuple[list[Proposal], list[Proposal]]:
+        """(the proposals to go on with, the fees whose mark came too late with the notices
+        about them): those are kept, not charged, and no modifier or settlement sees them
+        (slotguard/planning/fee_stands.py, `late_mark`)."""
+        late = late_mark(happening, appointment, self.settings.calendar.marks.honour_for)
+        fee_slots = {proposal.slot for proposal in proposals if is_fee(proposal)}
+        if late is None or not fee_slots:
+            return proposals, []
+        aside = [is_fee(proposal) or (proposal.kind is ActionKind.EMAIL and proposal.reports_on in fee_slots) for proposal in proposals]
+        kept = [proposal for proposal, late_one in zip(proposals, aside) if not late_one]
+        told = how_told(self.draft.client_actions(), appointment, happening, self.settings)
+        return kept, [
+            not_charged(proposal, late, told) if is_fee(proposal)
+            else derive(proposal, because="not sent: the fee it reports on was marked too late", context={LATE_MARK: late})
+            for proposal, late_one in zip(proposals, aside) if late_one
+        ]
+
+    def _told_first(self, fee: Proposal, happening: Happening, appointment: Appointment) -> list[Proposal]:
+        """The fee with how the client had been told the policy; or, with
+        `payments.require_policy_notice` and no such word, no fee and a kind warning quoting
+        the policy (slotguard/planning/fee_stands.py)."""
+        told = how_told(self.draft.client_actions(), appointment, happening, self.settings)
+        if told is not None:
+            return [derive(fee, context={POLICY_TOLD: told})]
+        if not self.settings.payments.require_policy_notice:
+            return [fee]
+        return untold(fee, happening)
 
     def _email_details(self, proposals: list[Proposal], happening: Happening, appointment: Appointment, now: datetime) -> list[Proposal]:
         """Let policies add details to each email; drop notices an email replaces."""

@@ -11,6 +11,9 @@ content is read from the ledger when it is sent, so it is current:
   actions that could not reach Stripe for their whole retry budget, `payments.retry_for`,
   with the `main.py retry` command);
 - receivables not yet paid;
+- no fee planned, since the previous digest: the client had not been told the policy (a kind
+  warning went instead), or a mark came later than `calendar.marks.honour_for` after the end
+  (with the `main.py charge-now` command that charges it, if the practitioner means it);
 - clients to call: no-shows and client cancellations at short notice (within
   `mail.slot_freed_within` of the start, as for waitlist offers) seen in the last day;
 - clients to talk to: the `practitioner_note` a policy left (repeated late cancellations or

@@ -15,6 +15,7 @@ from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
+from slotguard.domain.plan import LATE_MARK, POLICY_UNTOLD
 from slotguard.intake.tracker import Tracked
 from slotguard.mail.context import service_label
 from slotguard.payments.results import GAVE_UP_AFTER
@@ -25,7 +26,7 @@ from slotguard.store.ledger import Ledger
 POLICY = "digest"  # the digest's own email actions carry this policy name
 RECENT = timedelta(days=1)
 FAILED_SHOWN_FOR = timedelta(days=7)
-SECTIONS = ("pending", "payment_failed", "failed", "receivables", "collections", "to_call", "talk_to", "freed", "tomorrow", "problems")
+SECTIONS = ("pending", "payment_failed", "failed", "receivables", "collections", "not_charged", "to_call", "talk_to", "freed", "tomorrow", "problems")
 NOT_LIVE = (ActionState.WAIVED, ActionState.CANCELLED)  # the practitioner said no, or never in force
 # What a policy may write in an action's context for the digest (docs/plugins.md, "Proposal context"):
 NOTE = "practitioner_note"  # what the practitioner should read about the client
@@ -127,6 +128,30 @@ def _talk_to(ledger: Ledger, noted: dict[str, list[Action]], since: datetime) ->
             "name": latest.client_name or latest.client_email,
             "at": latest.created_at,
             **_note_row(ledger, latest),
+        })
+    rows.sort(key=lambda row: row["at"])
+    return rows
+
+
+def _not_charged(ledger: Ledger, since: datetime) -> list[dict[str, Any]]:
+    """Fees planning let go or kept uncharged since the previous digest, oldest first: the
+    client had not been told the policy (a kind warning went instead: "untold"), or the mark
+    came more than `calendar.marks.honour_for` after the end ("late_mark", with the number of
+    days and the fee's id for `main.py charge-now`). See slotguard/planning/fee_stands.py."""
+    rows: list[dict[str, Any]] = []
+    for action in ledger.actions(kinds=[ActionKind.WAIVE, ActionKind.CHARGE]):
+        if action.created_at <= since or not action.amount:
+            continue
+        if action.kind is ActionKind.WAIVE and action.context.get(POLICY_UNTOLD):
+            why, days = "untold", 0
+        elif action.kind is ActionKind.CHARGE and action.state is ActionState.CANCELLED and action.context.get(LATE_MARK):
+            hours = _number(action.context[LATE_MARK].get("hours_after_end")) or 0
+            why, days = "late_mark", max(1, round(hours / 24))
+        else:
+            continue
+        rows.append({
+            "why": why, "id": action.id, "client": action.client_email, "name": action.client_name or action.client_email,
+            "amount": action.amount, "start": action.appointment_start, "days": days, "at": action.created_at,
         })
     rows.sort(key=lambda row: row["at"])
     return rows
@@ -291,7 +316,8 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
                 "offered_to": offers.get((row["calendar_id"], row["event_id"]), 0),
             })
     noted = _noted(ledger)
-    talk_to = _talk_to(ledger, noted, _previous_digest_at(ledger, local.date().isoformat(), now))
+    previous_digest = _previous_digest_at(ledger, local.date().isoformat(), now)
+    talk_to = _talk_to(ledger, noted, previous_digest)
     owed: dict[str, list[Money]] = {}
     for row in payment_failed + receivables:
         if row["purpose"] == FEE:
@@ -315,6 +341,7 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
         "receivables": receivables,
         "receivables_total": _totals([row["amount"] for row in receivables + payment_failed]),
         "collections": collections,
+        "not_charged": _not_charged(ledger, previous_digest),
         "to_call": to_call,
         "talk_to": talk_to,
         "freed": freed,

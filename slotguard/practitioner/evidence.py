@@ -1,7 +1,8 @@
 """The evidence pack for one fee: a printable HTML record for a dispute or a conversation.
 
 What it holds, from the ledger: the client and the appointment (its service label, never the
-event title, which may hold private notes); the policy the client received at booking and
+event title, which may hold private notes); how the client knew the policy before the
+incident (the message that carried it and when, or the practitioner's word); the policy the client received at booking and
 when (the booking confirmation as sent, from the outbox folder when it is there, else
 rendered again from the current templates and settings, and said so); every message about
 the appointment; the calendar marks as Slotguard saw them and when (happenings); the fee
@@ -27,6 +28,7 @@ from slotguard.collections.decide import evaluate
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment, HappeningKind
+from slotguard.domain.plan import POLICY_TOLD, POLICY_UNTOLD
 from slotguard.intake.tracker import FIRST_LOOK, MOVED_BEFORE_SEEN
 from slotguard.mail.compose import EmailExtras, EmailView, compose_email
 from slotguard.mail.context import service_label
@@ -126,6 +128,27 @@ def _sent_text(settings: Settings, policies: list[Policy], renderer: Renderer | 
             "rendered again from the current templates and policy settings; if you changed them since, the message sent differed")
 
 
+def _told_html(ledger: Ledger, fee: Action, settings: Settings) -> str:
+    """What planning recorded on the fee about the client knowing the policy before the
+    incident (slotguard/planning/fee_stands.py): the message that carried it and when, or the
+    practitioner's word, or that the client had not been told (no fee, a warning instead)."""
+    told = fee.context.get(POLICY_TOLD)
+    if fee.context.get(POLICY_UNTOLD):
+        return ("<p>The client had not been sent the policy before the incident (no booking confirmation, reminder, "
+                "deposit request or earlier warning carrying it), and you had not said they knew it: no fee was asked, "
+                "and a kind warning quoting the policy was sent instead.</p>")
+    if not isinstance(told, dict):
+        return '<p class="muted">Not recorded on this fee (planned before Slotguard recorded it, or paid from money taken earlier).</p>'
+    if told.get("how") == "mark":
+        return "<p>You marked the event: the client knows the policy (calendar.marks.knows_policy).</p>"
+    if told.get("how") == "config":
+        return "<p>You listed the client in payments.policy_known_by: the client knows the policy.</p>"
+    message = ledger.action(str(told.get("action", "")))
+    to = f" to {message.client_email}" if message else ""
+    return (f"<p>The policy was in the {escape(str(told.get('template', '')).replace('_', ' '))} {escape(str(told.get('action', '')))}"
+            f"{escape(to)}, sent {escape(_local(told.get('sent'), settings))}, before the incident.</p>")
+
+
 def evidence_html(settings: Settings, policies: list[Policy], renderer: Renderer | None, ledger: Ledger, fee_id: str, now: datetime) -> str:
     """The record for the fee `fee_id` (or the fee an action is about) as a standalone HTML
     page. Raises EvidenceError when the id names no fee."""
@@ -150,6 +173,8 @@ def evidence_html(settings: Settings, policies: list[Policy], renderer: Renderer
              + (f"; marks: {', '.join(sorted(appointment.marks))}" if appointment.marks else "")),
         ]
     parts.append("<h2>Client and appointment</h2>" + _table(("", ""), client_rows))
+
+    parts.append("<h2>How the client knew the policy before the incident</h2>" + _told_html(ledger, fee, settings))
 
     # The policy the client received at booking.
     confirmations = [a for a in ledger.actions(client_email=fee.client_email, kinds=[ActionKind.EMAIL])

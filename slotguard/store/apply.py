@@ -32,7 +32,7 @@ from slotguard.domain.model import (
 )
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
-from slotguard.domain.plan import WAIVED_AMOUNT, Plan
+from slotguard.domain.plan import LATE_MARK, WAIVED_AMOUNT, Plan
 from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, SUPERSEDES, purpose_of
 from slotguard.store.ledger import Ledger
 
@@ -112,6 +112,10 @@ class Store:
             if decided is None:
                 continue  # nothing to hold, release or refund
             kind, state, due, amount, executed_at, reason = decided
+            if proposal.context.get(LATE_MARK) and state in OPEN_STATES:
+                # A fee whose mark came too late, and the notices about it: kept, not carried
+                # out (`main.py charge-now` reopens them if the practitioner means it).
+                state = ActionState.CANCELLED
             due_by_slot[proposal.slot] = due
             action = new_action(
                 subject, kind, proposal.policy, reason, key=key, action_id=action_id, now=now, state=state, due=due,

@@ -9,7 +9,7 @@ import email.policy
 import json
 import shutil
 
-from tests.support.cli import NOW, ROOT, main
+from tests.support.cli import NOW, ROOT, clara_knows_the_policy, main
 
 NEXT_MORNING = "2026-11-27T09:00:00+01:00"  # both fees' review windows (12h) have ended
 
@@ -25,6 +25,7 @@ def sent_to(folder) -> dict[str, list[str]]:
 
 def test_charge_now_charges_only_the_fee_asked_for_and_leaves_a_fee_waived_on_its_event_to_run(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
+    clara_knows_the_policy(tmp_path)  # so that her late cancellation's fee stands beside Bjørn's
     main(tmp_path, "run", "--once", "--now", NOW)
     fees = {a["client"]: a["id"] for a in json.loads(main(tmp_path, "status", "--json", "--now", NOW).stdout)["pending_review"]}
     assert set(fees) == {"bjorn@example.com", "clara@example.com"}
@@ -51,3 +52,27 @@ def test_charge_now_charges_only_the_fee_asked_for_and_leaves_a_fee_waived_on_it
     ledger = {a["id"]: a for a in json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]}
     assert ledger[fees["clara@example.com"]]["state"] == "waived"
     assert "ingen avgift" in sent_to(tmp_path)["clara@example.com"][-1].lower()  # practice.locale = "nb": no fee this time
+
+
+def test_a_mark_seen_too_late_plans_no_fee_the_digest_names_charge_now_and_charge_now_charges_it(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    # Lena marks Ana's Monday session (ended 23 Nov 11:00) a no-show; Slotguard first sees the
+    # mark on Thursday noon, 73 hours after the end: past calendar.marks.honour_for (3d).
+    week = tmp_path / "config/sample-week.ics"
+    text = week.read_text()
+    assert "SUMMARY:Massage – Ana Silva\n" in text
+    week.write_text(text.replace("SUMMARY:Massage – Ana Silva\n", "SUMMARY:Massage – Ana Silva #noshow\n"))
+    main(tmp_path, "run", "--once", "--now", NOW)
+    ledger = json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]
+    [late] = [a for a in ledger if a["client"] == "ana@example.com" and a["kind"] == "charge"]
+    assert late["state"] == "cancelled" and "not charged: marked 3 days after the session" in late["reason"]
+    assert "ana@example.com" not in sent_to(tmp_path), "Ana hears nothing about a mark made too late"
+    digest = sent_to(tmp_path)["lena@example.com"][-1]
+    assert "markert 3 dager etter timen" in digest and f"python main.py charge-now {late['id']}" in digest, digest
+
+    charged = main(tmp_path, "charge-now", late["id"], "--now", NEXT_MORNING)
+    assert charged.stdout.startswith(f"{late['id']}: done")
+    ledger = {a["id"]: a for a in json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]}
+    assert ledger[late["id"]]["payment_status"] == "receivable"
+    [notice] = sent_to(tmp_path)["ana@example.com"]
+    assert "900" in notice, "the notice kept with the fee goes with it"

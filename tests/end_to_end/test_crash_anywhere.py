@@ -95,6 +95,7 @@ api_base = "{api_base}"
 review_window = "0m"
 max_single_charge = "2000 NOK"
 charge_from = {(self.first - timedelta(days=1)).isoformat()}
+require_policy_notice = false  # about crashes: fees stand as planned (the policy notice has its own tests)
 
 [mail]
 outbox_dir = "{folder / 'outbox'}"

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.support.cli import NOW, ROOT, main
+from tests.support.cli import NOW, ROOT, clara_knows_the_policy, main
 
 
 @pytest.fixture()
@@ -32,25 +32,32 @@ def test_help_lists_the_commands():
 def test_one_run_on_the_example_week_mails_and_records_fees_and_a_second_run_adds_nothing(practice):
     first = main(practice, "run", "--once", "--now", NOW)
     assert "no_show 1" in first.stdout and "cancelled_by_client 2" in first.stdout
-    recipients = sorted(m["To"].addresses[0].addr_spec for m in outbox(practice))
-    # Greta's new booking and Frank's moved weekly session are confirmed; no other client is mailed
-    # yet; Lena gets her daily digest (the fees waiting for her review).
-    assert recipients == ["frank@example.com", "greta@example.com", "lena@example.com"]
+    messages = {m["To"].addresses[0].addr_spec: m for m in outbox(practice)}
+    # Greta's new booking and Frank's moved weekly session are confirmed; Clara, never sent the
+    # policy before her late cancellation, gets a kind warning quoting it instead of a fee; no
+    # other client is mailed yet; Lena gets her daily digest (the fee waiting for her review).
+    assert sorted(messages) == ["clara@example.com", "frank@example.com", "greta@example.com", "lena@example.com"]
     ledger = json.loads(main(practice, "ledger", "--json").stdout)["actions"]
     fees = {a["client"]: a for a in ledger if a["kind"] == "charge"}
-    assert set(fees) == {"bjorn@example.com", "clara@example.com"}
+    assert set(fees) == {"bjorn@example.com"}, "Bjørn is in payments.policy_known_by: his fee stands"
     assert fees["bjorn@example.com"]["amount"] == {"minor": 90000, "currency": "NOK"}
-    assert fees["clara@example.com"]["amount"] == {"minor": 45000, "currency": "NOK"}
-    assert all(fee["state"] == "pending_review" for fee in fees.values())
+    assert fees["bjorn@example.com"]["state"] == "pending_review"
+    [let_go] = [a for a in ledger if a["client"] == "clara@example.com" and a["kind"] == "waive"]
+    assert let_go["amount"] == {"minor": 45000, "currency": "NOK"} and "had not been told the policy" in let_go["reason"]
+    clara = messages["clara@example.com"].get_body(("plain",)).get_content()
+    assert "ingen avgift" in clara.lower() and "Avbestilling mindre enn 24 timer" in clara, clara  # nb: no fee; the policy quoted
+    digest = messages["lena@example.com"].get_body(("plain",)).get_content()
+    assert "Ingen avgift planlagt (1)" in digest and "Clara Nowak" in digest.split("Ingen avgift planlagt")[1], digest
     assert not any(a["client"] in ("ana@example.com", "david@example.com") and a["kind"] == "charge" for a in ledger)
 
     second = main(practice, "run", "--once", "--now", NOW)
     assert "actions planned: none" in second.stdout
     assert json.loads(main(practice, "ledger", "--json").stdout)["actions"] == ledger
-    assert len(outbox(practice)) == 3
+    assert len(outbox(practice)) == 4
 
 
 def test_waiving_from_the_command_line_and_the_status_view(practice):
+    clara_knows_the_policy(practice)
     main(practice, "run", "--once", "--now", NOW)
     status = json.loads(main(practice, "status", "--json", "--now", NOW).stdout)
     pending = {a["client"]: a["id"] for a in status["pending_review"]}

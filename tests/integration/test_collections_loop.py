@@ -198,6 +198,8 @@ def test_evidence_for_a_dispute(practice, capsys, tmp_path):
     html = out.read_text(encoding="utf-8")
     [confirmation] = practice.sent("booking_confirmation")
     assert confirmation.id in html and "as sent, from the outbox" in html, "the policy text the client received, and when"
+    told = html.split("How the client knew the policy before the incident")[1].split("<h2>")[0]
+    assert f"booking confirmation {confirmation.id}" in told and "before the incident" in told, "which message carried the policy"
     assert "Not coming without letting us know" in html or "cancel" in html.lower()
     assert "no show" in html and "marked as not attended" in html, "the calendar mark and the fee's computation"
     # The event was in the calendar at Slotguard's first look (issue 13, item 9): each time says

@@ -20,7 +20,11 @@ BASE_CONFIG: dict[str, Any] = {
     },
     "calendar": {"source": "memory", "marks": {"no_show": {"color": "tomato", "tags": ["#noshow"]}}},
     "services": {"default": {"price": "900 NOK", "duration": "60m", "label": "massage"}},
-    "payments": {"provider": "record-only", "review_window": "12h", "max_single_charge": "2000 NOK"},
+    # require_policy_notice is false here, explicitly (the product default is true): most tests
+    # plan a fee without a booking confirmation sent first and are about something else. Tests
+    # of "told before charged" say `payments={"require_policy_notice": True}`
+    # (tests/unit/planning/test_fee_stands.py).
+    "payments": {"provider": "record-only", "review_window": "12h", "max_single_charge": "2000 NOK", "require_policy_notice": False},
     "mail": {"transport": "outbox-dir"},
     "reminders": {"offsets": ["48h", "24h"]},
     "policies": {

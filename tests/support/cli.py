@@ -35,3 +35,12 @@ def example_practice_over_smtp(folder: Path, port: int, security: str) -> Path:
     text += f'\n[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "{security}"\ntimeout = "5s"\n'
     path.write_text(text)
     return folder
+
+
+def clara_knows_the_policy(folder):
+    """Lena says Clara knows the policy (payments.policy_known_by), so her late cancellation's
+    fee stands as Bjørn's does (the example week has no confirmation sent to her before it)."""
+    path = folder / "config/example.toml"
+    text = path.read_text()
+    assert 'policy_known_by = ["bjorn@example.com"]' in text
+    path.write_text(text.replace('policy_known_by = ["bjorn@example.com"]', 'policy_known_by = ["bjorn@example.com", "clara@example.com"]'))
