@@ -70,14 +70,17 @@ def next_allowed(moment: datetime, quiet: QuietHours | None, zone: str | ZoneInf
     day = local.date()
     if quiet.start > quiet.end and local.time() >= quiet.start:
         day += timedelta(days=1)  # quiet hours that began this evening end tomorrow morning
-    return _first_instant_at(datetime.combine(day, quiet.end), tz)
+    return _first_instant_at(datetime.combine(day, quiet.end), tz, moment)
 
 
-def _first_instant_at(wall: datetime, tz: ZoneInfo) -> datetime:
-    """The earliest instant (UTC) whose wall clock in `tz` reads `wall` (naive) or later."""
+def _first_instant_at(wall: datetime, tz: ZoneInfo, after: datetime) -> datetime:
+    """The earliest instant (UTC) later than `after` whose wall clock in `tz` reads `wall`
+    (naive) or later."""
     first, second = sorted(wall.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
     if first.astimezone(tz).replace(tzinfo=None) == wall:
-        return first  # an ordinary time, or the first of a time that comes twice
+        # An ordinary time, or one that comes twice: its first occurrence, unless `after`
+        # lies in the repeated hour, past it.
+        return first if first > after else second
     # `wall` falls in a gap (clocks jump forward over it): find the jump, between the two
     # readings of it, to the second. The wall clock only moves forward across a gap.
     low, high = int(first.timestamp()), int(second.timestamp())
