@@ -47,6 +47,13 @@ class QuietHours:
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
+    @property
+    def longest(self) -> timedelta:
+        """The most these quiet hours can put anything off: their length, and an hour more
+        for a night when the clocks go back."""
+        length = datetime.combine(datetime.min, self.end) - datetime.combine(datetime.min, self.start)
+        return (length if length > timedelta(0) else length + timedelta(days=1)) + timedelta(hours=1)
+
     def contains(self, wall: time) -> bool:
         """Whether the local wall-clock time `wall` is in quiet hours."""
         if self.start < self.end:

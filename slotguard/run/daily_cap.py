@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import AdapterError
 from slotguard.domain.model import Action
+from slotguard.domain.quiet_hours import next_allowed
 from slotguard.store.ledger import Ledger
 
 Failed = Callable[[AdapterError], None]
@@ -37,6 +38,7 @@ def within_daily_cap(ledger: Ledger, settings: Settings, action: Action, now: da
     spent = ledger.charged_total_since(midnight, action.amount.currency)
     if spent + action.amount.minor <= cap.minor:
         return True
-    action.due_at = midnight + timedelta(days=1)
+    # Tomorrow, once the night is over: the charge goes with the email that explains it.
+    action.due_at = next_allowed(midnight + timedelta(days=1), settings.mail.quiet, settings.zone)
     ledger.update_action(action, now, f"daily cap {cap} reached; waits until tomorrow")
     return False
