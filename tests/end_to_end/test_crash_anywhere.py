@@ -99,6 +99,7 @@ charge_from = {(self.first - timedelta(days=1)).isoformat()}
 [mail]
 outbox_dir = "{folder / 'outbox'}"
 digest_hour = -1
+quiet_hours = ""  # on the real clock, quiet hours would make when fees and emails go depend on the hour the tests run
 
 [storage]
 data_dir = "{folder / 'var'}"
