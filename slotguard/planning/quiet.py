@@ -13,7 +13,9 @@ client; a refund or a release only gives back). Not held:
   found later (a catch-up after the daemon was stopped, a first look at a calendar) wait;
 - mail, and money asked ahead, about a session that starts before quiet hours end (a
   reminder at 06:00 for a 07:30 session is of no use at 08:00);
-- what the practitioner asks for now (`main.py charge-now`: the fee and its notice, `AT_ONCE`).
+- what the practitioner asks for now (`main.py charge-now`: the fee and its notice, `AT_ONCE`);
+- the email that explains a charge taken in the last hour (taken at 20:59, its notice a
+  minute later): a charge never goes without its explanation.
 
 `allowed_at` is pure; slotguard/run/quiet_hours.py applies it to an action about to be carried out.
 """
@@ -53,12 +55,16 @@ def held(settings: Settings, action: Action) -> bool:
     return action.kind in TAKES_MONEY
 
 
-def allowed_at(settings: Settings, action: Action, appointment: Appointment | None, now: datetime) -> datetime:
+def allowed_at(settings: Settings, action: Action, appointment: Appointment | None, now: datetime,
+               charged_at: datetime | None = None) -> datetime:
     """When `action`, due at `now`, may be carried out: `now`, or the end of the quiet hours
-    `now` falls in. `appointment` is the one it is about (None: unknown)."""
+    `now` falls in. `appointment` is the one it is about (None: unknown); `charged_at`, for
+    an email, when the money it reports on was taken (None: not taken, or nothing)."""
     quiet = settings.mail.quiet
     if quiet is None or not held(settings, action):
         return now
+    if charged_at is not None and now - charged_at <= JUST_MADE:
+        return now  # the explanation of a charge taken just before quiet hours began goes with it
     allowed = next_allowed(now, quiet, client_zone(settings, appointment))
     if allowed <= now or appointment is None:
         return allowed if allowed > now else now

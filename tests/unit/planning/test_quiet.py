@@ -76,3 +76,10 @@ def test_what_the_practitioner_asks_for_now_and_no_quiet_hours_hold_nothing():
     assert allowed_at(settings(mail={"quiet_hours": ""}), action(ActionKind.CHARGE), YESTERDAY, NIGHT) == NIGHT
     lunch = settings(mail={"quiet_hours": "12:00-13:00"})
     assert allowed_at(lunch, action(ActionKind.CHARGE), YESTERDAY, NIGHT.replace(hour=12, minute=30)) == NIGHT.replace(hour=13, minute=0)
+
+
+def test_the_notice_of_a_charge_taken_just_before_the_night_goes_with_it():
+    notice = action(ActionKind.EMAIL, "no_show_followup")
+    evening = NIGHT.replace(hour=21, minute=1) - timedelta(days=1)
+    assert allowed_at(SETTINGS, notice, YESTERDAY, evening, charged_at=evening - timedelta(minutes=2)) == evening
+    assert allowed_at(SETTINGS, notice, YESTERDAY, evening, charged_at=evening - timedelta(hours=2)) == MORNING
