@@ -77,8 +77,9 @@ TEMPLATE_NAMES = (*CLIENT_TEMPLATES, DIGEST_TEMPLATE)
 LOCALE_ALIASES = {"no": "nb", "nn": "nb", "iw": "he"}
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _LOCALE_SHAPE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
-# CLDR's currency spacing: a symbol made of letters ("NOK") is set apart from the digits.
+# The year in a CLDR date pattern, with the comma or space before it (filter `day`).
 _YEAR = re.compile(r",?\s*\by+\b\.?")
+# CLDR's currency spacing: a symbol made of letters ("NOK") is set apart from the digits.
 _LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 

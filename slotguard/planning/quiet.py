@@ -66,8 +66,10 @@ def allowed_at(settings: Settings, action: Action, appointment: Appointment | No
     if charged_at is not None and now - charged_at <= JUST_MADE:
         return now  # the explanation of a charge taken just before quiet hours began goes with it
     allowed = next_allowed(now, quiet, client_zone(settings, appointment))
-    if allowed <= now or appointment is None:
-        return allowed if allowed > now else now
+    if allowed <= now:
+        return now
+    if appointment is None:
+        return allowed
     asks_ahead = action.template in BOOKING_ANSWERS or purpose_of(action.kind, action.context) in (DEPOSIT, PREPAYMENT)
     if asks_ahead and now - appointment.updated <= JUST_MADE:
         return now  # the answer to what was just done
