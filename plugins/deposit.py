@@ -5,7 +5,7 @@
   payment link when the card could not be used). A hold is placed no earlier than
   `hold_before` the start: card holds lapse (Visa's, placed by the merchant, after 4 days
   18 hours), and a `hold_before` that leaves no room for the capture (after the end,
-  `settle_after_end` and the review window) is a config error. A hold that would still lapse
+  `settle_after_end`, the review window and quiet hours) is a config error. A hold that would still lapse
   first (the appointment moved later) is placed again in time (slotguard/planning/holds.py).
 - Attended: the deposit pays part of the session price (a hold is captured; a charged deposit
   is recorded as applied).
@@ -59,7 +59,7 @@ class DepositConfig(PolicyConfig):
     kind: Literal["charge", "hold"] = Field("charge", description='"charge" takes the money at booking; "hold" reserves it on the card (Stripe) and captures it only if it is kept.', examples=["hold"])
     hold_before: PositiveDuration = Field(
         timedelta(days=3),
-        description="hold: place the hold no earlier than this before the start. A hold lapses after 4d18h (Visa, placed by the merchant), and must last until it is captured: this, the longest service, calendar.marks.settle_after_end, payments.review_window and 6h to spare must fit in 4d18h.",
+        description="hold: place the hold no earlier than this before the start. A hold lapses after 4d18h (Visa, placed by the merchant), and must last until it is captured: this, the longest service, calendar.marks.settle_after_end, payments.review_window, the length of mail.quiet_hours plus 1h, and 6h to spare must fit in 4d18h.",
         examples=["2d"],
     )
     services: list[str] = Field(default_factory=list, description="Only bookings of these services (names under [services]); empty means every booking.", examples=[["default"]])
@@ -94,7 +94,8 @@ def _hold_window_problems(config, settings) -> list[str]:
     """A hold placed `hold_before` the start must still be valid when it is captured."""
     longest = max(service.duration for service in settings.services.values())
     settle, review = settings.calendar.marks.settle_after_end, settings.payments.review_window
-    total = config.hold_before + longest + settle + review + RENEW_MARGIN
+    night = settings.mail.quiet.longest if settings.mail.quiet is not None else timedelta(0)  # a capture waits for the morning
+    total = config.hold_before + longest + settle + review + night + RENEW_MARGIN
     if total <= HOLD_VALIDITY:
         return []
     room = HOLD_VALIDITY - (total - config.hold_before)
@@ -103,6 +104,7 @@ def _hold_window_problems(config, settings) -> list[str]:
     return [
         f"hold_before: {format_duration(config.hold_before)} + the longest service ({format_duration(longest)}) + "
         f"calendar.marks.settle_after_end ({format_duration(settle)}) + payments.review_window ({format_duration(review)}) + "
+        f"the longest wait of mail.quiet_hours ({format_duration(night)}) + "
         f"{format_duration(RENEW_MARGIN)} to spare is {format_duration(total)}, longer than a card hold lasts "
         f"({format_duration(HOLD_VALIDITY)}: Visa, placed by the merchant), so the hold could lapse before it is captured; {advice}"
     ]

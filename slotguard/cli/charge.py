@@ -4,7 +4,9 @@ A fee kept uncharged because its mark came too late (`calendar.marks.honour_for`
 gives its id) is charged the same way, with the notices kept with it: the practitioner means it.
 
 Only that fee, and the email that reports on it once the fee is done (its notice, which
-would otherwise wait for the end of the window); nothing else. Every other due action is
+would otherwise wait for the end of the window), in the same moment: the client reads why
+with the charge. Both go even in quiet hours (`mail.quiet_hours`): the practitioner asked
+for now, and a charge never goes without its explanation. Nothing else. Every other due action is
 left to `run`, which reads the calendar first: a fee waived on its event while the daemon
 was stopped is never charged here. The command carries an action out, so it holds the data
 folder's lock like `run` (slotguard/store/daemon_lock.py).
@@ -21,6 +23,7 @@ from slotguard.cli.common import load_settings, money_text, now_from, refuse_pre
 from slotguard.domain.model import OPEN_STATES, ActionKind, ActionState
 from slotguard.domain.plan import LATE_MARK
 from slotguard.domain.tick_report import TickReport
+from slotguard.planning.quiet import AT_ONCE
 from slotguard.policies.account import INCIDENT
 from slotguard.run.wiring import build_engine
 from slotguard.store.daemon_lock import exclusive
@@ -64,6 +67,7 @@ def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
         print(f"{args.action_id}: not a fee waiting to be charged ({state}); see `main.py ledger`", file=sys.stderr)
         return 1
     action.due_at = now
+    action.context[AT_ONCE] = True  # asked for now: not held by quiet hours (slotguard/planning/quiet.py)
     if not ledger.update_action(action, now, "charge-now requested by the practitioner"):
         print(f"{args.action_id}: changed meanwhile (waived?); see `main.py ledger`", file=sys.stderr)
         return 1
@@ -74,7 +78,10 @@ def _charge_now(args: argparse.Namespace, engine: Any, now: datetime) -> int:
         # Its notice, which waits for the fee: the client hears now, not at the window's end.
         for email in ledger.actions(states=OPEN_STATES, kinds=[ActionKind.EMAIL], calendar_id=action.calendar_id, event_id=action.event_id):
             if email.reports_on == action.id:
-                engine.execute(email, now, report)
+                email.due_at = now
+                email.context[AT_ONCE] = True
+                if ledger.update_action(email, now, "sent with its fee, charged now by the practitioner", expect=OPEN_STATES):
+                    engine.execute(email, now, report)
     engine.write_back(report, now)
     for problem in report.problems:
         print(f"problem: {problem}", file=sys.stderr)

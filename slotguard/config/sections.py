@@ -34,6 +34,7 @@ from slotguard.config.types import (
     TimeZoneName,
 )
 from slotguard.domain.money import Money
+from slotguard.domain.quiet_hours import QuietHours
 from slotguard.domain.untrusted import email_address
 
 # --- sections ---------------------------------------------------------------------------
@@ -387,6 +388,29 @@ class Mail(Strict):
     slot_freed_within: Annotated[PositiveDuration, AfterValidator(at_most(30 * DAY, "a slot freed a month ahead is not short notice"))] = Field(
         timedelta(hours=48), description="A client cancellation this close to the start offers the slot to the waitlist (at most 30d).", examples=["48h"]
     )
+
+    quiet_hours: str = Field(
+        "21:00-08:00",
+        description=(
+            "Local hours (HH:MM-HH:MM, in the client's time zone: the appointment's, else practice.timezone) when no "
+            "email reaches a client: one due then goes at their end, and so does the charge it explains (a fee whose "
+            "review window ends at night is charged in the morning with its notice). A confirmation of a booking made or "
+            "moved within the last hour, and mail about a session that starts before they end, go at once; mail to the "
+            "practitioner (digest, referral) is not held. \"\" turns them off."
+        ),
+        examples=["21:00-08:00", "22:30-07:00", ""],
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        quiet = QuietHours.parse(value)
+        return str(quiet) if quiet else ""
+
+    @property
+    def quiet(self) -> QuietHours | None:
+        """`quiet_hours` read (None: off)."""
+        return QuietHours.parse(self.quiet_hours)
 
     @field_validator("templates_dir")
     @classmethod

@@ -311,10 +311,12 @@ class ActionSubject:
     client_email: str
     client_name: str = ""
     appointment_start: datetime | None = None
+    timezone: str = ""  # the appointment's time zone, the client's as far as Slotguard knows ("": the practice's)
 
     @classmethod
     def of_appointment(cls, appointment: Appointment) -> ActionSubject:
-        return cls(appointment.calendar_id, appointment.event_id, appointment.client.email, appointment.client.name, appointment.start)
+        return cls(appointment.calendar_id, appointment.event_id, appointment.client.email, appointment.client.name, appointment.start,
+                   appointment.timezone)
 
     @classmethod
     def of_action(cls, action: Action) -> ActionSubject:

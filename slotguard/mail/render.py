@@ -80,6 +80,8 @@ PRACTITIONER_TEMPLATES = (DIGEST_TEMPLATE, "money_ahead_unpaid")
 TEMPLATE_NAMES = (*CLIENT_TEMPLATES, *PRACTITIONER_TEMPLATES)
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _LOCALE_SHAPE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
+# The year in a CLDR date pattern, with the comma or space before it (filter `day`).
+_YEAR = re.compile(r",?\s*\by+\b\.?")
 
 
 class _MemoryBytecodeCache(BytecodeCache):
@@ -281,6 +283,13 @@ class Renderer:
         def date(value: Any, zone: str | None = None, format: str = "full") -> str:
             return format_date(zone_of(value, zone), format=format, locale=babel_locale)
 
+        # The day without its year ("Tuesday 24 November", "tirsdag 24. november"): the
+        # locale's full date pattern with the year taken out, so the words stay the locale's.
+        day_pattern = _YEAR.sub("", babel_locale.date_formats["full"].pattern).strip(" ,")
+
+        def day(value: Any, zone: str | None = None) -> str:
+            return format_date(zone_of(value, zone), format=day_pattern, locale=babel_locale)
+
         def time(value: Any, zone: str | None = None) -> str:
             return format_time(zone_of(value, zone), format="short", locale=babel_locale)
 
@@ -299,7 +308,7 @@ class Renderer:
                 return Markup("<bdi>{}</bdi>").format(value)
             return value
 
-        return {"money": money, "date": date, "time": time, "datetime": date_time, "hours": hours, "bdi": bdi}
+        return {"money": money, "date": date, "day": day, "time": time, "datetime": date_time, "hours": hours, "bdi": bdi}
 
     def render(self, name: str, context: dict[str, Any], locale: str | None = None) -> Rendered:
         """Render template `name` in `locale` (falling back to the practice's, then English).

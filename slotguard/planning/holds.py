@@ -42,8 +42,11 @@ LOOKBACK = timedelta(days=14)  # holds placed longer ago than this have lapsed w
 
 def needed_until(appointment: Appointment, settings: Settings) -> datetime:
     """The latest a deposit hold on `appointment` may be captured: its outcome comes at most
-    `settle_after_end` after the end, and what is kept then waits the review window."""
-    return appointment.end + settings.calendar.marks.settle_after_end + settings.payments.review_window
+    `settle_after_end` after the end, and what is kept then waits the review window, and the
+    client's quiet hours if it ends in them (mail.quiet_hours)."""
+    quiet = settings.mail.quiet
+    night = quiet.longest if quiet is not None else timedelta(0)
+    return appointment.end + settings.calendar.marks.settle_after_end + settings.payments.review_window + night
 
 
 def renewal_due(hold: Action, appointment: Appointment, settings: Settings) -> datetime | None:

@@ -87,7 +87,8 @@ class Planner:
     undo: AskUndo = ask_undo
 
     def __post_init__(self) -> None:
-        self.store = Store(self.ledger, self.settings.payments.review_window, self.charge_from)
+        self.store = Store(self.ledger, self.settings.payments.review_window, self.charge_from,
+                           quiet=self.settings.mail.quiet, zone=self.settings.practice.timezone)
 
     def plan(self, happening: Happening, appointment: Appointment, now: datetime) -> list[Action]:
         """Plan and store the actions for one new happening; return those newly stored."""

@@ -29,7 +29,7 @@ from slotguard.domain.interfaces import (
     ReauthorizationNeeded,
     SyncTokenExpired,
 )
-from slotguard.domain.model import CLIENT_PAYS, MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, Appointment
+from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, Appointment
 from slotguard.domain.tick_report import TickReport
 from slotguard.intake.normalize import EventError, ForeignEvent, normalize
 from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
@@ -44,7 +44,9 @@ from slotguard.policies.info import Policy
 from slotguard.policies.owners import TickStep, action_owner, default_manager, tick_steps
 from slotguard.practitioner.write_back import write_statuses
 from slotguard.run.action_failure import retry_delay, unexpected_failure
+from slotguard.run.daily_cap import within_daily_cap
 from slotguard.run.email_effects import send_email
+from slotguard.run.quiet_hours import wait_for_quiet_hours
 from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.store.ledger import Ledger, LedgerError
 
@@ -311,7 +313,10 @@ class Engine:
             return  # waived while its outcome was unknown: a lookup decides (recovery.py), not a new attempt
         if action.kind is ActionKind.EMAIL and not self._email_ready(action, now):
             return
-        if action.kind is ActionKind.CHARGE and not self._within_daily_cap(action, now, report):
+        if wait_for_quiet_hours(self.ledger, self.settings, action, now):
+            return  # no email to a client, and no charge, in their night
+        if action.kind is ActionKind.CHARGE and not within_daily_cap(
+                self.ledger, self.settings, action, now, lambda why: self._failed(action, action.state, why, now, report)):
             return
         owner = action_owner(action)  # the feature that planned it (slotguard/features/) checks it last
         if owner is not None and not owner.ready(action, self.ledger, self.provider, self.settings, now):
@@ -436,30 +441,6 @@ class Engine:
                 self.ledger.update_action(action, now, "waiting for the fee it reports on")
                 return False
         return True
-
-    def _within_daily_cap(self, action: Action, now: datetime, report: TickReport) -> bool:
-        cap = self.settings.payments.daily_cap
-        if cap is None or action.amount is None or action.context.get(CLIENT_PAYS):
-            return True  # (a request the client pays through a link takes nothing from a card)
-        if action.amount.currency != cap.currency:
-            # Minor units of two currencies are never compared (the config keeps the cap in
-            # the practice currency; a fee planned before the currency changed can differ).
-            why = AdapterError(
-                f"this {action.amount} fee cannot be checked against payments.daily_cap ({cap}), which is in "
-                f"another currency, so it was not charged; remove daily_cap for a moment or waive the fee, "
-                f"then run `main.py retry {action.id}`",
-                retryable=False,
-            )
-            self._failed(action, action.state, why, now, report)
-            return False
-        local = now.astimezone(self.settings.zone)
-        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        spent = self.ledger.charged_total_since(midnight, action.amount.currency)
-        if spent + action.amount.minor <= cap.minor:
-            return True
-        action.due_at = midnight + timedelta(days=1)
-        self.ledger.update_action(action, now, f"daily cap {cap} reached; waits until tomorrow")
-        return False
 
     def _send(self, action: Action, now: datetime) -> None:
         # Fetch what needs the provider, then compose (no call) and send (slotguard/run/email_effects.py).

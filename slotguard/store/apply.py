@@ -26,6 +26,7 @@ from slotguard.domain.model import (
     Action,
     ActionKind,
     ActionState,
+    ActionSubject,
     Proposal,
     action_id_for,
     new_action,
@@ -33,6 +34,7 @@ from slotguard.domain.model import (
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
 from slotguard.domain.plan import LATE_MARK, WAIVED_AMOUNT, Plan
+from slotguard.domain.quiet_hours import QuietHours, next_allowed
 from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, SUPERSEDES, purpose_of
 from slotguard.store.ledger import Ledger
 
@@ -49,12 +51,18 @@ RECORD_KINDS = frozenset({ActionKind.WAIVE, ActionKind.WRITEOFF, ActionKind.CRED
 
 class Store:
     """Writes plans into `ledger`. `review_window` delays fees; fees for appointments
-    starting before `charge_from` are stored cancelled (None: no such limit)."""
+    starting before `charge_from` are stored cancelled (None: no such limit). A fee whose
+    window ends in `quiet` hours (mail.quiet_hours, on the wall clock of the subject's time
+    zone, else `zone`) falls due at their end, and its notice with it: a charge goes with
+    the email that explains it (slotguard/domain/quiet_hours.py)."""
 
-    def __init__(self, ledger: Ledger, review_window: timedelta = timedelta(0), charge_from: datetime | None = None):
+    def __init__(self, ledger: Ledger, review_window: timedelta = timedelta(0), charge_from: datetime | None = None,
+                 quiet: QuietHours | None = None, zone: str = "UTC"):
         self.ledger = ledger
         self.review_window = review_window
         self.charge_from = charge_from
+        self.quiet = quiet
+        self.zone = zone
 
     def apply(self, plan: Plan, *, key: str = "", now: datetime) -> list[Action]:
         """Write `plan` in one transaction: waivers that wait, waivers, cancellations, then
@@ -108,7 +116,7 @@ class Store:
         for proposal in plan.new:
             action_id = action_id_for(key, proposal.policy, proposal.kind.value, proposal.slot)
             ids_by_slot[proposal.slot] = action_id
-            decided = self._decide(proposal, before_watch, due_by_slot, now)
+            decided = self._decide(proposal, before_watch, due_by_slot, now, subject)
             if decided is None:
                 continue  # nothing to hold, release or refund
             kind, state, due, amount, executed_at, reason = decided
@@ -131,7 +139,7 @@ class Store:
                 supersede(self.ledger, action, now)
         return stored
 
-    def _decide(self, proposal: Proposal, before_watch: bool, due_by_slot: dict[str, datetime], now: datetime):
+    def _decide(self, proposal: Proposal, before_watch: bool, due_by_slot: dict[str, datetime], now: datetime, subject: ActionSubject):
         """(kind, state, due, amount, executed_at, reason) of the action for `proposal`, or
         None when it is a zero amount to hold, release or refund."""
         review = self.review_window
@@ -144,6 +152,7 @@ class Store:
             due = earliest + review if reviewed else earliest
             if reviewed:
                 state = ActionState.PENDING_REVIEW
+                due = self._after_quiet_hours(due, proposal, subject)
             if proposal.amount.is_zero and kind in (ActionKind.CHARGE, ActionKind.CAPTURE):
                 # Recorded as waived, with the amount that was let go.
                 kind, state, due, executed_at = ActionKind.WAIVE, ActionState.DONE, now, now
@@ -159,7 +168,7 @@ class Store:
             due = max(proposal.due or now, now)
             if kind is ActionKind.CREDIT and purpose_of(kind, proposal.context) in REVIEWED and proposal.amount:
                 # Money already paid (a deposit) kept as a fee: reviewed like any fee.
-                state, due = ActionState.PENDING_REVIEW, due + review
+                state, due = ActionState.PENDING_REVIEW, self._after_quiet_hours(due + review, proposal, subject)
                 if before_watch:
                     state = ActionState.CANCELLED
                     reason += "; not kept: the appointment is before charge_from"
@@ -173,6 +182,16 @@ class Store:
                 state = ActionState.CANCELLED
                 reason += "; not sent: the fee it reports on is before charge_from"
         return kind, state, due, amount, executed_at, reason
+
+    def _after_quiet_hours(self, due: datetime, proposal: Proposal, subject: ActionSubject) -> datetime:
+        """`due` moved out of the client's quiet hours: a fee is charged with its notice,
+        never at night. Money asked ahead of a session (a prepayment) is not moved past
+        the session's start."""
+        moved = next_allowed(due, self.quiet, subject.timezone or self.zone)
+        start = subject.appointment_start
+        if purpose_of(proposal.kind, proposal.context) != FEE and start is not None and moved >= start:
+            return due
+        return moved
 
 
 def supersede(ledger: Ledger, action: Action, now: datetime) -> None:

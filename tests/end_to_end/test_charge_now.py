@@ -76,3 +76,29 @@ def test_a_mark_seen_too_late_plans_no_fee_the_digest_names_charge_now_and_charg
     assert ledger[late["id"]]["payment_status"] == "receivable"
     [notice] = sent_to(tmp_path)["ana@example.com"]
     assert "900" in notice, "the notice kept with the fee goes with it"
+
+
+LATE_EVENING = "2026-11-26T23:00:00+01:00"  # in the clients' quiet hours; the fees are due at 08:00
+
+
+def test_charge_now_sends_the_notice_with_the_charge_in_the_same_moment_even_in_quiet_hours(tmp_path):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    main(tmp_path, "run", "--once", "--now", NOW)
+    fees = {a["client"]: a["id"] for a in json.loads(main(tmp_path, "status", "--json", "--now", NOW).stdout)["pending_review"]}
+    ledger = {a["id"]: a for a in json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]}
+    assert ledger[fees["bjorn@example.com"]]["due_at"] == "2026-11-27T07:00:00Z", "the window ends at midnight: due at 08:00"
+    before = sent_to(tmp_path)
+
+    charged = main(tmp_path, "charge-now", fees["bjorn@example.com"], "--now", LATE_EVENING)
+    assert charged.stdout.startswith(f"{fees['bjorn@example.com']}: done")
+
+    actions = json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]
+    fee = next(a for a in actions if a["id"] == fees["bjorn@example.com"])
+    notices = [a for a in actions if a["client"] == "bjorn@example.com" and a["template"] == "no_show_followup"]
+    assert [notice["state"] for notice in notices] == ["done"]
+    assert fee["executed_at"] == notices[0]["executed_at"] == "2026-11-26T22:00:00Z", "the explanation goes with the charge"
+    after = sent_to(tmp_path)
+    assert len(after["bjorn@example.com"]) == len(before.get("bjorn@example.com", [])) + 1
+    # The other fee was not asked for: it still waits for 08:00, its notice too.
+    assert next(a for a in actions if a["id"] == fees["clara@example.com"])["state"] == "pending_review"
+    assert after.get("clara@example.com", []) == before.get("clara@example.com", [])

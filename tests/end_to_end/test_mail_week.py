@@ -84,7 +84,7 @@ def test_each_client_gets_the_right_messages_in_their_language(week):
         "Påminnelse: timen din lørdag 7. mars 2026 kl. 15:00",
         "Påminnelse: timen din lørdag 7. mars 2026 kl. 15:00",
     ]  # mail.client_locales
-    assert by_client["fay@example.com"][-1] == "We missed you today"
+    assert by_client["fay@example.com"][-1] == "We missed you on Tuesday, March 3"  # sent the next morning: the day, not "today"
     assert by_client["bo@example.com"][-1] == "Your cancelled massage on Thursday, March 5, 2026"
     assert by_client["cy@example.com"] == ["Your massage is booked: Friday, March 6, 2026"]
     assert by_client["eve@example.com"] == ["Your massage is booked: Friday, March 6, 2026"]

@@ -88,7 +88,7 @@ class Practice:
         self.engine.tick(MONDAY)
         self.calendar.put(event("e1", WEDNESDAY_10, title=title, color="11"), WEDNESDAY_10 + timedelta(hours=1))
         self.engine.tick(WEDNESDAY_10 + timedelta(hours=1))
-        self.engine.tick(WEDNESDAY_10 + timedelta(hours=14))
+        self.engine.tick(WEDNESDAY_10 + timedelta(hours=22))  # the window ends at 23:00, in quiet hours: 08:00
         [self.fee] = self.ledger.actions(kinds=[ActionKind.CHARGE])
         assert self.fee.context["payment_status"] == "receivable"
         self.since = self.fee.executed_at

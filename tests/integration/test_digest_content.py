@@ -121,13 +121,15 @@ def test_a_repeat_client_who_books_again_is_listed_once_with_the_latest_note_and
     tomorrow = section(thursday, "Tomorrow, Friday, March 6, 2026")
     assert tomorrow == [
         "Tomorrow, Friday, March 6, 2026 (1):",
-        "- 10:00\u202fAM–11:00\u202fAM  Ana Silva, massage: first session; prepayment of NOK\u00a0900.00 not paid yet; "
-        "owes NOK\u00a02,700.00 in unpaid fees; 3 late cancellations or no-shows in 180 days; "
+        # Wednesday's no-show fee and the prepayment wait for 08:00 (their windows end in the
+        # client's quiet hours), after this 07:00 digest: not taken yet, and 2 fees owed.
+        "- 10:00\u202fAM–11:00\u202fAM  Ana Silva, massage: first session; prepayment of NOK\u00a0900.00 not taken yet; "
+        "owes NOK\u00a01,800.00 in unpaid fees; 3 late cancellations or no-shows in 180 days; "
         "consider ending the relationship, kindly",
     ]
     html = practice.digest("2026-03-05", part="html")
     assert f"{TALK} (1)</h3>" in html and "<strong>Consider ending the relationship, kindly.</strong>" in html
-    assert "Ana Silva, massage: first session; prepayment of NOK\u00a0900.00 not paid yet;" in html, "HTML in step with the text"
+    assert "Ana Silva, massage: first session; prepayment of NOK\u00a0900.00 not taken yet;" in html, "HTML in step with the text"
 
 
 def test_a_prepayment_is_asked_at_once_and_the_digest_lists_it_as_not_yet_paid_not_as_waiting_for_review():
@@ -160,11 +162,11 @@ def test_a_deposit_kept_for_a_no_show_waits_for_review_with_its_deadline_and_the
     practice.put(event("ana", wednesday_10), MONDAY)
     practice.put(event("ana", wednesday_10, color=NO_SHOW), wednesday_10 + timedelta(hours=2))
     [kept] = practice.ledger.actions(kinds=[ActionKind.CREDIT], states=[ActionState.PENDING_REVIEW])
-    assert kept.due_at == datetime(2026, 3, 6, 0, 0, tzinfo=OSLO)
+    assert kept.due_at == datetime(2026, 3, 6, 8, 0, tzinfo=OSLO)  # the window ends at midnight: kept in the morning
     review = section(practice.digest("2026-03-05"), REVIEW)
     assert (
         "- Ana Silva (ana@example.com): NOK\u00a0450.00 of the deposit kept for a no-show on Mar 4, 2026 "
-        "10:00\u202fAM. Kept for good Mar 6, 2026 12:00\u202fAM unless you waive it: add #waive to the event, "
+        "10:00\u202fAM. Kept for good Mar 6, 2026 8:00\u202fAM unless you waive it: add #waive to the event, "
         "and the deposit is given back."
     ) in review
     assert any("NOK\u00a0450.00 for a no-show" in line for line in review), "the rest of the fee, charged"
@@ -201,7 +203,7 @@ def test_tomorrow_lists_only_the_appointments_that_need_something_and_counts_the
     practice.put(event("bo-wed", wednesday_10 + timedelta(hours=2), client="bo@example.com", name="Bo Ek"), MONDAY)
     practice.put(event("cy-wed", wednesday_10 + timedelta(hours=4), client="cy@example.com", name="Cy Dahl"), MONDAY)
     late = event("cy-mon", MON_10 + timedelta(hours=4), client="cy@example.com", name="Cy Dahl", title="Massage #latecancel")
-    practice.put(late, MON_10 + timedelta(hours=1))  # 3 hours ahead: half the price
+    practice.put(late, MON_10 - timedelta(hours=2))  # 6 hours ahead: half the price, charged at 20:00
     tuesday = practice.digest("2026-03-03")
     assert section(tuesday, "Tomorrow, Wednesday, March 4, 2026") == [
         "Tomorrow, Wednesday, March 4, 2026 (2):",

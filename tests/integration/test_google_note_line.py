@@ -88,7 +88,7 @@ def test_an_edit_inside_slotguards_note_never_turns_its_words_into_a_waiver(goog
                                                           "Ola: knee\nemail: ola@example.com")
     google_fake.modify_event("primary", "ola1", description=written.replace("pending review", "pending review (she called)"))
     engine.tick(t0 + timedelta(hours=3))
-    engine.tick(t0 + timedelta(hours=15))
+    engine.tick(fee(ledger).due_at)  # the end of the review window, or of the client's quiet hours it ends in
     assert fee(ledger).state is ActionState.DONE, "the note's own \"unless you add #waive\" is not the practitioner's mark"
 
 

@@ -83,7 +83,9 @@ def test_a_hold_is_placed_again_before_it_lapses_and_the_old_one_released_after(
     # A no-show: the fee captures the hold in place, never the released one.
     practice.calendar.put(event("e1", moved, title="Massage #noshow"), moved + timedelta(minutes=30))
     practice.tick(moved + timedelta(minutes=30))
-    practice.tick(moved + timedelta(hours=13))
+    [capture] = practice.ledger.actions(kinds=[ActionKind.CAPTURE])
+    assert moved + timedelta(hours=12) <= capture.due_at <= moved + timedelta(hours=24), "the review window, then the client's night"
+    practice.tick(capture.due_at)
     [capture] = practice.ledger.actions(kinds=[ActionKind.CAPTURE])
     assert capture.state is ActionState.DONE, capture.last_error
     assert capture.context["target_action_id"] == renewal.id

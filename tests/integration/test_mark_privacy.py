@@ -63,6 +63,7 @@ def practice_on(fake, credentials, tmp_path, now, **calendar):
     settings = practice_settings(
         calendar={"source": "google", "calendar_ids": ["primary"], "api_endpoint": fake.api_endpoint, **calendar},
         storage={"data_dir": str(tmp_path / "data")},
+        mail={"quiet_hours": ""},  # on the real clock, quiet hours would make when fees and emails go depend on the hour the tests run
     )
     calendars = open_calendars(settings, credentials=credentials(), retry_budget=0, sleep=lambda s: None)
     return build_engine(settings, now, ledger=Ledger(tmp_path / "ledger.sqlite3"), calendars=calendars,

@@ -64,6 +64,7 @@ def test_a_fee_paid_through_its_link_shows_paid_on_the_event_after_the_webhook(
                   "review_window": "0m", "charge_from": now - timedelta(days=1)},
         policies={"enabled": ["no_show"]},
         storage={"data_dir": str(tmp_path / "data")},
+        mail={"quiet_hours": ""},  # on the real clock, quiet hours would make when fees and emails go depend on the hour the tests run
     )
     ledger_path = tmp_path / "ledger.sqlite3"
     ledger = Ledger(ledger_path)

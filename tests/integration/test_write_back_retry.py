@@ -38,6 +38,7 @@ class Practice:
         self.settings = practice_settings(
             calendar={"source": "google", "calendar_ids": ["primary"], "api_endpoint": fake.api_endpoint},
             storage={"data_dir": str(tmp_path / "data")},
+            mail={"quiet_hours": ""},  # on the real clock, quiet hours would make when fees and emails go depend on the hour the tests run
         )
         self.ledger = Ledger(tmp_path / "ledger.sqlite3")
         # One attempt per call (no retries inside the adapter): a refused write fails at once.

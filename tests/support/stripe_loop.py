@@ -32,7 +32,9 @@ class StripeLoop:
         self.settings = practice(
             payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url,
                       "review_window": "0m", **payments},
-            mail={"transport": "outbox-dir", "digest_hour": -1},
+            # On the real clock: quiet hours would make when a fee goes depend on the hour the
+            # tests run (tests/unit/domain/test_quiet_hours.py and the replay scenarios test them).
+            mail={"transport": "outbox-dir", "digest_hour": -1, "quiet_hours": ""},
         )
         self.path = tmp_path / "ledger.sqlite3"
         self.calendar, self.mailer = MemoryCalendar("primary"), MemoryMailer()

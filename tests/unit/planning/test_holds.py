@@ -48,8 +48,9 @@ def test_the_default_hold_window_lasts_until_the_capture_with_the_default_settin
     placed = start - default
     needed = needed_until(appointment(start), practice)
     # Captured at the latest when the outcome (settle_after_end after the end) has waited
-    # the review window: 1h + 2h + 12h after the start.
-    assert needed == start + timedelta(hours=15)
+    # the review window and, if that ends at night, the quiet hours (11h, and 1h for a night
+    # when the clocks go back): 1h + 2h + 12h + 12h after the start.
+    assert needed == start + timedelta(hours=27)
     assert placed + HOLD_VALIDITY - RENEW_MARGIN >= needed
     for now in (placed, start - DAY, start - timedelta(minutes=1)):
         assert renewal_due(hold(placed), appointment(start), practice) is None, now
