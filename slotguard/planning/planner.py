@@ -61,7 +61,7 @@ from slotguard.planning.fee_stands import how_told, late_mark, not_charged, unto
 from slotguard.planning.give_back import give_back_once
 from slotguard.planning.view import AccountView, Draft
 from slotguard.planning.waivers import AskUndo, ask_undo, waive_by_hand, waive_slot, waiver_reason
-from slotguard.policies.account import INCIDENT, REPLACES_NOTICES, derive, is_fee, money_json
+from slotguard.policies.account import DEPOSIT, INCIDENT, PREPAYMENT, REPLACES_NOTICES, derive, is_fee, money_json, purpose_of
 from slotguard.policies.info import Policy
 from slotguard.store.apply import Store, cancel_reports
 from slotguard.store.ledger import Ledger
@@ -137,6 +137,8 @@ class _Planning:
             why = waiver_reason(happening, appointment, self.policies)
             proposals += waive_slot(self.draft, happening, appointment, why, self.undo, note=self.settings.mail.waiver_note)
         proposals += self._policy_proposals(happening, appointment, now)
+        if happening.detail == FIRST_LOOK:
+            proposals = _nothing_asked_ahead(proposals, appointment)
         proposals = self._email_details(proposals, happening, appointment, now)
         self.draft.new = self._final_safety(proposals, appointment)
         return self.draft.plan()
@@ -313,3 +315,15 @@ class _Planning:
             for proposal in proposals
         ]
         return give_back_once(bounded, self.draft.account)
+
+
+def _nothing_asked_ahead(proposals: list[Proposal], appointment: Appointment) -> list[Proposal]:
+    """`proposals` without a deposit or prepayment (money, hold or request): a booking made
+    before Slotguard watched the calendar was made without that condition, so the client is
+    not asked for money they never agreed to; the introduction states the policy, and the
+    bookings that follow carry it."""
+    asked = {proposal.slot for proposal in proposals if purpose_of(proposal.kind, proposal.context) in (DEPOSIT, PREPAYMENT)}
+    if asked:
+        log.info("first_look event=%s not asked ahead: %s", appointment.ref, ",".join(sorted(asked)))
+    return [proposal for proposal in proposals
+            if purpose_of(proposal.kind, proposal.context) not in (DEPOSIT, PREPAYMENT) and proposal.reports_on not in asked]

@@ -83,6 +83,7 @@ LATE_EVENING = "2026-11-26T23:00:00+01:00"  # in the clients' quiet hours; the f
 
 def test_charge_now_sends_the_notice_with_the_charge_in_the_same_moment_even_in_quiet_hours(tmp_path):
     shutil.copytree(ROOT / "config", tmp_path / "config")
+    clara_knows_the_policy(tmp_path)  # so that her late cancellation's fee stands beside Bjørn's
     main(tmp_path, "run", "--once", "--now", NOW)
     fees = {a["client"]: a["id"] for a in json.loads(main(tmp_path, "status", "--json", "--now", NOW).stdout)["pending_review"]}
     ledger = {a["id"]: a for a in json.loads(main(tmp_path, "ledger", "--json").stdout)["actions"]}

@@ -119,4 +119,5 @@ def test_a_request_the_client_pays_is_not_held_back_by_the_daily_cap():
         practice.engine.execute(action, noon, TickReport())
     states = {a.context.get("purpose", "fee"): (a.state, a.due_at) for a in practice.ledger.actions(kinds=[ActionKind.CHARGE])}
     assert states["prepayment"] == (ActionState.DONE, noon)
-    assert states["fee"] == (ActionState.PLANNED, MONDAY_6.replace(hour=0) + timedelta(days=1)), "a fee over the cap waits"
+    # A fee over the cap waits for the next morning, after the client's quiet hours (21:00-08:00).
+    assert states["fee"] == (ActionState.PLANNED, MONDAY_6.replace(hour=8) + timedelta(days=1)), "a fee over the cap waits"

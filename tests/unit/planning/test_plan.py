@@ -4,6 +4,7 @@ nothing is written. These tests read the plan the way the store will write it.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ from slotguard.domain.model import (
 )
 from slotguard.domain.money import Money
 from slotguard.intake.normalize import normalize
+from slotguard.intake.tracker import FIRST_LOOK
 from slotguard.planning.planner import LIFECYCLE, plan_happening
 from slotguard.planning.view import AccountView
 from slotguard.policies.account import SETTLES, TARGET
@@ -151,3 +153,19 @@ def test_policies_count_incidents_from_the_account_and_history_handed_in():
     assert fee(AccountView(CLIENT, booked.ref, client_actions=[old_fee], history=waived_then)).is_zero, (
         "an incident the practitioner waived does not count"
     )
+
+
+def test_a_booking_found_on_the_first_look_is_introduced_and_asked_for_no_deposit():
+    """A booking made before Slotguard watched the calendar was made without a deposit: the
+    client gets the introduction of the policy, not a request for money they never agreed
+    to. A booking made after it is asked for its deposit as usual."""
+    configured, policies = practice("deposit", "no_show", deposit={"amount": "50%"})
+    booked = appointment(start=MONDAY + timedelta(days=7))
+    first_look = replace(happening(K.BOOKED, booked, MONDAY), detail=FIRST_LOOK)
+    plan = plan_happening(first_look, booked, AccountView(CLIENT, booked.ref), MONDAY, settings=configured, policies=policies)
+    assert [(p.kind, p.template) for p in plan.new] == [(ActionKind.EMAIL, "booking_confirmation")]
+    assert plan.new[0].context.get("existing_booking") is True
+
+    new = plan_happening(happening(K.BOOKED, booked, MONDAY), booked, AccountView(CLIENT, booked.ref), MONDAY,
+                         settings=configured, policies=policies)
+    assert any(p.context.get("purpose") == "deposit" and p.amount == nok(450) for p in new.new), "a new booking is asked as before"
