@@ -40,6 +40,16 @@ from slotguard.domain.untrusted import email_address
 # --- sections ---------------------------------------------------------------------------
 
 
+def addresses(value: list[str], like: str) -> list[str]:
+    """Each of `value` as a checked email address; ValueError naming the first that is not one."""
+    found = []
+    for text in value:
+        address = email_address(text)
+        if address is None:
+            raise ValueError(f"{text!r} is not an email address like {like}")
+        found.append(address)
+    return found
+
 class Practice(Strict):
     name: str = Field(description="The practice's name, shown in every email.", examples=["Lena Berg Massage"])
     email: str = Field(description="The practitioner's address: sender and Reply-To of every email, and the digest recipient.", examples=["lena@example.com"])
@@ -163,13 +173,7 @@ class Calendar(Strict):
     @field_validator("practitioner_addresses")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        found = []
-        for text in value:
-            address = email_address(text)
-            if address is None:
-                raise ValueError(f"{text!r} is not an email address like lena@example.com")
-            found.append(address)
-        return found
+        return addresses(value, "lena@example.com")
 
     @model_validator(mode="after")
     def _source_needs(self) -> Calendar:
@@ -284,13 +288,7 @@ class Payments(Strict):
     @field_validator("policy_known_by")
     @classmethod
     def _known_by(cls, value: list[str]) -> list[str]:
-        found = []
-        for text in value:
-            address = email_address(text)
-            if address is None:
-                raise ValueError(f"{text!r} is not an email address like ana@example.com")
-            found.append(address)
-        return found
+        return addresses(value, "ana@example.com")
 
 
 class Smtp(Strict):

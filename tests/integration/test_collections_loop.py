@@ -232,7 +232,7 @@ def test_one_reminder_lists_every_open_fee_and_still_goes_when_one_is_paid_befor
     practice.engine.tick(thursday - timedelta(hours=20))
     practice.calendar.put(event("e2", thursday, color="11"), thursday + timedelta(hours=1))
     practice.engine.tick(thursday + timedelta(hours=1))
-    practice.engine.tick(thursday + timedelta(hours=14))
+    practice.engine.tick(thursday + timedelta(hours=22))  # Friday 08:00: the fee's window ended in quiet hours
     assert len([a for a in practice.ledger.actions(kinds=[ActionKind.CHARGE]) if a.context.get("payment_status") == "receivable"]) == 2
     now = practice.day(3)
     run_collections(practice.settings, practice.ledger, practice.engine.provider, now, TickReport())
@@ -275,7 +275,7 @@ def test_a_combined_reminder_has_one_fresh_link_per_fee_never_two_for_one_charge
     practice.engine.tick(thursday - timedelta(hours=20))
     practice.calendar.put(event("e2", thursday, color="11"), thursday + timedelta(hours=1))
     practice.engine.tick(thursday + timedelta(hours=1))
-    practice.engine.tick(thursday + timedelta(hours=14))
+    practice.engine.tick(thursday + timedelta(hours=22))  # Friday 08:00: the fee's window ended in quiet hours
     fees = [a for a in practice.ledger.actions(kinds=[ActionKind.CHARGE]) if a.context.get("payment_status") == "receivable"]
     for fee in fees:  # as with Stripe: the card was declined, the client pays through a link
         fee.context["payment_status"] = "unpaid"

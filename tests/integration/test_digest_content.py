@@ -33,6 +33,8 @@ class Practice:
         self.calendar = MemoryCalendar("primary")
         self.mailer = MemoryMailer()
         self.ledger = Ledger(":memory:")
+        # Slotguard has watched the calendar before: every booking put in it is a new one.
+        self.ledger.record_sync("primary", None, MONDAY - timedelta(days=7))
         self.engine = build_engine(
             self.settings, MONDAY, ledger=self.ledger, calendars=[(self.calendar, NullWriteBack())],
             provider=RecordOnlyProvider(), mailer=self.mailer,

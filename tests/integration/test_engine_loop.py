@@ -20,11 +20,18 @@ WEDNESDAY_10 = datetime(2026, 3, 4, 10, 0, tzinfo=OSLO)
 
 
 class Loop:
-    def __init__(self, tmp_path, **sections):
+    """One practice's engine on an in-memory calendar. `watched` (the default): Slotguard has
+    read this calendar before the test begins, so every booking put in it is a new booking;
+    False: the test's first tick is Slotguard's first look at the calendar (slotguard/planning/
+    planner.py: an introduction of the policy, nothing asked ahead)."""
+
+    def __init__(self, tmp_path, watched: bool = True, **sections):
         self.settings = settings(**sections)
         self.calendar = MemoryCalendar("primary")
         self.outbox = OutboxDirMailer(tmp_path / "outbox")
         self.ledger = Ledger(tmp_path / "ledger.sqlite3")
+        if watched:
+            self.ledger.record_sync("primary", None, MONDAY - timedelta(days=7))
         self.engine = build_engine(
             self.settings, MONDAY, ledger=self.ledger, calendars=[(self.calendar, NullWriteBack())],
             provider=RecordOnlyProvider(), mailer=self.outbox,

@@ -30,6 +30,7 @@ class HeldPractice:
                       "deposit": {"amount": "30%", "kind": "hold", "hold_before": "3d"}},
         )
         self.calendar, self.ledger = MemoryCalendar("primary"), Ledger(tmp_path / "ledger.sqlite3")
+        self.ledger.record_sync("primary", None, t0 - timedelta(days=7))  # watched before: bookings are new ones
         self.engine = build_engine(self.settings, t0, ledger=self.ledger, calendars=[(self.calendar, NullWriteBack())],
                                    provider=stripe_provider, mailer=MemoryMailer())
 

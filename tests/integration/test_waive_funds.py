@@ -415,6 +415,7 @@ def test_with_stripe_a_kept_deposit_waived_by_id_is_refunded_on_the_card_once(
     engine = build_engine(practice_settings(**sections), now - timedelta(days=2), ledger=ledger,
                           calendars=[(calendar, NullWriteBack())], provider=stripe_provider, mailer=mailer)
     path = write_config(tmp_path / "slotguard.toml", config(**sections))
+    ledger.record_sync("primary", None, now - timedelta(days=9))  # watched before: Ana's booking is a new one
     calendar.put(event("e1", start), now - timedelta(days=2))
     engine.tick(now - timedelta(days=2))
     deposit = [a for a in ledger.actions(kinds=[ActionKind.CHARGE]) if a.policy == "deposit"][0]
