@@ -139,3 +139,10 @@ def test_english_emails_write_dates_and_times_as_the_practice_does(practice_loca
     assert expected in rendered.text
     assert not_expected not in rendered.text
     assert "NOK\u00a0" in renderer.render("fee_charged", sample_context(settings, policies, "fee_charged", "en"), "en").text
+
+
+def test_polish_instalments_read_right_for_any_number():
+    settings, policies, renderer = practice("pl")
+    texts = [rendered.text for name, rendered in every_email(settings, policies, renderer, "pl") if "liczba rat" in rendered.text]
+    assert texts, "the offer of instalments is rendered"
+    assert not [text for text in texts if re.search(r"na \d+ raty", text)], "'na 5 raty' is wrong Polish; the count stands apart"
