@@ -63,6 +63,7 @@ from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind
 from slotguard.domain.payment_status import PaymentStatus
 from slotguard.domain.plan import Plan
 from slotguard.domain.tick_report import TickReport
+from slotguard.mail.context import recipient_locale, service_label
 from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 
@@ -121,15 +122,15 @@ def debts(ledger: Ledger, settings: Settings, now: datetime, caps: Capabilities 
 
 
 def _session_of(ledger: Ledger, settings: Settings) -> Callable[[Action], dict[str, Any]]:
-    """For `combine`: the service label, start and time zone of the session a fee is for."""
+    """For `combine`: the service label (in the client's language), start and time zone of
+    the session a fee is for."""
     def session(fee: Action) -> dict[str, Any]:
         tracked = ledger.tracked(fee.calendar_id, fee.event_id)
         if tracked is None:
             return {}
         appointment = tracked.appointment
-        service = settings.services.get(appointment.service)
-        return {"service": service.label if service and service.label else "", "start": to_utc_text(appointment.start),
-                "timezone": appointment.timezone or settings.practice.timezone}
+        label = service_label(settings, appointment.service, recipient_locale(settings, fee, appointment))
+        return {"service": label, "start": to_utc_text(appointment.start), "timezone": appointment.timezone or settings.practice.timezone}
     return session
 
 
@@ -195,8 +196,7 @@ def collection_ready(ledger: Ledger, provider: Any, settings: Settings, action: 
         return True
     if action.kind is ActionKind.EMAIL and action.context.get(FEES):
         return _combined_ready(ledger, provider, settings, action, fee, now)
-    mine = [a for a in ledger.actions(policy=COLLECTIONS, calendar_id=fee.calendar_id, event_id=fee.event_id)
-            if a.context.get(COLLECTS) == fee.id]
+    mine = _fee_actions(ledger, fee)
     decision = evaluate(fee, _related(ledger, fee, mine, {}), settings.collections, now, capabilities(provider, settings),
                         (settings.practice.email, settings.practice.name))
     why = decision.cancel.get(action.id)
@@ -215,6 +215,7 @@ def collection_ready(ledger: Ledger, provider: Any, settings: Settings, action: 
 
 
 def _fee_actions(ledger: Ledger, fee: Action) -> list[Action]:
+    """The collection actions of one fee."""
     return [a for a in ledger.actions(policy=COLLECTIONS, calendar_id=fee.calendar_id, event_id=fee.event_id)
             if a.context.get(COLLECTS) == fee.id]
 

@@ -67,9 +67,8 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
 def sample_money_ahead_details(settings: Settings) -> dict[str, Any]:
     """The practitioner's alert that a prepayment is not paid as the session comes near."""
     appointment = sample_appointment(settings)
-    service = settings.services["default"]
     return {"id": "act_6071829304152637485a", "name": "Ana Silva", "client": "ana@example.com", "start": appointment.start,
-            "end": appointment.end, "service": service.label, "purpose": "prepayment", "amount": appointment.price.as_json(),
+            "end": appointment.end, "service": service_label(settings, "default"), "purpose": "prepayment", "amount": appointment.price.as_json(),
             "status": "unpaid", "asked_at": appointment.start - timedelta(hours=6)}
 
 

@@ -27,6 +27,7 @@ from slotguard.domain.durations import from_utc_text
 from slotguard.domain.model import Action, ActionKind, ActionState, ActionSubject, action_id_for, new_action
 from slotguard.domain.plan import Plan
 from slotguard.intake.tracker import Tracked
+from slotguard.mail.context import service_label
 from slotguard.practitioner.digest_sections import POLICY as DIGEST
 from slotguard.practitioner.digest_sections import money_ahead
 from slotguard.store.apply import Store
@@ -111,7 +112,6 @@ def alert_details(settings: Settings, ledger: Ledger, action: Action) -> dict[st
         raise ValueError(f"{action.id}: the appointment or the money it is about is no longer in the ledger")
     appointment = tracked.appointment
     found = money_ahead(ledger, tracked) or {}
-    service = settings.services.get(appointment.service)
     asked_at = money.executed_at or money.created_at
     return {
         "id": money.id,
@@ -119,7 +119,7 @@ def alert_details(settings: Settings, ledger: Ledger, action: Action) -> dict[st
         "client": appointment.client.email,
         "start": appointment.start,
         "end": appointment.end,
-        "service": service.label if service and service.label else "",
+        "service": service_label(settings, appointment.service),  # the practice's language: this is mail to the practitioner
         "purpose": str(money.context.get("purpose") or "deposit"),
         "amount": money.amount,
         "status": str(found.get("status") or ""),

@@ -9,9 +9,15 @@ from zoneinfo import ZoneInfo
 
 from slotguard.collections.debts import COLLECTIONS, STEP
 from slotguard.collections.decide import evaluate
+from slotguard.collections.ladder import _session_of
 from slotguard.collections.together import COMBINED_INTO, FEES, combine, held_until, refresh
 from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.intake.normalize import normalize
+from slotguard.intake.tracker import Tracked
+from slotguard.store.ledger import Ledger
+from tests.support.builders import event
+from tests.support.builders import settings as make_settings
 from tests.unit.collections.test_collections_ladder import LENA, NOK, STRIPE, T0, config, fee
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -107,3 +113,17 @@ def test_before_it_goes_the_list_is_read_again_and_waits_for_a_card_retry():
     assert [e["fee"] for e in lead.context[FEES]] == ["act_fee"] and lead.context["total"]["minor"] == 90000
     gone = replace(first, state="settled", balance=Money(0, NOK))
     assert refresh(lead, {"act_fee": gone, "act_fee2": paid}.get, retries.__getitem__) != ""
+
+
+def test_a_combined_reminder_names_each_session_by_its_label_in_the_clients_language():
+    """A service label given as a table by language (services.NAME.label) is listed in the
+    language the client reads, never as the table itself."""
+    configured = make_settings(
+        services={"default": {"price": "900 NOK", "label": {"nb": "massasje", "de": "Massage"}}},
+        mail={"client_locales": {"ana@example.com": "de"}},
+    )
+    start = datetime(2026, 3, 4, 10, 0, tzinfo=ZoneInfo("Europe/Oslo"))
+    appointment = normalize(event("a1", start, client="ana@example.com"), "primary", configured, start - timedelta(days=3)).appointment
+    ledger = Ledger(":memory:")
+    ledger.save_tracked(Tracked(appointment, "", "", start - timedelta(days=3)))
+    assert _session_of(ledger, configured)(fee())["service"] == "Massage"
