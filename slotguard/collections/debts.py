@@ -14,10 +14,10 @@ from slotguard.domain.interfaces import PaymentLinks
 from slotguard.domain.model import OWED, Action, ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
+from slotguard.domain.plan import COLLECTS as COLLECTS  # context key: the fee a collection action is about
 from slotguard.policies.account import FEE, purpose_of
 
 COLLECTIONS = "collections"  # the policy name of every collection action
-COLLECTS = "collects"  # context key: the id of the fee a collection action is about
 SETTLED, WRITTEN_OFF, SUPERSEDED = PaymentStatus.SETTLED, PaymentStatus.WRITTEN_OFF, PaymentStatus.SUPERSEDED
 RECEIPT_TEMPLATE = "payment_receipt"
 INSTALLMENT_TEMPLATE = "payment_plan_installment"

@@ -64,3 +64,6 @@ POLICY_UNTOLD = "policy_untold"
 # the store keeps the fee cancelled (not charged) with the notices about it, for `main.py
 # charge-now` to carry out if the practitioner means it.
 LATE_MARK = "late_mark"
+# Context of a collection action: the id of the fee it is about (collections/ names every
+# action it plans so; planning reads it to silence a waived fee's reminders).
+COLLECTS = "collects"

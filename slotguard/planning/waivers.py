@@ -33,7 +33,7 @@ from slotguard.domain.model import (
     action_id_for,
 )
 from slotguard.domain.money import Money
-from slotguard.domain.plan import Plan
+from slotguard.domain.plan import COLLECTS, Plan
 from slotguard.planning.give_back import give_back_once, refund_proposal, release_proposal
 from slotguard.planning.view import AccountView, Draft
 from slotguard.policies.account import DEPOSIT, DEPOSIT_APPLIED, FEE, PREPAYMENT, SETTLES, TARGET, AccountEntry, ClientAccount, purpose_of
@@ -45,10 +45,6 @@ from slotguard.store.apply import Store
 # for a session the client came to.
 FUNDS = frozenset({DEPOSIT, PREPAYMENT})
 MANUAL_WAIVER = "manual-waive"  # happening key prefix of what `main.py waive` plans
-
-# The context key naming the fee a collections action is about (slotguard/collections/debts.py,
-# COLLECTS; collections is a later stage, so the word is repeated here).
-COLLECTS = "collects"
 
 AskUndo = Callable[[AccountEntry, ClientAccount], "Undo | None"]
 
