@@ -38,8 +38,9 @@ def clients_to_look_up(ledger: Ledger, now: datetime) -> list[str]:
     since = now - WINDOW
     charged = {
         action.client_email.strip().lower()
-        for action in ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE])
-        if action.executed_at is not None and action.executed_at >= since and action.context.get("payment_status") == PaymentStatus.PAID
+        for action in ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE],
+                                     executed_since=since)  # every tick: only the last WINDOW is read
+        if action.context.get("payment_status") == PaymentStatus.PAID
     }
     due = []
     for email in sorted(charged):

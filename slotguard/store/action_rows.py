@@ -121,8 +121,10 @@ class ActionRows:
         client_email: str | None = None,
         due_before: datetime | None = None,
         policy: str | None = None,
+        executed_since: datetime | None = None,
     ) -> list[Action]:
-        """Actions matching every filter given, in the order they were planned."""
+        """Actions matching every filter given, in the order they were planned
+        (`executed_since`: carried out at or after that moment)."""
         clauses, params = [], []
         if states is not None:
             states = list(states)
@@ -139,6 +141,9 @@ class ActionRows:
         if due_before is not None:
             clauses.append("due_at <= ?")
             params.append(to_utc_text(due_before))
+        if executed_since is not None:
+            clauses.append("executed_at >= ?")
+            params.append(to_utc_text(executed_since))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "ORDER BY due_at, seq" if due_before is not None else "ORDER BY seq"
         return [self._action(row) for row in self.db.execute(f"SELECT * FROM actions {where} {order}", params)]
