@@ -1,0 +1,69 @@
+"""A deployment: many practices, one PostgreSQL ledger server, any number of workers.
+
+One practitioner runs Slotguard with one config file (config/example.toml) and needs none of
+this. A clinic group or a host names a deployment file (config/deployment.example.toml):
+where the practices' config files are (`practices/ID.toml`, each an ordinary Slotguard config
+whose file name is the practice's id), the PostgreSQL server they share, how workers claim
+work, push notifications, the limits shared by all workers, metrics and logs.
+See docs/deploy.md.
+
+Each section belongs to one part of the code: [workers] to slotguard/run/worker.py,
+[limits] to slotguard/store/shared_limits.py, [push] to the push channels, [metrics] and
+[logging] to the operations endpoints.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field
+
+from slotguard.config.types import PositiveDuration, SecretRef, Strict
+
+
+class DeploymentFolders(Strict):
+    practices: str = Field("practices", description="Folder of the practices' config files, one ID.toml per practice (the id: lower-case letters, digits and _).", examples=["practices"])
+    data_dir: str = Field("var/deployment", description="Where the deployment keeps each practice's files (DATA_DIR/ID: tokens, evidence, outbox).", examples=["var/deployment"])
+
+
+class DeploymentStorage(Strict):
+    url: str = Field("", description='The PostgreSQL server every practice\'s ledger lives on, "postgresql://user@host/db" (a password by PGPASSWORD or ~/.pgpass, never here). Each practice has its own schema, practice_ID.', examples=["postgresql://slotguard@127.0.0.1:5432/slotguard"])
+
+
+class Workers(Strict):
+    lease: PositiveDuration = Field(timedelta(minutes=2), description="How long a worker's claim on a practice lasts without renewal; a worker that dies loses it after this at the latest.", examples=["2m"])
+    idle_sleep: PositiveDuration = Field(timedelta(seconds=5), description="How long a worker with nothing to do waits before looking again (a push wakes it sooner).", examples=["5s"])
+
+
+class Limits(Strict):
+    google_project_per_minute: int = Field(10000, ge=1, description="Google Calendar requests per minute for the whole deployment (the Cloud project's quota), shared by all workers.", examples=[10000])
+    google_user_per_minute: int = Field(600, ge=1, description="Google Calendar requests per minute for one practice's account, shared by all workers.", examples=[600])
+    stripe_per_second: int = Field(25, ge=1, description="Stripe requests per second for one Stripe account, shared by all workers (25 in test mode, 100 live).", examples=[25])
+
+
+class Push(Strict):
+    enabled: bool = Field(False, description="Google push notifications (events.watch) instead of polling every calendar.poll_interval.", examples=[True])
+    address: str = Field("", description="The public https address of the webhook server's /google/push, which Google calls.", examples=["https://hooks.example.com/google/push"])
+    token_secret: SecretRef | None = Field(None, description="A secret, by reference, that signs each channel's token.", examples=[{"env": "SLOTGUARD_PUSH_SECRET"}])
+    channel_ttl: PositiveDuration = Field(timedelta(days=7), description="How long a channel is asked to live (Google caps it at 7 days for events).", examples=["7d"])
+    renew_before: PositiveDuration = Field(timedelta(days=1), description="A channel is renewed this long before it expires.", examples=["1d"])
+    poll_fallback: PositiveDuration = Field(timedelta(minutes=30), description="With push on, each calendar is still read this often, as a safety net.", examples=["30m"])
+
+
+class Metrics(Strict):
+    listen: str = Field("127.0.0.1:9108", description='Where a worker serves /metrics, /healthz and /readyz ("" for nowhere).', examples=["0.0.0.0:9108"])
+
+
+class Logging(Strict):
+    format: Literal["text", "json"] = Field("text", description='"json": one JSON object per line, with practice and action ids.', examples=["json"])
+
+
+class Deployment(Strict):
+    deployment: DeploymentFolders = Field(default_factory=DeploymentFolders, description="Where the practices' configs and files are.")
+    storage: DeploymentStorage = Field(default_factory=DeploymentStorage, description="The shared PostgreSQL server.")
+    workers: Workers = Field(default_factory=Workers, description="How workers claim and hold work.")
+    limits: Limits = Field(default_factory=Limits, description="Request limits shared by all workers.")
+    push: Push = Field(default_factory=Push, description="Google push notifications.")
+    metrics: Metrics = Field(default_factory=Metrics, description="Prometheus metrics and health endpoints.")
+    logging: Logging = Field(default_factory=Logging, description="Log format.")
