@@ -285,7 +285,7 @@ def document_model(page: Page, model: type[BaseModel], path: str, level: int, in
     sections: list[tuple[str, FieldInfo, type[BaseModel], str]] = []
     for name, field in model.model_fields.items():
         nested, suffix = _nested_model(field.annotation)
-        key_path = f"{path}.{name}"
+        key_path = f"{path}.{field.alias or name}"  # the key as written in the file
         if nested is None:
             rows.append(_row(page, key_path, field))
             continue

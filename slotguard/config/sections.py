@@ -439,8 +439,15 @@ class Reminders(Strict):
 
 class Storage(Strict):
     data_dir: str = Field("var", description="Where Slotguard keeps its ledger and tokens.", examples=["var"])
-    ledger: str = Field("", description="SQLite ledger path; defaults to DATA_DIR/ledger.sqlite3.", examples=["var/ledger.sqlite3"])
+    ledger: str = Field("", description="SQLite ledger path; defaults to DATA_DIR/ledger.sqlite3. Not used when storage.url is set.", examples=["var/ledger.sqlite3"])
+    url: str = Field("", description='A PostgreSQL server for the ledger instead of the SQLite file, "postgresql://user@host:5432/db" (the password by PGPASSWORD or ~/.pgpass, never here).', examples=["postgresql://slotguard@127.0.0.1:5432/slotguard"])
+    schema_name: str = Field("slotguard", alias="schema", description="With storage.url: the schema holding this practice's ledger tables (created when missing).", examples=["slotguard"])
 
     @property
     def ledger_path(self) -> str:
         return self.ledger or str(Path(self.data_dir) / "ledger.sqlite3")
+
+    @property
+    def location(self) -> str:
+        """Where the ledger is: storage.url when set, else the SQLite file's path."""
+        return self.url or self.ledger_path
