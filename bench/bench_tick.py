@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="slotguard-bench-") as folder:
         settings = settings_for(Path(folder), NOW, args.days_past)
-        ledger = Ledger(settings.storage.ledger_path)
+        ledger = Ledger(settings.storage.location, settings.storage.schema_name)
         mailer = CountingMailer()
         engine = build_engine(
             settings, NOW, ledger=ledger, calendars=[(calendar, NullWriteBack()) for calendar in calendars],

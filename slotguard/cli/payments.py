@@ -113,8 +113,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     # --repair resolves money and plans give-backs, as the daemon does: only the holder of the
     # data folder's lock may (slotguard/store/daemon_lock.py); refused at once, before Stripe is
     # read, while another Slotguard holds it. Comparing alone only reads: no lock.
-    with exclusive(settings.storage.data_dir, settings.storage.ledger_path) if args.repair else nullcontext():
-        ledger = Ledger(settings.storage.ledger_path)
+    with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name) if args.repair else nullcontext():
+        ledger = Ledger(settings.storage.location, settings.storage.schema_name)
         repairs: list[dict[str, Any]] = []
         try:
             provider = open_provider(settings)
@@ -183,7 +183,7 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
     secret = settings.payments.webhook_secret.resolve()
     from integration.stripe_webhooks import serve  # lazy: only this command serves HTTP
 
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     try:
         server = serve(applier(ledger), secret, args.port, host=args.host, path=args.path)
     except OSError as error:
@@ -198,7 +198,7 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     host, port = server.server_address[:2]
     assert isinstance(host, str)  # an AF_INET(6) socket names its host as text
-    print(f"Slotguard webhook server listening on http://{host}:{port}{args.path} (ledger {settings.storage.ledger_path})", flush=True)
+    print(f"Slotguard webhook server listening on http://{host}:{port}{args.path} (ledger {ledger.shown})", flush=True)
     try:
         server.serve_forever()
     finally:

@@ -92,7 +92,7 @@ def build_engine(
     """Everything wired from the settings, parts given as arguments taking precedence."""
     policies = load_enabled(settings)
     renderer = make_renderer(settings, policies)
-    ledger = ledger or Ledger(settings.storage.ledger_path)
+    ledger = ledger or Ledger(settings.storage.location, settings.storage.schema_name)
     return Engine(
         settings=settings,
         ledger=ledger,
