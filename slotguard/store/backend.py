@@ -185,6 +185,12 @@ def writer_key(schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _safe_again(sql: str) -> bool:
+    """True for a statement that may be sent again on a new connection: the beginning of a
+    transaction, or a read outside one."""
+    return sql == "BEGIN IMMEDIATE" or sql.lstrip().upper().startswith("SELECT")
+
+
 def explain_pg(error: BaseException, shown: str) -> str:
     """A message for `error` raised by PostgreSQL (or psycopg) on the ledger `shown`."""
     detail = one_line(error)
@@ -231,28 +237,53 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Any = None, /) -> Any:
         if self._conn.broken or self._conn.closed:
-            if self._begun:
-                self._begun = False  # the server rolled it back with the connection
-                raise LedgerError(explain_pg(psycopg.OperationalError("the connection was closed"), self.where.shown))
-            try:
-                self._conn = self._connect()
-            except LedgerError as error:
-                raise LedgerError(f"{explain_pg(psycopg.OperationalError('the connection was closed'), self.where.shown)}: {error}") from None
+            self._reopen()
         try:
-            if sql == "BEGIN IMMEDIATE":
-                cursor = self._conn.execute("BEGIN")
-                self._begun = True
-                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (writer_key(self.where.schema),))
-                return cursor
-            if sql in ("COMMIT", "ROLLBACK"):
-                self._begun = False
-            if parameters is None:
-                return self._conn.execute(sql)
-            return self._conn.execute(to_psycopg(sql), parameters)
+            return self._execute(sql, parameters)
+        except psycopg.Error as error:
+            if not self._conn.broken:
+                raise LedgerError(explain_pg(error, self.where.shown)) from error
+            if self._begun or not _safe_again(sql):
+                self._begun = False  # the server rolled it back with the connection
+                raise LedgerError(explain_pg(error, self.where.shown)) from error
+        # The connection was lost before this statement, which changes nothing if done again.
+        self._reopen()
+        try:
+            return self._execute(sql, parameters)
         except psycopg.Error as error:
             if self._conn.broken:
                 self._begun = False
             raise LedgerError(explain_pg(error, self.where.shown)) from error
+
+    def _reopen(self) -> None:
+        """A new connection for one that was lost; never inside a transaction, whose writes
+        went with the old one."""
+        if self._begun:
+            self._begun = False  # the server rolled it back with the connection
+            raise LedgerError(explain_pg(psycopg.OperationalError("the connection was closed"), self.where.shown))
+        try:
+            self._conn.close()
+            self._conn = self._connect()
+        except LedgerError as error:
+            raise LedgerError(f"{explain_pg(psycopg.OperationalError('the connection was closed'), self.where.shown)}: {error}") from None
+
+    def _execute(self, sql: str, parameters: Any) -> Any:
+        if sql == "BEGIN IMMEDIATE":
+            cursor = self._conn.execute("BEGIN")
+            self._begun = True
+            try:
+                self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (writer_key(self.where.schema),))
+            except psycopg.Error:
+                if not self._conn.broken:  # waited too long for the other writer: begun, never used
+                    self._conn.execute("ROLLBACK")
+                self._begun = False
+                raise
+            return cursor
+        if sql in ("COMMIT", "ROLLBACK"):
+            self._begun = False
+        if parameters is None:
+            return self._conn.execute(sql)
+        return self._conn.execute(to_psycopg(sql), parameters)
 
     def has_table(self, name: str) -> bool:
         row = self.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
