@@ -200,7 +200,8 @@ def explain_pg(error: BaseException, shown: str) -> str:
                 "run Slotguard again. Nothing of the interrupted step was stored: it is done again on the next run")
     if isinstance(error, pg_errors.InsufficientPrivilege):
         return (f"{where} cannot be written ({detail}): the PostgreSQL user of storage.url needs the right to create "
-                "tables in and write the schema (GRANT CREATE, USAGE ON SCHEMA ...); nothing was changed")
+                "tables in the schema and to write them (GRANT USAGE, CREATE ON SCHEMA, GRANT ALL ON ALL TABLES IN SCHEMA); "
+                "nothing was changed")
     if isinstance(error, pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
         return f"{where} is locked by another program for longer than {BUSY_SECONDS} seconds ({detail}); try again"
     if isinstance(error, pg_errors.DataCorrupted | pg_errors.IndexCorrupted):
@@ -222,8 +223,26 @@ class PgConnection:
         self._begun = False  # a transaction begun here and not yet ended
 
     def _connect(self) -> psycopg.Connection:
-        conn = connect(self.where.target, schema=self.where.schema, row_factory=_row_factory)
-        conn.execute(f"SET lock_timeout = '{BUSY_SECONDS}s'")
+        """A connection with the schema made and first on the search path. Raises LedgerError
+        (no server, no login, no right to make the schema)."""
+        conn = connect(self.where.target, schema=None, row_factory=_row_factory)
+        try:
+            # Asked first: a user without the right to create schemas may use one made for it.
+            if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.where.schema,)).fetchone() is None:
+                try:
+                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.where.schema}"')
+                except pg_errors.UniqueViolation:
+                    pass  # another process made it meanwhile
+            usable = conn.execute("SELECT has_schema_privilege(%s, 'USAGE')", (self.where.schema,)).fetchone()
+            if not (usable and usable[0]):
+                conn.close()
+                raise LedgerError(f"the ledger {self.where.shown} cannot be used: the PostgreSQL user of storage.url has no right to "
+                                  f"its schema (GRANT USAGE, CREATE ON SCHEMA {self.where.schema} TO that user); nothing was changed")
+            conn.execute(f'SET search_path TO "{self.where.schema}"')
+            conn.execute(f"SET lock_timeout = '{BUSY_SECONDS}s'")
+        except psycopg.Error as error:
+            conn.close()
+            raise LedgerError(explain_pg(error, self.where.shown)) from None
         return conn
 
     @property

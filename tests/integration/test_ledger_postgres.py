@@ -228,3 +228,27 @@ def test_exists_finds_a_ledger_without_making_one(pg_url, pg_schema):
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (where.schema,)).fetchone() is None
     Ledger(pg_url, pg_schema).close()
     assert exists(place(pg_url, pg_schema))
+
+
+def test_a_user_who_may_not_write_the_schema_is_told_what_to_grant(pg_url, pg_schema):
+    role = f"r_{pg_schema}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        scheme, rest = pg_url.split("://", 1)
+        as_role = f"{scheme}://{role}@{rest.split('@', 1)[1]}"
+        with pytest.raises(LedgerError) as refused:
+            Ledger(as_role, pg_schema)
+        message = str(refused.value)
+        assert "has no right to its schema" in message and f"GRANT USAGE, CREATE ON SCHEMA {pg_schema}" in message
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{role}"')
+        with pytest.raises(LedgerError) as refused:
+            Ledger(as_role, pg_schema)  # may see the schema, may not make the tables
+        message = str(refused.value)
+        assert "cannot be written" in message and "permission denied" in message and "GRANT" in message
+        assert not exists(place(pg_url, pg_schema)), "nothing was made"
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(f'REVOKE ALL ON SCHEMA "{pg_schema}" FROM "{role}"')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
