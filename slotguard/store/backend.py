@@ -15,8 +15,9 @@ lost between transactions is opened again by the next one, so a daemon's next ti
 
 Test hook: with SLOTGUARD_TEST_LEDGER_URL set, a SQLite location is opened on that PostgreSQL
 server instead, in a schema named after the path (SLOTGUARD_TEST_LEDGER_RUN + a digest of
-the absolute path; ":memory:" gets a new schema each time): the whole test suite runs on
-PostgreSQL that way (tests/conftest.py, docs/architecture.md).
+the absolute path; ":memory:" gets a new schema each time; the file's folder is made as
+SQLite would make it): the whole test suite runs on PostgreSQL that way (tests/conftest.py,
+docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Place:
     target: str
     schema: str
     shown: str
+    stand_in: bool = False  # a SQLite location opened on the test server (the test hook)
 
 
 def place(location: str, schema: str | None = None) -> Place:
@@ -88,7 +90,7 @@ def place(location: str, schema: str | None = None) -> Place:
         return Place(True, location, name, f"{shown_url(location)} (schema {name})")
     test_url = os.environ.get(TEST_URL_ENV)
     if test_url:
-        return Place(True, test_url, test_schema(location), location)
+        return Place(True, test_url, test_schema(location), location, stand_in=True)
     return Place(False, location, "", location)
 
 

@@ -70,6 +70,9 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
         return ledger
 
     def _open_postgres(self) -> Connection:
+        if self.place.stand_in and self.path != ":memory:":
+            # The test hook stands in for a SQLite file: its folder is made as the file's would be.
+            Path(self.path).parent.mkdir(parents=True, mode=0o700, exist_ok=True)
         try:
             return PgConnection(self.place)
         except LedgerError as error:
