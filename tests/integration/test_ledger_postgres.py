@@ -252,3 +252,19 @@ def test_a_user_who_may_not_write_the_schema_is_told_what_to_grant(pg_url, pg_sc
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute(f'REVOKE ALL ON SCHEMA "{pg_schema}" FROM "{role}"')
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_simulate_copies_a_postgresql_ledger_into_memory_and_leaves_it_as_it_was(pg_url, pg_schema):
+    from slotguard.what_if.simulate import SimulationError, copy_of_ledger  # a later stage than store: only this test needs it
+
+    with pytest.raises(SimulationError, match="no ledger at"):
+        copy_of_ledger(pg_url, pg_schema + "_none")
+    source = Ledger(pg_url, pg_schema)
+    source.add_action(a_charge())
+    source.record_sync("primary", "token-1", NOW)
+    copy = copy_of_ledger(pg_url, pg_schema)
+    assert not copy.place.postgres and [action.id for action in copy.actions()] == ["act_1"]
+    assert copy.sync_token("primary") == "token-1"
+    copy.add_action(a_charge("act_2"))  # the copy numbers its rows on after the copied ones
+    assert [action.id for action in copy.actions()] == ["act_1", "act_2"] and source.action("act_2") is None
+    source.close()
