@@ -90,11 +90,11 @@ def place(location: str, schema: str | None = None) -> Place:
         return Place(True, location, name, f"{shown_url(location)} (schema {name})")
     test_url = os.environ.get(TEST_URL_ENV)
     if test_url:
-        return Place(True, test_url, test_schema(location), location, stand_in=True)
+        return Place(True, test_url, stand_in_schema(location), location, stand_in=True)
     return Place(False, location, "", location)
 
 
-def test_schema(location: str) -> str:
+def stand_in_schema(location: str) -> str:
     """The schema standing in for the SQLite `location` under the test hook: the same path
     (however written) gives the same schema, ":memory:" a new one each time."""
     run = os.environ.get(TEST_RUN_ENV) or DEFAULT_TEST_RUN

@@ -12,8 +12,9 @@ import pytest
 
 from slotguard.domain.model import Action, ActionKind, ActionState, ActionSubject, new_action
 from slotguard.domain.money import Money
-from slotguard.store.backend import Row, exists, place, postgres_ddl, to_psycopg
+from slotguard.store.backend import TEST_RUN_ENV, TEST_URL_ENV, Row, exists, place, postgres_ddl, to_psycopg
 from slotguard.store.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerError
+from tests.support.pg import end_postgres_run
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -268,3 +269,24 @@ def test_simulate_copies_a_postgresql_ledger_into_memory_and_leaves_it_as_it_was
     copy.add_action(a_charge("act_2"))  # the copy numbers its rows on after the copied ones
     assert [action.id for action in copy.actions()] == ["act_1", "act_2"] and source.action("act_2") is None
     source.close()
+
+
+def test_the_test_hook_puts_one_sqlite_path_in_one_schema_and_each_memory_ledger_in_a_new_one(pg_url, pg_schema, tmp_path, monkeypatch):
+    monkeypatch.setenv(TEST_URL_ENV, pg_url)
+    monkeypatch.setenv(TEST_RUN_ENV, f"{pg_schema}_")  # this test's own prefix, dropped below
+    try:
+        first = Ledger(tmp_path / "var" / "ledger.sqlite3")
+        first.set_meta("written", "by the test")
+        monkeypatch.chdir(tmp_path)
+        again = Ledger("var/../var/ledger.sqlite3")  # as a command run in the folder names it
+        assert again.meta("written") == "by the test" and again.shown == "var/../var/ledger.sqlite3"
+        assert first.place.schema == again.place.schema and first.place.schema.startswith(f"{pg_schema}_")
+        assert (tmp_path / "var").is_dir() and not (tmp_path / "var" / "ledger.sqlite3").exists(), "the folder, not the file"
+        one, other = Ledger(":memory:"), Ledger(":memory:")
+        one.set_meta("written", "here")
+        assert other.meta("written") is None and one.place.schema != other.place.schema
+        assert Ledger.scratch().place.postgres is False, "scratch ledgers stay SQLite"
+        for ledger in (first, again, one, other):
+            ledger.close()
+    finally:
+        assert end_postgres_run() >= 3
