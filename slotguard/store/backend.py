@@ -6,7 +6,8 @@ DDL of the one set of migrations (slotguard/store/schema.py) gets PostgreSQL's t
 identity column for `INTEGER PRIMARY KEY AUTOINCREMENT`, BIGINT for INTEGER, TEXT compared
 byte by byte like SQLite's, so ISO times and ids sort the same). `BEGIN IMMEDIATE` keeps its
 meaning: on PostgreSQL it also takes a transaction lock per ledger schema, so writers queue
-one after the other as they do on a SQLite file (5 seconds at most, then a LedgerError).
+one after the other as they do on a SQLite file (5 seconds at most, then a LedgerError); a
+write outside a transaction takes it for itself, as SQLite's lone statements do.
 
 Rows of both read as `row["column"]`, `row[0]` and `dict(row)`. Every failure of the server
 (gone, connection killed, disk full, no permission) becomes a LedgerError in the
@@ -187,6 +188,11 @@ def writer_key(schema: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _writes(sql: str) -> bool:
+    """True for a statement that changes rows."""
+    return sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+
+
 def _safe_again(sql: str) -> bool:
     """True for a statement that may be sent again on a new connection: the beginning of a
     transaction, or a read outside one."""
@@ -302,9 +308,30 @@ class PgConnection:
             return cursor
         if sql in ("COMMIT", "ROLLBACK"):
             self._begun = False
+        if not self._begun and _writes(sql):
+            return self._alone(sql, parameters)
+        return self._statement(sql, parameters)
+
+    def _statement(self, sql: str, parameters: Any) -> Any:
         if parameters is None:
             return self._conn.execute(sql)
         return self._conn.execute(to_psycopg(sql), parameters)
+
+    def _alone(self, sql: str, parameters: Any) -> Any:
+        """A write outside any transaction, in one of its own behind the writer lock, as SQLite
+        takes its write lock for a lone statement: no write lands in the middle of another
+        process's BEGIN IMMEDIATE transaction."""
+        self._execute("BEGIN IMMEDIATE", None)
+        try:
+            cursor = self._statement(sql, parameters)
+            self._conn.execute("COMMIT")
+        except psycopg.Error:
+            if not self._conn.broken:
+                self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._begun = False
+        return cursor
 
     def has_table(self, name: str) -> bool:
         row = self.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",

@@ -135,6 +135,16 @@ def test_writers_queue_one_after_the_other_as_on_a_sqlite_file(pg_url, pg_schema
             order.append("first")
         waiting.join(10)
         assert order == ["first", "second"], "BEGIN IMMEDIATE waits for the other writer"
+        order.clear()
+        with first.transaction():
+            lone = threading.Thread(target=lambda: (second.set_meta("lone", "write"), order.append("lone write")))
+            lone.start()
+            lone.join(1)
+            assert first.meta("lone") is None
+            order.append("first")
+        lone.join(10)
+        assert order == ["first", "lone write"], "a write outside a transaction waits for the writer too, as on SQLite"
+        assert first.meta("lone") == "write"
     finally:
         first.close()
         second.close()
