@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from slotguard.config.types import PositiveDuration, SecretRef, Strict
 
@@ -43,12 +44,24 @@ class Limits(Strict):
 
 
 class Push(Strict):
-    enabled: bool = Field(False, description="Google push notifications (events.watch) instead of polling every calendar.poll_interval.", examples=[True])
-    address: str = Field("", description="The public https address of the webhook server's /google/push, which Google calls.", examples=["https://hooks.example.com/google/push"])
-    token_secret: SecretRef | None = Field(None, description="A secret, by reference, that signs each channel's token.", examples=[{"env": "SLOTGUARD_PUSH_SECRET"}])
-    channel_ttl: PositiveDuration = Field(timedelta(days=7), description="How long a channel is asked to live (Google caps it at 7 days for events).", examples=["7d"])
-    renew_before: PositiveDuration = Field(timedelta(days=1), description="A channel is renewed this long before it expires.", examples=["1d"])
-    poll_fallback: PositiveDuration = Field(timedelta(minutes=30), description="With push on, each calendar is still read this often, as a safety net.", examples=["30m"])
+    enabled: bool = Field(False, description="Google push notifications (events.watch) instead of polling every calendar.poll_interval: a change to a watched calendar wakes its practice within seconds. Needs address and token_secret. See docs/deploy-push.md.", examples=[True])
+    address: str = Field("", description="The public https address of the webhook server's /google/push, which Google calls (a certificate Google trusts; plain http is refused).", examples=["https://hooks.example.com/google/push"])
+    token_secret: SecretRef | None = Field(None, description="A secret, by reference, that signs each channel's token (an HMAC of the channel id; only its digest is stored). Changing it renews every channel at the practices' next ticks.", examples=[{"env": "SLOTGUARD_PUSH_SECRET"}])
+    channel_ttl: PositiveDuration = Field(timedelta(days=7), description="How long a channel is asked to live (Google's default and usual limit for events is 7 days; the expiry Google answers is the one used).", examples=["7d"])
+    renew_before: PositiveDuration = Field(timedelta(days=1), description="A channel is renewed (a new one opened, then the old one stopped) this long before it expires; must be shorter than channel_ttl.", examples=["1d"])
+    poll_fallback: PositiveDuration = Field(timedelta(minutes=30), description="With push on, each Google calendar is still read this often, as a safety net for a lost notification.", examples=["30m"])
+
+    @model_validator(mode="after")
+    def _usable(self) -> Push:
+        if self.renew_before >= self.channel_ttl:
+            raise ValueError("renew_before must be shorter than channel_ttl, or every channel would be renewed at every tick")
+        if self.enabled:
+            parts = urlsplit(self.address)
+            if parts.scheme != "https" or not parts.hostname:
+                raise ValueError(f"address: with enabled = true, give the public https address Google calls (e.g. https://hooks.example.com/google/push), not {self.address!r}")
+            if self.token_secret is None:
+                raise ValueError('token_secret: with enabled = true, give a secret by reference, e.g. token_secret = { env = "SLOTGUARD_PUSH_SECRET" }')
+        return self
 
 
 class Metrics(Strict):

@@ -9,6 +9,7 @@ here a recorder with the same signature stands in for it and notes each wake and
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import urllib.error
@@ -87,7 +88,9 @@ def api(google_settings, google_credentials):
 
 
 def settings_for(receiver, **changes) -> Push:
-    return Push(enabled=True, address=receiver.address, **changes)
+    """[push] settings delivering to the test receiver. `enabled` stays off: the deployment
+    file refuses a plain http address, and maintain_channels is called here directly."""
+    return Push(address=receiver.address, **changes)
 
 
 def maintain(push_db, pg_schema, api, push, calendars=("primary",), now=None):
@@ -231,3 +234,27 @@ def test_google_refuses_a_plain_http_address_and_so_does_the_adapter(google_fake
     lenient = open_push_channels(google_settings(), credentials=google_credentials(), allow_loopback_http=True, retry_budget=1.0)
     with pytest.raises(AdapterError, match="webhookUrlNotHttps"):
         lenient.watch("primary", "c1", "http://127.0.0.1:9/google/push", "t", timedelta(days=1))
+
+
+def test_the_push_route_has_the_stripe_routes_limits():
+    seen: list[dict] = []
+    server = serve(None, "", 0, push=lambda headers: (seen.append(dict(headers)) or (200, "ok")), timeout=1.0, max_body=64)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        def raw(request: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(request)
+                return sock.recv(4096)
+
+        assert raw(b"POST /google/push HTTP/1.1\r\nHost: x\r\nX-Goog-Resource-State: sync\r\n\r\n").startswith(b"HTTP/1.0 200")
+        assert seen[-1]["x-goog-resource-state"] == "sync"  # names lower-case, no Content-Length needed: no body
+        assert raw(b"POST /google/push HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n").startswith(b"HTTP/1.0 413")
+        assert raw(b"POST /stripe/webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").startswith(b"HTTP/1.0 404")  # push only
+        started = time.monotonic()
+        assert raw(b"POST /google/push HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc") == b""  # trickled: dropped
+        assert time.monotonic() - started < 3
+        assert len(seen) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
