@@ -19,6 +19,8 @@ Three parts, each given what it needs (no module here talks to Google or opens a
   opened before the old one is stopped: for a moment both deliver, so no change falls in a
   gap), stop the channels of calendars no longer configured, and forget channels Google
   has already expired. With nothing due it makes no request at all.
+- `watched_calendars(settings, deployment)`: what to pass maintain_channels for a practice
+  (none with push off or a calendar that is not Google: its channels are then stopped).
 - `next_poll(settings, deployment)`: how long until a calendar is read again without a
   notification: [push] poll_fallback for a Google calendar with push on, else
   calendar.poll_interval.
@@ -100,16 +102,18 @@ def make_push_handler(open_connection: Callable[[], AbstractContextManager[Any]]
         if not channel_id or state not in STATES:
             log.warning("push_rejected why=%r channel=%r state=%r", "not a Google notification", channel_id[:80], state[:40])
             return 400, "not a Google push notification"
+        # The token is checked first, from the secret alone: a forged notification costs no
+        # connection to the ledger server.
+        given = headers.get("x-goog-channel-token", "")
+        if not hmac.compare_digest(channel_token(secret, channel_id).encode(), given.encode()):
+            log.warning("push_rejected why=%r channel=%r state=%s number=%r", "bad token", channel_id[:80], state, number[:20])
+            return 403, "bad channel token"
         try:
             with open_connection() as conn:
                 channel = find_channel(conn, channel_id, schema)
                 if channel is None:
-                    log.warning("push_rejected why=%r channel=%s state=%s number=%s", "unknown channel", channel_id[:80], state, number[:20])
+                    log.warning("push_rejected why=%r channel=%r state=%s number=%r", "unknown channel", channel_id[:80], state, number[:20])
                     return 404, "unknown channel"
-                given = headers.get("x-goog-channel-token", "")
-                if not hmac.compare_digest(channel_token(secret, channel_id).encode(), given.encode()):
-                    log.warning("push_rejected why=%r practice=%s channel=%s state=%s number=%s", "bad token", channel.practice, channel_id, state, number[:20])
-                    return 403, "bad channel token"
                 if not channel.pending and headers.get("x-goog-resource-id", "") != channel.resource_id:
                     log.warning("push_rejected why=%r practice=%s channel=%s", "another resource", channel.practice, channel_id)
                     return 403, "not this channel's resource"
@@ -117,11 +121,11 @@ def make_push_handler(open_connection: Callable[[], AbstractContextManager[Any]]
                     log.info("push_sync practice=%s calendar=%s channel=%s", channel.practice, channel.calendar_id, channel_id)
                     return 200, "sync"
                 wake(conn, channel.practice, WAKE_REASON)
-                log.info("push_woke practice=%s calendar=%s channel=%s state=%s number=%s",
+                log.info("push_woke practice=%s calendar=%s channel=%s state=%s number=%r",
                          channel.practice, channel.calendar_id, channel_id, state, number[:20])
                 return 200, "woken"
         except Exception as error:  # noqa: BLE001 - 503: Google delivers again with backoff
-            log.error("push_failed channel=%s state=%s error=%s", channel_id[:80], state, type(error).__name__)
+            log.error("push_failed channel=%r state=%s error=%s", channel_id[:80], state, type(error).__name__)
             return 503, "could not record the notification; try again"
 
     return handle
@@ -242,13 +246,23 @@ def _stop(conn: Any, api: ChannelApi, channel: PushChannel, report: ChannelRepor
 # --- polling with push on ---------------------------------------------------------------------
 
 
+def watched_calendars(settings: Any, deployment: Any) -> list[str]:
+    """The calendars of a practice that should have a push channel: its calendar_ids when the
+    deployment has push on and the practice's calendar is Google, else none. Pass this to
+    maintain_channels, so that turning push off, or moving a practice to another calendar
+    source, stops its channels at its next tick."""
+    push = getattr(deployment, "push", None)
+    if push is not None and push.enabled and settings.calendar.source == "google":
+        return list(settings.calendar.calendar_ids)
+    return []
+
+
 def next_poll(settings: Any, deployment: Any) -> timedelta:
     """How long after reading a practice's calendars to read them again unprompted.
 
     Given the practice's Settings and the Deployment (or None for a single practice):
     [push] poll_fallback when push is enabled and the calendar is Google (notifications
     prompt the reads in between), else calendar.poll_interval."""
-    push = getattr(deployment, "push", None)
-    if push is not None and push.enabled and settings.calendar.source == "google":
-        return push.poll_fallback
+    if watched_calendars(settings, deployment):
+        return deployment.push.poll_fallback
     return settings.calendar.poll_interval

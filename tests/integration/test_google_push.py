@@ -135,7 +135,9 @@ def test_a_bad_token_an_unknown_channel_and_sync_wake_nothing(google_fake, recei
 
     assert post(receiver.address, {**genuine, "X-Goog-Channel-Token": forged}) == 403
     assert post(receiver.address, {**genuine, "X-Goog-Channel-Token": ""}) == 403
-    assert post(receiver.address, {**genuine, "X-Goog-Channel-ID": "not-ours"}) == 404
+    assert post(receiver.address, {**genuine, "X-Goog-Channel-ID": "not-ours"}) == 403  # the token is for another channel
+    stopped = {**genuine, "X-Goog-Channel-ID": "not-ours", "X-Goog-Channel-Token": channel_token(SECRET, "not-ours")}
+    assert post(receiver.address, stopped) == 404  # as from a channel stopped meanwhile
     assert post(receiver.address, {**genuine, "X-Goog-Resource-ID": "another-calendar"}) == 403
     assert post(receiver.address, {**genuine, "X-Goog-Resource-State": "sync"}) == 200
     assert post(receiver.address, {**genuine, "X-Goog-Resource-State": "changed"}) == 400

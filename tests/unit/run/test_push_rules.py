@@ -15,7 +15,7 @@ from slotguard.cli.main import main
 from slotguard.config.deployment import Deployment, Push
 from slotguard.config.schema import parse_settings
 from slotguard.domain.interfaces import AdapterError
-from slotguard.run.push import channel_token, make_push_handler, next_poll
+from slotguard.run.push import channel_token, make_push_handler, next_poll, watched_calendars
 
 
 def practice(source: str = "google", poll: str = "2m"):
@@ -27,6 +27,19 @@ def practice(source: str = "google", poll: str = "2m"):
 
 
 PUSH_ON = {"enabled": True, "address": "https://hooks.example.com/google/push", "token_secret": {"env": "SLOTGUARD_PUSH_SECRET"}}
+
+
+def test_only_google_calendars_of_a_deployment_with_push_on_are_watched():
+    on = Deployment.model_validate({"push": PUSH_ON})
+    google = parse_settings({
+        "practice": {"name": "Lena Berg Massage", "email": "lena@example.com", "timezone": "Europe/Oslo", "currency": "NOK"},
+        "calendar": {"source": "google", "calendar_ids": ["primary", "clinic@group.calendar.google.com"]},
+        "services": {"default": {"price": "900 NOK"}},
+    })
+    assert watched_calendars(google, on) == ["primary", "clinic@group.calendar.google.com"]
+    assert watched_calendars(google, Deployment()) == []  # push off: maintain_channels stops them
+    assert watched_calendars(practice("ics"), on) == []
+    assert watched_calendars(google, None) == []
 
 
 def test_push_on_polls_a_google_calendar_only_as_a_safety_net():
@@ -81,7 +94,18 @@ def test_the_ledger_server_being_down_makes_google_deliver_again():
         raise OSError("connection refused")
 
     handle = make_push_handler(down, "s3cret", lambda conn, practice, reason: None)
-    assert handle({"x-goog-channel-id": "c", "x-goog-resource-state": "exists"}) == (503, "could not record the notification; try again")
+    genuine = {"x-goog-channel-id": "c", "x-goog-resource-state": "exists", "x-goog-channel-token": channel_token("s3cret", "c")}
+    assert handle(genuine) == (503, "could not record the notification; try again")
+
+
+def test_a_forged_token_is_refused_without_touching_the_ledger_server():
+    def never():
+        raise AssertionError("a forged notification must not cost a connection")
+
+    handle = make_push_handler(never, "s3cret", lambda conn, practice, reason: None)
+    forged = {"x-goog-channel-id": "c", "x-goog-resource-state": "exists", "x-goog-channel-token": channel_token("guess", "c")}
+    assert handle(forged)[0] == 403
+    assert handle({**forged, "x-goog-channel-token": ""})[0] == 403
 
 
 def write(tmp_path, text: str):
