@@ -25,7 +25,7 @@ from integration.stripe_webhooks import serve
 from slotguard.config.deployment import Push
 from slotguard.domain.interfaces import AdapterError
 from slotguard.run.push import channel_token, maintain_channels, make_push_handler
-from slotguard.store.push_channels import channels_of, ensure_tables, find_channel
+from slotguard.store.push_channels import PushChannel, add_channel, channels_of, ensure_tables, find_channel
 
 SECRET = "push-secret-for-tests"
 PRACTICE = "lena"
@@ -148,7 +148,25 @@ def test_a_bad_token_an_unknown_channel_and_sync_wake_nothing(google_fake, recei
     assert "bad token" in caplog.text and "unknown channel" in caplog.text
 
     assert post(receiver.address, genuine) == 200  # the genuine one, by contrast, wakes
-    assert [practice for practice, _, _ in receiver.recorder.wait(1)] == [PRACTICE]
+    assert post(receiver.address, {**genuine, "X-Goog-Resource-State": "not_exists"}) == 200  # so does not_exists
+    assert [practice for practice, _, _ in receiver.recorder.wait(2)] == [PRACTICE, PRACTICE]
+
+
+def test_a_new_secret_renews_the_channels_made_with_the_old_one(google_fake, receiver, push_db, pg_schema, api):
+    push = settings_for(receiver)
+    maintain(push_db, pg_schema, api, push)
+    old = channels_of(push_db, PRACTICE, pg_schema)[0]
+    report = maintain_channels(push_db, PRACTICE, ["primary"], api, push, "a-new-secret", datetime.now(UTC), schema=pg_schema)
+    assert report.renewed == ["primary"]
+    assert [c.channel_id for c in channels_of(push_db, PRACTICE, pg_schema)] != [old.channel_id]
+
+
+def test_a_channel_left_pending_by_a_crash_is_replaced(google_fake, receiver, push_db, pg_schema, api):
+    now = datetime.now(UTC)
+    add_channel(push_db, PushChannel("crashed", PRACTICE, "primary", "", "d" * 64, now + timedelta(days=7), now), pg_schema)
+    report = maintain(push_db, pg_schema, api, settings_for(receiver))
+    assert report.opened == ["primary"]
+    assert [c.channel_id != "crashed" and not c.pending for c in channels_of(push_db, PRACTICE, pg_schema)] == [True]
 
 
 def test_renewal_opens_the_new_channel_before_stopping_the_old_and_loses_no_change(google_fake, receiver, push_db, pg_schema, api):
