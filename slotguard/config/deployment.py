@@ -48,13 +48,15 @@ class Push(Strict):
     address: str = Field("", description="The public https address of the webhook server's /google/push, which Google calls (a certificate Google trusts; plain http is refused).", examples=["https://hooks.example.com/google/push"])
     token_secret: SecretRef | None = Field(None, description="A secret, by reference, that signs each channel's token (an HMAC of the channel id; only its digest is stored). Changing it renews every channel at the practices' next ticks.", examples=[{"env": "SLOTGUARD_PUSH_SECRET"}])
     channel_ttl: PositiveDuration = Field(timedelta(days=7), description="How long a channel is asked to live (Google's default and usual limit for events is 7 days; the expiry Google answers is the one used).", examples=["7d"])
-    renew_before: PositiveDuration = Field(timedelta(days=1), description="A channel is renewed (a new one opened, then the old one stopped) this long before it expires; must be shorter than channel_ttl.", examples=["1d"])
+    renew_before: PositiveDuration = Field(timedelta(days=1), description="A channel is renewed (a new one opened, then the old one stopped) this long before it expires; shorter than channel_ttl, longer than poll_fallback.", examples=["1d"])
     poll_fallback: PositiveDuration = Field(timedelta(minutes=30), description="With push on, each Google calendar is still read this often, as a safety net for a lost notification.", examples=["30m"])
 
     @model_validator(mode="after")
     def _usable(self) -> Push:
         if self.renew_before >= self.channel_ttl:
             raise ValueError("renew_before must be shorter than channel_ttl, or every channel would be renewed at every tick")
+        if self.renew_before <= self.poll_fallback:
+            raise ValueError("renew_before must be longer than poll_fallback: an idle practice's tick, which renews its channels, may come only every poll_fallback")
         if self.enabled:
             parts = urlsplit(self.address)
             if parts.scheme != "https" or not parts.hostname:

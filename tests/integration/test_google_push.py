@@ -171,7 +171,7 @@ def test_a_channel_left_pending_by_a_crash_is_replaced(google_fake, receiver, pu
 
 def test_renewal_opens_the_new_channel_before_stopping_the_old_and_loses_no_change(google_fake, receiver, push_db, pg_schema, api):
     google_fake.push.channel_ttl_cap = 4.0  # Google gives the channel 4 s, whatever was asked
-    push = settings_for(receiver, channel_ttl=timedelta(days=7), renew_before=timedelta(seconds=3))
+    push = settings_for(receiver, channel_ttl=timedelta(days=7), renew_before=timedelta(seconds=3), poll_fallback=timedelta(seconds=1))
     assert maintain(push_db, pg_schema, api, push).opened == ["primary"]
     old = channels_of(push_db, PRACTICE, pg_schema)[0]
     assert timedelta(seconds=2) < old.expires_at - datetime.now(UTC) <= timedelta(seconds=4)

@@ -55,6 +55,7 @@ def test_push_on_polls_a_google_calendar_only_as_a_safety_net():
     ({"enabled": True, "address": "", "token_secret": {"env": "X"}}, "https"),
     ({"enabled": True, "address": "https://hooks.example.com/google/push"}, "token_secret"),
     ({"channel_ttl": "1d", "renew_before": "1d"}, "renew_before"),
+    ({"renew_before": "20m", "poll_fallback": "30m"}, "poll_fallback"),
 ])
 def test_the_push_section_refuses_what_google_would_not_deliver_to(push, problem):
     with pytest.raises(ValidationError, match=problem):
