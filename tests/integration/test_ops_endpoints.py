@@ -5,11 +5,8 @@ outbox counted independently; /readyz against a real PostgreSQL server and a clo
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -23,17 +20,10 @@ from slotguard.run.ops_server import Health, OpsServer, database_check, parse_li
 from slotguard.run.wiring import build_engine
 from slotguard.store.ledger import Ledger
 from tests.support.cli import ROOT
+from tests.support.ops_http import closed_port, get
 
 THURSDAY = datetime.fromisoformat("2026-11-26T12:00:00+01:00")  # the example week's Thursday noon
 FRIDAY = datetime.fromisoformat("2026-11-27T09:00:00+01:00")  # Bjørn's fee is due after its review window
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def scrape(server: OpsServer) -> dict[tuple[str, tuple], float]:
@@ -42,12 +32,6 @@ def scrape(server: OpsServer) -> dict[tuple[str, tuple], float]:
     assert status == 200
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # nothing listens once the probe is closed
 
 
 @pytest.fixture
