@@ -14,6 +14,7 @@ daemon threads, so a busy or stuck loop never keeps it from answering. It answer
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sqlite3
 import threading
@@ -31,6 +32,7 @@ from slotguard.run import metrics
 from slotguard.store.pg import is_postgres, one_line, shown_url
 
 log = logging.getLogger("slotguard.ops")
+LISTEN_VARIABLE = "SLOTGUARD_METRICS_LISTEN"
 DATABASE_TIMEOUT_SECONDS = 2  # libpq's smallest connect_timeout; a probe must answer well within the prober's
 
 
@@ -167,11 +169,15 @@ def deployment_health(settings: Deployment) -> Health:
     return Health(settings.metrics.stuck_after, database_check(settings.storage.url))
 
 
-def start_ops_server(settings: Deployment, health: Health) -> OpsServer | None:
+def start_ops_server(settings: Deployment, health: Health, listen: str | None = None) -> OpsServer | None:
     """For `main.py worker`: start this process's metrics afresh (`[metrics] per_practice`)
-    and serve the endpoints on `[metrics] listen`; None when that is "". Raises OSError
-    when the address cannot be bound, ValueError when it is not host:port."""
+    and serve the endpoints on `listen`, else $SLOTGUARD_METRICS_LISTEN (several workers on
+    one machine each need a port: deploy/systemd/slotguard-worker@.service), else
+    `[metrics] listen`; None when that is "". Raises OSError when the address cannot be
+    bound, ValueError when it is not host:port."""
     metrics.configure(per_practice=settings.metrics.per_practice)
-    if not settings.metrics.listen:
+    if listen is None:
+        listen = os.environ.get(LISTEN_VARIABLE, settings.metrics.listen)
+    if not listen:
         return None
-    return OpsServer(settings.metrics.listen, health)
+    return OpsServer(listen, health)

@@ -14,9 +14,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from slotguard.cli.common import load_settings
+from slotguard.config.deployment import Deployment
 from slotguard.domain.model import OPEN_STATES
 from slotguard.run import metrics
-from slotguard.run.ops_server import Health, OpsServer, database_check, parse_listen
+from slotguard.run.ops_server import LISTEN_VARIABLE, Health, OpsServer, database_check, parse_listen, start_ops_server
 from slotguard.run.wiring import build_engine
 from slotguard.store.ledger import Ledger
 from tests.support.cli import ROOT
@@ -179,3 +180,19 @@ def test_listen_addresses():
     for wrong in ("9108", "host:", "host:99999", "host:http"):
         with pytest.raises(ValueError, match="host:port"):
             parse_listen(wrong)
+
+
+def test_a_worker_serves_on_its_deployments_address_or_the_one_its_environment_gives(monkeypatch):
+    deployment = Deployment.model_validate({"metrics": {"listen": "", "per_practice": False}})
+    monkeypatch.delenv(LISTEN_VARIABLE, raising=False)
+    assert start_ops_server(deployment, Health(timedelta(minutes=1), lambda: "")) is None
+    assert metrics.current().per_practice is False
+    monkeypatch.setenv(LISTEN_VARIABLE, "127.0.0.1:0")  # the systemd unit's per-instance port
+    server = start_ops_server(deployment, Health(timedelta(minutes=1), lambda: ""))
+    assert server is not None
+    try:
+        assert get(server.url + "/readyz") == (503, "the practices are not loaded yet\n")
+        server.health.loaded()
+        assert get(server.url + "/readyz") == (200, "ok\n")
+    finally:
+        server.stop()
