@@ -62,7 +62,8 @@ class Metrics:
         self.lease_age = Gauge("slotguard_lease_age_seconds", "Age of the oldest lease held on a work item.", registry=registry)
         self.quota_used = Gauge("slotguard_quota_used", "Requests counted against a shared limit in its current window.", ["quota"], registry=registry)
         self.quota_limit = Gauge("slotguard_quota_limit", "The shared limit's size for its window.", ["quota"], registry=registry)
-        self._ledger_counts: dict[str, Counter] = {}  # practice -> (kind, state) -> count, for per_practice False
+        self._ledger_counts: dict[str, Counter] = {}  # practice -> (kind, state) -> count, as last read
+        self._ledger_total: Counter = Counter()  # their sum, for per_practice False
         self._ledger_oldest: dict[str, float] = {}
 
     def _practice(self, practice: str) -> dict[str, str]:
@@ -100,32 +101,23 @@ class Metrics:
         if isinstance(oldest, str):  # SQLite keeps times as text; PostgreSQL may give a datetime
             oldest = from_utc_text(oldest)
         age = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        self._ledger_oldest[practice] = age
         if self.per_practice:
-            for kind, state in set(_label_pairs(self.actions, practice)) - set(counts):
+            for kind, state in set(self._ledger_counts.get(practice, ())) - set(counts):
                 self.actions.labels(practice=practice, kind=kind, state=state).set(0)  # none left in that state
+            self._ledger_counts[practice] = counts
             for (kind, state), count in counts.items():
                 self.actions.labels(practice=practice, kind=kind, state=state).set(count)
             self.oldest_due.labels(practice=practice).set(age)
             return
+        before = self._ledger_total
+        self._ledger_total = before - self._ledger_counts.get(practice, Counter()) + counts  # the practice's last reading replaced
         self._ledger_counts[practice] = counts
-        self._ledger_oldest[practice] = age
-        total: Counter = Counter()
-        for each in self._ledger_counts.values():
-            total.update(each)
-        for kind, state in set(_label_pairs(self.actions, None)) - set(total):
+        for kind, state in set(before) - set(self._ledger_total):
             self.actions.labels(kind=kind, state=state).set(0)
-        for (kind, state), count in total.items():
+        for (kind, state), count in self._ledger_total.items():
             self.actions.labels(kind=kind, state=state).set(count)
         self.oldest_due.set(max(self._ledger_oldest.values()))
-
-
-def _label_pairs(gauge: Gauge, practice: str | None) -> list[tuple[str, str]]:
-    """The (kind, state) pairs `gauge` has a value for (of `practice`, when given)."""
-    pairs = []
-    for sample in next(iter(gauge.collect())).samples:
-        if practice is None or sample.labels.get("practice") == practice:
-            pairs.append((sample.labels["kind"], sample.labels["state"]))
-    return pairs
 
 
 _current = Metrics()
