@@ -141,7 +141,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     state = {"failed": 0, "recover": False}
     practice = current_practice()
-    health = Health(timedelta(minutes=10), database_check(settings.storage.ledger_path))
+    health = Health(timedelta(minutes=10), database_check(settings.storage.location))  # [metrics] stuck_after's default
     server = OpsServer(args.metrics_listen, health) if args.metrics_listen else None
     health.loaded()
 
