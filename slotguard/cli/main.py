@@ -38,7 +38,7 @@ from slotguard.practitioner.mark_privacy import check_config_warnings
 from slotguard.run import metrics
 from slotguard.run.failures import redact, stdout_closed, tick_failure
 from slotguard.run.logs import FORMATS, current_practice, practice_context, setup_logging
-from slotguard.run.ops_server import Health, OpsServer, database_check
+from slotguard.run.ops_server import Health, database_check, serve
 from slotguard.run.wiring import build_engine, make_renderer
 from slotguard.store.daemon_lock import LockHeld, exclusive
 from slotguard.store.ledger import Ledger, LedgerError
@@ -142,7 +142,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     state = {"failed": 0, "recover": False}
     practice = current_practice()
     health = Health(timedelta(minutes=10), database_check(settings.storage.location))  # [metrics] stuck_after's default
-    server = OpsServer(args.metrics_listen, health) if args.metrics_listen else None
+    server = serve(args.metrics_listen, health, "--metrics-listen") if args.metrics_listen else None
     health.loaded()
 
     def job() -> None:

@@ -28,6 +28,7 @@ import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from slotguard.config.deployment import Deployment
+from slotguard.config.schema import ConfigError
 from slotguard.run import metrics
 from slotguard.store.pg import is_postgres, one_line, shown_url
 
@@ -173,11 +174,22 @@ def start_ops_server(settings: Deployment, health: Health, listen: str | None = 
     """For `main.py worker`: start this process's metrics afresh (`[metrics] per_practice`)
     and serve the endpoints on `listen`, else $SLOTGUARD_METRICS_LISTEN (several workers on
     one machine each need a port: deploy/systemd/slotguard-worker@.service), else
-    `[metrics] listen`; None when that is "". Raises OSError when the address cannot be
-    bound, ValueError when it is not host:port."""
+    `[metrics] listen`; None when that is "". Raises ConfigError when the address is not
+    host:port or cannot be listened on (in use, not this machine's)."""
     metrics.configure(per_practice=settings.metrics.per_practice)
     if listen is None:
         listen = os.environ.get(LISTEN_VARIABLE, settings.metrics.listen)
     if not listen:
         return None
-    return OpsServer(listen, health)
+    return serve(listen, health, "metrics.listen")
+
+
+def serve(listen: str, health: Health, where: str) -> OpsServer:
+    """The endpoints served on `listen`. Raises ConfigError naming `where` (the setting or
+    option that gave the address) when it is not host:port or cannot be listened on."""
+    try:
+        return OpsServer(listen, health)
+    except ValueError as error:
+        raise ConfigError([f"{where}: {error}"]) from None
+    except OSError as error:
+        raise ConfigError([f"{where}: cannot listen on {listen}: {error.strerror or error}; choose another address or port"]) from None

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,3 +83,15 @@ def test_the_daemon_serves_metrics_matching_its_ledger_and_answers_health_probes
         out, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err
     assert "stopped cleanly" in out
+
+
+def test_an_address_the_daemon_cannot_listen_on_is_a_configuration_error_not_a_traceback(practice):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = main(practice, "run", "--metrics-listen", f"127.0.0.1:{port}", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"--metrics-listen: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    result = main(practice, "run", "--metrics-listen", "9108", check=False)
+    assert result.returncode == 2 and '--metrics-listen: metrics listen address \'9108\' is not "host:port"' in result.stderr

@@ -5,6 +5,7 @@ outbox counted independently; /readyz against a real PostgreSQL server and a clo
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from slotguard.cli.common import load_settings
 from slotguard.config.deployment import Deployment
+from slotguard.config.schema import ConfigError
 from slotguard.domain.model import OPEN_STATES
 from slotguard.run import metrics
 from slotguard.run.ops_server import LISTEN_VARIABLE, Health, OpsServer, database_check, parse_listen, start_ops_server
@@ -196,3 +198,13 @@ def test_a_worker_serves_on_its_deployments_address_or_the_one_its_environment_g
         assert get(server.url + "/readyz") == (200, "ok\n")
     finally:
         server.stop()
+
+
+def test_a_worker_told_to_listen_on_a_taken_port_gets_a_configuration_error(monkeypatch):
+    monkeypatch.delenv(LISTEN_VARIABLE, raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        deployment = Deployment.model_validate({"metrics": {"listen": f"127.0.0.1:{taken.getsockname()[1]}"}})
+        with pytest.raises(ConfigError, match=r"metrics.listen: cannot listen on 127.0.0.1:\d+: Address already in use"):
+            start_ops_server(deployment, Health(timedelta(minutes=1), lambda: ""))
