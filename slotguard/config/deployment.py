@@ -67,11 +67,13 @@ class Push(Strict):
 
 
 class Metrics(Strict):
-    listen: str = Field("127.0.0.1:9108", description='Where a worker serves /metrics, /healthz and /readyz ("" for nowhere).', examples=["0.0.0.0:9108"])
+    listen: str = Field("127.0.0.1:9108", description='Where a worker serves /metrics, /healthz and /readyz, "host:port" ("" for nowhere; port 0 for any free one).', examples=["0.0.0.0:9108"])
+    per_practice: bool = Field(True, description="Label metrics with the practice id. Each practice a worker has ticked adds about 15 to 60 series per worker; false drops the label for deployments of thousands of practices (counters then add up over practices).", examples=[False])
+    stuck_after: PositiveDuration = Field(timedelta(minutes=10), description="/healthz answers 503 when the worker's loop has not turned for this long (a tick stuck on a call that never returns); longer than your slowest tick.", examples=["10m"])
 
 
 class Logging(Strict):
-    format: Literal["text", "json"] = Field("text", description='"json": one JSON object per line, with practice and action ids.', examples=["json"])
+    format: Literal["text", "json"] = Field("text", description='"text": key=value lines; "json": one JSON object per line with time, level, logger, message, practice and action ids (--log-format on the command line wins).', examples=["json"])
 
 
 class Deployment(Strict):
