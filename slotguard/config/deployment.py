@@ -39,7 +39,10 @@ class Workers(Strict):
 class Limits(Strict):
     google_project_per_minute: int = Field(10000, ge=1, description="Google Calendar requests per minute for the whole deployment (the Cloud project's quota), shared by all workers.", examples=[10000])
     google_user_per_minute: int = Field(600, ge=1, description="Google Calendar requests per minute for one practice's account, shared by all workers.", examples=[600])
-    stripe_per_second: int = Field(25, ge=1, description="Stripe requests per second for one Stripe account, shared by all workers (25 in test mode, 100 live).", examples=[25])
+    stripe_test_per_second: int = Field(25, ge=1, description="Stripe requests per second for one Stripe account in test mode, shared by all workers (Stripe allows 25).", examples=[25])
+    stripe_live_per_second: int = Field(100, ge=1, description="Stripe requests per second for one Stripe account in live mode, shared by all workers (Stripe allows 100).", examples=[100])
+    fallback_share: float = Field(0.25, gt=0, le=1, description="While PostgreSQL cannot be reached, each worker paces its requests alone at this share of every limit (0.25: up to four workers stay within the limits together); it logs once and goes back to the shared limits when the server answers.", examples=[0.25])
+    offline_retry: PositiveDuration = Field(timedelta(seconds=10), description="While PostgreSQL cannot be reached, how often a worker tries it again for the shared limits.", examples=["10s"])
 
 
 class Push(Strict):
