@@ -171,6 +171,7 @@ class SharedLimits:
         self._connect = connect or (lambda: psycopg.connect(
             url, autocommit=True, connect_timeout=max(2, int(statement_timeout + 0.999)), application_name="slotguard limits",
             options=f"-c statement_timeout={int(statement_timeout * 1000)}",
+            tcp_user_timeout=int(statement_timeout * 1000) + 1000,  # a server gone silent, not only a slow one
         ))
         table = sql.Identifier(self.schema, "rate_limits")
         self._reserve, self._declare, self._usage = (sql.SQL(text).format(table=table) for text in (_RESERVE, _DECLARE, _USAGE))
@@ -184,8 +185,9 @@ class SharedLimits:
     @classmethod
     def for_deployment(cls, deployment: Deployment, **options: Any) -> SharedLimits:
         """The shared limits on the deployment's server, with its [limits] settings."""
-        return cls(deployment.storage.url, fallback_share=deployment.limits.fallback_share,
-                   retry_seconds=deployment.limits.offline_retry.total_seconds(), **options)
+        settings = deployment.limits
+        return cls(deployment.storage.url, margin=settings.margin_seconds, fallback_share=settings.fallback_share,
+                   retry_seconds=settings.offline_retry.total_seconds(), **options)
 
     # --- gates ------------------------------------------------------------------------
 
@@ -215,16 +217,17 @@ class SharedLimits:
             return self._reserve_local(limits)
 
     def _reserve_shared(self, conn: psycopg.Connection, limits: tuple[Limit, ...]) -> float:
-        if limits not in self._declared:
-            conn.execute(self._declare, {"keys": [limit.key for limit in limits], "rates": [limit.rate for limit in limits],
-                                         "windows": [limit.window for limit in limits]})
-            self._declared.add(limits)
-        rows = conn.execute(self._reserve, {"keys": [limit.key for limit in limits],
-                                            "spacings": [self.spacing(limit) for limit in limits]}).fetchall()
-        if len(rows) != len(limits):  # a row went missing (the table was emptied): declare again
-            self._declared.discard(limits)
-            raise psycopg.DataError(f"rate_limits rows missing for {', '.join(limit.key for limit in limits)}")
-        return max(0.0, rows[0][0])
+        keys = [limit.key for limit in limits]
+        for _ in range(2):
+            if limits not in self._declared:
+                conn.execute(self._declare, {"keys": keys, "rates": [limit.rate for limit in limits],
+                                             "windows": [limit.window for limit in limits]})
+                self._declared.add(limits)
+            rows = conn.execute(self._reserve, {"keys": keys, "spacings": [self.spacing(limit) for limit in limits]}).fetchall()
+            if len(rows) == len(limits):
+                return max(0.0, rows[0][0])
+            self._declared.discard(limits)  # a row went missing (someone emptied the table): declare it again
+        raise psycopg.DataError(f"the rate_limits rows of {', '.join(keys)} cannot be written")
 
     def _reserve_local(self, limits: tuple[Limit, ...]) -> float:
         now = time.monotonic()

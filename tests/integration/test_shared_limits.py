@@ -42,7 +42,7 @@ def run_processes(target: Any, argument_lists: list[tuple], timeout: float = 30.
 
 @pytest.fixture
 def shared(pg_url, pg_schema):
-    limits = SharedLimits(pg_url, schema=pg_schema)
+    limits = SharedLimits(pg_url, schema=pg_schema, margin=0.15)  # see limits_worker.take_starts
     yield limits
     limits.close()
 
@@ -56,7 +56,7 @@ def test_several_processes_sharing_a_key_never_exceed_its_rate_in_any_window(pg_
     starts = sorted(moment for _, times in reports for moment in times)
     assert len(starts) == 4 * each
     assert busiest_window(starts, window) <= rate, f"{busiest_window(starts, window)} starts in one {window}s window; the limit is {rate}"
-    spacing = (window + 0.05) / rate
+    spacing = (window + 0.15) / rate
     assert starts[-1] - starts[0] < 2 * len(starts) * spacing, "the processes were held back far more than the rate asks"
     # Each process was served in turn, not one after the other: fair across machines.
     assert all(times[0] - start_at < 8 * spacing for _, times in reports)
@@ -96,10 +96,12 @@ def test_the_project_key_bounds_the_sum_of_several_practices_and_each_account_it
     assert busiest_window(everything, window) <= project
     for name, times in reports:
         assert busiest_window(times, window) <= account, f"practice {name} went over its account's limit"
-    # Four practices at 3 each could do 12 per window: the project's 8 is what held them.
-    assert busiest_window(everything, window) >= project - 1
+    # Four practices at 3 each could do 12 per window: the project's 8 (less the margin's
+    # share and some jitter) is what held them.
+    assert busiest_window(everything, window) >= project - 2
 
 
+@pytest.mark.slow
 def test_the_limiter_itself_grants_hundreds_of_starts_a_second(pg_url, pg_schema):
     """The cost of the one statement per request (printed with -s; the numbers are in
     docs/deploy-limits.md). The floor is far below what was measured, so a slow shared
@@ -153,6 +155,16 @@ def test_a_database_hiccup_falls_back_to_pacing_alone_logs_once_and_comes_back(p
     assert sum("shared_limits_back" in message for message in messages) == 1
     assert not any(pg_url in message and "@" in pg_url.split("//")[1] and ":" in pg_url.split("//")[1].split("@")[0] for message in messages)
     shared.close()
+
+
+def test_an_emptied_table_is_filled_again_without_going_offline(shared, pg_url, pg_schema):
+    gate = shared.gate(Limit("google:user:lena", 5, 0.5))
+    gate.acquire()
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(f'DELETE FROM "{pg_schema}".rate_limits')
+
+    assert gate.acquire() == 0 and not shared.offline
+    assert gate.acquire() > 0, "the key is paced again from its new row"
 
 
 def test_no_database_at_all_still_paces_and_never_blocks_work(caplog):
