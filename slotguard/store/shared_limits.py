@@ -326,15 +326,25 @@ class SharedGate:
         return wait
 
 
+USER_KEYS = "google:user:busiest"  # the one metrics name standing for every account's key
+
+
 def publish_usage(limits: SharedLimits, set_quota: Callable[[str, int, int], Any]) -> None:
-    """Hand each key's use to `set_quota(name, used, limit)` (slotguard/run/metrics.py's
-    set_quota); a database away is logged by the gates already, so it is skipped here."""
+    """Hand the keys' use to `set_quota(name, used, limit)` (slotguard/run/metrics.py's
+    set_quota; a worker calls this once a round). Metrics names must stay few, so the
+    per-practice Google keys are given as one, `google:user:busiest`: the account nearest its
+    limit. A database away is logged by the gates already, so it is skipped here."""
     try:
         uses = limits.usage()
     except psycopg.Error:
         return
+    accounts = [use for use in uses if use.key.startswith("google:user:")]
     for use in uses:
-        set_quota(use.key, use.used, use.limit)
+        if use not in accounts:
+            set_quota(use.key, use.used, use.limit)
+    if accounts:
+        busiest = max(accounts, key=lambda use: use.used / use.limit)
+        set_quota(USER_KEYS, busiest.used, busiest.limit)
 
 
 def keys_of(gates: Sequence[RateGate]) -> list[str]:
