@@ -21,7 +21,8 @@ under several limits (Google: the project's and the account's) reserves one star
 its keys in the same statement, so no limit's start is used late because another one waited.
 
 A reserved start is used a little after it is given (the answer's trip back, a sleep that
-oversleeps); `margin` (default 50 ms) covers that, as in RateLimiter.
+oversleeps); `margin` (default 50 ms) covers that, as in RateLimiter. A start reached later
+than half the margin is left empty and the next free one taken (SharedGate.acquire).
 
 When the database cannot be reached (or answers with an error, or takes longer than
 `statement_timeout`), a gate does not stop work and does not let requests through unpaced:
@@ -50,6 +51,7 @@ from slotguard.store.pg import checked_schema, one_line, shown_url
 CLUSTER_SCHEMA = "slotguard_cluster"
 PROJECT_KEY = "google:project"
 GOOGLE_WINDOW, STRIPE_WINDOW = 60.0, 1.0
+RESERVE_TRIES = 3  # reservations one request may make when it reaches its start late
 
 log = logging.getLogger("slotguard.limits")
 
@@ -319,11 +321,25 @@ class SharedGate:
         return [limit.key for limit in self.limits]
 
     def acquire(self) -> float:
-        """Reserve a start under every limit and sleep until it; return the seconds waited."""
-        wait = self._limits.reserve(self.limits)
-        if wait > 0:
-            self._limits.sleep(wait)
-        return wait
+        """Reserve a start under every limit and sleep until it; return the seconds waited.
+
+        A start reached late (the answer slow to come back, a sleep that woke late on a busy
+        machine: more than half the margin, at least 10 ms) is not used: it is left empty
+        and a new one reserved, up to RESERVE_TRIES times, so a late start does not crowd
+        the next one; the last is used however late it is."""
+        waited = 0.0
+        for attempt in range(1, RESERVE_TRIES + 1):
+            asked = time.monotonic()
+            wait = self._limits.reserve(self.limits)
+            if wait > 0:
+                self._limits.sleep(wait)
+            waited += wait
+            late = time.monotonic() - asked - wait
+            if late <= max(self._limits.margin / 2, 0.01) or attempt == RESERVE_TRIES:
+                return waited
+            log.debug("shared_limits_late keys=%s late_seconds=%.3f attempt=%d: the start is left empty and another taken",
+                     ",".join(self.keys), late, attempt)
+        return waited
 
 
 USER_KEYS = "google:user:busiest"  # the one metrics name standing for every account's key
