@@ -1,0 +1,88 @@
+"""`main.py worker --deployment FILE`: one of a deployment's workers (slotguard/run/worker.py;
+see slotguard/cli/main.py, EXTRA_COMMANDS, and docs/deploy-fleet.md).
+
+- `--name NAME`: how this worker is named on the queue and in the log (default HOST-PID);
+  two running workers must not share one.
+- `--until-idle`: exit once no practice is due (tests, benches, a cron job).
+- `--now TIME`: run on a pretend clock (with --until-idle only; refused for a practice with
+  live Stripe money, as `run --now` is).
+- `--queue`: print each practice's row of the work queue (when due, who holds it, failures
+  in a row and the last error) and exit.
+SIGTERM or SIGINT: the practice being ticked is finished after its current action and
+released; exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from datetime import datetime
+
+from slotguard.cli.common import now_from, refuse_pretend_clock
+from slotguard.config.deployment import load_deployment
+from slotguard.config.schema import ConfigError, Settings
+from slotguard.domain.durations import to_utc_text
+from slotguard.run.worker import Worker, default_name
+from slotguard.store import work_queue
+from slotguard.store.pg import connect, is_postgres
+
+
+def register(add, commands) -> None:
+    text = "work on a deployment's practices beside other workers (PostgreSQL work queue); see docs/deploy-fleet.md"
+    worker = commands.add_parser("worker", help=text, description=text)
+    worker.add_argument("--deployment", required=True, help="the deployment file (config/deployment.example.toml)")
+    worker.add_argument("--name", default="", help="this worker's name on the queue and in the log (default HOST-PID)")
+    worker.add_argument("--until-idle", action="store_true", help="exit once no practice is due")
+    worker.add_argument("--now", help="with --until-idle: pretend the clock reads this ISO 8601 time (tests, benches)")
+    worker.add_argument("--queue", action="store_true", help="print the work queue (each practice's next tick, holder, failures) and exit")
+    worker.set_defaults(handler=cmd_worker)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    deployment = load_deployment(args.deployment)
+    if args.queue:
+        return _print_queue(deployment.storage.url, deployment.workers.queue_schema)
+    if args.now and not args.until_idle:
+        raise ConfigError(["--now can only be used with --until-idle"])
+    pretend = now_from(args.now) if args.now else None
+    worker = Worker(deployment, args.name or default_name(), until_idle=args.until_idle)
+    if pretend is not None:
+        worker.clock = lambda: pretend
+        worker.vet = _refuse_pretend_clock  # that practice fails (recorded, backed off); the others go on
+
+    def request_stop(signum, frame):  # finish the current practice, release it, exit 0
+        logging.getLogger("slotguard.worker").warning("signal=%s worker=%s stopping after the current practice", signum, worker.name)
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    code = worker.run()
+    failed = f", {worker.failures} failed (see the log)" if worker.failures else ""
+    print(f"Slotguard worker {worker.name} stopped cleanly: {worker.ticks} practice tick(s){failed}.")
+    return code
+
+
+def _refuse_pretend_clock(settings: Settings) -> None:
+    refuse_pretend_clock(settings, "worker --now")
+
+
+def _print_queue(url: str, schema: str) -> int:
+    if not is_postgres(url):
+        raise ConfigError(['storage.url: the work queue is on a PostgreSQL server ("postgresql://user@host/db"); the deployment names none'])
+    with connect(url) as conn:
+        work_queue.ensure_tables(conn, schema)
+        rows = work_queue.rows(conn, schema)
+    for row in rows:
+        held = f"held by {row['lease_owner']} until {_text(row['lease_until'])}" if row["lease_owner"] else "free"
+        failing = f"  {row['consecutive_failures']} failure(s) in a row: {row['last_error']}" if row["consecutive_failures"] else ""
+        woken = f"  woken: {row['wake_reason']}" if row["wake_reason"] else ""
+        print(f"{row['practice']:<40} due {_text(row['due_at'])}  {held}{woken}{failing}")
+    print(f"{len(rows)} practice(s)")
+    sys.stdout.flush()
+    return 0
+
+
+def _text(moment: datetime | None) -> str:
+    return to_utc_text(moment) if moment else "-"
