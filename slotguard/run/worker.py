@@ -245,10 +245,11 @@ class Worker:
         seconds = time.monotonic() - started
         ended = self.clock()
         if error is not None:
+            error = redact(error)  # kept on the queue row and logged: never a secret
             self.failures += 1
             failures = claimed.consecutive_failures + 1
             log.error("practice_failed practice=%s worker=%s failures=%d retry_in=%ds error=%s", practice_id, self.name, failures,
-                      work_queue.backoff(failures, self.deployment.workers.backoff_max).total_seconds(), redact(error)[:1000])
+                      work_queue.backoff(failures, self.deployment.workers.backoff_max).total_seconds(), error[:1000])
             count_failure_metric(practice_id, error)
             due = ended
         elif report is not None:

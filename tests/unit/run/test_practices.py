@@ -94,3 +94,8 @@ def test_an_unreadable_practices_folder_is_an_error_not_an_empty_deployment(tmp_
     path.write_text(f'[deployment]\npractices = "{tmp_path / "missing"}"\n')
     with pytest.raises(ConfigError, match="cannot be read"):
         list_practices(load_deployment(path))
+
+
+def test_the_example_deployment_file_is_valid():
+    deployment = load_deployment(ROOT / "config/deployment.example.toml")
+    assert deployment.storage.url.startswith("postgresql://") and deployment.deployment.practices == "practices"
