@@ -19,13 +19,16 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from slotguard.store import work_queue
+from slotguard.store.daemon_lock import DataDirLock
 from slotguard.store.ledger import Ledger
+from slotguard.store.pg_lock import SchemaLock
 from tests.support.cli import NOW, ROOT, main
 
 DAY_AFTER = "2026-11-27T09:00:00+01:00"  # Friday morning: Bjørn's fee is out of its review window
@@ -125,6 +128,11 @@ def test_two_workers_tick_every_practice_once_and_mail_each_email_once(deploymen
     status = main(deployment.folder, "status", "--deployment", "deployment.toml", "--practice", deployment.nocal, "--now", NOW).stdout
     assert "config/gone.ics" in status and "last error: cannot read the calendar file" in status
     assert all(row["lease_owner"] is None for row in queue.values()), "every claim was released"
+    poll = datetime.fromisoformat(NOW) + timedelta(minutes=2)  # calendar.poll_interval: no action falls due sooner
+    assert all(queue[practice]["due_at"] == poll for practice in deployment.good)
+    listing = main(deployment.folder, "worker", "--deployment", "deployment.toml", "--queue").stdout
+    assert re.search(rf"{deployment.broken} +due \S+  free  1 failure\(s\) in a row: configuration: reminders.sooon", listing), listing
+    assert f"{len(deployment.all)} practice(s)" in listing
 
     # Nothing is due any more at the same time: a second round does nothing.
     again = deployment.workers(2, NOW)
@@ -167,6 +175,29 @@ def test_commands_take_a_practice_of_a_deployment(deployment):
         result = main(folder, "ledger", *wrong, check=False)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (folder / "var/ledger.sqlite3").exists(), "no command fell back to the default config"
+
+
+def test_a_practice_held_by_another_process_is_given_back_and_the_others_go_on(deployment):
+    first, second = deployment.good[:2]
+    schema_lock = SchemaLock(deployment.url, f"practice_{first}")  # e.g. `main.py run` on a PostgreSQL ledger
+    folder_lock = DataDirLock(deployment.folder / "var/deployment" / second)  # e.g. `main.py charge-now` on that practice
+    assert schema_lock.try_acquire()
+    folder_lock.acquire()
+    try:
+        results = deployment.workers(2, NOW)
+    finally:
+        schema_lock.release()
+        folder_lock.release()
+    logs = "".join(result.stderr for result in results)
+    assert ticks(results) == Counter({practice: 1 for practice in [*deployment.good[2:], deployment.nocal]}), logs[-3000:]
+    assert re.search(rf"practice_busy practice={first} worker=w\d holder=server pid \d+", logs), logs[-3000:]
+    assert re.search(rf"practice_busy practice={second} worker=w\d holder=another Slotguard is running on", logs), logs[-3000:]
+    assert deployment.outbox(first) == [] and deployment.outbox(second) == []
+    assert deployment.queue()[first]["consecutive_failures"] == 0, "a held practice is not a failing one"
+    # Given back due after idle_sleep (1s): the next round, the fences gone, ticks them.
+    later = deployment.workers(1, "2026-11-26T12:00:02+01:00")
+    assert ticks(later) == Counter({first: 1, second: 1})
+    assert deployment.recipients(first) == deployment.recipients(second) == FIRST_TICK
 
 
 def test_sigterm_finishes_the_current_practice_and_exits_cleanly(deployment):

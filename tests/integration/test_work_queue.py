@@ -6,10 +6,12 @@ removed practices leave the queue, a failing practice backs off without holding 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from slotguard.run.worker import Heartbeat
 from slotguard.store import work_queue as queue
 from slotguard.store.pg import connect
 
@@ -164,3 +166,20 @@ def test_ensure_tables_twice_and_bad_schema_names(conn, pg_schema):
     queue.ensure_tables(conn, pg_schema)
     with pytest.raises(ValueError):
         queue.rows(conn, 'x"; DROP TABLE y; --')
+
+
+def test_the_heartbeat_keeps_a_long_tick_claimed_and_stops_renewing_when_stopped(pg_url, conn, pg_schema):
+    lease = timedelta(seconds=0.6)
+    queue.sync_practices(conn, ["slow"], datetime.now(UTC), pg_schema)
+    assert queue.claim(conn, "busy", lease, datetime.now(UTC), pg_schema) is not None
+    beat = Heartbeat(pg_url, pg_schema, "slow", "busy", lease, lambda: datetime.now(UTC))
+    try:
+        for _ in range(6):  # three leases long: without renewals another worker would have it
+            time.sleep(0.3)
+            assert queue.claim(conn, "other", lease, datetime.now(UTC), pg_schema) is None
+    finally:
+        beat.stop()
+    assert not beat.lost
+    time.sleep(0.7)
+    taken = queue.claim(conn, "other", lease, datetime.now(UTC), pg_schema)
+    assert taken is not None and taken.practice == "slow", "no renewal after stop(): the lease ran out"
