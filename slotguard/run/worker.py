@@ -56,10 +56,11 @@ log = logging.getLogger("slotguard.worker")
 MIN_WAIT = timedelta(seconds=30)  # an action still due after a tick (waiting on something) does not make the practice spin
 
 
-def next_due(settings: Settings, ledger: Ledger, now: datetime) -> datetime:
-    """When a practice ticked at `now` is due again: at its next poll (calendar.poll_interval),
-    or sooner when one of its actions falls due before that; never sooner than MIN_WAIT.
-    (With push notifications on, the push helper makes the poll part push.poll_fallback.)"""
+def next_due(settings: Settings, ledger: Ledger, now: datetime, deployment: Deployment) -> datetime:
+    """When a practice (its `settings`, its `ledger`) ticked at `now` is due again: at its next
+    poll (calendar.poll_interval), or sooner when one of its actions falls due before that;
+    never sooner than MIN_WAIT. (With push notifications on, deployment.push, the poll part
+    becomes push.poll_fallback: a push wakes the practice sooner through work_queue.wake.)"""
     poll = now + settings.calendar.poll_interval
     due = [action.due_at for action in ledger.actions(states=list(OPEN_STATES), due_before=poll)]
     return max(min([poll, *due]), now + MIN_WAIT)
@@ -290,7 +291,7 @@ class Worker:
                 log.warning("recovered practice=%s actions=%d (interrupted by a worker that stopped)", practice_id, recovered)
             wake = f" wake={claimed.wake_reason}" if claimed.wake_reason else ""
             report = engine.tick(now)
-            due = next_due(settings, engine.ledger, self.clock())
+            due = next_due(settings, engine.ledger, self.clock(), self.deployment)
         log.info("tick practice=%s worker=%s events=%d planned=%d executed=%d problems=%d next_due=%s%s", practice_id, self.name,
                  report.events_seen, sum(report.planned.values()), sum(report.executed.values()), len(report.problems),
                  to_utc_text(due), wake)
