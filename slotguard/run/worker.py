@@ -229,6 +229,7 @@ class Worker:
         heartbeat = Heartbeat(self.url, self.schema, practice_id, self.name, self.deployment.workers.lease, self.clock)
         due: datetime = now
         error: str | None = None
+        kind = ""  # of a failure, for the metrics: "config", "ledger" or "tick"
         report: TickReport | None = None
         try:
             due, report = self.tick_practice(practice_id, claimed, now)
@@ -236,10 +237,10 @@ class Worker:
             log.info("practice_busy practice=%s worker=%s holder=%s", practice_id, self.name, busy)
             due = now + self.deployment.workers.idle_sleep
         except ConfigError as problem:
-            error = "configuration: " + "; ".join(problem.problems)
+            error, kind = "configuration: " + "; ".join(problem.problems), "config"
             self._forget(practice_id)
         except Exception as failure:  # noqa: BLE001 - one practice's failure never stops the worker
-            error = tick_failure(failure)
+            error, kind = tick_failure(failure), "ledger" if isinstance(failure, LedgerError) else "tick"
             self._forget(practice_id)  # its engine may hold a broken connection: built anew next time
         finally:
             heartbeat.stop()
@@ -251,7 +252,7 @@ class Worker:
             failures = claimed.consecutive_failures + 1
             log.error("practice_failed practice=%s worker=%s failures=%d retry_in=%ds error=%s", practice_id, self.name, failures,
                       work_queue.backoff(failures, self.deployment.workers.backoff_max).total_seconds(), error[:1000])
-            count_failure_metric(practice_id, error)
+            count_failure_metric(practice_id, kind)
             due = ended
         elif report is not None:
             self.ticks += 1
@@ -344,5 +345,5 @@ def observe_tick_metric(practice_id: str, report: TickReport, seconds: float) ->
     """METRICS: metrics.observe_tick(practice_id, report, seconds)."""
 
 
-def count_failure_metric(practice_id: str, error: str) -> None:
-    """METRICS: metrics.count_failure(practice_id, kind) with kind "config" or "tick"."""
+def count_failure_metric(practice_id: str, kind: str) -> None:
+    """METRICS: metrics.count_failure(practice_id, kind); kind "config", "ledger" or "tick"."""
