@@ -8,6 +8,9 @@ see slotguard/cli/main.py, EXTRA_COMMANDS, and docs/deploy-fleet.md).
   live Stripe money, as `run --now` is).
 - `--queue`: print each practice's row of the work queue (when due, who holds it, failures
   in a row and the last error) and exit.
+- `--check`: read every practice's file as a worker would (with the deployment's part),
+  render its templates and look for its calendar file; print each practice's problems with
+  its id and path, and exit 2 when any practice is broken (the others are fine to run).
 SIGTERM or SIGINT: the practice being ticked is finished after its current action and
 released; exit 0.
 """
@@ -21,9 +24,13 @@ import sys
 from datetime import datetime
 
 from slotguard.cli.common import now_from, refuse_pretend_clock
-from slotguard.config.deployment import load_deployment
+from slotguard.config.deployment import Deployment, load_deployment
+from slotguard.config.limits import file_problems
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import to_utc_text
+from slotguard.policies.loading import load_enabled
+from slotguard.run.practices import list_practices, practice_settings
+from slotguard.run.wiring import make_renderer
 from slotguard.run.worker import Worker, default_name
 from slotguard.store import work_queue
 from slotguard.store.pg import connect, is_postgres
@@ -37,6 +44,7 @@ def register(add, commands) -> None:
     worker.add_argument("--until-idle", action="store_true", help="exit once no practice is due")
     worker.add_argument("--now", help="with --until-idle: pretend the clock reads this ISO 8601 time (tests, benches)")
     worker.add_argument("--queue", action="store_true", help="print the work queue (each practice's next tick, holder, failures) and exit")
+    worker.add_argument("--check", action="store_true", help="check every practice's config (as check-config does, without calling Stripe) and exit")
     worker.set_defaults(handler=cmd_worker)
 
 
@@ -44,6 +52,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     deployment = load_deployment(args.deployment)
     if args.queue:
         return _print_queue(deployment.storage.url, deployment.workers.queue_schema)
+    if args.check:
+        return _check_practices(deployment)
     if args.now and not args.until_idle:
         raise ConfigError(["--now can only be used with --until-idle"])
     pretend = now_from(args.now) if args.now else None
@@ -62,6 +72,29 @@ def cmd_worker(args: argparse.Namespace) -> int:
     failed = f", {worker.failures} failed (see the log)" if worker.failures else ""
     print(f"Slotguard worker {worker.name} stopped cleanly: {worker.ticks} practice tick(s){failed}.")
     return code
+
+
+def _check_practices(deployment: Deployment) -> int:
+    """Every practice's problems, by id (what `check-config` finds, without Stripe's key
+    check); 0 when none, else 2."""
+    practices, problems = list_practices(deployment)
+    for problem in problems:
+        print(f"not a practice: {problem}")
+    broken = 0
+    for practice in practices:
+        try:
+            settings = practice_settings(deployment, practice.id)
+            found = file_problems(settings)
+            make_renderer(settings, load_enabled(settings))
+        except ConfigError as error:
+            found = error.problems
+        if found:
+            broken += 1
+            print(f"{practice.id} ({practice.path}): {len(found)} problem(s)", *(f"  - {problem}" for problem in found), sep="\n")
+        else:
+            print(f"{practice.id} ({practice.path}): valid")
+    print(f"{len(practices)} practice(s), {broken} with problems" + (f", {len(problems)} file(s) not a practice" if problems else ""))
+    return 2 if broken or problems else 0
 
 
 def _refuse_pretend_clock(settings: Settings) -> None:

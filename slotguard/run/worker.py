@@ -144,6 +144,10 @@ class Worker:
         self.conn: psycopg.Connection | None = None
         # Checks a practice's settings before its tick (raises ConfigError): `worker --now` refuses live money.
         self.vet: Callable[[Settings], None] = lambda settings: None
+        # METRICS/HEALTH: called at every turn of the loop, and once the practices folder has been read
+        # into the queue (for ops_server.Health.turn and .loaded at merge).
+        self.on_turn: Callable[[], None] = lambda: None
+        self.on_loaded: Callable[[], None] = lambda: None
 
     def stop(self) -> None:
         """Finish the current practice (its tick stops after the current action), then stop."""
@@ -159,6 +163,7 @@ class Worker:
                  self.deployment.deployment.practices)
         try:
             while not self.stopping.is_set():
+                self.on_turn()
                 try:
                     claimed = self._claim_next()
                 except (psycopg.Error, LedgerError) as error:
@@ -218,6 +223,8 @@ class Worker:
         for practice_id in removed:
             log.info("practice_removed practice=%s", practice_id)
             self._forget(practice_id)
+        if self.last_sync == float("-inf"):
+            self.on_loaded()
         self.last_sync = time.monotonic()
 
     # -- one practice ------------------------------------------------------------------------
@@ -256,7 +263,8 @@ class Worker:
             due = ended
         elif report is not None:
             self.ticks += 1
-            observe_tick_metric(practice_id, report, seconds)
+            cached = self.cache.get(practice_id)
+            observe_tick_metric(practice_id, report, seconds, cached.engine.ledger if cached and cached.engine else None, ended)
         try:
             released = work_queue.release(self._queue(), practice_id, self.name, due, error, now=ended, schema=self.schema,
                                           backoff_max=self.deployment.workers.backoff_max)
@@ -341,8 +349,9 @@ def set_queue_metrics(stats: QueueStats) -> None:
               stats.oldest_due_seconds, stats.lease_age_seconds, stats.failing)
 
 
-def observe_tick_metric(practice_id: str, report: TickReport, seconds: float) -> None:
-    """METRICS: metrics.observe_tick(practice_id, report, seconds)."""
+def observe_tick_metric(practice_id: str, report: TickReport, seconds: float, ledger: Ledger | None, now: datetime) -> None:
+    """METRICS: metrics.observe_tick(practice_id, report, seconds), and with the practice's
+    ledger metrics.observe_ledger(practice_id, ledger, now)."""
 
 
 def count_failure_metric(practice_id: str, kind: str) -> None:

@@ -175,6 +175,12 @@ def test_commands_take_a_practice_of_a_deployment(deployment):
         result = main(folder, "ledger", *wrong, check=False)
         assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (folder / "var/ledger.sqlite3").exists(), "no command fell back to the default config"
+    check = main(folder, "worker", "--deployment", "deployment.toml", "--check", check=False)
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert f"{deployment.broken} (practices/{deployment.broken}.toml): 1 problem(s)\n  - reminders.sooon" in check.stdout
+    assert re.search(rf"{deployment.nocal} \(practices/{deployment.nocal}.toml\): 1 problem\(s\)\n  - calendar.url: .*config/gone.ics", check.stdout), check.stdout
+    assert all(f"{practice} (practices/{practice}.toml): valid" in check.stdout for practice in deployment.good)
+    assert f"{len(deployment.all)} practice(s), 2 with problems" in check.stdout
 
 
 def test_a_practice_held_by_another_process_is_given_back_and_the_others_go_on(deployment):
