@@ -35,8 +35,9 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
@@ -511,3 +512,96 @@ def open_calendars(settings: Any, *, credentials: Any = None, http: Any = None, 
         writer: CalendarWriteBack = GoogleWriteBack(caller, settings.calendar.write_note, seen) if seen is not None else NullWriteBack()
         pairs.append((source, writer))
     return pairs
+
+
+# --- push channels (events.watch, channels.stop) ----------------------------------------
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+MAX_CHANNEL_ID_LENGTH = 64  # Google's limit for a channel id
+MAX_CHANNEL_TOKEN_LENGTH = 256  # Google's limit for a channel token
+
+
+def checked_push_address(address: str, *, allow_loopback_http: bool = False) -> str:
+    """`address` when Google may be asked to POST notifications to it: https with a host.
+
+    Google only delivers to https (with a certificate it trusts). Plain http is accepted only
+    for a loopback host (127.0.0.1, ::1, localhost) and only when the caller says so with
+    `allow_loopback_http=True`, which only tests do (the Google wire fake delivers to a local
+    server); a deployment never passes it. Raises AdapterError(retryable=False) otherwise."""
+    parts = urlsplit(address or "")
+    if parts.scheme == "https" and parts.hostname:
+        return address
+    if parts.scheme == "http" and allow_loopback_http and (parts.hostname or "") in LOOPBACK_HOSTS:
+        return address
+    raise AdapterError(
+        f"push.address {address!r}: Google delivers notifications only to an https address with a public "
+        "certificate (e.g. https://hooks.example.com/google/push)", retryable=False,
+    )
+
+
+def _expiration(channel: dict, calendar_id: str) -> datetime:
+    """The channel's expiry from Google's answer (Unix milliseconds, as a string)."""
+    try:
+        return datetime.fromtimestamp(int(channel["expiration"]) / 1000, UTC)
+    except (KeyError, TypeError, ValueError):
+        raise AdapterError(f"Google Calendar {calendar_id}: the new push channel came back without an expiry; will try again") from None
+
+
+class GooglePushChannels:
+    """Opens and closes push notification channels on one Google account's calendars.
+
+    `watch` asks Google to POST to `address` whenever an event of a calendar changes
+    (events.watch); `stop_channel` ends a channel early (channels.stop). Both go through the
+    same authorized client and bounded retries as the source (one _Caller per call)."""
+
+    def __init__(self, session: GoogleSession, *, retry_budget: float = 30.0, sleep: Callable[[float], None] = time.sleep,
+                 allow_loopback_http: bool = False):
+        self._session, self._budget, self._sleep = session, retry_budget, sleep
+        self._allow_loopback_http = allow_loopback_http
+
+    def watch(self, calendar_id: str, channel_id: str, address: str, token: str, ttl: timedelta) -> tuple[str, datetime]:
+        """Open channel `channel_id` on the events of `calendar_id`, delivering to `address`
+        with `token` in each notification's X-Goog-Channel-Token, asked to live `ttl`
+        (Google may give it less; the expiry it answers is the one that counts).
+
+        Returns (resource id, expiry): the resource id is needed to stop the channel. Raises
+        AdapterError (a non-https address, a too long id or token, Google errors) or
+        ReauthorizationNeeded."""
+        checked_push_address(address, allow_loopback_http=self._allow_loopback_http)
+        if not channel_id or len(channel_id) > MAX_CHANNEL_ID_LENGTH or len(token) > MAX_CHANNEL_TOKEN_LENGTH:
+            raise AdapterError(f"Google Calendar {calendar_id}: a channel id must have 1 to {MAX_CHANNEL_ID_LENGTH} characters and a token at most {MAX_CHANNEL_TOKEN_LENGTH}", retryable=False)
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,
+                "params": {"ttl": str(max(1, int(ttl.total_seconds())))}}
+        caller = _Caller(self._session, calendar_id, self._budget, self._sleep)
+        channel = caller.execute(lambda service: service.events().watch(calendarId=calendar_id, body=body), "opening a push channel")
+        resource_id = str(channel.get("resourceId") or "")
+        if not resource_id:
+            raise AdapterError(f"Google Calendar {calendar_id}: the new push channel came back without a resource id; will try again")
+        expires = _expiration(channel, calendar_id)
+        log.info("google_channel_opened calendar=%s channel=%s expires=%s", calendar_id, channel_id, _rfc3339(expires))
+        return resource_id, expires
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        """End channel `channel_id` (with the resource id `watch` returned). A channel Google
+        no longer knows (expired, or stopped before) counts as stopped. Raises AdapterError
+        or ReauthorizationNeeded."""
+        caller = _Caller(self._session, f"(channel {channel_id})", self._budget, self._sleep)
+        try:
+            caller.execute(lambda service: service.channels().stop(body={"id": channel_id, "resourceId": resource_id}), "stopping a push channel")
+        except AdapterError as error:
+            if "not found" not in str(error):
+                raise
+            log.info("google_channel_gone channel=%s", channel_id)
+            return
+        log.info("google_channel_stopped channel=%s", channel_id)
+
+
+def open_push_channels(settings: Any, *, credentials: Any = None, http: Any = None, retry_budget: float = 30.0,
+                       timeout: float = 20.0, sleep: Callable[[float], None] = time.sleep, token_uri: str | None = None,
+                       allow_loopback_http: bool = False) -> GooglePushChannels:
+    """A GooglePushChannels for the Google account of `settings` (a practice's config), with
+    the same credentials as `open_calendars`. `allow_loopback_http` is for tests only (see
+    checked_push_address)."""
+    token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
+    session = GoogleSession(settings, credentials=credentials, http=http, timeout=timeout, token_uri=token_uri)
+    return GooglePushChannels(session, retry_budget=retry_budget, sleep=sleep, allow_loopback_http=allow_loopback_http)

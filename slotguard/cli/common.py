@@ -35,10 +35,13 @@ class PracticeConfig(str):
         return value
 
 
-def select_config(config: str | None, deployment: str | None, practice: str | None, default: str) -> str:
+def select_config(config: str | None, deployment: str | None, practice: str | None, default: str, *, whole_deployment: bool = False) -> str:
     """What `--config`, `--deployment` and `--practice` name: the config file (default
-    `default`), or a PracticeConfig. Raises ConfigError for half a pair or both ways at once."""
-    if deployment is None and practice is None:
+    `default`), or a PracticeConfig. Raises ConfigError for half a pair or both ways at once.
+    `whole_deployment`: the command takes `--deployment FILE` alone for all its practices
+    (webhook-server); the config is then `--config`'s (or the default), and the command reads
+    the deployment itself."""
+    if (deployment is None or whole_deployment) and practice is None:
         return config or default
     if config is not None:
         raise ConfigError(["give either --config FILE or --deployment FILE --practice ID, not both"])
