@@ -243,7 +243,7 @@ def read_deployment(path: str) -> Deployment:
         raise ConfigError(format_validation_error(error), path) from None
 
 
-def _queue_wake() -> Callable[[Any, str, str], None]:
+def _queue_wake() -> Callable[..., None]:
     """slotguard.store.work_queue.wake, which makes a practice due at once for the workers."""
     try:
         # Looked up by name: the work queue comes with the workers (issue 16) and is needed only here.
@@ -268,7 +268,10 @@ def _serve_push(args: argparse.Namespace) -> int:
         secret = deployment.push.token_secret.resolve()
     except ConfigError as error:
         raise ConfigError([f"push.token_secret: {problem}" for problem in error.problems], args.deployment) from None
-    wake = _queue_wake()
+    queue_wake, queue_schema = _queue_wake(), deployment.workers.queue_schema
+
+    def wake(conn: Any, practice: str, reason: str) -> None:  # the workers' queue, in the deployment's [workers] queue_schema
+        queue_wake(conn, practice, reason, schema=queue_schema)
     # Lazy: only this command serves HTTP, and only a deployment needs PostgreSQL (psycopg).
     from integration.stripe_webhooks import PUSH_PATH, serve
     from slotguard.run.push import make_push_handler

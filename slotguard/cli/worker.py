@@ -29,6 +29,8 @@ from slotguard.config.limits import file_problems
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import to_utc_text
 from slotguard.policies.loading import load_enabled
+from slotguard.run.logs import FORMATS, use_format
+from slotguard.run.ops_server import deployment_health, start_ops_server
 from slotguard.run.practices import list_practices, practice_settings
 from slotguard.run.wiring import make_renderer
 from slotguard.run.worker import Worker, default_name
@@ -45,6 +47,8 @@ def register(add, commands) -> None:
     worker.add_argument("--now", help="with --until-idle: pretend the clock reads this ISO 8601 time (tests, benches)")
     worker.add_argument("--queue", action="store_true", help="print the work queue (each practice's next tick, holder, failures) and exit")
     worker.add_argument("--check", action="store_true", help="check every practice's config (as check-config does, without calling Stripe) and exit")
+    worker.add_argument("--log-format", choices=FORMATS, default=argparse.SUPPRESS,
+                        help="log lines as key=value text or one JSON object per line (default: the deployment's [logging] format)")
     worker.set_defaults(handler=cmd_worker)
 
 
@@ -57,10 +61,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.now and not args.until_idle:
         raise ConfigError(["--now can only be used with --until-idle"])
     pretend = now_from(args.now) if args.now else None
+    if args.log_format is None:  # --log-format, before or after `worker`, wins over the file
+        use_format(deployment.logging.format)
     worker = Worker(deployment, args.name or default_name(), until_idle=args.until_idle)
     if pretend is not None:
         worker.clock = lambda: pretend
         worker.vet = _refuse_pretend_clock  # that practice fails (recorded, backed off); the others go on
+    # /metrics, /healthz, /readyz ([metrics] listen, or $SLOTGUARD_METRICS_LISTEN; "" for none).
+    health = deployment_health(deployment)
+    health.on_scrape.append(worker.queue_metrics)
+    worker.on_turn, worker.on_loaded = health.turn, health.loaded
+    server = start_ops_server(deployment, health)
 
     def request_stop(signum, frame):  # finish the current practice, release it, exit 0
         logging.getLogger("slotguard.worker").warning("signal=%s worker=%s stopping after the current practice", signum, worker.name)
@@ -68,7 +79,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    code = worker.run()
+    try:
+        code = worker.run()
+    finally:
+        if server is not None:
+            server.stop()
     failed = f", {worker.failures} failed (see the log)" if worker.failures else ""
     print(f"Slotguard worker {worker.name} stopped cleanly: {worker.ticks} practice tick(s){failed}.")
     return code

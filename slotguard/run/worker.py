@@ -39,9 +39,12 @@ from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import OPEN_STATES
 from slotguard.domain.tick_report import TickReport
+from slotguard.run import metrics
 from slotguard.run.engine import Engine
 from slotguard.run.failures import redact, tick_failure
+from slotguard.run.logs import practice_context
 from slotguard.run.practices import list_practices, practice_file, practice_schema, practice_settings
+from slotguard.run.push import next_poll
 from slotguard.run.wiring import build_engine
 from slotguard.store import work_queue
 from slotguard.store.daemon_lock import LockHeld, exclusive
@@ -49,7 +52,7 @@ from slotguard.store.ledger import Ledger
 from slotguard.store.ledger_errors import LedgerError
 from slotguard.store.pg import connect, is_postgres, shown_url
 from slotguard.store.pg_lock import SchemaLock
-from slotguard.store.work_queue import Claim, QueueStats
+from slotguard.store.work_queue import Claim
 
 log = logging.getLogger("slotguard.worker")
 
@@ -61,7 +64,7 @@ def next_due(settings: Settings, ledger: Ledger, now: datetime, deployment: Depl
     poll (calendar.poll_interval), or sooner when one of its actions falls due before that;
     never sooner than MIN_WAIT. (With push notifications on, deployment.push, the poll part
     becomes push.poll_fallback: a push wakes the practice sooner through work_queue.wake.)"""
-    poll = now + settings.calendar.poll_interval
+    poll = now + next_poll(settings, deployment)
     due = [action.due_at for action in ledger.actions(states=list(OPEN_STATES), due_before=poll)]
     return max(min([poll, *due]), now + MIN_WAIT)
 
@@ -144,8 +147,8 @@ class Worker:
         self.conn: psycopg.Connection | None = None
         # Checks a practice's settings before its tick (raises ConfigError): `worker --now` refuses live money.
         self.vet: Callable[[Settings], None] = lambda settings: None
-        # METRICS/HEALTH: called at every turn of the loop, and once the practices folder has been read
-        # into the queue (for ops_server.Health.turn and .loaded at merge).
+        # Called at every turn of the loop, and once the practices folder has been read into the
+        # queue: the health endpoint's Health.turn and .loaded (slotguard/cli/worker.py).
         self.on_turn: Callable[[], None] = lambda: None
         self.on_loaded: Callable[[], None] = lambda: None
 
@@ -203,8 +206,20 @@ class Worker:
             self.sync_practices(now)
         claimed = work_queue.claim(conn, self.name, self.deployment.workers.lease, now, schema=self.schema)
         if claimed is None:
-            set_queue_metrics(work_queue.stats(conn, now, schema=self.schema))
+            self.queue_metrics(now)
         return claimed
+
+    def queue_metrics(self, now: datetime | None = None) -> None:
+        """The work queue's depth and ages into the metrics (when idle, and at each scrape of
+        /metrics, on a connection of its own there: the scrape runs on the server's thread)."""
+        if now is not None and self.conn is not None:
+            stats = work_queue.stats(self.conn, now, schema=self.schema)
+        else:
+            with connect(self.url) as conn:
+                stats = work_queue.stats(conn, self.clock(), schema=self.schema)
+        metrics.set_queue(depth=stats.depth, oldest_due_seconds=stats.oldest_due_seconds, lease_age_seconds=stats.lease_age_seconds)
+        log.debug("queue depth=%d oldest_due_seconds=%.0f lease_age_seconds=%.0f failing=%d", stats.depth,
+                  stats.oldest_due_seconds, stats.lease_age_seconds, stats.failing)
 
     def sync_practices(self, now: datetime) -> None:
         """The practices folder into the queue; a file that is not a practice is logged (once)."""
@@ -239,7 +254,8 @@ class Worker:
         kind = ""  # of a failure, for the metrics: "config", "ledger" or "tick"
         report: TickReport | None = None
         try:
-            due, report = self.tick_practice(practice_id, claimed, now)
+            with practice_context(practice_id):  # every line logged inside names the practice
+                due, report = self.tick_practice(practice_id, claimed, now)
         except PracticeBusy as busy:
             log.info("practice_busy practice=%s worker=%s holder=%s", practice_id, self.name, busy)
             due = now + self.deployment.workers.idle_sleep
@@ -259,12 +275,17 @@ class Worker:
             failures = claimed.consecutive_failures + 1
             log.error("practice_failed practice=%s worker=%s failures=%d retry_in=%ds error=%s", practice_id, self.name, failures,
                       work_queue.backoff(failures, self.deployment.workers.backoff_max).total_seconds(), error[:1000])
-            count_failure_metric(practice_id, kind)
+            metrics.count_failure(practice_id, kind)
             due = ended
         elif report is not None:
             self.ticks += 1
+            metrics.observe_tick(practice_id, report, seconds)
             cached = self.cache.get(practice_id)
-            observe_tick_metric(practice_id, report, seconds, cached.engine.ledger if cached and cached.engine else None, ended)
+            if cached is not None and cached.engine is not None:
+                try:
+                    metrics.observe_ledger(practice_id, cached.engine.ledger, ended)
+                except LedgerError as failure:  # the gauges wait for the next tick
+                    log.warning("metrics_failed practice=%s error=%s", practice_id, redact(str(failure))[:300])
         try:
             released = work_queue.release(self._queue(), practice_id, self.name, due, error, now=ended, schema=self.schema,
                                           backoff_max=self.deployment.workers.backoff_max)
@@ -298,6 +319,7 @@ class Worker:
             recovered = engine.recover(now)
             if recovered:
                 log.warning("recovered practice=%s actions=%d (interrupted by a worker that stopped)", practice_id, recovered)
+            self.before_tick(practice_id, settings, now)
             wake = f" wake={claimed.wake_reason}" if claimed.wake_reason else ""
             report = engine.tick(now)
             due = next_due(settings, engine.ledger, self.clock(), self.deployment)
@@ -307,6 +329,11 @@ class Worker:
         for problem in report.problems:
             log.warning("practice_problem practice=%s problem=%s", practice_id, redact(problem)[:500])
         return due, report
+
+    def before_tick(self, practice_id: str, settings: Settings, now: datetime) -> None:
+        """PUSH: the place for slotguard/run/push.py maintain_channels (the practice's watched
+        calendars' channels opened, renewed, stopped), under the practice's fence and before
+        its calendars are read. Nothing yet: the push part wires it."""
 
     def _settings(self, practice_id: str) -> _Cached:
         """The practice's cached settings (and engine), read again when its file changed."""
@@ -336,23 +363,3 @@ class Worker:
                 cached.engine.ledger.close()
             except Exception:  # noqa: BLE001 - closing a broken connection: nothing to do
                 pass
-
-
-# -- metrics: the single call sites for slotguard/run/metrics.py (the "ops" helper's) ------
-# METRICS: wire these three to metrics.set_queue / observe_tick / count_failure at merge.
-
-
-def set_queue_metrics(stats: QueueStats) -> None:
-    """METRICS: metrics.set_queue(depth=stats.depth, oldest_due_seconds=stats.oldest_due_seconds,
-    lease_age_seconds=stats.lease_age_seconds)."""
-    log.debug("queue depth=%d oldest_due_seconds=%.0f lease_age_seconds=%.0f failing=%d", stats.depth,
-              stats.oldest_due_seconds, stats.lease_age_seconds, stats.failing)
-
-
-def observe_tick_metric(practice_id: str, report: TickReport, seconds: float, ledger: Ledger | None, now: datetime) -> None:
-    """METRICS: metrics.observe_tick(practice_id, report, seconds), and with the practice's
-    ledger metrics.observe_ledger(practice_id, ledger, now)."""
-
-
-def count_failure_metric(practice_id: str, kind: str) -> None:
-    """METRICS: metrics.count_failure(practice_id, kind); kind "config", "ledger" or "tick"."""

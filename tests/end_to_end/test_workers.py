@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -59,6 +60,7 @@ class Deployment:
         (folder / "deployment.toml").write_text(
             f'[deployment]\npractices = "practices"\ndata_dir = "var/deployment"\nledgers = "{ledgers}"\n'
             f'[storage]\nurl = "{url}"\n[workers]\nqueue_schema = "{schema}"\nlease = "1m"\nidle_sleep = "1s"\n'
+            '[metrics]\nlisten = ""\n'  # several workers on this machine: one port each would be needed (the SIGTERM test serves one)
         )
 
     @property
@@ -206,19 +208,30 @@ def test_a_practice_held_by_another_process_is_given_back_and_the_others_go_on(d
     assert deployment.recipients(first) == deployment.recipients(second) == FIRST_TICK
 
 
-def test_sigterm_finishes_the_current_practice_and_exits_cleanly(deployment):
-    worker = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "-v", "worker", "--deployment", "deployment.toml", "--name", "steady"],
-                              cwd=deployment.folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+def test_sigterm_finishes_the_current_practice_and_exits_cleanly_and_the_endpoints_answer(deployment):
+    log = deployment.folder / "worker.log"
+    with log.open("w") as errors:
+        worker = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "-v", "worker", "--deployment", "deployment.toml", "--name", "steady"],
+                                  cwd=deployment.folder, stdout=subprocess.PIPE, stderr=errors, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT), "SLOTGUARD_METRICS_LISTEN": "127.0.0.1:0"})
     try:
         deadline = time.monotonic() + 60
-        while not any(row["last_tick_at"] for name, row in deployment.queue().items() if name in deployment.good):
-            assert time.monotonic() < deadline and worker.poll() is None, "the worker ticked nothing"
+        while sum(1 for name, row in deployment.queue().items() if row["last_tick_at"] and not row["lease_owner"]) < len(deployment.all):
+            assert time.monotonic() < deadline and worker.poll() is None, f"the worker did not tick every practice: {log.read_text()[-3000:]}"
             time.sleep(0.2)
+        [port] = re.findall(r"ops_server listen=127.0.0.1:(\d+)", log.read_text())
+        endpoint = f"http://127.0.0.1:{port}"
+        assert urllib.request.urlopen(f"{endpoint}/healthz", timeout=10).read() == b"ok\n"
+        assert urllib.request.urlopen(f"{endpoint}/readyz", timeout=10).read() == b"ok\n"
+        scraped = urllib.request.urlopen(f"{endpoint}/metrics", timeout=10).read().decode()
+        assert f'slotguard_ticks_total{{practice="{deployment.good[0]}"}} 1.0' in scraped, scraped
+        assert f'slotguard_failures_total{{kind="config",practice="{deployment.broken}"}}' in scraped
+        assert re.search(r"^slotguard_queue_depth \d", scraped, re.MULTILINE) and re.search(r"^slotguard_lease_age_seconds \d", scraped, re.MULTILINE)
         worker.send_signal(signal.SIGTERM)
-        out, err = worker.communicate(timeout=60)
+        out, _ = worker.communicate(timeout=60)
     finally:
         worker.kill()
+    err = log.read_text()
     assert worker.returncode == 0, err[-3000:]
     assert "signal=15" in err and "Slotguard worker steady stopped cleanly" in out
     assert all(row["lease_owner"] is None for row in deployment.queue().values()), "nothing is left held"
