@@ -140,6 +140,9 @@ class Worker:
         self.until_idle = until_idle
         self.stopping = threading.Event()
         self.cache: OrderedDict[str, _Cached] = OrderedDict()
+        # practice -> the stamp of the file whose templates were proven to render: an engine
+        # built again for an unchanged file (evicted from the cache) skips that third of a second.
+        self.checked: dict[str, tuple[int, int, int]] = {}
         self.reported: set[str] = set()  # folder problems already logged (each once)
         self.last_sync = float("-inf")
         self.ticks = 0
@@ -238,6 +241,7 @@ class Worker:
         for practice_id in removed:
             log.info("practice_removed practice=%s", practice_id)
             self._forget(practice_id)
+            self.checked.pop(practice_id, None)
         if self.last_sync == float("-inf"):
             self.on_loaded()
         self.last_sync = time.monotonic()
@@ -280,12 +284,6 @@ class Worker:
         elif report is not None:
             self.ticks += 1
             metrics.observe_tick(practice_id, report, seconds)
-            cached = self.cache.get(practice_id)
-            if cached is not None and cached.engine is not None:
-                try:
-                    metrics.observe_ledger(practice_id, cached.engine.ledger, ended)
-                except LedgerError as failure:  # the gauges wait for the next tick
-                    log.warning("metrics_failed practice=%s error=%s", practice_id, redact(str(failure))[:300])
         try:
             released = work_queue.release(self._queue(), practice_id, self.name, due, error, now=ended, schema=self.schema,
                                           backoff_max=self.deployment.workers.backoff_max)
@@ -314,7 +312,9 @@ class Worker:
             except LockHeld as held:
                 raise PracticeBusy(str(held)) from None
             if cached.engine is None:
-                cached.engine = build_engine(settings, now, stop_requested=self.stopping.is_set)
+                cached.engine = build_engine(settings, now, stop_requested=self.stopping.is_set,
+                                             check_templates=self.checked.get(practice_id) != cached.stamp)
+                self.checked[practice_id] = cached.stamp
             engine = cached.engine
             recovered = engine.recover(now)
             if recovered:
@@ -323,6 +323,11 @@ class Worker:
             wake = f" wake={claimed.wake_reason}" if claimed.wake_reason else ""
             report = engine.tick(now)
             due = next_due(settings, engine.ledger, self.clock(), self.deployment)
+            metrics.observe_ledger(practice_id, engine.ledger, now)  # the ledger's gauges: actions by kind and state
+            if is_postgres(engine.ledger.path):
+                # A cached engine keeps no server connection between its ticks (workers x cached
+                # practices would exceed max_connections): the ledger opens a new one at its next use.
+                engine.ledger.close()
         log.info("tick practice=%s worker=%s events=%d planned=%d executed=%d problems=%d next_due=%s%s", practice_id, self.name,
                  report.events_seen, sum(report.planned.values()), sum(report.executed.values()), len(report.problems),
                  to_utc_text(due), wake)
