@@ -1,18 +1,24 @@
 """A deployment's practices (slotguard/run/practices.py, slotguard/config/deployment.py): the
 folder's ID.toml files, a practice's settings with the deployment's part, a broken practice
-file reported with its id and path while the others load."""
+file reported with its id and path while the others load; when a ticked practice is due
+again (slotguard/run/worker.py next_due)."""
 
 from __future__ import annotations
 
 import os
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from slotguard.config.deployment import load_deployment
+from slotguard.config.deployment import Deployment, load_deployment
 from slotguard.config.schema import ConfigError
+from slotguard.domain.model import Action, ActionKind, ActionState
 from slotguard.run.practices import list_practices, practice_settings, with_deployment
+from slotguard.run.worker import MIN_WAIT, next_due
+from slotguard.store.ledger import Ledger
+from tests.support.builders import settings as make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 URL = "postgresql://slotguard@db.example.com/slotguard"
@@ -99,3 +105,21 @@ def test_an_unreadable_practices_folder_is_an_error_not_an_empty_deployment(tmp_
 def test_the_example_deployment_file_is_valid():
     deployment = load_deployment(ROOT / "config/deployment.example.toml")
     assert deployment.storage.url.startswith("postgresql://") and deployment.deployment.practices == "practices"
+
+
+def test_next_due_is_the_next_poll_or_an_earlier_due_action_but_never_at_once():
+    now = datetime(2026, 11, 26, 11, 0, tzinfo=UTC)
+    practice = make_settings(calendar={"poll_interval": "10m"})
+    ledger = Ledger(":memory:")
+
+    def planned(number: int, due: datetime, state: ActionState = ActionState.PLANNED) -> None:
+        ledger.add_action(Action(id=f"act_{number}", kind=ActionKind.EMAIL, state=state, policy="lifecycle", reason="test",
+                                 calendar_id="cal", event_id=f"e{number}", client_email="ana@example.com", client_name="Ana",
+                                 happening_key=f"k{number}", due_at=due, created_at=now, updated_at=now, template="reminder"))
+
+    assert next_due(practice, ledger, now, Deployment()) == now + timedelta(minutes=10)
+    planned(1, now + timedelta(minutes=4))
+    planned(2, now + timedelta(minutes=3), ActionState.DONE)  # done: not waited for
+    assert next_due(practice, ledger, now, Deployment()) == now + timedelta(minutes=4)
+    planned(3, now - timedelta(minutes=1))  # still due after the tick (waiting on something): not at once
+    assert next_due(practice, ledger, now, Deployment()) == now + MIN_WAIT
