@@ -280,7 +280,7 @@ def _serve_push(args: argparse.Namespace) -> int:
 
     url = deployment.storage.url
     with connect(url) as conn:  # LedgerError (exit 1) when the server cannot be reached
-        ensure_tables(conn)
+        ensure_tables(conn, queue_schema)  # beside the work queue, where the workers keep the channels
 
     @contextmanager
     def open_connection() -> Iterator[Any]:
@@ -291,7 +291,7 @@ def _serve_push(args: argparse.Namespace) -> int:
             conn.close()
 
     try:
-        server = serve(None, "", args.port, host=args.host, push=make_push_handler(open_connection, secret, wake))
+        server = serve(None, "", args.port, host=args.host, push=make_push_handler(open_connection, secret, wake, queue_schema))
     except OSError as error:
         print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 1

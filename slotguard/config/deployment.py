@@ -40,7 +40,7 @@ class Workers(Strict):
     idle_sleep: PositiveDuration = Field(timedelta(seconds=5), description="How long a worker with nothing to do waits before looking again (a push wakes it sooner).", examples=["5s"])
     backoff_max: PositiveDuration = Field(timedelta(minutes=30), description="A practice whose tick fails is tried again after 30s, 1m, 2m, ... up to this (the others go on meanwhile).", examples=["30m"])
     cached_practices: int = Field(32, ge=1, le=10000, description="How many practices' engines (and ledger connections) a worker keeps open between their ticks; the least recently used is closed.", examples=[32])
-    queue_schema: str = Field("slotguard_cluster", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="The PostgreSQL schema of the work queue (tables shared by all practices); another name only to keep two deployments apart on one database.", examples=["slotguard_cluster"])
+    queue_schema: str = Field("slotguard_cluster", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="The PostgreSQL schema of the tables shared by all practices: the work queue and the push channels; another name only to keep two deployments apart on one database.", examples=["slotguard_cluster"])
 
 
 class Limits(Strict):

@@ -44,9 +44,9 @@ from slotguard.run.engine import Engine
 from slotguard.run.failures import redact, tick_failure
 from slotguard.run.logs import practice_context
 from slotguard.run.practices import list_practices, practice_file, practice_schema, practice_settings
-from slotguard.run.push import next_poll
+from slotguard.run.push import ChannelApi, maintain_channels, next_poll, watched_calendars
 from slotguard.run.wiring import build_engine
-from slotguard.store import work_queue
+from slotguard.store import push_channels, work_queue
 from slotguard.store.daemon_lock import LockHeld, exclusive
 from slotguard.store.ledger import Ledger
 from slotguard.store.ledger_errors import LedgerError
@@ -154,6 +154,20 @@ class Worker:
         # queue: the health endpoint's Health.turn and .loaded (slotguard/cli/worker.py).
         self.on_turn: Callable[[], None] = lambda: None
         self.on_loaded: Callable[[], None] = lambda: None
+        # Push channels ([push] enabled): the token secret, and how a practice's Google channels are reached.
+        self.push_secret = self._push_secret()
+        self.push_api: Callable[[Settings], ChannelApi] = LazyGoogleChannels
+
+    def _push_secret(self) -> str:
+        """[push] token_secret, resolved once ("" with push off). Raises ConfigError when it
+        cannot be read: a worker that would open channels whose notifications fail refuses to start."""
+        push = self.deployment.push
+        if not push.enabled or push.token_secret is None:
+            return ""
+        try:
+            return push.token_secret.resolve()
+        except ConfigError as error:
+            raise ConfigError([f"push.token_secret: {problem}" for problem in error.problems]) from None
 
     def stop(self) -> None:
         """Finish the current practice (its tick stops after the current action), then stop."""
@@ -192,9 +206,12 @@ class Worker:
         return 0
 
     def _queue(self) -> psycopg.Connection:
+        """The worker's connection to the shared tables (autocommit), made with them when needed."""
         if self.conn is None or self.conn.closed:
             self.conn = connect(self.url)
             work_queue.ensure_tables(self.conn, self.schema)
+            if self.push_secret:
+                push_channels.ensure_tables(self.conn, self.schema)
         return self.conn
 
     def _drop_connection(self) -> None:
@@ -336,9 +353,21 @@ class Worker:
         return due, report
 
     def before_tick(self, practice_id: str, settings: Settings, now: datetime) -> None:
-        """PUSH: the place for slotguard/run/push.py maintain_channels (the practice's watched
-        calendars' channels opened, renewed, stopped), under the practice's fence and before
-        its calendars are read. Nothing yet: the push part wires it."""
+        """With [push] on: the practice's push channels kept (slotguard/run/push.py
+        maintain_channels: opened for each watched Google calendar, renewed before they expire,
+        stopped for calendars no longer watched), under the practice's fence and before its
+        calendars are read. Never fails the tick: what goes wrong is logged, and polling
+        (push.poll_fallback) covers the calendar until the next tick tries again."""
+        if not self.push_secret:
+            return
+        try:
+            channels_report = maintain_channels(self._queue(), practice_id, watched_calendars(settings, self.deployment),
+                                                self.push_api(settings), self.deployment.push, self.push_secret, now, schema=self.schema)
+        except Exception as error:  # noqa: BLE001 - push is an optimisation; the tick goes on without it
+            log.warning("push_channels_failed practice=%s error_type=%s error=%s", practice_id, type(error).__name__, redact(str(error))[:300])
+            return
+        for calendar_id, why in channels_report.failed.items():
+            log.warning("push_channel_problem practice=%s calendar=%s problem=%s", practice_id, calendar_id, redact(why)[:300])
 
     def _settings(self, practice_id: str) -> _Cached:
         """The practice's cached settings (and engine), read again when its file changed."""
@@ -368,3 +397,26 @@ class Worker:
                 cached.engine.ledger.close()
             except Exception:  # noqa: BLE001 - closing a broken connection: nothing to do
                 pass
+
+
+class LazyGoogleChannels:
+    """A practice's Google push channel API (integration/google_calendar.py), opened at its
+    first use: a practice with nothing to open or stop never loads Google's client."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._api: ChannelApi | None = None
+
+    def _opened(self) -> ChannelApi:
+        if self._api is None:
+            # Imported here: only a deployment with push on and Google practices loads Google's libraries.
+            from integration.google_calendar import open_push_channels
+
+            self._api = open_push_channels(self.settings)
+        return self._api
+
+    def watch(self, calendar_id: str, channel_id: str, address: str, token: str, ttl: timedelta) -> tuple[str, datetime]:
+        return self._opened().watch(calendar_id, channel_id, address, token, ttl)
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        self._opened().stop_channel(channel_id, resource_id)
