@@ -34,7 +34,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,10 +46,12 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from integration.google_auth import StoredCredentials, reauthorize_message, translate_auth_error
+from integration.rate_limiter import take_all
 from slotguard.domain.interfaces import (
     AdapterError,
     CalendarWriteBack,
     NullWriteBack,
+    RateGate,
     ReauthorizationNeeded,
     SyncPage,
     SyncTokenExpired,
@@ -236,20 +238,22 @@ class _Caller:
     """Executes one API call for one calendar with bounded retries."""
 
     def __init__(self, session: GoogleSession, calendar_id: str, budget: float, sleep: Callable[[float], None],
-                 base_delay: float = 0.5, max_delay: float = 8.0):
+                 base_delay: float = 0.5, max_delay: float = 8.0, gates: Sequence[RateGate] = ()):
         self.session, self.calendar_id, self.budget, self.sleep = session, calendar_id, budget, sleep
-        self.base_delay, self.max_delay = base_delay, max_delay
+        self.base_delay, self.max_delay, self.gates = base_delay, max_delay, tuple(gates)
 
     def execute(self, make_request: Callable[[Any], Any], what: str, gone: Callable[[], AdapterError] | None = None) -> dict:
         """Run `make_request(service).execute()`; return the decoded JSON.
 
-        Retries rate limits, 429, 5xx and network errors until `budget` seconds have gone,
-        then raises AdapterError(retryable=True). Raises `gone()` on 410, _PreconditionFailed
+        Every attempt first passes `gates` (the deployment's quotas; a wait there is not
+        counted against `budget`). Retries rate limits, 429, 5xx and network errors until
+        `budget` seconds have gone, then raises AdapterError(retryable=True). Raises `gone()` on 410, _PreconditionFailed
         on 412, ReauthorizationNeeded on 401 or a refused refresh, AdapterError otherwise.
         """
         deadline = time.monotonic() + self.budget
         attempt = 0
         while True:
+            deadline += take_all(self.gates)
             try:
                 result = make_request(self.session.service()).execute(num_retries=0)
                 self.session.succeeded()
@@ -490,7 +494,7 @@ def _state_properties(state: dict[str, str], calendar_id: str) -> dict[str, str]
 
 def open_calendars(settings: Any, *, credentials: Any = None, http: Any = None, retry_budget: float = 30.0,
                    timeout: float = 20.0, sleep: Callable[[float], None] = time.sleep, token_uri: str | None = None,
-                   ) -> list[tuple[GoogleCalendarSource, CalendarWriteBack]]:
+                   gates: Sequence[RateGate] = ()) -> list[tuple[GoogleCalendarSource, CalendarWriteBack]]:
     """One (source, write-back) pair per `settings.calendar.calendar_ids`, sharing one
     authorized client.
 
@@ -500,13 +504,14 @@ def open_calendars(settings: Any, *, credentials: Any = None, http: Any = None, 
     refreshes of the stored token at a local `token_uri` (else `calendar.token_uri` when the
     config has it, else Google's).
     `retry_budget` bounds the seconds one call spends retrying; `timeout` bounds one HTTP
-    request. With write_back off the write-back is a NullWriteBack.
+    request. With write_back off the write-back is a NullWriteBack. Every request first
+    passes `gates` (a deployment's shared Google quotas; none for one practice).
     """
     token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
     session = GoogleSession(settings, credentials=credentials, http=http, timeout=timeout, token_uri=token_uri)
     pairs: list[tuple[GoogleCalendarSource, CalendarWriteBack]] = []
     for calendar_id in settings.calendar.calendar_ids:
-        caller = _Caller(session, calendar_id, retry_budget, sleep)
+        caller = _Caller(session, calendar_id, retry_budget, sleep, gates=gates)
         seen: Seen | None = {} if settings.calendar.write_back else None
         source = GoogleCalendarSource(caller, settings.calendar.window_past, settings.calendar.window_future, seen)
         writer: CalendarWriteBack = GoogleWriteBack(caller, settings.calendar.write_note, seen) if seen is not None else NullWriteBack()

@@ -40,13 +40,17 @@ class Workers(Strict):
     idle_sleep: PositiveDuration = Field(timedelta(seconds=5), description="How long a worker with nothing to do waits before looking again (a push wakes it sooner).", examples=["5s"])
     backoff_max: PositiveDuration = Field(timedelta(minutes=30), description="A practice whose tick fails is tried again after 30s, 1m, 2m, ... up to this (the others go on meanwhile).", examples=["30m"])
     cached_practices: int = Field(32, ge=1, le=10000, description="How many practices' engines (and ledger connections) a worker keeps open between their ticks; the least recently used is closed.", examples=[32])
-    queue_schema: str = Field("slotguard_cluster", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="The PostgreSQL schema of the tables shared by all practices: the work queue and the push channels; another name only to keep two deployments apart on one database.", examples=["slotguard_cluster"])
+    queue_schema: str = Field("slotguard_cluster", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="The PostgreSQL schema of the tables shared by all practices: the work queue, the push channels and the shared request limits; another name only to keep two deployments apart on one database.", examples=["slotguard_cluster"])
 
 
 class Limits(Strict):
     google_project_per_minute: int = Field(10000, ge=1, description="Google Calendar requests per minute for the whole deployment (the Cloud project's quota), shared by all workers.", examples=[10000])
     google_user_per_minute: int = Field(600, ge=1, description="Google Calendar requests per minute for one practice's account, shared by all workers.", examples=[600])
-    stripe_per_second: int = Field(25, ge=1, description="Stripe requests per second for one Stripe account, shared by all workers (25 in test mode, 100 live).", examples=[25])
+    stripe_test_per_second: int = Field(25, ge=1, description="Stripe requests per second for one Stripe account in test mode, shared by all workers (Stripe allows 25).", examples=[25])
+    stripe_live_per_second: int = Field(100, ge=1, description="Stripe requests per second for one Stripe account in live mode, shared by all workers (Stripe allows 100).", examples=[100])
+    fallback_share: float = Field(0.25, gt=0, le=1, description="While PostgreSQL cannot be reached, each worker paces its requests alone at this share of every limit (0.25: up to four workers stay within the limits together); it logs once and goes back to the shared limits when the server answers.", examples=[0.25])
+    margin_seconds: float = Field(0.05, ge=0, le=5, description="Seconds added to each limit's window: a start is used a little after it is given (the database's answer travelling back, a sleep waking late), and a start used late must not put one request too many into the service's window. Raise it on busy machines.", examples=[0.05])
+    offline_retry: PositiveDuration = Field(timedelta(seconds=10), description="While PostgreSQL cannot be reached, how often a worker tries it again for the shared limits.", examples=["10s"])
 
 
 class Push(Strict):

@@ -52,6 +52,7 @@ from slotguard.store.ledger import Ledger
 from slotguard.store.ledger_errors import LedgerError
 from slotguard.store.pg import connect, is_postgres, shown_url
 from slotguard.store.pg_lock import SchemaLock
+from slotguard.store.shared_limits import SharedLimits, publish_usage
 from slotguard.store.work_queue import Claim
 
 log = logging.getLogger("slotguard.worker")
@@ -157,6 +158,8 @@ class Worker:
         # Push channels ([push] enabled): the token secret, and how a practice's Google channels are reached.
         self.push_secret = self._push_secret()
         self.push_api: Callable[[Settings], ChannelApi] = LazyGoogleChannels
+        # Google's and Stripe's request limits, shared by every worker through PostgreSQL (beside the queue).
+        self.limits = SharedLimits.for_deployment(deployment, schema=self.schema)
 
     def _push_secret(self) -> str:
         """[push] token_secret, resolved once ("" with push off). Raises ConfigError when it
@@ -202,6 +205,7 @@ class Worker:
             for practice_id in list(self.cache):
                 self._forget(practice_id)
             self._drop_connection()
+            self.limits.close()
         log.info("worker_stopped worker=%s ticks=%d failures=%d", self.name, self.ticks, self.failures)
         return 0
 
@@ -230,14 +234,16 @@ class Worker:
         return claimed
 
     def queue_metrics(self, now: datetime | None = None) -> None:
-        """The work queue's depth and ages into the metrics (when idle, and at each scrape of
-        /metrics, on a connection of its own there: the scrape runs on the server's thread)."""
+        """The work queue's depth and ages, and the shared limits' use, into the metrics (when
+        idle, and at each scrape of /metrics, on a connection of its own there: the scrape runs
+        on the server's thread)."""
         if now is not None and self.conn is not None:
             stats = work_queue.stats(self.conn, now, schema=self.schema)
         else:
             with connect(self.url) as conn:
                 stats = work_queue.stats(conn, self.clock(), schema=self.schema)
         metrics.set_queue(depth=stats.depth, oldest_due_seconds=stats.oldest_due_seconds, lease_age_seconds=stats.lease_age_seconds)
+        publish_usage(self.limits, metrics.set_quota)  # the shared limits' use, as quotas
         log.debug("queue depth=%d oldest_due_seconds=%.0f lease_age_seconds=%.0f failing=%d", stats.depth,
                   stats.oldest_due_seconds, stats.lease_age_seconds, stats.failing)
 
@@ -330,6 +336,7 @@ class Worker:
                 raise PracticeBusy(str(held)) from None
             if cached.engine is None:
                 cached.engine = build_engine(settings, now, stop_requested=self.stopping.is_set,
+                                             gates=self.limits.practice_gates(self.deployment.limits, practice_id),
                                              check_templates=self.checked.get(practice_id) != cached.stamp)
                 self.checked[practice_id] = cached.stamp
             engine = cached.engine
