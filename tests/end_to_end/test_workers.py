@@ -227,6 +227,17 @@ def test_sigterm_finishes_the_current_practice_and_exits_cleanly_and_the_endpoin
         assert f'slotguard_ticks_total{{practice="{deployment.good[0]}"}} 1.0' in scraped, scraped
         assert f'slotguard_failures_total{{kind="config",practice="{deployment.broken}"}}' in scraped
         assert re.search(r"^slotguard_queue_depth \d", scraped, re.MULTILINE) and re.search(r"^slotguard_lease_age_seconds \d", scraped, re.MULTILINE)
+        # A practice added to the folder is ticked at once; one taken away leaves the queue.
+        newcomer, leaver = f"{deployment.good[0]}_new", deployment.good[1]
+        folder = deployment.folder / "practices"
+        (folder / f"{newcomer}.toml").write_text((folder / f"{deployment.good[0]}.toml").read_text())
+        (folder / f"{leaver}.toml").unlink()
+        deployment.good.append(newcomer)  # its schema, with PostgreSQL ledgers, is dropped with the others'
+        while not (deployment.queue().get(newcomer, {}).get("last_tick_at") and leaver not in deployment.queue()):
+            assert time.monotonic() < deadline + 30 and worker.poll() is None, f"the folder's change was not seen: {log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        assert deployment.queue()[newcomer]["consecutive_failures"] == 0
+        assert f"practice_added practice={newcomer}" in log.read_text() and f"practice_removed practice={leaver}" in log.read_text()
         worker.send_signal(signal.SIGTERM)
         out, _ = worker.communicate(timeout=60)
     finally:
