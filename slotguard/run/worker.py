@@ -7,14 +7,18 @@ lock `practice_ID` (slotguard/store/pg_lock.py) and its data folder's lock
 (slotguard/store/daemon_lock.py, the ledger's too for a SQLite ledger), so that neither
 another worker nor a `main.py run`/`charge-now`/`retry` on that practice can act beside it
 (a fence held elsewhere: the claim is given back and the worker goes on); build the
-practice's engine (kept for its next ticks, rebuilt when its file changes); `recover` (what a
-worker that died mid-action left executing is finished through the provider lookup, as at a
-daemon's restart) then `tick`; release the practice, due again at next_due(). A heartbeat
-renews the claim's lease while the tick runs.
+practice's engine (kept for its next ticks, rebuilt when its file changes; its Google and
+Stripe requests paced by the limits all workers share, slotguard/store/shared_limits.py);
+`recover` (what a worker that died mid-action left executing is finished through the
+provider lookup, as at a daemon's restart); with [push] on, keep its push channels
+(slotguard/run/push.py); then `tick`; release the practice, due again at next_due(). A
+heartbeat renews the claim's lease while the tick runs.
 
-Anything one practice raises (a broken config, a revoked Google token, a failing Stripe
-account, its ledger's LedgerError) is logged with the practice's id, recorded on its queue
-row, and the practice is tried again after a backoff; the worker goes on with the others.
+Anything one practice's tick raises (a broken config, its ledger's LedgerError, a bug) is
+logged with the practice's id, recorded on its queue row, and the practice is tried again
+after a backoff; the worker goes on with the others. What a tick reports without raising (a
+calendar that cannot be read, a revoked Google token, Stripe refusing) is logged with the
+practice's id, as a single practice's daemon reports it.
 SIGTERM/SIGINT (stop()): the current practice's tick stops after its current action, the
 practice is released, run() returns. Log lines are key=value with practice=ID.
 """
