@@ -1,5 +1,6 @@
 """What every `main.py` command shares: reading the config (with the policies' own
-settings), the clock a command runs at (`--now`), and how amounts and times are shown.
+settings; `--config FILE`, or `--deployment FILE --practice ID` for one practice of a
+deployment), the clock a command runs at (`--now`), and how amounts and times are shown.
 
 The command modules (slotguard/cli/main.py and those it names in EXTRA_COMMANDS) import
 this module; it imports none of them.
@@ -8,28 +9,63 @@ this module; it imports none of them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from slotguard.config.schema import ConfigError, Settings, parse_settings, read_toml
+from slotguard.config.deployment import Deployment, load_deployment
+from slotguard.config.schema import ConfigError, Settings, read_toml
 from slotguard.domain.durations import parse_timestamp
 from slotguard.domain.model import Action
 from slotguard.domain.money import Money, format_money
-from slotguard.policies.loading import load_enabled, table_problems
+from slotguard.run.practices import practice_data, practice_file, practice_settings, settings_from
+
+
+class PracticeConfig(str):
+    """`--deployment FILE --practice ID` in place of `--config FILE`: the practice's config
+    file's path (what messages show, so a command that only prints `args.config` stays right),
+    carrying the deployment and the id so that `load_settings` adds the deployment's part
+    (slotguard/run/practices.py: its server, schema `practice_ID`, data folder)."""
+
+    deployment: Deployment
+    practice_id: str
+
+    def __new__(cls, deployment: Deployment, practice_id: str) -> PracticeConfig:
+        value = super().__new__(cls, str(practice_file(deployment, practice_id).path))
+        value.deployment = deployment
+        value.practice_id = practice_id
+        return value
+
+
+def select_config(config: str | None, deployment: str | None, practice: str | None, default: str, *, whole_deployment: bool = False) -> str:
+    """What `--config`, `--deployment` and `--practice` name: the config file (default
+    `default`), or a PracticeConfig. Raises ConfigError for half a pair or both ways at once.
+    `whole_deployment`: the command takes `--deployment FILE` alone for all its practices
+    (webhook-server); the config is then `--config`'s (or the default), and the command reads
+    the deployment itself."""
+    if (deployment is None or whole_deployment) and practice is None:
+        return config or default
+    if config is not None:
+        raise ConfigError(["give either --config FILE or --deployment FILE --practice ID, not both"])
+    if deployment is None or practice is None:
+        raise ConfigError(["--deployment and --practice go together: the deployment file and the id of one of its practices"])
+    return PracticeConfig(load_deployment(deployment), practice)
+
+
+def config_data(path: str) -> dict[str, Any]:
+    """The config mapping `path` names: the file as read, or for a practice of a deployment
+    (PracticeConfig) the file with the deployment's part. Raises ConfigError."""
+    if isinstance(path, PracticeConfig):
+        return practice_data(path.deployment, path.practice_id)[0]
+    return read_toml(path)
 
 
 def load_settings(path: str) -> Settings:
     """Read and validate the config; with the policies' own settings validated too. Raises
     ConfigError with every problem of the file, the policies' tables included even when the
-    core settings have errors of their own."""
-    data = read_toml(path)
-    try:
-        settings = parse_settings(data, path)
-    except ConfigError as error:
-        raise ConfigError(error.problems + table_problems(data.get("policies")), path) from None
-    try:
-        load_enabled(settings)
-    except ConfigError as error:
-        raise ConfigError(error.problems, path) from None
-    return settings
+    core settings have errors of their own. `path` may be a PracticeConfig: that practice's
+    settings within its deployment (its data folder is made, 0700)."""
+    if isinstance(path, PracticeConfig):
+        return practice_settings(path.deployment, path.practice_id)
+    return settings_from(read_toml(path), path)
 
 
 def now_from(text: str | None) -> datetime:

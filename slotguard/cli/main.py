@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from slotguard.cli.collections import status_section
-from slotguard.cli.common import load_settings, refuse_pretend_clock
+from slotguard.cli.common import load_settings, refuse_pretend_clock, select_config
 from slotguard.cli.common import local_time as _local
 from slotguard.cli.common import money_text as _money
 from slotguard.cli.common import now_from as _now
@@ -47,7 +47,8 @@ from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
-EXTRA_COMMANDS = ("slotguard.cli.charge", "slotguard.cli.mail", "slotguard.cli.policies", "slotguard.cli.payments", "slotguard.cli.collections", "slotguard.cli.retry")
+EXTRA_COMMANDS = ("slotguard.cli.charge", "slotguard.cli.mail", "slotguard.cli.policies", "slotguard.cli.payments", "slotguard.cli.collections", "slotguard.cli.retry",
+                  "slotguard.cli.worker")
 log = logging.getLogger("slotguard")
 
 
@@ -365,8 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler, help_text: str, *, now: bool = False) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+        # "resolve": a command may give --deployment a meaning of its own (webhook-server: the whole deployment)
+        sub = commands.add_parser(name, help=help_text, description=help_text, conflict_handler="resolve")
+        sub.add_argument("--config", help=f"config file (default {DEFAULT_CONFIG})")
+        sub.add_argument("--deployment", help="a deployment file (with --practice: one of its practices instead of --config)")
+        sub.add_argument("--practice", help="the id of a practice of --deployment (its practices/ID.toml)")
         sub.add_argument("--log-format", choices=FORMATS, default=argparse.SUPPRESS, help=log_format_help)
         if now:
             sub.add_argument("--now", help="pretend the clock reads this ISO 8601 time (demos, tests)")
@@ -402,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.log_format or "text")
     try:
+        if hasattr(args, "practice"):  # a command taking --config also takes --deployment FILE --practice ID
+            args.config = select_config(args.config, args.deployment, args.practice, DEFAULT_CONFIG,
+                                        whole_deployment=getattr(args, "whole_deployment", False))
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handling below
         return code

@@ -59,6 +59,7 @@ def register(add, commands) -> None:
     webhooks.add_argument("--deployment", metavar="FILE",
                           help="a deployment file: receive Google push notifications on /google/push for all its practices "
                                "([push] section; --config is then not read)")
+    webhooks.set_defaults(whole_deployment=True)  # --deployment alone: every practice (cli/common.py select_config)
 
 
 # -- check-config ---------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def _repair(ledger: Any, provider: Any, result: Any, now: datetime) -> list[dict
 
 
 def cmd_webhook_server(args: argparse.Namespace) -> int:
-    if args.deployment:
+    if args.deployment and not args.practice:  # with --practice: Stripe's webhooks for that practice
         return _serve_push(args)
     settings = load_settings(args.config)
     problems = []
@@ -242,7 +243,7 @@ def read_deployment(path: str) -> Deployment:
         raise ConfigError(format_validation_error(error), path) from None
 
 
-def _queue_wake() -> Callable[[Any, str, str], None]:
+def _queue_wake() -> Callable[..., None]:
     """slotguard.store.work_queue.wake, which makes a practice due at once for the workers."""
     try:
         # Looked up by name: the work queue comes with the workers (issue 16) and is needed only here.
@@ -267,7 +268,10 @@ def _serve_push(args: argparse.Namespace) -> int:
         secret = deployment.push.token_secret.resolve()
     except ConfigError as error:
         raise ConfigError([f"push.token_secret: {problem}" for problem in error.problems], args.deployment) from None
-    wake = _queue_wake()
+    queue_wake, queue_schema = _queue_wake(), deployment.workers.queue_schema
+
+    def wake(conn: Any, practice: str, reason: str) -> None:  # the workers' queue, in the deployment's [workers] queue_schema
+        queue_wake(conn, practice, reason, schema=queue_schema)
     # Lazy: only this command serves HTTP, and only a deployment needs PostgreSQL (psycopg).
     from integration.stripe_webhooks import PUSH_PATH, serve
     from slotguard.run.push import make_push_handler
@@ -276,7 +280,7 @@ def _serve_push(args: argparse.Namespace) -> int:
 
     url = deployment.storage.url
     with connect(url) as conn:  # LedgerError (exit 1) when the server cannot be reached
-        ensure_tables(conn)
+        ensure_tables(conn, queue_schema)  # beside the work queue, where the workers keep the channels
 
     @contextmanager
     def open_connection() -> Iterator[Any]:
@@ -287,7 +291,7 @@ def _serve_push(args: argparse.Namespace) -> int:
             conn.close()
 
     try:
-        server = serve(None, "", args.port, host=args.host, push=make_push_handler(open_connection, secret, wake))
+        server = serve(None, "", args.port, host=args.host, push=make_push_handler(open_connection, secret, wake, queue_schema))
     except OSError as error:
         print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 1

@@ -22,8 +22,8 @@ import sys
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from slotguard.cli.common import load_settings
-from slotguard.config.schema import ConfigError, parse_settings, read_toml
+from slotguard.cli.common import config_data, load_settings
+from slotguard.config.schema import ConfigError, parse_settings
 from slotguard.domain.durations import parse_timestamp
 from slotguard.policies.loading import DEFAULT_PLUGINS, available, load_enabled, plugin_manager
 from slotguard.what_if.simulate import SimulationError, copy_of_ledger, format_text, simulate, with_policies
@@ -84,7 +84,7 @@ def _moment(text: str, zone, end: bool = False) -> datetime:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     names = [name.strip() for name in args.policies.split(",") if name.strip()] if args.policies is not None else None
-    raw = with_policies(read_toml(args.config), names)
+    raw = with_policies(config_data(args.config), names)  # a practice of a deployment: with its part
     settings = parse_settings(raw, args.config)
     try:
         policies = load_enabled(settings)

@@ -15,17 +15,20 @@ Each section belongs to one part of the code: [workers] to slotguard/run/worker.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from slotguard.config.schema import ConfigError, format_validation_error, read_toml
 from slotguard.config.types import PositiveDuration, SecretRef, Strict
 
 
 class DeploymentFolders(Strict):
     practices: str = Field("practices", description="Folder of the practices' config files, one ID.toml per practice (the id: lower-case letters, digits and _).", examples=["practices"])
     data_dir: str = Field("var/deployment", description="Where the deployment keeps each practice's files (DATA_DIR/ID: tokens, evidence, outbox).", examples=["var/deployment"])
+    ledgers: Literal["postgresql", "sqlite"] = Field("postgresql", description='Where each practice\'s ledger is: "postgresql" (schema practice_ID on storage.url, for workers on any machine) or "sqlite" (DATA_DIR/ID/ledger.sqlite3: workers on one machine only; the work queue is on storage.url still). A practice file naming a storage.url of its own keeps it.', examples=["postgresql"])
 
 
 class DeploymentStorage(Strict):
@@ -35,6 +38,9 @@ class DeploymentStorage(Strict):
 class Workers(Strict):
     lease: PositiveDuration = Field(timedelta(minutes=2), description="How long a worker's claim on a practice lasts without renewal; a worker that dies loses it after this at the latest.", examples=["2m"])
     idle_sleep: PositiveDuration = Field(timedelta(seconds=5), description="How long a worker with nothing to do waits before looking again (a push wakes it sooner).", examples=["5s"])
+    backoff_max: PositiveDuration = Field(timedelta(minutes=30), description="A practice whose tick fails is tried again after 30s, 1m, 2m, ... up to this (the others go on meanwhile).", examples=["30m"])
+    cached_practices: int = Field(32, ge=1, le=10000, description="How many practices' engines (and ledger connections) a worker keeps open between their ticks; the least recently used is closed.", examples=[32])
+    queue_schema: str = Field("slotguard_cluster", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="The PostgreSQL schema of the tables shared by all practices: the work queue, the push channels and the shared request limits; another name only to keep two deployments apart on one database.", examples=["slotguard_cluster"])
 
 
 class Limits(Strict):
@@ -88,3 +94,15 @@ class Deployment(Strict):
     push: Push = Field(default_factory=Push, description="Google push notifications.")
     metrics: Metrics = Field(default_factory=Metrics, description="Prometheus metrics and health endpoints.")
     logging: Logging = Field(default_factory=Logging, description="Log format.")
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read and validate the deployment file at `path`. Raises ConfigError naming the file with
+    every problem (missing, not TOML, unknown keys, bad values). Relative paths in it (the
+    practices folder, data_dir) are relative to the folder Slotguard is started in, as in a
+    practice's config."""
+    data = read_toml(path)
+    try:
+        return Deployment.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error), str(path)) from None
