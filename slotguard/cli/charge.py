@@ -39,7 +39,7 @@ def cmd_charge_now(args: argparse.Namespace) -> int:
     if args.now:
         refuse_pretend_clock(settings, "charge-now")
     now = now_from(args.now)
-    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):  # it carries actions out: only the lock holder may
+    with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name):  # it carries actions out: only the lock holder may
         return _charge_now(args, build_engine(settings, now), now)
 
 

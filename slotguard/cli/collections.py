@@ -149,7 +149,7 @@ def _where(row: dict[str, Any], settings: Settings) -> str:
 
 def cmd_balance(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     balances = client_balances(ledger, settings, now_from(args.now), args.client)
     if args.client and not balances:
         print(f"no money actions for {args.client}; see `main.py ledger`", file=sys.stderr)
@@ -178,7 +178,7 @@ def cmd_balance(args: argparse.Namespace) -> int:
 
 def cmd_evidence(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     renderer = Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
     try:
         html = evidence_html(settings, load_enabled(settings), renderer, ledger, args.action_id, now_from(args.now))
@@ -199,7 +199,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
 def cmd_mark_paid(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     now = now_from(args.now)
     action = ledger.action(args.action_id)
     if action is None or action.kind is not ActionKind.CHARGE:

@@ -101,7 +101,7 @@ def _all_names(renderer) -> set[str]:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     try:
         rendered = _renderer(settings).render("practitioner_digest", digest_context(settings, ledger, now_from(args.now)))
     except TemplateProblem as error:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -40,9 +39,9 @@ from slotguard.run.failures import redact, stdout_closed, tick_failure
 from slotguard.run.logs import FORMATS, current_practice, practice_context, setup_logging
 from slotguard.run.ops_server import Health, database_check, serve
 from slotguard.run.wiring import build_engine, make_renderer
+from slotguard.store.backend import ENGINE_ERRORS, explain_engine_error, shown_location
 from slotguard.store.daemon_lock import LockHeld, exclusive
 from slotguard.store.ledger import Ledger, LedgerError
-from slotguard.store.ledger_errors import explain
 from slotguard.store.private_files import OutputRefused
 from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
 
@@ -108,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         refuse_pretend_clock(settings, "run --once")
     # One Slotguard per data folder, for the whole run: only the lock holder recovers
     # interrupted actions and carries actions out (slotguard/store/daemon_lock.py).
-    with exclusive(settings.storage.data_dir, settings.storage.ledger_path), practice_context(Path(args.config).stem):
+    with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name), practice_context(Path(args.config).stem):
         return _run(args, settings)  # every line logged names the practice, as a deployment's file names it
 
 
@@ -194,12 +193,12 @@ def _print_outlook(ledger: Ledger, settings: Settings, now: datetime) -> None:
     if emails:
         print(f"emails scheduled: {len(emails)} (next: {_local(min(a.due_at for a in emails), settings)})")
     outbox = settings.mail.outbox_dir if settings.mail.transport == "outbox-dir" else ""
-    print(f"ledger: {settings.storage.ledger_path}" + (f"; outbox: {outbox}" if outbox else ""))
+    print(f"ledger: {shown_location(settings.storage.location, settings.storage.schema_name)}" + (f"; outbox: {outbox}" if outbox else ""))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     now = _now(args.now)
     unresolved = unresolved_money(ledger, settings.payments.provider, settings.zone)  # shown first: look here at night
     upcoming = ledger.upcoming(now, limit=20)
@@ -261,7 +260,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     actions = ledger.actions()
     if args.json:
         print(json.dumps({"actions": [action_json(a) for a in actions]}, indent=2))
@@ -275,7 +274,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 def cmd_waive(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     now = _now(args.now)
     reason = f"waived by the practitioner: {args.reason}"
     with ledger.transaction():  # read under the write lock: the daemon may be changing it
@@ -425,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     except (LedgerError, LockHeld, OutputRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except sqlite3.Error as error:  # one the ledger's guard did not see (e.g. reading a row)
-        print(f"error: {explain(error, '')}", file=sys.stderr)
+    except ENGINE_ERRORS as error:  # one the ledger's guard did not see (e.g. reading a row)
+        print(f"error: {explain_engine_error(error)}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         if not stdout_closed():

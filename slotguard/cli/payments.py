@@ -125,8 +125,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     # --repair resolves money and plans give-backs, as the daemon does: only the holder of the
     # data folder's lock may (slotguard/store/daemon_lock.py); refused at once, before Stripe is
     # read, while another Slotguard holds it. Comparing alone only reads: no lock.
-    with exclusive(settings.storage.data_dir, settings.storage.ledger_path) if args.repair else nullcontext():
-        ledger = Ledger(settings.storage.ledger_path)
+    with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name) if args.repair else nullcontext():
+        ledger = Ledger(settings.storage.location, settings.storage.schema_name)
         repairs: list[dict[str, Any]] = []
         try:
             provider = open_provider(settings)
@@ -197,7 +197,7 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
     secret = settings.payments.webhook_secret.resolve()
     from integration.stripe_webhooks import serve  # lazy: only this command serves HTTP
 
-    ledger = Ledger(settings.storage.ledger_path)
+    ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     try:
         server = serve(applier(ledger), secret, args.port, host=args.host, path=args.path)
     except OSError as error:
@@ -206,7 +206,7 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
         return 1
 
     try:
-        _serve_until_stopped(server, args.path, f"ledger {settings.storage.ledger_path}")
+        _serve_until_stopped(server, args.path, f"ledger {ledger.shown}")
     finally:
         ledger.close()
     return 0

@@ -93,7 +93,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         start = _moment(args.start, settings.zone)
         end = _moment(args.end, settings.zone, end=True)
-        source = copy_of_ledger(settings.storage.ledger_path)
+        source = copy_of_ledger(settings.storage.location, settings.storage.schema_name)
         result = simulate(settings, source, start, end, policies=policies)
     except SimulationError as error:
         print(f"simulate: {error}", file=sys.stderr)

@@ -171,8 +171,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     now = now_from(args.now)
     # Like `run`, it changes what is queued: one Slotguard at a time (slotguard/store/daemon_lock.py).
-    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
-        ledger = Ledger(settings.storage.ledger_path)
+    with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name):
+        ledger = Ledger(settings.storage.location, settings.storage.schema_name)
         try:
             if args.all_failed:
                 return _retry_all(ledger, settings, now, args)

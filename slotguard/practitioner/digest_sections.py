@@ -11,7 +11,7 @@ from typing import Any
 
 from slotguard.collections.views import collections_view
 from slotguard.config.schema import Settings
-from slotguard.domain.durations import from_utc_text, to_utc_text
+from slotguard.domain.durations import from_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState, HappeningKind
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
@@ -38,14 +38,7 @@ PENDING_UNTIL_DUE = "pending_until_due"
 
 
 def _recent_happenings(ledger: Ledger, kinds: tuple[HappeningKind, ...], since: datetime) -> list[dict[str, Any]]:
-    # Read-only; a candidate for a Ledger method (happenings seen since a time).
-    marks = ",".join("?" * len(kinds))
-    rows = ledger.db.execute(
-        f"SELECT kind, calendar_id, event_id, client_email, start_utc, at, seen_at FROM happenings "
-        f"WHERE kind IN ({marks}) AND seen_at >= ? ORDER BY seq",
-        [kind.value for kind in kinds] + [to_utc_text(since)],
-    )
-    return [dict(row) for row in rows]
+    return ledger.happenings_seen_since(kinds, since)
 
 
 def _name_of(ledger: Ledger, calendar_id: str, event_id: str, fallback: str) -> str:

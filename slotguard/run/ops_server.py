@@ -30,7 +30,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slotguard.config.deployment import Deployment
 from slotguard.config.schema import ConfigError
 from slotguard.run import metrics
-from slotguard.store.pg import is_postgres, one_line, shown_url
+from slotguard.store.backend import place
+from slotguard.store.pg import one_line, shown_url
 
 log = logging.getLogger("slotguard.ops")
 LISTEN_VARIABLE = "SLOTGUARD_METRICS_LISTEN"
@@ -74,13 +75,14 @@ class Health:
 def database_check(location: str) -> Callable[[], str]:
     """A check of the ledger at `location` (a postgresql:// URL or a SQLite path): it
     answers "" when the database answers a query, else one line saying which and why."""
-    if is_postgres(location):
+    where = place(location)  # a SQLite path stands for a PostgreSQL schema under the test hook
+    if where.postgres:
         def postgres() -> str:
             try:
-                with psycopg.connect(location, connect_timeout=DATABASE_TIMEOUT_SECONDS, application_name="slotguard-readyz") as conn:
+                with psycopg.connect(where.target, connect_timeout=DATABASE_TIMEOUT_SECONDS, application_name="slotguard-readyz") as conn:
                     conn.execute("SELECT 1")
             except psycopg.Error as error:
-                return f"the database {shown_url(location)} does not answer: {one_line(error)}"
+                return f"the database {shown_url(where.target)} does not answer: {one_line(error)}"
             return ""
         return postgres
 

@@ -104,7 +104,7 @@ def build_engine(
     `check_templates` False: the templates are not proven to render first (make_renderer)."""
     policies = load_enabled(settings)
     renderer = make_renderer(settings, policies, check=check_templates)
-    ledger = ledger or Ledger(settings.storage.ledger_path)
+    ledger = ledger or Ledger(settings.storage.location, settings.storage.schema_name)
     return Engine(
         settings=settings,
         ledger=ledger,

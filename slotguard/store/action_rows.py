@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -12,13 +11,14 @@ from typing import Any
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import OWED, Action, ActionKind, ActionState
 from slotguard.domain.money import Money
+from slotguard.store.backend import Connection, LedgerRow
 from slotguard.store.rows import optional_utc_text, optional_utc_time
 
 
 class ActionRows:
     """Ledger methods for the actions and action_log tables."""
 
-    db: sqlite3.Connection
+    db: Connection
 
     def existing_action_ids(self, ids: list[str]) -> set[str]:
         """Which of these action ids the ledger holds already."""
@@ -79,7 +79,7 @@ class ActionRows:
         )
 
     @staticmethod
-    def _action(row: sqlite3.Row) -> Action:
+    def _action(row: LedgerRow) -> Action:
         amount = Money(row["amount_minor"], row["currency"]) if row["currency"] else None
         return Action(
             id=row["id"],

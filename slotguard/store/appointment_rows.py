@@ -5,20 +5,20 @@ history is read from them. Part of `Ledger`."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 from typing import Any
 
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.model import ClientHistory, Happening, HappeningKind, Incident
 from slotguard.intake.tracker import Tracked
+from slotguard.store.backend import Connection, LedgerRow
 from slotguard.store.rows import appointment_from_json, appointment_to_json, optional_utc_text, optional_utc_time
 
 
 class AppointmentRows:
     """Ledger methods for the appointments and happenings tables."""
 
-    db: sqlite3.Connection
+    db: Connection
     _series_seen: set[tuple[str, str]]
 
     # -- appointments ---------------------------------------------------------------------
@@ -29,7 +29,7 @@ class AppointmentRows:
         return self._tracked(row) if row else None
 
     @staticmethod
-    def _tracked(row: sqlite3.Row) -> Tracked:
+    def _tracked(row: LedgerRow) -> Tracked:
         return Tracked(
             appointment=appointment_from_json(row["snapshot"]),
             cancellation=row["cancellation"],
@@ -175,6 +175,17 @@ class AppointmentRows:
                 "SELECT * FROM happenings WHERE calendar_id = ? AND event_id = ? ORDER BY seq", (calendar_id, event_id)
             )
         ]
+
+    def happenings_seen_since(self, kinds: tuple[HappeningKind, ...], since: datetime) -> list[dict[str, Any]]:
+        """Happenings of these kinds seen at or after `since`, in the order they were stored
+        (kind, calendar_id, event_id, client_email, start_utc, at, seen_at)."""
+        marks = ",".join("?" * len(kinds))
+        rows = self.db.execute(
+            f"SELECT kind, calendar_id, event_id, client_email, start_utc, at, seen_at FROM happenings "
+            f"WHERE kind IN ({marks}) AND seen_at >= ? ORDER BY seq",
+            [kind.value for kind in kinds] + [to_utc_text(since)],
+        )
+        return [dict(row) for row in rows]
 
     def all_happenings(self) -> list[Happening]:
         """Every stored happening, in the order it was stored (for `simulate`)."""

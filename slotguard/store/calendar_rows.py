@@ -3,17 +3,17 @@ not be read) and status notes still to be written onto events. Part of `Ledger`.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from typing import Any
 
+from slotguard.store.backend import Connection
 from slotguard.store.rows import optional_utc_text
 
 
 class CalendarRows:
     """Ledger methods for the meta, sync_state, problems and pending_writes tables."""
 
-    db: sqlite3.Connection
+    db: Connection
 
     # -- meta -----------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:

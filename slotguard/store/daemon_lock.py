@@ -13,6 +13,11 @@ running two daemons on one ledger; it is taken always, also when the ledger is i
 data folder (a config whose data folder is elsewhere may name that same ledger). The kernel
 releases a lock when the process ends, however it ends (a SIGKILL included), so a stale lock
 file never blocks a restart.
+
+A PostgreSQL ledger has no file beside it: its lock is the session advisory lock of its schema
+(slotguard/store/pg_lock.py `SchemaLock`, the one workers take per practice), released by the
+server when the holder's connection goes, however its process ends. The data folder's file
+lock is taken first all the same.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from slotguard.store.backend import place
+from slotguard.store.ledger_errors import LedgerError
+from slotguard.store.pg_lock import SchemaLock
 from slotguard.store.private_files import private_file, private_folder
 
 LOCK_FILE_NAME = "slotguard.lock"
@@ -112,12 +120,35 @@ class LedgerLock(FileLock):
         return os.open(self.path, os.O_RDWR)
 
 
+class LedgerSchemaLock:
+    """The exclusive lock on a PostgreSQL ledger: `SchemaLock` on its schema, refusing with
+    LockHeld (naming the holder's server process) as the file locks do."""
+
+    def __init__(self, url: str, schema: str, shown: str):
+        self.lock = SchemaLock(url, schema)
+        self.shown = shown
+
+    def acquire(self) -> None:
+        try:
+            got = self.lock.try_acquire()
+        except LedgerError as error:
+            raise LockHeld(f"cannot lock the ledger {self.shown}: {error}") from None
+        if not got:
+            raise LockHeld(f"another Slotguard is running on the ledger {self.shown} ({self.lock.holder()}); stop it first")
+
+    def release(self) -> None:
+        self.lock.release()
+
+
 @contextmanager
-def exclusive(data_dir: str | Path, ledger: str | Path | None = None) -> Iterator[list[FileLock]]:
-    """Hold the data folder's lock, and the ledger's when `ledger` (its path) is given, for
-    the block; raises LockHeld at once if another Slotguard holds either (nothing is held
-    then)."""
-    locks: list[FileLock] = [DataDirLock(data_dir)] + ([LedgerLock(ledger)] if ledger is not None else [])
+def exclusive(data_dir: str | Path, ledger: str | Path | None = None, schema: str | None = None) -> Iterator[list[FileLock | LedgerSchemaLock]]:
+    """Hold the data folder's lock, and the ledger's when `ledger` (its location: a path, or
+    a postgresql:// URL with `schema`) is given, for the block; raises LockHeld at once if
+    another Slotguard holds either (nothing is held then)."""
+    locks: list[FileLock | LedgerSchemaLock] = [DataDirLock(data_dir)]
+    if ledger is not None:
+        where = place(str(ledger), schema)
+        locks.append(LedgerSchemaLock(where.target, where.schema, where.shown) if where.postgres else LedgerLock(ledger))
     with ExitStack() as held:
         for lock in locks:
             lock.acquire()

@@ -1,12 +1,19 @@
 """The ledger's schema: its tables, and the migrations that bring an older ledger up to date.
 
 `MIGRATIONS[n]` brings a ledger from version n-1 to n; `Ledger` applies those it lacks when it
-opens (slotguard/store/ledger.py). The SQL sticks to what PostgreSQL also accepts.
+opens (slotguard/store/ledger.py). Written once, in SQLite's dialect; on PostgreSQL each
+statement is translated (slotguard/store/backend.py `postgres_ddl`: an identity column for
+`INTEGER PRIMARY KEY AUTOINCREMENT`, BIGINT for INTEGER, TEXT compared byte by byte).
 """
 
 from __future__ import annotations
 
 SCHEMA_VERSION = 3
+
+# Every table, in an order a copy can insert them (`Ledger.copy_into`).
+TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes")
+# The tables whose `seq` numbers rows in the order they were stored.
+SEQUENCED = ("happenings", "actions", "action_log")
 
 MIGRATIONS: dict[int, str] = {
     1: """

@@ -150,7 +150,7 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
 
     calendar = MemoryCalendar("primary")
     mailer = MemoryMailer()
-    ledger = Ledger(":memory:")
+    ledger = Ledger.scratch()
     engine = build_engine(
         settings, start, ledger=ledger, calendars=[(calendar, NullWriteBack())], provider=RecordOnlyProvider(), mailer=mailer
     )

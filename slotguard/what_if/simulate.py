@@ -40,7 +40,8 @@ from slotguard.policies.info import Policy
 from slotguard.policies.loading import load_enabled
 from slotguard.run.engine import Engine
 from slotguard.run.wiring import make_renderer
-from slotguard.store.ledger import Ledger
+from slotguard.store.backend import exists, place
+from slotguard.store.ledger import Ledger, LedgerError
 
 MAX_STEPS = 1_000_000
 SETTLE_AFTER = timedelta(days=7)  # run on after the last happening, so reviewed fees are decided
@@ -122,11 +123,31 @@ class SimulationResult:
         }
 
 
-def copy_of_ledger(path: str) -> Ledger:
-    """An in-memory copy of the ledger at `path`, which is opened read-only and left as it was."""
+def copy_of_ledger(location: str, schema: str | None = None) -> Ledger:
+    """An in-memory (SQLite) copy of the ledger at `location` (a SQLite file, or a PostgreSQL
+    URL with `schema`), which is read and left as it was. Raises SimulationError when there
+    is no ledger there yet or it cannot be read."""
+    where = place(location, schema)
+    if not where.postgres:
+        return _copy_of_file(location)
+    try:
+        if not exists(where):
+            raise SimulationError(f"no ledger at {where.shown}: run `main.py run` first, so there is history to replay")
+        source = Ledger(location, schema)
+        try:
+            copy = Ledger.scratch()
+            source.copy_into(copy)
+        finally:
+            source.close()
+    except LedgerError as error:
+        raise SimulationError(f"cannot read the ledger: {error}") from None
+    return copy
+
+
+def _copy_of_file(path: str) -> Ledger:
     if path == ":memory:" or not Path(path).is_file():
         raise SimulationError(f"no ledger at {path}: run `main.py run` first, so there is history to replay")
-    copy = Ledger(":memory:")
+    copy = Ledger.scratch()
     file = Path(path).resolve()
     # With the daemon running, its -wal and -shm files exist and a read-only connection uses
     # them; without, the file is whole and is read as immutable, so no -shm file is created.
@@ -134,6 +155,7 @@ def copy_of_ledger(path: str) -> Ledger:
     try:
         source = sqlite3.connect(f"file:{file}?{'mode=ro' if live else 'immutable=1'}", uri=True)
         try:
+            assert isinstance(copy.db, sqlite3.Connection), "a scratch ledger is SQLite"
             source.backup(copy.db)
         finally:
             source.close()
@@ -170,7 +192,7 @@ def simulate(
     renderer = renderer or make_renderer(settings, policies)
     snapshots = {(t.appointment.calendar_id, t.appointment.event_id): t for t in source.all_tracked()}
     happenings = [h for h in source.all_happenings() if h.start < end and (h.calendar_id, h.event_id) in snapshots]
-    ledger = Ledger(":memory:")
+    ledger = Ledger.scratch()
     engine = Engine(
         settings=settings,
         ledger=ledger,

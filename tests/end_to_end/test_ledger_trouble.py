@@ -41,6 +41,7 @@ def no_traceback(result) -> None:
     assert "Traceback" not in result.stderr and "Traceback" not in result.stdout, result.stderr
 
 
+@pytest.mark.sqlite_only  # SQLITE_FULL through max_page_count; PostgreSQL's counterpart: a connection killed mid-tick (test_pg_ledger_trouble.py)
 def test_a_full_disk_stops_the_tick_with_one_message_and_nothing_half_done(practice, tmp_path):
     main(practice, "ledger")  # creates the ledger: tables, no history
     with sqlite3.connect(ledger_file(practice)) as db:
@@ -81,6 +82,7 @@ def read_only(path: Path):
             path.chmod(0o600)
 
 
+@pytest.mark.sqlite_only  # the file's mode; PostgreSQL's permissions are the server's
 def test_a_read_only_ledger_is_one_clear_message_and_stays_as_it_was(practice):
     main(practice, "run", "--once", "--now", NOW)
     before = ledger_file(practice).read_bytes()
@@ -93,6 +95,7 @@ def test_a_read_only_ledger_is_one_clear_message_and_stays_as_it_was(practice):
     assert main(practice, "run", "--once", "--now", LATER).returncode == 0  # writable again: it goes on
 
 
+@pytest.mark.sqlite_only  # a damaged SQLite file
 @pytest.mark.parametrize("damage", ["garbage", "pages"])
 def test_a_damaged_ledger_is_one_clear_message_and_is_left_alone(practice, damage):
     main(practice, "run", "--once", "--now", NOW)

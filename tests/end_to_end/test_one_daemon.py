@@ -8,7 +8,6 @@ import asyncio
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +15,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from slotguard.store.backend import exists, place
+from slotguard.store.ledger import Ledger
 from tests.support.cli import ROOT, main
 from tests.support.smtp_server import Recorder, SmtpServer
 
@@ -108,8 +111,9 @@ def test_a_second_slotguard_is_refused_while_the_daemon_sends_and_nothing_is_sen
         # The lock went with the daemon: a new run may go, and finds nothing left to send.
         main(folder, "run", "--once")
         assert [message["To"].addresses[0].addr_spec for message in server.messages] == ["client0@example.com"]
-        with sqlite3.connect(folder / "var/ledger.sqlite3") as db:
-            notes = [row[0] for row in db.execute("SELECT note FROM action_log")]
+        ledger = Ledger(folder / "var/ledger.sqlite3")
+        notes = [row[0] for row in ledger.db.execute("SELECT note FROM action_log")]
+        ledger.close()
         assert not any("interrupted while executing" in note for note in notes), "nobody put the in-flight email back"
     finally:
         recorder.release.set()
@@ -128,19 +132,19 @@ def test_the_daemon_reports_a_failing_tick_and_goes_on_at_the_next(tmp_path):
     ledger = folder / "var/ledger.sqlite3"
 
     def booked(uid: str) -> bool:
-        if not ledger.exists():
-            return False
+        if not exists(place(str(ledger))):
+            return False  # not made yet
+        reader = Ledger(ledger)
         try:
-            with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
-                return db.execute("SELECT 1 FROM appointments WHERE event_id LIKE ?", (f"{uid}%",)).fetchone() is not None
-        except sqlite3.OperationalError:
-            return False  # not migrated yet
+            return reader.db.execute("SELECT 1 FROM appointments WHERE event_id LIKE ?", (f"{uid}%",)).fetchone() is not None
+        finally:
+            reader.close()
 
     try:
         wait_for(lambda: booked("booking-1"), 60, "the first tick")
-        # Another program keeps the ledger locked for writing longer than SQLite waits (5 s):
+        # Another program keeps the ledger locked for writing longer than a writer waits (5 s):
         # the daemon's next tick fails.
-        blocker = sqlite3.connect(ledger, isolation_level=None)
+        blocker = Ledger(ledger).db
         blocker.execute("BEGIN IMMEDIATE")
         (folder / "calendar.ics").write_text(feed(start, "booking-1", "booking-2"))
         wait_for(lambda: "tick_failed" in log.read_text(), 30, "a failed tick in the log")
@@ -159,6 +163,7 @@ def test_the_daemon_reports_a_failing_tick_and_goes_on_at_the_next(tmp_path):
             daemon.wait()
 
 
+@pytest.mark.sqlite_only  # the LEDGER.lock file; PostgreSQL's schema lock: test_pg_daemon.py
 def test_a_second_config_naming_the_daemons_ledger_is_refused_whatever_its_data_folder(tmp_path):
     """Two configs with different `storage.data_dir` but one ledger (`storage.ledger`) would
     be two daemons on one ledger: the ledger has a lock of its own, LEDGER.lock beside it."""

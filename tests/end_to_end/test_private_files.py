@@ -28,6 +28,7 @@ def practice(tmp_path):
     return tmp_path
 
 
+@pytest.mark.sqlite_only  # the modes of the SQLite file and its -wal/-shm files
 def test_a_run_keeps_its_folder_ledger_and_outbox_to_the_owner(practice):
     usual = os.umask(0o022)  # files 0644 and folders 0755 unless Slotguard says otherwise
     try:
@@ -42,6 +43,7 @@ def test_a_run_keeps_its_folder_ledger_and_outbox_to_the_owner(practice):
     assert messages and {mode(path) for path in messages} == {0o600}
 
 
+@pytest.mark.sqlite_only  # the modes of the SQLite file and its -wal/-shm files
 def test_files_made_looser_before_are_tightened_when_opened(practice):
     var = practice / "var"
     var.mkdir(mode=0o755)
@@ -65,6 +67,7 @@ def test_files_made_looser_before_are_tightened_when_opened(practice):
     assert "permissions_tightened" in result.stderr and "from=755 to=700" in result.stderr
 
 
+@pytest.mark.sqlite_only  # --out naming the SQLite ledger file
 def test_out_refuses_an_existing_file_unless_forced_and_never_the_ledger(practice):
     main(practice, "run", "--once", "--now", NOW)
     fee = next(a for a in json.loads(main(practice, "ledger", "--json").stdout)["actions"] if a["kind"] == "charge")["id"]
@@ -90,6 +93,7 @@ def test_out_refuses_an_existing_file_unless_forced_and_never_the_ledger(practic
     assert not [path.name for path in practice.iterdir() if path.name.endswith(".tmp")], "no temporary file is left"
 
 
+@pytest.mark.sqlite_only  # a SQLite path that is a folder
 def test_a_folder_given_as_the_ledger_is_refused_and_left_as_it_was(tmp_path):
     folder = tmp_path / "ledger.sqlite3"
     folder.mkdir()

@@ -135,6 +135,7 @@ def test_readyz_answers_200_when_postgresql_answers_and_503_with_a_reason_when_i
         server.stop()
 
 
+@pytest.mark.sqlite_only  # a SQLite file that does not exist yet
 def test_readyz_on_a_sqlite_ledger(tmp_path):
     path = tmp_path / "ledger.sqlite"
     health = Health(timedelta(minutes=10), database_check(str(path)))

@@ -2,6 +2,11 @@
 
 Without a server the tests that need one are skipped with a message saying so, except under
 CI=true, where they fail: CI must test PostgreSQL, and a skip would hide that it did not.
+
+The whole suite on PostgreSQL (`make test-pg`, or SLOTGUARD_TEST_BACKEND=postgresql): every
+SQLite ledger a test opens is opened on this server instead (the test hook of
+slotguard/store/backend.py), in schemas named with this run's prefix, dropped when the run
+ends (`start_postgres_run`, `end_postgres_run`, called by tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+
+from slotguard.store.backend import TEST_RUN_ENV, TEST_URL_ENV
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -68,3 +75,36 @@ def pg_schema(pg_url) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+BACKEND_ENV = "SLOTGUARD_TEST_BACKEND"  # "postgresql": the whole suite on PostgreSQL
+
+
+def postgres_run_wanted() -> bool:
+    return os.environ.get(BACKEND_ENV, "").lower() in ("postgresql", "postgres", "pg")
+
+
+def start_postgres_run() -> str:
+    """Turn the test hook on for this process and the processes it starts: SQLite ledgers
+    are opened on the test server, in schemas named with a new run prefix. Returns '' when
+    it is on, else why not (no server)."""
+    url = test_pg_url()
+    why = reachable(url)
+    if why:
+        return f"PostgreSQL is not reachable at {url} ({why}); set SLOTGUARD_TEST_PG to a server to run the suite on it"
+    os.environ[TEST_URL_ENV] = url
+    os.environ[TEST_RUN_ENV] = f"sgrun_{uuid.uuid4().hex[:10]}_"
+    return ""
+
+
+def end_postgres_run() -> int:
+    """Drop the schemas this run made (those named with its prefix); returns how many."""
+    url, prefix = os.environ.get(TEST_URL_ENV), os.environ.get(TEST_RUN_ENV)
+    if not url or not prefix:
+        return 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        names = [row[0] for row in conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE left(nspname, length(%s)) = %s", (prefix, prefix))]
+        for name in names:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    return len(names)

@@ -32,6 +32,7 @@ def version_one_ledger(path) -> None:
     db.close()
 
 
+@pytest.mark.sqlite_only  # an old SQLite file, and SQLite's query plans; PostgreSQL's migration: tests/integration/test_ledger_postgres.py
 def test_a_version_one_ledger_is_migrated_and_keeps_its_appointments(tmp_path):
     path = tmp_path / "ledger.sqlite3"
     version_one_ledger(path)
@@ -71,6 +72,7 @@ def version_two_ledger(path) -> None:
     db.close()
 
 
+@pytest.mark.sqlite_only  # an old SQLite file; PostgreSQL's migration: tests/integration/test_ledger_postgres.py
 def test_a_version_two_ledger_is_migrated_and_can_keep_status_notes_to_write_later(tmp_path):
     path = tmp_path / "ledger.sqlite3"
     version_two_ledger(path)
