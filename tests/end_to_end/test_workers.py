@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import inspect
 import json
 import os
 import re
@@ -28,12 +27,11 @@ import pytest
 
 from slotguard.store import work_queue
 from slotguard.store.daemon_lock import exclusive
-from slotguard.store.ledger import Ledger
 from tests.support.cli import NOW, ROOT, main
 
 DAY_AFTER = "2026-11-27T09:00:00+01:00"  # Friday morning: Bjørn's fee is out of its review window
 FIRST_TICK = ["clara@example.com", "frank@example.com", "greta@example.com", "lena@example.com"]  # as tests/end_to_end/test_main.py
-LEDGERS = ["sqlite", "postgresql"] if "schema" in inspect.signature(Ledger.__init__).parameters else ["sqlite"]
+LEDGERS = ["sqlite", "postgresql"]
 
 
 class Deployment:
