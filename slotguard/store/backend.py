@@ -123,11 +123,22 @@ def exists(where: Place) -> bool:
 @lru_cache(maxsize=2048)
 def to_psycopg(sql: str) -> str:
     """`sql` with SQLite's `?` placeholders as `%s` and each literal `%` doubled (a `?` inside
-    a quoted string is left alone)."""
-    out, quoted = [], False
-    for char in sql:
-        if char == "'":
-            quoted = not quoted
+    a quoted string, a quoted name or a `--` comment is left alone: an apostrophe in a comment
+    would otherwise turn the rest of the statement into a string)."""
+    out: list[str] = []
+    inside = ""  # the quote ("'" or '"') or "-" (a comment, to the line's end) we are in
+    for index, char in enumerate(sql):
+        if inside == "-":
+            if char == "\n":
+                inside = ""
+        elif inside:
+            if char == inside:
+                inside = ""
+        elif char in "'\"":
+            inside = char
+        elif char == "-" and sql.startswith("--", index):
+            inside = "-"
+        quoted = bool(inside)
         if char == "%":
             out.append("%%")
         elif char == "?" and not quoted:

@@ -27,7 +27,7 @@ def is_postgres(location: str) -> bool:
 def shown_url(url: str) -> str:
     """The URL without its password (user:secret@host -> user:***@host), and without a
     password=... parameter, for logs and messages."""
-    url = re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+    url = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)  # an empty user name too (postgresql://:secret@host)
     return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
 
 
