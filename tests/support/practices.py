@@ -23,8 +23,11 @@ storage.data_dir = DATA_DIR/ID), the same one the deployment gives it, so that o
 commands (`main.py reconcile --config practices/ID.toml`, `run --once --now ...`) read and
 write the ledger the workers use.
 
-Practice ids carry a random prefix (`w1a2b3c_0007`): the test server is shared, so two runs
-never meet in a schema; `GeneratedDeployment.drop()` drops the schemas of its practices.
+Practice ids carry a random prefix (`w1a2b3c_0007`) and the deployment its own work queue
+schema (`workers.queue_schema = "q_w1a2b3c"`): the test server is shared, so two runs never
+meet in a schema (a worker makes the queue hold exactly its deployment's practices, it would
+remove another run's); `GeneratedDeployment.drop()` drops the schemas of its practices and its
+queue.
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ class GeneratedDeployment:
     url: str
     google: FakeGoogleCalendar
     practices: list[GeneratedPractice]
+    queue_schema: str
 
     def bookings(self) -> list[Booking]:
         return [booking for practice in self.practices for booking in practice.bookings]
@@ -133,11 +137,19 @@ class GeneratedDeployment:
             booking.tags.append(tag)
         self.google.modify_event(booking.practice.calendar_id, booking.event_id, summary=booking.resource()["summary"])
 
+    def add_booking(self, practice: GeneratedPractice, start: datetime) -> Booking:
+        """A new booking on the practice's calendar (the next client in turn), put in the fake."""
+        number = len(practice.bookings)
+        booking = Booking(practice, f"b{number:05d}", practice.clients[number % len(practice.clients)], start)
+        practice.bookings.append(booking)
+        self.google.put_event(practice.calendar_id, booking.resource())
+        return booking
+
     def drop(self) -> None:
-        """Drop the practices' schemas (created by the workers; only ours: the ids are random)."""
+        """Drop the practices' schemas and the queue's (made by the workers; only ours: the names are random)."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            for practice in self.practices:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{practice.schema}" CASCADE')
+            for schema in [practice.schema for practice in self.practices] + [self.queue_schema]:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def practice_ids(count: int, prefix: str | None = None) -> list[str]:
@@ -230,10 +242,12 @@ def write_deployment(root: Path, count: int, *, url: str, google: FakeGoogleCale
     root.mkdir(parents=True, exist_ok=True)
     folder, data = root / "practices", root / "var"
     folder.mkdir(exist_ok=True)
+    ids = practice_ids(count, prefix)
+    queue_schema = f"q_{ids[0].rsplit('_', 1)[0]}" if ids else "q_empty"
     first = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=past_hours)
     step = (spread / max(bookings, 1)) if spread else timedelta(minutes=30)
     practices = []
-    for practice_id in practice_ids(count, prefix):
+    for practice_id in ids:
         people = [Client(f"{FIRST_NAMES[n % len(FIRST_NAMES)].lower()}{n}.{practice_id}@example.com",
                          f"{FIRST_NAMES[n % len(FIRST_NAMES)]} Client{n}") for n in range(clients)]
         practice = GeneratedPractice(practice_id, f"{practice_id}@group.calendar.google.com", folder / f"{practice_id}.toml",
@@ -258,8 +272,9 @@ data_dir = "{data}"
 url = "{url}"
 
 [workers]
+queue_schema = "{queue_schema}"
 {workers}
 [metrics]
 listen = ""
 """)
-    return GeneratedDeployment(root, file, url, google, practices)
+    return GeneratedDeployment(root, file, url, google, practices, queue_schema)
