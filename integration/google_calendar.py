@@ -34,9 +34,10 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
@@ -45,10 +46,12 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from integration.google_auth import StoredCredentials, reauthorize_message, translate_auth_error
+from integration.rate_limiter import take_all
 from slotguard.domain.interfaces import (
     AdapterError,
     CalendarWriteBack,
     NullWriteBack,
+    RateGate,
     ReauthorizationNeeded,
     SyncPage,
     SyncTokenExpired,
@@ -235,20 +238,22 @@ class _Caller:
     """Executes one API call for one calendar with bounded retries."""
 
     def __init__(self, session: GoogleSession, calendar_id: str, budget: float, sleep: Callable[[float], None],
-                 base_delay: float = 0.5, max_delay: float = 8.0):
+                 base_delay: float = 0.5, max_delay: float = 8.0, gates: Sequence[RateGate] = ()):
         self.session, self.calendar_id, self.budget, self.sleep = session, calendar_id, budget, sleep
-        self.base_delay, self.max_delay = base_delay, max_delay
+        self.base_delay, self.max_delay, self.gates = base_delay, max_delay, tuple(gates)
 
     def execute(self, make_request: Callable[[Any], Any], what: str, gone: Callable[[], AdapterError] | None = None) -> dict:
         """Run `make_request(service).execute()`; return the decoded JSON.
 
-        Retries rate limits, 429, 5xx and network errors until `budget` seconds have gone,
-        then raises AdapterError(retryable=True). Raises `gone()` on 410, _PreconditionFailed
+        Every attempt first passes `gates` (the deployment's quotas; a wait there is not
+        counted against `budget`). Retries rate limits, 429, 5xx and network errors until
+        `budget` seconds have gone, then raises AdapterError(retryable=True). Raises `gone()` on 410, _PreconditionFailed
         on 412, ReauthorizationNeeded on 401 or a refused refresh, AdapterError otherwise.
         """
         deadline = time.monotonic() + self.budget
         attempt = 0
         while True:
+            deadline += take_all(self.gates)
             try:
                 result = make_request(self.session.service()).execute(num_retries=0)
                 self.session.succeeded()
@@ -489,7 +494,7 @@ def _state_properties(state: dict[str, str], calendar_id: str) -> dict[str, str]
 
 def open_calendars(settings: Any, *, credentials: Any = None, http: Any = None, retry_budget: float = 30.0,
                    timeout: float = 20.0, sleep: Callable[[float], None] = time.sleep, token_uri: str | None = None,
-                   ) -> list[tuple[GoogleCalendarSource, CalendarWriteBack]]:
+                   gates: Sequence[RateGate] = ()) -> list[tuple[GoogleCalendarSource, CalendarWriteBack]]:
     """One (source, write-back) pair per `settings.calendar.calendar_ids`, sharing one
     authorized client.
 
@@ -499,15 +504,109 @@ def open_calendars(settings: Any, *, credentials: Any = None, http: Any = None, 
     refreshes of the stored token at a local `token_uri` (else `calendar.token_uri` when the
     config has it, else Google's).
     `retry_budget` bounds the seconds one call spends retrying; `timeout` bounds one HTTP
-    request. With write_back off the write-back is a NullWriteBack.
+    request. With write_back off the write-back is a NullWriteBack. Every request first
+    passes `gates` (a deployment's shared Google quotas; none for one practice).
     """
     token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
     session = GoogleSession(settings, credentials=credentials, http=http, timeout=timeout, token_uri=token_uri)
     pairs: list[tuple[GoogleCalendarSource, CalendarWriteBack]] = []
     for calendar_id in settings.calendar.calendar_ids:
-        caller = _Caller(session, calendar_id, retry_budget, sleep)
+        caller = _Caller(session, calendar_id, retry_budget, sleep, gates=gates)
         seen: Seen | None = {} if settings.calendar.write_back else None
         source = GoogleCalendarSource(caller, settings.calendar.window_past, settings.calendar.window_future, seen)
         writer: CalendarWriteBack = GoogleWriteBack(caller, settings.calendar.write_note, seen) if seen is not None else NullWriteBack()
         pairs.append((source, writer))
     return pairs
+
+
+# --- push channels (events.watch, channels.stop) ----------------------------------------
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+MAX_CHANNEL_ID_LENGTH = 64  # Google's limit for a channel id
+MAX_CHANNEL_TOKEN_LENGTH = 256  # Google's limit for a channel token
+
+
+def checked_push_address(address: str, *, allow_loopback_http: bool = False) -> str:
+    """`address` when Google may be asked to POST notifications to it: https with a host.
+
+    Google only delivers to https (with a certificate it trusts). Plain http is accepted only
+    for a loopback host (127.0.0.1, ::1, localhost) and only when the caller says so with
+    `allow_loopback_http=True`, which only tests do (the Google wire fake delivers to a local
+    server); a deployment never passes it. Raises AdapterError(retryable=False) otherwise."""
+    parts = urlsplit(address or "")
+    if parts.scheme == "https" and parts.hostname:
+        return address
+    if parts.scheme == "http" and allow_loopback_http and (parts.hostname or "") in LOOPBACK_HOSTS:
+        return address
+    raise AdapterError(
+        f"push.address {address!r}: Google delivers notifications only to an https address with a public "
+        "certificate (e.g. https://hooks.example.com/google/push)", retryable=False,
+    )
+
+
+def _expiration(channel: dict, calendar_id: str) -> datetime:
+    """The channel's expiry from Google's answer (Unix milliseconds, as a string)."""
+    try:
+        return datetime.fromtimestamp(int(channel["expiration"]) / 1000, UTC)
+    except (KeyError, TypeError, ValueError):
+        raise AdapterError(f"Google Calendar {calendar_id}: the new push channel came back without an expiry; will try again") from None
+
+
+class GooglePushChannels:
+    """Opens and closes push notification channels on one Google account's calendars.
+
+    `watch` asks Google to POST to `address` whenever an event of a calendar changes
+    (events.watch); `stop_channel` ends a channel early (channels.stop). Both go through the
+    same authorized client and bounded retries as the source (one _Caller per call)."""
+
+    def __init__(self, session: GoogleSession, *, retry_budget: float = 30.0, sleep: Callable[[float], None] = time.sleep,
+                 allow_loopback_http: bool = False):
+        self._session, self._budget, self._sleep = session, retry_budget, sleep
+        self._allow_loopback_http = allow_loopback_http
+
+    def watch(self, calendar_id: str, channel_id: str, address: str, token: str, ttl: timedelta) -> tuple[str, datetime]:
+        """Open channel `channel_id` on the events of `calendar_id`, delivering to `address`
+        with `token` in each notification's X-Goog-Channel-Token, asked to live `ttl`
+        (Google may give it less; the expiry it answers is the one that counts).
+
+        Returns (resource id, expiry): the resource id is needed to stop the channel. Raises
+        AdapterError (a non-https address, a too long id or token, Google errors) or
+        ReauthorizationNeeded."""
+        checked_push_address(address, allow_loopback_http=self._allow_loopback_http)
+        if not channel_id or len(channel_id) > MAX_CHANNEL_ID_LENGTH or len(token) > MAX_CHANNEL_TOKEN_LENGTH:
+            raise AdapterError(f"Google Calendar {calendar_id}: a channel id must have 1 to {MAX_CHANNEL_ID_LENGTH} characters and a token at most {MAX_CHANNEL_TOKEN_LENGTH}", retryable=False)
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,
+                "params": {"ttl": str(max(1, int(ttl.total_seconds())))}}
+        caller = _Caller(self._session, calendar_id, self._budget, self._sleep)
+        channel = caller.execute(lambda service: service.events().watch(calendarId=calendar_id, body=body), "opening a push channel")
+        resource_id = str(channel.get("resourceId") or "")
+        if not resource_id:
+            raise AdapterError(f"Google Calendar {calendar_id}: the new push channel came back without a resource id; will try again")
+        expires = _expiration(channel, calendar_id)
+        log.info("google_channel_opened calendar=%s channel=%s expires=%s", calendar_id, channel_id, _rfc3339(expires))
+        return resource_id, expires
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        """End channel `channel_id` (with the resource id `watch` returned). A channel Google
+        no longer knows (expired, or stopped before) counts as stopped. Raises AdapterError
+        or ReauthorizationNeeded."""
+        caller = _Caller(self._session, f"(channel {channel_id})", self._budget, self._sleep)
+        try:
+            caller.execute(lambda service: service.channels().stop(body={"id": channel_id, "resourceId": resource_id}), "stopping a push channel")
+        except AdapterError as error:
+            if "not found" not in str(error):
+                raise
+            log.info("google_channel_gone channel=%s", channel_id)
+            return
+        log.info("google_channel_stopped channel=%s", channel_id)
+
+
+def open_push_channels(settings: Any, *, credentials: Any = None, http: Any = None, retry_budget: float = 30.0,
+                       timeout: float = 20.0, sleep: Callable[[float], None] = time.sleep, token_uri: str | None = None,
+                       allow_loopback_http: bool = False) -> GooglePushChannels:
+    """A GooglePushChannels for the Google account of `settings` (a practice's config), with
+    the same credentials as `open_calendars`. `allow_loopback_http` is for tests only (see
+    checked_push_address)."""
+    token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
+    session = GoogleSession(settings, credentials=credentials, http=http, timeout=timeout, token_uri=token_uri)
+    return GooglePushChannels(session, retry_budget=retry_budget, sleep=sleep, allow_loopback_http=allow_loopback_http)

@@ -1,4 +1,4 @@
-"""A client-side rate limiter shared by the threads that call one API.
+"""A client-side rate limiter shared by the threads of one process that call one API.
 
 Stripe allows about 25 requests per second in test mode and 100 in live mode; going over
 earns 429 responses. Waiting a few milliseconds on our side is cheaper than a 429 and a
@@ -9,6 +9,10 @@ The promise is about windows, not averages: in no window of one second do more t
 requests start. A token bucket cannot keep it (its saved-up burst comes on top of the rate
 in the first second), so this is a sliding-window log: the n-th request waits until the
 (n - rate)-th started at least a window ago.
+
+It is a RateGate (slotguard/domain/interfaces.py): a deployment's workers use the shared one
+in PostgreSQL instead (slotguard/store/shared_limits.py), which falls back to this one, at a
+share of the limit, while the database cannot be reached.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+from slotguard.domain.interfaces import RateGate
 
 
 class RateLimiter:
-    """At most `rate` requests in any window of one second (`rate` below 1: one request per
-    1/rate seconds). A fractional rate above 1 is rounded down.
+    """At most `rate` requests in any window of `per` seconds (default one second; `rate`
+    below 1: one request per `per`/rate seconds). A fractional rate above 1 is rounded down.
 
     `margin` lengthens the window a little (default 50 ms) because the limiter sees when a
     request is allowed, the server when it arrives: a sleep that oversleeps by a few
@@ -36,19 +42,22 @@ class RateLimiter:
         self,
         rate: float,
         *,
+        per: float = 1.0,
         margin: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
         if rate <= 0:
             raise ValueError("rate must be positive")
+        if per <= 0:
+            raise ValueError("per must be positive")
         if margin < 0:
             raise ValueError("margin must not be negative")
         self.rate = float(rate)
         if rate >= 1:
-            self.per_window, self.window = int(math.floor(rate)), 1.0 + margin
+            self.per_window, self.window = int(math.floor(rate)), per + margin
         else:
-            self.per_window, self.window = 1, 1.0 / rate + margin
+            self.per_window, self.window = 1, per / rate + margin
         self._clock = clock
         self._sleep = sleep
         self._starts: deque[float] = deque(maxlen=self.per_window)  # the latest start times granted
@@ -66,3 +75,15 @@ class RateLimiter:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+def take_all(gates: Iterable[RateGate]) -> float:
+    """Acquire every gate in turn (a Google request may take the project's and the
+    account's); return the seconds waited in all.
+
+    A start a gate gave is used late when a later gate waits; a late start can fall closer
+    to the next one than the gate meant, by up to that wait. So in-process gates are taken
+    in turn only where that is harmless (one gate, or gates that rarely wait); the shared
+    gates of a deployment take all their keys in one statement instead
+    (slotguard/store/shared_limits.py, SharedLimits.gate with several keys)."""
+    return sum(gate.acquire() for gate in gates)

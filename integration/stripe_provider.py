@@ -29,7 +29,7 @@ from integration.stripe_calls import ACTION_TAG, CLIENT_TAG, AmountRefused, Stri
 from integration.stripe_customers import StripeCustomers, email_key
 from integration.stripe_http import LimitedRequestsClient
 from slotguard.config.schema import ConfigError, Settings
-from slotguard.domain.interfaces import AdapterError, CardPage, PaymentResult
+from slotguard.domain.interfaces import AdapterError, CardPage, PaymentResult, RateGate
 from slotguard.domain.model import CLIENT_PAYS, Action, ActionKind
 from slotguard.domain.money import Money
 
@@ -89,6 +89,7 @@ def open_provider(
     backoff_seconds: float = 0.5,
     lookup: str = "list",
     return_url: str | None = None,
+    account_gate: Callable[[str, str], RateGate] | None = None,
 ) -> StripeProvider:
     """Build the provider from `settings.payments` after checking mode against the key.
 
@@ -97,7 +98,9 @@ def open_provider(
     minute). `return_url` is where Checkout sends the client afterwards (default: the
     practice's booking link). Every HTTP request, stripe-python's network retries included,
     takes a token from a limiter of `rate_per_second` (default: Stripe's limit for the mode);
-    a `client` passed in is used as it is, unlimited. Raises ConfigError for a missing key or
+    a `client` passed in is used as it is, unlimited. `account_gate(secret, mode)`, when
+    given (a deployment: Gates.stripe), is the gate shared by every worker using this Stripe
+    account, taken instead of the in-process limiter. Raises ConfigError for a missing key or
     a mode mismatch.
     """
     payments = settings.payments
@@ -108,8 +111,8 @@ def open_provider(
     secret = payments.secret_key.resolve()
     check_key_matches_mode(secret, payments.mode)
     if client is None:
-        limiter = RateLimiter(rate_per_second or RATE_PER_SECOND[payments.mode])
-        http_client = LimitedRequestsClient(limiter, timeout=timeout_seconds)
+        gate = account_gate(secret, payments.mode) if account_gate else RateLimiter(rate_per_second or RATE_PER_SECOND[payments.mode])
+        http_client = LimitedRequestsClient([gate], timeout=timeout_seconds)
         client = stripe.StripeClient(
             secret,
             base_addresses={"api": payments.api_base.rstrip("/")} if payments.api_base else None,

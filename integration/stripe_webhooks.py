@@ -11,6 +11,12 @@ This adapter never opens the ledger: `apply` is handed in by its caller (`main.p
 webhook-server` passes slotguard.payments.webhook_updates.apply_update bound to the ledger),
 which records the event id in the same transaction as the change, so a crash can only make
 Stripe deliver again (it retries non-2xx for days), never apply an event twice.
+
+The same server can also receive Google Calendar push notifications on `/google/push`:
+`serve(..., push=handler)` with a handler taking the notification's headers (names in lower
+case) and returning (status, text); `main.py webhook-server --deployment FILE` passes
+slotguard.run.push.make_push_handler. The route has the Stripe route's limits (body size,
+time for the whole request, connections at once). Google's notifications have no body.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -151,6 +157,10 @@ def make_handler(apply: Apply, secret: str, clock: Callable[[], datetime] = lamb
     return handle
 
 
+# Google push: the notification's headers (lower-case names) -> (HTTP status, text)
+PushHandler = Callable[[Mapping[str, str]], tuple[int, str]]
+PUSH_PATH = "/google/push"
+
 MAX_BODY_BYTES = 1024 * 1024  # Stripe's events are a few KB; nothing larger is read
 REQUEST_TIMEOUT_SECONDS = 10.0  # for a whole request: headers and body
 MAX_CONNECTIONS = 32  # connections handled at once; more are answered 503 and closed
@@ -210,8 +220,9 @@ class WebhookServer(ThreadingHTTPServer):
 
 
 def serve(
-    apply: Apply, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook",
+    apply: Apply | None, secret: str, port: int, host: str = "127.0.0.1", path: str = "/stripe/webhook",
     *, timeout: float = REQUEST_TIMEOUT_SECONDS, max_body: int = MAX_BODY_BYTES, max_connections: int = MAX_CONNECTIONS,
+    push: PushHandler | None = None, push_path: str = PUSH_PATH,
 ) -> WebhookServer:
     """An HTTP server for `main.py webhook-server`. Call serve_forever() on it; put TLS in
     front (a reverse proxy).
@@ -222,8 +233,12 @@ def serve(
     up and blocks no one meanwhile. A body is read only with a Content-Length of at most
     `max_body` bytes: larger is refused with 413 before anything is read, none with 411, an
     unreadable one with 400. `apply` records an update (see make_handler); the handler threads
-    call it one at a time (the ledger behind it is one SQLite connection)."""
-    handle = make_handler(apply, secret)
+    call it one at a time (the ledger behind it is one SQLite connection).
+
+    With `push`, Google push notifications are received on `push_path` under the same limits;
+    the push handler is called from several threads at once (it opens its own connection per
+    notification). With `apply` None only push is served (Stripe's path answers 404)."""
+    handle = make_handler(apply, secret) if apply is not None else None
     one_at_a_time = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -246,9 +261,12 @@ def serve(
             self.close_connection = True
 
         def do_POST(self) -> None:
-            if self.path.split("?")[0] != path:
+            route = self.path.split("?")[0]
+            if not ((route == path and handle is not None) or (route == push_path and push is not None)):
                 return self.reply(404, "not found")
             declared = self.headers.get("Content-Length")
+            if declared is None and route == push_path:
+                declared = "0"  # a request with neither Content-Length nor chunks has no body (RFC 9112)
             if declared is None:
                 return self.reply(411, "Content-Length required")
             if not declared.strip().isdigit():
@@ -266,6 +284,9 @@ def serve(
                 return None
             if len(body) != length:
                 return self.reply(400, "body shorter than its Content-Length")
+            if route == push_path and push is not None:
+                return self.reply(*push({name.lower(): value for name, value in self.headers.items()}))
+            assert handle is not None  # the route check above
             with one_at_a_time:
                 status, text = handle(body, self.headers.get("Stripe-Signature", ""))
             return self.reply(status, text)

@@ -15,7 +15,8 @@ import signal
 import sqlite3
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from slotguard.cli.collections import status_section
@@ -34,7 +35,10 @@ from slotguard.planning.waivers import waive_by_hand
 from slotguard.policies.account import FEE, TARGET, purpose_of
 from slotguard.policies.loading import load_enabled
 from slotguard.practitioner.mark_privacy import check_config_warnings
+from slotguard.run import metrics
 from slotguard.run.failures import redact, stdout_closed, tick_failure
+from slotguard.run.logs import FORMATS, current_practice, practice_context, setup_logging
+from slotguard.run.ops_server import Health, database_check, serve
 from slotguard.run.wiring import build_engine, make_renderer
 from slotguard.store.daemon_lock import LockHeld, exclusive
 from slotguard.store.ledger import Ledger, LedgerError
@@ -46,25 +50,6 @@ DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
 EXTRA_COMMANDS = ("slotguard.cli.charge", "slotguard.cli.mail", "slotguard.cli.policies", "slotguard.cli.payments", "slotguard.cli.collections", "slotguard.cli.retry")
 log = logging.getLogger("slotguard")
-
-
-class KeyValueFormatter(logging.Formatter):
-    """Structured log lines: time level logger message (message itself is key=value)."""
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        line = f"{stamp} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.getLogger("slotguard").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def action_json(action: Action) -> dict[str, Any]:
@@ -122,8 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         refuse_pretend_clock(settings, "run --once")
     # One Slotguard per data folder, for the whole run: only the lock holder recovers
     # interrupted actions and carries actions out (slotguard/store/daemon_lock.py).
-    with exclusive(settings.storage.data_dir, settings.storage.ledger_path):
-        return _run(args, settings)
+    with exclusive(settings.storage.data_dir, settings.storage.ledger_path), practice_context(Path(args.config).stem):
+        return _run(args, settings)  # every line logged names the practice, as a deployment's file names it
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,6 +140,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     import schedule
 
     state = {"failed": 0, "recover": False}
+    practice = current_practice()
+    health = Health(timedelta(minutes=10), database_check(settings.storage.location))  # [metrics] stuck_after's default
+    server = serve(args.metrics_listen, health, "--metrics-listen") if args.metrics_listen else None
+    health.loaded()
 
     def job() -> None:
         # The daemon survives anything a tick raises: it is logged and counted, and the next
@@ -165,8 +154,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             if state["recover"]:
                 engine.recover(tick_now)
                 state["recover"] = False
+            started = time.monotonic()
             report = engine.tick(tick_now)
+            metrics.observe_tick(practice, report, time.monotonic() - started)
+            if server is not None:
+                metrics.observe_ledger(practice, engine.ledger, tick_now)
         except Exception as error:  # noqa: BLE001
+            metrics.count_failure(practice, "tick")
             state["failed"] += 1
             state["recover"] = True
             log.error("tick_failed error_type=%s error=%s failed_ticks=%d next_tick_in=%ds", type(error).__name__,
@@ -180,7 +174,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     job()
     while not stopping["flag"]:
         schedule.run_pending()
+        health.turn()
         time.sleep(0.5)
+    if server is not None:
+        server.stop()
     failed = f" ({state['failed']} tick(s) failed; see the log)" if state["failed"] else ""
     print(f"Slotguard stopped cleanly{failed}.")
     return 0
@@ -364,11 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Slotguard: fair no-show and late-cancellation fees on top of your calendar.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step (key=value lines on stderr)")
+    log_format_help = "log lines as key=value text (default) or one JSON object per line"
+    parser.add_argument("--log-format", choices=FORMATS, default=None, help=log_format_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler, help_text: str, *, now: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--config", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+        sub.add_argument("--log-format", choices=FORMATS, default=argparse.SUPPRESS, help=log_format_help)
         if now:
             sub.add_argument("--now", help="pretend the clock reads this ISO 8601 time (demos, tests)")
         sub.set_defaults(handler=handler)
@@ -376,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = add("run", cmd_run, "run the daemon (or one tick with --once)", now=True)
     run.add_argument("--once", action="store_true", help="run one tick and exit")
+    run.add_argument("--metrics-listen", metavar="HOST:PORT", help="serve /metrics, /healthz and /readyz there (the daemon only)")
     add("check-config", cmd_check_config, "validate the config and render every template")
     status = add("status", cmd_status, "unknown money outcomes first, upcoming appointments, fees pending review, receivables, last sync", now=True)
     status.add_argument("--json", action="store_true")
@@ -390,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="replay a scenario on a simulated clock; moves no money, sends no mail")
     replay.add_argument("scenario", help="scenario JSON file")
     replay.add_argument("--json", action="store_true")
+    replay.add_argument("--log-format", choices=FORMATS, default=argparse.SUPPRESS, help=log_format_help)
     replay.set_defaults(handler=cmd_replay)
     for module_name in EXTRA_COMMANDS:
         importlib.import_module(module_name).register(add, commands)
@@ -399,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, args.log_format or "text")
     try:
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handling below

@@ -9,22 +9,29 @@ Payments commands (docs/payments.md):
   any mismatch; with --repair, money kept for a waived fee is planned to be given back
   (--repair takes the data folder's lock, like `run`: refused while a daemon runs).
 - `webhook-server --port N`: receive Stripe webhooks (off unless started).
+- `webhook-server --deployment FILE --port N`: receive Google push notifications on
+  /google/push for every practice of a deployment (docs/deploy-push.md).
 And `check_payments(settings)`, which `check-config` calls to try the Stripe key.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
 import threading
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from slotguard.cli.common import load_settings
-from slotguard.config.schema import ConfigError, Settings
+from slotguard.config.deployment import Deployment
+from slotguard.config.schema import ConfigError, Settings, format_validation_error, read_toml
 from slotguard.domain.durations import parse_timestamp
 from slotguard.domain.interfaces import AdapterError
 from slotguard.payments.recovery import repair_kept_money
@@ -44,10 +51,14 @@ def register(add, commands) -> None:
     reconcile.add_argument("--repair", action="store_true",
                            help="plan a refund (or release) for money Stripe kept for a fee the ledger waived; the next run carries it out "
                                 "(takes the data folder's lock: stop the daemon first)")
-    webhooks = add("webhook-server", cmd_webhook_server, "receive Stripe webhooks (optional; polling works without them)")
+    webhooks = add("webhook-server", cmd_webhook_server,
+                   "receive Stripe webhooks, or with --deployment Google push notifications (optional; polling works without them)")
     webhooks.add_argument("--port", type=int, required=True, help="TCP port (0 picks a free one and prints it)")
     webhooks.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; put a TLS proxy in front)")
     webhooks.add_argument("--path", default="/stripe/webhook", help="URL path Stripe posts to (default /stripe/webhook)")
+    webhooks.add_argument("--deployment", metavar="FILE",
+                          help="a deployment file: receive Google push notifications on /google/push for all its practices "
+                               "([push] section; --config is then not read)")
 
 
 # -- check-config ---------------------------------------------------------------------------
@@ -171,6 +182,8 @@ def _repair(ledger: Any, provider: Any, result: Any, now: datetime) -> list[dict
 
 
 def cmd_webhook_server(args: argparse.Namespace) -> int:
+    if args.deployment:
+        return _serve_push(args)
     settings = load_settings(args.config)
     problems = []
     if settings.payments.provider != "stripe":
@@ -191,6 +204,16 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
         print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 1
 
+    try:
+        _serve_until_stopped(server, args.path, f"ledger {settings.storage.ledger_path}")
+    finally:
+        ledger.close()
+    return 0
+
+
+def _serve_until_stopped(server: Any, path: str, serving: str) -> None:
+    """Serve until SIGTERM or SIGINT, saying where."""
+
     def stop(signum, frame):  # shutdown() waits for serve_forever, so not from this thread
         threading.Thread(target=server.shutdown, daemon=True).start()
 
@@ -198,11 +221,75 @@ def cmd_webhook_server(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     host, port = server.server_address[:2]
     assert isinstance(host, str)  # an AF_INET(6) socket names its host as text
-    print(f"Slotguard webhook server listening on http://{host}:{port}{args.path} (ledger {settings.storage.ledger_path})", flush=True)
+    print(f"Slotguard webhook server listening on http://{host}:{port}{path} ({serving})", flush=True)
     try:
         server.serve_forever()
     finally:
         server.server_close()
-        ledger.close()
     print("Slotguard webhook server stopped.")
+
+
+# -- webhook-server --deployment: Google push ----------------------------------------------------
+
+
+def read_deployment(path: str) -> Deployment:
+    """The deployment file at `path`, validated. Raises ConfigError naming the file with every
+    problem."""
+    data = read_toml(path)
+    try:
+        return Deployment.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error), path) from None
+
+
+def _queue_wake() -> Callable[[Any, str, str], None]:
+    """slotguard.store.work_queue.wake, which makes a practice due at once for the workers."""
+    try:
+        # Looked up by name: the work queue comes with the workers (issue 16) and is needed only here.
+        module = importlib.import_module("slotguard.store.work_queue")
+    except ImportError:
+        raise ConfigError(["push: this installation has no work queue (slotguard/store/work_queue.py) to wake practices with"]) from None
+    return module.wake
+
+
+def _serve_push(args: argparse.Namespace) -> int:
+    """`webhook-server --deployment FILE`: Google push notifications for every practice."""
+    deployment = read_deployment(args.deployment)
+    problems = []
+    if not deployment.storage.url:
+        problems.append("storage.url: push channels are kept in PostgreSQL; give the server's postgresql:// URL")
+    if not deployment.push.enabled:
+        problems.append("push.enabled: push notifications are off in this deployment; set enabled = true (with address and token_secret)")
+    if problems:
+        raise ConfigError(problems, args.deployment)
+    assert deployment.push.token_secret is not None  # an enabled [push] without one fails validation
+    try:
+        secret = deployment.push.token_secret.resolve()
+    except ConfigError as error:
+        raise ConfigError([f"push.token_secret: {problem}" for problem in error.problems], args.deployment) from None
+    wake = _queue_wake()
+    # Lazy: only this command serves HTTP, and only a deployment needs PostgreSQL (psycopg).
+    from integration.stripe_webhooks import PUSH_PATH, serve
+    from slotguard.run.push import make_push_handler
+    from slotguard.store.pg import connect, shown_url
+    from slotguard.store.push_channels import ensure_tables
+
+    url = deployment.storage.url
+    with connect(url) as conn:  # LedgerError (exit 1) when the server cannot be reached
+        ensure_tables(conn)
+
+    @contextmanager
+    def open_connection() -> Iterator[Any]:
+        conn = connect(url)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    try:
+        server = serve(None, "", args.port, host=args.host, push=make_push_handler(open_connection, secret, wake))
+    except OSError as error:
+        print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 1
+    _serve_until_stopped(server, PUSH_PATH, f"Google push for the practices of {args.deployment}, channels on {shown_url(url)}")
     return 0

@@ -6,7 +6,7 @@ new calendar, payment provider or mail transport plugs in without reshaping the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -40,6 +40,39 @@ class ReauthorizationNeeded(AdapterError):
 
     def __init__(self, message: str):
         super().__init__(message, retryable=False)
+
+
+# --- rate limits -------------------------------------------------------------------------
+
+
+@runtime_checkable
+class RateGate(Protocol):
+    """A limit on how often requests to one service may start. Adapters take a gate (or a
+    list of them) and call `acquire()` before each HTTP request, retries included.
+
+    Implemented in process by integration/rate_limiter.py (RateLimiter) and, for the workers
+    of a deployment, in PostgreSQL by slotguard/store/shared_limits.py (SharedGate).
+    """
+
+    def acquire(self) -> float:
+        """Take a start time for one request and sleep until it; return the seconds waited."""
+        ...
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The gates one practice's adapters take, given to slotguard/run/wiring.py by a
+    deployment's worker (None there: the single-practice defaults).
+
+    - `google`: taken before every Google Calendar request (the project's quota and the
+      practice's account's); empty: Google's answers (429, rateLimitExceeded) pace us alone.
+    - `stripe`: given the Stripe secret key and mode ("test" | "live"), the gate of that
+      Stripe account; the key must not be kept or shown (use a digest of it). None: an
+      in-process limiter at Stripe's rate for the mode.
+    """
+
+    google: tuple[RateGate, ...] = ()
+    stripe: Callable[[str, str], RateGate] | None = None
 
 
 # --- calendar -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,9 +44,11 @@ from slotguard.policies.account import TARGET
 from slotguard.policies.info import Policy
 from slotguard.policies.owners import TickStep, action_owner, default_manager, tick_steps
 from slotguard.practitioner.write_back import write_statuses
+from slotguard.run import metrics
 from slotguard.run.action_failure import retry_delay, unexpected_failure
 from slotguard.run.daily_cap import within_daily_cap
 from slotguard.run.email_effects import send_email
+from slotguard.run.logs import action_context, current_practice
 from slotguard.run.quiet_hours import wait_for_quiet_hours
 from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step
 from slotguard.store.ledger import Ledger, LedgerError
@@ -108,7 +111,9 @@ class Engine:
         for source, _ in self.calendars:
             if self.stop_requested():
                 break
+            started = time.monotonic()  # a duration for the metrics, not the tick's time (that is `now`)
             self.sync_calendar(source, now, report)
+            metrics.observe_sync(current_practice(), source.calendar_id, time.monotonic() - started)
         run_step("time check", report, lambda: self.check_time(now, report))
         for step in tick_steps(self.features):  # the digest, the collections ladder (slotguard/features/)
             run_step(step.name, report, functools.partial(self._feature_step, step, now, report))
@@ -300,7 +305,8 @@ class Engine:
         failures, expected (an adapter's error) or not (a bug anywhere: it fails alone, its
         money looked up first; slotguard/run/action_failure.py), except a LedgerError."""
         try:
-            self._execute(action, now, report)
+            with action_context(action.id):  # every line logged while it is carried out names it
+                self._execute(action, now, report)
         except LedgerError:
             raise
         except Exception as error:  # noqa: BLE001 - one action never holds up the others

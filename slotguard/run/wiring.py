@@ -2,7 +2,11 @@
 
 Each adapter is imported inside the function that picks it: only the one the settings name is
 loaded (a practice on an .ics feed with record-only payments never loads Google's or
-Stripe's client libraries). No import cycle is hidden by this (tests/unit/test_layers.py)."""
+Stripe's client libraries). No import cycle is hidden by this (tests/unit/test_layers.py).
+
+`gates` (slotguard/domain/interfaces.py Gates) is given by a deployment's worker: the limits
+shared by all workers (slotguard/store/shared_limits.py SharedLimits.practice_gates). None,
+for one practice: an in-process limiter for Stripe and no gate of our own for Google."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
-from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Mailer, NullWriteBack, PaymentProvider
+from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Gates, Mailer, NullWriteBack, PaymentProvider
 from slotguard.mail.messages import Renderer
 from slotguard.mail.samples import sample_context
 from slotguard.policies.info import Policy
@@ -23,7 +27,7 @@ from slotguard.store.ledger import Ledger
 log = logging.getLogger("slotguard")
 
 
-def open_calendars(settings: Settings) -> list[tuple[CalendarSource, CalendarWriteBack]]:
+def open_calendars(settings: Settings, gates: Gates | None = None) -> list[tuple[CalendarSource, CalendarWriteBack]]:
     if settings.calendar.source == "ics":
         from integration.ics_source import IcsSource
 
@@ -31,15 +35,15 @@ def open_calendars(settings: Settings) -> list[tuple[CalendarSource, CalendarWri
     if settings.calendar.source == "google":
         from integration.google_calendar import open_calendars as open_google
 
-        return list(open_google(settings))  # as the protocols' pairs (a list of Google's pairs is not one: lists are invariant)
+        return list(open_google(settings, gates=gates.google if gates else ()))  # as the protocols' pairs (a list of Google's pairs is not one: lists are invariant)
     raise ConfigError([f'calendar.source: "{settings.calendar.source}" cannot be used by the daemon; use "ics" or "google"'])
 
 
-def open_provider(settings: Settings) -> PaymentProvider:
+def open_provider(settings: Settings, gates: Gates | None = None) -> PaymentProvider:
     if settings.payments.provider == "stripe":
         from integration.stripe_provider import open_provider as open_stripe
 
-        return open_stripe(settings)
+        return open_stripe(settings, account_gate=gates.stripe if gates else None)
     from integration.record_only import RecordOnlyProvider
 
     return RecordOnlyProvider()
@@ -88,16 +92,18 @@ def build_engine(
     provider: PaymentProvider | None = None,
     mailer: Mailer | None = None,
     stop_requested=lambda: False,
+    gates: Gates | None = None,
 ) -> Engine:
-    """Everything wired from the settings, parts given as arguments taking precedence."""
+    """Everything wired from the settings, parts given as arguments taking precedence;
+    `gates`, from a deployment's worker, pace the Google and Stripe adapters it opens."""
     policies = load_enabled(settings)
     renderer = make_renderer(settings, policies)
     ledger = ledger or Ledger(settings.storage.ledger_path)
     return Engine(
         settings=settings,
         ledger=ledger,
-        calendars=calendars if calendars is not None else open_calendars(settings),
-        provider=provider or open_provider(settings),
+        calendars=calendars if calendars is not None else open_calendars(settings, gates),
+        provider=provider or open_provider(settings, gates),
         mailer=mailer or open_mailer(settings),
         renderer=renderer,
         policies=policies,

@@ -14,6 +14,16 @@ catch our mistakes rather than the fake's:
   and applies the extended-property limits (keys over 44 characters are dropped, values
   over 1024 characters truncated).
 - GET /calendar/v3/colors.
+- POST /calendar/v3/calendars/{calendarId}/events/watch and POST /calendar/v3/channels/stop
+  (push notifications, see `_Push` below): a channel needs an id (at most 64 characters,
+  unique among live channels), type "web_hook" (or "webhook") and an https address (plain
+  http only to a loopback host, which real Google never allows: `allow_loopback_http`, on
+  by default for tests); its life is params.ttl seconds (default 604800), capped at
+  `channel_ttl_cap`. It first gets a `sync` message, then `exists` on every change to an
+  event of its calendar (a deletion too: the watched resource, the calendar's event
+  collection, still exists); stopped or expired channels get nothing. Notifications are
+  POSTed from one sender thread, in order, with Google's X-Goog-* headers and no body;
+  500/502/503/504 answers are retried with exponential backoff, as Google does.
 - POST /token (refresh_token and authorization_code grants, PKCE S256 checked) and
   GET /o/oauth2/auth (redirects to the installed app's loopback server with a code).
 
@@ -30,17 +40,21 @@ import copy
 import hashlib
 import json
 import os
+import queue
 import re
 import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import googleapiclient
 
@@ -60,6 +74,9 @@ EVENT_COLORS = {
     "11": "#dc2127",
 }
 _EVENTS_RE = re.compile(r"^/calendar/v3/calendars/([^/]+)/events(?:/([^/]+))?$")
+_WATCH_RE = re.compile(r"^/calendar/v3/calendars/([^/]+)/events/watch$")
+DEFAULT_CHANNEL_TTL = 604800.0  # seconds, Google's documented default for params.ttl
+RETRIED_BY_GOOGLE = (500, 502, 503, 504)
 
 
 def _scopes_by_method() -> dict[str, list[str]]:
@@ -72,6 +89,8 @@ def _scopes_by_method() -> dict[str, list[str]]:
         "events.get": resources["events"]["methods"]["get"]["scopes"],
         "events.patch": resources["events"]["methods"]["patch"]["scopes"],
         "colors.get": resources["colors"]["methods"]["get"]["scopes"],
+        "events.watch": resources["events"]["methods"]["watch"]["scopes"],
+        "channels.stop": resources["channels"]["methods"]["stop"]["scopes"],
     }
 
 
@@ -149,6 +168,7 @@ class _Calendar:
     series: dict[str, list[str]] = field(default_factory=dict)
     seq: int = 0
     epoch: int = 0
+    name: str = ""
 
 
 @dataclass
@@ -182,7 +202,7 @@ class FakeGoogleCalendar:
         self.page_size_cap = MAX_PAGE
         self.requests: list[RecordedRequest] = []
         self.auth_requests: list[dict[str, str]] = []
-        self._calendars: dict[str, _Calendar] = {"primary": _Calendar()}  # Google always has one
+        self._calendars: dict[str, _Calendar] = {"primary": _Calendar(name="primary")}  # Google always has one
         self._snapshots: dict[str, tuple[list[str], int, str]] = {}
         self._faults: list[Fault] = []
         self._hooks: list[tuple[str, str, Callable[[FakeGoogleCalendar], None]]] = []
@@ -193,6 +213,7 @@ class FakeGoogleCalendar:
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.push = _Push(self)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -201,9 +222,11 @@ class FakeGoogleCalendar:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-google", daemon=True)
         self._thread.start()
+        self.push.start()
         return self
 
     def stop(self) -> None:
+        self.push.stop()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -235,7 +258,7 @@ class FakeGoogleCalendar:
     # --- events -----------------------------------------------------------------------
 
     def _calendar(self, calendar_id: str) -> _Calendar:
-        return self._calendars.setdefault(calendar_id, _Calendar())
+        return self._calendars.setdefault(calendar_id, _Calendar(name=calendar_id))
 
     def _store(self, calendar: _Calendar, resource: dict, deleted: bool = False) -> dict:
         calendar.seq += 1
@@ -243,6 +266,7 @@ class FakeGoogleCalendar:
         resource["etag"] = f'"{int(time.time() * 1000)}{calendar.seq:06d}"'
         record = _Record(resource, calendar.seq, deleted, _event_time(resource["start"]), _event_time(resource["end"]))
         calendar.records[resource["id"]] = record
+        self.push.changed(calendar.name)
         return copy.deepcopy(resource)
 
     def put_event(self, calendar_id: str, event: dict) -> dict:
@@ -368,6 +392,13 @@ class FakeGoogleCalendar:
                     return self._token(parse_qs(body.decode()), headers.get("authorization", ""))
                 if path == "/o/oauth2/auth" and method == "GET":
                     return self._authorize({k: v[0] for k, v in query.items()})
+                watch = _WATCH_RE.match(path)
+                if watch and method == "POST":
+                    self._check_auth(headers, "events.watch")
+                    return self.push.watch(unquote(watch.group(1)), body)
+                if path == "/calendar/v3/channels/stop" and method == "POST":
+                    self._check_auth(headers, "channels.stop")
+                    return self.push.stop_channel(body)
                 return 200, {}, self._api(method, path, query, headers, body)
             except ApiError as error:
                 return error.code, {}, json.dumps(error.body).encode()
@@ -605,3 +636,180 @@ def _make_handler(fake: FakeGoogleCalendar) -> type[BaseHTTPRequestHandler]:
             return None
 
     return Handler
+
+
+# --- push notifications ------------------------------------------------------------------
+
+
+@dataclass
+class Channel:
+    """A live notification channel, as Google keeps it."""
+
+    id: str
+    calendar_id: str
+    resource_id: str
+    address: str
+    token: str
+    expires: float  # Unix seconds
+    messages: int = 0
+
+
+@dataclass
+class Delivery:
+    """One notification POSTed to a channel's address, and what the receiver answered."""
+
+    channel_id: str
+    state: str
+    number: int
+    status: int  # 0: no answer (refused, timed out)
+    attempts: int = 1
+
+
+class _Push:
+    """events.watch / channels.stop and the notifications they cause (see the module doc)."""
+
+    def __init__(self, fake: FakeGoogleCalendar):
+        self.fake = fake
+        self.channels: dict[str, Channel] = {}
+        self.deliveries: list[Delivery] = []
+        self.channel_ttl_cap = DEFAULT_CHANNEL_TTL  # seconds; tests shorten it to see renewals
+        self.allow_loopback_http = True
+        self.retry_delays = (0.2, 0.4, 0.8)  # Google backs off exponentially on 500/502/503/504
+        self._outbox: queue.Queue[tuple[Channel, str, int, dict[str, str]] | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._sender = threading.Thread(target=self._send_all, name="fake-google-push", daemon=True)
+        self._sender.start()
+
+    def stop(self) -> None:
+        if self._sender is not None:
+            self._outbox.put(None)
+            self._sender.join(timeout=5)
+            self._sender = None
+
+    @staticmethod
+    def resource_id(calendar_id: str) -> str:
+        """Google's opaque id of a calendar's event collection: the same for every channel on it."""
+        return "res" + hashlib.sha256(calendar_id.encode()).hexdigest()[:24]
+
+    def live(self, calendar_id: str | None = None) -> list[Channel]:
+        """Channels not stopped and not expired (of one calendar, or all)."""
+        now = time.time()
+        with self.fake._lock:
+            return [c for c in self.channels.values() if c.expires > now and calendar_id in (None, c.calendar_id)]
+
+    def wait_delivered(self, count: int, timeout: float = 5.0) -> list[Delivery]:
+        """The deliveries once at least `count` were made (or `timeout` passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.deliveries) < count:
+            time.sleep(0.02)
+        with self.fake._lock:
+            return list(self.deliveries)
+
+    # --- the API (server threads, under the fake's lock) ---------------------------------
+
+    def watch(self, calendar_id: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if calendar_id not in self.fake._calendars:
+            raise ApiError(404, "notFound", "Not Found")
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise ApiError(400, "parseError", "Parse Error") from None
+        channel_id, kind, address = request.get("id") or "", request.get("type") or "", request.get("address") or ""
+        if not channel_id:
+            raise ApiError(400, "required", "Required channel id")
+        if len(channel_id) > 64:
+            raise ApiError(400, "invalid", "Channel id is longer than 64 characters")
+        if kind not in ("web_hook", "webhook"):
+            raise ApiError(400, "invalid", f"Unknown channel type: {kind}", "push")
+        parts = urlsplit(address)
+        loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost") and self.allow_loopback_http
+        if not (parts.scheme == "https" and parts.hostname) and not loopback:
+            raise ApiError(400, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS: " + address, "push")
+        token = request.get("token") or ""
+        if len(token) > 256:
+            raise ApiError(400, "invalid", "Channel token is longer than 256 characters")
+        existing = self.channels.get(channel_id)
+        if existing is not None and existing.expires > time.time():
+            raise ApiError(400, "channelIdNotUnique", f"Channel id {channel_id} not unique", "push")
+        try:
+            asked = float((request.get("params") or {}).get("ttl") or DEFAULT_CHANNEL_TTL)
+        except (TypeError, ValueError):
+            raise ApiError(400, "invalid", "Invalid value for params.ttl") from None
+        if asked <= 0:
+            raise ApiError(400, "invalid", "Invalid value for params.ttl")
+        channel = Channel(channel_id, calendar_id, self.resource_id(calendar_id), address, token,
+                          time.time() + min(asked, self.channel_ttl_cap))
+        self.channels[channel_id] = channel
+        self._queue(channel, "sync")
+        answer = {"kind": "api#channel", "id": channel_id, "resourceId": channel.resource_id,
+                  "resourceUri": self._resource_uri(calendar_id), "expiration": str(int(channel.expires * 1000))}
+        if token:
+            answer["token"] = token
+        return 200, {}, json.dumps(answer).encode()
+
+    def stop_channel(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise ApiError(400, "parseError", "Parse Error") from None
+        channel = self.channels.get(request.get("id") or "")
+        if channel is None or channel.resource_id != request.get("resourceId") or channel.expires <= time.time():
+            raise ApiError(404, "notFound", f"Channel '{request.get('id')}' not found for project")
+        del self.channels[channel.id]
+        return 204, {}, b""
+
+    def changed(self, calendar_id: str) -> None:
+        """An event of `calendar_id` was created, changed or deleted: tell its live channels."""
+        now = time.time()
+        for channel in list(self.channels.values()):
+            if channel.calendar_id == calendar_id and channel.expires > now:
+                self._queue(channel, "exists")
+
+    # --- delivery (the sender thread) -----------------------------------------------------
+
+    @staticmethod
+    def _resource_uri(calendar_id: str) -> str:
+        return f"https://www.googleapis.com/calendar/v3/calendars/{quote(calendar_id, safe='')}/events?alt=json"
+
+    def _queue(self, channel: Channel, state: str) -> None:
+        channel.messages += 1
+        headers = {
+            "X-Goog-Channel-ID": channel.id,
+            "X-Goog-Channel-Expiration": format_datetime(datetime.fromtimestamp(channel.expires, UTC), usegmt=True),
+            "X-Goog-Resource-ID": channel.resource_id,
+            "X-Goog-Resource-URI": self._resource_uri(channel.calendar_id),
+            "X-Goog-Resource-State": state,
+            "X-Goog-Message-Number": str(channel.messages),
+        }
+        if channel.token:
+            headers["X-Goog-Channel-Token"] = channel.token
+        self._outbox.put((channel, state, channel.messages, headers))
+
+    def _send_all(self) -> None:
+        while True:
+            item = self._outbox.get()
+            if item is None:
+                return
+            channel, state, number, headers = item
+            delivery = Delivery(channel.id, state, number, 0, 0)
+            for delay in (*self.retry_delays, None):
+                delivery.attempts += 1
+                delivery.status = self._post(channel.address, headers)
+                if delivery.status not in RETRIED_BY_GOOGLE or delay is None:
+                    break
+                time.sleep(delay)
+            with self.fake._lock:
+                self.deliveries.append(delivery)
+
+    @staticmethod
+    def _post(address: str, headers: dict[str, str]) -> int:
+        request = urllib.request.Request(address, data=b"", method="POST", headers={**headers, "Content-Length": "0"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return answer.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except (OSError, urllib.error.URLError):
+            return 0
