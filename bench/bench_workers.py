@@ -65,7 +65,8 @@ class Run:
         spread = timedelta(days=58)  # from 29 days back to 29 ahead: inside the default sync window
         self.deployment: GeneratedDeployment = write_deployment(
             root, args.practices, url=url, google=self.google, bookings=max(args.events - args.marks, 0), clients=args.clients,
-            past_hours=29 * 24, spread=spread, poll_interval=args.poll, workers='lease = "2m"\nidle_sleep = "1s"\n')
+            past_hours=29 * 24, spread=spread, poll_interval=args.poll,
+            workers=f'lease = "2m"\nidle_sleep = "1s"\ncached_practices = {args.cached}\n')
         # The bookings the bench marks: ended an hour or more ago (a mark is honoured for 3 days).
         self.recent: dict[str, list[Booking]] = {}
         now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -75,6 +76,7 @@ class Run:
         self.written = time.monotonic() - started
         self.processes: list[subprocess.Popen] = []
         self.queue = psycopg.connect(url, autocommit=True)
+        self.pause = max(1.0, args.practices / 250)  # between two looks at the ledgers: a look reads every practice's schema
 
     def start_workers(self, count: int) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -111,10 +113,13 @@ class Run:
         except psycopg.errors.UndefinedTable:
             return 0
 
-    def fees(self) -> dict[tuple[str, str], datetime]:
-        """(practice, event id) -> when its fee was carried out, for every fee carried out."""
+    def fees(self, practice_ids: set[str] | None = None) -> dict[tuple[str, str], datetime]:
+        """(practice, event id) -> when its fee was carried out, for every fee carried out (in
+        the practices `practice_ids`, default all)."""
         found = {}
         for practice in self.deployment.practices:
+            if practice_ids is not None and practice.id not in practice_ids:
+                continue
             rows = self.queue.execute(
                 f"""SELECT event_id, executed_at FROM "{practice.schema}".actions
                     WHERE kind = 'charge' AND executed_at IS NOT NULL""").fetchall()
@@ -138,7 +143,7 @@ class Run:
                 raise SystemExit(self.died())
             if time.monotonic() - started > timeout:
                 raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}; see {self.deployment.root}")
-            time.sleep(1.0)
+            time.sleep(self.pause)
         return time.monotonic() - started
 
 
@@ -152,8 +157,9 @@ def latency(run: Run, bookings: list[Booking], wake: bool, gap: float, timeout: 
         if wake:
             work_queue.wake(run.queue, booking.practice.id, "bench mark", schema=run.deployment.queue_schema)
         time.sleep(gap)
-    run.wait(lambda: set(marked) <= set(run.fees()), timeout, f"the fees of {len(marked)} marks")
-    done = run.fees()
+    practice_ids = {booking.practice.id for booking in bookings}
+    run.wait(lambda: set(marked) <= set(run.fees(practice_ids)), timeout, f"the fees of {len(marked)} marks")
+    done = run.fees(practice_ids)
     return [max(0.0, (done[key] - at.replace(microsecond=0)).total_seconds()) for key, at in marked.items()]
 
 
@@ -166,8 +172,14 @@ def bench(workers: int, args: argparse.Namespace, url: str, root: Path) -> dict[
         result["first_sync"] = run.wait(lambda: run.ticked() == args.practices, args.timeout, "every practice's first sync")
         result["first_sync_requests"] = len(run.google.api_requests())
 
-        # Due actions per second: every practice's recent bookings marked at once, every practice woken.
-        burst = [booking for practice in run.deployment.practices for booking in run.recent[practice.id][args.latency_marks:]]
+        # The bookings marked one at a time for the latency (one per practice, --latency-marks in
+        # all), and the others, marked at once for the due actions per second.
+        singles = [run.recent[practice.id][0] for practice in run.deployment.practices if run.recent[practice.id]][:args.latency_marks]
+        chosen = {(booking.practice.id, booking.event_id) for booking in singles}
+        burst = [booking for practice in run.deployment.practices for booking in run.recent[practice.id]
+                 if (booking.practice.id, booking.event_id) not in chosen]
+
+        # Due actions per second: all marked at once, every practice woken.
         if burst:
             for booking in burst:
                 run.deployment.tag(booking, NO_SHOW)
@@ -184,12 +196,10 @@ def bench(workers: int, args: argparse.Namespace, url: str, root: Path) -> dict[
             result["actions_per_second"] = len(executed) / max(elapsed, 1e-9)
 
         # Mark-to-action latency: with polling only, then with a wake after each mark (push's path).
-        spare = [run.recent[practice.id][:args.latency_marks] for practice in run.deployment.practices]
-        singles = [booking for group in spare for booking in group]
         half = len(singles) // 2
-        for label, chosen, wake in (("poll", singles[:half], False), ("wake", singles[half:], True)):
-            if chosen:
-                seconds = latency(run, chosen, wake, args.gap, args.timeout)
+        for label, chosen_now, wake in (("poll", singles[:half], False), ("wake", singles[half:], True)):
+            if chosen_now:
+                seconds = latency(run, chosen_now, wake, args.gap, args.timeout)
                 result[f"{label}_p50"], result[f"{label}_p95"] = percentile(seconds, 0.5), percentile(seconds, 0.95)
                 result[f"{label}_marks"] = len(seconds)
 
@@ -212,16 +222,16 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4", help="worker counts to run, comma-separated")
     parser.add_argument("--clients", type=int, default=10, help="clients per practice")
     parser.add_argument("--marks", type=int, default=3, help="recent bookings per practice that get marked #noshow")
-    parser.add_argument("--latency-marks", type=int, default=0,
-                        help="of each practice's --marks, how many are marked one at a time for the latency (default: enough for 40 marks in all)")
+    parser.add_argument("--latency-marks", type=int, default=40,
+                        help="marks made one at a time for the latency, one per practice (half with polling, half with a wake)")
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between two latency marks")
     parser.add_argument("--poll", default="2m", help="calendar.poll_interval of every practice")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--cached", type=int, default=16,
+                        help="workers.cached_practices: engines (a ledger connection each) a worker keeps; 4 x 16 stays under max_connections 100")
     parser.add_argument("--timeout", type=float, default=1800.0, help="longest wait for any phase, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the schemas and files (for a look afterwards)")
     args = parser.parse_args()
-    if not args.latency_marks:
-        args.latency_marks = max(1, min(args.marks - 1, -(-40 // max(args.practices, 1))))
     url = test_pg_url()
     why = reachable(url)
     if why:
