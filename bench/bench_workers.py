@@ -66,7 +66,7 @@ class Run:
         self.deployment: GeneratedDeployment = write_deployment(
             root, args.practices, url=url, google=self.google, bookings=max(args.events - args.marks, 0), clients=args.clients,
             past_hours=29 * 24, spread=spread, poll_interval=args.poll,
-            workers=f'lease = "2m"\nidle_sleep = "1s"\ncached_practices = {args.cached}\n')
+            workers='lease = "2m"\nidle_sleep = "1s"\n' + (f"cached_practices = {args.cached}\n" if args.cached else ""))
         # The bookings the bench marks: ended an hour or more ago (a mark is honoured for 3 days).
         self.recent: dict[str, list[Booking]] = {}
         now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -227,8 +227,7 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between two latency marks")
     parser.add_argument("--poll", default="2m", help="calendar.poll_interval of every practice")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
-    parser.add_argument("--cached", type=int, default=16,
-                        help="workers.cached_practices: engines (a ledger connection each) a worker keeps; 4 x 16 stays under max_connections 100")
+    parser.add_argument("--cached", type=int, default=0, help="workers.cached_practices: engines a worker keeps (default: the deployment's default)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="longest wait for any phase, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the schemas and files (for a look afterwards)")
     args = parser.parse_args()

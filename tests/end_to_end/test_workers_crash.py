@@ -66,9 +66,6 @@ SEED = int(os.environ.get("SLOTGUARD_WORKERS_CHAOS_SEED") or random.SystemRandom
 WORKERS = 3
 BOOKINGS, CLIENTS = 4, 2  # per practice: 200 bookings, 100 clients with a saved card
 POLL, POLL_SECONDS = "5s", 5  # each practice's calendar.poll_interval: 10 ticks a second for the three workers
-# Engines each worker keeps (a ledger connection each): three workers x 16 stay well under the
-# test server's max_connections (100), shared with the other tests.
-CACHED = 16
 IDLE_KEY_SECONDS = 5.0  # longer than stripe-python's retries of one request (2, after 0.5 s and about 1 s)
 EVERYTHING = ("--from", "2000-01-01", "--to", "2100-12-31")
 
@@ -194,7 +191,7 @@ def deployment(tmp_path, pg_url, stripe_proxy, stripe_client_with_card, monkeypa
     google = FakeGoogleCalendar(require_auth=True).start()
     built = write_deployment(tmp_path, PRACTICES, url=pg_url, google=google, stripe_api_base=stripe_proxy.base_url,
                              bookings=BOOKINGS, clients=CLIENTS, past_hours=6.0, poll_interval=POLL,
-                             workers=f'lease = "10s"\nidle_sleep = "1s"\ncached_practices = {CACHED}\n')
+                             workers='lease = "10s"\nidle_sleep = "1s"\n')
     for practice in built.practices:
         for client in practice.clients:
             stripe_client_with_card(client.email, name=client.name)
