@@ -15,7 +15,9 @@ many `main.py worker` processes. Prints, per worker count:
                  (calendar.poll_interval, --poll), and with a wake after each mark (the
                  path a push notification takes once the webhook server has it; Google's own
                  delay before it notifies is not in it);
-  idle requests  Google API requests in --idle-seconds with nothing changing, per minute.
+  idle requests  Google API requests per minute with nothing changing, counted over one poll
+                 interval (--idle-seconds to choose); with --push ([push] on, channels opened,
+                 calendars read at push.poll_fallback, 30m) over 2 minutes.
 
 and the scaling ratio from the fewest workers to the most (first sync and due actions/s).
 Numbers only; nothing is asserted. Needs the test PostgreSQL server (SLOTGUARD_TEST_PG or
@@ -39,10 +41,24 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from slotguard.domain.durations import parse_duration  # noqa: E402
 from slotguard.store import work_queue  # noqa: E402
 from tests.support.fake_google_calendar import FakeGoogleCalendar  # noqa: E402
 from tests.support.pg import reachable, test_pg_url  # noqa: E402
 from tests.support.practices import NO_SHOW, Booking, GeneratedDeployment, write_deployment  # noqa: E402
+
+# [push] on: each worker opens a channel per calendar on the fake and polls at poll_fallback.
+# Google delivers only to https, and a worker process allows nothing else, so the channels name
+# an address nobody listens on: notifications are not delivered here, the wake after each mark
+# stands in for them (the latency "wake" below).
+PUSH_SECRET_VARIABLE = "SLOTGUARD_BENCH_PUSH_SECRET"
+PUSH = f"""
+[push]
+enabled = true
+address = "https://127.0.0.1:9/google/push"
+token_secret = {{ env = "{PUSH_SECRET_VARIABLE}" }}
+poll_fallback = "30m"
+"""
 
 
 def parse_utc(text: str) -> datetime:
@@ -66,7 +82,8 @@ class Run:
         self.deployment: GeneratedDeployment = write_deployment(
             root, args.practices, url=url, google=self.google, bookings=max(args.events - args.marks, 0), clients=args.clients,
             past_hours=29 * 24, spread=spread, poll_interval=args.poll,
-            workers='lease = "2m"\nidle_sleep = "1s"\n' + (f"cached_practices = {args.cached}\n" if args.cached else ""))
+            workers='lease = "2m"\nidle_sleep = "1s"\n' + (f"cached_practices = {args.cached}\n" if args.cached else ""),
+            sections=PUSH if args.push else "")
         # The bookings the bench marks: ended an hour or more ago (a mark is honoured for 3 days).
         self.recent: dict[str, list[Booking]] = {}
         now = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -79,7 +96,7 @@ class Run:
         self.pause = max(1.0, args.practices / 250)  # between two looks at the ledgers: a look reads every practice's schema
 
     def start_workers(self, count: int) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), PUSH_SECRET_VARIABLE: "bench-push-secret"}
         for number in range(count):
             log = open(self.deployment.root / f"worker{number}.log", "w")  # noqa: SIM115 - the child owns it
             self.processes.append(subprocess.Popen(
@@ -196,7 +213,8 @@ def bench(workers: int, args: argparse.Namespace, url: str, root: Path) -> dict[
             result["actions_per_second"] = len(executed) / max(elapsed, 1e-9)
 
         # Mark-to-action latency: with polling only, then with a wake after each mark (push's path).
-        half = len(singles) // 2
+        # (With push on, a calendar is polled every 30 minutes: no polling latency then.)
+        half = 0 if args.push else len(singles) // 2
         for label, chosen_now, wake in (("poll", singles[:half], False), ("wake", singles[half:], True)):
             if chosen_now:
                 seconds = latency(run, chosen_now, wake, args.gap, args.timeout)
@@ -204,10 +222,14 @@ def bench(workers: int, args: argparse.Namespace, url: str, root: Path) -> dict[
                 result[f"{label}_marks"] = len(seconds)
 
         # Idle: nothing changes; what the workers ask Google for.
+        # Over one poll interval by default: right after the burst the practices' polls come in
+        # clusters, so a shorter window would catch a cluster or none.
+        idle = args.idle_seconds or (120.0 if args.push else parse_duration(args.poll).total_seconds())
         time.sleep(2)
         run.google.reset_requests()
-        time.sleep(args.idle_seconds)
-        result["idle_per_minute"] = len(run.google.api_requests()) * 60 / args.idle_seconds
+        time.sleep(idle)
+        result["idle_seconds"] = idle
+        result["idle_per_minute"] = len(run.google.api_requests()) * 60 / idle
     finally:
         run.stop()
         if not args.keep:
@@ -226,16 +248,19 @@ def main() -> None:
                         help="marks made one at a time for the latency, one per practice (half with polling, half with a wake)")
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between two latency marks")
     parser.add_argument("--poll", default="2m", help="calendar.poll_interval of every practice")
-    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--idle-seconds", type=float, default=0.0,
+                        help="how long the idle requests are counted (default: one --poll interval; 120 s with --push)")
     parser.add_argument("--cached", type=int, default=0, help="workers.cached_practices: engines a worker keeps (default: the deployment's default)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="longest wait for any phase, seconds")
+    parser.add_argument("--push", action="store_true",
+                        help="[push] on (channels opened, calendars polled at push.poll_fallback, 30m): idle requests with push")
     parser.add_argument("--keep", action="store_true", help="keep the schemas and files (for a look afterwards)")
     args = parser.parse_args()
     url = test_pg_url()
     why = reachable(url)
     if why:
         raise SystemExit(f"PostgreSQL is not reachable at {url} ({why}); set SLOTGUARD_TEST_PG")
-    print(f"bench_workers: {args.practices} practices x {args.events} events, poll {args.poll}, {os.cpu_count()} cores, "
+    print(f"bench_workers: {args.practices} practices x {args.events} events, poll {args.poll}{', push on' if args.push else ''}, {os.cpu_count()} cores, "
           f"PostgreSQL {url.rsplit('@', 1)[-1]}")
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
@@ -247,7 +272,8 @@ def main() -> None:
                   f"{result.get('actions_per_second', 0):.1f} due actions/s ({result.get('burst_actions', 0):.0f} actions for "
                   f"{result.get('burst_fees', 0):.0f} fees); latency poll p50 {result.get('poll_p50', float('nan')):.0f}s "
                   f"p95 {result.get('poll_p95', float('nan')):.0f}s, wake p50 {result.get('wake_p50', float('nan')):.0f}s "
-                  f"p95 {result.get('wake_p95', float('nan')):.0f}s; idle {result['idle_per_minute']:.0f} requests/min", flush=True)
+                  f"p95 {result.get('wake_p95', float('nan')):.0f}s; idle {result['idle_per_minute']:.0f} requests/min "
+                  f"(over {result['idle_seconds']:.0f}s)", flush=True)
     if len(results) > 1:
         first, last = results[0], results[-1]
         print(f"scaling {first['workers']} -> {last['workers']} workers: first sync x{first['first_sync'] / last['first_sync']:.2f}, "

@@ -229,7 +229,7 @@ fee = "100%"
 def write_deployment(root: Path, count: int, *, url: str, google: FakeGoogleCalendar, stripe_api_base: str | None = None,
                      bookings: int = 4, clients: int = 3, past_hours: float = 6.0, spread: timedelta | None = None,
                      poll_interval: str = "1s", write_back: bool = False, prefix: str | None = None,
-                     workers: str = "") -> GeneratedDeployment:
+                     workers: str = "", sections: str = "") -> GeneratedDeployment:
     """Write a deployment of `count` practices under `root`; put each practice's bookings on
     its own calendar of `google` and its token in its data_dir. Returns what was written.
 
@@ -237,7 +237,8 @@ def write_deployment(root: Path, count: int, *, url: str, google: FakeGoogleCale
     per practice, their clients taken in turn from `clients` per practice (own addresses per
     practice), starting `past_hours` ago, 30 minutes each, one after another, or spread evenly
     over `spread` from then (the bench's 200 events, past and future). `workers` adds lines to
-    the deployment file's [workers] section. Raises OSError when the disk refuses.
+    the deployment file's [workers] section, `sections` more sections at its end (e.g. [push]).
+    Raises OSError when the disk refuses.
     """
     root.mkdir(parents=True, exist_ok=True)
     folder, data = root / "practices", root / "var"
@@ -276,5 +277,5 @@ queue_schema = "{queue_schema}"
 {workers}
 [metrics]
 listen = ""
-""")
+{sections}""")
     return GeneratedDeployment(root, file, url, google, practices, queue_schema)
