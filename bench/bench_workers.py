@@ -241,6 +241,13 @@ def bench(workers: int, args: argparse.Namespace, url: str, root: Path) -> dict[
     return result
 
 
+def seconds_text(result: dict[str, float], label: str) -> str:
+    """"poll p50 60s p95 110s", or "poll -" when that latency was not measured."""
+    if f"{label}_p50" not in result:
+        return f"{label} -"
+    return f"{label} p50 {result[f'{label}_p50']:.0f}s p95 {result[f'{label}_p95']:.0f}s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--practices", type=int, default=1000)
@@ -274,9 +281,7 @@ def main() -> None:
             print(f"workers={count}: written in {result['written']:.1f}s; first sync {result['first_sync']:.1f}s "
                   f"({result['first_sync_requests']:.0f} requests); "
                   f"{result.get('actions_per_second', 0):.1f} due actions/s ({result.get('burst_actions', 0):.0f} actions in {result.get('burst_seconds', 0):.0f}s for "
-                  f"{result.get('burst_fees', 0):.0f} fees); latency poll p50 {result.get('poll_p50', float('nan')):.0f}s "
-                  f"p95 {result.get('poll_p95', float('nan')):.0f}s, wake p50 {result.get('wake_p50', float('nan')):.0f}s "
-                  f"p95 {result.get('wake_p95', float('nan')):.0f}s; idle {result['idle_per_minute']:.0f} requests/min "
+                  f"{result.get('burst_fees', 0):.0f} fees); latency {seconds_text(result, 'poll')}, {seconds_text(result, 'wake')}; idle {result['idle_per_minute']:.0f} requests/min "
                   f"(over {result['idle_seconds']:.0f}s)", flush=True)
     if len(results) > 1:
         first, last = results[0], results[-1]
