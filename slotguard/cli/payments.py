@@ -10,7 +10,7 @@ Payments commands (docs/payments.md):
   (--repair takes the data folder's lock, like `run`: refused while a daemon runs).
 - `webhook-server --port N`: receive Stripe webhooks (off unless started).
 - `webhook-server --deployment FILE --port N`: receive Google push notifications on
-  /google/push for every practice of a deployment (docs/deploy-push.md).
+  /google/push for every practice of a deployment (docs/deploy.md#8-google-push-notifications).
 And `check_payments(settings)`, which `check-config` calls to try the Stripe key.
 """
 

@@ -1,5 +1,6 @@
 """`main.py worker --deployment FILE`: one of a deployment's workers (slotguard/run/worker.py;
-see slotguard/cli/main.py, EXTRA_COMMANDS, and docs/deploy-fleet.md).
+see slotguard/cli/main.py, EXTRA_COMMANDS, and
+docs/deploy.md#6-workers-and-the-work-queue).
 
 - `--name NAME`: how this worker is named on the queue and in the log (default HOST-PID);
   two running workers must not share one.
@@ -39,7 +40,7 @@ from slotguard.store.pg import connect, is_postgres
 
 
 def register(add, commands) -> None:
-    text = "work on a deployment's practices beside other workers (PostgreSQL work queue); see docs/deploy-fleet.md"
+    text = "work on a deployment's practices beside other workers (PostgreSQL work queue); see docs/deploy.md#6-workers-and-the-work-queue"
     worker = commands.add_parser("worker", help=text, description=text)
     worker.add_argument("--deployment", required=True, help="the deployment file (config/deployment.example.toml)")
     worker.add_argument("--name", default="", help="this worker's name on the queue and in the log (default HOST-PID)")

@@ -54,7 +54,7 @@ class Limits(Strict):
 
 
 class Push(Strict):
-    enabled: bool = Field(False, description="Google push notifications (events.watch) instead of polling every calendar.poll_interval: a change to a watched calendar wakes its practice within seconds. Needs address and token_secret. See docs/deploy-push.md.", examples=[True])
+    enabled: bool = Field(False, description="Google push notifications (events.watch) instead of polling every calendar.poll_interval: a change to a watched calendar wakes its practice within seconds. Needs address and token_secret. See docs/deploy.md#8-google-push-notifications.", examples=[True])
     address: str = Field("", description="The public https address of the webhook server's /google/push, which Google calls (a certificate Google trusts; plain http is refused).", examples=["https://hooks.example.com/google/push"])
     token_secret: SecretRef | None = Field(None, description="A secret, by reference, that signs each channel's token (an HMAC of the channel id; only its digest is stored). Changing it renews every channel at the practices' next ticks.", examples=[{"env": "SLOTGUARD_PUSH_SECRET"}])
     channel_ttl: PositiveDuration = Field(timedelta(days=7), description="How long a channel is asked to live (Google's default and usual limit for events is 7 days; the expiry Google answers is the one used).", examples=["7d"])

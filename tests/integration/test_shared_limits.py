@@ -102,8 +102,9 @@ def test_the_project_key_bounds_the_sum_of_several_practices_and_each_account_it
 @pytest.mark.slow
 def test_the_limiter_itself_grants_hundreds_of_starts_a_second(pg_url, pg_schema):
     """The cost of the one statement per request (printed with -s; the numbers are in
-    docs/deploy-limits.md). The floor is far below what was measured, so a slow shared
-    machine does not fail it, but a second round trip or a table scan per request would."""
+    docs/deploy.md#7-limits-shared-by-all-workers). The floor is far below what was
+    measured, so a slow shared machine does not fail it, but a second round trip or a table
+    scan per request would."""
     rates = {}
     for name, keys in (("1 process", ["one"]), ("4 processes, one key", ["one"] * 4), ("4 processes, 4 keys", ["a", "b", "c", "d"])):
         start_at = time.monotonic() + 2.5

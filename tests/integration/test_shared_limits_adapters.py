@@ -56,7 +56,8 @@ def counted(gates: Gates, counters: list[CountingGate]) -> Gates:
 def shared(pg_url, pg_schema):
     # A margin wider than the 50 ms default: on this test machine, shared by many processes,
     # a thread sometimes wakes from its sleep 60 ms late, and a start used late can fall closer
-    # to the next one than the spacing (the margin is what covers that; docs/deploy-limits.md).
+    # to the next one than the spacing (the margin is what covers that:
+    # docs/deploy.md#7-limits-shared-by-all-workers).
     limits = SharedLimits(pg_url, schema=pg_schema, margin=0.2)
     yield limits
     limits.close()
