@@ -39,7 +39,7 @@ class Workers(Strict):
     lease: PositiveDuration = Field(timedelta(minutes=2), description="How long a worker's claim on a practice lasts without renewal; a worker that dies loses it after this at the latest.", examples=["2m"])
     idle_sleep: PositiveDuration = Field(timedelta(seconds=5), description="How long a worker with nothing to do waits before looking again (a push wakes it sooner).", examples=["5s"])
     backoff_max: PositiveDuration = Field(timedelta(minutes=30), description="A practice whose tick fails is tried again after 30s, 1m, 2m, ... up to this (the others go on meanwhile).", examples=["30m"])
-    cached_practices: int = Field(32, ge=1, le=10000, description="How many practices' engines (and ledger connections) a worker keeps open between their ticks; the least recently used is closed.", examples=[32])
+    cached_practices: int = Field(32, ge=1, le=10000, description="How many practices' engines (settings, templates, calendar and payment clients) a worker keeps between their ticks, the least recently used dropped; a PostgreSQL ledger's connection is closed after every tick either way.", examples=[32])
     queue_schema: str = Field("slotguard_cluster", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="The PostgreSQL schema of the tables shared by all practices: the work queue, the push channels and the shared request limits; another name only to keep two deployments apart on one database.", examples=["slotguard_cluster"])
 
 

@@ -8,10 +8,11 @@ A practice's settings are its own file with three things the deployment decides:
   - storage.schema: `practice_ID`, the practice's own schema on that server;
   - storage.data_dir: DATA_DIR/ID under the deployment's data_dir (made 0700), where its
     tokens, evidence and (when the file names no mail.outbox_dir) its outbox live.
-So one practice's file can be run alone (`main.py run --config practices/ID.toml`) or within
-the deployment (`main.py run --deployment FILE --practice ID`, or by the workers), and a
-broken practice file is that practice's problem only: it is reported with its id and path,
-the others load.
+So a practice of a deployment is run within it (`main.py run --deployment FILE --practice ID`,
+or by the workers), which opens its ledger and takes its lock: the file run alone
+(`--config practices/ID.toml`) would be another Slotguard, on the file's own ledger, beside the
+workers (docs/deploy.md, "When a worker dies"). A broken practice file is that practice's
+problem only: it is reported with its id and path, the others load.
 """
 
 from __future__ import annotations
