@@ -71,10 +71,10 @@ def shared_renderers() -> Iterator[dict]:
     renderers = {}
     original = wiring.make_renderer
 
-    def make_renderer(settings, policies, template_dir=None):
+    def make_renderer(settings, policies, template_dir=None, *, check=True):
         key = (settings.practice.locale, settings.practice.timezone, template_dir or settings.mail.templates_dir)
         if key not in renderers:
-            renderers[key] = original(settings, policies, template_dir)
+            renderers[key] = original(settings, policies, template_dir, check=check)
         return renderers[key]
 
     with pytest.MonkeyPatch.context() as patch:
