@@ -49,7 +49,8 @@ class Recorder:
             self.wakes.append((practice, reason, time.monotonic()))
             self._changed.notify_all()
 
-    def wait(self, count: int, timeout: float = 3.0) -> list[tuple[str, str, float]]:
+    def wait(self, count: int, timeout: float = 30.0) -> list[tuple[str, str, float]]:
+        """The wakes once at least `count` were made (generous: returns as soon as they are)."""
         with self._changed:
             self._changed.wait_for(lambda: len(self.wakes) >= count, timeout)
             return list(self.wakes)
@@ -106,7 +107,7 @@ def post(address: str, headers: dict[str, str]) -> int:
         return error.code
 
 
-def test_a_change_on_a_watched_calendar_wakes_the_practice_within_a_second(google_fake, receiver, push_db, pg_schema, api):
+def test_a_change_on_a_watched_calendar_wakes_the_practice_within_seconds(google_fake, receiver, push_db, pg_schema, api):
     report = maintain(push_db, pg_schema, api, settings_for(receiver))
     assert report.opened == ["primary"] and not report.failed
     sync = google_fake.push.wait_delivered(1)
@@ -117,7 +118,9 @@ def test_a_change_on_a_watched_calendar_wakes_the_practice_within_a_second(googl
     google_fake.put_event("primary", booking("Anna Olsen"))
     wakes = receiver.recorder.wait(1)
     assert [(practice, reason) for practice, reason, _ in wakes] == [(PRACTICE, "google_push")]
-    assert wakes[0][2] - changed_at < 1.0
+    # Milliseconds when the machine is idle (docs/deploy.md, section 8); the bound is generous for a
+    # busy one, and still far from the next poll (poll_fallback, 30 minutes) a lost push waits for.
+    assert wakes[0][2] - changed_at < 5.0
 
     event = google_fake.put_event("primary", booking("Bjørn Dahl", 12))
     google_fake.delete_event("primary", event["id"])  # a deletion is a change to the watched collection
@@ -170,18 +173,20 @@ def test_a_channel_left_pending_by_a_crash_is_replaced(google_fake, receiver, pu
 
 
 def test_renewal_opens_the_new_channel_before_stopping_the_old_and_loses_no_change(google_fake, receiver, push_db, pg_schema, api):
-    google_fake.push.channel_ttl_cap = 4.0  # Google gives the channel 4 s, whatever was asked
+    google_fake.push.channel_ttl_cap = 60.0  # Google gives the channel a minute, whatever was asked
     push = settings_for(receiver, channel_ttl=timedelta(days=7), renew_before=timedelta(seconds=3), poll_fallback=timedelta(seconds=1))
     assert maintain(push_db, pg_schema, api, push).opened == ["primary"]
     old = channels_of(push_db, PRACTICE, pg_schema)[0]
-    assert timedelta(seconds=2) < old.expires_at - datetime.now(UTC) <= timedelta(seconds=4)
+    assert push.renew_before < old.expires_at - datetime.now(UTC) <= timedelta(seconds=60), "Google's expiry is kept"
     assert maintain(push_db, pg_schema, api, push).requests == 0  # not yet due: no request
-    time.sleep(1.2)
+    # The tick's clock moves to 2 s before the old channel expires (within renew_before); at
+    # Google it is still live for most of a minute, however slow the machine.
+    due = old.expires_at - timedelta(seconds=2)
 
     # A change arriving while the renewal is under way (just before the old channel is stopped).
     google_fake.before_next("POST", "/channels/stop", lambda fake: fake.put_event("primary", booking("During renewal")))
     google_fake.reset_requests()
-    report = maintain(push_db, pg_schema, api, push)
+    report = maintain(push_db, pg_schema, api, push, now=due)
     assert report.renewed == ["primary"] and not report.failed
     assert [r.path.rsplit("/", 1)[-1] for r in google_fake.api_requests()] == ["watch", "stop"]  # new first, then old
 
@@ -191,7 +196,11 @@ def test_renewal_opens_the_new_channel_before_stopping_the_old_and_loses_no_chan
     assert [c.id for c in google_fake.push.live("primary")] == [new[0].channel_id]
     assert len(receiver.recorder.wait(1)) >= 1  # the change during the renewal woke the practice
 
-    time.sleep(0.3)
+    # Every notification of the renewal delivered (both channels' sync, the change on both
+    # channels, live at once) before counting, however slow the sender thread is.
+    settled = google_fake.push.wait_delivered(4)
+    assert sorted((d.channel_id == old.channel_id, d.state) for d in settled) == [
+        (False, "exists"), (False, "sync"), (True, "exists"), (True, "sync")]
     before, from_old = len(receiver.recorder.wakes), sum(d.channel_id == old.channel_id for d in google_fake.push.deliveries)
     google_fake.put_event("primary", booking("After renewal", 14))
     assert len(receiver.recorder.wait(before + 1)) == before + 1  # through the new channel

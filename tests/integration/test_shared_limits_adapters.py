@@ -54,11 +54,11 @@ def counted(gates: Gates, counters: list[CountingGate]) -> Gates:
 
 @pytest.fixture
 def shared(pg_url, pg_schema):
-    # A margin wider than the 50 ms default: on this test machine, shared by many processes,
-    # a thread sometimes wakes from its sleep 60 ms late, and a start used late can fall closer
-    # to the next one than the spacing (the margin is what covers that:
-    # docs/deploy.md#7-limits-shared-by-all-workers).
-    limits = SharedLimits(pg_url, schema=pg_schema, margin=0.2)
+    # A margin far wider than the 50 ms default: on this test machine, shared by many processes,
+    # a thread may wake from its sleep, or its request reach the wire, a few hundred ms late,
+    # and a start used late can fall closer to the next one than the spacing (the margin is
+    # what covers that; docs/deploy.md#7-limits-shared-by-all-workers).
+    limits = SharedLimits(pg_url, schema=pg_schema, margin=0.4)
     yield limits
     limits.close()
 
@@ -122,7 +122,7 @@ def test_two_stripe_providers_sharing_an_account_stay_under_its_rate_and_all_suc
 def test_google_calls_of_two_practices_are_paced_by_the_shared_project_quota_and_none_is_lost(
     shared, google_fake, google_settings, google_credentials, tmp_path
 ):
-    per_minute = 240  # one start every 0.25 s for the whole deployment
+    per_minute = 120  # one start every 0.5 s for the whole deployment
     limits = Limits(google_project_per_minute=per_minute, google_user_per_minute=600)
     arrivals: list[float] = []
     handle = google_fake.handle
@@ -156,7 +156,9 @@ def test_google_calls_of_two_practices_are_paced_by_the_shared_project_quota_and
 
     assert sorted(lena) == [f"lena {n}" for n in range(6)] and sorted(ola) == [f"ola {n}" for n in range(6)]
     assert len(arrivals) == sum(counter.taken for counter in counters if counter.gate.keys[0] == "google:project") == 7, "3 pages each and one retried call"
+    # Unshared, the two practices' calls would arrive milliseconds apart. The bounds leave a
+    # quarter of a second for a request to reach the fake late on a busy machine.
     spacing = 60.0 / per_minute
     gaps = [later - earlier for earlier, later in zip(sorted(arrivals), sorted(arrivals)[1:], strict=False)]
-    assert min(gaps) > spacing * 0.8, f"two Google calls {min(gaps):.3f}s apart; the shared quota spaces them {spacing}s"
-    assert max(arrivals) - min(arrivals) >= 0.95 * 6 * spacing, "seven calls take at least six spacings"
+    assert min(gaps) > spacing * 0.5, f"two Google calls {min(gaps):.3f}s apart; the shared quota spaces them {spacing}s"
+    assert max(arrivals) - min(arrivals) >= 6 * spacing - 0.25, "seven calls take at least six spacings"

@@ -169,17 +169,24 @@ def test_ensure_tables_twice_and_bad_schema_names(conn, pg_schema):
 
 
 def test_the_heartbeat_keeps_a_long_tick_claimed_and_stops_renewing_when_stopped(pg_url, conn, pg_schema):
-    lease = timedelta(seconds=0.6)
+    # Leases of seconds, not fractions: the heartbeat (every lease/3) first opens a connection
+    # of its own, and on a busy machine neither that nor a wake is prompt.
+    lease = timedelta(seconds=2)
     queue.sync_practices(conn, ["slow"], datetime.now(UTC), pg_schema)
-    assert queue.claim(conn, "busy", lease, datetime.now(UTC), pg_schema) is not None
+    claimed = queue.claim(conn, "busy", lease, datetime.now(UTC), pg_schema)
+    assert claimed is not None
+    first_expiry = row(conn, pg_schema, "slow")["lease_until"]
     beat = Heartbeat(pg_url, pg_schema, "slow", "busy", lease, lambda: datetime.now(UTC))
     try:
-        for _ in range(6):  # three leases long: without renewals another worker would have it
-            time.sleep(0.3)
+        while datetime.now(UTC) < first_expiry + lease:  # two leases long: without renewals another worker would have it
+            time.sleep(0.25)
             assert queue.claim(conn, "other", lease, datetime.now(UTC), pg_schema) is None
     finally:
         beat.stop()
     assert not beat.lost
-    time.sleep(0.7)
-    taken = queue.claim(conn, "other", lease, datetime.now(UTC), pg_schema)
+    deadline = time.monotonic() + lease.total_seconds() + 15
+    taken = None
+    while taken is None and time.monotonic() < deadline:  # the last renewal's lease runs out: nothing renews it
+        time.sleep(0.1)
+        taken = queue.claim(conn, "other", lease, datetime.now(UTC), pg_schema)
     assert taken is not None and taken.practice == "slow", "no renewal after stop(): the lease ran out"

@@ -699,8 +699,9 @@ class _Push:
         with self.fake._lock:
             return [c for c in self.channels.values() if c.expires > now and calendar_id in (None, c.calendar_id)]
 
-    def wait_delivered(self, count: int, timeout: float = 5.0) -> list[Delivery]:
-        """The deliveries once at least `count` were made (or `timeout` passed)."""
+    def wait_delivered(self, count: int, timeout: float = 30.0) -> list[Delivery]:
+        """The deliveries once at least `count` were made (or `timeout` passed: generous, for a
+        busy machine; it returns as soon as they are)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(self.deliveries) < count:
             time.sleep(0.02)
