@@ -51,7 +51,7 @@ from slotguard.run.practices import list_practices, practice_file, practice_sett
 from slotguard.run.push import ChannelApi, maintain_channels, next_poll, watched_calendars
 from slotguard.run.wiring import build_engine
 from slotguard.store import push_channels, work_queue
-from slotguard.store.daemon_lock import LockHeld, exclusive
+from slotguard.store.daemon_lock import LockHeld, exclusive, fence_held
 from slotguard.store.ledger import Ledger
 from slotguard.store.ledger_errors import LedgerError
 from slotguard.store.pg import connect, is_postgres, shown_url
@@ -86,6 +86,11 @@ class _Cached:
 
 class PracticeBusy(Exception):
     """Another process holds the practice's fence (lock or data folder)."""
+
+
+class FenceLost(Exception):
+    """The practice's fence (its ledger's lock) or its lease was lost during the tick: the tick
+    stopped before its next action, and nothing more was done (another process may hold it now)."""
 
 
 class Heartbeat:
@@ -285,12 +290,15 @@ class Worker:
         report: TickReport | None = None
         try:
             with practice_context(practice_id):  # every line logged inside names the practice
-                due, report = self.tick_practice(practice_id, claimed, now)
+                due, report = self.tick_practice(practice_id, claimed, now, lease_lost=lambda: heartbeat.lost)
         except PracticeBusy as busy:
             log.info("practice_busy practice=%s worker=%s holder=%s", practice_id, self.name, busy)
             due = now + self.deployment.workers.idle_sleep
         except ConfigError as problem:
             error, kind = "configuration: " + "; ".join(problem.problems), "config"
+            self._forget(practice_id)
+        except FenceLost as lost:
+            error, kind = f"the practice's lock was lost: {lost}", "lock"
             self._forget(practice_id)
         except Exception as failure:  # noqa: BLE001 - one practice's failure never stops the worker
             error, kind = tick_failure(failure), "ledger" if isinstance(failure, LedgerError) else "tick"
@@ -320,10 +328,13 @@ class Worker:
         if not released:
             log.warning("release_ignored practice=%s worker=%s (the lease had run out or the practice was removed)", practice_id, self.name)
 
-    def tick_practice(self, practice_id: str, claimed: Claim, now: datetime) -> tuple[datetime, TickReport]:
+    def tick_practice(self, practice_id: str, claimed: Claim, now: datetime, *,
+                      lease_lost: Callable[[], bool] = lambda: False) -> tuple[datetime, TickReport]:
         """Fence, recover and tick one practice; returns (when it is due again, the report).
         Raises PracticeBusy when another process holds its fence, ConfigError for its config,
-        anything else the tick raised."""
+        FenceLost when the fence or the lease (`lease_lost`: the heartbeat's) is lost during
+        the tick (the engine stops before its next action: its stop_requested asks), anything
+        else the tick raised."""
         cached = self._settings(practice_id)
         settings = cached.settings
         self.vet(settings)
@@ -332,21 +343,40 @@ class Worker:
             # its PostgreSQL schema, or LEDGER.lock beside a SQLite file), the locks `run`,
             # `charge-now` and `retry` take too (slotguard/store/daemon_lock.py).
             try:
-                fence.enter_context(exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name))
+                locks = fence.enter_context(exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name))
             except LockHeld as held:
                 raise PracticeBusy(str(held)) from None
+
+            def lost() -> str:
+                if lease_lost():
+                    return "its lease in the work queue ran out and another worker may hold it"
+                if not fence_held(locks):
+                    return "the connection holding its ledger's lock was cut, and the server freed the lock"
+                return ""
+
+            def check_fence() -> None:
+                why = lost()
+                if why:
+                    raise FenceLost(why)
+
             if cached.engine is None:
                 cached.engine = build_engine(settings, now, stop_requested=self.stopping.is_set,
                                              gates=self.limits.practice_gates(self.deployment.limits, practice_id),
                                              check_templates=self.checked.get(practice_id) != cached.stamp)
                 self.checked[practice_id] = cached.stamp
             engine = cached.engine
+            # Before each action the engine asks: the worker stopping, or the fence gone.
+            engine.stop_requested = lambda: self.stopping.is_set() or bool(lost())
+            check_fence()
             recovered = engine.recover(now)
             if recovered:
                 log.warning("recovered practice=%s actions=%d (interrupted by a worker that stopped)", practice_id, recovered)
+            check_fence()
             self.before_tick(practice_id, settings, now)
+            check_fence()
             wake = f" wake={claimed.wake_reason}" if claimed.wake_reason else ""
             report = engine.tick(now)
+            check_fence()  # the tick stopped early because the fence went: nothing more is done
             due = next_due(settings, engine.ledger, self.clock(), self.deployment)
             metrics.observe_ledger(practice_id, engine.ledger, now)  # the ledger's gauges: actions by kind and state
             if engine.ledger.place.postgres:
