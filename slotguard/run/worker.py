@@ -94,24 +94,25 @@ class FenceLost(Exception):
 
 
 class Heartbeat:
-    """Renews a claim's lease every lease/3 on a connection of its own, until stop()."""
+    """Renews a claim's lease every lease/3 on a connection of its own (by the server's clock),
+    until stop(); `lost` turns True when a renewal finds the lease taken."""
 
-    def __init__(self, url: str, schema: str, practice: str, worker: str, lease: timedelta, clock: Callable[[], datetime]):
-        self.args = (url, schema, practice, worker, lease, clock)
+    def __init__(self, url: str, schema: str, practice: str, worker: str, lease: timedelta):
+        self.args = (url, schema, practice, worker, lease)
         self.done = threading.Event()
         self.lost = False
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{practice}", daemon=True)
         self.thread.start()
 
     def _beat(self) -> None:
-        url, schema, practice, worker, lease, clock = self.args
+        url, schema, practice, worker, lease = self.args
         interval = max(lease.total_seconds() / 3, 0.05)
         conn: psycopg.Connection | None = None
         try:
             while not self.done.wait(interval):
                 try:
                     conn = conn or connect(url)
-                    if not work_queue.renew(conn, practice, worker, lease, clock(), schema=schema):
+                    if not work_queue.renew(conn, practice, worker, lease, schema=schema):
                         self.lost = True
                         log.warning("lease_lost practice=%s worker=%s", practice, worker)
                         return
@@ -283,9 +284,10 @@ class Worker:
         practice_id = claimed.practice
         started = time.monotonic()
         now = self.clock()
-        heartbeat = Heartbeat(self.url, self.schema, practice_id, self.name, self.deployment.workers.lease, self.clock)
+        heartbeat = Heartbeat(self.url, self.schema, practice_id, self.name, self.deployment.workers.lease)
         due: datetime = now
         error: str | None = None
+        given_back = False  # another process held the fence: given back untouched (its failures kept)
         kind = ""  # of a failure, for the metrics: "config", "ledger" or "tick"
         report: TickReport | None = None
         try:
@@ -293,7 +295,7 @@ class Worker:
                 due, report = self.tick_practice(practice_id, claimed, now, lease_lost=lambda: heartbeat.lost)
         except PracticeBusy as busy:
             log.info("practice_busy practice=%s worker=%s holder=%s", practice_id, self.name, busy)
-            due = now + self.deployment.workers.idle_sleep
+            due, given_back = now + self.deployment.workers.idle_sleep, True
         except ConfigError as problem:
             error, kind = "configuration: " + "; ".join(problem.problems), "config"
             self._forget(practice_id)
@@ -320,7 +322,7 @@ class Worker:
             metrics.observe_tick(practice_id, report, seconds)
         try:
             released = work_queue.release(self._queue(), practice_id, self.name, due, error, now=ended, schema=self.schema,
-                                          backoff_max=self.deployment.workers.backoff_max)
+                                          backoff_max=self.deployment.workers.backoff_max, busy=given_back)
         except (psycopg.Error, LedgerError) as failure:  # the lease runs out; another worker takes it then
             self._drop_connection()
             log.error("release_failed practice=%s worker=%s error=%s", practice_id, self.name, redact(str(failure))[:300])

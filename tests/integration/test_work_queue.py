@@ -30,6 +30,15 @@ def row(conn, schema, practice):
     return {r["practice"]: r for r in queue.rows(conn, schema)}[practice]
 
 
+def run_out(conn, schema, practice):
+    """The lease on `practice` runs out now (leases are on the server's clock, not a pretend one)."""
+    conn.execute(f'UPDATE "{schema}".work_queue SET lease_until = clock_timestamp() - interval \'1 second\' WHERE practice = %s', (practice,))
+
+
+def server_now(conn):
+    return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
 def test_two_connections_claiming_at_once_get_different_practices(pg_url, pg_schema, conn):
     queue.sync_practices(conn, ["a", "b", "c"], T0, pg_schema)
     other = connect(pg_url)
@@ -66,33 +75,65 @@ def test_two_connections_claiming_at_once_get_different_practices(pg_url, pg_sch
 def test_claims_go_earliest_due_first_and_release_sets_the_next_time(conn, pg_schema):
     queue.sync_practices(conn, ["late", "early"], T0, pg_schema)
     conn.execute(f'UPDATE "{pg_schema}".work_queue SET due_at = %s WHERE practice = %s', (T0 - timedelta(minutes=5), "early"))
+    before = server_now(conn)
     claimed = queue.claim(conn, "w1", LEASE, T0, pg_schema)
-    assert claimed is not None and claimed.practice == "early" and claimed.lease_until == T0 + LEASE
+    assert claimed is not None and claimed.practice == "early"
+    assert before + LEASE <= claimed.lease_until <= server_now(conn) + LEASE, "the lease runs on the server's clock"
     assert queue.release(conn, "early", "w1", T0 + timedelta(minutes=2), now=T0, schema=pg_schema)
     held = row(conn, pg_schema, "early")
     assert held["due_at"] == T0 + timedelta(minutes=2) and held["lease_owner"] is None and held["last_tick_at"] == T0
     assert not queue.release(conn, "early", "w1", T0, schema=pg_schema), "released twice: the second is refused"
     assert queue.claim(conn, "w1", LEASE, T0, pg_schema).practice == "late"
     assert queue.claim(conn, "w1", LEASE, T0, pg_schema) is None
-    # Two minutes on, w1's lease on "late" has run out (it was never released: a dead worker):
-    # "late", due earlier, is claimed again before "early".
+    # w1's lease on "late" runs out (it was never released: a dead worker): "late", due
+    # earlier, is claimed again before "early".
+    run_out(conn, pg_schema, "late")
     assert queue.claim(conn, "w2", LEASE, T0 + timedelta(minutes=2), pg_schema).practice == "late"
     assert queue.claim(conn, "w2", LEASE, T0 + timedelta(minutes=2), pg_schema).practice == "early"
 
 
 def test_an_expired_lease_hands_the_practice_to_another_worker(conn, pg_schema):
+    lease = timedelta(seconds=1)
     queue.sync_practices(conn, ["p"], T0, pg_schema)
-    assert queue.claim(conn, "dead", LEASE, T0, pg_schema).practice == "p"
-    assert queue.claim(conn, "alive", LEASE, T0 + LEASE - timedelta(seconds=1), pg_schema) is None, "the lease still holds"
-    assert queue.renew(conn, "p", "dead", LEASE, T0 + timedelta(minutes=1), pg_schema)
-    assert queue.claim(conn, "alive", LEASE, T0 + LEASE + timedelta(seconds=1), pg_schema) is None, "renewed: it holds a minute longer"
-    later = T0 + timedelta(minutes=3, seconds=1)
-    taken = queue.claim(conn, "alive", LEASE, later, pg_schema)
+    assert queue.claim(conn, "dead", lease, T0, pg_schema).practice == "p"
+    assert queue.claim(conn, "alive", lease, T0, pg_schema) is None, "the lease still holds"
+    time.sleep(0.6)
+    assert queue.renew(conn, "p", "dead", lease, pg_schema)
+    time.sleep(0.6)
+    assert queue.claim(conn, "alive", lease, T0, pg_schema) is None, "renewed: past the first lease, it still holds"
+    time.sleep(0.6)
+    taken = queue.claim(conn, "alive", LEASE, T0, pg_schema)
     assert taken is not None and taken.practice == "p"
-    assert not queue.renew(conn, "p", "dead", LEASE, later, pg_schema), "the first worker lost it"
-    assert not queue.release(conn, "p", "dead", later, schema=pg_schema), "a late release of the first worker changes nothing"
+    assert not queue.renew(conn, "p", "dead", lease, pg_schema), "the first worker lost it"
+    assert not queue.release(conn, "p", "dead", T0, schema=pg_schema), "a late release of the first worker changes nothing"
     assert row(conn, pg_schema, "p")["lease_owner"] == "alive"
-    assert queue.stats(conn, later + timedelta(seconds=30), pg_schema).lease_age_seconds == 30
+    time.sleep(0.3)
+    assert 0.3 <= queue.stats(conn, T0 + timedelta(days=1), pg_schema).lease_age_seconds < 5, "by the server's clock, whatever the caller's"
+
+
+def test_a_claimer_whose_clock_runs_fast_does_not_take_a_live_lease(conn, pg_schema):
+    queue.sync_practices(conn, ["p"], T0, pg_schema)
+    assert queue.claim(conn, "w1", LEASE, T0, pg_schema) is not None
+    assert queue.claim(conn, "fast", LEASE, T0 + timedelta(minutes=10), pg_schema) is None, "w1's lease runs on the server's clock"
+    assert queue.stats(conn, T0 + timedelta(minutes=10), pg_schema).depth == 0
+    assert row(conn, pg_schema, "p")["lease_owner"] == "w1"
+    assert queue.renew(conn, "p", "w1", LEASE, pg_schema)
+
+
+def test_a_busy_give_back_keeps_the_failure_count(conn, pg_schema):
+    queue.sync_practices(conn, ["p"], T0, pg_schema)
+    now = T0
+    for _ in range(2):
+        queue.claim(conn, "w", LEASE, now, pg_schema)
+        queue.release(conn, "p", "w", now, "the tick failed: boom", now=now, schema=pg_schema)
+        now = row(conn, pg_schema, "p")["due_at"]
+    assert row(conn, pg_schema, "p")["consecutive_failures"] == 2
+    queue.claim(conn, "w", LEASE, now, pg_schema)
+    # Another process held the practice's fence: the worker gives it back without ticking it.
+    assert queue.release(conn, "p", "w", now + timedelta(seconds=1), now=now, busy=True, schema=pg_schema)
+    given_back = row(conn, pg_schema, "p")
+    assert (given_back["consecutive_failures"], given_back["last_error"]) == (2, "the tick failed: boom"), "nothing was tried: nothing is cleared"
+    assert given_back["due_at"] == now + timedelta(seconds=1) and given_back["lease_owner"] is None and given_back["last_tick_at"] == T0 + timedelta(seconds=30)
 
 
 def test_wake_makes_a_practice_due_now_and_a_wake_during_a_tick_is_kept(conn, pg_schema):
@@ -157,7 +198,8 @@ def test_stats_for_metrics(conn, pg_schema):
     queue.sync_practices(conn, ["a", "b", "c"], T0, pg_schema)
     queue.claim(conn, "w", LEASE, T0 + timedelta(seconds=10), pg_schema)
     stats = queue.stats(conn, T0 + timedelta(seconds=40), pg_schema)
-    assert (stats.depth, stats.oldest_due_seconds, stats.lease_age_seconds, stats.failing) == (2, 40, 30, 0)
+    assert (stats.depth, stats.oldest_due_seconds, stats.failing) == (2, 40, 0)
+    assert 0 <= stats.lease_age_seconds < 5, "the lease's age by the server's clock"
     empty = queue.stats(conn, T0 - timedelta(minutes=1), pg_schema)
     assert (empty.depth, empty.oldest_due_seconds) == (0, 0)
 
@@ -172,7 +214,7 @@ def test_the_heartbeat_keeps_a_long_tick_claimed_and_stops_renewing_when_stopped
     lease = timedelta(seconds=0.6)
     queue.sync_practices(conn, ["slow"], datetime.now(UTC), pg_schema)
     assert queue.claim(conn, "busy", lease, datetime.now(UTC), pg_schema) is not None
-    beat = Heartbeat(pg_url, pg_schema, "slow", "busy", lease, lambda: datetime.now(UTC))
+    beat = Heartbeat(pg_url, pg_schema, "slow", "busy", lease)
     try:
         for _ in range(6):  # three leases long: without renewals another worker would have it
             time.sleep(0.3)
