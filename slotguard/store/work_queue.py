@@ -15,7 +15,9 @@ A tick that fails is recorded on the row (`last_error`, `consecutive_failures`) 
 practice is tried again after a wait that doubles with each failure, capped: a broken
 practice costs the others nothing. `wake` makes a practice due now (a push notification,
 a command); a wake that arrives while the practice is being ticked is kept: the release
-makes it due again at once instead of at its next time.
+makes it due again at once instead of at its next time. Either way a woken practice is due no
+sooner than WAKE_FLOOR after its last tick ended: a push is still seen within seconds, but a
+storm of (replayed) notifications cannot tick one practice back to back.
 
 When a practice is due (`due_at`, `last_tick_at`) is on the caller's clock (`now`), so that a
 test or a bench may run the whole deployment on a pretend clock (`worker --now`). Leases
@@ -41,6 +43,9 @@ CLUSTER_SCHEMA = "slotguard_cluster"
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=30)
 ERROR_CHARS = 1000  # the last error kept on the row, at most
+# A wake makes a practice due no sooner than this after its last tick ended (instead of the
+# worker's MIN_WAIT of 30 s): push latency stays low, a replay storm cannot spin a practice.
+WAKE_FLOOR = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,8 @@ def release(conn: psycopg.Connection, practice: str, worker: str, next_due: date
     """Give `practice` back, due at `next_due`. With `error` (the tick failed) the error is
     kept on the row and the practice is due after `next_due` plus the backoff of its failures
     in a row (backoff()); without, its failures are cleared. A wake that came while the
-    worker held it makes it due at the wake's time instead (no later than `next_due`).
+    worker held it makes it due at the wake's time instead (no later than `next_due`, no
+    sooner than WAKE_FLOOR after `now`).
     `now` is when the tick ended (kept as last_tick_at; default: the clock). `busy`: the
     worker did not tick it (another process held its fence): due at `next_due`, its failures,
     last error, last tick and pending wake are kept as they were. Returns False when `worker`
@@ -179,7 +185,7 @@ def release(conn: psycopg.Connection, practice: str, worker: str, next_due: date
         due = next_due + backoff(failures, backoff_max) if error is not None else next_due
         woken_during = woken_at is not None  # the claim cleared it: a wake came during the tick
         if woken_during and error is None:
-            due = min(due, woken_at)
+            due = min(due, max(woken_at, ended + WAKE_FLOOR))
         cursor.execute(
             f"""UPDATE {_table(schema)} SET due_at = %s, lease_owner = NULL, lease_until = NULL, leased_at = NULL,
                 last_error = %s, consecutive_failures = %s, last_tick_at = %s,
@@ -193,16 +199,17 @@ def release(conn: psycopg.Connection, practice: str, worker: str, next_due: date
 
 
 def wake(conn: psycopg.Connection, practice: str, reason: str, *, now: datetime | None = None, schema: str = CLUSTER_SCHEMA) -> None:
-    """Make `practice` due now (`now`, default the database's clock), for `reason` (kept on
-    the row until its next tick). A practice backing off after failures keeps its wait: a
+    """Make `practice` due now (`now`, default the database's clock), but no sooner than
+    WAKE_FLOOR after its last tick ended, for `reason` (kept on the row until its next tick). A practice backing off after failures keeps its wait: a
     burst of pushes for a broken practice does not make it spin. An unknown practice is
     ignored (it is added when the workers next read the practices folder)."""
     with conn.transaction():
         conn.execute(
             f"""UPDATE {_table(schema)} SET wake_reason = %(reason)s, woken_at = coalesce(%(now)s, now()),
-                due_at = CASE WHEN consecutive_failures = 0 THEN least(due_at, coalesce(%(now)s, now())) ELSE due_at END
+                due_at = CASE WHEN consecutive_failures = 0
+                    THEN least(due_at, greatest(coalesce(%(now)s, now()), last_tick_at + %(floor)s)) ELSE due_at END
                 WHERE practice = %(practice)s""",
-            {"reason": reason[:200], "now": now, "practice": practice},
+            {"reason": reason[:200], "now": now, "practice": practice, "floor": WAKE_FLOOR},
         )
 
 

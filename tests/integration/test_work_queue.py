@@ -145,16 +145,40 @@ def test_wake_makes_a_practice_due_now_and_a_wake_during_a_tick_is_kept(conn, pg
     queue.wake(conn, "p", "push calendar=primary", now=T0 + timedelta(minutes=1), schema=pg_schema)
     woken = queue.claim(conn, "w", LEASE, T0 + timedelta(minutes=1), pg_schema)
     assert woken is not None and woken.practice == "p" and woken.wake_reason == "push calendar=primary"
-    # A push arrives while p is being ticked: the release makes it due at the push, not in 30 minutes.
+    # A push arrives while p is being ticked: the release makes it due at once (WAKE_FLOOR
+    # after the tick ended), not in 30 minutes.
     queue.wake(conn, "p", "push again", now=T0 + timedelta(minutes=2), schema=pg_schema)
     queue.release(conn, "p", "w", T0 + timedelta(minutes=32), now=T0 + timedelta(minutes=2), schema=pg_schema)
-    assert row(conn, pg_schema, "p")["due_at"] == T0 + timedelta(minutes=2)
-    again = queue.claim(conn, "w", LEASE, T0 + timedelta(minutes=2), pg_schema)
+    assert row(conn, pg_schema, "p")["due_at"] == T0 + timedelta(minutes=2) + queue.WAKE_FLOOR
+    assert queue.claim(conn, "w", LEASE, T0 + timedelta(minutes=2), pg_schema) is None
+    again = queue.claim(conn, "w", LEASE, T0 + timedelta(minutes=2) + queue.WAKE_FLOOR, pg_schema)
     assert again.practice == "p" and again.wake_reason == "push again"
     queue.release(conn, "p", "w", T0 + timedelta(minutes=32), now=T0 + timedelta(minutes=2), schema=pg_schema)
     assert row(conn, pg_schema, "p")["due_at"] == T0 + timedelta(minutes=32) and row(conn, pg_schema, "p")["wake_reason"] is None
     queue.wake(conn, "unknown", "push", schema=pg_schema)  # ignored, no error
     assert sorted(r["practice"] for r in queue.rows(conn, pg_schema)) == ["p", "q"]
+
+
+def test_a_storm_of_wakes_never_ticks_a_practice_sooner_than_the_floor(conn, pg_schema):
+    floor = queue.WAKE_FLOOR
+    assert timedelta(seconds=1) <= floor <= timedelta(seconds=30), "push latency stays low"
+    queue.sync_practices(conn, ["p"], T0, pg_schema)
+    queue.claim(conn, "w", LEASE, T0, pg_schema)
+    queue.release(conn, "p", "w", T0 + timedelta(minutes=30), now=T0, schema=pg_schema)  # its tick ended at T0
+    ticks, now = [], T0
+    while now < T0 + timedelta(minutes=1):  # a (replayed) push every half second for a minute
+        now += timedelta(seconds=0.5)
+        queue.wake(conn, "p", "push replayed", now=now, schema=pg_schema)
+        claimed = queue.claim(conn, "w", LEASE, now, pg_schema)
+        if claimed is not None:
+            ticks.append(now)
+            queue.wake(conn, "p", "push during the tick", now=now, schema=pg_schema)
+            queue.release(conn, "p", "w", now + timedelta(minutes=30), now=now + timedelta(seconds=0.5), schema=pg_schema)
+            now += timedelta(seconds=0.5)
+    assert ticks[0] == T0 + floor, "a wake after a tick waits for the floor"
+    gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
+    assert gaps and min(gaps) >= floor + timedelta(seconds=0.5), gaps
+    assert len(ticks) <= 60 / floor.total_seconds() + 1
 
 
 def test_removed_practices_leave_the_queue_and_new_ones_are_due_at_once(conn, pg_schema):
