@@ -52,11 +52,15 @@ def test_a_worker_whose_ledger_lock_is_cut_stops_before_the_next_action(tmp_path
         return original(engine, action, now, report)
 
     monkeypatch.setattr(Engine, "execute", execute)
+    written_back: list[int] = []
+    write_back = Engine.write_back
+    monkeypatch.setattr(Engine, "write_back", lambda engine, report, now: written_back.append(1) or write_back(engine, report, now))
     now = datetime.fromisoformat(NOW)
     try:
         worker = Worker(deployment, "w1", until_idle=True, clock=lambda: now)
         worker.run()
         assert len(carried_out) == 1, f"actions carried out after the lock was lost: {carried_out}"
+        assert written_back == [], "no step of the tick after the lost lock (the calendar write-back)"
         assert worker.failures == 1 and worker.ticks == 0
         row = made.queue()[practice]
         assert row["consecutive_failures"] == 1 and row["last_error"].startswith("the practice's lock was lost: "), row
