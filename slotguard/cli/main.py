@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from slotguard.run.logs import FORMATS, current_practice, practice_context, setu
 from slotguard.run.ops_server import Health, database_check, serve
 from slotguard.run.wiring import build_engine, make_renderer
 from slotguard.store.backend import ENGINE_ERRORS, explain_engine_error, shown_location
-from slotguard.store.daemon_lock import LockHeld, exclusive
+from slotguard.store.daemon_lock import LockHeld, exclusive, fence_held
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.store.private_files import OutputRefused
 from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
@@ -107,11 +108,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         refuse_pretend_clock(settings, "run --once")
     # One Slotguard per data folder, for the whole run: only the lock holder recovers
     # interrupted actions and carries actions out (slotguard/store/daemon_lock.py).
-    with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name), practice_context(Path(args.config).stem):
-        return _run(args, settings)  # every line logged names the practice, as a deployment's file names it
+    with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name) as locks, \
+            practice_context(Path(args.config).stem):
+        return _run(args, settings, lambda: fence_held(locks))  # every line logged names the practice, as a deployment's file names it
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+FENCE_LOST_EXIT = 75  # EX_TEMPFAIL: the service manager restarts the daemon (Restart=on-failure)
+FENCE_CHECK_SECONDS = 5  # how often an idle daemon makes sure it still holds the ledger's lock (one SELECT 1)
+
+
+def fence_lost(settings: Settings) -> int:
+    """The ledger's lock went while `run` held it (its connection to PostgreSQL was cut, and
+    the server freed it): another Slotguard may hold it now, so nothing more is done."""
+    message = (f"Slotguard: the lock on the ledger {shown_location(settings.storage.location, settings.storage.schema_name)} was lost "
+               "(its connection to the server was cut); stopped after the current action. The service manager restarts it: "
+               "it takes the lock again, or is refused while another Slotguard holds it.")
+    log.error("ledger_lock_lost stopping exit=%d", FENCE_LOST_EXIT)
+    print(message, file=sys.stderr)
+    return FENCE_LOST_EXIT
+
+
+def _run(args: argparse.Namespace, settings: Settings, held: Callable[[], bool] = lambda: True) -> int:
     stopping = {"flag": False}
 
     def request_stop(signum, frame):  # finish the current action, then exit
@@ -121,7 +138,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     now = _now(args.now)
-    engine = build_engine(settings, now, stop_requested=lambda: stopping["flag"])
+    # Before each action: a signal, or the ledger's lock lost (slotguard/store/daemon_lock.py fence_held).
+    engine = build_engine(settings, now, stop_requested=lambda: stopping["flag"] or not held())
     for warning in warnings(settings):
         log.warning("config_warning %s", warning)
     recovered = engine.recover(now)
@@ -133,13 +151,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         except Exception as error:  # noqa: BLE001 - reported once, in plain words; exit 1
             print(f"Slotguard: the tick failed, nothing more was done: {tick_failure(error)}", file=sys.stderr)
             return 1
+        if not held():
+            return fence_lost(settings)
         print(f"Slotguard: one tick for {settings.practice.name} at {now.astimezone(settings.zone).isoformat()}")
         print(report.summary())
         _print_outlook(engine.ledger, settings, now)
         return 0
     import schedule
 
-    state = {"failed": 0, "recover": False}
+    state = {"failed": 0, "recover": False, "lost": False}
     practice = current_practice()
     health = Health(timedelta(minutes=10), database_check(settings.storage.location))  # [metrics] stuck_after's default
     server = serve(args.metrics_listen, health, "--metrics-listen") if args.metrics_listen else None
@@ -150,12 +170,18 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         # tick starts over (putting back an action the failed tick left executing: this
         # process holds the lock, so nothing else is carrying it out).
         tick_now = datetime.now(UTC)
+        if not held():  # never recover or act without the lock: stop, and exit non-zero
+            state["lost"] = stopping["flag"] = True
+            return
         try:
             if state["recover"]:
                 engine.recover(tick_now)
                 state["recover"] = False
             started = time.monotonic()
             report = engine.tick(tick_now)
+            if not held():  # the tick stopped before its next action: nothing more
+                state["lost"] = stopping["flag"] = True
+                return
             metrics.observe_tick(practice, report, time.monotonic() - started)
             if server is not None:
                 metrics.observe_ledger(practice, engine.ledger, tick_now)
@@ -172,12 +198,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     interval = int(settings.calendar.poll_interval.total_seconds())
     schedule.every(interval).seconds.do(job)
     job()
+    checked = time.monotonic()
     while not stopping["flag"]:
         schedule.run_pending()
         health.turn()
+        if time.monotonic() - checked >= FENCE_CHECK_SECONDS:  # between ticks too: a lost lock ends the daemon at once
+            checked = time.monotonic()
+            if not held():
+                state["lost"] = stopping["flag"] = True
+                break
         time.sleep(0.5)
     if server is not None:
         server.stop()
+    if state["lost"]:
+        return fence_lost(settings)
     failed = f" ({state['failed']} tick(s) failed; see the log)" if state["failed"] else ""
     print(f"Slotguard stopped cleanly{failed}.")
     return 0

@@ -103,7 +103,8 @@ class Engine:
     def tick(self, now: datetime) -> TickReport:
         """One pass of the loop. Never raises for a failure in one calendar or one step: it
         is reported (and logged with where it happened) and the next calendar or step goes
-        on; the step is tried again next tick."""
+        on; the step is tried again next tick. Once stop_requested() says so (a signal, or the
+        ledger's lock lost), no further calendar, action or step is started."""
         report = TickReport()
         self._touched = set()
         # Before any calendar is read: a waiver must never meet money whose outcome is unknown.
@@ -114,12 +115,18 @@ class Engine:
             started = time.monotonic()  # a duration for the metrics, not the tick's time (that is `now`)
             self.sync_calendar(source, now, report)
             metrics.observe_sync(current_practice(), source.calendar_id, time.monotonic() - started)
-        run_step("time check", report, lambda: self.check_time(now, report))
-        for step in tick_steps(self.features):  # the digest, the collections ladder (slotguard/features/)
-            run_step(step.name, report, functools.partial(self._feature_step, step, now, report))
-        run_step("carrying out due actions", report, lambda: self.execute_due(now, report))
-        run_step("payment polling", report, lambda: self._touched.update(poll_unpaid(self.ledger, self.provider, now, report)))
-        run_step("calendar write-back", report, lambda: self.write_back(report, now))
+        steps: list[tuple[str, Callable[[], object]]] = [("time check", lambda: self.check_time(now, report))]
+        steps += [(step.name, functools.partial(self._feature_step, step, now, report))  # the digest, the collections ladder (slotguard/features/)
+                  for step in tick_steps(self.features)]
+        steps += [
+            ("carrying out due actions", lambda: self.execute_due(now, report)),
+            ("payment polling", lambda: self._touched.update(poll_unpaid(self.ledger, self.provider, now, report))),
+            ("calendar write-back", lambda: self.write_back(report, now)),
+        ]
+        for name, step_run in steps:
+            if self.stop_requested():
+                break  # stopping (a signal, or the ledger's lock lost): nothing more in this tick; the next one goes on
+            run_step(name, report, step_run)
         return report
 
     def _feature_step(self, step: TickStep, now: datetime, report: TickReport) -> None:

@@ -51,7 +51,7 @@ from slotguard.run.practices import list_practices, practice_file, practice_sett
 from slotguard.run.push import ChannelApi, maintain_channels, next_poll, watched_calendars
 from slotguard.run.wiring import build_engine
 from slotguard.store import push_channels, work_queue
-from slotguard.store.daemon_lock import LockHeld, exclusive
+from slotguard.store.daemon_lock import LockHeld, exclusive, fence_held
 from slotguard.store.ledger import Ledger
 from slotguard.store.ledger_errors import LedgerError
 from slotguard.store.pg import connect, is_postgres, shown_url
@@ -88,25 +88,31 @@ class PracticeBusy(Exception):
     """Another process holds the practice's fence (lock or data folder)."""
 
 
-class Heartbeat:
-    """Renews a claim's lease every lease/3 on a connection of its own, until stop()."""
+class FenceLost(Exception):
+    """The practice's fence (its ledger's lock) or its lease was lost during the tick: the tick
+    stopped before its next action, and nothing more was done (another process may hold it now)."""
 
-    def __init__(self, url: str, schema: str, practice: str, worker: str, lease: timedelta, clock: Callable[[], datetime]):
-        self.args = (url, schema, practice, worker, lease, clock)
+
+class Heartbeat:
+    """Renews a claim's lease every lease/3 on a connection of its own (by the server's clock),
+    until stop(); `lost` turns True when a renewal finds the lease taken."""
+
+    def __init__(self, url: str, schema: str, practice: str, worker: str, lease: timedelta):
+        self.args = (url, schema, practice, worker, lease)
         self.done = threading.Event()
         self.lost = False
         self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{practice}", daemon=True)
         self.thread.start()
 
     def _beat(self) -> None:
-        url, schema, practice, worker, lease, clock = self.args
+        url, schema, practice, worker, lease = self.args
         interval = max(lease.total_seconds() / 3, 0.05)
         conn: psycopg.Connection | None = None
         try:
             while not self.done.wait(interval):
                 try:
                     conn = conn or connect(url)
-                    if not work_queue.renew(conn, practice, worker, lease, clock(), schema=schema):
+                    if not work_queue.renew(conn, practice, worker, lease, schema=schema):
                         self.lost = True
                         log.warning("lease_lost practice=%s worker=%s", practice, worker)
                         return
@@ -278,19 +284,23 @@ class Worker:
         practice_id = claimed.practice
         started = time.monotonic()
         now = self.clock()
-        heartbeat = Heartbeat(self.url, self.schema, practice_id, self.name, self.deployment.workers.lease, self.clock)
+        heartbeat = Heartbeat(self.url, self.schema, practice_id, self.name, self.deployment.workers.lease)
         due: datetime = now
         error: str | None = None
+        given_back = False  # another process held the fence: given back untouched (its failures kept)
         kind = ""  # of a failure, for the metrics: "config", "ledger" or "tick"
         report: TickReport | None = None
         try:
             with practice_context(practice_id):  # every line logged inside names the practice
-                due, report = self.tick_practice(practice_id, claimed, now)
+                due, report = self.tick_practice(practice_id, claimed, now, lease_lost=lambda: heartbeat.lost)
         except PracticeBusy as busy:
             log.info("practice_busy practice=%s worker=%s holder=%s", practice_id, self.name, busy)
-            due = now + self.deployment.workers.idle_sleep
+            due, given_back = now + self.deployment.workers.idle_sleep, True
         except ConfigError as problem:
             error, kind = "configuration: " + "; ".join(problem.problems), "config"
+            self._forget(practice_id)
+        except FenceLost as lost:
+            error, kind = f"the practice's lock was lost: {lost}", "lock"
             self._forget(practice_id)
         except Exception as failure:  # noqa: BLE001 - one practice's failure never stops the worker
             error, kind = tick_failure(failure), "ledger" if isinstance(failure, LedgerError) else "tick"
@@ -312,7 +322,7 @@ class Worker:
             metrics.observe_tick(practice_id, report, seconds)
         try:
             released = work_queue.release(self._queue(), practice_id, self.name, due, error, now=ended, schema=self.schema,
-                                          backoff_max=self.deployment.workers.backoff_max)
+                                          backoff_max=self.deployment.workers.backoff_max, busy=given_back)
         except (psycopg.Error, LedgerError) as failure:  # the lease runs out; another worker takes it then
             self._drop_connection()
             log.error("release_failed practice=%s worker=%s error=%s", practice_id, self.name, redact(str(failure))[:300])
@@ -320,10 +330,13 @@ class Worker:
         if not released:
             log.warning("release_ignored practice=%s worker=%s (the lease had run out or the practice was removed)", practice_id, self.name)
 
-    def tick_practice(self, practice_id: str, claimed: Claim, now: datetime) -> tuple[datetime, TickReport]:
+    def tick_practice(self, practice_id: str, claimed: Claim, now: datetime, *,
+                      lease_lost: Callable[[], bool] = lambda: False) -> tuple[datetime, TickReport]:
         """Fence, recover and tick one practice; returns (when it is due again, the report).
         Raises PracticeBusy when another process holds its fence, ConfigError for its config,
-        anything else the tick raised."""
+        FenceLost when the fence or the lease (`lease_lost`: the heartbeat's) is lost during
+        the tick (the engine stops before its next action: its stop_requested asks), anything
+        else the tick raised."""
         cached = self._settings(practice_id)
         settings = cached.settings
         self.vet(settings)
@@ -332,21 +345,40 @@ class Worker:
             # its PostgreSQL schema, or LEDGER.lock beside a SQLite file), the locks `run`,
             # `charge-now` and `retry` take too (slotguard/store/daemon_lock.py).
             try:
-                fence.enter_context(exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name))
+                locks = fence.enter_context(exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name))
             except LockHeld as held:
                 raise PracticeBusy(str(held)) from None
+
+            def lost() -> str:
+                if lease_lost():
+                    return "its lease in the work queue ran out and another worker may hold it"
+                if not fence_held(locks):
+                    return "the connection holding its ledger's lock was cut, and the server freed the lock"
+                return ""
+
+            def check_fence() -> None:
+                why = lost()
+                if why:
+                    raise FenceLost(why)
+
             if cached.engine is None:
                 cached.engine = build_engine(settings, now, stop_requested=self.stopping.is_set,
                                              gates=self.limits.practice_gates(self.deployment.limits, practice_id),
                                              check_templates=self.checked.get(practice_id) != cached.stamp)
                 self.checked[practice_id] = cached.stamp
             engine = cached.engine
+            # Before each action the engine asks: the worker stopping, or the fence gone.
+            engine.stop_requested = lambda: self.stopping.is_set() or bool(lost())
+            check_fence()
             recovered = engine.recover(now)
             if recovered:
                 log.warning("recovered practice=%s actions=%d (interrupted by a worker that stopped)", practice_id, recovered)
+            check_fence()
             self.before_tick(practice_id, settings, now)
+            check_fence()
             wake = f" wake={claimed.wake_reason}" if claimed.wake_reason else ""
             report = engine.tick(now)
+            check_fence()  # the tick stopped early because the fence went: nothing more is done
             due = next_due(settings, engine.ledger, self.clock(), self.deployment)
             metrics.observe_ledger(practice_id, engine.ledger, now)  # the ledger's gauges: actions by kind and state
             if engine.ledger.place.postgres:

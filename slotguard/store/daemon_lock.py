@@ -17,7 +17,8 @@ file never blocks a restart.
 A PostgreSQL ledger has no file beside it: its lock is the session advisory lock of its schema
 (slotguard/store/pg_lock.py `SchemaLock`, the one workers take per practice), released by the
 server when the holder's connection goes, however its process ends. The data folder's file
-lock is taken first all the same.
+lock is taken first all the same. That lock can be lost under a live holder (its connection
+cut): holders ask `fence_held()` before each action and stop once it is False.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class FileLock:
         self.what = what
         self.unusable = unusable  # what to say when the lock file cannot be made: "{strerror}" is filled in
         self._handle: int | None = None
+
+    def held(self) -> bool:
+        """A file lock stays held while the process holds its descriptor."""
+        return self._handle is not None
 
     def holder(self) -> str:
         """The pid written by the current holder ("unknown" while it is being written)."""
@@ -136,8 +141,18 @@ class LedgerSchemaLock:
         if not got:
             raise LockHeld(f"another Slotguard is running on the ledger {self.shown} ({self.lock.holder()}); stop it first")
 
+    def held(self) -> bool:
+        """False once the lock's connection is gone (the server freed the lock)."""
+        return self.lock.held()
+
     def release(self) -> None:
         self.lock.release()
+
+
+def fence_held(locks: list[FileLock | LedgerSchemaLock]) -> bool:
+    """Whether every lock `exclusive()` yielded is still held: a holder that finds it False
+    stops before its next action (another Slotguard may have taken the ledger since)."""
+    return all(lock.held() for lock in locks)
 
 
 @contextmanager

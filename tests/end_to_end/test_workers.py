@@ -253,8 +253,11 @@ def test_a_worker_killed_mid_action_leaves_the_practice_to_the_next(deployment):
     assert deployment.queue()[practice]["lease_owner"] == "w0"
     # The dead worker's lease holds until it runs out: a worker at the same moment finds nothing to do.
     assert ticks(deployment.workers(1, DAY_AFTER)) == Counter()
-    # Past the lease (1m): the next worker takes the practice over (the dead one's locks went with
-    # its process), recovers the interrupted charge through the provider lookup and goes on.
+    # Past the lease (1m, on the server's clock: run out here rather than waited for): the next
+    # worker takes the practice over (the dead one's locks went with its process), recovers the
+    # interrupted charge through the provider lookup and goes on.
+    with psycopg.connect(deployment.url, autocommit=True) as conn:
+        conn.execute(f'UPDATE "{deployment.schema}".work_queue SET lease_until = clock_timestamp() WHERE practice = %s', (practice,))
     [next_one] = deployment.workers(1, "2026-11-27T09:01:30+01:00")
     assert next_one.returncode == 0, next_one.stderr[-3000:]
     assert f"recovered practice={practice} actions=1" in next_one.stderr
