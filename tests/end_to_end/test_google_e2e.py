@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from google.oauth2.credentials import Credentials
 
-from integration.google_auth import SCOPE_OWNED, save_credentials
 from tests.support.fake_google_calendar import FakeGoogleCalendar
+from tests.support.practices import save_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,16 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def google_practice(tmp_path):
     fake = FakeGoogleCalendar(require_auth=True).start()
     data = tmp_path / "var"
-    credentials = Credentials(
-        token=fake.issue_access_token([SCOPE_OWNED], lifetime=7 * 86400),
-        refresh_token=fake.issue_refresh_token([SCOPE_OWNED]),
-        token_uri=fake.token_uri,
-        client_id=fake.client_id,
-        client_secret=fake.client_secret,
-        scopes=[SCOPE_OWNED],
-        expiry=datetime.now(UTC).replace(tzinfo=None) + timedelta(days=7),
-    )
-    save_credentials(credentials, data / "google-token.json")
+    save_token(fake, data)
     (tmp_path / "slotguard.toml").write_text(f"""
 [practice]
 name = "Lena Berg Massage"

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from google.oauth2.credentials import Credentials
 
-from integration.google_auth import SCOPE_OWNED, save_credentials
 from slotguard.config.deployment import load_deployment
 from slotguard.run.worker import Worker
 from slotguard.store import work_queue
 from slotguard.store.push_channels import channels_of
 from tests.support.fake_google_calendar import FakeGoogleCalendar
+from tests.support.practices import save_token
 
 SECRET_VARIABLE = "SLOTGUARD_TEST_WORKER_PUSH_SECRET"
 
@@ -30,12 +29,7 @@ def google_deployment(tmp_path, monkeypatch, pg_url, pg_schema):
     monkeypatch.setenv(SECRET_VARIABLE, "a-secret-for-the-worker-push-test")
     fake = FakeGoogleCalendar(require_auth=True).start()
     practice = f"push_{uuid.uuid4().hex[:8]}"
-    credentials = Credentials(
-        token=fake.issue_access_token([SCOPE_OWNED], lifetime=7 * 86400), refresh_token=fake.issue_refresh_token([SCOPE_OWNED]),
-        token_uri=fake.token_uri, client_id=fake.client_id, client_secret=fake.client_secret, scopes=[SCOPE_OWNED],
-        expiry=datetime.now(UTC).replace(tzinfo=None) + timedelta(days=7),
-    )
-    save_credentials(credentials, Path("var/deployment") / practice / "google-token.json")
+    save_token(fake, Path("var/deployment") / practice)
     Path("practices").mkdir()
     Path(f"practices/{practice}.toml").write_text(f"""
 [practice]
