@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from slotguard.domain import untrusted
 from slotguard.store.ledger_errors import LedgerError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -55,5 +56,5 @@ def connect(url: str, *, schema: str | None = None, autocommit: bool = True, **o
 
 
 def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:300] if text else type(error).__name__
+    """A server error's text for a message: on one line, at most 300 characters (its type when it has no text)."""
+    return untrusted.one_line(str(error), 300) or type(error).__name__
