@@ -17,21 +17,18 @@ And `check_payments(settings)`, which `check-config` calls to try the Stripe key
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from slotguard.cli.common import load_settings
-from slotguard.config.deployment import Deployment
-from slotguard.config.schema import ConfigError, Settings, format_validation_error, read_toml
+from slotguard.config.deployment import load_deployment
+from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import parse_timestamp
 from slotguard.domain.interfaces import AdapterError
 from slotguard.payments.recovery import repair_kept_money
@@ -233,29 +230,9 @@ def _serve_until_stopped(server: Any, path: str, serving: str) -> None:
 # -- webhook-server --deployment: Google push ----------------------------------------------------
 
 
-def read_deployment(path: str) -> Deployment:
-    """The deployment file at `path`, validated. Raises ConfigError naming the file with every
-    problem."""
-    data = read_toml(path)
-    try:
-        return Deployment.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error), path) from None
-
-
-def _queue_wake() -> Callable[..., None]:
-    """slotguard.store.work_queue.wake, which makes a practice due at once for the workers."""
-    try:
-        # Looked up by name: the work queue comes with the workers (issue 16) and is needed only here.
-        module = importlib.import_module("slotguard.store.work_queue")
-    except ImportError:
-        raise ConfigError(["push: this installation has no work queue (slotguard/store/work_queue.py) to wake practices with"]) from None
-    return module.wake
-
-
 def _serve_push(args: argparse.Namespace) -> int:
     """`webhook-server --deployment FILE`: Google push notifications for every practice."""
-    deployment = read_deployment(args.deployment)
+    deployment = load_deployment(args.deployment)
     problems = []
     if not deployment.storage.url:
         problems.append("storage.url: push channels are kept in PostgreSQL; give the server's postgresql:// URL")
@@ -268,15 +245,17 @@ def _serve_push(args: argparse.Namespace) -> int:
         secret = deployment.push.token_secret.resolve()
     except ConfigError as error:
         raise ConfigError([f"push.token_secret: {problem}" for problem in error.problems], args.deployment) from None
-    queue_wake, queue_schema = _queue_wake(), deployment.workers.queue_schema
-
-    def wake(conn: Any, practice: str, reason: str) -> None:  # the workers' queue, in the deployment's [workers] queue_schema
-        queue_wake(conn, practice, reason, schema=queue_schema)
     # Lazy: only this command serves HTTP, and only a deployment needs PostgreSQL (psycopg).
     from integration.stripe_webhooks import PUSH_PATH, serve
     from slotguard.run.push import make_push_handler
+    from slotguard.store import work_queue
     from slotguard.store.pg import connect, shown_url
     from slotguard.store.push_channels import ensure_tables
+
+    queue_schema = deployment.workers.queue_schema
+
+    def wake(conn: Any, practice: str, reason: str) -> None:  # the workers' queue, in the deployment's [workers] queue_schema
+        work_queue.wake(conn, practice, reason, schema=queue_schema)
 
     url = deployment.storage.url
     with connect(url) as conn:  # LedgerError (exit 1) when the server cannot be reached
