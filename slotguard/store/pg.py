@@ -55,6 +55,20 @@ def connect(url: str, *, schema: str | None = None, autocommit: bool = True, **o
     return conn
 
 
+def create_shared_tables(conn: psycopg.Connection, schema: str, *statements: Any) -> None:
+    """Create `schema` when missing and run `statements` (CREATE ... IF NOT EXISTS) in it, in
+    one transaction under one lock per schema: every worker, and the webhook server, makes the
+    tables it shares with the others when it starts, and two `IF NOT EXISTS` at the same moment
+    can both try to create (a unique violation). The work queue, the shared limits and the push
+    channels all go through here, so they wait for each other too."""
+    name = checked_schema(schema)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"slotguard-ddl:{name}",))
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
+        for statement in statements:
+            conn.execute(statement)
+
+
 def one_line(error: BaseException) -> str:
     """A server error's text for a message: on one line, at most 300 characters (its type when it has no text)."""
     return untrusted.one_line(str(error), 300) or type(error).__name__

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from slotguard.store.pg import checked_schema
+from slotguard.store.pg import checked_schema, create_shared_tables
 
 CLUSTER_SCHEMA = "slotguard_cluster"
 
@@ -56,22 +56,19 @@ def token_digest(token: str) -> str:
 
 
 def ensure_tables(conn: Any, schema: str = CLUSTER_SCHEMA) -> None:
-    """Create the schema and the push_channels table when missing (idempotent)."""
+    """Create the schema and the push_channels table when missing (idempotent; safe from every worker at once)."""
     schema = checked_schema(schema)
-    with conn.transaction():
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        conn.execute(f"""
-            CREATE TABLE IF NOT EXISTS "{schema}".push_channels (
-                channel_id   text PRIMARY KEY,
-                practice     text NOT NULL,
-                calendar_id  text NOT NULL,
-                resource_id  text NOT NULL,
-                token_digest text NOT NULL,
-                expires_at   timestamptz NOT NULL,
-                created_at   timestamptz NOT NULL,
-                renewed_at   timestamptz
-            )""")
-        conn.execute(f'CREATE INDEX IF NOT EXISTS push_channels_practice ON "{schema}".push_channels (practice, calendar_id)')
+    create_shared_tables(conn, schema, f"""
+        CREATE TABLE IF NOT EXISTS "{schema}".push_channels (
+            channel_id   text PRIMARY KEY,
+            practice     text NOT NULL,
+            calendar_id  text NOT NULL,
+            resource_id  text NOT NULL,
+            token_digest text NOT NULL,
+            expires_at   timestamptz NOT NULL,
+            created_at   timestamptz NOT NULL,
+            renewed_at   timestamptz
+        )""", f'CREATE INDEX IF NOT EXISTS push_channels_practice ON "{schema}".push_channels (practice, calendar_id)')
 
 
 def add_channel(conn: Any, channel: PushChannel, schema: str = CLUSTER_SCHEMA) -> None:

@@ -46,7 +46,7 @@ from psycopg import sql
 
 from slotguard.config.deployment import Deployment, Limits
 from slotguard.domain.interfaces import Gates, RateGate
-from slotguard.store.pg import checked_schema, one_line, shown_url
+from slotguard.store.pg import checked_schema, create_shared_tables, one_line, shown_url
 
 CLUSTER_SCHEMA = "slotguard_cluster"
 PROJECT_KEY = "google:project"
@@ -72,20 +72,17 @@ def ensure_tables(conn: psycopg.Connection, schema: str = CLUSTER_SCHEMA) -> Non
     """Create `schema` and its rate_limits table when missing (every worker calls this; an
     advisory lock keeps two first workers from racing on CREATE)."""
     name = sql.Identifier(checked_schema(schema))
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('slotguard shared limits'))")
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
-        conn.execute(sql.SQL("""
-            CREATE TABLE IF NOT EXISTS {}.rate_limits (
-                key text PRIMARY KEY,
-                rate integer NOT NULL,                -- at most this many starts ...
-                window_seconds double precision NOT NULL,  -- ... in any window this long
-                next_start timestamptz NOT NULL,      -- the earliest start the next request may have
-                last_start timestamptz NOT NULL,      -- the start given last
-                minute_at timestamptz NOT NULL,       -- the minute in_minute counts
-                in_minute integer NOT NULL DEFAULT 0, -- starts given in that minute
-                in_previous integer NOT NULL DEFAULT 0 -- and in the minute before it
-            )""").format(name))
+    create_shared_tables(conn, schema, sql.SQL("""
+        CREATE TABLE IF NOT EXISTS {}.rate_limits (
+            key text PRIMARY KEY,
+            rate integer NOT NULL,                -- at most this many starts ...
+            window_seconds double precision NOT NULL,  -- ... in any window this long
+            next_start timestamptz NOT NULL,      -- the earliest start the next request may have
+            last_start timestamptz NOT NULL,      -- the start given last
+            minute_at timestamptz NOT NULL,       -- the minute in_minute counts
+            in_minute integer NOT NULL DEFAULT 0, -- starts given in that minute
+            in_previous integer NOT NULL DEFAULT 0 -- and in the minute before it
+        )""").format(name))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from slotguard.store.pg import checked_schema
+from slotguard.store.pg import checked_schema, create_shared_tables
 
 CLUSTER_SCHEMA = "slotguard_cluster"
 BACKOFF_BASE = timedelta(seconds=30)
@@ -78,24 +78,19 @@ def ensure_tables(conn: psycopg.Connection, schema: str = CLUSTER_SCHEMA) -> Non
     """Create the schema and the queue table when missing (safe to call from every worker at
     once)."""
     table = _table(schema)
-    with conn.transaction():
-        # Two workers starting together may both create: serialise them on a transaction lock.
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"slotguard-queue-ddl:{schema}",))
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{checked_schema(schema)}"')
-        conn.execute(f"""
-            CREATE TABLE IF NOT EXISTS {table} (
-                practice text PRIMARY KEY,
-                due_at timestamptz NOT NULL,
-                lease_owner text,
-                lease_until timestamptz,
-                leased_at timestamptz,
-                last_error text,
-                consecutive_failures integer NOT NULL DEFAULT 0,
-                wake_reason text,
-                woken_at timestamptz,
-                last_tick_at timestamptz
-            )""")
-        conn.execute(f"CREATE INDEX IF NOT EXISTS work_queue_due ON {table} (due_at)")
+    create_shared_tables(conn, schema, f"""
+        CREATE TABLE IF NOT EXISTS {table} (
+            practice text PRIMARY KEY,
+            due_at timestamptz NOT NULL,
+            lease_owner text,
+            lease_until timestamptz,
+            leased_at timestamptz,
+            last_error text,
+            consecutive_failures integer NOT NULL DEFAULT 0,
+            wake_reason text,
+            woken_at timestamptz,
+            last_tick_at timestamptz
+        )""", f"CREATE INDEX IF NOT EXISTS work_queue_due ON {table} (due_at)")
 
 
 def sync_practices(conn: psycopg.Connection, ids: Iterable[str], now: datetime, schema: str = CLUSTER_SCHEMA) -> tuple[list[str], list[str]]:
