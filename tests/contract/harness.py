@@ -7,7 +7,8 @@ A source takes part by adding one module, tests/contract/harness_NAME.py, with
 `open_harness(tmp_path) -> SourceHarness` (a harness ready to use; `close()` ends it) and,
 when the source needs something that may be missing (a server program), `missing() -> str`
 (why it cannot run; "" when it can). `harness_modules()` finds them all: nothing else needs
-to change for a new source.
+to change for a new source. A harness may also have `create_many(bookings) -> ids` (the bench,
+bench/bench_sources.py, then puts its 2,000 appointments in at once; else one by one).
 
 Event ids: every method taking an `event_id` takes the id the harness returned when it
 created the event, which is the id the engine sees (for a series instance: the instance's).
