@@ -19,7 +19,12 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def problems_about_the_calendar(report) -> list[str]:
-    return [problem for problem in report.problems if problem.startswith("calendar ")]
+    """The tick's problems about the calendar, each one a fault the source knows (a network
+    error, a server error, an answer cut off), not the engine's catch-all for an unexpected
+    exception ("could not be read (...)", slotguard/store/containment.py)."""
+    found = [problem for problem in report.problems if problem.startswith("calendar ")]
+    assert not [problem for problem in found if "could not be read (" in problem], found
+    return found
 
 
 # --- the harness and the idle tick ------------------------------------------------------------
