@@ -8,7 +8,8 @@
   outlook.timezone="UTC"` makes every time UTC (Graph would otherwise answer in the
   mailbox's Windows zone), `outlook.body-content-type="text"` gives bodies as text,
   `odata.maxpagesize` sets the page size. Rows are converted to v3 Event dicts
-  (integration/microsoft_events.py).
+  (integration/microsoft_events.py). A row `@removed` (deleted, or moved out of the window:
+  Graph does not say which) is read once by id to tell the two apart.
 - Errors: 410 (or a 400 naming the sync state, `syncStateNotFound`) raises SyncTokenExpired,
   and so does a stored link that is not under `calendar.microsoft.graph_endpoint` (the
   endpoint changed). 429, 500, 502, 503, 504 and network errors are retried, honouring
@@ -222,7 +223,8 @@ class MicrosoftCalendarSource:
         headers = {"Prefer": f"{PREFER_READ}, odata.maxpagesize={self.page_size}"}
         while True:
             response, _ = self._client.call("GET", target, "reading the calendar's changes", params=params, headers=headers, gone=expired)
-            events = [event for event in (to_v3(item, self.settings) for item in response.get("value") or [] if isinstance(item, dict)) if event is not None]
+            rows = [item for item in response.get("value") or [] if isinstance(item, dict)]
+            events = [event for event in (self._convert(item, headers) for item in rows) if event is not None]
             next_link, delta_link = response.get("@odata.nextLink"), response.get("@odata.deltaLink")
             if next_link:
                 if next_link == target:
@@ -235,6 +237,20 @@ class MicrosoftCalendarSource:
             log.info("microsoft_synced calendar=%s full=%s", self.calendar_id, full)
             yield SyncPage(events, full=full, last=True, next_sync_token=str(delta_link), window_start=window_start, window_end=window_end)
             return
+
+
+    def _convert(self, item: dict, headers: dict) -> dict | None:
+        """One delta row as a v3 Event. A row `@removed` from the window may be an event that
+        was only moved out of it (Graph says the same for both): it is read once by id, so a
+        session moved months ahead is seen moved, never cancelled (a late-cancellation fee
+        would follow). Gone (404): cancelled."""
+        if "@removed" in item and item.get("id"):
+            try:
+                event, _ = self._client.call("GET", f"/me/events/{quote(str(item['id']), safe='')}", "reading a removed event", headers=headers)
+            except _NotFound:
+                return to_v3(item, self.settings)
+            return to_v3(event, self.settings)
+        return to_v3(item, self.settings)
 
 
 class MicrosoftWriteBack:

@@ -9,6 +9,8 @@ point elsewhere, and `ca_file` names the certificate authorities to trust for bo
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -52,6 +54,23 @@ class MicrosoftCategories(Strict):
         """The mark names (as in MARK_NAMES) that any of `categories` means."""
         present = {str(name).strip().lower() for name in categories if isinstance(name, str)}
         return [mark for mark in MARK_NAMES if any(name.lower() in present for name in getattr(self, mark))]
+
+
+def _check_ca_file(ca_file: str) -> None:
+    """Raise ValueError saying what is wrong when `ca_file` is not a readable PEM file of
+    certificates (read now, so check-config reports it)."""
+    path = Path(ca_file)
+    shown = str(path) if path.is_absolute() else str(Path.cwd() / path)
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except FileNotFoundError:
+        raise ValueError(f"no file {shown}; give the PEM file of the certificate authority your proxy's certificate comes from, or leave ca_file out") from None
+    except IsADirectoryError:
+        raise ValueError(f"{shown} is a folder; give the PEM file in it") from None
+    except ssl.SSLError:
+        raise ValueError(f"{shown} is not a PEM file of certificates (-----BEGIN CERTIFICATE----- blocks)") from None
+    except OSError as error:
+        raise ValueError(f"{shown} cannot be read ({error.strerror or error}); check the path and its permissions") from None
 
 
 def _https_url(value: str, what: str, example: str) -> str:
@@ -129,9 +148,7 @@ class Microsoft(Strict):
     @classmethod
     def _ca(cls, value: str) -> str:
         if value:
-            from slotguard.config.sections import _trust_context  # the same check as mail.smtp.ca_file
-
-            _trust_context(value)
+            _check_ca_file(value)
         return value
 
     def category_problems(self, marks: object) -> list[str]:

@@ -326,3 +326,15 @@ def test_write_note_never_keeps_the_body(fake, practice):
     writer.write_status(appointment(source, settings, "solo"), {"state": "pending"}, "fee pending")
     assert fake.event("solo")["body"]["content"] == "email: ana@example.com"
     assert [set(patch) for patch in fake.patches] == [{"singleValueExtendedProperties"}]
+
+
+def test_an_event_moved_out_of_the_window_is_seen_moved_not_cancelled(fake, practice):
+    settings = practice()
+    fake.put_event(booking("far", NOW + timedelta(days=1), "ana@example.com", "Ana"))
+    source, _, _ = pair(settings)
+    _, pages = read_all(source)
+    later = NOW + timedelta(days=400)  # beyond calendar.window_future
+    fake.update_event("far", start=graph_time(later), end=graph_time(later + timedelta(hours=1)))
+    fake.removed_from_window("far")  # Graph's delta row for it: @removed, as for a deletion
+    [event], _ = read_all(source, pages[-1].next_sync_token)
+    assert event["status"] == "confirmed" and event["start"]["dateTime"].startswith(later.strftime("%Y-%m-%d"))

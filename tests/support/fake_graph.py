@@ -41,8 +41,8 @@ its sizes and headers.
 Gaps (what real Graph does and this fake does not): no time zone but UTC in answers (a
 `Prefer: outlook.timezone` naming another zone is ignored); recurrence is not expanded (a
 test puts each occurrence); no meeting messages are sent or modelled (whether a PATCH of an
-extended property alone mails attendees cannot be observed here); delta shows an event that
-left the window as unchanged rather than @removed; throttling happens only when queued;
+extended property alone mails attendees cannot be observed here); an event moved out of a
+round's window is reported @removed only when a test says so (`removed_from_window`); throttling happens only when queued;
 $filter, $orderby, $top are ignored except where named above; the device code is approved by
 polling, not by a browser page; tokens are not JWTs Graph could validate.
 """
@@ -246,6 +246,13 @@ class FakeGraph:
             event = self.state.events.pop(event_id)
             self.state.seq += 1
             self.state.tombstones.append((self.state.seq, event_id, event["_calendar"]))
+
+    def removed_from_window(self, event_id: str) -> None:
+        """Report `event_id` in the next delta rows as @removed, as Graph does for an event
+        moved out of a round's window (the event itself stays)."""
+        with self.lock:
+            self.state.seq += 1
+            self.state.tombstones.append((self.state.seq, event_id, self.state.events[event_id]["_calendar"]))
 
     def event(self, event_id: str) -> dict:
         with self.lock:
