@@ -69,20 +69,23 @@ class TrustingSession(requests.Session):
     `Session.verify` alone is not enough: requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE
     in the environment override it, so the file is passed with each request instead."""
 
-    def __init__(self, ca_file: str = ""):
+    def __init__(self, ca_file: str = "", timeout: float = 20.0):
         super().__init__()
-        self.ca_file = ca_file
+        self.ca_file, self.timeout = ca_file, timeout
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if self.ca_file and kwargs.get("verify") is None:
             kwargs["verify"] = self.ca_file
+        if kwargs.get("timeout") is None:  # MSAL passes none when given a session: no request may hang a tick
+            kwargs["timeout"] = self.timeout
         return super().request(method, url, *args, **kwargs)
 
 
-def http_session(settings: Any) -> requests.Session:
+def http_session(settings: Any, timeout: float = 20.0) -> requests.Session:
     """A requests session trusting `calendar.microsoft.ca_file` (else the system's
-    authorities), shared by MSAL and the Graph calls of one practice."""
-    return TrustingSession(settings.calendar.microsoft.ca_file)
+    authorities), with `timeout` seconds for every request, shared by MSAL and the Graph
+    calls of one practice."""
+    return TrustingSession(settings.calendar.microsoft.ca_file, timeout)
 
 
 def load_cache(path: Path) -> msal.SerializableTokenCache:

@@ -12,7 +12,8 @@
   Graph does not say which) is read once by id to tell the two apart.
 - Errors: 410 (or a 400 naming the sync state, `syncStateNotFound`) raises SyncTokenExpired,
   and so does a stored link that is not under `calendar.microsoft.graph_endpoint` (the
-  endpoint changed). 429, 500, 502, 503, 504 and network errors are retried, honouring
+  endpoint changed; a link of graph.microsoft.com with the endpoint's path is moved onto a
+  configured proxy). 429, 500, 502, 503, 504 and network errors are retried, honouring
   Retry-After, within a bounded time budget, then AdapterError(retryable=True, retry_after).
   A 401 refreshes the token once, then ReauthorizationNeeded. A link (nextLink, deltaLink)
   outside the configured endpoint is never followed: the bearer token goes nowhere else.
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -59,6 +60,9 @@ from slotguard.intake.own_note import note_line
 PROPERTY_ID = "String {6d3f8e52-2b1c-4c8e-9f3a-51a2c7d0b9e4} Name slotguard"
 PAGE_SIZE = 200
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Hosts whose links are rebased onto calendar.microsoft.graph_endpoint (a proxy in front of
+# Graph hands on Graph's own links).
+GRAPH_HOSTS = frozenset({"graph.microsoft.com", "graph.microsoft.us", "dod-graph.microsoft.us", "microsoftgraph.chinacloudapi.cn"})
 SYNC_STATE_CODES = frozenset({"syncstatenotfound", "syncstateinvalid", "resyncrequired"})
 DEFAULT_CALENDAR = "default"
 PREFER_READ = 'outlook.timezone="UTC", outlook.body-content-type="text"'
@@ -109,12 +113,22 @@ class GraphClient:
     def under_root(self, url: str) -> bool:
         return url.startswith(self.root + "/") or url.startswith(self.root + "?")
 
+    def rebased(self, url: str) -> str | None:
+        """`url` when it is under the configured root; a link of Graph's own hosts with the
+        root's path, moved onto the root (a proxy hands on Graph's links); else None."""
+        if self.under_root(url):
+            return url
+        parts, root = urlsplit(url), urlsplit(self.root)
+        if parts.scheme == "https" and parts.hostname in GRAPH_HOSTS and (parts.path + "/").startswith(root.path.rstrip("/") + "/"):
+            return f"{root.scheme}://{root.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        return None
+
     def call(self, method: str, target: str, what: str, *, params: dict | None = None, body: dict | None = None,
              headers: dict | None = None, gone: Callable[[], AdapterError] | None = None) -> tuple[dict, requests.Response]:
         """Send one Graph request (a path under the root, or a link Graph gave); return the
         decoded JSON ({} for an empty answer) and the response. Raises as the module says."""
-        url = target if target.startswith(("https://", "http://")) else self.root + target
-        if not self.under_root(url):
+        url = self.rebased(target) if target.startswith(("https://", "http://")) else self.root + target
+        if url is None:
             raise AdapterError(f"Microsoft 365: Graph gave a link outside {self.root}; not followed", retryable=False)
         deadline = time.monotonic() + self.retry_budget
         attempt, refreshed = 0, False
@@ -213,8 +227,8 @@ class MicrosoftCalendarSource:
             target = self.base_path() + "/calendarView/delta"
             params = {"startDateTime": _utc(window_start), "endDateTime": _utc(window_end)}
         else:
-            target = str(sync_token)
-            if not self._client.under_root(target):
+            target = self._client.rebased(str(sync_token)) or ""
+            if not target:
                 raise SyncTokenExpired(f"Microsoft 365 {self.calendar_id}: the saved delta link is not under calendar.microsoft.graph_endpoint; a full sync is needed")
 
         def expired() -> AdapterError:
@@ -319,7 +333,7 @@ def open_calendars(settings: Any, *, session: requests.Session | None = None, re
     """The (source, write-back) pair of `calendar.microsoft`'s calendar. The token cache is
     read on first use, so this never raises for a missing sign-in (the first `pages()` does,
     with ReauthorizationNeeded). With write_back off the write-back is a NullWriteBack."""
-    session = session or http_session(settings)
+    session = session or http_session(settings, timeout)
     client = GraphClient(settings, GraphToken(settings, session, timeout), session, retry_budget=retry_budget,
                          timeout=timeout, sleep=sleep, gates=gates)
     source = MicrosoftCalendarSource(client, settings, page_size)

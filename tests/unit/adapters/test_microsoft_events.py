@@ -73,3 +73,16 @@ def test_the_body_line_is_appended_once_then_replaced_and_nothing_else_moves():
     page = body_with_note({"contentType": "html", "content": "<html><body><p>A &amp; B</p></body></html>"}, "fee <pending>")
     assert page["content"] == "<html><body><p>A &amp; B</p><div>Slotguard: fee &lt;pending&gt;</div></body></html>"
     assert body_with_note(page, "fee charged")["content"] == "<html><body><p>A &amp; B</p><div>Slotguard: fee charged</div></body></html>"
+
+
+def test_links_are_followed_only_under_the_configured_graph_endpoint():
+    from integration.microsoft_graph import GraphClient
+
+    proxied = settings(calendar={"source": "microsoft", "microsoft": {"client_id": "x", "graph_endpoint": "https://graph-proxy.example/v1.0"}})
+    client = GraphClient(proxied, token=None, session=None)  # type: ignore[arg-type]  # no request is made
+    link = "https://graph.microsoft.com/v1.0/me/calendarView/delta?$deltatoken=abc"
+    assert client.rebased(link) == "https://graph-proxy.example/v1.0/me/calendarView/delta?$deltatoken=abc"
+    assert client.rebased("https://graph-proxy.example/v1.0/me/events/1") == "https://graph-proxy.example/v1.0/me/events/1"
+    assert client.rebased("https://attacker.example/v1.0/me/calendarView/delta") is None
+    assert client.rebased("https://graph.microsoft.com/beta/me/calendarView/delta") is None
+    assert client.rebased("https://graph-proxy.example/v1.0evil/me") is None
