@@ -170,6 +170,8 @@ class FakeGraph:
         self.faults: list[dict] = []
         self.denied = False
         self.before_patch: list[tuple[str, Any]] = []
+        self.link_base = ""  # where @odata links point (a proxy or tap in front); "" = graph_endpoint
+        self.page_size_cap = 0  # the most rows a page holds whatever the client prefers; 0 = no cap
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -177,6 +179,7 @@ class FakeGraph:
     def start(self) -> FakeGraph:
         authority = PrivateAuthority(self.folder, "graph")
         certificate = authority.issue()
+        self.ca = authority  # issues certificates for a tap or proxy in front, trusted through the same ca_file
         self.ca_file = str(authority.cert_file)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(certificate.cert_file, certificate.key_file)
@@ -450,9 +453,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _delta(self, calendar: str, path: str, query: dict[str, str], prefer: str) -> tuple[int, dict[str, str], Any]:
         graph = self.graph
         size = int(m.group(1)) if (m := re.search(r"odata\.maxpagesize=(\d+)", prefer)) else DEFAULT_PAGE
+        size = min(size, graph.page_size_cap) if graph.page_size_cap else size
         state = graph.state
         if "$skiptoken" in query:
-            pages = state.pages.pop(query["$skiptoken"], None)
+            pages = state.pages.get(query["$skiptoken"])  # a page may be asked again (a retry)
             if pages is None:
                 return 410, {}, _error("SyncStateNotFound", "The sync state was not found.")
         elif "$deltatoken" in query:
@@ -476,11 +480,11 @@ class _Handler(BaseHTTPRequestHandler):
         if rest:
             skip = secrets.token_urlsafe(12)
             state.pages[skip] = _Pages(rest, pages.after, pages.base)
-            answer["@odata.nextLink"] = f"{graph.graph_endpoint}{quote(pages.base)}?$skiptoken={skip}"
+            answer["@odata.nextLink"] = f"{graph.link_base or graph.graph_endpoint}{quote(pages.base)}?$skiptoken={skip}"
         else:
             token = secrets.token_urlsafe(12)
             state.rounds[token] = pages.after
-            answer["@odata.deltaLink"] = f"{graph.graph_endpoint}{quote(pages.base)}?$deltatoken={token}"
+            answer["@odata.deltaLink"] = f"{graph.link_base or graph.graph_endpoint}{quote(pages.base)}?$deltatoken={token}"
         return 200, {}, answer
 
     def _in_window(self, calendar: str, start: datetime, end: datetime) -> list[dict]:
