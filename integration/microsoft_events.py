@@ -219,6 +219,11 @@ def to_v3(item: dict, settings: Any) -> dict | None:
 # --- the status line in an Outlook body ---------------------------------------------------
 
 
+def without_note_line(content: str) -> str:
+    """`content` (an Outlook body, HTML or text) without Slotguard's status line(s)."""
+    return _TEXT_LINE.sub("", _DIV_LINE.sub("", content)).rstrip("\n") if content else content
+
+
 def body_with_note(body: dict, note: str) -> dict:
     """`body` ({"contentType": "html" | "text", "content": ...}) with Slotguard's line set to
     `note`: replaced where a line of ours stands (in HTML, a <div> holding only it), else

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from integration.microsoft_auth import run_auth
-from integration.microsoft_events import _DIV_LINE, _TEXT_LINE
+from integration.microsoft_events import without_note_line
 from integration.microsoft_graph import PROPERTY_ID, open_calendars
 from slotguard.config.schema import Settings
 from slotguard.config.sections import Storage
@@ -187,7 +187,7 @@ class MicrosoftHarness:
         own = {entry["id"]: entry["value"] for entry in event.pop("singleValueExtendedProperties", None) or [] if entry["id"].lower() == PROPERTY_ID.lower()}
         body = dict(event.get("body") or {})
         content = str(body.get("content") or "")
-        stripped = _TEXT_LINE.sub("", _DIV_LINE.sub("", content)).rstrip("\n") if content else content
+        stripped = without_note_line(content)
         if stripped != content:
             own["body line"] = content
             event["body"] = {**body, "content": stripped}

@@ -263,8 +263,9 @@ def appointment(source, settings, event_id):
     return normalize(event, source.calendar_id, settings, NOW).appointment
 
 
-def test_write_back_on_a_meeting_changes_only_the_extended_property(fake, practice):
-    settings = practice()
+@pytest.mark.parametrize("write_note", ["no_attendees", "always"])
+def test_write_back_on_a_meeting_changes_only_the_extended_property(fake, practice, write_note):
+    settings = practice(calendar={"write_note": write_note})  # "always" too: Outlook would mail every attendee
     fake.put_event(booking("a", NOW - timedelta(hours=3), "ana@example.com", "Ana", body="Notes"))
     source, writer, _ = pair(settings)
     before = fake.event("a")
@@ -338,3 +339,16 @@ def test_an_event_moved_out_of_the_window_is_seen_moved_not_cancelled(fake, prac
     fake.removed_from_window("far")  # Graph's delta row for it: @removed, as for a deletion
     [event], _ = read_all(source, pages[-1].next_sync_token)
     assert event["status"] == "confirmed" and event["start"]["dateTime"].startswith(later.strftime("%Y-%m-%d"))
+
+
+def test_no_token_reaches_the_logs(fake, practice, caplog):
+    settings = practice()
+    fake.put_event(booking("a", NOW - timedelta(hours=3), "ana@example.com", "Ana"))
+    fake.fail("GET", "/calendarView/delta", 429, retry_after=0)
+    caplog.set_level("DEBUG")
+    source, writer, _ = pair(settings)
+    fake.expire_access_tokens()  # a 401, then a refresh
+    writer.write_status(appointment(source, settings, "a"), {"state": "pending"}, "fee pending")
+    secrets_issued = [token for token in fake.state.access] + list(fake.state.refresh)
+    assert secrets_issued and caplog.text
+    assert not any(token in caplog.text for token in secrets_issued)
