@@ -361,9 +361,13 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.service == "microsoft":
+        from integration.microsoft_auth import run_auth as run_microsoft  # lazy: MSAL loads only for this command
+
+        return run_microsoft(settings)
     from integration.google_auth import browser_available, run_auth  # lazy: Google's client libraries load only for this command
 
-    settings = load_settings(args.config)
     return run_auth(settings, args.client_secrets or settings.calendar.client_secrets or None, port=args.port,
                     open_browser=not args.no_browser and browser_available())
 
@@ -423,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     waive = add("waive", cmd_waive, "waive a pending fee (or refund one already charged)", now=True)
     waive.add_argument("action_id")
     waive.add_argument("--reason", required=True, help="why (kept in the ledger)")
-    auth = add("auth", cmd_auth, "connect a Google account (opens a browser; stores a 0600 token under storage.data_dir)")
-    auth.add_argument("service", choices=["google"])
+    auth = add("auth", cmd_auth, "connect a Google account (opens a browser) or Microsoft 365 (device code); stores a 0600 token under storage.data_dir")
+    auth.add_argument("service", choices=["google", "microsoft"])
     auth.add_argument("--client-secrets", help="OAuth client secrets JSON (default: calendar.client_secrets)")
     auth.add_argument("--port", type=int, default=8765, help="google: the loopback port that waits for Google's answer, fixed so an SSH tunnel can reach it (default 8765; 0: any free port)")
     auth.add_argument("--no-browser", action="store_true", help="google: print the address instead of opening a browser (the default on a server without a display or over SSH)")

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from slotguard.config.limits import at_most
+from slotguard.config.microsoft import Microsoft
 from slotguard.config.types import (
     DAY,
     ConfigError,
@@ -122,7 +123,7 @@ WriteNote = Annotated[Literal["never", "no_attendees", "always"], BeforeValidato
 
 
 class Calendar(Strict):
-    source: Literal["ics", "google", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only) or "google" (OAuth, read and write).')
+    source: Literal["ics", "google", "microsoft", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only), "google" (OAuth, read and write) or "microsoft" (Microsoft 365 / Outlook through Graph, read and write; see calendar.microsoft).')
     url: str = Field("", description="ics: path or https URL of the calendar feed.", examples=["config/sample-week.ics"])
     calendar_ids: list[str] = Field(default_factory=lambda: ["primary"], description="google: calendars to watch.", examples=[["primary", "clinic@group.calendar.google.com"]])
     poll_interval: Annotated[PositiveDuration, AfterValidator(at_most(DAY, "a calendar read less than daily misses the day's marks"))] = Field(
@@ -174,6 +175,7 @@ class Calendar(Strict):
     token_uri: str = Field("", description="google: override the OAuth token endpoint (tests).", examples=["http://127.0.0.1:8080/token"])
     api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])
     marks: Marks = Field(default_factory=Marks, description="How the practitioner marks no-shows, late cancellations and waivers.")
+    microsoft: Microsoft | None = Field(None, description='microsoft: the app registration, calendar and categories (slotguard/config/microsoft.py; docs/microsoft.md).')
 
     @field_validator("practitioner_addresses")
     @classmethod
@@ -184,6 +186,10 @@ class Calendar(Strict):
     def _source_needs(self) -> Calendar:
         if self.source == "ics" and not self.url:
             raise ValueError('calendar.source = "ics" needs calendar.url (a file path or https URL)')
+        if self.source == "microsoft" and self.microsoft is None:
+            raise ValueError('calendar.source = "microsoft" needs a [calendar.microsoft] table with client_id (docs/microsoft.md)')
+        if self.source == "microsoft" and self.microsoft is not None and self.microsoft.category_problems(self.marks):
+            raise ValueError("; ".join(self.microsoft.category_problems(self.marks)))
         return self
 
 
