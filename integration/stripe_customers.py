@@ -86,6 +86,34 @@ class StripeCustomers:
         self._ids[key] = customer["id"]
         return customer["id"]
 
+    def forget_customer(self, email: str) -> tuple[list[str], list[str]]:
+        """Delete the Stripe customers of `email` that Slotguard made or adopted (tagged
+        metadata.slotguard_client): the customer, its name, address and saved cards go; the
+        payments and refunds made stay at Stripe, which keeps them under its own obligations.
+        A customer already deleted (Stripe answers 404 resource_missing) counts as deleted.
+        Returns (ids deleted, ids of customers with that email left alone: not tagged, so
+        not ours). Raises AdapterError."""
+        key = email_key(email)
+        found = self.calls.list_all("customer lookup", self.client.v1.customers.list, {"email": key, "limit": 100})
+        deleted, untouched = [], []
+        for customer in found:
+            if (customer.get("metadata") or {}).get(CLIENT_TAG) != key:
+                untouched.append(customer["id"])
+                continue
+            self.calls.call("customer deletion", self._delete_customer, customer["id"])
+            log_event(logging.INFO, "stripe.customer_deleted", customer=customer["id"])
+            deleted.append(customer["id"])
+        self._ids.pop(key, None)
+        return deleted, untouched
+
+    def _delete_customer(self, customer: str) -> dict[str, Any]:
+        try:
+            return plain(self.client.v1.customers.delete(customer))
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":  # deleted already (an earlier run, the dashboard)
+                return {"id": customer, "deleted": True}
+            raise
+
     def card_on_file(self, customer: str) -> str | None:
         """The customer's default payment method, else their most recently saved card, else None.
 
