@@ -97,7 +97,7 @@ def _forget(args: argparse.Namespace, settings: Settings, now: datetime) -> int:
         return _preview(settings, ledger, find_client(ledger, args.email, settings), now)
     with exclusive(settings.storage.data_dir, settings.storage.location, settings.storage.schema_name):
         engine = build_engine(settings, now=now, check_templates=False)
-        return _forget_now(args, settings, engine, now)
+        return forget_now(settings, engine, args.email, now, args.asked_by or getpass.getuser(), config_path=args.config)
 
 
 def _preview(settings: Settings, ledger: Ledger, client: ClientFound, now: datetime) -> int:
@@ -164,9 +164,12 @@ def _settle_money(settings: Settings, engine: Any, client: ClientFound, now: dat
     return True
 
 
-def _forget_now(args: argparse.Namespace, settings: Settings, engine: Any, now: datetime) -> int:
+def forget_now(settings: Settings, engine: Any, address: str, now: datetime, asked_by: str, *, config_path: str = "") -> int:
+    """`client forget ADDRESS --yes` with `engine` (slotguard/run/engine.py, built by the
+    caller, who holds the data folder's lock): 0 when the client is forgotten, 1 when a step
+    could not finish (said on stderr; nothing erased)."""
     ledger = engine.ledger
-    client = find_client(ledger, args.email, settings)
+    client = find_client(ledger, address, settings)
     if client.known and not _settle_money(settings, engine, client, now):
         return 1
     counted: dict[str, int] = {}
@@ -185,7 +188,7 @@ def _forget_now(args: argparse.Namespace, settings: Settings, engine: Any, now: 
     files = clean_files(settings, client, pseudonym)
     counted.update(files.counts())
     secure_delete(ledger)
-    counts = erase_client(ledger, client, pseudonym, now, args.asked_by or getpass.getuser(), counted)
+    counts = erase_client(ledger, client, pseudonym, now, asked_by, counted)
     trouble = compact(ledger)
     print(f"{client.address} forgotten; money records kept as {pseudonym} with amounts only")
     print("  " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counts.items()))
@@ -194,8 +197,8 @@ def _forget_now(args: argparse.Namespace, settings: Settings, engine: Any, now: 
     if trouble:
         print(f"  the ledger could not be rewritten now ({trouble}): erased rows may stay in its free space until "
               "`client forget` runs again or the ledger is vacuumed", file=sys.stderr)
-    config_text = Path(args.config).read_text(encoding="utf-8", errors="replace").lower() if Path(args.config).is_file() else ""
+    config_text = Path(config_path).read_text(encoding="utf-8", errors="replace").lower() if config_path and Path(config_path).is_file() else ""
     if client.address in config_text:
-        print(f"  {args.config} names {client.address} (e.g. mail.client_locales, payments.policy_known_by): remove it there")
+        print(f"  {config_path} names {client.address} (e.g. mail.client_locales, payments.policy_known_by): remove it there")
     print("  the calendar's events still name the client: delete them or take the client off them in the calendar")
     return 0
