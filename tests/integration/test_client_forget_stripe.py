@@ -1,0 +1,75 @@
+"""`client forget` with Stripe (localstripe behind the test proxy).
+
+What a practitioner relies on: a fee the practitioner waived after it was charged is
+refunded exactly once, by forget if the refund was still to be made, and never again when
+forget runs a second time; a fee the client rightly paid is not refunded; the Stripe
+customer (name, address, saved card) is deleted, while Stripe keeps the payments; and the
+ledger keeps the amounts under a pseudonym.
+"""
+
+from __future__ import annotations
+
+import pytest
+import stripe
+
+from slotguard.cli.clients import forget_now
+from slotguard.domain.model import ActionKind, ActionState
+from slotguard.planning.waivers import waive_by_hand
+from slotguard.privacy.client_records import find_client
+from slotguard.privacy.pseudonyms import is_pseudonym
+from tests.support.stripe_fixtures import refunds_for
+from tests.support.stripe_loop import StripeLoop
+
+
+@pytest.fixture
+def loop(tmp_path, stripe_proxy, stripe_client_with_card, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the settings' data folder is "var", relative
+    stripe_client_with_card("ana@example.com", name="Ana Silva")
+    loop = StripeLoop(tmp_path, stripe_proxy, monkeypatch)
+    for event_id in ("e1", "e2"):
+        loop.book(event_id)
+        loop.mark(event_id, "#noshow", minutes=0)
+    loop.tick(1)
+    for fee in loop.actions(ActionKind.CHARGE):
+        assert (fee.state, fee.context["payment_status"]) == (ActionState.DONE, "paid"), fee.last_error
+    return loop
+
+
+@pytest.mark.timeout(300)
+def test_forget_refunds_a_waived_charge_once_deletes_the_customer_and_keeps_the_paid_fee(loop, stripe_admin):
+    waived = loop.only(ActionKind.CHARGE, "e1")
+    paid = loop.only(ActionKind.CHARGE, "e2")
+    done = waive_by_hand(loop.ledger, waived, "waived by the practitioner: goodwill", loop.at(2), note=True)
+    assert done.waived or done.planned
+    [refund] = loop.actions(ActionKind.REFUND)
+    assert refund.state is ActionState.PLANNED  # the daemon would make it at its next tick
+    [customer] = stripe_admin.v1.customers.list({"email": "ana@example.com"}).data
+    assert customer.metadata["slotguard_client"] == "ana@example.com"
+
+    assert forget_now(loop.settings, loop.engine, "ANA@example.com", loop.at(3), "lena") == 0
+
+    assert [r["amount"] for r in refunds_for(stripe_admin, waived.external_id)] == [90000]
+    assert refunds_for(stripe_admin, paid.external_id) == [], "a fee rightly paid is not refunded"
+    assert stripe_admin.v1.customers.list({"email": "ana@example.com"}).data == []
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe_admin.v1.customers.retrieve(customer.id)
+    refund = loop.ledger.action(refund.id)
+    assert refund.state is ActionState.DONE and is_pseudonym(refund.client_email) and refund.amount.minor == 90000
+    kept = loop.ledger.action(paid.id)
+    assert kept.state is ActionState.DONE and kept.external_id == paid.external_id and kept.client_email == refund.client_email
+    [notice] = [a for a in loop.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "refund_notice"]
+    assert notice.state is ActionState.DONE, "the client is told of the refund before being forgotten"
+    assert not find_client(loop.ledger, "ana@example.com").known
+
+    # Again: nothing of hers is left to settle, no second refund, Stripe has nothing to delete.
+    assert forget_now(loop.settings, loop.engine, "ana@example.com", loop.at(4), "lena") == 0
+    assert [r["amount"] for r in refunds_for(stripe_admin, waived.external_id)] == [90000]
+    loop.tick(5)
+    assert [r["amount"] for r in refunds_for(stripe_admin, waived.external_id)] == [90000]
+
+
+@pytest.mark.timeout(300)
+def test_a_customer_someone_else_made_is_left_alone(loop, stripe_admin):
+    other = stripe_admin.v1.customers.create({"email": "ana@example.com", "name": "Ana (the shop)"})
+    assert forget_now(loop.settings, loop.engine, "ana@example.com", loop.at(3), "lena") == 0
+    assert [c.id for c in stripe_admin.v1.customers.list({"email": "ana@example.com"}).data] == [other.id]
