@@ -15,7 +15,8 @@ command: nothing is erased until it is known.
 - their appointment snapshots lose the title, place and meeting link; an appointment still
   open is frozen (outcome `forgotten`), so time alone plans nothing more for it, and its
   fingerprint is kept, so the unchanged event in the calendar is not read as a new booking;
-- their open actions (reminders, emails not sent) are cancelled;
+- their open actions (reminders, emails not sent) are cancelled, and so are their emails left
+  `executing` or `failed`, so that no recovery or `retry` sends one to the pseudonym;
 - every other text in the ledger (a digest's details, action reasons and logs, sync
   errors, meta values) loses their address and names, replaced by the pseudonym; problems and
   meta entries naming them are deleted;
@@ -49,6 +50,7 @@ WAIVE_REASON = "the client asked to be forgotten"
 CANCEL_NOTE = "cancelled: the client asked to be forgotten"
 FEE_KINDS = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT)
 TAKING = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE)
+STOPPED_EMAIL = (ActionState.EXECUTING, ActionState.FAILED)
 # Text columns that may hold a client's address or name, by table, with the key of a row.
 TEXT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "meta": (("key",), ("value",)),
@@ -178,9 +180,12 @@ def erase_client(ledger: Ledger, client: ClientFound, pseudonym: str, now: datet
     with ledger.transaction():
         if spellings:
             for action in client_actions(ledger, client):
-                if action.state in OPEN_STATES:
+                # Open, or an email a crash left executing or one that failed: never to be
+                # sent to the pseudonym by a restart's recovery or by `retry`.
+                if action.state in OPEN_STATES or (action.kind is ActionKind.EMAIL and action.state in STOPPED_EMAIL):
+                    expected = {action.state}
                     action.state = ActionState.CANCELLED
-                    if ledger.update_action(action, now, CANCEL_NOTE, expect=OPEN_STATES):
+                    if ledger.update_action(action, now, CANCEL_NOTE, expect=expected):
                         counts["actions_cancelled"] += 1
             counts["appointments"] = _freeze_appointments(ledger, client, pseudonym, replace)
             marks = placeholders(spellings)

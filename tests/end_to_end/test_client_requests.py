@@ -32,9 +32,13 @@ def practice(tmp_path):
 
 
 def stored(folder) -> str:
-    """Every byte under var/ (the ledger, its lock files, the outbox) and, when the ledger is
+    """Every byte under var/ (the ledger, its lock files, the outbox; messages decoded too) and, when the ledger is
     on PostgreSQL (SLOTGUARD_TEST_BACKEND=postgresql), every row of its schema; lower-cased."""
     parts = [path.read_bytes().decode("utf-8", errors="replace") for path in sorted((folder / "var").rglob("*")) if path.is_file()]
+    for path in sorted((folder / "var").rglob("*.eml")):  # decoded too: quoted-printable hides "Bjørn" from the bytes
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        parts += [str(value) for _name, value in message.items()]
+        parts += [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
     if os.environ.get(TEST_URL_ENV):
         ledger = Ledger(folder / "var/ledger.sqlite3")  # the same stand-in schema the commands used
         try:
@@ -85,6 +89,7 @@ def test_forget_names_the_open_fee_without_yes_then_erases_only_that_client(prac
     preview = main(practice, "client", "forget", BJORN, check=False)
     assert preview.returncode == 1 and fee["id"] in preview.stdout and "--yes" in preview.stdout
     assert ledger(practice) == before, "nothing is changed without --yes"
+    assert traces(stored(practice), BJORN, BJORN_NAME) == [BJORN, BJORN_NAME]
 
     done = main(practice, "client", "forget", "Bjorn@Example.com", "--yes", "--now", NOW)
     assert f"{fee['id']}" in done.stdout and "forgotten" in done.stdout

@@ -96,15 +96,26 @@ def ledger_fees(ledger, address):
 
 def everything_stored(practice) -> str:
     """Every file under the data folder (the SQLite ledger's bytes too), and on PostgreSQL
-    every row of every table of the ledger's schema, as one lower-cased text."""
+    every row of every table of the ledger's schema, as one lower-cased text (messages both
+    as stored and decoded)."""
     parts = []
     for path in sorted(practice.data.rglob("*")):
         if path.is_file():
             parts.append(path.read_bytes().decode("utf-8", errors="replace"))
+            if path.suffix == ".eml":  # and decoded: a quoted-printable or base64 part hides a name from the bytes
+                parts.append(decoded(path))
     if practice.ledger.place.postgres:
         for table in TABLES:
             parts += [json.dumps(dict(row), default=str) for row in practice.ledger.db.execute(f"SELECT * FROM {table}")]
     return "\n".join(parts).lower()
+
+
+def decoded(path) -> str:
+    """A message's headers and text parts, decoded."""
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    texts = [f"{name}: {value}" for name, value in message.items()]
+    texts += [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
+    return "\n".join(texts)
 
 
 def outbox_texts(practice) -> list[tuple[str, str]]:
