@@ -9,6 +9,8 @@ ledger keeps the amounts under a pseudonym.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import stripe
 
@@ -17,8 +19,17 @@ from slotguard.domain.model import ActionKind, ActionState
 from slotguard.planning.waivers import waive_by_hand
 from slotguard.privacy.client_records import find_client
 from slotguard.privacy.pseudonyms import is_pseudonym
+from tests.support.builders import config, event
 from tests.support.stripe_fixtures import refunds_for
 from tests.support.stripe_loop import StripeLoop
+
+
+def practice_policies():
+    """The builders' policies with a 30 % deposit charged at booking."""
+    from slotguard.config.schema import parse_settings
+
+    data = config(policies={"enabled": ["late_cancel", "no_show", "deposit"], "deposit": {"amount": "30%", "kind": "charge"}})
+    return parse_settings(data).policies
 
 
 @pytest.fixture
@@ -73,3 +84,27 @@ def test_a_customer_someone_else_made_is_left_alone(loop, stripe_admin):
     other = stripe_admin.v1.customers.create({"email": "ana@example.com", "name": "Ana (the shop)"})
     assert forget_now(loop.settings, loop.engine, "ana@example.com", loop.at(3), "lena") == 0
     assert [c.id for c in stripe_admin.v1.customers.list({"email": "ana@example.com"}).data] == [other.id]
+
+
+@pytest.mark.timeout(300)
+def test_a_deposit_paid_for_a_session_still_ahead_is_given_back_once(tmp_path, stripe_proxy, stripe_client_with_card, stripe_admin, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stripe_client_with_card("ana@example.com", name="Ana Silva")
+    loop = StripeLoop(tmp_path, stripe_proxy, monkeypatch)
+    loop.settings = loop.settings.model_copy(update={"policies": practice_policies()})
+    loop.restart()
+    ahead = loop.start + timedelta(days=3)
+    loop.tick(0)  # Slotguard's first look at the calendar: from now on, a booking is a new one
+    loop.calendar.put(event("later", ahead, client="ana@example.com", name="Ana Silva"), loop.at(1))
+    loop.tick(1)
+    loop.tick(2)
+    [deposit] = loop.actions(ActionKind.CHARGE, "later")
+    assert (deposit.state, deposit.context.get("payment_status"), deposit.amount.minor) == (ActionState.DONE, "paid", 27000), deposit.last_error
+
+    assert forget_now(loop.settings, loop.engine, "ana@example.com", loop.at(3), "lena") == 0
+
+    assert [r["amount"] for r in refunds_for(stripe_admin, deposit.external_id)] == [27000]
+    loop.tick(4)
+    loop.tick(60 * 24 * 4)  # the session's time passes: nothing is charged or given back again
+    assert [r["amount"] for r in refunds_for(stripe_admin, deposit.external_id)] == [27000]
+    assert [a.id for a in loop.actions(ActionKind.CHARGE)] == [deposit.id]
