@@ -6,7 +6,7 @@ pages they completed. The JSON's shape (FORMAT, version 1; docs/privacy.md descr
 
     format, version, exported_at, practice {name, email}
     client {address, spellings, names, locale}
-    appointments [{calendar_id, event_id, start, end, timezone, status, service, title,
+    appointments [{calendar_id, event_id, start, end, timezone, status, service, service_label, title,
                    location, meeting_link, price, marks, declined, cancelled_at, outcome,
                    cancellation, first_seen, series_id}]
     marks_read [{kind, event_id, start, at, seen_at, detail}]     what Slotguard read in the calendar
@@ -32,6 +32,7 @@ from slotguard.config.schema import Settings
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import Action, ActionKind
 from slotguard.mail.compose import compose_email
+from slotguard.mail.context import service_label
 from slotguard.mail.messages import Renderer
 from slotguard.payments.card_terms import seen_by
 from slotguard.policies.account import purpose_of
@@ -51,7 +52,7 @@ def _time(value: datetime | None) -> str | None:
     return to_utc_text(value) if value else None
 
 
-def _appointments(ledger: Ledger, client: ClientFound) -> list[dict[str, Any]]:
+def _appointments(settings: Settings, ledger: Ledger, client: ClientFound) -> list[dict[str, Any]]:
     spellings = list(client.spellings)
     rows = ledger.db.execute(
         f"SELECT * FROM appointments WHERE client_email IN ({placeholders(spellings)}) ORDER BY start_utc, event_id", spellings)
@@ -61,7 +62,9 @@ def _appointments(ledger: Ledger, client: ClientFound) -> list[dict[str, Any]]:
         found.append({
             "calendar_id": appointment.calendar_id, "event_id": appointment.event_id,
             "start": _time(appointment.start), "end": _time(appointment.end), "timezone": appointment.timezone,
-            "status": appointment.status, "service": appointment.service, "title": appointment.title,
+            "status": appointment.status, "service": appointment.service,
+            "service_label": service_label(settings, appointment.service, summary_locale(client, settings)) or appointment.service,
+            "title": appointment.title,
             "location": appointment.location, "meeting_link": appointment.meeting_link, "price": appointment.price.as_json(),
             "marks": sorted(appointment.marks), "declined": appointment.client_declined,
             "cancelled_at": _time(appointment.cancelled_at), "outcome": row["outcome"], "cancellation": row["cancellation"],
@@ -138,7 +141,7 @@ def export_client(settings: Settings, ledger: Ledger, client: ClientFound, now: 
         "practice": {"name": settings.practice.name, "email": settings.practice.email},
         "client": {"address": client.address, "spellings": list(client.spellings), "names": list(client.names),
                    "locale": summary_locale(client, settings)},
-        "appointments": _appointments(ledger, client) if client.known else [],
+        "appointments": _appointments(settings, ledger, client) if client.known else [],
         "marks_read": _marks_read(ledger, client) if client.known else [],
         "money": [_money(ledger, action) for action in actions if action.kind is not ActionKind.EMAIL],
         "emails": emails,
@@ -150,6 +153,8 @@ def export_client(settings: Settings, ledger: Ledger, client: ClientFound, now: 
 def summary_html(settings: Settings, renderer: Renderer, data: dict[str, Any]) -> str:
     """The export as a page in the client's language (their locale, else the practice's),
     with dates in the practice's time zone and amounts in the currency's units."""
+    # The client's locale if Slotguard has its words (a catalog, or the admin's templates), else
+    # the practice's, else English: as for every email (booking_confirmation exists in each).
     locale = renderer.pick_locale("booking_confirmation", data["client"]["locale"])
     env = renderer.env_for(locale)
     template = env.get_template(SUMMARY_TEMPLATE)
