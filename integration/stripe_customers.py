@@ -106,6 +106,21 @@ class StripeCustomers:
         self._ids.pop(key, None)
         return deleted, untouched
 
+    def retag_payments(self, references: list[str], pseudonym: str) -> int:
+        """Put `pseudonym` in place of the client's address in the `slotguard_client` tag of
+        the PaymentIntents (pi_) and Refunds (re_) named in `references` (other ids are
+        skipped); returns how many were changed. Raises AdapterError."""
+        changed = 0
+        for reference in dict.fromkeys(references):
+            if reference.startswith("pi_"):
+                self.calls.call("payment tag", self.client.v1.payment_intents.update, reference, {"metadata": {CLIENT_TAG: pseudonym}})
+            elif reference.startswith("re_"):
+                self.calls.call("refund tag", self.client.v1.refunds.update, reference, {"metadata": {CLIENT_TAG: pseudonym}})
+            else:
+                continue
+            changed += 1
+        return changed
+
     def _delete_customer(self, customer: str) -> dict[str, Any]:
         try:
             return plain(self.client.v1.customers.delete(customer))

@@ -173,9 +173,12 @@ def forget_now(settings: Settings, engine: Any, address: str, now: datetime, ask
     if client.known and not _settle_money(settings, engine, client, now):
         return 1
     counted: dict[str, int] = {}
+    pseudonym = new_pseudonym()
     customers = getattr(engine.provider, "customers", None)
     if customers is not None and hasattr(customers, "forget_customer"):
+        references = [action.external_id for action in client_actions(ledger, client)] if client.known else []
         try:
+            counted["stripe_payments_retagged"] = customers.retag_payments(references, pseudonym)
             deleted, untouched = customers.forget_customer(client.address)
         except AdapterError as error:
             print(f"Stripe: {error}; nothing was erased, try again", file=sys.stderr)
@@ -184,7 +187,6 @@ def forget_now(settings: Settings, engine: Any, address: str, now: datetime, ask
         if untouched:
             print(f"Stripe: {len(untouched)} customer(s) with that address were not made by Slotguard and are left alone: "
                   f"{', '.join(untouched)}")
-    pseudonym = new_pseudonym()
     files = clean_files(settings, client, pseudonym)
     counted.update(files.counts())
     secure_delete(ledger)

@@ -66,6 +66,9 @@ def test_forget_refunds_a_waived_charge_once_deletes_the_customer_and_keeps_the_
         stripe_admin.v1.customers.retrieve(customer.id)
     refund = loop.ledger.action(refund.id)
     assert refund.state is ActionState.DONE and is_pseudonym(refund.client_email) and refund.amount.minor == 90000
+    for intent in (waived.external_id, paid.external_id):  # Stripe keeps the payments, tagged with the pseudonym now
+        assert stripe_admin.v1.payment_intents.retrieve(intent).metadata["slotguard_client"] == refund.client_email
+    assert stripe_admin.v1.refunds.retrieve(refund.external_id).metadata["slotguard_client"] == refund.client_email
     kept = loop.ledger.action(paid.id)
     assert kept.state is ActionState.DONE and kept.external_id == paid.external_id and kept.client_email == refund.client_email
     [notice] = [a for a in loop.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "refund_notice"]
