@@ -106,20 +106,29 @@ class StripeCustomers:
         self._ids.pop(key, None)
         return deleted, untouched
 
-    def retag_payments(self, references: list[str], pseudonym: str) -> int:
+    def retag_payments(self, references: list[str], pseudonym: str) -> tuple[int, list[str]]:
         """Put `pseudonym` in place of the client's address in the `slotguard_client` tag of
         the PaymentIntents (pi_) and Refunds (re_) named in `references` (other ids are
-        skipped); returns how many were changed. Raises AdapterError."""
-        changed = 0
+        skipped). Returns (how many were changed, the ids Stripe refused to change: an object
+        in a state that takes no update). Raises AdapterError when Stripe cannot be reached."""
+        changed, refused = 0, []
         for reference in dict.fromkeys(references):
+            method: Any
             if reference.startswith("pi_"):
-                self.calls.call("payment tag", self.client.v1.payment_intents.update, reference, {"metadata": {CLIENT_TAG: pseudonym}})
+                method, what = self.client.v1.payment_intents.update, "payment tag"
             elif reference.startswith("re_"):
-                self.calls.call("refund tag", self.client.v1.refunds.update, reference, {"metadata": {CLIENT_TAG: pseudonym}})
+                method, what = self.client.v1.refunds.update, "refund tag"
             else:
                 continue
+            try:
+                self.calls.call(what, method, reference, {"metadata": {CLIENT_TAG: pseudonym}})
+            except AdapterError as error:
+                if error.retryable:
+                    raise
+                refused.append(reference)
+                continue
             changed += 1
-        return changed
+        return changed, refused
 
     def _delete_customer(self, customer: str) -> dict[str, Any]:
         try:

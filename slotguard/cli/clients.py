@@ -178,12 +178,15 @@ def forget_now(settings: Settings, engine: Any, address: str, now: datetime, ask
     if customers is not None and hasattr(customers, "forget_customer"):
         references = [action.external_id for action in client_actions(ledger, client)] if client.known else []
         try:
-            counted["stripe_payments_retagged"] = customers.retag_payments(references, pseudonym)
+            counted["stripe_payments_retagged"], refused = customers.retag_payments(references, pseudonym)
             deleted, untouched = customers.forget_customer(client.address)
         except AdapterError as error:
             print(f"Stripe: {error}; nothing was erased, try again", file=sys.stderr)
             return 1
         counted["stripe_customers_deleted"] = len(deleted)
+        if refused:
+            print(f"Stripe: {len(refused)} payment(s) or refund(s) took no new tag and still name the address in their metadata: "
+                  f"{', '.join(refused)}")
         if untouched:
             print(f"Stripe: {len(untouched)} customer(s) with that address were not made by Slotguard and are left alone: "
                   f"{', '.join(untouched)}")
