@@ -139,6 +139,8 @@ def test_the_export_holds_every_fee_of_a_year_and_the_messages_as_sent(practice)
     charges = [a for a in practice.ledger.actions(kinds=[ActionKind.CHARGE]) if a.client_email == ANA]
     assert len(charges) == len(NO_SHOWS), "one fee per no-show the test marked"
 
+    sent_ids = [a.id for a in practice.ledger.actions(kinds=[ActionKind.EMAIL], states=[ActionState.DONE]) if a.client_email == ANA]
+    (practice.data / "outbox" / f"{sent_ids[0]}.eml").unlink()  # as with another transport: only the action is kept
     client = find_client(practice.ledger, "  ANA_S@Example.COM ", practice.settings)
     policies = load_enabled(practice.settings)
     renderer = make_renderer(practice.settings, policies, check=False)
@@ -149,8 +151,11 @@ def test_the_export_holds_every_fee_of_a_year_and_the_messages_as_sent(practice)
     assert all(entry["history"] for entry in data["money"])
     assert len(data["appointments"]) == SESSIONS and all(a["event_id"].startswith("ana") for a in data["appointments"])
     assert {m["kind"] for m in data["marks_read"]} >= {"booked", "no_show", "attended"}
-    sent = [m for m in data["emails"] if m["state"] == "done"]
-    assert sent and all(m["source"] == "outbox" and m["text"] for m in sent)
+    sent = {m["id"]: m for m in data["emails"] if m["state"] == "done"}
+    assert set(sent) == set(sent_ids)
+    rendered = sent.pop(sent_ids[0])
+    assert rendered["source"] == "rendered" and "Ana" in rendered["text"] and rendered["subject"] and "composed again" in rendered["note"]
+    assert sent and all(m["source"] == "outbox" and m["text"] for m in sent.values())
     assert not any(BEA in json.dumps(entry) for entry in data["money"] + data["emails"] + data["appointments"])
     assert data["client"]["names"] == [ANA_NAME] and data["client"]["locale"] == "de"
     json.dumps(data)  # plain JSON
