@@ -61,6 +61,9 @@ TEXT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "action_log": (("seq",), ("note",)),
     "pending_writes": (("calendar_id", "event_id"), ("last_error",)),
 }
+# Tables that hold no client's text: only counts, pseudonyms and times. A new table goes in
+# one of these three (tests/unit/privacy/test_client_records_and_files.py checks it).
+NO_CLIENT_TEXT = ("erasures",)
 # Tables whose rows are deleted when their key names the client (a problem about their event,
 # the record of their card-setup pages).
 DELETED_WHEN_NAMED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
