@@ -86,6 +86,58 @@ class StripeCustomers:
         self._ids[key] = customer["id"]
         return customer["id"]
 
+    def forget_customer(self, email: str) -> tuple[list[str], list[str]]:
+        """Delete the Stripe customers of `email` that Slotguard made or adopted (tagged
+        metadata.slotguard_client): the customer, its name, address and saved cards go; the
+        payments and refunds made stay at Stripe, which keeps them under its own obligations.
+        A customer already deleted (Stripe answers 404 resource_missing) counts as deleted.
+        Returns (ids deleted, ids of customers with that email left alone: not tagged, so
+        not ours). Raises AdapterError."""
+        key = email_key(email)
+        found = self.calls.list_all("customer lookup", self.client.v1.customers.list, {"email": key, "limit": 100})
+        deleted, untouched = [], []
+        for customer in found:
+            if (customer.get("metadata") or {}).get(CLIENT_TAG) != key:
+                untouched.append(customer["id"])
+                continue
+            self.calls.call("customer deletion", self._delete_customer, customer["id"])
+            log_event(logging.INFO, "stripe.customer_deleted", customer=customer["id"])
+            deleted.append(customer["id"])
+        self._ids.pop(key, None)
+        return deleted, untouched
+
+    def retag_payments(self, references: list[str], pseudonym: str) -> tuple[int, list[str]]:
+        """Put `pseudonym` in place of the client's address in the `slotguard_client` tag of
+        the PaymentIntents (pi_) and Refunds (re_) named in `references` (other ids are
+        skipped). Returns (how many were changed, the ids Stripe refused to change: an object
+        in a state that takes no update). Raises AdapterError when Stripe cannot be reached."""
+        changed, refused = 0, []
+        for reference in dict.fromkeys(references):
+            method: Any
+            if reference.startswith("pi_"):
+                method, what = self.client.v1.payment_intents.update, "payment tag"
+            elif reference.startswith("re_"):
+                method, what = self.client.v1.refunds.update, "refund tag"
+            else:
+                continue
+            try:
+                self.calls.call(what, method, reference, {"metadata": {CLIENT_TAG: pseudonym}})
+            except AdapterError as error:
+                if error.retryable:
+                    raise
+                refused.append(reference)
+                continue
+            changed += 1
+        return changed, refused
+
+    def _delete_customer(self, customer: str) -> dict[str, Any]:
+        try:
+            return plain(self.client.v1.customers.delete(customer))
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":  # deleted already (an earlier run, the dashboard)
+                return {"id": customer, "deleted": True}
+            raise
+
     def card_on_file(self, customer: str) -> str | None:
         """The customer's default payment method, else their most recently saved card, else None.
 

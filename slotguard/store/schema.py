@@ -8,12 +8,12 @@ statement is translated (slotguard/store/backend.py `postgres_ddl`: an identity 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Every table, in an order a copy can insert them (`Ledger.copy_into`).
-TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes")
+TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes", "erasures")
 # The tables whose `seq` numbers rows in the order they were stored.
-SEQUENCED = ("happenings", "actions", "action_log")
+SEQUENCED = ("happenings", "actions", "action_log", "erasures")
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -127,5 +127,17 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX pending_writes_due ON pending_writes (due_at);
     CREATE INDEX actions_holds ON actions (executed_at) WHERE kind = 'hold'
+    """,
+    # `client forget` (slotguard/privacy/client_forget.py): one row per client erased, without
+    # their personal data: when, who ran it, the pseudonym their kept money records carry now,
+    # and how many of each record were erased or pseudonymised (JSON counts).
+    4: """
+    CREATE TABLE erasures (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        asked_by TEXT NOT NULL,
+        pseudonym TEXT NOT NULL,
+        erased TEXT NOT NULL DEFAULT '{}'
+    )
     """,
 }
