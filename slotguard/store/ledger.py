@@ -30,7 +30,7 @@ from slotguard.store.calendar_rows import CalendarRows
 from slotguard.store.ledger_errors import LedgerError, explain
 from slotguard.store.private_files import private_file
 from slotguard.store.rows import appointment_from_json, appointment_to_json
-from slotguard.store.schema import MIGRATIONS, SCHEMA_VERSION, SEQUENCED, TABLES
+from slotguard.store.schema import DATA_STEPS, MIGRATIONS, SCHEMA_VERSION, SEQUENCED, TABLES
 
 # Imported from here by callers and tests.
 __all__ = ["Ledger", "LedgerError", "MIGRATIONS", "SCHEMA_VERSION", "appointment_from_json", "appointment_to_json", "utc_now"]
@@ -96,6 +96,9 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=5000")
+            # What is deleted or rewritten is overwritten, not left in free space: a pruned
+            # appointment's or a forgotten client's data must not stay readable in the file.
+            db.execute("PRAGMA secure_delete=ON")
             # 32 MB of page cache: a first sync writes to many B-trees at scattered keys.
             db.execute("PRAGMA cache_size=-32768")
             # Test hook: the disk is full once the ledger has this many pages (SQLITE_FULL).
@@ -128,6 +131,8 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
                 for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         self.db.run_ddl(statement)
+                if target in DATA_STEPS:
+                    DATA_STEPS[target](self.db)
                 self.db.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

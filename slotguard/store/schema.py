@@ -8,7 +8,12 @@ statement is translated (slotguard/store/backend.py `postgres_ddl`: an identity 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+from collections.abc import Callable
+
+from slotguard.store.backend import Connection
+from slotguard.store.retention_rows import strip_titles
+
+SCHEMA_VERSION = 4
 
 # Every table, in an order a copy can insert them (`Ledger.copy_into`).
 TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes")
@@ -128,4 +133,12 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX pending_writes_due ON pending_writes (due_at);
     CREATE INDEX actions_holds ON actions (executed_at) WHERE kind = 'hold'
     """,
+    # Event titles are no longer kept (docs/privacy.md): the work is DATA_STEPS[4]'s.
+    4: "",
+}
+
+# What a migration does beyond its SQL, in Python, after it (same transaction): rewriting
+# stored JSON the same way on both engines.
+DATA_STEPS: dict[int, Callable[[Connection], None]] = {
+    4: strip_titles,
 }
