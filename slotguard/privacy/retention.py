@@ -61,7 +61,9 @@ class Uses:
 
     @classmethod
     def of(cls, references: Iterable[tuple[str, Mapping[str, Any]]]) -> Uses:
-        settled, targeted, done = set(), set(), set()
+        settled: set[str] = set()
+        targeted: set[str] = set()
+        done: set[str] = set()
         for state, context in references:
             if state not in LIVE:
                 continue
