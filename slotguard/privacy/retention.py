@@ -7,7 +7,8 @@ happenings seen and its actions changed. A unit idle for longer than `retention`
 
 - with open money (`open_money` says why) is left whole: nothing of it is pruned or
   pseudonymised while a fee, hold, deposit, credit or outcome still waits on it;
-- otherwise its snapshot, happenings, emails, queued calendar note and problem are deleted,
+- otherwise its snapshot, happenings, emails (but the booking confirmation of a recurring
+  series that still has appointments kept), queued calendar note and problem are deleted,
   and its money records (every action but emails: charges, holds, captures, releases,
   refunds, credits, waivers, write-offs) are kept for the bookkeeping period with the
   client's address replaced by a pseudonym (slotguard/privacy/pseudonyms.py; one per client
@@ -194,6 +195,14 @@ def _names(action: Action) -> list[str]:
     return found
 
 
+def _confirms_kept_series(db: Any, action: Action) -> bool:
+    """A recurring series' booking confirmation stays while the series has appointments kept:
+    without it the next instance would be confirmed again as a new series."""
+    series = action.context.get("series_id")
+    return (action.template == "booking_confirmation" and bool(series) and action.state is ActionState.DONE
+            and rows.series_still_booked(db, action.client_email, str(series)))
+
+
 def prune(ledger: Ledger, retention_cutoff: datetime, past_bookkeeping: datetime) -> Pruned:
     """Prune every unit idle since before `retention_cutoff` (see the module docstring), in
     one transaction of `ledger`'s; return the counts."""
@@ -222,7 +231,7 @@ def prune(ledger: Ledger, retention_cutoff: datetime, past_bookkeeping: datetime
             appointments, happenings = rows.delete_unit_records(db, key)
             pruned.appointments += appointments
             pruned.happenings += happenings
-            emails = [action.id for action in actions if action.kind is ActionKind.EMAIL]
+            emails = [action.id for action in actions if action.kind is ActionKind.EMAIL and not _confirms_kept_series(db, action)]
             money = [action for action in actions if action.kind is not ActionKind.EMAIL]
             pruned.emails += rows.delete_actions(db, emails)
             if decision.what == "delete":

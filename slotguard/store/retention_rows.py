@@ -151,6 +151,14 @@ def set_log_note(db: Connection, seq: int, note: str) -> None:
     db.execute("UPDATE action_log SET note = ? WHERE seq = ?", (note, seq))
 
 
+def series_still_booked(db: Connection, client_email: str, series_id: str) -> bool:
+    """True while the ledger keeps an appointment of this client in this recurring series
+    (its booking confirmation is what keeps the series from being confirmed again)."""
+    pattern = f'%"series_id":{json.dumps(series_id)}%'
+    return db.execute("SELECT 1 FROM appointments WHERE client_email = ? AND snapshot LIKE ? LIMIT 1",
+                      (client_email, pattern)).fetchone() is not None
+
+
 def client_still_named(db: Connection, email: str) -> bool:
     """True while a row of the ledger still names the client by address."""
     return any(

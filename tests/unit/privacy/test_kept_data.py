@@ -189,3 +189,29 @@ def test_a_crash_in_the_middle_of_pruning_leaves_the_ledger_as_it_was(tmp_path, 
         assert retention.prune_daily(ledger, practice, NOW).appointments == 2
     finally:
         ledger.close()
+
+
+def test_a_series_confirmation_stays_while_the_series_goes_on(tmp_path):
+    """A weekly client booked two years ago: the first instance is pruned, but its booking
+    confirmation stays while later instances are kept, so the series is not confirmed again."""
+    from slotguard.privacy.retention import prune
+
+    practice = settings()
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    try:
+        with ledger.transaction():
+            for event_id, start, series in (("w_old", NOW - timedelta(days=700), "weekly"), ("w_new", NOW - timedelta(days=7), "weekly"),
+                                            ("x_old", NOW - timedelta(days=700), "ended")):
+                resource = event(event_id, start) | {"recurringEventId": series}
+                appointment = normalize(resource, "primary", practice, start - timedelta(days=1)).appointment
+                ledger.save_tracked(Tracked(appointment, "", "attended", start - timedelta(days=1)))
+                if event_id.endswith("_old"):
+                    ledger.add_action(new_action(ActionSubject.of_appointment(appointment), ActionKind.EMAIL, "lifecycle", "booked",
+                                                 key=f"{event_id}/booked", now=start - timedelta(days=1), state=ActionState.DONE,
+                                                 template="booking_confirmation", context={"series_id": series}))
+        pruned = prune(ledger, NOW - practice.privacy.retention, datetime(2017, 1, 1, tzinfo=UTC))
+        assert pruned.appointments == 2 and pruned.emails == 1
+        assert ledger.series_confirmed("ana@example.com", "weekly"), "the going series keeps its confirmation"
+        assert not ledger.series_confirmed("ana@example.com", "ended"), "an ended series' confirmation is pruned with it"
+    finally:
+        ledger.close()
