@@ -12,15 +12,15 @@ happenings seen and its actions changed. A unit idle for longer than `retention`
   and its money records (every action but emails: charges, holds, captures, releases,
   refunds, credits, waivers, write-offs) are kept for the bookkeeping period with the
   client's address replaced by a pseudonym (slotguard/privacy/pseudonyms.py; one per client
-  and day of pruning), their name removed, and the address and name replaced in their
+  and batch), their name removed, and the address and name replaced in their
   reasons, contexts and logs;
 - once past the bookkeeping period (counted from the end of the calendar year of its last
   activity, as bookkeeping law counts) the rest is deleted too.
 
 Then problems not seen for `retention` are deleted, and the meta entries kept under the
-address of a client the ledger no longer names (card terms seen). All of it in one
-transaction: a crash leaves the ledger as it was, and the next day does it again. `decide`
-is pure; `prune` reads, decides and writes.
+address of a client the ledger no longer names (card terms seen). A batch of units is one
+transaction: a crash leaves it undone, and the next tick does it again; pruning again
+changes nothing. `decide` is pure; `prune` reads, decides and writes.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,6 +119,13 @@ class Pruned:
     problems: int = 0
     meta: int = 0
     open_reasons: dict[str, int] = field(default_factory=dict)
+    resume: tuple[str, str] | None = None  # where the next batch starts; None: nothing left
+
+    def add(self, other: Pruned) -> None:
+        for name in ("appointments", "happenings", "emails", "pseudonymised", "money_deleted", "kept_open", "problems", "meta"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for why, count in other.open_reasons.items():
+            self.open_reasons[why] = self.open_reasons.get(why, 0) + count
 
     def line(self) -> str:
         return (f"appointments={self.appointments} happenings={self.happenings} emails={self.emails} "
@@ -157,10 +165,17 @@ def decide(unit: rows.IdleUnit, actions: list[Action], uses: Uses, past_bookkeep
 def scrub(text: str, names: Iterable[str], pseudonym: str) -> str:
     """`text` with each of `names` (an address, in plain and URL-encoded form; a name of
     three letters or more), in any case, replaced by `pseudonym`."""
-    for name in names:
-        if len(name) >= 3:
-            text = re.sub(r"(?<!\w)" + re.escape(name) + r"(?!\w)", pseudonym, text, flags=re.IGNORECASE)
-    return text
+    wanted = tuple(name for name in names if len(name) >= 3)
+    lowered = text.lower()
+    if not any(name.lower() in lowered for name in wanted):
+        return text  # the usual case, without a regular expression
+    return _pattern(wanted).sub(pseudonym, text)
+
+
+@lru_cache(maxsize=256)
+def _pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    longest_first = sorted(names, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(name) for name in longest_first) + r")(?!\w)", re.IGNORECASE)
 
 
 def _scrub_value(value: Any, names: list[str], pseudonym: str) -> Any:
@@ -203,15 +218,22 @@ def _confirms_kept_series(db: Any, action: Action) -> bool:
             and rows.series_still_booked(db, action.client_email, str(series)))
 
 
-def prune(ledger: Ledger, retention_cutoff: datetime, past_bookkeeping: datetime) -> Pruned:
-    """Prune every unit idle since before `retention_cutoff` (see the module docstring), in
-    one transaction of `ledger`'s; return the counts."""
+def prune(ledger: Ledger, retention_cutoff: datetime, past_bookkeeping: datetime,
+          batch: int | None = None, after: tuple[str, str] = ("", "")) -> Pruned:
+    """Prune the units idle since before `retention_cutoff` (see the module docstring) that
+    come after `after` (calendar id, event id), at most `batch` of them (None: all), in one
+    transaction of `ledger`'s; return the counts, with `resume` set to the last unit looked
+    at when more are left."""
     pruned = Pruned()
     db = ledger.db
     with ledger.transaction():
-        idle = rows.idle_units(db, retention_cutoff)
+        idle = sorted(rows.idle_units(db, retention_cutoff), key=lambda unit: (unit.calendar_id, unit.event_id))
         # A unit pseudonymised already, and within the bookkeeping period, needs no look.
-        look = [unit for unit in idle if unit.personal or unit.last < past_bookkeeping]
+        look = [unit for unit in idle
+                if (unit.calendar_id, unit.event_id) > after and (unit.personal or unit.last < past_bookkeeping)]
+        if batch is not None and len(look) > batch:
+            look = look[:batch]
+            pruned.resume = (look[-1].calendar_id, look[-1].event_id)
         by_unit = rows.unit_actions(db, [(unit.calendar_id, unit.event_id) for unit in look])
         uses = Uses.of(rows.references(db))
         clients: set[str] = set()
@@ -256,20 +278,32 @@ def prune(ledger: Ledger, retention_cutoff: datetime, past_bookkeeping: datetime
 
 
 LAST_RUN = "retention:last_run"  # meta: when the daily pruning last ran (UTC text)
+BATCH = 2000  # units per transaction (a few tenths of a second on SQLite)
 
 
-def prune_daily(ledger: Ledger, settings: Any, now: datetime) -> Pruned | None:
+def prune_daily(ledger: Ledger, settings: Any, now: datetime, batch: int = BATCH) -> Pruned | None:
     """Prune by `settings.privacy` unless it ran already on this day (the practice's time
-    zone); return the counts, or None when it had run today. The day's mark is written in
-    the pruning's own transaction, so a crash leaves it to run again. Logged (counts only)."""
+    zone); return the counts, or None when it had run today. `batch` units per transaction,
+    so that a large first pruning (after an upgrade) never holds the ledger for long: other
+    writers (`main.py waive`) get their turn between batches. Each batch is whole or not at
+    all, and the day's mark is written with the last one: after a crash the next tick goes
+    on where it stopped (what is done stays done). Logged (counts only)."""
     zone = settings.zone
-    with ledger.transaction():
-        last = ledger.meta(LAST_RUN)
-        if last is not None and from_utc_text(last).astimezone(zone).date() >= now.astimezone(zone).date():
-            return None
-        privacy = settings.privacy
-        pruned = prune(ledger, now - privacy.retention, bookkeeping_cutoff(now, privacy.bookkeeping_years))
-        ledger.set_meta(LAST_RUN, to_utc_text(now))
+    last = ledger.meta(LAST_RUN)
+    if last is not None and from_utc_text(last).astimezone(zone).date() >= now.astimezone(zone).date():
+        return None
+    privacy = settings.privacy
+    cutoff, past = now - privacy.retention, bookkeeping_cutoff(now, privacy.bookkeeping_years)
+    pruned, after = Pruned(), ("", "")
+    while True:
+        with ledger.transaction():
+            part = prune(ledger, cutoff, past, batch, after)
+            if part.resume is None:
+                ledger.set_meta(LAST_RUN, to_utc_text(now))
+        pruned.add(part)
+        if part.resume is None:
+            break
+        after = part.resume
     if not ledger.place.postgres:
         # Deleted rows are overwritten in the file (secure_delete); their old pages in the
         # write-ahead log go with a checkpoint. Other readers may hold some back: best effort.

@@ -28,7 +28,7 @@ from slotguard.domain.money import Money
 from slotguard.intake.normalize import normalize
 from slotguard.intake.tracker import Tracked
 from slotguard.privacy.pseudonyms import is_pseudonym
-from slotguard.privacy.retention import bookkeeping_cutoff, prune
+from slotguard.privacy.retention import bookkeeping_cutoff, prune, prune_daily
 from slotguard.store.ledger import Ledger
 from slotguard.store.rows import appointment_to_json
 from slotguard.store.schema import TABLES
@@ -183,6 +183,22 @@ def test_every_open_fee_is_kept_whole_and_closed_old_ones_are_pruned(history):
 
     pruned = prune(ledger, CUTOFF, bookkeeping_cutoff(NOW, 10))
 
+    check_pruned(ledger, bookings)
+    open_old = [b for b in bookings if b.idle and b.variant.open]
+    assert pruned.kept_open == len(open_old)
+    assert pruned.appointments == len([b for b in bookings if b.idle and not b.variant.open])
+
+
+def test_the_daily_pruning_in_small_batches_does_the_same(history):
+    ledger, bookings = history
+    pruned = prune_daily(ledger, settings(), NOW, batch=7)  # open units in every batch: each batch goes on after the last
+    assert pruned is not None and pruned.appointments == len([b for b in bookings if b.idle and not b.variant.open])
+    check_pruned(ledger, bookings)
+    assert prune_daily(ledger, settings(), NOW + timedelta(hours=1), batch=7) is None
+
+
+def check_pruned(ledger: Ledger, bookings: list[Booking]) -> None:
+    """Each booking as retention must leave it, read with the test's own SQL."""
     for booking in bookings:
         where = f"{booking.event_id} ({booking.variant.name})"
         appointment = row(ledger, "SELECT client_email FROM appointments WHERE event_id = ?", booking.event_id)
@@ -206,9 +222,6 @@ def test_every_open_fee_is_kept_whole_and_closed_old_ones_are_pruned(history):
                 f"SELECT note FROM action_log WHERE action_id IN ({','.join('?' * len(booking.money))})", booking.money
             ).fetchall() if booking.money else []
             assert all(booking.email not in entry["note"] for entry in logs), where
-    open_old = [b for b in bookings if b.idle and b.variant.open]
-    assert pruned.kept_open == len(open_old)
-    assert pruned.appointments == len([b for b in bookings if b.idle and not b.variant.open])
 
 
 def test_one_client_has_one_pseudonym_per_pruning_never_their_address(history):
