@@ -5,7 +5,7 @@ to it, replay scenarios are written in it), so the practitioner's conventions (w
 client is, which colour or tag means what, what a session costs) are read in one place.
 
 The title and description are read here (marks, service, lines) and not kept: of the title
-the appointment carries only the words the enabled policies look for
+the appointment carries only the words policies look for
 (slotguard/policies/title_words.py), of the description nothing.
 
 Pure: no I/O, no clock.

@@ -28,7 +28,7 @@ def strip_titles(db: Connection) -> None:
     """Migration 4: event titles out of every stored snapshot ("" in their place). Open
     appointments lose their fingerprint and every calendar its last full listing, so the
     next tick reads each again in full and stores what is kept of its title now (the words
-    the enabled policies look for, slotguard/policies/title_words.py)."""
+    policies look for, slotguard/policies/title_words.py)."""
     after = ("", "")
     while True:
         rows = db.execute(

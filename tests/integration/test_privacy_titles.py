@@ -29,17 +29,18 @@ def everything(ledger: Ledger) -> str:
     return "\n".join(str(dict(row)) for table in TABLES for row in ledger.db.execute(f"SELECT * FROM {table}"))
 
 
-def test_the_ledger_keeps_the_words_policies_need_and_picks_them_up_when_a_policy_is_enabled(tmp_path):
+def test_the_ledger_keeps_the_words_policies_look_for_and_picks_up_new_ones(tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     calendar = MemoryCalendar("primary")
     ledger.record_sync("primary", None, MONDAY - timedelta(days=7))
     calendar.put(event("e1", FRIDAY_10, title=NOTE), MONDAY)
-    engine(tmp_path, ledger, calendar).tick(MONDAY)
+    first_words = {"prospect_second_chance": {"title_words": ["discovery"]}}
+    engine(tmp_path, ledger, calendar, policies=first_words).tick(MONDAY)
     assert ledger.tracked("primary", "e1").appointment.title == ""
     assert "knee" not in everything(ledger).lower() and "intro" not in everything(ledger).lower()
 
-    # The practitioner enables prospect_second_chance: the next full listing (calendar.full_resync,
-    # a day) stores the words it looks for, though the event itself did not change.
+    # The practitioner makes "intro" a first-meeting word: the next full listing
+    # (calendar.full_resync, a day) stores it, though the event itself did not change.
     with_prospects = engine(tmp_path, ledger, calendar, policies={"enabled": ["no_show", "prospect_second_chance"]})
     with_prospects.tick(MONDAY + timedelta(hours=1))
     assert ledger.tracked("primary", "e1").appointment.title == "", "an incremental sync does not list it"

@@ -28,14 +28,18 @@ NOTE = "Intro session - physio after knee surgery #emergency"
 WAIVER_POLICIES = {"enabled": ["no_show", "prospect_second_chance", "emergency_waiver"]}
 
 
-def test_a_title_keeps_only_the_words_the_enabled_policies_look_for():
+def test_a_title_keeps_only_the_words_policies_look_for():
     with_words = settings(policies=WAIVER_POLICIES)
     appointment = normalize(event("e1", NOW, title=NOTE), "primary", with_words, NOW - timedelta(days=2)).appointment
     assert appointment.title == "intro | #emergency"
     assert "knee" not in appointment_to_json(appointment)
-    plain = normalize(event("e1", NOW, title=NOTE), "primary", settings(), NOW - timedelta(days=2)).appointment
-    assert plain.title == "", "no policy reads the title: nothing of it is kept"
-    assert "waive" in plain.marks, "marks are still read from the whole title"
+    assert "waive" in appointment.marks, "marks are still read from the whole title"
+    # Policies not enabled are asked too, with their settings (simulate tries them).
+    own_words = settings(policies={"prospect_second_chance": {"title_words": ["kickoff"]}})
+    kickoff = normalize(event("e1", NOW, title="Kickoff - " + NOTE), "primary", own_words, NOW - timedelta(days=2)).appointment
+    assert kickoff.title == "kickoff | #emergency"
+    notes = normalize(event("e1", NOW, title="Physio after knee surgery"), "primary", settings(), NOW - timedelta(days=2)).appointment
+    assert notes.title == "", "a title without a word any policy looks for is not kept at all"
 
 
 def test_kept_title_matches_whole_words_and_never_joins_two_into_a_phrase():
