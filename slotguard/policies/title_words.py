@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -48,7 +48,8 @@ def title_words(settings: Any) -> tuple[str, ...]:
             config = info.config_model.model_validate(settings.policy_settings(info.name))
         except ValidationError:
             continue
-        answer: Iterable[Any] = implementation.function(**{name: config for name in implementation.argnames if name == "config"}) or ()
+        # pluggy types a hook's answer as object; the hookspec's is a list of words
+        answer = cast(Iterable[Any], implementation.function(**{name: config for name in implementation.argnames if name == "config"}) or ())
         for word in answer:
             word = " ".join(str(word).lower().split())
             if word:
