@@ -244,8 +244,7 @@ def prune(ledger: Ledger, retention_cutoff: datetime, past_bookkeeping: datetime
             decision = decide(unit, actions, uses, past_bookkeeping)
             if decision.what == "keep":
                 pruned.kept_open += 1
-                reason = decision.why.split(" ", 1)[-1]
-                pruned.open_reasons[reason] = pruned.open_reasons.get(reason, 0) + 1
+                pruned.open_reasons[decision.why] = pruned.open_reasons.get(decision.why, 0) + 1
                 continue
             if decision.what == "done":
                 continue
