@@ -30,6 +30,7 @@ from slotguard.intake.tracker import Tracked  # noqa: E402
 from slotguard.privacy.retention import bookkeeping_cutoff, prune  # noqa: E402
 from slotguard.store.ledger import Ledger  # noqa: E402
 from slotguard.store.rows import appointment_to_json  # noqa: E402
+from slotguard.store.schema import TITLES_TAKEN_OUT  # noqa: E402
 from tests.support.builders import event, settings  # noqa: E402
 
 NOW = datetime(2027, 6, 15, 12, 0, tzinfo=UTC)
@@ -70,7 +71,7 @@ def main() -> None:
         build(ledger, arguments.appointments, arguments.years, arguments.open)
         print(f"built {arguments.appointments} appointments over {arguments.years} years in {time.perf_counter() - started:.1f}s; "
               f"file {path.stat().st_size / 1e6:.1f} MB")
-        ledger.set_meta("schema_version", "3")
+        ledger.set_meta("schema_version", str(TITLES_TAKEN_OUT - 1))
         ledger.close()
         started = time.perf_counter()
         ledger = Ledger(path)

@@ -30,7 +30,7 @@ from slotguard.store.calendar_rows import CalendarRows
 from slotguard.store.ledger_errors import LedgerError, explain
 from slotguard.store.private_files import private_file
 from slotguard.store.rows import appointment_from_json, appointment_to_json
-from slotguard.store.schema import DATA_STEPS, MIGRATIONS, SCHEMA_VERSION, SEQUENCED, TABLES
+from slotguard.store.schema import DATA_STEPS, MIGRATIONS, SCHEMA_VERSION, SEQUENCED, TABLES, TITLES_TAKEN_OUT
 
 # Imported from here by callers and tests.
 __all__ = ["Ledger", "LedgerError", "MIGRATIONS", "SCHEMA_VERSION", "appointment_from_json", "appointment_to_json", "utc_now"]
@@ -54,7 +54,7 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
         # client's fifty instances cost one query, not fifty; emptied on a rollback, since
         # it may hold what the rolled-back transaction wrote.
         self._series_seen: set[tuple[str, str]] = set()
-        if 0 < self._migrate() < 4 and not self.place.postgres and self.path != ":memory:":
+        if 0 < self._migrate() < TITLES_TAKEN_OUT and not self.place.postgres and self.path != ":memory:":
             # Titles taken out of the snapshots (migration 4) may linger in pages an older
             # Slotguard freed without overwriting them: the file is rebuilt once, without them.
             self.db.execute("VACUUM")

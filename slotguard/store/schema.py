@@ -137,8 +137,12 @@ MIGRATIONS: dict[int, str] = {
     4: "",
 }
 
+# The migration that takes event titles out of snapshots: a SQLite ledger older than it is
+# also vacuumed once (Ledger.__init__), so no freed copy of a title stays in the file.
+TITLES_TAKEN_OUT = 4
+
 # What a migration does beyond its SQL, in Python, after it (same transaction): rewriting
 # stored JSON the same way on both engines.
 DATA_STEPS: dict[int, Callable[[Connection], None]] = {
-    4: strip_titles,
+    TITLES_TAKEN_OUT: strip_titles,
 }

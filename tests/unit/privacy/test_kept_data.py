@@ -19,8 +19,9 @@ from slotguard.intake.tracker import Tracked
 from slotguard.policies.owners import default_manager, tick_steps
 from slotguard.policies.title_words import kept_title
 from slotguard.privacy.retention import LAST_RUN
-from slotguard.store.ledger import Ledger
+from slotguard.store.ledger import SCHEMA_VERSION, Ledger
 from slotguard.store.rows import appointment_to_json
+from slotguard.store.schema import TITLES_TAKEN_OUT
 from tests.support.builders import event, settings
 
 NOW = datetime(2027, 6, 15, 10, 0, tzinfo=UTC)
@@ -87,7 +88,7 @@ def _old_ledger(path, start: datetime) -> None:
                 stored["title"] = title
                 ledger.db.execute("UPDATE appointments SET snapshot = ? WHERE event_id = ?", (json.dumps(stored, separators=(",", ":")), event_id))
         ledger.set_meta("full_sync:primary", to_utc_text(start))
-        ledger.set_meta("schema_version", "3")
+        ledger.set_meta("schema_version", str(TITLES_TAKEN_OUT - 1))
     ledger.close()
 
 
@@ -99,7 +100,7 @@ def test_the_migration_takes_titles_out_of_an_older_ledger(tmp_path):
         assert b"knee surgery" in raw, "the test can fail: the old file holds the titles"
     ledger = Ledger(path)
     try:
-        assert ledger.meta("schema_version") == "4"
+        assert ledger.meta("schema_version") == str(SCHEMA_VERSION)
         rows = {row["event_id"]: dict(row) for row in ledger.db.execute("SELECT event_id, snapshot, fingerprint FROM appointments")}
         assert all("knee" not in row["snapshot"] for row in rows.values())
         assert ledger.tracked("primary", "open").appointment.title == ""
