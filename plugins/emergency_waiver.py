@@ -73,6 +73,11 @@ def slotguard_check_config(config, settings):
     ]
 
 
+@hookimpl
+def slotguard_title_words(config):
+    return [claim.tag for claim in config.claims]
+
+
 def claim_on(appointment, config) -> str | None:
     """"#tag: reason" of the first claim whose tag is in the event title, or None."""
     title = appointment.title.lower()

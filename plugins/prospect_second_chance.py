@@ -56,6 +56,11 @@ def slotguard_check_config(config, settings):
     ]
 
 
+@hookimpl
+def slotguard_title_words(config):
+    return [word for word in config.title_words if word.strip()]
+
+
 def is_first_meeting(appointment, config) -> bool:
     if appointment.service in config.services:
         return True

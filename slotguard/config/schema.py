@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from slotguard.config.privacy import Privacy
 from slotguard.config.sections import (
     Calendar,
     Mail,
@@ -169,6 +170,7 @@ class Settings(Strict):
     storage: Storage = Field(default_factory=Storage)
     policies: Policies = Field(default_factory=Policies)
     collections: Collections = Field(default_factory=Collections, description="Unpaid fees: a polite ladder of reminders, payment plans, settlement and write-off (docs/collections.md). Off unless `steps` is set.")
+    privacy: Privacy = Field(default_factory=Privacy, description="How long client data is kept, and pseudonyms in the money records kept after it (docs/privacy.md).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -205,6 +207,7 @@ class Settings(Strict):
         if self.payments.provider == "stripe" and self.payments.secret_key is None:
             problems.append('payments.secret_key: the stripe provider needs secret_key = { env = "STRIPE_SECRET_KEY" }')
         problems += self.collections.problems(self.practice.currency, self.mail.templates_dir)
+        problems += self.privacy.problems(self.calendar.window_past)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -142,7 +142,10 @@ class Appointment:
         return self.status == "cancelled"
 
     def fingerprint(self) -> str:
-        """A short digest of the fields the tracker reacts to; equal digests mean no change."""
+        """A short digest of the fields the tracker reacts to, and of the words of the title
+        policies look for (so that enabling such a policy stores them at the next full
+        listing); equal digests mean no change. An empty title adds nothing: the digest of an
+        appointment whose title keeps no words is what it was before titles were cut down."""
         parts = (
             self.status,
             self.start.isoformat(),
@@ -152,7 +155,7 @@ class Appointment:
             self.client.email,
             str(self.price),
             self.cancelled_at.isoformat() if self.cancelled_at else "",
-        ) + (("client_organised",) if self.client_organised else ())  # kept out when False: stored digests stay valid
+        ) + (("client_organised",) if self.client_organised else ()) + ((self.title,) if self.title else ())  # each kept out when empty: stored digests stay valid
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -4,6 +4,10 @@ Every calendar source hands the engine events in this one shape (the .ics adapte
 to it, replay scenarios are written in it), so the practitioner's conventions (who the
 client is, which colour or tag means what, what a session costs) are read in one place.
 
+The title and description are read here (marks, service, lines) and not kept: of the title
+the appointment carries only the words policies look for
+(slotguard/policies/title_words.py), of the description nothing.
+
 Pure: no I/O, no clock.
 """
 
@@ -23,6 +27,7 @@ from slotguard.domain.untrusted import description_text, https_link, one_line, s
 from slotguard.intake.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client, never_the_client
 from slotguard.intake.own_note import without_own_note, written_note
 from slotguard.intake.ownership import foreign_message, foreign_organizer, practitioner_addresses
+from slotguard.policies.title_words import kept_title, title_words
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {
@@ -351,6 +356,10 @@ def normalize(
         return Normalized(None, "all-day event")
     if end <= start:
         raise EventError(f"{where}: does not end after it starts; check its start and end times")
+    if previous is None and end < seen_at - settings.privacy.retention:
+        # Pruned by retention, or never known: past what the ledger keeps, so it is not
+        # taken as a new booking (an edit to a two-year-old event lists it again).
+        return Normalized(None, "ended longer ago than privacy.retention keeps")
     service = _service(title, int((end - start).total_seconds() // 60), settings)
     price = _price(lines, settings.services[service].price, settings, where)
     original_start = None
@@ -384,7 +393,7 @@ def normalize(
             status="cancelled" if status == "cancelled" else "confirmed",
             price=price,
             service=service,
-            title=one_line(title, TITLE_LIMIT),
+            title=kept_title(one_line(title, TITLE_LIMIT), title_words(settings)),  # only what policies read
             updated=_updated(event, seen_at, where),
             marks=marks,
             client_declined=_declined(event, client),

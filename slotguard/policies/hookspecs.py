@@ -71,6 +71,11 @@ def slotguard_terms(config, appointment):
     """Return plain data describing this policy's terms for the client's emails, or None."""
 
 
+@hookspec
+def slotguard_title_words(config):
+    """Return the words and phrases this policy looks for in an event's title (`appointment.title`): the only parts of a title the ledger keeps (docs/privacy.md)."""
+
+
 @hookspec(firstresult=True)
 def slotguard_undo(entry, account):
     """Say how a waiver undoes `entry`, an account entry this policy created (or one ending it): a slotguard.domain.model.Undo, or None."""

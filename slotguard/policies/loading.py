@@ -35,6 +35,7 @@ BUILT_IN_FEATURES = (
     "slotguard.features.hold_renewals",
     "slotguard.features.card_pages",
     "slotguard.features.money_ahead",
+    "slotguard.features.retention",
     # What features add to an email (slotguard_email_extras): the card-setup link, the
     # digest's sections, the evidence pack attached to a referral.
     "slotguard.payments.card_setup",

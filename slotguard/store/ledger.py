@@ -30,7 +30,7 @@ from slotguard.store.calendar_rows import CalendarRows
 from slotguard.store.ledger_errors import LedgerError, explain
 from slotguard.store.private_files import private_file
 from slotguard.store.rows import appointment_from_json, appointment_to_json
-from slotguard.store.schema import MIGRATIONS, SCHEMA_VERSION, SEQUENCED, TABLES
+from slotguard.store.schema import DATA_STEPS, MIGRATIONS, SCHEMA_VERSION, SEQUENCED, TABLES, TITLES_TAKEN_OUT
 
 # Imported from here by callers and tests.
 __all__ = ["Ledger", "LedgerError", "MIGRATIONS", "SCHEMA_VERSION", "appointment_from_json", "appointment_to_json", "utc_now"]
@@ -54,7 +54,11 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
         # client's fifty instances cost one query, not fifty; emptied on a rollback, since
         # it may hold what the rolled-back transaction wrote.
         self._series_seen: set[tuple[str, str]] = set()
-        self._migrate()
+        if 0 < self._migrate() < TITLES_TAKEN_OUT and not self.place.postgres and self.path != ":memory:":
+            # Titles taken out of the snapshots (migration 4) may linger in pages an older
+            # Slotguard freed without overwriting them: the file is rebuilt once, without them.
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @classmethod
     def scratch(cls) -> Ledger:
@@ -96,6 +100,9 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=5000")
+            # What is deleted or rewritten is overwritten, not left in free space: a pruned
+            # appointment's or a forgotten client's data must not stay readable in the file.
+            db.execute("PRAGMA secure_delete=ON")
             # 32 MB of page cache: a first sync writes to many B-trees at scattered keys.
             db.execute("PRAGMA cache_size=-32768")
             # Test hook: the disk is full once the ledger has this many pages (SQLITE_FULL).
@@ -111,10 +118,10 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
         self.db.close()
 
     # -- schema ---------------------------------------------------------------------------
-    def _migrate(self) -> None:
+    def _migrate(self) -> int:
         """Bring the schema up to date, in one transaction (a second process opening the
-        same ledger meanwhile waits, then finds it done). Raises LedgerError for a ledger
-        written by a newer Slotguard, changing nothing."""
+        same ledger meanwhile waits, then finds it done); return the version it had. Raises
+        LedgerError for a ledger written by a newer Slotguard, changing nothing."""
         with self.transaction():
             version = 0
             if self.db.has_table("meta"):
@@ -128,11 +135,14 @@ class Ledger(CalendarRows, AppointmentRows, ActionRows):
                 for statement in MIGRATIONS[target].split(";"):
                     if statement.strip():
                         self.db.run_ddl(statement)
+                if target in DATA_STEPS:
+                    DATA_STEPS[target](self.db)
                 self.db.execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (str(target),),
                 )
+        return version
 
     def copy_into(self, other: Ledger) -> None:
         """Copy every row of this ledger into `other` (an empty ledger of the same schema

@@ -8,7 +8,12 @@ statement is translated (slotguard/store/backend.py `postgres_ddl`: an identity 
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+from collections.abc import Callable
+
+from slotguard.store.backend import Connection
+from slotguard.store.retention_rows import strip_titles
+
+SCHEMA_VERSION = 5
 
 # Every table, in an order a copy can insert them (`Ledger.copy_into`).
 TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes", "erasures")
@@ -140,4 +145,16 @@ MIGRATIONS: dict[int, str] = {
         erased TEXT NOT NULL DEFAULT '{}'
     )
     """,
+    # Event titles are no longer kept (docs/privacy.md): the work is DATA_STEPS[TITLES_TAKEN_OUT]'s.
+    5: "",
+}
+
+# The migration that takes event titles out of snapshots: a SQLite ledger older than it is
+# also vacuumed once (Ledger.__init__), so no freed copy of a title stays in the file.
+TITLES_TAKEN_OUT = 5
+
+# What a migration does beyond its SQL, in Python, after it (same transaction): rewriting
+# stored JSON the same way on both engines.
+DATA_STEPS: dict[int, Callable[[Connection], None]] = {
+    TITLES_TAKEN_OUT: strip_titles,
 }

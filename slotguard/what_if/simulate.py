@@ -14,8 +14,9 @@ written. History before `--from` is replayed too, so that policies counting earl
 or sessions see them, but only appointments starting in [from, to) are reported, and fees are
 counted only for them (`charge_from` is `--from`).
 
-Approximations, said plainly: each appointment is seen as its last snapshot (title, price,
-client) at the start time the happening had; reminders are not replayed (no policy changes
+Approximations, said plainly: each appointment is seen as its last snapshot (price, client,
+and of its title only the words the installed policies looked for then: docs/privacy.md) at the
+start time the happening had; history older than privacy.retention is pruned; reminders are not replayed (no policy changes
 them); the ledger's `payments.charge_from` is ignored.
 """
 

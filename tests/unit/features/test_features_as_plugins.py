@@ -83,10 +83,10 @@ def test_the_features_steps_run_in_their_order_and_a_plugin_can_add_one():
             return [TickStep(name="birthday greetings", order=15, run=lambda *arguments: ran.append(arguments))]
 
     manager = plugin_manager()
-    assert [step.name for step in tick_steps(manager)] == ["digest", "collections", "card_pages"]
+    assert [step.name for step in tick_steps(manager)] == ["digest", "collections", "card_pages", "retention"]
     manager.register(Birthdays(), name="birthdays")
     steps = tick_steps(manager)
-    assert [step.name for step in steps] == ["digest", "birthday greetings", "collections", "card_pages"]
+    assert [step.name for step in steps] == ["digest", "birthday greetings", "collections", "card_pages", "retention"]
     steps[1].run("settings", "ledger", "provider", NOW, "report")
     assert ran == [("settings", "ledger", "provider", NOW, "report")]
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
-from slotguard.domain.model import ActionKind, ActionState
+from slotguard.domain.model import ActionKind, ActionState, Mark
 from slotguard.domain.money import Fee, Money
 from slotguard.mail.messages import Renderer
 from slotguard.policies.loading import load_enabled
@@ -212,7 +212,7 @@ def test_a_waived_fee_is_never_charged(bookings):
         if action.state is ActionState.WAIVED or action.kind is ActionKind.WAIVE:
             assert action.id not in provider.seen, f"{action.id} was waived but carried out: {action.reason}"
     for tracked in ledger.all_tracked():
-        if "#waive" not in tracked.appointment.title:
+        if Mark.WAIVE not in tracked.appointment.marks:  # the title itself is not kept
             continue
         money = ledger.actions(calendar_id="primary", event_id=tracked.appointment.event_id, states=[ActionState.DONE])
         taken = sum(a.amount.minor for a in money if a.kind in (ActionKind.CHARGE, ActionKind.CAPTURE))
