@@ -88,15 +88,27 @@ class Chart:
         as its name and <title>."""
         buffer = io.BytesIO()
         with _style(self):
-            figure = _draw(self)
-            figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+            self._figure().savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
         return _inline_svg(buffer.getvalue().decode("utf-8"), self)
+
+    def _figure(self) -> Any:
+        """The matplotlib figure, built once (building it costs as much as saving it) and
+        kept for the other format. Called inside `_style`."""
+        figure = self.__dict__.get("_drawn")
+        if figure is None:
+            figure = _draw(self)
+            # Lay it out once, then keep those positions: every save (either format, in any
+            # order, any number of times) draws the same picture, byte for byte.
+            figure.get_layout_engine().execute(figure)
+            figure.set_layout_engine("none")
+            object.__setattr__(self, "_drawn", figure)  # a cache, not a field: equality and hash ignore it
+        return figure
 
     def png(self) -> bytes:
         """The chart as PNG bytes for email, PNG_WIDTH * PNG_SCALE pixels wide."""
         buffer = io.BytesIO()
         with _style(self):
-            figure = _draw(self)
+            figure = self._figure()
             width, _ = figure.get_size_inches()
             figure.savefig(buffer, format="png", dpi=PNG_WIDTH * PNG_SCALE / width, metadata={"Software": None})
         return buffer.getvalue()

@@ -176,6 +176,13 @@ def test_same_chart_same_bytes_even_in_another_process():
     assert done.stdout.strip() == here
 
 
+def test_the_bytes_do_not_depend_on_which_format_is_asked_first_or_how_often():
+    first, second = fees_chart(), fees_chart()
+    svg, png = first.svg(), first.png()
+    assert second.png() == png and second.svg() == svg
+    assert first.svg() == svg and first.png() == png
+
+
 def test_labels_are_text_not_mathtext():
     chart = grouped_bars("Fees in $", ["$x$", "$5 or $6"], {"fees": [1, 2]}, alt="dollars")
     text = chart.svg()
