@@ -231,7 +231,7 @@ def test_building_a_chart_does_not_import_matplotlib():
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from slotguard.reports.charts import line_chart;"
         "line_chart('t', ['a'], {'s': [1]}, alt='x');"
-        "import slotguard.cli.main;"
+        "import slotguard.cli.main; slotguard.cli.main.build_parser();"  # every command's module, as main.py loads them
         "print('matplotlib' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=120, check=True)
