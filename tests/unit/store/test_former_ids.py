@@ -96,3 +96,22 @@ def test_nothing_is_renamed_for_an_event_known_by_its_id_unmarked_or_of_another_
     ids = {row["event_id"] for row in ledger.db.execute("SELECT event_id FROM appointments")}
     assert ids == {"ana", f"ana_{_stamp(start)}", f"weekly_{_stamp(start)}", f"bo_{_stamp(start)}", f"cy_x{_stamp(start)}"}
     ledger.close()
+
+
+def test_a_renamed_appointment_keeps_its_old_id_for_its_keys_as_the_calendar_changes_it(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    start = NOW + timedelta(days=2)
+    old = f"ana_{_stamp(start)}"
+    with ledger.transaction():
+        _store(ledger, ICS, old, start, "ana", NOW)
+        adopt_former_ids(ledger.db, ICS, [_single("ana")])
+    previous = ledger.tracked(ICS, "ana")
+    assert previous is not None
+    later = start + timedelta(days=1)
+    read = normalize(event("ana", later), ICS, settings(), NOW + timedelta(hours=1)).appointment
+    assert read is not None and read.former_id == ""  # the calendar knows nothing of it
+    tracked, happenings = observe(previous, read, NOW + timedelta(hours=1), AttendanceRules())
+    assert tracked is not None and tracked.appointment.former_id == old and tracked.appointment.event_id == "ana"
+    assert [(happening.kind.value, happening.event_id) for happening in happenings] == [("rescheduled", "ana")]
+    assert happenings[0].key.startswith(f"{ICS}/{old}/rescheduled/"), "keys are still made from the id it was first stored under"
+    ledger.close()
