@@ -33,6 +33,8 @@ import json
 import re
 
 from slotguard.domain.interfaces import FORMER_ID_PREFIX
+from slotguard.domain.untrusted import one_line
+from slotguard.intake.normalize import ID_LIMIT
 from slotguard.store.backend import Connection
 
 STAMP = re.compile(r"\d{8}(T\d{6}Z)?")
@@ -89,6 +91,7 @@ def adopt_former_ids(db: Connection, calendar_id: str, events: list[dict]) -> li
         known |= {row["event_id"] for row in rows}
     renamed = []
     for new, prefix in marked.items():
+        series = one_line(new, ID_LIMIT)  # the UID as normalize kept it as the series id
         if new in known or not prefix:
             continue
         bounds = (calendar_id, prefix, _after(prefix))
@@ -97,7 +100,7 @@ def adopt_former_ids(db: Connection, calendar_id: str, events: list[dict]) -> li
                               "WHERE calendar_id = ? AND event_id > ? AND event_id < ?", bounds).fetchall():
             if STAMP.fullmatch(row["event_id"][len(prefix):]):
                 snapshot = json.loads(row["snapshot"])
-                if snapshot.get("series_id") == new:
+                if snapshot.get("series_id") == series:
                     found.append(((row["first_seen"], row["start_utc"], row["event_id"]), row["event_id"], snapshot))
         if found:
             _, old, snapshot = max(found, key=lambda item: item[0])

@@ -115,3 +115,13 @@ def test_a_renamed_appointment_keeps_its_old_id_for_its_keys_as_the_calendar_cha
     assert [(happening.kind.value, happening.event_id) for happening in happenings] == [("rescheduled", "ana")]
     assert happenings[0].key.startswith(f"{ICS}/{old}/rescheduled/"), "keys are still made from the id it was first stored under"
     ledger.close()
+
+
+def test_a_uid_with_spaces_is_found_by_the_series_id_normalize_kept(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    start = NOW + timedelta(days=2)
+    uid = "ana  booked in the app"  # printable (an id must be), with a run of spaces normalize folds in the series id
+    with ledger.transaction():
+        _store(ledger, ICS, f"{uid}_{_stamp(start)}", start, uid, NOW)
+        assert adopt_former_ids(ledger.db, ICS, [_single(uid)]) == [(f"{uid}_{_stamp(start)}", uid)]
+    ledger.close()
