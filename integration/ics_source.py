@@ -5,7 +5,12 @@ no write-back. Every tick reads the whole feed; when its content has not changed
 last tick, nothing is re-read (the content digest is the sync token). Over http(s) the feed
 is asked for with the ETag and Last-Modified its server gave last time, so a server that
 knows them answers an unchanged feed with 304 Not Modified and no body. Recurring events are
-expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ),
+expanded into instances within the sync window, with ids like Google's: an instance is
+UID_YYYYMMDDTHHMMSSZ, its RECURRENCE-ID in UTC (RFC 5545: an instance is its UID and
+RECURRENCE-ID, which a moved instance keeps), so a moved instance keeps its id; a single
+event (the only VEVENT of its UID, with no RRULE, RDATE or RECURRENCE-ID) is its UID alone,
+so a moved appointment stays the same appointment (an appointment an older version stored
+as UID_START is renamed when the event is first read: slotguard/store/former_ids.py). All this
 within the limits calendar.max_instances_per_series and calendar.max_events
 (integration/ics_expand.py): a series past them is reported as a problem and not read.
 One bad VEVENT never blanks the feed: a series (or single event) whose dates the parser or
@@ -34,7 +39,7 @@ from zoneinfo import ZoneInfo
 from integration.ics_expand import expand
 from integration.ics_parse import parse_feed
 from slotguard.config.schema import Settings
-from slotguard.domain.interfaces import AdapterError, SyncPage
+from slotguard.domain.interfaces import FORMER_ID_PREFIX, AdapterError, SyncPage
 from slotguard.domain.untrusted import one_line
 from slotguard.intake.normalize import COLOR_IDS
 
@@ -82,15 +87,38 @@ def _stamp(component, name: str) -> str | None:
     return None
 
 
-def vevent_to_resource(component, practice_zone: str) -> dict:
-    """Convert one VEVENT (an expanded instance) into a v3 Event resource dict."""
+def single_uids(calendar) -> set[str]:
+    """The UIDs of the feed's single events: the only VEVENT of their UID, with no RRULE,
+    RDATE or RECURRENCE-ID (an instance alone in the feed, a RECURRENCE-ID without its
+    series, is an instance, as Google names it). An event without a UID is never one: its
+    id would be empty."""
+    counts: dict[str, int] = {}
+    recurring: set[str] = set()
+    for component in calendar.walk("VEVENT"):
+        uid = str(component.get("UID") or "")
+        counts[uid] = counts.get(uid, 0) + 1
+        if any(component.get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID")):
+            recurring.add(uid)
+    return {uid for uid, count in counts.items() if uid and count == 1 and uid not in recurring}
+
+
+def vevent_to_resource(component, practice_zone: str, single: bool = False) -> dict:
+    """Convert one VEVENT (an expanded instance) into a v3 Event resource dict.
+
+    `single`: the instance is a single event's (see `single_uids`), whose id is its UID
+    alone; recurring_ical_events gives every instance a RECURRENCE-ID, a single event's
+    too, so the component itself cannot tell. Otherwise an instance's id is
+    UID_RECURRENCE-ID (in UTC; a date for an all-day series), which a moved instance keeps."""
     uid = str(component.get("UID") or "")
     start = component.get("DTSTART")
     event_id = uid
     original_start = None
     series_id = None
+    resource_extra: dict = {}
     recurrence = component.get("RECURRENCE-ID")
-    if recurrence is not None or component.get("RRULE") is not None:
+    if single and uid:
+        resource_extra = {FORMER_ID_PREFIX: f"{uid}_"}  # older versions named it UID_START (slotguard/store/former_ids.py)
+    elif recurrence is not None or component.get("RRULE") is not None:
         instance = (recurrence or start).dt
         if isinstance(instance, datetime):
             suffix = _local(instance, practice_zone).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -101,6 +129,7 @@ def vevent_to_resource(component, practice_zone: str) -> dict:
         if recurrence is not None:
             original_start = _when(recurrence, practice_zone)
     resource: dict = {
+        **resource_extra,
         "id": event_id,
         "status": STATUS.get(str(component.get("STATUS") or "CONFIRMED").upper(), "confirmed"),
         "summary": str(component.get("SUMMARY") or ""),
@@ -206,10 +235,11 @@ class IcsSource:
         zone = self.settings.practice.timezone
         try:
             calendar, refused = parse_feed(data)
+            singles = single_uids(calendar)
             # Each series is counted, expanded and converted on its own: one that cannot be
             # read is reported below and the others are read (integration/ics_expand.py).
             expansion = expand(calendar, window_start, window_end, zone, calendar_settings.max_instances_per_series,
-                               calendar_settings.max_events, convert=lambda component: vevent_to_resource(component, zone))
+                               calendar_settings.max_events, convert=lambda component: vevent_to_resource(component, zone, str(component.get("UID") or "") in singles))
         except Exception as error:  # the parser raises many kinds for a corrupt file, expand for a feed-wide fault
             raise AdapterError(
                 f"the calendar feed {self.calendar_id} is not valid iCalendar ({type(error).__name__}: {one_line(str(error), 200)}); "

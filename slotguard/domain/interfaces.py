@@ -78,6 +78,12 @@ class Gates:
 # --- calendar -------------------------------------------------------------------------
 
 
+# On an event of a page: the prefix of the ids an older Slotguard may have stored the event
+# under (the .ics source named a single event UID_START, now its UID): before the page is read,
+# the appointment stored so is renamed, so the event stays the same one (slotguard/store/former_ids.py).
+FORMER_ID_PREFIX = "_former_id_prefix"
+
+
 @dataclass(slots=True)
 class SyncPage:
     """One page of events from a calendar, as Google Calendar v3 Event resources (dicts).

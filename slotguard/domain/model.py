@@ -132,10 +132,21 @@ class Appointment:
     # about the previous client and count for this one only once taken off and put on again.
     booking: str = ""
     inherited_marks: frozenset[str] = frozenset()
+    # The id the event was first stored under, when the calendar has named it otherwise since
+    # (an .ics single event was UID_START before it was its UID: ledger migration 6,
+    # slotguard/store/ics_ids.py); "" when it is `event_id`. See `key_id`.
+    former_id: str = ""
 
     @property
     def ref(self) -> str:
         return f"{self.calendar_id}/{self.event_id}"
+
+    @property
+    def key_id(self) -> str:
+        """The id its keys are made from (happenings, reminders, the UID of the .ics its
+        emails carry): the id it was first stored under, so that nothing planned before the
+        calendar renamed the event is planned again, or added twice to a client's calendar."""
+        return self.former_id or self.event_id
 
     @property
     def is_cancelled(self) -> bool:

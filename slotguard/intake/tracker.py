@@ -89,7 +89,7 @@ def _key(appointment: Appointment, kind: str, *extra: str) -> str:
     # A booking after a change of client has keys of its own, so that its happenings are
     # never taken for the previous client's (already stored) ones.
     booking = [appointment.booking] if appointment.booking else []
-    parts = [appointment.calendar_id, appointment.event_id, *booking, kind, *extra]
+    parts = [appointment.calendar_id, appointment.key_id, *booking, kind, *extra]
     return "/".join(parts)
 
 
@@ -155,7 +155,10 @@ def follow(
 
 def _carried(previous: Appointment, current: Appointment) -> Appointment:
     """`current` as read from the calendar, with the booking it belongs to and without the
-    marks it inherited from the previous client's booking (those still on the event)."""
+    marks it inherited from the previous client's booking (those still on the event), and
+    the id its keys are made from (`Appointment.key_id`)."""
+    if previous.former_id and not current.former_id and previous.event_id == current.event_id:
+        current = replace(current, former_id=previous.former_id)
     if not previous.booking or current.booking:
         return current  # the event's first booking, or a snapshot we stored ourselves
     inherited = previous.inherited_marks & current.marks

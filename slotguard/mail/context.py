@@ -157,7 +157,7 @@ def appointment_attachment(settings: Settings, appointment: Appointment, context
     place = link or details["location"] or practice.address
     description = "\n".join(part for part in (link, practice.name, practice.phone, practice.email) if part)
     return appointment_ics(
-        uid=appointment_uid(appointment.calendar_id, appointment.event_id, settings.sender),
+        uid=appointment_uid(appointment.calendar_id, appointment.key_id, settings.sender),
         summary=summary,
         start=appointment.start,
         end=appointment.end,

@@ -35,7 +35,7 @@ def reminder_key(tracked: Tracked) -> str:
     appointment = tracked.appointment
     # A booking after a change of client gets its own reminders (slotguard/intake/tracker.py).
     booking = f"/{appointment.booking}" if appointment.booking else ""
-    return f"{appointment.calendar_id}/{appointment.event_id}{booking}/reminders"
+    return f"{appointment.calendar_id}/{appointment.key_id}{booking}/reminders"
 
 
 def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) -> list[Action]:

@@ -63,7 +63,7 @@ def plan_money_ahead_alerts(settings: Settings, ledger: Ledger, now: datetime) -
         if money is None:
             continue
         appointment = tracked.appointment
-        key = f"{appointment.calendar_id}/{appointment.event_id}/money-ahead"
+        key = f"{appointment.calendar_id}/{appointment.key_id}/money-ahead"
         action_id = action_id_for(key, POLICY, ActionKind.EMAIL.value, money.id)
         if ledger.action(action_id) is not None or _told_by_digest(settings, ledger, money, tracked):
             continue

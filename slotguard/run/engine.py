@@ -51,6 +51,7 @@ from slotguard.run.email_effects import send_email
 from slotguard.run.logs import action_context, current_practice
 from slotguard.run.quiet_hours import wait_for_quiet_hours
 from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step
+from slotguard.store.former_ids import adopt_former_ids
 from slotguard.store.ledger import Ledger, LedgerError
 
 log = logging.getLogger("slotguard.engine")
@@ -177,9 +178,12 @@ class Engine:
         seen_ids: set[str] = set()
         full = False
         window: tuple[datetime | None, datetime | None] = (None, None)
+        adopting = self.ledger.has_synced(calendar_id)  # before a first sync nothing is stored under an older id
         for page in source.pages(token, now):
             full = full or page.full
             with self.ledger.transaction():
+                for old, new in adopt_former_ids(self.ledger.db, calendar_id, page.events) if adopting else ():
+                    log.info("event renamed by its calendar calendar=%s from=%s to=%s", calendar_id, old, new)
                 ids = [str(event.get("id") or "") for event in page.events]
                 known = self.ledger.fingerprints(calendar_id, ids)
                 with_problems = self.ledger.problem_items(calendar_id)

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from slotguard.store.backend import Connection
 from slotguard.store.retention_rows import strip_titles
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Every table, in an order a copy can insert them (`Ledger.copy_into`).
 TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes", "erasures")
 # The tables whose `seq` numbers rows in the order they were stored.
 SEQUENCED = ("happenings", "actions", "action_log", "erasures")
+
+# The migration after which .ics single events are stored under their UID (see MIGRATIONS).
+ICS_SINGLE_IDS = 6
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -147,6 +150,12 @@ MIGRATIONS: dict[int, str] = {
     """,
     # Event titles are no longer kept (docs/privacy.md): the work is DATA_STEPS[TITLES_TAKEN_OUT]'s.
     5: "",
+    # No table changes: the .ics source names a single event by its UID now (no longer
+    # UID_START), and an appointment stored under its old id is renamed when the feed is read
+    # (slotguard/store/former_ids.py: only the feed tells a single event from a series'). The
+    # version is raised so that an older Slotguard (a worker not yet upgraded in a rolling
+    # restart) refuses this ledger: it would read every renamed event as deleted and booked again.
+    ICS_SINGLE_IDS: "",
 }
 
 # The migration that takes event titles out of snapshots: a SQLite ledger older than it is

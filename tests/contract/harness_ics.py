@@ -72,13 +72,7 @@ class _Event:
 class IcsHarness:
     name = "ics"
     writes_back = False
-    known_gaps = {
-        "test_a_moved_appointment_is_rescheduled_never_cancelled": (
-            "the .ics adapter names a single event UID_START (recurring_ical_events gives every instance a "
-            "RECURRENCE-ID), so a moved event comes back under a new id: the old booking reads as cancelled "
-            "by the practitioner and the new one as a new booking; fixing it renames every single event of "
-            "an existing ledger, which needs a migration"),
-    }
+    known_gaps: dict[str, str] = {}
 
     def __init__(self, folder: Path):
         self.path = folder / "calendar.ics"
@@ -141,18 +135,17 @@ class IcsHarness:
 
     def create(self, booking: Booking) -> str:
         uid = uuid.uuid4().hex
-        event_id = f"{uid}_{_utc(booking.start)}"  # the adapter names even a single event by UID and start
-        self.events[event_id] = _Event(uid, booking, booking.start, booking.end, booking.title)
+        self.events[uid] = _Event(uid, booking, booking.start, booking.end, booking.title)  # a single event's id is its UID
         self._write()
-        return event_id
+        return uid
 
     def create_many(self, bookings: list[Booking]) -> list[str]:
         """Put all of `bookings` in the calendar with one rewrite of the feed (for the bench)."""
         ids = []
         for booking in bookings:
             uid = uuid.uuid4().hex
-            ids.append(f"{uid}_{_utc(booking.start)}")
-            self.events[ids[-1]] = _Event(uid, booking, booking.start, booking.end, booking.title)
+            ids.append(uid)
+            self.events[uid] = _Event(uid, booking, booking.start, booking.end, booking.title)
         self._write()
         return ids
 

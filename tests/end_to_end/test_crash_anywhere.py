@@ -259,7 +259,7 @@ def check_stripe(practice: Practice, intents: dict[str, list[dict]], refunds: di
         paid = [intent for intent in found if intent["status"] in ("succeeded", "requires_capture")]
         assert len(paid) <= 1, f"fee {action_id} was paid {len(paid)} times: {[i['id'] for i in paid]}"
         for intent in found:
-            # "CALENDAR/EVENT_ID"; the .ics adapter's event ids are the UID and the start ("UID_20261205T205300Z").
+            # "CALENDAR/EVENT_ID"; the .ics adapter's event id is the UID (a single event) or starts with it ("UID_20261205T205300Z").
             event_id = intent["metadata"].get("slotguard_event", "").rsplit("/", 1)[-1]
             by_event[event_id.split("_", 1)[0]].append(intent)
     for action_id, made in refunds.items():

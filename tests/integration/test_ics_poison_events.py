@@ -24,8 +24,8 @@ GOOD = (
     vevent("good-floating", ":20260701T100000", ":20260701T110000"),
     vevent("good-weekly", ":20260622T070000Z", ":20260622T080000Z", "RRULE:FREQ=WEEKLY;COUNT=3"),
 )
-# Every instance read from a feed, single events included, is named UID_START (in UTC).
-GOOD_IDS = {"good-single_20260623T080000Z", "good-floating_20260701T080000Z", "good-weekly_20260622T070000Z", "good-weekly_20260629T070000Z", "good-weekly_20260706T070000Z"}
+# A single event is named by its UID, an instance of a series UID_RECURRENCE-ID (in UTC).
+GOOD_IDS = {"good-single", "good-floating", "good-weekly_20260622T070000Z", "good-weekly_20260629T070000Z", "good-weekly_20260706T070000Z"}
 SUMMARY = 'Bad "one"\nsecond line'
 IN_WINDOW = (datetime(2026, 6, 20, tzinfo=UTC) + timedelta(seconds=25 * number) for number in range(100_000))
 
