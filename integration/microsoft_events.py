@@ -16,7 +16,9 @@ What maps to what (Graph -> v3):
   `isAllDay` -> {"date": ...}.
 - `organizer.emailAddress` -> `organizer` ({"self": true} when `isOrganizer`), `attendees`
   with `status.response` -> `responseStatus` (declined, accepted, tentativelyAccepted ->
-  tentative, none/notResponded -> needsAction), `type` "resource" -> `resource`.
+  tentative, none/notResponded -> needsAction), `type` "resource" -> `resource`; on someone
+  else's event, your own answer (`responseStatus.response`) as a first attendee entry
+  {"self": true, "responseStatus": ...} with no address.
 - `subject` -> `summary`, `body.content` -> `description`, `location.displayName` ->
   `location`, `onlineMeeting.joinUrl` -> a video entry point, `createdDateTime` and
   `lastModifiedDateTime` -> `created` and `updated`.
@@ -195,6 +197,11 @@ def to_v3(item: dict, settings: Any) -> dict | None:
     if address or item.get("isOrganizer") is True:
         event["organizer"] = {"email": address, **({"displayName": name} if name else {}), **({"self": True} if item.get("isOrganizer") is True else {})}
     attendees = [_attendee(entry) for entry in item.get("attendees") or [] if isinstance(entry, dict)]
+    answer = item.get("responseStatus")
+    if item.get("isOrganizer") is not True and isinstance(answer, dict) and answer.get("response"):
+        # Your own answer to someone else's invitation is the event's `responseStatus` (your
+        # entry among the attendees need not carry it): first, as Google's `self` entry.
+        attendees.insert(0, {"email": "", "self": True, "responseStatus": RESPONSES.get(str(answer["response"]), "needsAction")})
     if attendees:
         event["attendees"] = attendees
     location = item.get("location")

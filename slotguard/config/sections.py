@@ -162,7 +162,7 @@ class Calendar(Strict):
     )
     client_organised: Literal["remind", "ignore"] = Field(
         "ignore",
-        description='An event a client organised (they invited you; no one else but rooms or excluded addresses): "ignore" leaves it out, "remind" sends that client the reminders (reminders.offsets). Either way it never carries a fee: its title, description, colour and lines are the client\'s, so no mark or `price:` line on it is read, and no other email is sent for it.',
+        description='An event a client organised (they invited you; no one else but rooms or excluded addresses): "ignore" leaves it out, "remind" sends that client the reminders (reminders.offsets) once you have accepted the invitation (not tentative), and only when the organizer is already your client (an appointment you organised names them): anyone can put an invitation into your calendar. Reminders greet them by the name your own events give them (never the invitation\'s display name) and name no service and no place. Either way it never carries a fee: its title, description, colour and lines are the client\'s, so no mark or `price:` line on it is read, and no other email is sent for it.',
         examples=["remind"],
     )
     write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")

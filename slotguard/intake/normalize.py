@@ -24,7 +24,7 @@ from slotguard.domain.durations import DurationError, parse_timestamp
 from slotguard.domain.model import Appointment, Client, Mark
 from slotguard.domain.money import Money, MoneyError
 from slotguard.domain.untrusted import description_text, https_link, one_line, shown
-from slotguard.intake.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client, never_the_client
+from slotguard.intake.event_client import AmbiguousClient, candidates, choose_client, never_the_client
 from slotguard.intake.own_note import without_own_note, written_note
 from slotguard.intake.ownership import foreign_message, foreign_organizer, practitioner_addresses
 from slotguard.policies.title_words import kept_title, title_words
@@ -326,7 +326,13 @@ def normalize(
     if organizer is not None:
         if not guests and settings.calendar.client_organised == "remind" and organizer.address \
                 and organizer.address not in never_the_client(settings, calendar_id):
-            return Normalized(_client_organised(event, event_id, organizer.address, title, status, calendar_id, settings, seen_at, where))
+            answer = your_answer(event, settings, calendar_id)
+            # Anyone can put an invitation into your calendar: only one you accepted is an
+            # appointment (one you accepted before and no longer do is followed as cancelled).
+            if answer == "accepted" or (previous is not None and previous.client_organised):
+                return Normalized(_client_organised(event, event_id, organizer.address, title, status, answer, calendar_id, settings,
+                                                    seen_at, where))
+            return Normalized(None, f"organised by {organizer.label}, an invitation you have not accepted")
         # Someone else's event: its title, description and colour are theirs, so nothing
         # on it is read. Worth showing only when it names someone who could be billed and
         # is not cancelled.
@@ -408,12 +414,27 @@ def normalize(
     )
 
 
-def _client_organised(event: dict, event_id: str, organizer: str, title: str, status: str, calendar_id: str,
+def your_answer(event: dict, settings: Settings, calendar_id: str) -> str:
+    """Your answer to an invitation: the `responseStatus` of your own attendee entry (marked
+    `self`, or one of your addresses): "accepted", "tentative", "declined", or "needsAction"
+    (also when you are not listed)."""
+    you = practitioner_addresses(settings, calendar_id)
+    for attendee in event.get("attendees") or []:
+        if isinstance(attendee, dict) and (attendee.get("self") is True or _text(attendee.get("email")).strip().lower() in you):
+            answer = attendee.get("responseStatus")
+            return answer if answer in ("accepted", "tentative", "declined") else "needsAction"
+    return "needsAction"
+
+
+def _client_organised(event: dict, event_id: str, organizer: str, title: str, status: str, answer: str, calendar_id: str,
                       settings: Settings, seen_at: datetime, where: str) -> Appointment | None:
     """The appointment of an event the client `organizer` organised (calendar.client_organised
-    = "remind"), or None for an all-day one. Only its times, its series and whether you
-    declined are read: its title (beyond choosing the service), description, colour, location
-    and lines are the client's, so it has no marks, the service's price, no link, no place."""
+    = "remind"), or None for an all-day one; cancelled unless you (`answer`) accept it
+    (tentative is not yet a yes). Only its times, its series and your answer are read: its
+    title (beyond choosing the service), description, colour, location and lines are the
+    client's, so it has no marks, the service's price, no link, no place; and the organizer's
+    display name is the client's to choose, so it has no name (reminders greet the client by
+    the name your own events give them: slotguard/planning/reminders.py)."""
     zone_name = settings.practice.timezone
     start, start_zone = _when(event.get("start"), zone_name, "start", where)
     end, _ = _when(event.get("end"), zone_name, "end", where)
@@ -421,21 +442,13 @@ def _client_organised(event: dict, event_id: str, organizer: str, title: str, st
         return None
     if end <= start:
         raise EventError(f"{where}: does not end after it starts; check its start and end times")
-    you = practitioner_addresses(settings, calendar_id)
-    declined = any(
-        isinstance(attendee, dict) and (attendee.get("self") is True or _text(attendee.get("email")).strip().lower() in you)
-        and attendee.get("responseStatus") == "declined"
-        for attendee in event.get("attendees") or []
-    )
-    entry = event.get("organizer")
-    name = _text(entry.get("displayName")) if isinstance(entry, dict) else ""
     original_start = None
     if isinstance(event.get("originalStartTime"), dict):
         original_start, _ = _when(event["originalStartTime"], zone_name, "originalStartTime", where)
     service = _service(title, int((end - start).total_seconds() // 60), settings)
     return Appointment(
-        calendar_id=calendar_id, event_id=event_id, client=Client(email=organizer, name=one_line(name, NAME_LIMIT)),
-        start=start, end=end, timezone=start_zone, status="cancelled" if status == "cancelled" or declined else "confirmed",
+        calendar_id=calendar_id, event_id=event_id, client=Client(email=organizer, name=""),
+        start=start, end=end, timezone=start_zone, status="cancelled" if status == "cancelled" or answer != "accepted" else "confirmed",
         price=settings.services[service].price, service=service, title=one_line(title, TITLE_LIMIT),
         updated=_updated(event, seen_at, where), original_start=original_start,
         series_id=one_line(_text(event.get("recurringEventId")), ID_LIMIT) or None, client_invited=True, client_organised=True,

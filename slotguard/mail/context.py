@@ -17,7 +17,8 @@ from slotguard.config.schema import Settings
 from slotguard.domain.model import Action, ActionKind, ActionState, Appointment
 from slotguard.domain.money import Money
 from slotguard.domain.untrusted import https_link, one_line
-from slotguard.intake.normalize import LOCATION_LIMIT, NAME_LIMIT
+from slotguard.intake.event_client import NAME_LIMIT
+from slotguard.intake.normalize import LOCATION_LIMIT
 from slotguard.mail.decided import decided
 from slotguard.mail.messages import Attachment, appointment_ics, appointment_uid
 from slotguard.policies.info import Policy
@@ -47,21 +48,26 @@ def service_label(settings: Settings, name: str, locale: str = "") -> str:
 
 
 def appointment_details(settings: Settings, appointment: Appointment, locale: str = "") -> dict[str, Any]:
-    """The appointment as a client template reads it; the service's label in `locale`."""
+    """The appointment as a client template reads it; the service's label in `locale`. For an
+    event the client organised (calendar.client_organised) no service and no place: it is the
+    client's meeting, not a session of yours matched from its title or length, and it may be
+    anywhere (templates name it neutrally and leave out the place line, not falling back to
+    practice.address)."""
     zone = appointment.timezone or settings.practice.timezone
     # normalize.py folds calendar text and keeps only https:// links; this holds for
     # snapshots a ledger kept from before it did, too (what reaches a client is checked here).
     location = one_line(appointment.location, LOCATION_LIMIT)
     link = https_link(appointment.meeting_link)
     return {
-        "service": service_label(settings, appointment.service, locale),
+        "service": "" if appointment.client_organised else service_label(settings, appointment.service, locale),
         "start": appointment.start,
         "end": appointment.end,
         "timezone": zone,
         "practice_timezone": settings.practice.timezone,
         "other_timezone": settings.practice.timezone if zone != settings.practice.timezone else "",
         "minutes": int((appointment.end - appointment.start).total_seconds() // 60),
-        "location": location if not location.startswith("https://") else "",
+        "location": location if not location.startswith("https://") and not appointment.client_organised else "",
+        "client_organised": appointment.client_organised,
         "meeting_link": link,
         "is_online": bool(link),
         "price": appointment.price,

@@ -9,13 +9,18 @@ Rules: a reminder is due `offset` before the start; it is planned (and then sent
 that time has come and the appointment has not started, is not cancelled, and was booked
 before the reminder time (a booking made 30 h ahead gets the 24 h reminder, not the 48 h
 one, which its booking confirmation already covers). An event the client organised (with
-`calendar.client_organised = "remind"`) gets its reminders too, marked so that they quote
-no policy and offer no card: no fee can arise from it. When several are due at once (after a
+`calendar.client_organised = "remind"`, and accepted by you: slotguard/intake/normalize.py)
+gets its reminders too when its organizer is already your client (an appointment you
+organised names them), greeting them by the name your own events give them; marked so that
+they quote no policy, offer no card and name no place or service: no fee can arise from it,
+and nothing on it is yours. An invitation from anyone else gets nothing: whoever can put an
+event into your calendar must not make the practice email an address of their choosing. When several are due at once (after a
 pause), only the latest is sent. Ids are stable, so each is planned once.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from slotguard.domain.durations import format_duration, to_utc_text
@@ -59,8 +64,14 @@ def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) 
         if action_id in known:
             continue
         appointment = tracked.appointment
+        subject = ActionSubject.of_appointment(appointment)
+        if appointment.client_organised:
+            name = ledger.own_client_name(appointment.client.email)
+            if name is None:
+                continue  # not your client: an invitation from a stranger gets no email
+            subject = replace(subject, client_name=name)
         action = new_action(
-            ActionSubject.of_appointment(appointment), ActionKind.EMAIL, POLICY,
+            subject, ActionKind.EMAIL, POLICY,
             f"reminder {format_duration(offset)} before the start",
             key=reminder_key(tracked), action_id=action_id, now=now, due=appointment.start - offset,
             template="reminder", context={"offset_hours": int(offset.total_seconds() // 3600),

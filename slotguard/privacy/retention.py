@@ -13,7 +13,8 @@ happenings seen and its actions changed. A unit idle for longer than `retention`
   refunds, credits, waivers, write-offs) are kept for the bookkeeping period with the
   client's address replaced by a pseudonym (slotguard/privacy/pseudonyms.py; one per client
   and batch), their name removed, and the address and name replaced in their
-  reasons, contexts and logs;
+  reasons, contexts, happening keys and logs (the collections ladder leaves such records
+  alone: slotguard/collections/ladder.py `debts`);
 - once past the bookkeeping period (counted from the end of the calendar year of its last
   activity, as bookkeeping law counts) the rest is deleted too.
 
@@ -190,7 +191,10 @@ def _scrub_value(value: Any, names: list[str], pseudonym: str) -> Any:
 
 def pseudonymised(action: Action, pseudonym: str) -> Action:
     """`action` standing for its client by `pseudonym`: the address replaced, the name
-    removed, both replaced wherever its reason, last error and context quote them."""
+    removed, both replaced wherever its reason, last error, context and happening key quote
+    them (a booking handed over to another client keys its happenings by the new client's
+    address, slotguard/intake/tracker.py `hand_over`). The id stays: it was derived from the
+    key once, and nothing looks a kept record up by its key (its happenings are gone)."""
     names = _names(action)
     return replace(
         action,
@@ -198,6 +202,7 @@ def pseudonymised(action: Action, pseudonym: str) -> Action:
         client_name="",
         reason=scrub(action.reason, names, pseudonym),
         last_error=scrub(action.last_error, names, pseudonym),
+        happening_key=scrub(action.happening_key, names, pseudonym),
         context=_scrub_value(action.context, names, pseudonym),
     )
 

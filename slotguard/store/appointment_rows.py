@@ -69,6 +69,16 @@ class AppointmentRows:
         ).fetchone()
         return row is not None
 
+    def own_client_name(self, client_email: str) -> str | None:
+        """The name the latest appointment you organised gives this client ("" when it gives
+        none); None when no appointment of yours names the client: an event the client
+        organised (calendar.client_organised) does not make anyone a client."""
+        row = self.db.execute(
+            "SELECT snapshot FROM appointments WHERE client_email = ? AND snapshot NOT LIKE ? ORDER BY start_utc DESC LIMIT 1",
+            (client_email, '%"client_organised":true%'),
+        ).fetchone()
+        return None if row is None else appointment_from_json(row["snapshot"]).client.name
+
     def save_tracked(self, tracked: Tracked) -> None:
         appointment = tracked.appointment
         self.db.execute(

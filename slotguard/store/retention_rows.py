@@ -133,11 +133,12 @@ def delete_actions(db: Connection, ids: Iterable[str]) -> int:
 
 
 def rewrite_action(db: Connection, action: Action) -> None:
-    """Store an action's client, reason, last error and context as they are now (retention's
-    pseudonymised copy; nothing else of it changes)."""
+    """Store an action's client, reason, last error, happening key and context as they are now
+    (retention's pseudonymised copy; nothing else of it changes)."""
     db.execute(
-        "UPDATE actions SET client_email = ?, client_name = ?, reason = ?, last_error = ?, context = ? WHERE id = ?",
-        (action.client_email, action.client_name, action.reason, action.last_error,
+        "UPDATE actions SET client_email = ?, client_name = ?, reason = ?, last_error = ?, happening_key = ?, context = ? "
+        "WHERE id = ?",
+        (action.client_email, action.client_name, action.reason, action.last_error, action.happening_key,
          json.dumps(action.context, default=str, separators=(",", ":")), action.id),
     )
 

@@ -1,8 +1,10 @@
 """`calendar.client_organised` (issue 14): an event a client organised (the client invited the
 practitioner) never carries a fee, whatever it says; with "remind" its client gets the
-reminders, and nothing else, and they quote nothing the client wrote on it; with "ignore" (the
-default) nothing at all happens for it. The loop is real: a SQLite (or PostgreSQL) ledger, the
-outbox folder, an in-memory calendar."""
+reminders, and nothing else, and they quote nothing the client wrote on it (not even the
+organizer's display name) and name no place or service; only an invitation the practitioner
+accepted from someone already their client counts; with "ignore" (the default) nothing at all
+happens for it. The loop is real: a SQLite (or PostgreSQL) ledger, the outbox folder, an
+in-memory calendar."""
 
 from __future__ import annotations
 
@@ -16,22 +18,32 @@ from integration.outbox_dir import OutboxDirMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.domain.model import MONEY_KINDS
+from slotguard.intake.normalize import normalize
+from slotguard.intake.tracker import Tracked
 from slotguard.run.wiring import build_engine
 from slotguard.store.ledger import Ledger
-from tests.support.builders import settings
+from tests.support.builders import event, settings
 
 OSLO = ZoneInfo("Europe/Oslo")
 MONDAY = datetime(2026, 3, 2, 8, 0, tzinfo=OSLO)
 WEDNESDAY_10 = datetime(2026, 3, 4, 10, 0, tzinfo=OSLO)
 UNTRUSTED = ("Coffee with Lena", "Evil Street 1", "evil.example", "1500", "#noshow")
+HOSTILE_NAME = "Sir. URGENT: pay the fee at https://evil.example/pay"
 
 
 class Loop:
-    def __init__(self, tmp_path, **calendar):
-        self.settings = settings(calendar=calendar, mail={"digest_hour": -1, "quiet_hours": ""})
+    def __init__(self, tmp_path, known=(("ana@example.com", "Ana Silva"),), locales=None, **calendar):
+        """`known`: clients of the practice (address, name), each with a past appointment the
+        practitioner organised, stored in the ledger as the tracker leaves it."""
+        self.settings = settings(calendar=calendar, mail={"digest_hour": -1, "quiet_hours": "", "client_locales": locales or {}},
+                                 practice={"address": "Storgata 1, Oslo"})
         self.calendar = MemoryCalendar("primary")
         self.outbox = OutboxDirMailer(tmp_path / "outbox")
         self.ledger = Ledger(tmp_path / "ledger.sqlite3")
+        past = MONDAY - timedelta(days=30)
+        for number, (address, name) in enumerate(known):
+            own = normalize(event(f"past{number}", past, client=address, name=name), "primary", self.settings, past).appointment
+            self.ledger.save_tracked(Tracked(own, "", "attended", past))
         self.engine = build_engine(self.settings, MONDAY, ledger=self.ledger, calendars=[(self.calendar, NullWriteBack())],
                                    provider=RecordOnlyProvider(), mailer=self.outbox)
 
@@ -50,17 +62,19 @@ class Loop:
                 for path in sorted(folder.glob("*.eml"))] if folder.exists() else []
 
 
-def invited_by_the_client(event_id="e1", *, guests=(), status="confirmed", you_answer="accepted"):
+def invited_by_the_client(event_id="e1", *, guests=(), status="confirmed", you_answer="accepted", organizer="ana@example.com",
+                          display_name="Ana Silva"):
     """An event Ana organised and invited Lena (the practitioner) to, with everything a
-    client could write on it: a no-show tag, the no-show colour, a price line, a link, a place."""
+    client could write on it: a no-show tag, the no-show colour, a price line, a link, a
+    place, a display name."""
     return {
         "id": event_id, "status": status, "summary": "Coffee with Lena #noshow", "colorId": "11",
         "description": "price: 1500 NOK\nlink: https://evil.example/join\nlang: de", "location": "Evil Street 1",
         "start": {"dateTime": WEDNESDAY_10.isoformat(), "timeZone": "Europe/Oslo"},
         "end": {"dateTime": (WEDNESDAY_10 + timedelta(hours=1)).isoformat(), "timeZone": "Europe/Oslo"},
-        "organizer": {"email": "ana@example.com", "displayName": "Ana Silva"},
+        "organizer": {"email": organizer, "displayName": display_name},
         "attendees": [
-            {"email": "ana@example.com", "displayName": "Ana Silva", "organizer": True, "responseStatus": "accepted"},
+            {"email": organizer, "displayName": display_name, "organizer": True, "responseStatus": "accepted"},
             {"email": "lena@example.com", "self": True, "responseStatus": you_answer},
             *({"email": guest, "responseStatus": "accepted"} for guest in guests),
         ],
@@ -79,14 +93,17 @@ def test_with_remind_the_client_gets_the_reminders_and_never_a_fee_even_when_mar
     assert loop.fees() == [], "no fee, though the event is coloured and tagged no-show and names a price"
     messages = loop.messages()
     assert [m["To"].addresses[0].addr_spec for m in messages] == ["ana@example.com", "ana@example.com"]
-    assert all(m["Subject"].startswith("Reminder: your massage") for m in messages)
+    assert all(m["Subject"].startswith("Reminder: your appointment on") for m in messages), [m["Subject"] for m in messages]
     for message in messages:
         body = text_of(message)
         assert "Dear Ana" in body
+        assert "A friendly reminder of your appointment with Lena Berg Massage" in body
+        assert "massage" not in body.replace("Lena Berg Massage", "").lower(), "not the service matched from its title or length"
+        assert "Place" not in body, "no place line (not practice.address): where they meet is theirs to say"
         assert not [words for words in UNTRUSTED if words in body], "nothing the client wrote on the event is quoted"
         assert "policy" not in body.lower() and "900" not in body, "no fee policy is quoted: none applies"
         assert "card" not in body.lower()
-    [tracked] = loop.ledger.all_tracked()
+    tracked = loop.ledger.tracked("primary", "e1")
     assert tracked.appointment.client.email == "ana@example.com" and tracked.appointment.marks == frozenset()
     assert [h["kind"] for h in loop.ledger.happenings_for("primary", "e1")] == ["booked", "attended"]
 
@@ -96,14 +113,14 @@ def test_with_ignore_nothing_happens_for_it(tmp_path):
     assert loop.settings.calendar.client_organised == "ignore"
     loop.calendar.put(invited_by_the_client(), MONDAY)
     loop.run_until(WEDNESDAY_10 + timedelta(days=2), step=timedelta(hours=3))
-    assert loop.fees() == [] and loop.messages() == [] and loop.ledger.all_tracked() == []
+    assert loop.fees() == [] and loop.messages() == [] and loop.ledger.tracked("primary", "e1") is None
 
 
 def test_a_meeting_with_other_guests_is_no_client_appointment_even_with_remind(tmp_path):
     loop = Loop(tmp_path, client_organised="remind")
     loop.calendar.put(invited_by_the_client(guests=("bo@example.com",)), MONDAY)
     loop.run_until(WEDNESDAY_10 + timedelta(days=1), step=timedelta(hours=3))
-    assert loop.fees() == [] and loop.messages() == [] and loop.ledger.all_tracked() == []
+    assert loop.fees() == [] and loop.messages() == [] and loop.ledger.tracked("primary", "e1") is None
     assert "ana@example.com" in {p["item"]: p["message"] for p in loop.ledger.problems()}["e1"]
 
 
@@ -120,3 +137,73 @@ def test_a_client_cancelling_or_you_declining_stops_the_reminders_and_costs_noth
     loop.run_until(WEDNESDAY_10 + timedelta(days=1), start=MONDAY + timedelta(hours=1))
     assert loop.messages() == [] and loop.fees() == []
     assert {t.appointment.event_id for t in loop.ledger.all_tracked() if t.cancellation} == {"cancelled_by_them", "declined_by_you"}
+
+
+def all_headers_and_text(message) -> str:
+    return "\n".join([*(f"{name}: {value}" for name, value in message.items()), text_of(message)])
+
+
+def test_an_invitation_you_have_not_accepted_gets_no_mail_and_is_not_kept(tmp_path):
+    loop = Loop(tmp_path, client_organised="remind")
+    loop.calendar.put(invited_by_the_client("unanswered", you_answer="needsAction"), MONDAY)
+    loop.calendar.put(invited_by_the_client("maybe", you_answer="tentative") | {
+        "start": {"dateTime": (WEDNESDAY_10 + timedelta(hours=2)).isoformat()},
+        "end": {"dateTime": (WEDNESDAY_10 + timedelta(hours=3)).isoformat()}}, MONDAY)
+    loop.run_until(WEDNESDAY_10 + timedelta(days=1), step=timedelta(hours=2))
+    assert loop.messages() == [] and loop.fees() == []
+    assert loop.ledger.tracked("primary", "unanswered") is None, "an invitation you never accepted is no appointment"
+    tentative = loop.ledger.tracked("primary", "maybe")
+    assert tentative is None or tentative.appointment.is_cancelled
+
+
+def test_accepting_later_brings_the_reminders(tmp_path):
+    loop = Loop(tmp_path, client_organised="remind")
+    loop.calendar.put(invited_by_the_client(you_answer="needsAction"), MONDAY)
+    loop.engine.tick(MONDAY)
+    loop.calendar.put(invited_by_the_client(), MONDAY + timedelta(hours=1))
+    loop.run_until(WEDNESDAY_10, start=MONDAY + timedelta(hours=1))
+    assert [m["To"].addresses[0].addr_spec for m in loop.messages()] == ["ana@example.com", "ana@example.com"]
+
+
+def test_an_invitation_from_someone_not_yet_your_client_gets_no_mail(tmp_path):
+    loop = Loop(tmp_path, client_organised="remind")
+    loop.calendar.put(invited_by_the_client(organizer="victim@example.net", display_name=HOSTILE_NAME), MONDAY)
+    loop.run_until(WEDNESDAY_10 + timedelta(days=1), step=timedelta(hours=2))
+    assert loop.messages() == [] and loop.fees() == []
+    # Known as an organizer of their own events only (now tracked) does not make them a client either.
+    later = Loop(tmp_path / "again", client_organised="remind", known=())
+    later.calendar.put(invited_by_the_client(), MONDAY)
+    later.run_until(WEDNESDAY_10 + timedelta(days=1), step=timedelta(hours=2))
+    assert later.messages() == []
+
+
+def test_the_organizers_display_name_never_reaches_a_header_or_the_body(tmp_path):
+    loop = Loop(tmp_path, client_organised="remind", known=(("ana@example.com", "Ana Silva"), ("bo@example.com", "")))
+    loop.calendar.put(invited_by_the_client(display_name=HOSTILE_NAME), MONDAY)
+    loop.calendar.put(invited_by_the_client("bo", organizer="bo@example.com", display_name=HOSTILE_NAME) | {
+        "start": {"dateTime": (WEDNESDAY_10 + timedelta(hours=2)).isoformat()},
+        "end": {"dateTime": (WEDNESDAY_10 + timedelta(hours=3)).isoformat()}}, MONDAY)
+    loop.run_until(WEDNESDAY_10, step=timedelta(hours=1))
+    messages = loop.messages()
+    assert sorted(m["To"].addresses[0].addr_spec for m in messages) == ["ana@example.com"] * 2 + ["bo@example.com"] * 2
+    for message in messages:
+        everything = all_headers_and_text(message)
+        assert not [word for word in ("URGENT", "evil.example", "Sir.", "pay the fee") if word in everything], everything[:400]
+        to = message["To"].addresses[0]
+        assert to.display_name in ("Ana Silva", ""), "the name your own events give the client, or none"
+        assert ("Dear Ana" if to.addr_spec == "ana@example.com" else "Hello,") in text_of(message)
+    for tracked in (loop.ledger.tracked("primary", "e1"), loop.ledger.tracked("primary", "bo")):
+        assert tracked is not None and tracked.appointment.client.name == "", "the display name is not kept either"
+
+
+def test_a_reminder_in_another_language_names_no_service_and_no_place(tmp_path):
+    loop = Loop(tmp_path, client_organised="remind", locales={"ana@example.com": "de"})
+    loop.calendar.put(invited_by_the_client(), MONDAY)
+    loop.run_until(WEDNESDAY_10, step=timedelta(hours=1))
+    messages = loop.messages()
+    assert len(messages) == 2
+    for message in messages:
+        body = text_of(message)
+        assert message["Subject"].startswith("Erinnerung: Ihr Termin am"), message["Subject"]
+        assert "Eine freundliche Erinnerung an Ihren Termin bei Lena Berg Massage:" in body
+        assert "(massage)" not in body and "Ort:" not in body and "Ort</" not in body

@@ -86,3 +86,20 @@ def test_links_are_followed_only_under_the_configured_graph_endpoint():
     assert client.rebased("https://attacker.example/v1.0/me/calendarView/delta") is None
     assert client.rebased("https://graph.microsoft.com/beta/me/calendarView/delta") is None
     assert client.rebased("https://graph-proxy.example/v1.0evil/me") is None
+
+
+def test_your_answer_to_a_clients_invitation_is_read_from_the_events_response_status():
+    remind = settings(practice={"email": "lena@contoso.example"},
+                      calendar={"source": "microsoft", "microsoft": {"client_id": "x"}, "client_organised": "remind"})
+    # Ana organised it; in your copy your own attendee entry says nothing, the event's responseStatus is your answer.
+    invitation = graph(isOrganizer=False, organizer={"emailAddress": {"name": "Ana", "address": "ana@example.com"}},
+                       attendees=[{"type": "required", "status": {"response": "none"},
+                                   "emailAddress": {"name": "Lena", "address": "lena@contoso.example"}}])
+    for response, status in (("accepted", "confirmed"), ("tentativelyAccepted", None), ("notResponded", None), (None, None)):
+        item = invitation | ({"responseStatus": {"response": response, "time": "2026-03-01T10:00:00Z"}} if response else {})
+        appointment = normalize(to_v3(item, remind), "default", remind, NOW).appointment
+        assert (appointment.status if appointment else None) == status, response
+        if appointment is not None:
+            assert appointment.client.email == "ana@example.com" and appointment.client.name == ""
+    own = to_v3(graph(responseStatus={"response": "organizer"}), SETTINGS)
+    assert not any(entry.get("self") for entry in own["attendees"]), "your own event: nothing added"

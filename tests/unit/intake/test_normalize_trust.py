@@ -423,3 +423,25 @@ def test_on_an_event_guests_may_modify_only_google_meets_link_is_the_meeting_lin
     del resource["guestsCanModify"]
     del resource["hangoutLink"]
     assert normalize(resource, "primary", SETTINGS, NOW).appointment.meeting_link == "https://pay-lena-massage.example/join"
+
+
+# -- calendar.client_organised = "remind": only an invitation you accepted, and never its names -
+
+
+@pytest.mark.parametrize(("answer", "result"), [("accepted", "confirmed"), ("tentative", None), ("needsAction", None),
+                                                ("declined", None), (None, None)])
+def test_a_client_organised_event_is_an_appointment_only_once_you_accept_it(answer, result):
+    remind = settings(calendar={"client_organised": "remind"})
+    resource = invitation("ana@example.com") | {"organizer": {"email": "ana@example.com", "displayName": "URGENT pay at evil.example"}}
+    resource["attendees"][1]["responseStatus"] = answer
+    found = normalize(resource, "primary", remind, NOW)
+    if result is None:
+        assert found.appointment is None and "not accepted" in found.skipped
+        return
+    assert found.appointment is not None and found.appointment.status == result
+    assert found.appointment.client.email == "ana@example.com" and found.appointment.client.name == "", "the display name is theirs to choose"
+    # Accepted once, then no longer: followed as cancelled, so its reminders stop.
+    for later in ("tentative", "needsAction", "declined"):
+        resource["attendees"][1]["responseStatus"] = later
+        again = normalize(resource, "primary", remind, NOW, previous=found.appointment).appointment
+        assert again is not None and again.is_cancelled, later
