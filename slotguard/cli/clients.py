@@ -111,6 +111,9 @@ def _preview(settings: Settings, ledger: Ledger, client: ClientFound, now: datet
     if money and money.unknown:
         for action in money.unknown:
             print(f"  cannot yet: whether {_describe(settings, action)} took money is not known; `main.py run --once` asks again")
+    for action in money.failed if money else []:
+        print(f"  cannot yet: {_describe(settings, action)} failed ({action.last_error or 'no reason recorded'}); "
+              f"`main.py retry {action.id}` once the cause is fixed, then forget again")
     for action in money.to_waive if money else []:
         print(f"  fee waived first: {_describe(settings, action)}")
     for action in money.to_carry_out if money else []:
@@ -135,6 +138,12 @@ def _settle_money(settings: Settings, engine: Any, client: ClientFound, now: dat
         for action in money.unknown:
             print(f"{_describe(settings, action)}: whether it took money is not known yet; run `main.py run --once` "
                   "(it asks the provider), then forget again. Nothing was erased.", file=sys.stderr)
+        return False
+    if money.failed:
+        for action in money.failed:
+            print(f"{_describe(settings, action)}: failed ({action.last_error or 'no reason recorded'}), so the money is still "
+                  f"held; `main.py retry {action.id}` once the cause is fixed, then forget again (it carries the "
+                  "retried one out). Nothing was erased.", file=sys.stderr)
         return False
     for fee in money.to_waive:
         with ledger.transaction():  # the same path as `main.py waive`

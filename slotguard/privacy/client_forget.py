@@ -5,8 +5,13 @@ waived through the same rules as `main.py waive` (slotguard/planning/waivers.py
 `waive_by_hand`: a fee not yet taken is waived, a request to pay is withdrawn, a card hold is
 released, a deposit or prepayment for a session still ahead is given back, never more than
 is left), and the refunds and releases that plans are carried out at once by the command.
-Money whose outcome is not known yet (a charge left `executing`, a lost answer) stops the
-command: nothing is erased until it is known.
+Money held for the client is judged as retention judges open money
+(slotguard/privacy/retention.py): any deposit, prepayment or credit taken and not used up or
+given back, whichever event it sits on (a rolling deposit sits on the session attended, for
+the next one). Money whose outcome is not known yet (a charge left `executing`, a lost
+answer) stops the command, and so does a refund or release of theirs that failed and that
+no later one replaced: nothing is erased until it is known, or retried and done, or waived
+by hand.
 
 `erase_client` then changes the ledger in one transaction:
 - the client's address becomes a new pseudonym (slotguard/privacy/pseudonyms.py) in every
@@ -37,9 +42,10 @@ from datetime import datetime
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, OUTCOME_UNKNOWN, Action, ActionKind, ActionState, Client
-from slotguard.domain.payment_status import OWED, PaymentStatus
-from slotguard.policies.account import DEPOSIT, PREPAYMENT, SETTLES, TARGET, purpose_of
+from slotguard.domain.payment_status import OWED
+from slotguard.policies.account import SETTLES, TARGET, purpose_of
 from slotguard.privacy.client_records import ClientFound, mentions, placeholders, replacer, scrub_text
+from slotguard.privacy.retention import FUNDS, NO_MONEY_HELD, Uses
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.store.rows import appointment_from_json, appointment_to_json
 from slotguard.store.schema import TABLES
@@ -50,6 +56,8 @@ WAIVE_REASON = "the client asked to be forgotten"
 CANCEL_NOTE = "cancelled: the client asked to be forgotten"
 FEE_KINDS = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT)
 TAKING = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE)
+GIVE_BACKS = (ActionKind.REFUND, ActionKind.RELEASE)
+FUND_KINDS = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CREDIT)
 STOPPED_EMAIL = (ActionState.EXECUTING, ActionState.FAILED)
 # Text columns that may hold a client's address or name, by table, with the key of a row.
 TEXT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -75,12 +83,20 @@ DELETED_WHEN_NAMED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 @dataclass
 class Outstanding:
     """The client's money before they can be forgotten: fees and funds to waive (open, asked
-    for and unpaid, held, or paid ahead for a session still to come), refunds and releases
-    to carry out, and money whose outcome is not known (which stops the command)."""
+    for and unpaid, held, or money held for the client: a deposit, prepayment or credit
+    taken and not used up or given back, whichever event it sits on), refunds and releases
+    to carry out, and what stops the command: money whose outcome is not known, and refunds
+    or releases that failed (no later one replaces them) until they are retried and done or
+    waived by hand."""
 
     to_waive: list[Action] = field(default_factory=list)
     to_carry_out: list[Action] = field(default_factory=list)
     unknown: list[Action] = field(default_factory=list)
+    failed: list[Action] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Action]:
+        return [*self.unknown, *self.failed]
 
 
 def client_actions(ledger: Ledger, client: ClientFound) -> list[Action]:
@@ -96,15 +112,19 @@ def _settled(action: Action, actions: list[Action]) -> bool:
                for other in actions if other.id != action.id)
 
 
-def _session_ahead(ledger: Ledger, action: Action, now: datetime) -> bool:
-    tracked = ledger.tracked(action.calendar_id, action.event_id)
-    return (tracked is not None and not tracked.outcome and not tracked.cancellation
-            and not tracked.appointment.is_cancelled and tracked.appointment.start > now)
+def _replaced(failed: Action, actions: list[Action]) -> bool:
+    """A refund or release that failed, given back since by a later live one of the same money."""
+    live = (*OPEN_STATES, ActionState.DONE, ActionState.EXECUTING)
+    target = failed.context.get(TARGET)
+    return bool(target) and any(
+        other.kind is failed.kind and other.state in live and other.context.get(TARGET) == target
+        and (other.created_at, other.id) > (failed.created_at, failed.id) for other in actions)
 
 
 def outstanding(ledger: Ledger, client: ClientFound, now: datetime) -> Outstanding:
     """What must happen to the client's money before they are forgotten (see Outstanding)."""
     actions = client_actions(ledger, client)
+    uses = Uses.of((other.state, other.context) for other in actions)
     found = Outstanding()
     for action in actions:
         status = action.context.get("payment_status")
@@ -113,6 +133,8 @@ def outstanding(ledger: Ledger, client: ClientFound, now: datetime) -> Outstandi
             found.unknown.append(action)
         elif action.kind in (ActionKind.REFUND, ActionKind.RELEASE) and action.state in OPEN_STATES:
             found.to_carry_out.append(action)
+        elif action.kind in GIVE_BACKS and action.state is ActionState.FAILED and not _replaced(action, actions):
+            found.failed.append(action)
         elif action.kind not in FEE_KINDS:
             continue
         elif action.state in OPEN_STATES or (action.state is ActionState.FAILED and action.kind in TAKING):
@@ -121,9 +143,10 @@ def outstanding(ledger: Ledger, client: ClientFound, now: datetime) -> Outstandi
             found.to_waive.append(action)
         elif action.state is ActionState.DONE and action.kind is ActionKind.HOLD and not _settled(action, actions):
             found.to_waive.append(action)
-        elif (action.state is ActionState.DONE and action.kind is ActionKind.CHARGE and status == PaymentStatus.PAID
-              and purpose_of(action.kind, action.context) in (DEPOSIT, PREPAYMENT)
-              and not _settled(action, actions) and _session_ahead(ledger, action, now)):
+        elif (action.state is ActionState.DONE and action.kind in FUND_KINDS and purpose_of(action.kind, action.context) in FUNDS
+              and status not in NO_MONEY_HELD and action.id not in uses.settled and action.id not in uses.targeted):
+            # Money held for the client (retention.py's open money): e.g. a rolling deposit
+            # paid at the session attended for the next one, a package's credit.
             found.to_waive.append(action)
     return found
 
