@@ -16,7 +16,9 @@ pages they completed. The JSON's shape (FORMAT, version 1; docs/privacy.md descr
     emails [{id, template, state, due_at, sent_at, subject, text, source}]
             source: "outbox" (the message as sent), "rendered" (composed again from the ledger:
             only the action is kept), "" (not sent, or it cannot be rendered: `note` says why)
-    problems [{calendar_id, item, message, first_at, last_at}]     events naming them we could not read
+    problems [{calendar_id, item, message, first_at, last_at}]     events naming them we could not read;
+            the message with every other address, and every text quoted from the calendar
+            (the title, a line's value: it may name other people), replaced (`for_client`)
     card_pages [{reference, saved_at, card_terms}]
 
 Every time is UTC ISO 8601; every amount is integer minor units and a currency.
@@ -25,6 +27,7 @@ Every time is UTC ISO 8601; every amount is integer minor units and a currency.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +46,14 @@ from slotguard.privacy.client_records import ClientFound, mentions, placeholders
 from slotguard.store.ledger import Ledger
 from slotguard.store.rows import appointment_from_json
 
+# An email address, as found in free text (a problem's message lists the possible clients).
+ADDRESS = re.compile(r"[^\s@<>(),;:'\"]+@[^\s@<>(),;:'\"]+\.[^\s@<>(),;:'\"]+")
+# Calendar text quoted in a problem's message (slotguard/domain/untrusted.py `shown`: a Python
+# repr, single-quoted, or double-quoted when it holds an apostrophe); Slotguard's own hints
+# are double-quoted without one ("email: ana@example.com").
+QUOTED = re.compile(r"""'(?:[^'\\]|\\.)*'…?|"(?:[^"\\]|\\.)*'(?:[^"\\]|\\.)*"…?""")
+OTHER_ADDRESS = "(another address)"
+CALENDAR_TEXT = "(text from the calendar, not shown)"
 FORMAT = "slotguard.client-export"
 VERSION = 1
 SUMMARY_TEMPLATE = "client_export.html.j2"
@@ -116,14 +127,30 @@ def _email(settings: Settings, policies: list[Policy], renderer: Renderer | None
     return record
 
 
+def for_client(message: str, client: ClientFound) -> str:
+    """A problem's message as the client may read it: their own address kept, every other
+    address and every text quoted from the calendar (a title may name someone else) replaced."""
+    own = {client.address, *(spelling.strip().lower() for spelling in client.spellings)}
+    message = QUOTED.sub(CALENDAR_TEXT, message)
+    return ADDRESS.sub(lambda found: found.group(0) if found.group(0).lower() in own else OTHER_ADDRESS, message)
+
+
+def _problems(ledger: Ledger, client: ClientFound) -> list[dict[str, Any]]:
+    named = mentions(client.needles())
+    found = []
+    for row in ledger.problems():
+        if named(str(row["item"])) or named(str(row["message"])):
+            found.append({**dict(row), "message": for_client(str(row["message"]), client)})
+    return found
+
+
 def export_client(settings: Settings, ledger: Ledger, client: ClientFound, now: datetime, *,
                   renderer: Renderer | None = None, policies: list[Policy] | None = None) -> dict[str, Any]:
     """Everything held about `client` (see the module's docstring for the shape). `renderer`
     and `policies` compose again a message sent whose file is not kept (another transport)."""
     actions = client_actions(ledger, client) if client.known else []
     sent = sent_messages(settings, client)
-    named = mentions(client.needles())
-    problems = [dict(row) for row in ledger.problems() if named(str(row["item"])) or named(str(row["message"]))]
+    problems = _problems(ledger, client)
     card_pages = [{"reference": record.reference, "saved_at": record.saved_at, "card_terms": record.card_terms}
                   for spelling in {client.address, *client.spellings} for record in seen_by(ledger, spelling)]
     emails = [_email(settings, policies or [], renderer, ledger, action, sent) for action in actions if action.kind is ActionKind.EMAIL]
