@@ -27,13 +27,13 @@ Every time is UTC ISO 8601; every amount is integer minor units and a currency.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.untrusted import without_clients
 from slotguard.mail.compose import compose_email
 from slotguard.mail.context import service_label
 from slotguard.mail.messages import Renderer
@@ -46,12 +46,6 @@ from slotguard.privacy.client_records import ClientFound, mentions, placeholders
 from slotguard.store.ledger import Ledger
 from slotguard.store.rows import appointment_from_json
 
-# An email address, as found in free text (a problem's message lists the possible clients).
-ADDRESS = re.compile(r"[^\s@<>(),;:'\"]+@[^\s@<>(),;:'\"]+\.[^\s@<>(),;:'\"]+")
-# Calendar text quoted in a problem's message (slotguard/domain/untrusted.py `shown`: a Python
-# repr, single-quoted, or double-quoted when it holds an apostrophe); Slotguard's own hints
-# are double-quoted without one ("email: ana@example.com").
-QUOTED = re.compile(r"""'(?:[^'\\]|\\.)*'…?|"(?:[^"\\]|\\.)*'(?:[^"\\]|\\.)*"…?""")
 OTHER_ADDRESS = "(another address)"
 CALENDAR_TEXT = "(text from the calendar, not shown)"
 FORMAT = "slotguard.client-export"
@@ -130,9 +124,8 @@ def _email(settings: Settings, policies: list[Policy], renderer: Renderer | None
 def for_client(message: str, client: ClientFound) -> str:
     """A problem's message as the client may read it: their own address kept, every other
     address and every text quoted from the calendar (a title may name someone else) replaced."""
-    own = {client.address, *(spelling.strip().lower() for spelling in client.spellings)}
-    message = QUOTED.sub(CALENDAR_TEXT, message)
-    return ADDRESS.sub(lambda found: found.group(0) if found.group(0).lower() in own else OTHER_ADDRESS, message)
+    own = frozenset({client.address, *(spelling.strip().lower() for spelling in client.spellings)})
+    return without_clients(message, own, OTHER_ADDRESS, CALENDAR_TEXT)
 
 
 def _problems(ledger: Ledger, client: ClientFound) -> list[dict[str, Any]]:
