@@ -125,6 +125,8 @@ def _preview(settings: Settings, ledger: Ledger, client: ClientFound, now: datet
           "address and name")
     print("  Stripe: the customer is deleted (payment records stay at Stripe)" if settings.payments.provider == "stripe"
           else "  payments: record-only, nothing to ask a provider")
+    print("  calendar: their events (and new instances of their recurring series) are no longer read, even when "
+          "changed; take the client off them in the calendar afterwards")
     print("add --yes to do it")
     return 1
 
@@ -214,5 +216,7 @@ def forget_now(settings: Settings, engine: Any, address: str, now: datetime, ask
     config_text = Path(config_path).read_text(encoding="utf-8", errors="replace").lower() if config_path and Path(config_path).is_file() else ""
     if client.address in config_text:
         print(f"  {config_path} names {client.address} (e.g. mail.client_locales, payments.policy_known_by): remove it there")
-    print("  the calendar's events still name the client: delete them or take the client off them in the calendar")
+    print(f"  the calendar's events still name {client.address}: take the client off them (or delete them), and end "
+          "their recurring series. Slotguard no longer reads those events, even when you change them, nor new "
+          "instances of those series: to book someone in such a slot, make a new event")
     return 0

@@ -18,8 +18,13 @@ by hand.
   row about them (appointments, happenings, actions), their name is emptied; money actions
   keep their kind, amounts, times and provider ids, which the bookkeeping law asks for;
 - their appointment snapshots lose the title, place and meeting link; an appointment still
-  open is frozen (outcome `forgotten`), so time alone plans nothing more for it, and its
-  fingerprint is kept, so the unchanged event in the calendar is not read as a new booking;
+  open is frozen (outcome `forgotten`), so time alone plans nothing more for it; every one of
+  their appointments loses its fingerprint (a digest over the address: with the event's times
+  known, a list of candidate addresses could be hashed and compared) for FORGOTTEN_FINGERPRINT,
+  which marks the event id forgotten for good: the engine never reads it again, changed or
+  not (`forgotten_event`), so no edit brings the client back; and each recurring series they
+  had is recorded (meta `forgotten_series:CALENDAR/SERIES`), so its future instances, entering
+  the window, are not read either;
 - their open actions (reminders, emails not sent) are cancelled, and so are their emails left
   `executing` or `failed`, so that no recovery or `retry` sends one to the pseudonym;
 - every other text in the ledger (a digest's details, action reasons and logs, sync
@@ -52,6 +57,9 @@ from slotguard.store.schema import TABLES
 
 # The outcome of an appointment that was open when its client was forgotten: frozen.
 FORGOTTEN = "forgotten"
+# The fingerprint of every appointment of a forgotten client: the event id is never read again.
+FORGOTTEN_FINGERPRINT = "forgotten"
+FORGOTTEN_SERIES = "forgotten_series:"  # meta key prefix: CALENDAR/SERIES, the value when
 WAIVE_REASON = "the client asked to be forgotten"
 CANCEL_NOTE = "cancelled: the client asked to be forgotten"
 FEE_KINDS = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT)
@@ -151,7 +159,20 @@ def outstanding(ledger: Ledger, client: ClientFound, now: datetime) -> Outstandi
     return found
 
 
-def _freeze_appointments(ledger: Ledger, client: ClientFound, pseudonym: str, replace: Callable[[str], str]) -> int:
+def series_key(calendar_id: str, series_id: str) -> str:
+    return f"{FORGOTTEN_SERIES}{calendar_id}/{series_id}"
+
+
+def forgotten_event(ledger: Ledger, calendar_id: str, known: tuple[str, bool] | None, series_id: str) -> bool:
+    """True for an event of a forgotten client: one the ledger knows with FORGOTTEN_FINGERPRINT
+    (`known`: its (fingerprint, open)), or one it does not know that is an instance of a
+    recurring series of a forgotten client. Such an event is not read at all."""
+    if known:
+        return known[0] == FORGOTTEN_FINGERPRINT
+    return bool(series_id) and ledger.meta(series_key(calendar_id, series_id)) is not None
+
+
+def _freeze_appointments(ledger: Ledger, client: ClientFound, pseudonym: str, replace: Callable[[str], str], now: datetime) -> int:
     spellings = list(client.spellings)
     rows = ledger.db.execute(
         f"SELECT calendar_id, event_id, outcome, cancellation, snapshot FROM appointments WHERE client_email IN ({placeholders(spellings)})",
@@ -162,8 +183,10 @@ def _freeze_appointments(ledger: Ledger, client: ClientFound, pseudonym: str, re
                             booking=replace(appointment.booking))
         outcome = row["outcome"] or ("" if row["cancellation"] else FORGOTTEN)
         ledger.db.execute(
-            "UPDATE appointments SET client_email = ?, snapshot = ?, outcome = ? WHERE calendar_id = ? AND event_id = ?",
-            (pseudonym, appointment_to_json(stripped), outcome, row["calendar_id"], row["event_id"]))
+            "UPDATE appointments SET client_email = ?, snapshot = ?, outcome = ?, fingerprint = ? WHERE calendar_id = ? AND event_id = ?",
+            (pseudonym, appointment_to_json(stripped), outcome, FORGOTTEN_FINGERPRINT, row["calendar_id"], row["event_id"]))
+        if appointment.series_id:
+            ledger.set_meta(series_key(row["calendar_id"], appointment.series_id), to_utc_text(now))
     return len(rows)
 
 
@@ -213,7 +236,7 @@ def erase_client(ledger: Ledger, client: ClientFound, pseudonym: str, now: datet
                     action.state = ActionState.CANCELLED
                     if ledger.update_action(action, now, CANCEL_NOTE, expect=expected):
                         counts["actions_cancelled"] += 1
-            counts["appointments"] = _freeze_appointments(ledger, client, pseudonym, replace)
+            counts["appointments"] = _freeze_appointments(ledger, client, pseudonym, replace, now)
             marks = placeholders(spellings)
             counts["happenings"] = ledger.db.execute(
                 f"UPDATE happenings SET client_email = ? WHERE client_email IN ({marks})", (pseudonym, *spellings)).rowcount
