@@ -190,6 +190,10 @@ def forget_now(settings: Settings, engine: Any, address: str, now: datetime, ask
         references = [action.external_id for action in client_actions(ledger, client)] if client.known else []
         try:
             counted["stripe_payments_retagged"], refused = customers.retag_payments(references, pseudonym)
+            if hasattr(customers, "retag_customer_intents"):  # what the ledger does not name: card setups, link payments
+                more, refused_too = customers.retag_customer_intents(client.address, pseudonym)
+                counted["stripe_payments_retagged"] += more
+                refused += refused_too
             deleted, untouched = customers.forget_customer(client.address)
         except AdapterError as error:
             print(f"Stripe: {error}; nothing was erased, try again", file=sys.stderr)
