@@ -102,10 +102,6 @@ class Outstanding:
     unknown: list[Action] = field(default_factory=list)
     failed: list[Action] = field(default_factory=list)
 
-    @property
-    def blocking(self) -> list[Action]:
-        return [*self.unknown, *self.failed]
-
 
 def client_actions(ledger: Ledger, client: ClientFound) -> list[Action]:
     """Every action about the client, in the order they were planned."""
