@@ -129,3 +129,30 @@ def test_a_refund_that_failed_during_forget_stops_the_next_run_too(tmp_path, chd
     assert forget_now(practice.settings, practice.engine, ANA, now + timedelta(minutes=10), "lena") == 0
     assert [(r.id, r.state) for r in practice.refunds_of(ahead.id)] == [(refund.id, ActionState.DONE)]
     assert not find_client(practice.ledger, ANA).known
+
+
+@pytest.mark.timeout(300)
+def test_a_deposit_kept_as_a_credit_for_a_new_booking_is_given_back_once(tmp_path, chdir):
+    practice = Practice(tmp_path, RecordOnlyProvider())
+    practice.settings = practice.settings.model_copy(update={"policies": settings(
+        policies={"enabled": ["deposit", "reschedule_credit"], "deposit": {"amount": "30%", "kind": "charge"}}).policies})
+    practice.engine = build_engine(practice.settings, FIRST - timedelta(days=7), ledger=practice.ledger,
+                                   calendars=[(practice.calendar, NullWriteBack())], provider=RecordOnlyProvider(), mailer=MemoryMailer())
+    later = FIRST + timedelta(days=5)
+    practice.calendar.put(event("later", later), FIRST - timedelta(days=3))
+    practice.engine.tick(FIRST - timedelta(days=3))
+    practice.engine.tick(FIRST - timedelta(days=3, minutes=-5))
+    [deposit] = practice.ledger.actions(kinds=[ActionKind.CHARGE])
+    assert practice.ledger.mark_paid(deposit.id, FIRST - timedelta(days=2), "paid at the desk") is not None
+    practice.calendar.put(event("later", later, response="declined"), FIRST)  # she cancels in good time
+    practice.engine.tick(FIRST)
+    [credit] = practice.ledger.actions(kinds=[ActionKind.CREDIT])
+    now = FIRST + timedelta(hours=1)
+    money = outstanding(practice.ledger, find_client(practice.ledger, ANA), now)
+    assert [a.id for a in money.to_waive] == [credit.id], "the deposit is held for her as a credit"
+
+    assert forget_now(practice.settings, practice.engine, ANA, now, "lena") == 0
+    refunds = [a for a in practice.ledger.actions(kinds=[ActionKind.REFUND]) if a.state is ActionState.DONE]
+    assert [r.amount for r in refunds] == [deposit.amount]
+    practice.engine.tick(later + timedelta(days=10))  # the credit's deadline passes: nothing is given back again
+    assert [r.id for r in practice.ledger.actions(kinds=[ActionKind.REFUND]) if r.state is ActionState.DONE] == [r.id for r in refunds]
