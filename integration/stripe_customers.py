@@ -130,6 +130,39 @@ class StripeCustomers:
             changed += 1
         return changed, refused
 
+    def retag_customer_intents(self, email: str, pseudonym: str) -> tuple[int, list[str]]:
+        """Before the customers of `email` are deleted: every PaymentIntent (a fee, a payment
+        made through a link) and SetupIntent (a card saved on a setup page) of the customers
+        Slotguard made or adopted whose `slotguard_client` tag is the address gets `pseudonym`
+        there instead. (Checkout Sessions carry the tag too, but Stripe takes no update of a
+        session's metadata: they keep it.) Returns (how many were changed, the ids Stripe
+        refused to change). Raises AdapterError when Stripe cannot be reached."""
+        key = email_key(email)
+        found = self.calls.list_all("customer lookup", self.client.v1.customers.list, {"email": key, "limit": 100})
+        changed, refused = 0, []
+        for customer in found:
+            if (customer.get("metadata") or {}).get(CLIENT_TAG) != key:
+                continue  # not ours (forget_customer leaves it alone too)
+            params = {"customer": customer["id"], "limit": 100}
+            listed: list[tuple[str, Any, dict]] = [
+                *(("payment tag", self.client.v1.payment_intents.update, intent)
+                  for intent in self.calls.list_all("payments", self.client.v1.payment_intents.list, params)),
+                *(("card setup tag", self.client.v1.setup_intents.update, intent)
+                  for intent in self.calls.list_all("card setups", self.client.v1.setup_intents.list, params)),
+            ]
+            for what, method, intent in listed:
+                if email_key(str((intent.get("metadata") or {}).get(CLIENT_TAG) or "")) != key:
+                    continue
+                try:
+                    self.calls.call(what, method, intent["id"], {"metadata": {CLIENT_TAG: pseudonym}})
+                except AdapterError as error:
+                    if error.retryable:
+                        raise
+                    refused.append(intent["id"])
+                    continue
+                changed += 1
+        return changed, refused
+
     def _delete_customer(self, customer: str) -> dict[str, Any]:
         try:
             return plain(self.client.v1.customers.delete(customer))

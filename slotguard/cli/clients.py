@@ -111,6 +111,9 @@ def _preview(settings: Settings, ledger: Ledger, client: ClientFound, now: datet
     if money and money.unknown:
         for action in money.unknown:
             print(f"  cannot yet: whether {_describe(settings, action)} took money is not known; `main.py run --once` asks again")
+    for action in money.failed if money else []:
+        print(f"  cannot yet: {_describe(settings, action)} failed ({action.last_error or 'no reason recorded'}); "
+              f"`main.py retry {action.id}` once the cause is fixed, then forget again")
     for action in money.to_waive if money else []:
         print(f"  fee waived first: {_describe(settings, action)}")
     for action in money.to_carry_out if money else []:
@@ -122,6 +125,8 @@ def _preview(settings: Settings, ledger: Ledger, client: ClientFound, now: datet
           "address and name")
     print("  Stripe: the customer is deleted (payment records stay at Stripe)" if settings.payments.provider == "stripe"
           else "  payments: record-only, nothing to ask a provider")
+    print("  calendar: their events (and new instances of their recurring series) are no longer read, even when "
+          "changed; take the client off them in the calendar afterwards")
     print("add --yes to do it")
     return 1
 
@@ -135,6 +140,12 @@ def _settle_money(settings: Settings, engine: Any, client: ClientFound, now: dat
         for action in money.unknown:
             print(f"{_describe(settings, action)}: whether it took money is not known yet; run `main.py run --once` "
                   "(it asks the provider), then forget again. Nothing was erased.", file=sys.stderr)
+        return False
+    if money.failed:
+        for action in money.failed:
+            print(f"{_describe(settings, action)}: failed ({action.last_error or 'no reason recorded'}), so the money is still "
+                  f"held; `main.py retry {action.id}` once the cause is fixed, then forget again (it carries the "
+                  "retried one out). Nothing was erased.", file=sys.stderr)
         return False
     for fee in money.to_waive:
         with ledger.transaction():  # the same path as `main.py waive`
@@ -179,6 +190,10 @@ def forget_now(settings: Settings, engine: Any, address: str, now: datetime, ask
         references = [action.external_id for action in client_actions(ledger, client)] if client.known else []
         try:
             counted["stripe_payments_retagged"], refused = customers.retag_payments(references, pseudonym)
+            if hasattr(customers, "retag_customer_intents"):  # what the ledger does not name: card setups, link payments
+                more, refused_too = customers.retag_customer_intents(client.address, pseudonym)
+                counted["stripe_payments_retagged"] += more
+                refused += refused_too
             deleted, untouched = customers.forget_customer(client.address)
         except AdapterError as error:
             print(f"Stripe: {error}; nothing was erased, try again", file=sys.stderr)
@@ -205,5 +220,7 @@ def forget_now(settings: Settings, engine: Any, address: str, now: datetime, ask
     config_text = Path(config_path).read_text(encoding="utf-8", errors="replace").lower() if config_path and Path(config_path).is_file() else ""
     if client.address in config_text:
         print(f"  {config_path} names {client.address} (e.g. mail.client_locales, payments.policy_known_by): remove it there")
-    print("  the calendar's events still name the client: delete them or take the client off them in the calendar")
+    print(f"  the calendar's events still name {client.address}: take the client off them (or delete them), and end "
+          "their recurring series. Slotguard no longer reads those events, even when you change them, nor new "
+          "instances of those series: to book someone in such a slot, make a new event")
     return 0

@@ -10,7 +10,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
+from slotguard.domain.untrusted import without_clients
+
 log = logging.getLogger("slotguard.engine")
+
+
+def for_log(message: str) -> str:
+    """A problem as the log says it: every email address and every text quoted from a
+    calendar (a title) taken out (docs/privacy.md, "Log lines"); action and event ids stay."""
+    return without_clients(message)
 
 
 @dataclass
@@ -24,8 +32,10 @@ class TickReport:
     problems: list[str] = field(default_factory=list)
 
     def problem(self, message: str) -> None:
+        """Keep `message` as written, for `run --once` and the commands that print it; log it
+        without addresses or calendar text (`for_log`): ids, times and amounts say which."""
         self.problems.append(message)
-        log.warning("problem %s", message)
+        log.warning("problem %s", for_log(message))
 
     def summary(self) -> str:
         def fmt(counter: Counter) -> str:

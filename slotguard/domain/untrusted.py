@@ -164,3 +164,23 @@ def description_text(text: str, limit: int) -> str:
         parts.append("<")
         at = bracket + 1
     return html.unescape("".join(parts))
+
+
+# An email address in free text (a message listing possible clients, a provider's error).
+ADDRESS_IN_TEXT = re.compile(r"[^\s@<>(),;:'\"\[\]]+@[^\s@<>(),;:'\"\[\]]+\.[^\s@<>(),;:'\"\[\]]+")
+# Calendar text quoted in a message by `shown`: a Python repr, single-quoted, or double-quoted
+# when it holds an apostrophe. Slotguard's own hints are double-quoted without one
+# ("email: ana@example.com"), so they stay.
+QUOTED_IN_TEXT = re.compile(r"""'(?:[^'\\]|\\.)*'…?|"(?:[^"\\]|\\.)*'(?:[^"\\]|\\.)*"…?""")
+NO_ADDRESS = "(address)"
+NO_CALENDAR_TEXT = "(calendar text)"
+
+
+def without_clients(text: str, keep: frozenset[str] = frozenset(), address: str = NO_ADDRESS, quoted: str = NO_CALENDAR_TEXT) -> str:
+    """`text` (a problem's message, an error) with every email address but those in `keep`
+    (lower case) replaced by `address`, and every text `shown` quoted from a calendar (a
+    title, a line's value: it may name anyone) by `quoted`. For log lines, and for what a
+    client is given about events that name others. Ids, times and amounts stay."""
+    text = QUOTED_IN_TEXT.sub(quoted, str(text))
+    return ADDRESS_IN_TEXT.sub(lambda found: found.group(0) if found.group(0).lower() in keep else address, text)
+

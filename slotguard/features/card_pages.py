@@ -20,6 +20,7 @@ from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.interfaces import AdapterError, CardPageLookup, PaymentUpdate, in_dry_run
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.domain.payment_status import PaymentStatus
+from slotguard.domain.tick_report import for_log
 from slotguard.payments.card_terms import LOOKUP, record_card_saved, seen_by
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.owners import TickStep
@@ -59,7 +60,7 @@ def look_up_card_pages(settings: Any, ledger: Ledger, provider: Any, now: dateti
         try:
             pages = provider.completed_card_pages(email)
         except AdapterError as error:
-            log.warning("card_pages_lookup_failed client=%s error=%r", email, str(error))
+            log.warning("card_pages_lookup_failed error=%r", for_log(str(error)))  # never the address (docs/privacy.md)
             continue
         with ledger.transaction():
             ledger.set_meta(LOOKED + email, to_utc_text(now))
@@ -67,7 +68,7 @@ def look_up_card_pages(settings: Any, ledger: Ledger, provider: Any, now: dateti
                 update = PaymentUpdate(event_id=f"{LOOKUP}{page.reference}", event_type="lookup", change="card_saved",
                                        client_email=email, card_terms=page.card_terms, reference=page.reference, at=page.completed_at)
                 if record_card_saved(ledger, update, now):
-                    log.info("card_pages_recorded client=%s page=%s", email, page.reference)
+                    log.info("card_pages_recorded page=%s", page.reference)
     return None
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import AdapterError, CardSetupLinks
 from slotguard.domain.model import Action, Appointment
+from slotguard.domain.tick_report import for_log
 from slotguard.mail.compose import EmailExtras, EmailView
 from slotguard.mail.context import payments_context, recipient_locale, terms
 from slotguard.mail.messages import Renderer
@@ -92,7 +93,7 @@ def card_setup_link_for(provider: Any, settings: Settings, policies: list[Policy
             return ""
         return provider.card_setup_link(client_email, client_name, card_terms)
     except AdapterError as error:
-        log.warning("card_setup_link_failed client=%s error=%r", client_email, str(error))
+        log.warning("card_setup_link_failed error=%r", for_log(str(error)))  # the action id is on the line (run/logs.py)
         return ""
 
 

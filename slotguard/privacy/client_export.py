@@ -16,7 +16,9 @@ pages they completed. The JSON's shape (FORMAT, version 1; docs/privacy.md descr
     emails [{id, template, state, due_at, sent_at, subject, text, source}]
             source: "outbox" (the message as sent), "rendered" (composed again from the ledger:
             only the action is kept), "" (not sent, or it cannot be rendered: `note` says why)
-    problems [{calendar_id, item, message, first_at, last_at}]     events naming them we could not read
+    problems [{calendar_id, item, message, first_at, last_at}]     events naming them we could not read;
+            the message with every other address, and every text quoted from the calendar
+            (the title, a line's value: it may name other people), replaced (`for_client`)
     card_pages [{reference, saved_at, card_terms}]
 
 Every time is UTC ISO 8601; every amount is integer minor units and a currency.
@@ -31,6 +33,7 @@ from typing import Any
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import Action, ActionKind
+from slotguard.domain.untrusted import without_clients
 from slotguard.mail.compose import compose_email
 from slotguard.mail.context import service_label
 from slotguard.mail.messages import Renderer
@@ -43,6 +46,8 @@ from slotguard.privacy.client_records import ClientFound, mentions, placeholders
 from slotguard.store.ledger import Ledger
 from slotguard.store.rows import appointment_from_json
 
+OTHER_ADDRESS = "(another address)"
+CALENDAR_TEXT = "(text from the calendar, not shown)"
 FORMAT = "slotguard.client-export"
 VERSION = 1
 SUMMARY_TEMPLATE = "client_export.html.j2"
@@ -116,14 +121,29 @@ def _email(settings: Settings, policies: list[Policy], renderer: Renderer | None
     return record
 
 
+def for_client(message: str, client: ClientFound) -> str:
+    """A problem's message as the client may read it: their own address kept, every other
+    address and every text quoted from the calendar (a title may name someone else) replaced."""
+    own = frozenset({client.address, *(spelling.strip().lower() for spelling in client.spellings)})
+    return without_clients(message, own, OTHER_ADDRESS, CALENDAR_TEXT)
+
+
+def _problems(ledger: Ledger, client: ClientFound) -> list[dict[str, Any]]:
+    named = mentions(client.needles())
+    found = []
+    for row in ledger.problems():
+        if named(str(row["item"])) or named(str(row["message"])):
+            found.append({**dict(row), "message": for_client(str(row["message"]), client)})
+    return found
+
+
 def export_client(settings: Settings, ledger: Ledger, client: ClientFound, now: datetime, *,
                   renderer: Renderer | None = None, policies: list[Policy] | None = None) -> dict[str, Any]:
     """Everything held about `client` (see the module's docstring for the shape). `renderer`
     and `policies` compose again a message sent whose file is not kept (another transport)."""
     actions = client_actions(ledger, client) if client.known else []
     sent = sent_messages(settings, client)
-    named = mentions(client.needles())
-    problems = [dict(row) for row in ledger.problems() if named(str(row["item"])) or named(str(row["message"]))]
+    problems = _problems(ledger, client)
     card_pages = [{"reference": record.reference, "saved_at": record.saved_at, "card_terms": record.card_terms}
                   for spelling in {client.address, *client.spellings} for record in seen_by(ledger, spelling)]
     emails = [_email(settings, policies or [], renderer, ledger, action, sent) for action in actions if action.kind is ActionKind.EMAIL]

@@ -5,16 +5,26 @@ waived through the same rules as `main.py waive` (slotguard/planning/waivers.py
 `waive_by_hand`: a fee not yet taken is waived, a request to pay is withdrawn, a card hold is
 released, a deposit or prepayment for a session still ahead is given back, never more than
 is left), and the refunds and releases that plans are carried out at once by the command.
-Money whose outcome is not known yet (a charge left `executing`, a lost answer) stops the
-command: nothing is erased until it is known.
+Money held for the client is judged as retention judges open money
+(slotguard/privacy/retention.py): any deposit, prepayment or credit taken and not used up or
+given back, whichever event it sits on (a rolling deposit sits on the session attended, for
+the next one). Money whose outcome is not known yet (a charge left `executing`, a lost
+answer) stops the command, and so does a refund or release of theirs that failed and that
+no later one replaced: nothing is erased until it is known, or retried and done, or waived
+by hand.
 
 `erase_client` then changes the ledger in one transaction:
 - the client's address becomes a new pseudonym (slotguard/privacy/pseudonyms.py) in every
   row about them (appointments, happenings, actions), their name is emptied; money actions
   keep their kind, amounts, times and provider ids, which the bookkeeping law asks for;
 - their appointment snapshots lose the title, place and meeting link; an appointment still
-  open is frozen (outcome `forgotten`), so time alone plans nothing more for it, and its
-  fingerprint is kept, so the unchanged event in the calendar is not read as a new booking;
+  open is frozen (outcome `forgotten`), so time alone plans nothing more for it; every one of
+  their appointments loses its fingerprint (a digest over the address: with the event's times
+  known, a list of candidate addresses could be hashed and compared) for FORGOTTEN_FINGERPRINT,
+  which marks the event id forgotten for good: the engine never reads it again, changed or
+  not (`forgotten_event`), so no edit brings the client back; and each recurring series they
+  had is recorded (meta `forgotten_series:CALENDAR/SERIES`), so its future instances, entering
+  the window, are not read either;
 - their open actions (reminders, emails not sent) are cancelled, and so are their emails left
   `executing` or `failed`, so that no recovery or `retry` sends one to the pseudonym;
 - every other text in the ledger (a digest's details, action reasons and logs, sync
@@ -37,19 +47,25 @@ from datetime import datetime
 
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, OUTCOME_UNKNOWN, Action, ActionKind, ActionState, Client
-from slotguard.domain.payment_status import OWED, PaymentStatus
-from slotguard.policies.account import DEPOSIT, PREPAYMENT, SETTLES, TARGET, purpose_of
+from slotguard.domain.payment_status import OWED
+from slotguard.policies.account import SETTLES, TARGET, purpose_of
 from slotguard.privacy.client_records import ClientFound, mentions, placeholders, replacer, scrub_text
+from slotguard.privacy.retention import FUNDS, NO_MONEY_HELD, Uses
 from slotguard.store.ledger import Ledger, LedgerError
 from slotguard.store.rows import appointment_from_json, appointment_to_json
 from slotguard.store.schema import TABLES
 
 # The outcome of an appointment that was open when its client was forgotten: frozen.
 FORGOTTEN = "forgotten"
+# The fingerprint of every appointment of a forgotten client: the event id is never read again.
+FORGOTTEN_FINGERPRINT = "forgotten"
+FORGOTTEN_SERIES = "forgotten_series:"  # meta key prefix: CALENDAR/SERIES, the value when
 WAIVE_REASON = "the client asked to be forgotten"
 CANCEL_NOTE = "cancelled: the client asked to be forgotten"
 FEE_KINDS = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE, ActionKind.CREDIT)
 TAKING = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CAPTURE)
+GIVE_BACKS = (ActionKind.REFUND, ActionKind.RELEASE)
+FUND_KINDS = (ActionKind.CHARGE, ActionKind.HOLD, ActionKind.CREDIT)
 STOPPED_EMAIL = (ActionState.EXECUTING, ActionState.FAILED)
 # Text columns that may hold a client's address or name, by table, with the key of a row.
 TEXT_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -75,12 +91,16 @@ DELETED_WHEN_NAMED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 @dataclass
 class Outstanding:
     """The client's money before they can be forgotten: fees and funds to waive (open, asked
-    for and unpaid, held, or paid ahead for a session still to come), refunds and releases
-    to carry out, and money whose outcome is not known (which stops the command)."""
+    for and unpaid, held, or money held for the client: a deposit, prepayment or credit
+    taken and not used up or given back, whichever event it sits on), refunds and releases
+    to carry out, and what stops the command: money whose outcome is not known, and refunds
+    or releases that failed (no later one replaces them) until they are retried and done or
+    waived by hand."""
 
     to_waive: list[Action] = field(default_factory=list)
     to_carry_out: list[Action] = field(default_factory=list)
     unknown: list[Action] = field(default_factory=list)
+    failed: list[Action] = field(default_factory=list)
 
 
 def client_actions(ledger: Ledger, client: ClientFound) -> list[Action]:
@@ -96,15 +116,19 @@ def _settled(action: Action, actions: list[Action]) -> bool:
                for other in actions if other.id != action.id)
 
 
-def _session_ahead(ledger: Ledger, action: Action, now: datetime) -> bool:
-    tracked = ledger.tracked(action.calendar_id, action.event_id)
-    return (tracked is not None and not tracked.outcome and not tracked.cancellation
-            and not tracked.appointment.is_cancelled and tracked.appointment.start > now)
+def _replaced(failed: Action, actions: list[Action]) -> bool:
+    """A refund or release that failed, given back since by a later live one of the same money."""
+    live = (*OPEN_STATES, ActionState.DONE, ActionState.EXECUTING)
+    target = failed.context.get(TARGET)
+    return bool(target) and any(
+        other.kind is failed.kind and other.state in live and other.context.get(TARGET) == target
+        and (other.created_at, other.id) > (failed.created_at, failed.id) for other in actions)
 
 
 def outstanding(ledger: Ledger, client: ClientFound, now: datetime) -> Outstanding:
     """What must happen to the client's money before they are forgotten (see Outstanding)."""
     actions = client_actions(ledger, client)
+    uses = Uses.of((other.state, other.context) for other in actions)
     found = Outstanding()
     for action in actions:
         status = action.context.get("payment_status")
@@ -113,6 +137,8 @@ def outstanding(ledger: Ledger, client: ClientFound, now: datetime) -> Outstandi
             found.unknown.append(action)
         elif action.kind in (ActionKind.REFUND, ActionKind.RELEASE) and action.state in OPEN_STATES:
             found.to_carry_out.append(action)
+        elif action.kind in GIVE_BACKS and action.state is ActionState.FAILED and not _replaced(action, actions):
+            found.failed.append(action)
         elif action.kind not in FEE_KINDS:
             continue
         elif action.state in OPEN_STATES or (action.state is ActionState.FAILED and action.kind in TAKING):
@@ -121,14 +147,28 @@ def outstanding(ledger: Ledger, client: ClientFound, now: datetime) -> Outstandi
             found.to_waive.append(action)
         elif action.state is ActionState.DONE and action.kind is ActionKind.HOLD and not _settled(action, actions):
             found.to_waive.append(action)
-        elif (action.state is ActionState.DONE and action.kind is ActionKind.CHARGE and status == PaymentStatus.PAID
-              and purpose_of(action.kind, action.context) in (DEPOSIT, PREPAYMENT)
-              and not _settled(action, actions) and _session_ahead(ledger, action, now)):
+        elif (action.state is ActionState.DONE and action.kind in FUND_KINDS and purpose_of(action.kind, action.context) in FUNDS
+              and status not in NO_MONEY_HELD and action.id not in uses.settled and action.id not in uses.targeted):
+            # Money held for the client (retention.py's open money): e.g. a rolling deposit
+            # paid at the session attended for the next one, a package's credit.
             found.to_waive.append(action)
     return found
 
 
-def _freeze_appointments(ledger: Ledger, client: ClientFound, pseudonym: str, replace: Callable[[str], str]) -> int:
+def series_key(calendar_id: str, series_id: str) -> str:
+    return f"{FORGOTTEN_SERIES}{calendar_id}/{series_id}"
+
+
+def forgotten_event(ledger: Ledger, calendar_id: str, known: tuple[str, bool] | None, series_id: str) -> bool:
+    """True for an event of a forgotten client: one the ledger knows with FORGOTTEN_FINGERPRINT
+    (`known`: its (fingerprint, open)), or one it does not know that is an instance of a
+    recurring series of a forgotten client. Such an event is not read at all."""
+    if known:
+        return known[0] == FORGOTTEN_FINGERPRINT
+    return bool(series_id) and ledger.meta(series_key(calendar_id, series_id)) is not None
+
+
+def _freeze_appointments(ledger: Ledger, client: ClientFound, pseudonym: str, replace: Callable[[str], str], now: datetime) -> int:
     spellings = list(client.spellings)
     rows = ledger.db.execute(
         f"SELECT calendar_id, event_id, outcome, cancellation, snapshot FROM appointments WHERE client_email IN ({placeholders(spellings)})",
@@ -139,8 +179,10 @@ def _freeze_appointments(ledger: Ledger, client: ClientFound, pseudonym: str, re
                             booking=replace(appointment.booking))
         outcome = row["outcome"] or ("" if row["cancellation"] else FORGOTTEN)
         ledger.db.execute(
-            "UPDATE appointments SET client_email = ?, snapshot = ?, outcome = ? WHERE calendar_id = ? AND event_id = ?",
-            (pseudonym, appointment_to_json(stripped), outcome, row["calendar_id"], row["event_id"]))
+            "UPDATE appointments SET client_email = ?, snapshot = ?, outcome = ?, fingerprint = ? WHERE calendar_id = ? AND event_id = ?",
+            (pseudonym, appointment_to_json(stripped), outcome, FORGOTTEN_FINGERPRINT, row["calendar_id"], row["event_id"]))
+        if appointment.series_id:
+            ledger.set_meta(series_key(row["calendar_id"], appointment.series_id), to_utc_text(now))
     return len(rows)
 
 
@@ -190,7 +232,7 @@ def erase_client(ledger: Ledger, client: ClientFound, pseudonym: str, now: datet
                     action.state = ActionState.CANCELLED
                     if ledger.update_action(action, now, CANCEL_NOTE, expect=expected):
                         counts["actions_cancelled"] += 1
-            counts["appointments"] = _freeze_appointments(ledger, client, pseudonym, replace)
+            counts["appointments"] = _freeze_appointments(ledger, client, pseudonym, replace, now)
             marks = placeholders(spellings)
             counts["happenings"] = ledger.db.execute(
                 f"UPDATE happenings SET client_email = ? WHERE client_email IN ({marks})", (pseudonym, *spellings)).rowcount

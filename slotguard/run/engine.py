@@ -44,6 +44,8 @@ from slotguard.policies.account import TARGET
 from slotguard.policies.info import Policy
 from slotguard.policies.owners import TickStep, action_owner, default_manager, tick_steps
 from slotguard.practitioner.write_back import write_statuses
+from slotguard.privacy.client_forget import forgotten_event
+from slotguard.privacy.pseudonyms import is_pseudonym
 from slotguard.run import metrics
 from slotguard.run.action_failure import retry_delay, unexpected_failure
 from slotguard.run.daily_cap import within_daily_cap
@@ -222,6 +224,8 @@ class Engine:
         event_id = problem_item(str(event.get("id") or "?"))
         if known is False:
             known = self.ledger.fingerprint(calendar_id, event_id)
+        if forgotten_event(self.ledger, calendar_id, known, _series_of(event)):
+            return  # its client was forgotten (`client forget`): not read, changed or not, nor stored
         try:
             previous = self.ledger.tracked(calendar_id, event_id) if known else None
             result = normalize(event, calendar_id, self.settings, now, previous.appointment if previous else None)
@@ -248,6 +252,8 @@ class Engine:
         self._observe(previous, appointment, now, report)
 
     def _observe(self, previous: Tracked | None, appointment: Appointment | None, now: datetime, report: TickReport) -> None:
+        if previous is not None and is_pseudonym(previous.appointment.client.email):
+            return  # a forgotten client's: deleted or time passing plans nothing for them
         first_look = appointment is not None and self._first_look.get(appointment.calendar_id, False)
         tracked, bookings = follow(previous, appointment, now, self.rules, first_look)  # after a change of client, two bookings
         if tracked is None:

@@ -42,7 +42,7 @@ from slotguard.config.deployment import Deployment
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import OPEN_STATES
-from slotguard.domain.tick_report import TickReport
+from slotguard.domain.tick_report import TickReport, for_log
 from slotguard.run import metrics
 from slotguard.run.engine import Engine
 from slotguard.run.failures import redact, tick_failure
@@ -389,7 +389,7 @@ class Worker:
                  report.events_seen, sum(report.planned.values()), sum(report.executed.values()), len(report.problems),
                  to_utc_text(due), wake)
         for problem in report.problems:
-            log.warning("practice_problem practice=%s problem=%s", practice_id, redact(problem)[:500])
+            log.warning("practice_problem practice=%s problem=%s", practice_id, for_log(redact(problem))[:500])
         return due, report
 
     def before_tick(self, practice_id: str, settings: Settings, now: datetime) -> None:

@@ -111,3 +111,30 @@ def test_a_deposit_paid_for_a_session_still_ahead_is_given_back_once(tmp_path, s
     loop.tick(60 * 24 * 4)  # the session's time passes: nothing is charged or given back again
     assert [r["amount"] for r in refunds_for(stripe_admin, deposit.external_id)] == [27000]
     assert [a.id for a in loop.actions(ActionKind.CHARGE)] == [deposit.id]
+
+
+@pytest.mark.timeout(300)
+def test_card_setups_and_link_payments_the_ledger_does_not_name_are_retagged_before_the_customer_goes(loop, stripe_proxy, stripe_admin):
+    from integration.stripe_calls import ACTION_TAG, CLIENT_TAG
+    from slotguard.domain.money import Money
+
+    customers = loop.engine.provider.customers
+    customer = customers.customer_id("ana@example.com")
+    customers.setup_link("ana@example.com", "Ana Silva", "Fees per the policy")
+    customers.payment_link(customer, Money(50000, "NOK"), tags={ACTION_TAG: "act_elsewhere", CLIENT_TAG: "ana@example.com"},
+                           name="Massage", description="a fee paid through a link", manual_capture=False,
+                           idempotency_key="slotguard-test-link")
+    for session in customers.open_sessions(customer):
+        assert "error" not in stripe_proxy.complete_checkout(session["id"])
+    setups = stripe_admin.v1.setup_intents.list().data
+    linked = [i for i in stripe_admin.v1.payment_intents.list({"limit": 100}).data if i.metadata.to_dict().get(ACTION_TAG) == "act_elsewhere"]
+    assert [s.metadata[CLIENT_TAG] for s in setups] == ["ana@example.com"] and [i.metadata[CLIENT_TAG] for i in linked] == ["ana@example.com"]
+
+    assert forget_now(loop.settings, loop.engine, "ana@example.com", loop.at(3), "lena") == 0
+
+    [pseudonym] = {a.client_email for a in loop.ledger.actions(kinds=[ActionKind.CHARGE])}
+    assert is_pseudonym(pseudonym)
+    assert stripe_admin.v1.setup_intents.retrieve(setups[0].id).metadata[CLIENT_TAG] == pseudonym
+    assert stripe_admin.v1.payment_intents.retrieve(linked[0].id).metadata[CLIENT_TAG] == pseudonym
+    tagged = [i.id for i in stripe_admin.v1.payment_intents.list({"limit": 100}).data if i.metadata.to_dict().get(CLIENT_TAG) == "ana@example.com"]
+    assert tagged == [], "no payment at Stripe names her any more"

@@ -10,6 +10,7 @@ Gaps it fills, following Stripe's documented shapes:
   `Idempotent-Replayed: true`); the same key with another path or body is a 400
   idempotency_error, as on Stripe. Validation errors (400/404) are not stored; successes,
   card errors (402) and 5xx are.
+- GET /v1/setup_intents with a `customer` filter (localstripe rejects it),
 - GET /v1/payment_intents with `customer` / `created[...]` filters and GET /v1/refunds
   with `created[...]` (localstripe rejects them), and GET /v1/payment_intents/search,
   /v1/customers/search for the simple
@@ -321,6 +322,9 @@ class StripeProxy:
             return self._search(match.group(1), params, auth)
         if method == "GET" and path == "/v1/payment_intents" and ("customer" in params or "created" in params):
             return self._filtered_intents(params, auth)
+        if method == "GET" and path == "/v1/setup_intents" and "customer" in params:
+            items = [item for item in self._all_upstream("/v1/setup_intents", auth) if item.get("customer") == params["customer"]]
+            return self._page(items, params, "/v1/setup_intents")
         if method == "GET" and path == "/v1/refunds" and "created" in params:
             items = self._created_filter(self._all_upstream("/v1/refunds", auth), params.get("created"))
             return self._page(items, params, "/v1/refunds")
