@@ -161,16 +161,20 @@ def _fees(ledger: Ledger, months: list[Month], figures: list[MonthFigures], curr
 def _rebooked(ledger: Ledger, months: list[Month], figures: list[MonthFigures]) -> None:
     # A waitlist offer (a slot_freed email sent) followed by an appointment of that client
     # starting at the freed slot's start: the slot was booked again through the waitlist.
-    case, params = month_case("o.appointment_start", months)
-    rows = ledger.db.execute(
-        f"SELECT DISTINCT {case} AS m, a.calendar_id, a.event_id, a.start_utc FROM actions o JOIN appointments a "
-        "ON a.client_email = o.client_email AND a.start_utc = o.appointment_start "
-        "WHERE o.template = 'slot_freed' AND o.state = 'done' AND a.cancellation = '' AND a.status != 'cancelled' "
-        "AND o.appointment_start >= ? AND o.appointment_start < ?",
-        [*params, months[0].start, months[-1].end],
-    ).fetchall()
+    # Matched here, from one read of the offers and one of the window's appointments at an
+    # offered start: a join looked each offer up through the client's index, reading every
+    # appointment of that client.
+    window = [months[0].start, months[-1].end]
+    offered = ("SELECT client_email, appointment_start FROM actions WHERE state = 'done' AND template = 'slot_freed' "
+               "AND appointment_start >= ? AND appointment_start < ?")
+    offers = {(row["client_email"], row["appointment_start"]) for row in ledger.db.execute(offered, window)}
+    if not offers:
+        return
+    rows = _windowed(ledger, months, "start_utc", "calendar_id, event_id, client_email, start_utc", "appointments",
+                     "cancellation = '' AND status != 'cancelled' AND start_utc IN (SELECT appointment_start FROM actions "
+                     "WHERE state = 'done' AND template = 'slot_freed' AND appointment_start >= ? AND appointment_start < ?)", window)
     for row in rows:
-        if row["m"] is not None:
+        if row["m"] is not None and (row["client_email"], row["start_utc"]) in offers:
             figures[row["m"]].rebooked += 1
             figures[row["m"]].paid_slots.add((row["calendar_id"], row["event_id"]))
 

@@ -45,7 +45,8 @@ class Wording:
         return format_decimal(value, locale=self.babel)
 
     def percent(self, value: float | None) -> str:
-        return "–" if value is None else format_percent(value, format="#,##0.#%", locale=self.babel)
+        # One decimal at most, in the locale's own pattern ("11,1 %" in Norwegian, "11.1%" in English).
+        return "–" if value is None else format_percent(round(value, 3), locale=self.babel, decimal_quantization=False)
 
     def money(self, minor: int, currency: str) -> str:
         return format_money(Money(minor, currency), self.locale)

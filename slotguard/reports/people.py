@@ -115,19 +115,37 @@ def clients_to_talk_to(ledger: Ledger, month: Month) -> list[ClientToTalkTo]:
     """Clients with at least REPEAT_AT_LEAST no-shows or client cancellations in the
     REPEAT_WINDOW ending with the month, one of them in the month; most incidents first."""
     since = to_utc_text(from_utc_text(month.end) - REPEAT_WINDOW)
-    rows = ledger.db.execute(
-        "SELECT client_email, COUNT(*) AS n, MAX(start_utc) AS last FROM appointments "
-        "WHERE start_utc >= ? AND start_utc < ? AND (outcome = 'no_show' OR cancellation = 'client') "
-        "GROUP BY client_email HAVING COUNT(*) >= ? AND MAX(start_utc) >= ? ORDER BY n DESC, client_email",
-        (min(since, month.start), month.end, REPEAT_AT_LEAST, month.start),
-    ).fetchall()
-    found = []
-    for row in rows:
-        name = ledger.db.execute(
-            "SELECT client_name FROM actions WHERE client_email = ? AND client_name != '' ORDER BY seq DESC LIMIT 1",
-            (row["client_email"],),
-        ).fetchone()
-        found.append(ClientToTalkTo(row["client_email"], name["client_name"] if name else "", int(row["n"]), from_utc_text(row["last"])))
+    # Counted here, not by GROUP BY: SQLite would walk the client index for the grouping,
+    # reading every appointment of the ledger in the index's order.
+    counts: Counter[str] = Counter()
+    last: dict[str, str] = {}
+    for row in ledger.db.execute(
+        "SELECT client_email, start_utc FROM appointments WHERE start_utc >= ? AND start_utc < ? "
+        "AND (outcome = 'no_show' OR cancellation = 'client')",
+        (min(since, month.start), month.end),
+    ):
+        counts[row["client_email"]] += 1
+        last[row["client_email"]] = max(last.get(row["client_email"], ""), row["start_utc"])
+    rows = sorted(
+        ({"client_email": email, "n": count, "last": last[email]} for email, count in counts.items()
+         if count >= REPEAT_AT_LEAST and last[email] >= month.start),
+        key=lambda row: (-row["n"], row["client_email"]),
+    )
+    names = _names(ledger, [row["client_email"] for row in rows])
+    return [ClientToTalkTo(row["client_email"], names.get(row["client_email"], ""), int(row["n"]), from_utc_text(row["last"]))
+            for row in rows]
+
+
+def _names(ledger: Ledger, emails: list[str]) -> dict[str, str]:
+    """The name each client was last written to by (the actions' client_name)."""
+    found: dict[str, str] = {}
+    for index in range(0, len(emails), 500):
+        chunk = emails[index:index + 500]
+        rows = ledger.db.execute(
+            f"SELECT client_email, client_name FROM actions WHERE client_email IN ({','.join('?' * len(chunk))}) "
+            "AND client_name != '' ORDER BY seq", chunk,
+        )
+        found.update((row["client_email"], row["client_name"]) for row in rows)
     return found
 
 
