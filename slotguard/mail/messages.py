@@ -84,7 +84,8 @@ def build_email(
     message.add_alternative(rendered.html, subtype="html")
     inline = [attachment for attachment in attachments if attachment.content_id]
     if inline:
-        html = message.get_payload()[1]
+        html = message.get_body(("html",))
+        assert isinstance(html, EmailMessage)
         for attachment in inline:
             html.add_related(
                 attachment.data, maintype=attachment.maintype, subtype=attachment.subtype,

@@ -126,14 +126,10 @@ def clients_to_talk_to(ledger: Ledger, month: Month) -> list[ClientToTalkTo]:
     ):
         counts[row["client_email"]] += 1
         last[row["client_email"]] = max(last.get(row["client_email"], ""), row["start_utc"])
-    rows = sorted(
-        ({"client_email": email, "n": count, "last": last[email]} for email, count in counts.items()
-         if count >= REPEAT_AT_LEAST and last[email] >= month.start),
-        key=lambda row: (-row["n"], row["client_email"]),
-    )
-    names = _names(ledger, [row["client_email"] for row in rows])
-    return [ClientToTalkTo(row["client_email"], names.get(row["client_email"], ""), int(row["n"]), from_utc_text(row["last"]))
-            for row in rows]
+    wanted = sorted((email for email, count in counts.items() if count >= REPEAT_AT_LEAST and last[email] >= month.start),
+                    key=lambda email: (-counts[email], email))
+    names = _names(ledger, wanted)
+    return [ClientToTalkTo(email, names.get(email, ""), counts[email], from_utc_text(last[email])) for email in wanted]
 
 
 def _names(ledger: Ledger, emails: list[str]) -> dict[str, str]:
