@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-pg unit integration e2e chaos bench clean check-config
+.PHONY: run test test-sqlite test-pg unit integration e2e chaos bench clean check-config chromium
 
 $(STAMP): requirements.txt pyproject.toml examples/slotguard-weekend-surcharge/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,24 +31,36 @@ run: $(STAMP) $(CATALOGS)
 check-config: $(STAMP) $(CATALOGS)
 	$(PY) main.py check-config --config config/example.toml
 
+# Debian's Chromium for the browser tests (tests/support/browser.py), installed when missing and
+# this machine lets us (root, apt-get); otherwise those tests skip saying so (under CI=true they fail).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends chromium fonts-dejavu-core \
+	  || { apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }; \
+	else echo "No $(CHROMIUM), and installing it needs root and apt-get: the browser tests will skip"; fi
+
 # The whole suite twice: on SQLite, then with every ledger on PostgreSQL (SLOTGUARD_TEST_PG,
 # else 127.0.0.1:5432; no server: the second run says so and skips, under CI=true it fails).
-test: $(STAMP) $(CATALOGS)
+test: $(STAMP) $(CATALOGS) chromium
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -q tests
 	SLOTGUARD_TEST_BACKEND=postgresql $(PY) -m pytest -q -m "not sqlite_only" tests
 
-test-sqlite: $(STAMP) $(CATALOGS)
+test-sqlite: $(STAMP) $(CATALOGS) chromium
 	$(PY) -m pytest -q tests
 
-test-pg: $(STAMP) $(CATALOGS)
+test-pg: $(STAMP) $(CATALOGS) chromium
 	SLOTGUARD_TEST_BACKEND=postgresql $(PY) -m pytest -q -m "not sqlite_only" tests
 
 unit: $(STAMP) $(CATALOGS)
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP) $(CATALOGS)
+integration: $(STAMP) $(CATALOGS) chromium
 	$(PY) -m pytest -q tests/integration
 
 e2e: $(STAMP) $(CATALOGS)

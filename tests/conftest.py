@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from tests.support.browser import browser  # noqa: F401
 from tests.support.pg import end_postgres_run, pg_schema, pg_url, postgres_run_wanted, start_postgres_run  # noqa: F401
 
 _postgres_run = {"on": False, "missing": ""}
