@@ -58,7 +58,7 @@ def test_the_report_page_reads_on_a_phone(browser, year, tmp_path, locale):
 
 @pytest.mark.timeout(300)
 def test_the_monthly_email_reads_on_a_phone_with_its_charts_loaded(browser, year, tmp_path):
-    config = settings(practice={"locale": "nb"})
+    config = settings(practice={"locale": "nb"}, mail={"monthly_report": True})
     mailer = MemoryMailer()
     engine = build_engine(config, NOW, ledger=year, calendars=[(MemoryCalendar("primary"), NullWriteBack())],
                           provider=RecordOnlyProvider(), mailer=mailer)

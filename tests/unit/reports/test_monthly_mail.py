@@ -37,7 +37,7 @@ def test_the_first_working_morning_is_the_first_weekday_at_the_digest_hour(tmp_p
     assert first_working_day(date(2026, 11, 1)) == date(2026, 11, 2)  # a Sunday: Monday
     assert first_working_day(date(2026, 8, 1)) == date(2026, 8, 3)  # a Saturday
     assert first_working_day(date(2026, 12, 1)) == date(2026, 12, 1)  # a Tuesday
-    config = settings(mail={"digest_hour": 8})
+    config = settings(mail={"digest_hour": 8, "monthly_report": True})
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     generate(ledger, end=date(2026, 11, 1), months=1, per_day=1)
     assert plan_monthly_report(config, ledger, datetime(2026, 11, 2, 7, 59, tzinfo=OSLO)) is None
@@ -50,13 +50,13 @@ def test_the_first_working_morning_is_the_first_weekday_at_the_digest_hour(tmp_p
 
 def test_a_ledger_with_no_appointment_records_nothing_to_report(tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite3")
-    planned = plan_monthly_report(settings(), ledger, datetime(2026, 11, 2, 9, 0, tzinfo=OSLO))
+    planned = plan_monthly_report(settings(mail={"monthly_report": True}), ledger, datetime(2026, 11, 2, 9, 0, tzinfo=OSLO))
     assert planned is not None and planned.state is ActionState.CANCELLED and "nothing to report" in planned.reason
     ledger.close()
 
 
 def test_sent_once_per_month_across_ticks_a_restart_and_a_crash_before_sending(tmp_path):
-    config = settings(mail={"digest_hour": -1})
+    config = settings(mail={"digest_hour": -1, "monthly_report": True})
     path = tmp_path / "ledger.sqlite3"
     ledger = Ledger(path)
     generate(ledger, end=date(2026, 10, 1), months=2, per_day=2)
@@ -92,7 +92,7 @@ def test_sent_once_per_month_across_ticks_a_restart_and_a_crash_before_sending(t
 
 
 def test_the_email_shows_its_charts_inline_by_content_id_with_alt_text(tmp_path):
-    config = settings(practice={"locale": "en"}, mail={"digest_hour": 7})
+    config = settings(practice={"locale": "en"}, mail={"digest_hour": 7, "monthly_report": True})
     ledger = Ledger(tmp_path / "ledger.sqlite3")
     truth = generate(ledger, end=date(2026, 11, 1), months=12, per_day=3)
     calendar, mailer = MemoryCalendar("primary"), MemoryMailer()
@@ -122,3 +122,11 @@ def test_the_email_shows_its_charts_inline_by_content_id_with_alt_text(tmp_path)
     rate = format_percent(round(truth.no_shows[october] / truth.booked[october], 3), locale="en", decimal_quantization=False)
     assert any(rate in alt for _, alt in shown)
     ledger.close()
+
+
+def test_the_monthly_report_is_on_unless_the_config_says_otherwise():
+    from slotguard.config.schema import parse_settings
+    from tests.support.builders import BASE_CONFIG
+
+    plain = {**BASE_CONFIG, "mail": {"transport": "outbox-dir"}}
+    assert parse_settings(plain).mail.monthly_report is True
