@@ -9,6 +9,7 @@ names are written by Babel for the language.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import Any
 
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_decimal, format_percent
+from babel.numbers import format_currency, format_decimal, format_percent
 from markupsafe import Markup
 
 from slotguard.domain.money import Money, format_money
@@ -28,6 +29,7 @@ from slotguard.reports.monthly import MonthlyReport
 TEMPLATE = "monthly_report"
 CHART_WORDS = "_report_words.txt.j2"
 MAX_WAIVER_GROUPS = 8
+_LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,10 @@ def charts(report: MonthlyReport, say: Wording) -> list[tuple[str, Chart]]:
         return float(Decimal(minor) * major)
 
     def money_format(value: float) -> str:
-        return say.money(int(Decimal(str(value)) / major), report.currency)
+        # An axis reads in whole units ("12 000 kr"); the figures under the charts keep the minor ones.
+        pattern = say.babel.currency_formats["standard"].pattern.replace(".00", "")
+        text = format_currency(Decimal(round(value)), report.currency, format=pattern, locale=say.babel, currency_digits=False)
+        return _LETTER_DIGIT.sub("\u00a0", text)  # "NOK 12,000", as format_money writes it
 
     rates = line_chart(
         say.say("rates_title"), labels,
