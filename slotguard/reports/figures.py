@@ -29,6 +29,7 @@ The counting is done by the database (one grouped query per table), so a practic
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -161,22 +162,28 @@ def _fees(ledger: Ledger, months: list[Month], figures: list[MonthFigures], curr
 def _rebooked(ledger: Ledger, months: list[Month], figures: list[MonthFigures]) -> None:
     # A waitlist offer (a slot_freed email sent) followed by an appointment of that client
     # starting at the freed slot's start: the slot was booked again through the waitlist.
-    # Matched here, from one read of the offers and one of the window's appointments at an
-    # offered start: a join looked each offer up through the client's index, reading every
-    # appointment of that client.
+    # Matched here, from one read of the offers and one of the window's appointments (only
+    # the columns needed): a join looked each offer up through the client's index on SQLite,
+    # reading every appointment of that client, and PostgreSQL, without statistics yet (a
+    # ledger just filled by a first sync), nested the two scans.
     window = [months[0].start, months[-1].end]
     offered = ("SELECT client_email, appointment_start FROM actions WHERE state = 'done' AND template = 'slot_freed' "
                "AND appointment_start >= ? AND appointment_start < ?")
     offers = {(row["client_email"], row["appointment_start"]) for row in ledger.db.execute(offered, window)}
     if not offers:
         return
-    rows = _windowed(ledger, months, "start_utc", "calendar_id, event_id, client_email, start_utc", "appointments",
-                     "cancellation = '' AND status != 'cancelled' AND start_utc IN (SELECT appointment_start FROM actions "
-                     "WHERE state = 'done' AND template = 'slot_freed' AND appointment_start >= ? AND appointment_start < ?)", window)
+    starts = {start for _, start in offers}
+    rows = ledger.db.execute(
+        "SELECT calendar_id, event_id, client_email, start_utc FROM appointments WHERE start_utc >= ? AND start_utc < ? "
+        "AND cancellation = '' AND status != 'cancelled'", window,
+    )
+    index = {month.end: number for number, month in enumerate(months)}
+    ends = sorted(index)
     for row in rows:
-        if row["m"] is not None and (row["client_email"], row["start_utc"]) in offers:
-            figures[row["m"]].rebooked += 1
-            figures[row["m"]].paid_slots.add((row["calendar_id"], row["event_id"]))
+        if row["start_utc"] in starts and (row["client_email"], row["start_utc"]) in offers:
+            month = figures[index[ends[bisect_right(ends, row["start_utc"])]]]
+            month.rebooked += 1
+            month.paid_slots.add((row["calendar_id"], row["event_id"]))
 
 
 def _reminders(ledger: Ledger, months: list[Month], figures: list[MonthFigures]) -> None:
