@@ -12,6 +12,9 @@ object for commands that take no config.
   and emailed, per client and in total. Moves no money, sends no mail, writes nothing; the
   ledger file is opened read-only. Exit 2 for a config problem (an unknown policy in
   --policies lists the known ones) or no ledger to read.
+  `--out FILE [--force]` also writes the what-if page (slotguard/what_if/page.py): the
+  config's policies simulated beside --policies over the same weeks, with charts; the file
+  is 0600 (it names clients) and an existing one is replaced only with --force.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from typing import Any
 from slotguard.cli.common import config_data, load_settings
 from slotguard.config.schema import ConfigError, parse_settings
 from slotguard.domain.durations import parse_timestamp
+from slotguard.mail.render import Renderer, TemplateProblem
 from slotguard.policies.loading import DEFAULT_PLUGINS, available, load_enabled, plugin_manager
+from slotguard.store.private_files import OutputRefused, write_out
+from slotguard.what_if.page import what_if_page
 from slotguard.what_if.simulate import SimulationError, copy_of_ledger, format_text, simulate, with_policies
 
 
@@ -41,6 +47,8 @@ def register(add, commands) -> None:
     simulate.add_argument("--to", dest="end", required=True, metavar="DATE", help="last day, included (YYYY-MM-DD), or an ISO 8601 time with offset (excluded)")
     simulate.add_argument("--policies", help="comma-separated policies to try, in order (default: policies.enabled); their settings come from the config")
     simulate.add_argument("--json", action="store_true")
+    simulate.add_argument("--out", metavar="FILE", help="also write the what-if page: the policies in use now beside --policies, with charts (HTML, readable only by you)")
+    simulate.add_argument("--force", action="store_true", help="with --out: replace the file if it exists")
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
@@ -82,6 +90,21 @@ def _moment(text: str, zone, end: bool = False) -> datetime:
     return moment + timedelta(days=1) if end else moment
 
 
+def _write_page(args: argparse.Namespace, source, proposed, start: datetime, end: datetime) -> None:
+    """The what-if page to `args.out`: the config's own policies simulated beside `proposed`
+    (the same result when --policies is not given). Raises OutputRefused, SimulationError."""
+    settings = load_settings(args.config)
+    now = proposed if args.policies is None else simulate(settings, source, start, end)
+    renderer = Renderer(settings.practice.locale, settings.practice.timezone, settings.mail.templates_dir or None)
+    try:
+        html = what_if_page(settings, renderer, now, proposed)
+    except TemplateProblem as error:
+        raise SimulationError(f"cannot write the what-if page: {error}") from None
+    write_out(args.out, html, force=args.force, protected=[settings.storage.ledger_path])
+    print(f"wrote {args.out} (readable only by you): the policies in use now beside the proposed ones; open it in a browser",
+          file=sys.stderr if args.json else sys.stdout)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     names = [name.strip() for name in args.policies.split(",") if name.strip()] if args.policies is not None else None
     raw = with_policies(config_data(args.config), names)  # a practice of a deployment: with its part
@@ -95,9 +118,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         end = _moment(args.end, settings.zone, end=True)
         source = copy_of_ledger(settings.storage.location, settings.storage.schema_name)
         result = simulate(settings, source, start, end, policies=policies)
+        if args.out:
+            _write_page(args, source, result, start, end)
     except SimulationError as error:
         print(f"simulate: {error}", file=sys.stderr)
         return 2
+    except OutputRefused as error:
+        print(f"simulate: {error}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:

@@ -35,14 +35,14 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 LINE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINE_STYLES = ("-", "--", "-.", ":")
 
-WIDTH_INCHES = 6.0  # 600 CSS px at 100 px per inch
+WIDTH_INCHES = 5.2  # drawn this wide; the PNG is scaled to PNG_WIDTH, the SVG to its container
 PNG_WIDTH = 600  # CSS pixels the PNG is meant to be shown at (<img width="600">)
 PNG_SCALE = 2  # drawn at twice that, so it is sharp on phones
-FONT_SIZE = 15  # points; the SVG's viewBox is 432 pt wide, so on a 390 px phone this is about 12 px
+FONT_SIZE = 15  # points; the SVG's viewBox is 374 pt wide, so in a 340 px column of a phone this is 14 px
 TITLE_SIZE = 17
 HORIZONTAL_LABEL_LENGTH = 9  # longer category labels turn bars horizontal (labels then read across)
 MAX_X_LABELS = 6  # more labels than this under a line or column chart: every n-th is shown
-PLOT_WIDTH_POINTS = 340.0  # about how wide the plot is inside the 432 pt figure, beside the value axis
+PLOT_WIDTH_POINTS = 290.0  # about how wide the plot is inside the 374 pt figure, beside the value axis
 LEGEND_COLUMNS = 2
 
 ValueFormat = Callable[[float], str]
@@ -88,15 +88,27 @@ class Chart:
         as its name and <title>."""
         buffer = io.BytesIO()
         with _style(self):
-            figure = _draw(self)
-            figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+            self._figure().savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
         return _inline_svg(buffer.getvalue().decode("utf-8"), self)
+
+    def _figure(self) -> Any:
+        """The matplotlib figure, built once (building it costs as much as saving it) and
+        kept for the other format. Called inside `_style`."""
+        figure = self.__dict__.get("_drawn")
+        if figure is None:
+            figure = _draw(self)
+            # Lay it out once, then keep those positions: every save (either format, in any
+            # order, any number of times) draws the same picture, byte for byte.
+            figure.get_layout_engine().execute(figure)
+            figure.set_layout_engine("none")
+            object.__setattr__(self, "_drawn", figure)  # a cache, not a field: equality and hash ignore it
+        return figure
 
     def png(self) -> bytes:
         """The chart as PNG bytes for email, PNG_WIDTH * PNG_SCALE pixels wide."""
         buffer = io.BytesIO()
         with _style(self):
-            figure = _draw(self)
+            figure = self._figure()
             width, _ = figure.get_size_inches()
             figure.savefig(buffer, format="png", dpi=PNG_WIDTH * PNG_SCALE / width, metadata={"Software": None})
         return buffer.getvalue()
@@ -209,7 +221,7 @@ def _figure_size(chart: Chart) -> tuple[float, float]:
 
 
 def _title_lines(chart: Chart) -> list[str]:
-    return textwrap.wrap(chart.title, 44) or [" "]
+    return textwrap.wrap(chart.title, 34) or [" "]
 
 
 def _legend_rows(chart: Chart) -> int:
@@ -260,13 +272,15 @@ def _draw(chart: Chart) -> Any:
     if chart.value_format is not None:
         value_format = chart.value_format
         value_axis.set_major_formatter(FuncFormatter(lambda value, _position: value_format(value)))
-    value_axis.set_major_locator(MaxNLocator(nbins=3 if chart.horizontal else 5, min_n_ticks=2))
+    value_axis.set_major_locator(MaxNLocator(nbins=5, min_n_ticks=2))
     axes.grid(True, axis="x" if chart.horizontal else "y")
     axes.set_axisbelow(True)
     if chart.kind == "line":
         _lines(chart, axes)
     else:
         _bars(chart, axes)
+    if chart.horizontal:
+        _fit_value_ticks(chart, axes)
     if _legend_rows(chart):
         handles, names = _reading_order(*axes.get_legend_handles_labels(), rtl=rtl)
         top.legend(
@@ -373,9 +387,27 @@ def _bars(chart: Chart, axes) -> None:
         axes.margins(y=0.12)
 
 
+def _fit_value_ticks(chart: Chart, axes) -> None:
+    """As many value ticks under horizontal bars as fit side by side once formatted (money
+    is wide: "1 200,00 kr"), beside the column of category labels."""
+    from matplotlib.ticker import MaxNLocator
+
+    shown = chart.value_format or _plain
+    labels_width = max((_text_width(line, FONT_SIZE) for label in chart.labels for line in _short(label).splitlines()), default=0)
+    room = WIDTH_INCHES * 72 - 30 - labels_width
+    low, high = axes.get_xlim()
+    for bins in (5, 4, 3, 2, 1):
+        locator = MaxNLocator(nbins=bins, min_n_ticks=1)
+        ticks = [tick for tick in locator.tick_values(low, high) if low <= tick <= high]
+        needed = sum(_text_width(shown(tick), FONT_SIZE) + 14 for tick in ticks)
+        if needed <= room or bins == 1:
+            axes.xaxis.set_major_locator(locator)
+            return
+
+
 def _short(label: str) -> str:
-    """A category label in at most two lines of 16 characters (client names, addresses)."""
-    return "\n".join(textwrap.wrap(label, 16, break_long_words=True, max_lines=2, placeholder="…")) or label
+    """A category label in at most three lines of 14 characters (client names, addresses)."""
+    return "\n".join(textwrap.wrap(label, 14, break_long_words=True, max_lines=3, placeholder="…")) or label
 
 
 def _value_labels(chart: Chart, axes, bars, values: list[float], width: float) -> None:

@@ -221,13 +221,13 @@ def simulate(
     actual = [a for a in source.actions() if a.appointment_start is not None and start <= a.appointment_start < end]
     clients: dict[str, ClientTotals] = defaultdict(ClientTotals)
     for action in reported:
-        _count(clients[action.client_email], action)
+        count_action(clients[action.client_email], action)
     total = ClientTotals()
     for item in clients.values():
         total.add(item)
     actual_total = ClientTotals()
     for action in actual:
-        _count(actual_total, action)
+        count_action(actual_total, action)
     ledger.close()
     return SimulationResult(
         policies=[policy.name for policy in policies],
@@ -281,7 +281,7 @@ def _carry_out_until(engine: Engine, until: datetime, report: TickReport) -> Non
     raise SimulationError("the simulation did not settle; this is a bug, please report it")  # pragma: no cover
 
 
-def _count(totals: ClientTotals, action: Action) -> None:
+def count_action(totals: ClientTotals, action: Action) -> None:
     amount = action.amount.minor if action.amount else 0
     purpose = purpose_of(action.kind, action.context)
     live = action.state in LIVE
@@ -345,4 +345,4 @@ def format_text(result: SimulationResult, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["simulate", "copy_of_ledger", "with_policies", "format_text", "SimulationError", "SimulationResult", "ConfigError"]
+__all__ = ["simulate", "count_action", "copy_of_ledger", "with_policies", "format_text", "SimulationError", "SimulationResult", "ConfigError"]

@@ -61,7 +61,8 @@ def related_email(*, attach: bool) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = "Report"
     message.set_content("plain text")
-    message.add_alternative(HEAD + '<body><img src="cid:chart-1@slotguard" alt="chart" width="300"></body></html>', subtype="html")
+    message.add_alternative(HEAD + '<body><p>Your month</p><img src="cid:chart-1@slotguard" alt="chart" width="300">'
+                            '<img src="cid:chart-1%40slotguard" alt="same, encoded" width="300"></body></html>', subtype="html")
     if attach:
         html_part = message.get_payload()[1]
         html_part.add_related(png_bytes(600, 300), maintype="image", subtype="png", cid="<chart-1@slotguard>")
@@ -71,11 +72,12 @@ def related_email(*, attach: bool) -> EmailMessage:
 def test_an_email_shows_its_inline_images_only_when_the_related_part_carries_them(browser):
     with browser.open_email(related_email(attach=True).as_bytes()) as page:
         assert page.unresolved_cids == []
-        assert [(image.natural_width, image.alt) for image in page.images()] == [(600, "chart")]
+        assert [(image.natural_width, image.alt) for image in page.images()] == [(600, "chart"), (600, "same, encoded")]
         assert not page.overflows()
+        assert page.text().strip() == "Your month"
     with browser.open_email(related_email(attach=False)) as page:
-        assert page.unresolved_cids == ["chart-1@slotguard"]
-        assert page.broken_images() == ["cid:chart-1@slotguard"]
+        assert page.unresolved_cids == ["chart-1@slotguard", "chart-1%40slotguard"]
+        assert page.broken_images() == ["cid:chart-1@slotguard", "cid:chart-1%40slotguard"]
 
 
 def test_an_email_without_html_is_refused():

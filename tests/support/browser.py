@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -293,6 +294,10 @@ class Page:
             raise BrowserError(f"script failed: {details.get('exception', {}).get('description') or details.get('text')}")
         return result["result"].get("value")
 
+    def text(self) -> str:
+        """The page's text as shown (innerText of the body)."""
+        return self.evaluate("document.body ? document.body.innerText : ''")
+
     def images(self) -> list[ImageState]:
         """Every <img> of the page with its natural size (0 wide: it did not load)."""
         found = self.evaluate(
@@ -382,8 +387,9 @@ def email_html(message: bytes | Message) -> tuple[str, list[str]]:
 
     def resolve(match: re.Match[str]) -> str:
         content_id = match.group(2)
-        if content_id in images:
-            return f"{match.group(1)}{images[content_id]}"
+        for candidate in (content_id, unquote(content_id)):  # a cid: URL may be %-encoded (RFC 2392)
+            if candidate in images:
+                return f"{match.group(1)}{images[candidate]}"
         unresolved.append(content_id)
         return match.group(0)
 

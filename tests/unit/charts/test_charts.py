@@ -176,6 +176,13 @@ def test_same_chart_same_bytes_even_in_another_process():
     assert done.stdout.strip() == here
 
 
+def test_the_bytes_do_not_depend_on_which_format_is_asked_first_or_how_often():
+    first, second = fees_chart(), fees_chart()
+    svg, png = first.svg(), first.png()
+    assert second.png() == png and second.svg() == svg
+    assert first.svg() == svg and first.png() == png
+
+
 def test_labels_are_text_not_mathtext():
     chart = grouped_bars("Fees in $", ["$x$", "$5 or $6"], {"fees": [1, 2]}, alt="dollars")
     text = chart.svg()
@@ -224,7 +231,7 @@ def test_building_a_chart_does_not_import_matplotlib():
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from slotguard.reports.charts import line_chart;"
         "line_chart('t', ['a'], {'s': [1]}, alt='x');"
-        "import slotguard.cli.main;"
+        "import slotguard.cli.main; slotguard.cli.main.build_parser();"  # every command's module, as main.py loads them
         "print('matplotlib' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", script, str(ROOT)], capture_output=True, text=True, timeout=120, check=True)
