@@ -91,7 +91,9 @@ def _practitioner_why(ledger: Ledger, action_id: str) -> str:
     row = ledger.db.execute(
         "SELECT note FROM action_log WHERE action_id = ? AND state = 'waived' ORDER BY seq DESC LIMIT 1", (action_id,)
     ).fetchone()
-    return (row["note"] if row else "").strip()[:120]
+    # The store writes "waived: WHY"; `main.py waive` gives WHY as "waived by the practitioner: REASON".
+    note = (row["note"] if row else "").strip().removeprefix("waived: ").removeprefix("waived by the practitioner: ")
+    return note[:120]
 
 
 def spared(ledger: Ledger, month: Month) -> dict[str, Spared]:

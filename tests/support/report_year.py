@@ -209,7 +209,7 @@ def _fee(ledger: Ledger, truth: Truth, rng: random.Random, subject: ActionSubjec
                             amount=Money(amount, CURRENCY), context=context)
         ledger.add_action(action)
         action.state = ActionState.WAIVED
-        ledger.update_action(action, now + timedelta(hours=1), rng.choice(("waived: family emergency", "waived: booking mistake")))
+        ledger.update_action(action, now + timedelta(hours=1), rng.choice(("waived: waived by the practitioner: family emergency", "waived: waived by the practitioner's mark on the event")))
         truth.proposed[month] += amount
         truth.waived[month] += amount
         truth.waived_by[month]["practitioner"] += 1
