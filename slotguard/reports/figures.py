@@ -43,6 +43,9 @@ from slotguard.store.ledger import Ledger
 COLLECTIONS = "collections"
 FEE_KINDS = ("charge", "capture", "credit", "waive", "writeoff")
 WAITING = ("planned", "pending_review", "executing")
+# A fee waived because another action replaced it (slotguard/store/apply.py `supersede`): the
+# replacement counts, not it.
+REPLACED = "%; waived: replaced by %"
 
 
 @dataclass
@@ -129,8 +132,9 @@ def _fees(ledger: Ledger, months: list[Month], figures: list[MonthFigures], curr
         "ELSE '' END AS pay, "
         "CASE WHEN context LIKE '%\"incident\":true%' THEN 1 ELSE 0 END AS incident, "
         "CASE WHEN context LIKE '%\"settles\":%' THEN 1 ELSE 0 END AS settles, "
-        "CASE WHEN context LIKE '%\"purpose\":%' AND context NOT LIKE '%\"purpose\":\"fee\"%' THEN 1 ELSE 0 END AS other "
-        "FROM (SELECT COALESCE(appointment_start, created_at) AS slot, kind, state, policy, amount_minor, context FROM actions "
+        "CASE WHEN context LIKE '%\"purpose\":%' AND context NOT LIKE '%\"purpose\":\"fee\"%' THEN 1 "
+        f"WHEN reason LIKE '{REPLACED}' THEN 1 ELSE 0 END AS other "
+        "FROM (SELECT COALESCE(appointment_start, created_at) AS slot, kind, state, policy, amount_minor, context, reason FROM actions "
         f"WHERE kind IN ({','.join('?' * len(FEE_KINDS))}) AND currency = ?) a "
         "WHERE slot >= ? AND slot < ?) t GROUP BY m, kind, state, policy, pay, incident, settles, other",
         [*params, *FEE_KINDS, currency, months[0].start, months[-1].end],

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from slotguard.domain.durations import from_utc_text, to_utc_text
+from slotguard.reports.figures import REPLACED
 from slotguard.reports.months import Month
 from slotguard.store.ledger import Ledger
 
@@ -63,7 +64,7 @@ def _month_actions(ledger: Ledger, month: Month, where: str, params: list) -> li
     return ledger.db.execute(
         "SELECT id, kind, state, policy, reason, amount_minor FROM actions "
         "WHERE COALESCE(appointment_start, created_at) >= ? AND COALESCE(appointment_start, created_at) < ? "
-        f"AND context LIKE '%\"incident\":true%' AND policy != 'collections' AND {where}",
+        f"AND context LIKE '%\"incident\":true%' AND policy != 'collections' AND reason NOT LIKE '{REPLACED}' AND {where}",
         [month.start, month.end, *params],
     ).fetchall()
 

@@ -36,7 +36,7 @@ CURRENCY = "NOK"
 FREED_WITHIN = timedelta(hours=48)
 # What became of a fee, and how often.
 FATES = (("grace", 15), ("untold", 5), ("loyal_waived", 5), ("loyal_reduced", 5), ("practitioner", 10),
-         ("paid", 25), ("owed", 10), ("review", 5), ("deposit", 10), ("written_off", 10))
+         ("paid", 20), ("replaced", 5), ("owed", 10), ("review", 5), ("deposit", 10), ("written_off", 10))
 
 
 @dataclass
@@ -215,6 +215,20 @@ def _fee(ledger: Ledger, truth: Truth, rng: random.Random, subject: ActionSubjec
         truth.waived_by[month]["practitioner"] += 1
     elif fate == "paid":
         add(ActionKind.CHARGE, ActionState.DONE, base, amount, {**context, "payment_status": "paid"})
+        truth.proposed[month] += amount
+        truth.charged[month] += amount
+        truth.collected[month] += amount
+        truth.protected_minutes[month] += minutes
+    elif fate == "replaced":
+        # A fee replaced by another before it was charged (slotguard/store/apply.py `supersede`):
+        # only the one that replaced it counts.
+        first = new_action(subject, ActionKind.CHARGE, policy, base, key=key, slot="first", now=now,
+                           state=ActionState.PENDING_REVIEW, amount=Money(amount // 2, CURRENCY), context=context)
+        ledger.add_action(first)
+        add(ActionKind.CHARGE, ActionState.DONE, base, amount, {**context, "payment_status": "paid"})
+        first.state = ActionState.WAIVED
+        first.reason = f"{first.reason}; waived: replaced by act_x ({policy})"
+        ledger.update_action(first, now, "waived: replaced by act_x")
         truth.proposed[month] += amount
         truth.charged[month] += amount
         truth.collected[month] += amount
