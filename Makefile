@@ -21,9 +21,12 @@ CATALOGS := $(patsubst %.po,%.mo,$(wildcard templates/locale/*/LC_MESSAGES/messa
 $(CATALOGS): %.mo: %.po | $(STAMP)
 	$(PY) tools/catalogs.py compile $<
 
-# One full cycle of the main job on the bundled example week, as of its Thursday noon.
+# One full cycle of the main job on the bundled example week, as of its Thursday noon (the
+# first tick of the month also sends last month's report to the outbox), then that week's
+# monthly report as a page: var/report.html.
 run: $(STAMP) $(CATALOGS)
 	$(PY) main.py run --once --config config/example.toml --now 2026-11-26T12:00:00+01:00
+	$(PY) main.py report --config config/example.toml --month 2026-11 --now 2026-11-26T12:00:00+01:00 --out var/report.html --force
 
 check-config: $(STAMP) $(CATALOGS)
 	$(PY) main.py check-config --config config/example.toml

@@ -48,7 +48,7 @@ from slotguard.what_if.replay import ScenarioError, load_scenario, run_scenario
 
 DEFAULT_CONFIG = "config/example.toml"
 # Modules adding commands of their own: each has register(add, commands).
-EXTRA_COMMANDS = ("slotguard.cli.charge", "slotguard.cli.mail", "slotguard.cli.policies", "slotguard.cli.payments", "slotguard.cli.collections", "slotguard.cli.retry",
+EXTRA_COMMANDS = ("slotguard.cli.charge", "slotguard.cli.mail", "slotguard.cli.policies", "slotguard.cli.payments", "slotguard.cli.collections", "slotguard.cli.retry", "slotguard.cli.report",
                   "slotguard.cli.worker", "slotguard.cli.clients", "slotguard.cli.export")
 log = logging.getLogger("slotguard")
 

@@ -23,6 +23,7 @@ from pydantic import (
 
 from slotguard.config.limits import at_most
 from slotguard.config.microsoft import Microsoft
+from slotguard.config.reports import MonthlyReportMail
 from slotguard.config.types import (
     DAY,
     ConfigError,
@@ -372,7 +373,7 @@ def _trust_context(ca_file: str) -> ssl.SSLContext:
         ) from None
 
 
-class Mail(Strict):
+class Mail(MonthlyReportMail):
     transport: Literal["outbox-dir", "smtp", "gmail"] = Field("outbox-dir", description='"outbox-dir" writes .eml files; "smtp" sends; "gmail" sends through the Gmail API.')
     outbox_dir: str = Field("var/outbox", description="outbox-dir: where .eml files are written.", examples=["var/outbox"])
     from_address: str = Field("", description="Sender address; defaults to practice.email.", examples=["bookings@example.com"])

@@ -48,6 +48,9 @@ class Attachment:
     subtype: str
     data: bytes
     params: Mapping[str, str] = field(default_factory=dict)
+    # Set for a part the HTML shows inline (<img src="cid:CONTENT_ID">, a chart of the monthly
+    # report): it goes beside the HTML in a multipart/related, not after it as a file.
+    content_id: str = ""
 
 
 def build_email(
@@ -63,7 +66,8 @@ def build_email(
     attachments: tuple[Attachment, ...] | list[Attachment] = (),
 ) -> EmailMessage:
     """A multipart/alternative message (plain text + HTML), mixed with attachments, with
-    safe headers.
+    safe headers. Attachments with a `content_id` are parts of the HTML (multipart/related)
+    that it shows inline.
 
     Names are folded to one line so event data cannot inject headers; addresses are checked
     by the email package. Raises ValueError on an address that cannot be used.
@@ -78,7 +82,18 @@ def build_email(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    inline = [attachment for attachment in attachments if attachment.content_id]
+    if inline:
+        html = message.get_body(("html",))
+        assert isinstance(html, EmailMessage)
+        for attachment in inline:
+            html.add_related(
+                attachment.data, maintype=attachment.maintype, subtype=attachment.subtype,
+                cid=f"<{header_safe(attachment.content_id)}>", filename=attachment.filename, disposition="inline",
+            )
     for attachment in attachments:
+        if attachment.content_id:
+            continue
         message.add_attachment(
             attachment.data,
             maintype=attachment.maintype,

@@ -56,12 +56,39 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
     }
     if template == "practitioner_digest" or template is None:
         per_template["practitioner_digest"] = sample_digest_details(settings)
+    if template == "monthly_report":
+        per_template["monthly_report"] = sample_monthly_report_details(settings)
     if template is not None:
         return dict(per_template.get(template, {}))
     merged: dict[str, Any] = {}
     for details in per_template.values():
         merged.update(details)
     return merged
+
+
+def sample_monthly_report_details(settings: Settings) -> dict[str, Any]:
+    """The monthly report's details (slotguard/reports/page.py `details`), already written out
+    for the practice's language as the report gives them, with one chart of each kind."""
+    price = settings.services["default"].price
+    zero = Money.zero(price.currency).as_json()
+    month = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
+    charts = [{"name": name, "title": name, "alt": f"sample chart {name}", "svg": "", "cid": f"{name}.sample@slotguard",
+               "width": 600, "height": 360} for name in ("rates", "fees", "back", "early")]
+    return {
+        "month": month, "month_name": "02/2026", "previous_name": "01/2026", "booked": "84", "no_shows": "5",
+        "late_cancels": "7", "no_show_rate": "6%", "late_cancel_rate": "8.3%", "previous_no_show_rate": "9%",
+        "previous_late_cancel_rate": "10%", "proposed": price.percent(600).as_json(), "waived": price.percent(150).as_json(),
+        "charged": price.percent(450).as_json(), "collected": price.percent(300).as_json(), "written_off": zero,
+        "open": price.percent(150).as_json(), "kept": price.percent(50).as_json(), "came_back": price.percent(350).as_json(),
+        "rebooked": "3", "hours": "7", "reminders": "160", "cancellations": "11", "early_share": "45%",
+        "waivers": [{"who": "practitioner", "why": "", "count": 1, "amount": price.as_json()},
+                    {"who": "policy_notice", "why": "", "count": 1, "amount": price.percent(50).as_json()}],
+        "more_waivers": 2,
+        "spared": {"first_offense_grace": {"waived": 2, "reduced": 0, "amount": price.as_json()}},
+        "clients": [{"name": "Ana Silva", "email": "ana@example.com", "incidents": 3, "last": month}],
+        "enabled": [{"policy": "late_cancel", "since": month}],
+        "charts": charts,
+    }
 
 
 def sample_money_ahead_details(settings: Settings) -> dict[str, Any]:

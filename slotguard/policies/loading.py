@@ -36,11 +36,13 @@ BUILT_IN_FEATURES = (
     "slotguard.features.card_pages",
     "slotguard.features.money_ahead",
     "slotguard.features.retention",
+    "slotguard.features.monthly_report",
     # What features add to an email (slotguard_email_extras): the card-setup link, the
     # digest's sections, the evidence pack attached to a referral.
     "slotguard.payments.card_setup",
     "slotguard.practitioner.digest",
     "slotguard.practitioner.evidence",
+    "slotguard.reports.mailing",
 )
 DEFAULT_PLUGINS = (
     "plugins.late_cancel",

@@ -100,6 +100,7 @@ require_policy_notice = false  # about crashes: fees stand as planned (the polic
 [mail]
 outbox_dir = "{folder / 'outbox'}"
 digest_hour = -1
+monthly_report = false
 quiet_hours = ""  # on the real clock, quiet hours would make when fees and emails go depend on the hour the tests run
 
 [storage]

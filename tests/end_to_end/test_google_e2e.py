@@ -51,6 +51,7 @@ review_window = "12h"
 [mail]
 outbox_dir = "var/outbox"
 digest_hour = -1  # this test counts the clients' mail; the practitioner's digest is tested elsewhere
+monthly_report = false  # nor the monthly report
 quiet_hours = ""  # on the real clock, quiet hours would make when fees and emails go depend on the hour the tests run
 
 [storage]

@@ -32,7 +32,10 @@ def test_help_lists_the_commands():
 def test_one_run_on_the_example_week_mails_and_records_fees_and_a_second_run_adds_nothing(practice):
     first = main(practice, "run", "--once", "--now", NOW)
     assert "no_show 1" in first.stdout and "cancelled_by_client 2" in first.stdout
-    messages = {m["To"].addresses[0].addr_spec: m for m in outbox(practice)}
+    # Lena's monthly report of October (the first tick of the month sends last month's).
+    [monthly] = [m for m in outbox(practice) if "Månedsrapport" in str(m["Subject"])]
+    assert monthly["To"].addresses[0].addr_spec == "lena@example.com" and "oktober 2026" in str(monthly["Subject"])
+    messages = {m["To"].addresses[0].addr_spec: m for m in outbox(practice) if m is not monthly and "Månedsrapport" not in str(m["Subject"])}
     # Greta's new booking and Frank's moved weekly session are confirmed; Clara, never sent the
     # policy before her late cancellation, gets a kind warning quoting it instead of a fee; no
     # other client is mailed yet; Lena gets her daily digest (the fee waiting for her review).
@@ -53,7 +56,7 @@ def test_one_run_on_the_example_week_mails_and_records_fees_and_a_second_run_add
     second = main(practice, "run", "--once", "--now", NOW)
     assert "actions planned: none" in second.stdout
     assert json.loads(main(practice, "ledger", "--json").stdout)["actions"] == ledger
-    assert len(outbox(practice)) == 4
+    assert len(outbox(practice)) == 5
 
 
 def test_waiving_from_the_command_line_and_the_status_view(practice):

@@ -47,13 +47,13 @@ def feed(start: datetime, *uids: str) -> str:
 
 
 def practice_folder(folder: Path, *, poll: str, smtp_port: int | None = None) -> Path:
-    """The example practice reading `calendar.ics` in `folder`, ticking every `poll`, no digest;
+    """The example practice reading `calendar.ics` in `folder`, ticking every `poll`, no digest nor monthly report;
     mail over SMTP to 127.0.0.1:`smtp_port` when given (else to the outbox folder)."""
     shutil.copytree(ROOT / "config", folder / "config")
     path = folder / "config/example.toml"
     text = path.read_text()
     text = text.replace('url = "config/sample-week.ics"', 'url = "calendar.ics"').replace('poll_interval = "2m"', f'poll_interval = "{poll}"')
-    text = text.replace("digest_hour = 7", "digest_hour = -1")
+    text = text.replace("digest_hour = 7", "digest_hour = -1\nmonthly_report = false")
     text = text.replace('quiet_hours = "21:00-08:00"', 'quiet_hours = ""')  # on the real clock, quiet hours would make when fees and emails go depend on the hour the tests run
     if smtp_port:
         text = text.replace('transport = "outbox-dir"', 'transport = "smtp"')

@@ -32,9 +32,9 @@ def ledger_of(folder) -> dict:
 
 
 def failed_of(folder, now=NOW) -> dict:
-    """Failed actions by client (one each in these practices)."""
+    """Failed actions by client (one each in these practices, beside Lena's monthly report)."""
     status = json.loads(main(folder, "status", "--json", "--now", now).stdout)
-    return {a["client"]: a for a in status["failed"]}
+    return {a["client"]: a for a in status["failed"] if a["template"] != "monthly_report"}
 
 
 def action_notes(ledger_path, action_id) -> list[str]:

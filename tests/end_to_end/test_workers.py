@@ -30,7 +30,8 @@ from slotguard.store.daemon_lock import exclusive
 from tests.support.cli import NOW, ROOT, main
 
 DAY_AFTER = "2026-11-27T09:00:00+01:00"  # Friday morning: Bjørn's fee is out of its review window
-FIRST_TICK = ["clara@example.com", "frank@example.com", "greta@example.com", "lena@example.com"]  # as tests/end_to_end/test_main.py
+# As tests/end_to_end/test_main.py: Lena gets her digest and her monthly report of October.
+FIRST_TICK = ["clara@example.com", "frank@example.com", "greta@example.com", "lena@example.com", "lena@example.com"]
 LEDGERS = ["sqlite", "postgresql"]
 
 

@@ -56,6 +56,7 @@ default = {{ price = "900 NOK", duration = "60m", label = "massage" }}
 [mail]
 outbox_dir = "{outbox}"
 digest_hour = -1
+monthly_report = false
 
 [storage]
 ledger = "{ledger}"

@@ -52,6 +52,7 @@ default = {{ price = "900 NOK", duration = "60m", label = "massage" }}
 
 [mail]
 digest_hour = -1
+monthly_report = false
 
 [policies]
 enabled = ["no_show"]

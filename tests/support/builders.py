@@ -25,7 +25,10 @@ BASE_CONFIG: dict[str, Any] = {
     # of "told before charged" say `payments={"require_policy_notice": True}`
     # (tests/unit/planning/test_fee_stands.py).
     "payments": {"provider": "record-only", "review_window": "12h", "max_single_charge": "2000 NOK", "require_policy_notice": False},
-    "mail": {"transport": "outbox-dir"},
+    # monthly_report is false here, explicitly (the product default is true): a tick on or after a
+    # month's first working morning would add the practitioner's monthly report to the mail
+    # the tests count. Its own tests (tests/unit/reports) say `mail={"monthly_report": True}`.
+    "mail": {"transport": "outbox-dir", "monthly_report": False},
     "reminders": {"offsets": ["48h", "24h"]},
     "policies": {
         "enabled": ["late_cancel", "no_show"],

@@ -211,6 +211,7 @@ require_policy_notice = false  # about workers and crashes: fees stand as planne
 [mail]
 outbox_dir = "{practice.outbox}"
 digest_hour = -1
+monthly_report = false
 quiet_hours = ""  # on the real clock, quiet hours would make when fees go depend on the hour the tests run
 
 [storage]

@@ -123,7 +123,7 @@ def settings_for(api_base: str, **payments: Any) -> Settings:
             "services": {"default": {"price": f"900 {currency}"}},
             "payments": {"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": api_base, **payments},
             # On the real clock, quiet hours would make when fees go depend on the hour the tests run.
-            "mail": {"quiet_hours": ""},
+            "mail": {"quiet_hours": "", "monthly_report": False},  # nor the practitioner's monthly report
         }
     )
 

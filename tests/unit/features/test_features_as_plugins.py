@@ -83,11 +83,11 @@ def test_the_features_steps_run_in_their_order_and_a_plugin_can_add_one():
             return [TickStep(name="birthday greetings", order=15, run=lambda *arguments: ran.append(arguments))]
 
     manager = plugin_manager()
-    assert [step.name for step in tick_steps(manager)] == ["digest", "collections", "card_pages", "retention"]
+    assert [step.name for step in tick_steps(manager)] == ["policies_on", "digest", "monthly_report", "collections", "card_pages", "retention"]
     manager.register(Birthdays(), name="birthdays")
     steps = tick_steps(manager)
-    assert [step.name for step in steps] == ["digest", "birthday greetings", "collections", "card_pages", "retention"]
-    steps[1].run("settings", "ledger", "provider", NOW, "report")
+    assert [step.name for step in steps] == ["policies_on", "digest", "monthly_report", "birthday greetings", "collections", "card_pages", "retention"]
+    steps[3].run("settings", "ledger", "provider", NOW, "report")
     assert ran == [("settings", "ledger", "provider", NOW, "report")]
 
 
@@ -106,5 +106,5 @@ def test_what_features_add_to_emails_comes_from_the_same_manager_as_the_policies
     assert hook is default_manager().hook.slotguard_email_extras
     assert {impl.plugin_name for impl in hook.get_hookimpls()} == {
         "slotguard.payments.card_setup", "slotguard.practitioner.digest", "slotguard.practitioner.evidence",
-        "slotguard.features.money_ahead",
+        "slotguard.features.money_ahead", "slotguard.reports.mailing",
     }
