@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from slotguard.config.caldav import CalDav
 from slotguard.config.limits import at_most
 from slotguard.config.types import (
     DAY,
@@ -122,7 +123,7 @@ WriteNote = Annotated[Literal["never", "no_attendees", "always"], BeforeValidato
 
 
 class Calendar(Strict):
-    source: Literal["ics", "google", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only) or "google" (OAuth, read and write).')
+    source: Literal["ics", "google", "caldav", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only), "google" (OAuth, read and write) or "caldav" (iCloud, Fastmail, Nextcloud and other CalDAV servers, read and write: [calendar.caldav]).')
     url: str = Field("", description="ics: path or https URL of the calendar feed.", examples=["config/sample-week.ics"])
     calendar_ids: list[str] = Field(default_factory=lambda: ["primary"], description="google: calendars to watch.", examples=[["primary", "clinic@group.calendar.google.com"]])
     poll_interval: Annotated[PositiveDuration, AfterValidator(at_most(DAY, "a calendar read less than daily misses the day's marks"))] = Field(
@@ -169,6 +170,7 @@ class Calendar(Strict):
     token_uri: str = Field("", description="google: override the OAuth token endpoint (tests).", examples=["http://127.0.0.1:8080/token"])
     api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])
     marks: Marks = Field(default_factory=Marks, description="How the practitioner marks no-shows, late cancellations and waivers.")
+    caldav: CalDav | None = Field(None, description="caldav: the server, account and calendar ([calendar.caldav]).")
 
     @field_validator("practitioner_addresses")
     @classmethod
@@ -179,6 +181,8 @@ class Calendar(Strict):
     def _source_needs(self) -> Calendar:
         if self.source == "ics" and not self.url:
             raise ValueError('calendar.source = "ics" needs calendar.url (a file path or https URL)')
+        if self.source == "caldav" and self.caldav is None:
+            raise ValueError('calendar.source = "caldav" needs a [calendar.caldav] table with url, username and password')
         return self
 
 

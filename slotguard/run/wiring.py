@@ -36,7 +36,11 @@ def open_calendars(settings: Settings, gates: Gates | None = None) -> list[tuple
         from integration.google_calendar import open_calendars as open_google
 
         return list(open_google(settings, gates=gates.google if gates else ()))  # as the protocols' pairs (a list of Google's pairs is not one: lists are invariant)
-    raise ConfigError([f'calendar.source: "{settings.calendar.source}" cannot be used by the daemon; use "ics" or "google"'])
+    if settings.calendar.source == "caldav":
+        from integration.caldav_source import open_calendar as open_caldav
+
+        return [open_caldav(settings)]
+    raise ConfigError([f'calendar.source: "{settings.calendar.source}" cannot be used by the daemon; use "ics", "google" or "caldav"'])
 
 
 def open_provider(settings: Settings, gates: Gates | None = None) -> PaymentProvider:
