@@ -7,6 +7,10 @@ the same "one bad series never blanks the others"), and each instance converted 
 ics_source.vevent_to_resource (attendees and PARTSTAT, ORGANIZER, RFC 7986 COLOR, STATUS).
 This module adds what a CalDAV calendar carries besides:
 
+- An object that is no series (one VEVENT, no RRULE, RDATE or RECURRENCE-ID) keeps its UID
+  as the event's id, as Google does, so a moved appointment is the same appointment (the
+  .ics expansion names every instance UID_START).
+
 - CATEGORIES values named in calendar.caldav.categories become the mark they name: the
   engine reads marks from tags and colours (slotguard/intake/normalize.py), so a matched
   category adds that mark's first tag on a line of its own to the description the engine
@@ -85,8 +89,14 @@ class Converter:
             if values:
                 self.category_marks.append((values, getattr(marks, name)))
 
-    def resource(self, component: Any) -> dict:
+    def resource(self, component: Any, single: bool = False) -> dict:
+        """The v3 dict of one instance; `single`: of an object that is no series, which
+        keeps its UID as id (as Google's ids do), so a moved appointment stays the same one."""
         event = vevent_to_resource(component, self.zone)
+        if single:
+            event["id"] = str(component.get("UID") or event["id"])
+            event.pop("recurringEventId", None)
+            event.pop("originalStartTime", None)
         suffix = instance_suffix(event["id"], str(component.get("UID") or ""))
         private = {}
         for name in list(component):
@@ -136,7 +146,8 @@ class Converter:
                 problems.append((href, uid, problem))
             first, last = start, end
             events = calendar.walk("VEVENT")
-            if len(events) == 1 and not any(events[0].get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID")):
+            single = len(events) == 1 and not any(events[0].get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID"))
+            if single:
                 moment = events[0].get("DTSTART")
                 moment = getattr(moment, "dt", None)
                 if isinstance(moment, datetime):
@@ -144,7 +155,7 @@ class Converter:
                     first, last = min(start, moment - timedelta(days=1)), max(end, moment + timedelta(days=1))
             try:
                 expansion: Expansion = expand(calendar, first, last, self.zone, calendar_settings.max_instances_per_series,
-                                              calendar_settings.max_events, convert=self.resource)
+                                              calendar_settings.max_events, convert=lambda component: self.resource(component, single))  # noqa: B023 (called at once)
             except Exception as error:  # noqa: BLE001 - a calendar-wide fault of this object only
                 problems.append((href, "", f"calendar object {href} cannot be read ({type(error).__name__})"))
                 continue
