@@ -33,13 +33,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-from integration.caldav_discovery import discover, is_address
+from integration.caldav_account import CalDavAccount, calendar_key
 from integration.caldav_events import Converter
-from integration.caldav_http import CALDAV, DavClient, Item, cal, dav, parse_multistatus
-from integration.caldav_state import Remembered, load, save, state_path
+from integration.caldav_http import CALDAV, DavClient, cal, dav, parse_multistatus
+from integration.caldav_state import Remembered, save
+from integration.caldav_write import CalDavWriteBack
 from slotguard.domain.interfaces import AdapterError, CalendarWriteBack, NullWriteBack, SyncPage, SyncTokenExpired
 from slotguard.domain.untrusted import one_line
 
@@ -66,11 +66,6 @@ def sync_body(token: str) -> str:
             "<D:prop><D:getetag/><C:calendar-data/></D:prop></D:sync-collection>")
 
 
-def multiget_body(hrefs: list[str]) -> str:
-    listed = "".join(f"<D:href>{escape(urlsplit(href).path)}</D:href>" for href in hrefs)
-    return f"{_XML}<C:calendar-multiget {_NS}><D:prop><D:getetag/><C:calendar-data/></D:prop>{listed}</C:calendar-multiget>"
-
-
 def _start_of(event: dict) -> str:
     start = event.get("start") or {}
     return str(start.get("dateTime") or start.get("date") or "")
@@ -86,45 +81,6 @@ def _within(start: str, window_start: datetime, window_end: datetime) -> bool:
     if moment.tzinfo is None:  # an all-day date
         moment = moment.replace(tzinfo=UTC)
     return window_start <= moment <= window_end
-
-
-def calendar_key(settings: Any) -> str:
-    """The calendar's id in the ledger: its configured address, else user@host/name."""
-    caldav = settings.calendar.caldav
-    if is_address(caldav.calendar):
-        return caldav.calendar if caldav.calendar.startswith("http") else f"{caldav.url.rstrip('/')}{caldav.calendar}"
-    return f"{caldav.username}@{urlsplit(caldav.url).hostname}/{caldav.calendar or '(the only calendar)'}"
-
-
-class CalDavAccount:
-    """The client, the state and discovery, shared by one calendar's source and write-back."""
-
-    def __init__(self, settings: Any, client: DavClient, calendar_id: str):
-        self.settings, self.client, self.calendar_id = settings, client, calendar_id
-        self.path = state_path(settings.storage.data_dir, calendar_id)
-        self.state = load(self.path, calendar_id)
-
-    @property
-    def where(self) -> str:
-        return f"CalDAV calendar {self.calendar_id}"
-
-    def discovered(self) -> Remembered:
-        """The state, after discovery if it was never done (three requests, once)."""
-        if not self.state.calendar_url:
-            found = discover(self.client, self.settings.calendar.caldav.calendar)
-            self.state = replace(self.state, calendar_url=found.calendar_url, display_name=found.display_name, sync=found.sync,
-                                 addresses=list(found.addresses), token="", objects={})
-            log.info("caldav_discovered calendar=%s url=%s sync=%s", self.calendar_id, found.calendar_url, found.sync)
-        return self.state
-
-    def fetch(self, hrefs: list[str], what: str) -> dict[str, tuple[str, bytes]]:
-        """href -> (ETag, data) of the objects among `hrefs` the server still has (one
-        calendar-multiget); a missing one is deleted."""
-        if not hrefs:
-            return {}
-        items, _ = self.client.multistatus("REPORT", self.state.calendar_url, multiget_body(hrefs), "1", what)
-        return {item.href: (item.text(dav("getetag")), item.text(cal("calendar-data")).encode("utf-8"))
-                for item in items if item.status == 200 and item.props.get(cal("calendar-data")) is not None}
 
 
 class CalDavSource:
@@ -297,9 +253,5 @@ def open_calendar(settings: Any, *, client: DavClient | None = None) -> tuple[Ca
     source = CalDavSource(account)
     if not settings.calendar.write_back:
         return source, NullWriteBack()
-    from integration.caldav_write import CalDavWriteBack
-
     return source, CalDavWriteBack(account)
 
-
-__all__ = ["CalDavSource", "Item", "open_calendar"]

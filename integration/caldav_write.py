@@ -32,8 +32,8 @@ from typing import Any
 import icalendar
 from icalendar.parser import Contentline
 
+from integration.caldav_account import CalDavAccount
 from integration.caldav_events import INSTANCE, PREFIX, instance_suffix, property_name
-from integration.caldav_source import CalDavAccount
 from integration.ics_source import vevent_to_resource
 from slotguard.domain.interfaces import AdapterError
 from slotguard.domain.model import Appointment
