@@ -155,6 +155,12 @@ class RadicaleServer:
             raise RuntimeError(f"PUT {uid}: {status} {answer[:300]!r}")
         return answer_headers.get("ETag", "")
 
+    def store_directly(self, calendar: str, uid: str, ics: str) -> None:
+        """Write UID.ics straight into Radicale's storage folder (for bench/: thousands of
+        events without thousands of PUTs); Radicale reads it like any stored event."""
+        folder = self.folder / "collections" / "collection-root" / calendar.strip("/")
+        (folder / f"{uid}.ics").write_text(ics, encoding="utf-8")
+
     def get(self, calendar: str, uid: str) -> tuple[str, str]:
         """(iCalendar text, ETag) of calendar object UID.ics."""
         status, headers, answer = self.request("GET", f"{calendar}{uid}.ics")
