@@ -21,6 +21,10 @@ With `mail.transport = "gmail"` it also asks for `https://www.googleapis.com/aut
 (send only: no reading, no drafts, no settings); the calendar scope is then asked for only
 when `calendar.source = "google"`.
 
+On a server without a browser, `auth google --port N` prints the consent address and how to
+answer it from a browser elsewhere: an SSH tunnel to port N (`ssh -L N:localhost:N server`),
+or the address Google redirects to handed over with curl (`waiting_message`).
+
 The token lives in `<storage.data_dir>/google-token.json`, mode 0600, replaced atomically.
 It holds the refresh token and the OAuth client secret: treat it like a password. Nothing
 in this module logs a token or a secret.
@@ -28,12 +32,14 @@ in this module logs a token or a secret.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import stat
 import sys
 import tempfile
+import webbrowser
 from pathlib import Path
 from typing import Any
 
@@ -177,21 +183,67 @@ class StoredCredentials:
             log.info("google_token_refreshed path=%s", self.path)
 
 
+def browser_available() -> bool:
+    """Whether `auth google` can open a browser here: not on a Linux or BSD server without a
+    display (no DISPLAY or WAYLAND_DISPLAY), nor in an SSH session, nor where Python knows
+    no browser at all."""
+    if os.environ.get("SSH_CONNECTION") or os.environ.get("SSH_TTY"):
+        return False
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        webbrowser.get()
+    except webbrowser.Error:
+        return False
+    return True
+
+
+def waiting_message(port: int, open_browser: bool, timeout_seconds: int | None) -> str:
+    """What `auth google` prints while it waits for Google's answer: the consent address
+    (`{url}`, filled in by the flow) and, where no browser was opened here, how to reach the
+    waiting port from the browser's computer. Google sends the browser, once access is
+    allowed, to http://localhost:PORT/?code=...: it must reach this machine's PORT."""
+    minutes = f" for {max(1, timeout_seconds // 60)} minutes" if timeout_seconds else ""
+    lines = [
+        "Open this address in a browser to let Slotguard use your calendar:",
+        "{url}",
+        "",
+        f"Slotguard is waiting{minutes} for Google's answer at " + (f"http://localhost:{port}/ on this machine." if port else "a free port of this machine."),
+    ]
+    if open_browser:
+        lines.append("A browser was opened; if none appeared, copy the address above into one.")
+        return "\n".join(lines)
+    return "\n".join([
+        *lines,
+        "If your browser is on another computer (this is a server):",
+        "  1. On that computer, open an SSH tunnel to this machine and keep it open until Slotguard says \"Connected\":",
+        f"       ssh -L {port}:localhost:{port} YOU@THIS-SERVER",
+        "  2. Open the address above in that computer's browser, sign in and allow access.",
+        "     Google then sends the browser to http://localhost:" + str(port) + "/..., which the tunnel brings here.",
+        "Without a tunnel: allow access anyway. The browser then fails to load a page whose address starts with",
+        f"http://localhost:{port}/ . Copy that whole address from its address bar, and on this machine, in a",
+        "second terminal, run:",
+        f"       curl 'http://localhost:{port}/?state=...&code=...'   (the address you copied, in single quotes)",
+    ])
+
+
 def run_auth(settings: Any, client_secrets: str | None, *, open_browser: bool = True, port: int = 0, timeout_seconds: int | None = 600) -> int:
     """Run the installed-app OAuth flow and store the token; for `main.py auth google`.
 
     Given the settings and an optional client secrets path (else calendar.client_secrets),
-    opens the consent page in a browser (PKCE, offline access, consent prompt so Google
-    always returns a refresh token), waits on a loopback port for the answer, and writes
-    the token 0600. Returns 0 on success, 2 for a usage problem (no secrets file), 1 when
-    the flow failed. Prints what to do; never prints tokens.
+    prints the consent address (and opens it in a browser when `open_browser`; else says how
+    to answer from a browser on another computer: an SSH tunnel to `port`, or the redirect
+    address handed over with curl), asks for PKCE, offline access and the consent prompt (so
+    Google always returns a refresh token), waits on the loopback `port` (0: any free one)
+    for the answer, and writes the token 0600. Returns 0 on success, 2 for a usage problem
+    (no secrets file, the port in use), 1 when the flow failed. Never prints tokens.
     """
     from google_auth_oauthlib.flow import InstalledAppFlow  # imported here: only this command needs it
 
     secrets_path = client_secrets or settings.calendar.client_secrets
     if not secrets_path:
         print("No OAuth client secrets given: pass --client-secrets PATH or set calendar.client_secrets "
-              "(download the JSON of a Desktop OAuth client from the Google Cloud console).", file=sys.stderr)
+              "(download the JSON of a Desktop OAuth client from the Google Cloud console; docs/google-calendar.md).", file=sys.stderr)
         return 2
     if not Path(secrets_path).is_file():
         print(f"The client secrets file {secrets_path} does not exist.", file=sys.stderr)
@@ -202,10 +254,25 @@ def run_auth(settings: Any, client_secrets: str | None, *, open_browser: bool = 
         credentials = flow.run_local_server(
             host="localhost", port=port, open_browser=open_browser, timeout_seconds=timeout_seconds,
             access_type="offline", prompt="consent",
-            authorization_prompt_message="Open this address in a browser to let Slotguard use your calendar:\n{url}",
+            authorization_prompt_message=waiting_message(port, open_browser, timeout_seconds),
             success_message="Slotguard is connected to Google Calendar. You can close this window.",
         )
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            print(f"Port {port} on this machine is in use (another program, or an earlier `auth` still waiting). "
+                  "Choose another with --port N, and use that number in the ssh -L command too.", file=sys.stderr)
+            return 2
+        print(f"Connecting to Google failed: {type(error).__name__}. Nothing was saved; try again.", file=sys.stderr)
+        return 1
     except Exception as error:  # the flow raises oauthlib, requests and WSGI errors alike
+        if getattr(error, "error", "") == "access_denied":
+            print("Google says access was not allowed (Cancel was chosen, or this Google account is not one of the app's "
+                  "test users: docs/google-calendar.md, \"Test users\"). Nothing was saved; run the command again.", file=sys.stderr)
+            return 1
+        if type(error).__name__ == "WSGITimeoutError":
+            print(f"No answer from Google reached port {port} in time. Nothing was saved; run the command again "
+                  "(with a browser elsewhere: keep the SSH tunnel open, or hand the address over with curl).", file=sys.stderr)
+            return 1
         print(f"Connecting to Google failed: {type(error).__name__}. Nothing was saved; try again.", file=sys.stderr)
         return 1
     if not credentials.refresh_token:

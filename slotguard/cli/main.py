@@ -361,10 +361,11 @@ def cmd_waive(args: argparse.Namespace) -> int:
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
-    from integration.google_auth import run_auth  # lazy: Google's client libraries load only for this command
+    from integration.google_auth import browser_available, run_auth  # lazy: Google's client libraries load only for this command
 
     settings = load_settings(args.config)
-    return run_auth(settings, args.client_secrets or settings.calendar.client_secrets or None)
+    return run_auth(settings, args.client_secrets or settings.calendar.client_secrets or None, port=args.port,
+                    open_browser=not args.no_browser and browser_available())
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -425,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     auth = add("auth", cmd_auth, "connect a Google account (opens a browser; stores a 0600 token under storage.data_dir)")
     auth.add_argument("service", choices=["google"])
     auth.add_argument("--client-secrets", help="OAuth client secrets JSON (default: calendar.client_secrets)")
+    auth.add_argument("--port", type=int, default=8765, help="google: the loopback port that waits for Google's answer, fixed so an SSH tunnel can reach it (default 8765; 0: any free port)")
+    auth.add_argument("--no-browser", action="store_true", help="google: print the address instead of opening a browser (the default on a server without a display or over SSH)")
     replay = commands.add_parser("replay", help="replay a scenario on a simulated clock; moves no money, sends no mail")
     replay.add_argument("scenario", help="scenario JSON file")
     replay.add_argument("--json", action="store_true")
