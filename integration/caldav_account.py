@@ -33,9 +33,9 @@ def calendar_key(settings: Any) -> str:
 class CalDavAccount:
     """The client, the state and discovery, shared by one calendar's source and write-back."""
 
-    def __init__(self, settings: Any, client: DavClient, calendar_id: str):
+    def __init__(self, settings: Any, client: DavClient, calendar_id: str, data_dir: str | None = None):
         self.settings, self.client, self.calendar_id = settings, client, calendar_id
-        self.path = state_path(settings.storage.data_dir, calendar_id)
+        self.path = state_path(data_dir or settings.storage.data_dir, calendar_id)
         self.state = load(self.path, calendar_id)
 
     @property

@@ -240,16 +240,17 @@ def _listing_token(listing: dict[str, str]) -> str:
     return f"etags:{digest}"
 
 
-def open_calendar(settings: Any, *, client: DavClient | None = None) -> tuple[CalDavSource, CalendarWriteBack]:
+def open_calendar(settings: Any, *, client: DavClient | None = None, data_dir: str | None = None) -> tuple[CalDavSource, CalendarWriteBack]:
     """The (source, write-back) pair of [calendar.caldav]. The password is read from its
     reference now (ConfigError naming it when it cannot be); `client` replaces the HTTP
-    client (bench/ and tests count its requests)."""
+    client (bench/ and tests count its requests); `data_dir` the folder of the state file
+    (default storage.data_dir)."""
     caldav = settings.calendar.caldav
     calendar_id = calendar_key(settings)
     if client is None:
         client = DavClient(caldav.url, caldav.username, caldav.password.resolve(), timeout=caldav.timeout.total_seconds(),
                            ca_file=caldav.ca_file, where=f"CalDAV calendar {calendar_id}")
-    account = CalDavAccount(settings, client, calendar_id)
+    account = CalDavAccount(settings, client, calendar_id, data_dir)
     source = CalDavSource(account)
     if not settings.calendar.write_back:
         return source, NullWriteBack()
