@@ -27,6 +27,7 @@ PRACTITIONER = "lena@example.com"
 PASSWORD_ENV = "SLOTGUARD_CONTRACT_CALDAV_PASSWORD"
 CATEGORY = {"no_show": "No-show", "late_cancel": "Late cancellation", "waive": "Waive fee"}
 DISPLAY_NAME = "Appointments"
+TIMEOUT_SECONDS = 15  # long enough for Radicale to list 2,000 events (bench/bench_sources.py) on a small machine
 
 
 def _utc(moment: datetime) -> str:
@@ -67,7 +68,8 @@ class CalDavHarness:
         self.folder = folder
         self.server = RadicaleServer().start()
         self.calendar = self.server.make_calendar("appointments", DISPLAY_NAME)
-        self.tap = WireTap(forward_to(self.server.url)).start()
+        # The adapter waits TIMEOUT for an answer; a "timeout" fault holds a request longer.
+        self.tap = WireTap(forward_to(self.server.url), stall=TIMEOUT_SECONDS + 2).start()
         os.environ[PASSWORD_ENV] = self.server.password
         self.last_edit: StoredEvent | None = None
         self.ids: dict[str, tuple[str, datetime | None]] = {}  # event id -> (UID, the instance's original start)
@@ -77,7 +79,7 @@ class CalDavHarness:
     def calendar_table(self) -> dict[str, Any]:
         return {"source": "caldav",
                 "caldav": {"url": f"{self.tap.base_url}/", "username": self.server.user, "password": {"env": PASSWORD_ENV},
-                           "calendar": DISPLAY_NAME, "timeout": "1s"}}
+                           "calendar": DISPLAY_NAME, "timeout": f"{TIMEOUT_SECONDS}s"}}
 
     def open_calendars(self, settings: Settings) -> list[tuple[CalendarSource, CalendarWriteBack]]:
         return [open_calendar(settings, data_dir=str(self.folder / "caldav-data"))]
@@ -135,6 +137,10 @@ class CalDavHarness:
             self.server.store_directly(self.calendar, uid, self._lines(uid, booking, []))
             self.ids[uid] = (uid, None)
             ids.append(uid)
+        # Radicale indexes files it did not receive by PUT when first asked (about a minute for
+        # 2,000 on a small machine); a real server has its events indexed: ask once, directly.
+        self.server.request("PROPFIND", self.calendar, '<?xml version="1.0"?><propfind xmlns="DAV:"><prop><sync-token/></prop></propfind>',
+                            {"Depth": "0", "Content-Type": "application/xml"}, timeout=600)
         return ids
 
     def mark(self, event_id: str, mark: str) -> None:

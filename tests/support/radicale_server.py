@@ -121,13 +121,14 @@ class RadicaleServer:
     def _auth(self) -> str:
         return "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
 
-    def request(self, method: str, path: str, body: bytes | str | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(self, method: str, path: str, body: bytes | str | None = None, headers: dict[str, str] | None = None,
+                timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
         """One request to Radicale as the user: (status, headers, body); never raises for a status."""
         data = body.encode() if isinstance(body, str) else body
         request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method,
                                          headers={"Authorization": self._auth(), **(headers or {})})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
