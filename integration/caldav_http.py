@@ -25,6 +25,7 @@ import http.client
 import logging
 import ssl
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -117,7 +118,8 @@ def _same_domain(first: str, second: str) -> bool:
 class DavClient:
     """WebDAV requests to one CalDAV account. Not thread-safe (one calendar, one tick)."""
 
-    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30.0, ca_file: str = "", where: str = ""):
+    def __init__(self, base_url: str, username: str, password: str | Callable[[], str], *, timeout: float = 30.0, ca_file: str = "",
+                 where: str = ""):
         parts = urlsplit(base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise AdapterError(f"calendar.caldav.url {base_url!r} is not an https:// address of a CalDAV server", retryable=False)
@@ -127,12 +129,29 @@ class DavClient:
         self.host = parts.hostname
         self.timeout = timeout
         self.where = where or f"CalDAV server {parts.hostname}"
-        self._auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+        self.username = username
+        # The password, or how to read it: after a 401 it is read again before the next
+        # request, so a new app password in the variable or file works without a restart.
+        self._password = password
+        self._auth = self._credentials(password() if callable(password) else password)
         self._tls = ssl.create_default_context(cafile=ca_file or None)
         self._connections: dict[tuple[str, str, int], http.client.HTTPConnection] = {}
         self.requests = 0
         self.bytes_sent = 0
         self.bytes_received = 0
+
+    def _credentials(self, password: str) -> str:
+        return "Basic " + base64.b64encode(f"{self.username}:{password}".encode()).decode("ascii")
+
+    def _current_auth(self) -> str:
+        if not self._auth and callable(self._password):
+            try:
+                self._auth = self._credentials(self._password())
+            except Exception as error:  # noqa: BLE001 - ConfigError naming the reference, never the value
+                problems = getattr(error, "problems", None) or [str(error)]
+                raise ReauthorizationNeeded(f"{self.where}: the password cannot be read ({'; '.join(problems)}); "
+                                            "set calendar.caldav.password's variable or file") from None
+        return self._auth
 
     def _credentials_for(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -187,7 +206,7 @@ class DavClient:
             path += "?" + parts.query
         sent = {"User-Agent": USER_AGENT, **headers}
         if self._credentials_for(url):
-            sent["Authorization"] = self._auth
+            sent["Authorization"] = self._current_auth()
         if data is not None:
             sent.setdefault("Content-Type", "application/xml; charset=utf-8")
         for attempt in (1, 2):
@@ -232,6 +251,8 @@ class DavClient:
     def _checked(self, answer: Answer, what: str) -> Answer:
         status = answer.status
         if status == 401:
+            if callable(self._password):
+                self._auth = ""  # read again before the next request
             raise ReauthorizationNeeded(
                 f"{self.where} refused the user name and password ({what}: HTTP 401). Check calendar.caldav.username "
                 "and the password it references; iCloud needs an app-specific password (appleid.apple.com > Sign-In "

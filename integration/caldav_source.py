@@ -248,7 +248,7 @@ def open_calendar(settings: Any, *, client: DavClient | None = None, data_dir: s
     caldav = settings.calendar.caldav
     calendar_id = calendar_key(settings)
     if client is None:
-        client = DavClient(caldav.url, caldav.username, caldav.password.resolve(), timeout=caldav.timeout.total_seconds(),
+        client = DavClient(caldav.url, caldav.username, caldav.password.resolve, timeout=caldav.timeout.total_seconds(),
                            ca_file=caldav.ca_file, where=f"CalDAV calendar {calendar_id}")
     account = CalDavAccount(settings, client, calendar_id, data_dir)
     source = CalDavSource(account)

@@ -294,6 +294,10 @@ def test_a_wrong_password_asks_for_new_credentials(radicale, tmp_path, monkeypat
     message = str(raised.value)
     assert "app-specific password" in message and "calendar.caldav.username" in message
     assert os.environ[PASSWORD_ENV] not in message
+    # The practitioner puts the right (new) password in the variable: the next tick reads it, no restart.
+    monkeypatch.setenv(PASSWORD_ENV, radicale.password)
+    events, _, full = sync(source, None)
+    assert full and events == []
 
 
 def test_a_calendar_name_that_is_not_there_lists_the_ones_that_are(radicale, tmp_path):  # noqa: F811
