@@ -160,7 +160,7 @@ class Calendar(Strict):
         description="Other addresses that are you, besides practice.email (e.g. the Google account that owns the calendar when it differs). Only events organised by you (one of these addresses, practice.email, the calendar itself, or with no organizer) can carry marks, `price:` lines and fees; an event someone else organised is ignored and shown in `status`.",
         examples=[["lena.berg@gmail.com"]],
     )
-    write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
+    write_back: bool = Field(True, description="google, caldav: write status notes onto events (google needs the calendar.events.owned scope; docs/caldav.md says what CalDAV writes).")
     write_note: WriteNote = Field(
         "no_attendees",
         description='google: where the one-line status note goes in the event description (Google shows the description to everyone invited): "no_attendees" only on events no one but you is invited to, "always" also on events your clients are invited to (they read it), "never" (false means "never"). The private status keys are written either way.',
