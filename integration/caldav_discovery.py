@@ -2,7 +2,8 @@
 section 7.1, RFC 6764 without DNS): the current user's principal, the calendar home, then
 the calendar by its display name or address.
 
-Three PROPFINDs, once: the result is kept in the adapter's state file
+Three PROPFINDs, once (a fourth when the address given names no account and the server's
+/.well-known/caldav is asked): the result is kept in the adapter's state file
 (integration/caldav_state.py), so later ticks and restarts send none. It also finds whether
 the calendar answers `sync-collection` (RFC 6578; else the source compares ETags) and the
 account's own addresses (calendar-user-address-set), which make the practitioner's events
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit
 
 from integration.caldav_http import DavClient, Item, cal, dav
-from slotguard.domain.interfaces import AdapterError
+from slotguard.domain.interfaces import AdapterError, ReauthorizationNeeded
 from slotguard.domain.untrusted import one_line, shown
 
 PRINCIPAL = '<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop><D:current-user-principal/></D:prop></D:propfind>'
@@ -71,8 +72,21 @@ def discover(client: DavClient, calendar: str) -> Found:
     """Find the calendar. Raises AdapterError naming what is missing and what to do
     (retryable=False for a calendar that is not there, listing the ones that are)."""
     where = client.where
-    items, _ = client.multistatus("PROPFIND", client.base_url, PRINCIPAL, "0", "finding your account (current-user-principal)")
-    principal = next((href for item in items for href in item.hrefs(dav("current-user-principal"), item.href)), "")
+    principal = ""
+    # The address given, then the server's /.well-known/caldav (RFC 6764), which redirects
+    # to where its CalDAV lives.
+    for start in (client.base_url, urljoin(client.base_url, "/.well-known/caldav")):
+        try:
+            items, _ = client.multistatus("PROPFIND", start, PRINCIPAL, "0", "finding your account (current-user-principal)")
+        except ReauthorizationNeeded:
+            raise
+        except AdapterError:
+            if start != client.base_url:
+                raise
+            continue
+        principal = next((href for item in items for href in item.hrefs(dav("current-user-principal"), item.href)), "")
+        if principal:
+            break
     if not principal:
         raise AdapterError(f"{where}: {client.base_url} names no account (no current-user-principal); check calendar.caldav.url "
                            "(iCloud https://caldav.icloud.com/, Fastmail https://caldav.fastmail.com/, Nextcloud https://HOST/remote.php/dav/)", retryable=False)

@@ -300,6 +300,22 @@ def test_a_wrong_password_asks_for_new_credentials(radicale, tmp_path, monkeypat
     assert full and events == []
 
 
+def test_discovery_falls_back_to_the_servers_well_known_address(radicale, tmp_path):  # noqa: F811
+    path, name = new_calendar(radicale)
+    radicale.put(path, "a1", event("a1", stamp(at(1)), stamp(at(1, 1)), description="email: ana@example.com"))
+    source, _, _ = opened(caldav_settings(tmp_path, radicale.url + "no/such/place/", name))
+    events, _, full = sync(source, None)
+    assert full and [e["id"] for e in events] == ["a1"]
+    assert source.account.state.calendar_url.endswith(path)
+
+
+def test_a_calendar_given_by_its_address_is_read(radicale, tmp_path):  # noqa: F811
+    path, _ = new_calendar(radicale)
+    radicale.put(path, "a1", event("a1", stamp(at(1)), stamp(at(1, 1)), description="email: ana@example.com"))
+    source, _, client = opened(caldav_settings(tmp_path, radicale.url, path))
+    assert [e["id"] for e in sync(source, None)[0]] == ["a1"] and source.calendar_id == radicale.url.rstrip("/") + path
+
+
 def test_a_calendar_name_that_is_not_there_lists_the_ones_that_are(radicale, tmp_path):  # noqa: F811
     _, name = new_calendar(radicale)
     source, _, _ = opened(caldav_settings(tmp_path, radicale.url, "Holidays"))
