@@ -266,8 +266,8 @@ def run_auth(settings: Any, client_secrets: str | None, *, open_browser: bool = 
         return 1
     except Exception as error:  # the flow raises oauthlib, requests and WSGI errors alike
         if getattr(error, "error", "") == "access_denied":
-            print("Google says access was not allowed (Cancel was chosen, or this Google account is not one of the app's "
-                  "test users: docs/google-calendar.md, \"Test users\"). Nothing was saved; run the command again.", file=sys.stderr)
+            print("Google says access was not allowed (Cancel was chosen on its page). Nothing was saved; run the command "
+                  "again and choose Continue, with every box ticked (docs/google-calendar.md).", file=sys.stderr)
             return 1
         if type(error).__name__ == "WSGITimeoutError":
             print(f"No answer from Google reached port {port} in time. Nothing was saved; run the command again "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import html
+import http.client
 import json
 import logging
 import random
@@ -265,7 +266,7 @@ class _Caller:
                 if isinstance(failure, ReauthorizationNeeded):
                     self.session.forget_credentials()
                 raise failure from None
-            except (OSError, httplib2.HttpLib2Error) as error:  # timeouts, refused or reset connections
+            except (OSError, httplib2.HttpLib2Error, http.client.HTTPException) as error:  # timeouts, refused or reset connections, answers cut off
                 retry_after, problem = None, f"network error ({type(error).__name__})"
             attempt += 1
             delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))

@@ -21,6 +21,7 @@ time, so it is never used).
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -157,8 +158,12 @@ class IcsSource:
             try:
                 with urllib.request.urlopen(self.url, timeout=FETCH_TIMEOUT) as response:
                     data = response.read(MAX_FEED_BYTES + 1)
+                    if response.length and len(data) <= MAX_FEED_BYTES:  # bytes announced and never sent: the answer broke off
+                        raise http.client.IncompleteRead(data, response.length)
             except (urllib.error.URLError, TimeoutError, OSError) as error:
                 raise AdapterError(f"cannot fetch the calendar feed: {getattr(error, 'reason', error)}") from None
+            except http.client.HTTPException as error:  # the answer cut off (IncompleteRead) or garbled
+                raise AdapterError(f"cannot fetch the calendar feed: its answer broke off ({type(error).__name__}); nothing was changed") from None
         else:
             try:
                 data = Path(self.url).read_bytes()

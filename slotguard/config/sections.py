@@ -160,6 +160,11 @@ class Calendar(Strict):
         description="Other addresses that are you, besides practice.email (e.g. the Google account that owns the calendar when it differs). Only events organised by you (one of these addresses, practice.email, the calendar itself, or with no organizer) can carry marks, `price:` lines and fees; an event someone else organised is ignored and shown in `status`.",
         examples=[["lena.berg@gmail.com"]],
     )
+    client_organised: Literal["remind", "ignore"] = Field(
+        "ignore",
+        description='An event a client organised (they invited you; no one else but rooms or excluded addresses): "ignore" leaves it out, "remind" sends that client the reminders (reminders.offsets). Either way it never carries a fee: its title, description, colour and lines are the client\'s, so no mark or `price:` line on it is read, and no other email is sent for it.',
+        examples=["remind"],
+    )
     write_back: bool = Field(True, description="google, caldav: write status notes onto events (google needs the calendar.events.owned scope; docs/caldav.md says what CalDAV writes).")
     write_note: WriteNote = Field(
         "no_attendees",

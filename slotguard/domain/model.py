@@ -123,6 +123,9 @@ class Appointment:
     original_start: datetime | None = None
     series_id: str | None = None
     client_invited: bool = False  # the client is an attendee: Google shows them the title and description
+    # The client organised the event and invited the practitioner (calendar.client_organised =
+    # "remind"): nothing on it is the practitioner's, so it gets reminders and nothing else.
+    client_organised: bool = False
     # Set by the tracker, never by normalize (slotguard/intake/tracker.py, `hand_over`): which booking of
     # the event this is ("" for the first; after a change of client, the new client and when the
     # change was seen), and the marks the event carried when this booking began, which were
@@ -149,7 +152,7 @@ class Appointment:
             self.client.email,
             str(self.price),
             self.cancelled_at.isoformat() if self.cancelled_at else "",
-        )
+        ) + (("client_organised",) if self.client_organised else ())  # kept out when False: stored digests stay valid
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

@@ -20,9 +20,9 @@ from slotguard.domain.durations import DurationError, parse_timestamp
 from slotguard.domain.model import Appointment, Client, Mark
 from slotguard.domain.money import Money, MoneyError
 from slotguard.domain.untrusted import description_text, https_link, one_line, shown
-from slotguard.intake.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client  # noqa: F401 (NAME_LIMIT: context.py)
+from slotguard.intake.event_client import NAME_LIMIT, AmbiguousClient, candidates, choose_client, never_the_client
 from slotguard.intake.own_note import without_own_note, written_note
-from slotguard.intake.ownership import foreign_message, foreign_organizer
+from slotguard.intake.ownership import foreign_message, foreign_organizer, practitioner_addresses
 
 # Google Calendar's event colours (colors.get "event" palette): name -> colorId.
 COLOR_IDS = {
@@ -319,6 +319,9 @@ def normalize(
     guests = candidates(event, settings, calendar_id)
     organizer = foreign_organizer(event, settings, calendar_id)
     if organizer is not None:
+        if not guests and settings.calendar.client_organised == "remind" and organizer.address \
+                and organizer.address not in never_the_client(settings, calendar_id):
+            return Normalized(_client_organised(event, event_id, organizer.address, title, status, calendar_id, settings, seen_at, where))
         # Someone else's event: its title, description and colour are theirs, so nothing
         # on it is read. Worth showing only when it names someone who could be billed and
         # is not cancelled.
@@ -393,6 +396,40 @@ def normalize(
             series_id=one_line(series_id, ID_LIMIT) or None,
             client_invited=_invited(event, client),
         )
+    )
+
+
+def _client_organised(event: dict, event_id: str, organizer: str, title: str, status: str, calendar_id: str,
+                      settings: Settings, seen_at: datetime, where: str) -> Appointment | None:
+    """The appointment of an event the client `organizer` organised (calendar.client_organised
+    = "remind"), or None for an all-day one. Only its times, its series and whether you
+    declined are read: its title (beyond choosing the service), description, colour, location
+    and lines are the client's, so it has no marks, the service's price, no link, no place."""
+    zone_name = settings.practice.timezone
+    start, start_zone = _when(event.get("start"), zone_name, "start", where)
+    end, _ = _when(event.get("end"), zone_name, "end", where)
+    if start is None or end is None:
+        return None
+    if end <= start:
+        raise EventError(f"{where}: does not end after it starts; check its start and end times")
+    you = practitioner_addresses(settings, calendar_id)
+    declined = any(
+        isinstance(attendee, dict) and (attendee.get("self") is True or _text(attendee.get("email")).strip().lower() in you)
+        and attendee.get("responseStatus") == "declined"
+        for attendee in event.get("attendees") or []
+    )
+    entry = event.get("organizer")
+    name = _text(entry.get("displayName")) if isinstance(entry, dict) else ""
+    original_start = None
+    if isinstance(event.get("originalStartTime"), dict):
+        original_start, _ = _when(event["originalStartTime"], zone_name, "originalStartTime", where)
+    service = _service(title, int((end - start).total_seconds() // 60), settings)
+    return Appointment(
+        calendar_id=calendar_id, event_id=event_id, client=Client(email=organizer, name=one_line(name, NAME_LIMIT)),
+        start=start, end=end, timezone=start_zone, status="cancelled" if status == "cancelled" or declined else "confirmed",
+        price=settings.services[service].price, service=service, title=one_line(title, TITLE_LIMIT),
+        updated=_updated(event, seen_at, where), original_start=original_start,
+        series_id=one_line(_text(event.get("recurringEventId")), ID_LIMIT) or None, client_invited=True, client_organised=True,
     )
 
 

@@ -91,6 +91,10 @@ def fee_details(fee: Action | None) -> dict[str, Any] | None:
 
 
 def terms(policies: list[Policy], appointment: Appointment) -> dict[str, Any]:
+    """What each policy says of its terms for this appointment, by policy name; none for an
+    event the client organised (calendar.client_organised): no fee can arise from it."""
+    if appointment.client_organised:
+        return {}
     found = {}
     for policy in policies:
         value = policy.call("slotguard_terms", config=policy.config, appointment=appointment)

@@ -26,6 +26,7 @@ from slotguard.domain.model import Action, Appointment
 from slotguard.mail.compose import EmailExtras, EmailView
 from slotguard.mail.context import payments_context, recipient_locale, terms
 from slotguard.mail.messages import Renderer
+from slotguard.planning.reminders import CLIENT_ORGANISED
 from slotguard.policies.hookspecs import hookimpl
 from slotguard.policies.info import Policy
 
@@ -42,8 +43,9 @@ TERMS_LIMIT = 1200
 
 def wants_card_setup_link(action: Action) -> bool:
     """True for an email that offers a card-setup link: a booking confirmation or reminder
-    without a payment link of its own."""
-    return action.template in SLOT_IN and not action.context.get("payment_link")
+    without a payment link of its own, about an event you organised (no fee can arise from
+    one the client organised: calendar.client_organised)."""
+    return action.template in SLOT_IN and not action.context.get("payment_link") and not action.context.get(CLIENT_ORGANISED)
 
 
 def can_offer(provider: Any, settings: Settings, policies: list[Policy]) -> bool:

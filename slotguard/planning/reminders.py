@@ -8,7 +8,9 @@ whatever the calendar says at the time they are due.
 Rules: a reminder is due `offset` before the start; it is planned (and then sent) when
 that time has come and the appointment has not started, is not cancelled, and was booked
 before the reminder time (a booking made 30 h ahead gets the 24 h reminder, not the 48 h
-one, which its booking confirmation already covers). When several are due at once (after a
+one, which its booking confirmation already covers). An event the client organised (with
+`calendar.client_organised = "remind"`) gets its reminders too, marked so that they quote
+no policy and offer no card: no fee can arise from it. When several are due at once (after a
 pause), only the latest is sent. Ids are stable, so each is planned once.
 """
 
@@ -24,6 +26,9 @@ from slotguard.store.apply import Store
 from slotguard.store.ledger import Ledger
 
 POLICY = "lifecycle"
+# In a reminder's context: its event is one the client organised (calendar.client_organised),
+# so no policy applies to it: the email quotes none and offers no card (slotguard/mail/context.py).
+CLIENT_ORGANISED = "client_organised"
 
 
 def reminder_key(tracked: Tracked) -> str:
@@ -58,7 +63,8 @@ def plan_due_reminders(ledger: Ledger, offsets: list[timedelta], now: datetime) 
             ActionSubject.of_appointment(appointment), ActionKind.EMAIL, POLICY,
             f"reminder {format_duration(offset)} before the start",
             key=reminder_key(tracked), action_id=action_id, now=now, due=appointment.start - offset,
-            template="reminder", context={"offset_hours": int(offset.total_seconds() // 3600)},
+            template="reminder", context={"offset_hours": int(offset.total_seconds() // 3600),
+                                          **({CLIENT_ORGANISED: True} if appointment.client_organised else {})},
         )
         due.append(action)
     return Store(ledger).apply(Plan(actions=tuple(due)), now=now)

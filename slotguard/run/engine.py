@@ -254,6 +254,8 @@ class Engine:
                 if not self.ledger.add_happening(happening):
                     continue
                 report.happenings[happening.kind.value] += 1
+                if booking.client_organised:
+                    continue  # the client's own event: reminders only (slotguard/planning/reminders.py), no fee, no other mail
                 planned = self.planner.plan(happening, booking, now)
                 for more in self.features.hook.slotguard_after_happening(  # a slot offer to the waitlist
                         happening=happening, appointment=booking, ledger=self.ledger, settings=self.settings, now=now):

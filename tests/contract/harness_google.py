@@ -19,7 +19,7 @@ from integration.google_calendar import PROPERTY_PREFIX, open_calendars, strip_s
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack
 from tests.contract.harness import Booking, StoredEvent
-from tests.contract.wire import WireTap, forward_to
+from tests.contract.wire import WireTap
 from tests.support.fake_google_calendar import FakeGoogleCalendar
 
 CALENDAR = "primary"
@@ -156,5 +156,5 @@ class GoogleHarness:
 
 def open_harness(tmp_path: Path) -> GoogleHarness:
     fake = FakeGoogleCalendar(require_auth=True).start()
-    tap = WireTap(forward_to(fake.base_url)).start()
+    tap = WireTap.forwarding(fake.base_url)
     return GoogleHarness(fake, tap)

@@ -12,13 +12,39 @@ from datetime import timedelta
 
 import pytest
 
+from tests.contract.harness import Booking, SourceHarness
 from tests.contract.practice import FEE, HALF, Practice
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def problems_about_the_calendar(report) -> list[str]:
-    return [problem for problem in report.problems if problem.startswith("calendar ")]
+    """The tick's problems about the calendar, each one a fault the source knows (a network
+    error, a server error, an answer cut off), not the engine's catch-all for an unexpected
+    exception ("could not be read (...)", slotguard/store/containment.py)."""
+    found = [problem for problem in report.problems if problem.startswith("calendar ")]
+    assert not [problem for problem in found if "could not be read (" in problem], found
+    return found
+
+
+# --- the harness and the idle tick ------------------------------------------------------------
+
+
+def test_the_harness_gives_the_whole_protocol(harness):
+    wanted = {name for name in vars(SourceHarness) if not name.startswith("_")} | set(SourceHarness.__annotations__)
+    assert sorted(name for name in wanted if not hasattr(harness, name)) == []
+    assert harness.calendar_table()["source"] == harness.name
+
+
+def test_an_idle_tick_costs_one_request(practice: Practice):
+    harness, now = practice.harness, practice.now
+    for n in range(3):
+        practice.book(f"client{n}@example.com", now + timedelta(days=1, hours=n))
+    practice.tick()
+    harness.reset_requests()
+    for minutes in (2, 4, 6):
+        assert practice.tick(now + timedelta(minutes=minutes)).problems == []
+    assert harness.request_count() == 3, "one request per idle tick"
 
 
 # --- marks ------------------------------------------------------------------------------------
@@ -86,8 +112,6 @@ def test_the_practitioner_cancelling_or_deleting_costs_nothing_and_a_client_decl
 
 
 def test_a_series_arrives_as_instances_with_its_moved_and_cancelled_ones(practice: Practice):
-    from tests.contract.harness import Booking
-
     harness, now = practice.harness, practice.now
     first = now + timedelta(hours=1)
     moved_to = first + timedelta(weeks=1, hours=2)

@@ -4,7 +4,9 @@ what the contract harnesses put between a calendar adapter and its server or wir
 `WireTap(answer)` serves every request with `answer(method, path_and_query, headers, body)
 -> (status, headers, body)`; `forward_to(base_url)` makes an `answer` that passes requests on
 to another loopback server (a wire fake, Radicale), so the adapter talks to the tap and the
-tap to the server. Every request is recorded with its size both ways (`requests`), so a
+tap to the server. `WireTap.forwarding(base_url)` is that, started, with the server's own
+address in its answers (next-page and delta links, Location headers) rewritten to the tap's,
+so that following them is counted too. Every request is recorded with its size both ways (`requests`), so a
 harness counts requests and bytes the same way for every source.
 
 Faults, until `heal()`: `fail("server_error")` answers 503; `fail("timeout")` holds the
@@ -43,9 +45,14 @@ class Seen:
     bytes_out: int = 0
 
 
-def forward_to(base_url: str, timeout: float = 30.0) -> Answer:
-    """An `answer` passing each request on to the server at `base_url` (http, loopback)."""
+def forward_to(base_url: str, timeout: float = 30.0, public_url: Callable[[], str] | None = None) -> Answer:
+    """An `answer` passing each request on to the server at `base_url` (http, loopback).
+    With `public_url` (the tap's own base URL), every `base_url` in an answer's headers and
+    body is written as that URL instead, so that links the server hands out (a next page, a
+    delta link, a Location) lead back through the tap and are counted too: see
+    `WireTap.forwarding`."""
     parts = urlsplit(base_url)
+    upstream = base_url.rstrip("/")
 
     def answer(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
@@ -55,6 +62,10 @@ def forward_to(base_url: str, timeout: float = 30.0) -> Answer:
             response = connection.getresponse()
             payload = response.read()
             kept = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"date", "server"}}
+            if public_url is not None:
+                public = public_url().rstrip("/")
+                payload = payload.replace(upstream.encode(), public.encode())
+                kept = {k: v.replace(upstream, public) for k, v in kept.items()}
             return response.status, kept, payload
         finally:
             connection.close()
@@ -77,6 +88,14 @@ class WireTap:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+
+    @classmethod
+    def forwarding(cls, base_url: str, *, stall: float = 3.0, error_body: bytes | None = None) -> WireTap:
+        """A started tap in front of the server at `base_url`, rewriting the server's own
+        address in its answers to the tap's (`forward_to` with `public_url`)."""
+        tap = cls(lambda method, path, headers, body: (502, {}, b""), stall=stall, error_body=error_body)
+        tap.answer = forward_to(base_url, public_url=lambda: tap.base_url)
+        return tap.start()
 
     # --- lifecycle ------------------------------------------------------------------------
 
