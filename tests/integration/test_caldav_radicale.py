@@ -348,3 +348,29 @@ def test_a_server_without_sync_collection_is_compared_by_etag(radicale, proxy, t
 def test_the_client_refuses_plain_http_to_another_host():
     with pytest.raises(AdapterError):
         DavClient("http://caldav.example.com/", "lena", "x")
+
+
+def test_a_restart_remembers_what_each_object_held_so_a_deletion_is_still_seen(radicale, tmp_path):  # noqa: F811
+    path, name = new_calendar(radicale)
+    radicale.put(path, "a1", event("a1", stamp(at(1)), stamp(at(1, 1)), description="email: ana@example.com"))
+    radicale.put(path, "wk", event("wk", stamp(at(2)), stamp(at(2, 1)), description="email: bo@example.com", extra="RRULE:FREQ=WEEKLY;COUNT=2"))
+    settings = caldav_settings(tmp_path, radicale.url, name)
+    source, _, _ = opened(settings)
+    _, token, _ = sync(source, None)
+    assert oct(source.account.path.stat().st_mode & 0o777) == "0o600", "the state file is the practitioner's alone"
+    radicale.delete(path, "a1")
+    radicale.delete(path, "wk")
+    source, _, _ = opened(settings)  # a restart, or a deployment's worker building the engine again
+    events, _, _ = sync(source, token)
+    assert sorted(e["id"] for e in events if e.get("status") == "cancelled") == sorted(["a1", f"wk_{stamp(at(2))}", f"wk_{stamp(at(9))}"])
+
+
+def test_a_series_past_the_caps_is_reported_and_the_others_are_read(radicale, tmp_path):  # noqa: F811
+    path, name = new_calendar(radicale)
+    radicale.put(path, "ok", event("ok", stamp(at(1)), stamp(at(1, 1)), description="email: ana@example.com"))
+    radicale.put(path, "bomb", event("bomb", stamp(at(1)), stamp(at(1, 1)), "Flood", extra="RRULE:FREQ=MINUTELY"))
+    source, _, _ = opened(caldav_settings(tmp_path, radicale.url, name, max_instances_per_series=50))
+    events, _, full = sync(source, None)
+    found = by_id(events)
+    assert "ok" in found and not full, "nothing is taken as deleted while a series is not read"
+    assert "calendar.max_instances_per_series" in found["bomb"]["_error"]
