@@ -10,12 +10,12 @@ count what went over the wire, for bench/ and the tests.
 Faults: a 5xx, 429, a timeout or a refused or reset connection raise AdapterError
 (retryable: the engine tries again next tick; a Retry-After is passed on); a 401 raises
 ReauthorizationNeeded with what to do. Redirects (a /.well-known/caldav, a moved calendar)
-are followed, keeping the credentials only on the same server or another https host of the
-same domain (iCloud answers from pNN-caldav.icloud.com). Other statuses go back to the
+are followed, keeping the credentials only on the same server or another https host under
+its parent domain (iCloud answers from pNN-caldav.icloud.com; see `credential_scope`). Other statuses go back to the
 caller, which knows what a 403, 404 or 412 means for its request.
 
 Answers are untrusted text from a server: a multistatus is parsed with the standard
-library's XML parser (no DTDs, no external entities) and capped at MAX_BODY bytes.
+library's XML parser, refusing a document type declaration (so no entities are expanded) and capped at MAX_BODY bytes.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def _status_code(text: str | None) -> int:
 def parse_multistatus(body: bytes, base: str) -> tuple[list[Item], str]:
     """(responses, top-level DAV:sync-token or "") of a 207 body. Raises AdapterError for
     a body that is not a multistatus."""
+    if b"<!DOCTYPE" in body[:4096].upper():  # a DTD comes before the root element; WebDAV never needs one
+        raise AdapterError("the CalDAV server sent XML with a document type declaration, which Slotguard does not read; will try again")
     try:
         root = ET.fromstring(body)
     except ET.ParseError as error:
@@ -109,10 +111,16 @@ def parse_multistatus(body: bytes, base: str) -> tuple[list[Item], str]:
     return items, (root.findtext(dav("sync-token")) or "").strip()
 
 
-def _same_domain(first: str, second: str) -> bool:
-    """True when two host names share their last two labels (p42-caldav.icloud.com and
-    caldav.icloud.com)."""
-    return first.split(".")[-2:] == second.split(".")[-2:] and first.count(".") >= 1
+def credential_scope(host: str) -> str:
+    """The domain under which other https hosts may get the credentials: the configured
+    host's parent (caldav.icloud.com -> icloud.com, whose pNN-caldav.icloud.com serve the
+    account), "" when that parent is too short to be one organisation's (example.com -> com;
+    example.co.uk -> co.uk: a first label of 3 letters or fewer under a country code)."""
+    labels = host.lower().split(".")
+    parent = labels[1:]
+    if len(parent) < 2 or (len(parent) == 2 and len(parent[0]) <= 3 and len(parent[1]) == 2):
+        return ""
+    return ".".join(parent)
 
 
 class DavClient:
@@ -155,10 +163,11 @@ class DavClient:
 
     def _credentials_for(self, url: str) -> bool:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        if host == self.host:
+        host = (parts.hostname or "").lower()
+        if host == self.host.lower():
             return True
-        return parts.scheme == "https" and _same_domain(host, self.host)
+        scope = credential_scope(self.host)
+        return parts.scheme == "https" and bool(scope) and host.endswith("." + scope)
 
     def _connection(self, scheme: str, host: str, port: int) -> tuple[http.client.HTTPConnection, bool]:
         key = (scheme, host, port)
