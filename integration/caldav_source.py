@@ -112,8 +112,9 @@ class CalDavSource:
         else:
             page, new_state = self._compared(state, window_start, window_end)
         yield page
-        # The engine has stored the page's token (it asks for the next page only then).
-        if new_state is not state or new_state.token != self.account.state.token:
+        # The engine has stored the page's token (it asks for the next page only then). An
+        # idle tick changes nothing, and writes nothing.
+        if new_state != self.account.state:
             self.account.state = new_state
             save(self.account.path, new_state)
 

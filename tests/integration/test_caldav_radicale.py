@@ -374,3 +374,14 @@ def test_a_series_past_the_caps_is_reported_and_the_others_are_read(radicale, tm
     found = by_id(events)
     assert "ok" in found and not full, "nothing is taken as deleted while a series is not read"
     assert "calendar.max_instances_per_series" in found["bomb"]["_error"]
+
+
+def test_an_idle_tick_writes_no_state_file(radicale, tmp_path):  # noqa: F811
+    path, name = new_calendar(radicale)
+    radicale.put(path, "a1", event("a1", stamp(at(1)), stamp(at(1, 1)), description="email: ana@example.com"))
+    source, _, _ = opened(caldav_settings(tmp_path, radicale.url, name))
+    _, token, _ = sync(source, None)
+    written = source.account.path.stat().st_mtime_ns
+    source.account.path.chmod(0o400)  # a write would replace the file (and its mode)
+    assert sync(source, token)[0] == []
+    assert source.account.path.stat().st_mtime_ns == written and source.account.path.stat().st_mode & 0o777 == 0o400
