@@ -45,7 +45,7 @@ class CalDav(Strict):
     )
     calendar: str = Field(
         "",
-        description="The calendar to read: its display name as your calendar app shows it, or its address (an https URL or a path on the server). Empty: the only calendar of the account (with several, check-config and the first tick list their names).",
+        description="The calendar to read: its display name as your calendar app shows it, or its address (an https URL or a path on the server). Empty: the only calendar of the account (with several, check-config and the first tick list their names, as they do for a name the account does not have).",
         examples=["Appointments", "https://caldav.fastmail.com/dav/calendars/user/lena@fastmail.com/Default/"],
     )
     categories: CategoryMarks = Field(
