@@ -2,9 +2,10 @@
 
 Plain `http.client`, one kept-alive connection per server, because every request counts:
 an idle tick must cost one request (integration/caldav_source.py), and a client that waits
-for a 401 before it sends credentials (the `caldav` library's requests session does, with
-digest auth negotiated) doubles that. So Basic credentials go with the first request, over
-https (or http to a loopback address: tests). `requests` and `bytes_sent` / `bytes_received`
+for a 401 before it sends credentials doubles that (the `caldav` library's DAVClient does
+unless `auth_type` is pinned, and builds its requests on niquests; its REPORT and PROPFIND
+helpers add nothing the few fixed bodies here need). So Basic credentials go with the first
+request, over https (or http to a loopback address: tests). `requests` and `bytes_sent` / `bytes_received`
 count what went over the wire, for bench/ and the tests.
 
 Faults: a 5xx, 429, a timeout or a refused or reset connection raise AdapterError
