@@ -2,7 +2,9 @@
 
 Google Calendar's "secret address in iCal format" works this way: no OAuth, read-only, so
 no write-back. Every tick reads the whole feed; when its content has not changed since the
-last tick, nothing is re-read (the content digest is the sync token). Recurring events are
+last tick, nothing is re-read (the content digest is the sync token). Over http(s) the feed
+is asked for with the ETag and Last-Modified its server gave last time, so a server that
+knows them answers an unchanged feed with 304 Not Modified and no body. Recurring events are
 expanded into instances within the sync window, with ids like Google's (UID_YYYYMMDDTHHMMSSZ),
 within the limits calendar.max_instances_per_series and calendar.max_events
 (integration/ics_expand.py): a series past them is reported as a problem and not read.
@@ -152,14 +154,29 @@ class IcsSource:
         self.settings = settings
         self.url = url or settings.calendar.url
         self.calendar_id = self.url
+        # The digest of the last feed read over http(s) and the validators its server gave
+        # (ETag, Last-Modified): asked again with them, the server may answer 304 Not Modified.
+        self._validators: tuple[str, dict[str, str]] = ("", {})
 
-    def _read(self) -> bytes:
+    def _read(self, unchanged_since: str | None) -> tuple[bytes | None, dict[str, str]]:
+        """The feed's bytes and the validators to ask with next time; (None, {}) when the
+        server says it has not changed since the read whose digest is `unchanged_since`."""
+        validators: dict[str, str] = {}
         if self.url.startswith(("https://", "http://")):
+            digest, known = self._validators
+            headers = known if unchanged_since and digest == unchanged_since else {}
             try:
-                with urllib.request.urlopen(self.url, timeout=FETCH_TIMEOUT) as response:
+                with urllib.request.urlopen(urllib.request.Request(self.url, headers=headers), timeout=FETCH_TIMEOUT) as response:
                     data = response.read(MAX_FEED_BYTES + 1)
                     if response.length and len(data) <= MAX_FEED_BYTES:  # bytes announced and never sent: the answer broke off
                         raise http.client.IncompleteRead(data, response.length)
+                    for asked, given in (("If-None-Match", "ETag"), ("If-Modified-Since", "Last-Modified")):
+                        if response.headers.get(given):
+                            validators[asked] = response.headers[given]
+            except urllib.error.HTTPError as error:
+                if error.code == 304 and headers:
+                    return None, {}
+                raise AdapterError(f"cannot fetch the calendar feed: HTTP {error.code} {one_line(str(error.reason), 100)}") from None
             except (urllib.error.URLError, TimeoutError, OSError) as error:
                 raise AdapterError(f"cannot fetch the calendar feed: {getattr(error, 'reason', error)}") from None
             except http.client.HTTPException as error:  # the answer cut off (IncompleteRead) or garbled
@@ -171,11 +188,15 @@ class IcsSource:
                 raise AdapterError(f"cannot read the calendar file {self.url}: {error.strerror}; check calendar.url") from None
         if len(data) > MAX_FEED_BYTES:
             raise AdapterError(f"the calendar feed {self.calendar_id} is larger than {MAX_FEED_BYTES} bytes")
-        return data
+        return data, validators
 
     def pages(self, sync_token: str | None, now: datetime) -> Iterator[SyncPage]:
-        data = self._read()
+        data, validators = self._read(sync_token)
+        if data is None:  # 304: the feed is the one read last, whose digest the engine holds
+            yield SyncPage(events=[], full=False, last=True, next_sync_token=sync_token)
+            return
         digest = hashlib.sha256(data).hexdigest()[:32]
+        self._validators = (digest, validators)
         window_start = now - self.settings.calendar.window_past
         window_end = now + self.settings.calendar.window_future
         if sync_token == digest:

@@ -4,10 +4,12 @@ the feed file on every change, as a calendar app exporting it would; a wire tap
 (integration/ics_source.py), so that faults and request counts work as for the other sources.
 Marks are tags in the SUMMARY (Apple's and Outlook's feeds carry no colours); a cancelled
 instance of a series is an EXDATE, a moved one a RECURRENCE-ID override. Read-only: nothing
-is written back."""
+is written back. The tap answers like a web server: with an ETag, and 304 Not Modified to a
+request carrying the ETag of the unchanged feed."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -89,7 +91,13 @@ class IcsHarness:
         self._write()
 
     def _answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        return 200, {"Content-Type": "text/calendar; charset=utf-8"}, self.path.read_bytes()
+        """The feed as a web server gives a file: with an ETag, and 304 Not Modified (no body)
+        when asked with the ETag it still has."""
+        feed = self.path.read_bytes()
+        etag = '"' + hashlib.sha256(feed).hexdigest()[:16] + '"'
+        if {k.lower(): v for k, v in headers.items()}.get("if-none-match") == etag:
+            return 304, {"ETag": etag}, b""
+        return 200, {"Content-Type": "text/calendar; charset=utf-8", "ETag": etag}, feed
 
     def _write(self) -> None:
         singles = [event for event in self.events.values() if event.uid not in self.series]

@@ -36,15 +36,18 @@ def test_the_harness_gives_the_whole_protocol(harness):
     assert harness.calendar_table()["source"] == harness.name
 
 
-def test_an_idle_tick_costs_one_request(practice: Practice):
+def test_an_idle_tick_costs_one_small_request(practice: Practice):
     harness, now = practice.harness, practice.now
-    for n in range(3):
+    for n in range(20):
         practice.book(f"client{n}@example.com", now + timedelta(days=1, hours=n))
+    harness.reset_requests()
     practice.tick()
+    first_sync = harness.bytes_moved()
     harness.reset_requests()
     for minutes in (2, 4, 6):
         assert practice.tick(now + timedelta(minutes=minutes)).problems == []
     assert harness.request_count() == 3, "one request per idle tick"
+    assert harness.bytes_moved() / 3 < first_sync / 5, "an idle tick does not fetch the calendar again"
 
 
 # --- marks ------------------------------------------------------------------------------------
