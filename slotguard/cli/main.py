@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from slotguard.cli.calendar_check import check_calendar
 from slotguard.cli.collections import status_section
 from slotguard.cli.common import load_settings, refuse_pretend_clock, select_config
 from slotguard.cli.common import local_time as _local
@@ -87,6 +88,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(problems, args.config)
     payments = check_payments(settings)  # tries the Stripe key for real; "" for record-only
+    payments += check_calendar(settings)  # finds the CalDAV calendar for real; "" for other sources
     for warning in warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: configuration is valid; templates render{payments}.")

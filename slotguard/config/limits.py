@@ -53,7 +53,7 @@ def within_max_amount(minor: int, text: Any) -> None:
 
 def file_problems(settings: Any) -> list[str]:
     """Files and folders the settings name that are not there (for `check-config`): the .ics
-    calendar file. A missing feed is only a problem of each tick for `run` (a synced file may
+    calendar file, and the CalDAV password's reference. A missing feed is only a problem of each tick for `run` (a synced file may
     come back); `check-config` says so at once."""
     problems = []
     calendar = settings.calendar
@@ -64,6 +64,12 @@ def file_problems(settings: Any) -> list[str]:
             problems.append(f"calendar.url: {shown} is a folder; give the .ics file in it, or the calendar's secret iCal address")
         elif not path.is_file():
             problems.append(f"calendar.url: no file {shown}; give the path of the .ics file, or the calendar's secret iCal address (https://...)")
+    caldav = getattr(calendar, "caldav", None)
+    if calendar.source == "caldav" and caldav is not None:
+        try:
+            caldav.password.resolve()  # the reference can be read (the password is never shown)
+        except Exception as error:  # noqa: BLE001 - ConfigError (slotguard/config/types.py imports this module)
+            problems += [f"calendar.caldav.password: {problem}" for problem in getattr(error, "problems", [str(error)])]
     return problems
 
 

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from slotguard.config.caldav import CalDav
 from slotguard.config.limits import at_most
 from slotguard.config.microsoft import Microsoft
 from slotguard.config.reports import MonthlyReportMail
@@ -124,7 +125,7 @@ WriteNote = Annotated[Literal["never", "no_attendees", "always"], BeforeValidato
 
 
 class Calendar(Strict):
-    source: Literal["ics", "google", "microsoft", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only), "google" (OAuth, read and write) or "microsoft" (Microsoft 365 / Outlook through Graph, read and write; see calendar.microsoft).')
+    source: Literal["ics", "google", "microsoft", "caldav", "memory"] = Field("ics", description='"ics" (a file or secret iCal URL, read-only), "google" (OAuth, read and write), "microsoft" (Microsoft 365 / Outlook through Graph, read and write; see calendar.microsoft) or "caldav" (iCloud, Fastmail, Nextcloud and other CalDAV servers, read and write: [calendar.caldav]).')
     url: str = Field("", description="ics: path or https URL of the calendar feed.", examples=["config/sample-week.ics"])
     calendar_ids: list[str] = Field(default_factory=lambda: ["primary"], description="google: calendars to watch.", examples=[["primary", "clinic@group.calendar.google.com"]])
     poll_interval: Annotated[PositiveDuration, AfterValidator(at_most(DAY, "a calendar read less than daily misses the day's marks"))] = Field(
@@ -166,7 +167,7 @@ class Calendar(Strict):
         description='An event a client organised (they invited you; no one else but rooms or excluded addresses): "ignore" leaves it out, "remind" sends that client the reminders (reminders.offsets) once you have accepted the invitation (not tentative), and only when the organizer is already your client (an appointment you organised names them): anyone can put an invitation into your calendar. Reminders greet them by the name your own events give them (never the invitation\'s display name) and name no service and no place. Either way it never carries a fee: its title, description, colour and lines are the client\'s, so no mark or `price:` line on it is read, and no other email is sent for it.',
         examples=["remind"],
     )
-    write_back: bool = Field(True, description="google: write status notes onto events (needs the calendar.events.owned scope).")
+    write_back: bool = Field(True, description="google, caldav: write status notes onto events (google needs the calendar.events.owned scope; docs/caldav.md says what CalDAV writes).")
     write_note: WriteNote = Field(
         "no_attendees",
         description='google: where the one-line status note goes in the event description (Google shows the description to everyone invited): "no_attendees" only on events no one but you is invited to, "always" also on events your clients are invited to (they read it), "never" (false means "never"). The private status keys are written either way.',
@@ -177,6 +178,7 @@ class Calendar(Strict):
     api_endpoint: str = Field("", description="google: override the API endpoint (tests, proxies).", examples=["http://127.0.0.1:8080/calendar/v3/"])
     marks: Marks = Field(default_factory=Marks, description="How the practitioner marks no-shows, late cancellations and waivers.")
     microsoft: Microsoft | None = Field(None, description='microsoft: the app registration, calendar and categories (slotguard/config/microsoft.py; docs/microsoft.md).')
+    caldav: CalDav | None = Field(None, description="caldav: the server, account and calendar ([calendar.caldav]).")
 
     @field_validator("practitioner_addresses")
     @classmethod
@@ -191,6 +193,8 @@ class Calendar(Strict):
             raise ValueError('calendar.source = "microsoft" needs a [calendar.microsoft] table with client_id (docs/microsoft.md)')
         if self.source == "microsoft" and self.microsoft is not None and self.microsoft.category_problems(self.marks):
             raise ValueError("; ".join(self.microsoft.category_problems(self.marks)))
+        if self.source == "caldav" and self.caldav is None:
+            raise ValueError('calendar.source = "caldav" needs a [calendar.caldav] table with url, username and password')
         return self
 
 

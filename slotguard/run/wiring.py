@@ -40,7 +40,11 @@ def open_calendars(settings: Settings, gates: Gates | None = None) -> list[tuple
         from integration.microsoft_graph import open_calendars as open_microsoft
 
         return list(open_microsoft(settings))
-    raise ConfigError([f'calendar.source: "{settings.calendar.source}" cannot be used by the daemon; use "ics", "google" or "microsoft"'])
+    if settings.calendar.source == "caldav":
+        from integration.caldav_source import open_calendar as open_caldav
+
+        return [open_caldav(settings)]
+    raise ConfigError([f'calendar.source: "{settings.calendar.source}" cannot be used by the daemon; use "ics", "google", "microsoft" or "caldav"'])
 
 
 def open_provider(settings: Settings, gates: Gates | None = None) -> PaymentProvider:
