@@ -16,7 +16,10 @@ How the object is written (read, edit the text, PUT with If-Match):
   properties included, with the next real update. So the status line goes into DESCRIPTION
   only of events without any ATTENDEE (never on a series' shared description either), as
   calendar.write_note allows ("always" counts as "no_attendees" here); and on an event
-  with attendees only the fee's id and state are kept (no amount, no note text).
+  with attendees only the fee's id and state are kept (no amount, no note text). When
+  attendees were added after a line was written, the next write takes that line (exactly
+  the text X-SLOTGUARD-NOTE recorded; the practitioner's text stays) out of DESCRIPTION and
+  drops -AMOUNT, -CURRENCY and -NOTE in the same PUT.
 - `If-Match` carries the ETag read: a 412 means the practitioner (or a client) changed the
   event meanwhile; it is read again and the edit redone on the new text, three times at
   most, then AdapterError (retryable): a concurrent edit is never overwritten.
@@ -135,6 +138,47 @@ def _with_note(description: str, note: str, written: str) -> str:
     return f"{description}\n{line}" if description and not description.endswith("\n") else description + line
 
 
+def _written_note(value: str) -> str:
+    """`value` of X-SLOTGUARD-NOTE if Slotguard could have written it (one line starting
+    "Slotguard:", not too long), else "", so no other text is ever taken for our line."""
+    if len(value) > NOTE_PROPERTY_LIMIT or "\n" in value or "\r" in value or not value.startswith(NOTE_PREFIX):
+        return ""
+    return value
+
+
+def _without_note(description: str, written: str) -> str | None:
+    """`description` without `written` (the line Slotguard wrote last): a line that is just
+    it goes with its line break, else the text alone is taken out and the rest of that
+    line (the practitioner's) kept; None when it is not there verbatim (nothing changes)."""
+    if not written or written not in description:
+        return None
+    lines = description.split("\n")
+    for index, line in enumerate(lines):
+        at = line.find(written)
+        if at >= 0:
+            rest = line[:at] + line[at + len(written):]
+            if rest in ("", "\r"):
+                del lines[index]
+            else:
+                lines[index] = rest
+            return "\n".join(lines)
+    return None
+
+
+def _direct_line(lines: list[str], first: int, last: int, name: str) -> int:
+    """Index of the block's own `name` line (not one of a VALARM inside it); -1 if none."""
+    depth = 0
+    for index in range(first + 1, last):
+        upper = _unfolded(lines[index]).upper()
+        if upper.startswith("BEGIN:"):
+            depth += 1
+        elif upper.startswith("END:"):
+            depth -= 1
+        elif depth == 0 and _name(lines[index]) == name:
+            return index
+    return -1
+
+
 def edited(text: str, event_id: str, state: dict[str, str], note: str, write_note: str, zone: str) -> str | None:
     """The object's text with `state` (and, where allowed, `note`) written for `event_id`;
     None when the object holds no such event. Returns `text` itself when nothing changes."""
@@ -167,10 +211,14 @@ def edited(text: str, event_id: str, state: dict[str, str], note: str, write_not
         raise AdapterError("the calendar object's VEVENTs cannot be told apart in its text; it is left as it is", retryable=False)
     first, last = blocks[target]
     own = _own_lines(lines, first, last, instance)
-    written = next((value for key, value in own.values() if key == NOTE_PROPERTY), "")
+    written = _written_note(next((value for key, value in own.values() if key == NOTE_PROPERTY), ""))
+    description = str(component.get("DESCRIPTION") or "")
     description_line = None
-    if write_note != "never" and not shared and not instance and note.strip():
-        description = str(component.get("DESCRIPTION") or "")
+    if shared:
+        # Attendees added since the line was written: it leaves the description ("" drops
+        # an emptied DESCRIPTION) and no note is kept, in this same PUT.
+        description_line = _without_note(description, written)
+    elif write_note != "never" and not instance and note.strip():
         updated = _with_note(description, note, written)
         line = note_line(note)
         if len(line) <= NOTE_PROPERTY_LIMIT:
@@ -183,17 +231,19 @@ def edited(text: str, event_id: str, state: dict[str, str], note: str, write_not
         return text
     params = {INSTANCE: instance} if instance else None
     new_lines = [_fold(_content_line(property_name(key), value, params), newline) for key, value in sorted(wanted.items())]
+    at = _direct_line(lines, first, last, "DESCRIPTION")
     result: list[str] = []
     for index, line in enumerate(lines):
         if index in own:
             continue
-        if description_line is not None and first < index < last and _name(line) == "DESCRIPTION":
-            name, old_params, _ = Contentline(_unfolded(line)).parts()
-            result.append(_fold(_content_line(name, description_line, dict(old_params)), newline))
+        if description_line is not None and index == at:
+            if description_line:
+                name, old_params, _ = Contentline(_unfolded(line)).parts()
+                result.append(_fold(_content_line(name, description_line, dict(old_params)), newline))
             description_line = None
             continue
         if index == last:
-            if description_line is not None:
+            if description_line:
                 result.append(_fold(_content_line("DESCRIPTION", description_line), newline))
             result += new_lines
         result.append(line)

@@ -218,6 +218,40 @@ def test_write_back_changes_nothing_but_slotguards_own_properties(radicale, tmp_
     assert "charged Tue" not in text and "X-SLOTGUARD-STATE:done" in text
 
 
+def test_once_the_client_is_invited_the_next_write_back_takes_out_the_line_and_all_but_fee_and_state(radicale, tmp_path):  # noqa: F811
+    path, name = new_calendar(radicale)
+    own_text = "Room 2\\, bring shorts\\; gate code 1234\\nemail: ana@example.com"
+    radicale.put(path, "late", event("late", stamp(at(1)), stamp(at(1, 1)), "Massage", description=own_text, extra="LOCATION:Storgata 1"))
+    original, _ = radicale.get(path, "late")
+    settings = caldav_settings(tmp_path, radicale.url, name)
+    source, writer, _ = opened(settings)
+    (found,), token, _ = sync(source, None)
+    appointment = normalize(found, source.calendar_id, settings, NOW).appointment
+    writer.write_status(appointment, STATE, NOTE)
+    written, etag = radicale.get(path, "late")
+    assert "Slotguard:" in written and "X-SLOTGUARD-AMOUNT:90000" in written
+    # The practitioner invites the client (their app adds ORGANIZER and ATTENDEE, bumps SEQUENCE).
+    invited = written.replace("LOCATION:Storgata 1\r\n", "LOCATION:Storgata 1\r\nSEQUENCE:1\r\nORGANIZER:mailto:lena@example.com\r\n"
+                              "ATTENDEE;PARTSTAT=NEEDS-ACTION;CN=Ana:mailto:ana@example.com\r\n", 1)
+    assert invited != written
+    radicale.put(path, "late", invited, etag)
+    before, _ = radicale.get(path, "late")
+    sync(source, token)
+    writer.write_status(appointment, {**STATE, "slotguard_state": "charged"}, "Slotguard: no-show fee 900.00 NOK charged")
+    after, _ = radicale.get(path, "late")
+    assert "Slotguard:" not in after, "no status line, no note property"
+    assert "X-SLOTGUARD-NOTE" not in after and "X-SLOTGUARD-AMOUNT" not in after and "X-SLOTGUARD-CURRENCY" not in after
+    assert "X-SLOTGUARD-FEE:act_fee1\r\n" in after and "X-SLOTGUARD-STATE:charged\r\n" in after
+    description_line = next(line for line in after.replace("\r\n ", "").split("\r\n") if line.startswith("DESCRIPTION"))
+    assert description_line == f"DESCRIPTION:{own_text}", "the practitioner's text, byte for byte"
+    assert description_line in original
+    # The PUT changed nothing else: the event as invited, with the description it had before Slotguard wrote.
+    expected = [[(key, value) for key, value in properties if key != "DESCRIPTION"] for properties in parsed_without_ours(before)]
+    assert [[(key, value) for key, value in properties if key != "DESCRIPTION"] for properties in parsed_without_ours(after)] == expected
+    assert dict(parsed_without_ours(after)[0])["DESCRIPTION"] == dict(parsed_without_ours(original)[0])["DESCRIPTION"]
+    assert "SCHEDULE-AGENT" not in after.upper()
+
+
 def test_write_back_on_an_instance_of_a_series_touches_the_master_for_it_alone(radicale, tmp_path):  # noqa: F811
     path, name = new_calendar(radicale)
     radicale.put(path, "wk", event("wk", stamp(at(1)), stamp(at(1, 1)), "Weekly", description="email: ana@example.com", extra="RRULE:FREQ=WEEKLY;COUNT=3"))

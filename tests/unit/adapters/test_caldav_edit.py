@@ -64,3 +64,41 @@ def test_an_instance_without_an_exception_is_written_on_the_master_for_it_alone(
 def test_write_note_never_writes_no_line():
     text = edited(SINGLE, "a1", STATE, NOTE, "never", "Europe/Oslo")
     assert "Slotguard:" not in text and "X-SLOTGUARD-FEE:act_1" in text
+
+
+def _attendee_added(text: str) -> str:
+    """`text` as the practitioner's app saves it after inviting the client."""
+    return text.replace("END:VALARM\r\n", "END:VALARM\r\nORGANIZER:mailto:lena@example.com\r\n"
+                        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:ase@example.com\r\n", 1)
+
+
+def test_once_attendees_are_added_the_line_note_and_amount_go_and_the_practitioners_text_stays():
+    invited = _attendee_added(edited(SINGLE, "a1", STATE, NOTE, "no_attendees", "Europe/Oslo") or "")
+    assert "Slotguard:" in invited and "ATTENDEE" in invited
+    text = edited(invited, "a1", STATE, NOTE, "no_attendees", "Europe/Oslo")
+    assert text is not None and "Slotguard:" not in text
+    assert "X-SLOTGUARD-NOTE" not in text and "X-SLOTGUARD-AMOUNT" not in text and "X-SLOTGUARD-CURRENCY" not in text
+    assert "X-SLOTGUARD-FEE:act_1\r\n" in text and "X-SLOTGUARD-STATE:pending_review\r\n" in text
+    assert "\r\nDESCRIPTION:email: ase@example.com\\nRoom 2\r\n" in text, "the practitioner's description, byte for byte"
+    assert [line for line in text.split("\r\n") if not line.startswith("X-SLOTGUARD-")] == \
+        [line for line in _attendee_added(SINGLE).split("\r\n") if not line.startswith("X-SLOTGUARD-")]
+    assert edited(text, "a1", STATE, NOTE, "no_attendees", "Europe/Oslo") == text, "nothing more to do"
+
+
+def test_text_typed_after_the_line_stays_and_a_description_slotguard_made_goes():
+    written = edited(SINGLE, "a1", STATE, NOTE, "no_attendees", "Europe/Oslo") or ""
+    typed = _attendee_added(written.replace("unless you add #waive\r\n", "unless you add #waive #emergency\r\n", 1))
+    assert typed != _attendee_added(written)
+    event = icalendar.Calendar.from_ical(edited(typed, "a1", STATE, NOTE, "no_attendees", "Europe/Oslo")).walk("VEVENT")[0]
+    assert str(event["DESCRIPTION"]) == "email: ase@example.com\nRoom 2\n #emergency"
+    bare = SINGLE.replace("DESCRIPTION:email: ase@example.com\\nRoom 2\r\n", "")
+    made = edited(bare, "a1", STATE, NOTE, "no_attendees", "Europe/Oslo") or ""
+    assert made.count("\r\nDESCRIPTION:") == 2  # ours, and the alarm's
+    cleaned = edited(_attendee_added(made), "a1", STATE, NOTE, "no_attendees", "Europe/Oslo") or ""
+    assert "Slotguard:" not in cleaned and cleaned.count("\r\nDESCRIPTION:") == 1 and "DESCRIPTION:Reminder\r\n" in cleaned
+
+
+def test_a_note_property_slotguard_could_not_have_written_removes_nothing():
+    forged = _attendee_added(SINGLE).replace("END:VALARM\r\n", "END:VALARM\r\nX-SLOTGUARD-NOTE:Room 2\r\n", 1)
+    text = edited(forged, "a1", STATE, NOTE, "no_attendees", "Europe/Oslo") or ""
+    assert "\r\nDESCRIPTION:email: ase@example.com\\nRoom 2\r\n" in text and "X-SLOTGUARD-NOTE" not in text
