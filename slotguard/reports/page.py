@@ -9,6 +9,7 @@ names are written by Babel for the language.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -30,6 +31,7 @@ from slotguard.reports.people import PRACTITIONER, WaiverGroup
 TEMPLATE = "monthly_report"
 CHART_WORDS = "_report_words.txt.j2"
 MAX_WAIVER_GROUPS = 8
+EMAIL_COLOURS = 24  # a chart's palette in the email: its few colours plus the grey steps of smoothed edges and text
 _LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 
@@ -202,5 +204,20 @@ def email_parts(renderer: Renderer, report: MonthlyReport, locale: str, message_
         cid = f"{name}.{message_key}@slotguard"
         width, height = chart.png_size()
         drawn.append({"name": name, "title": chart.title, "alt": chart.alt, "svg": "", "cid": cid, "width": width, "height": height})
-        parts.append(Attachment(filename=f"{name}.png", maintype="image", subtype="png", data=chart.png(), content_id=cid))
+        parts.append(Attachment(filename=f"{name}.png", maintype="image", subtype="png", data=light_png(chart.png()),
+                                content_id=cid))
     return details(report, say, drawn), parts
+
+
+def light_png(data: bytes, colours: int = EMAIL_COLOURS) -> bytes:
+    """The chart's PNG with a palette of `colours` (no dithering), saved optimized: about a
+    quarter of the bytes of the full-colour image, same size in pixels, so that the monthly
+    email with its four charts stays light (bench/bench_report.py prints its size). A chart
+    has a handful of flat colours, so the palette loses nothing one can see."""
+    from PIL import Image  # Pillow comes with matplotlib; imported only by the process that mails
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    light = image.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    light.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -6,10 +6,13 @@ in-memory mailer, a ledger file (PostgreSQL under SLOTGUARD_TEST_BACKEND=postgre
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
+
+from PIL import Image
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
@@ -112,6 +115,8 @@ def test_the_email_shows_its_charts_inline_by_content_id_with_alt_text(tmp_path)
     for part in images.values():
         assert part.get_content_type() == "image/png" and part.get_content().startswith(b"\x89PNG\r\n\x1a\n")
         assert part.get_content_disposition() == "inline"
+        image = Image.open(io.BytesIO(part.get_content()))
+        assert image.mode == "P" and image.size[0] == 1200, "a light palette image, still sharp at twice 600 px"
     text = message.get_body(("plain",)).get_content()
     october = "2026-10"
     assert f"{truth.booked[october]} sessions booked" in text
