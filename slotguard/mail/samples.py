@@ -81,6 +81,7 @@ def sample_monthly_report_details(settings: Settings) -> dict[str, Any]:
         "charged": price.percent(450).as_json(), "collected": price.percent(300).as_json(), "written_off": zero,
         "open": price.percent(150).as_json(), "kept": price.percent(50).as_json(), "came_back": price.percent(350).as_json(),
         "rebooked": "3", "hours": "7", "reminders": "160", "cancellations": "11", "early_share": "45%",
+        "cancelled_in_time": "4", "notes_left_out": True,
         "waivers": [{"who": "practitioner", "why": "", "count": 1, "amount": price.as_json()},
                     {"who": "policy_notice", "why": "", "count": 1, "amount": price.percent(50).as_json()}],
         "more_waivers": 2,

@@ -6,7 +6,10 @@ Each figure's meaning (the report says it in one line under each; docs/commands.
 - `booked`: appointments starting in the month, not cancelled by the practitioner (nor frozen
   as someone else's event); the base of the two rates.
 - `no_shows`, `late_cancels`: of those, ended as a no-show, or cancelled by the client
-  (the late-cancel mark or a declined invitation); the rates are these over `booked`.
+  (the late-cancel mark or a declined invitation) with less notice than the late window: the
+  widest tier of the late_cancel policy, or 24 hours (its default) when it is not enabled
+  (`late_window`, slotguard/reports/monthly.py); the rates are these over `booked`.
+  `cancelled_in_time`: the client's cancellations with more notice, which are no incident.
 - fees (integer minor units of practice.currency; a fee counts in the month of its
   appointment): `proposed` what the fee policies asked for the month's incidents;
   `waived` what was let go of it (by a policy or by the practitioner, see
@@ -68,6 +71,7 @@ class MonthFigures:
     reminders: int = 0
     cancellations: int = 0
     cancelled_early: int = 0
+    cancelled_in_time: int = 0
     paid_slots: set[tuple[str, str]] = field(default_factory=set, repr=False)
 
     @property
@@ -95,14 +99,21 @@ def _windowed(ledger: Ledger, months: list[Month], column: str, select: str, tab
     return ledger.db.execute(sql, [*case_params, months[0].start, months[-1].end, *params]).fetchall()
 
 
-def count_months(ledger: Ledger, months: list[Month], currency: str, freed_within: timedelta) -> list[MonthFigures]:
+def is_late(start_utc: str, cancelled_at: str | None, late_window: timedelta) -> bool:
+    """A client's cancellation (its `cancelled_by_client` happening's time) with less notice
+    than `late_window`; one of unknown time counts as late (it carried the late mark)."""
+    return not cancelled_at or from_utc_text(start_utc) - from_utc_text(cancelled_at) < late_window
+
+
+def count_months(ledger: Ledger, months: list[Month], currency: str, freed_within: timedelta,
+                 late_window: timedelta = timedelta(hours=24)) -> list[MonthFigures]:
     """The figures of each of `months` (consecutive, oldest first)."""
     figures = [MonthFigures(month) for month in months]
     _appointments(ledger, months, figures)
     _fees(ledger, months, figures, currency)
     _rebooked(ledger, months, figures)
     _reminders(ledger, months, figures)
-    _cancellations(ledger, months, figures, freed_within)
+    _cancellations(ledger, months, figures, freed_within, late_window)
     _protected(ledger, figures)
     return figures
 
@@ -110,8 +121,8 @@ def count_months(ledger: Ledger, months: list[Month], currency: str, freed_withi
 def _appointments(ledger: Ledger, months: list[Month], figures: list[MonthFigures]) -> None:
     case, params = month_case("start_utc", months)
     rows = ledger.db.execute(
-        f"SELECT m, COUNT(*) AS booked, SUM(CASE WHEN outcome = 'no_show' THEN 1 ELSE 0 END) AS no_shows, "
-        f"SUM(CASE WHEN cancellation = 'client' THEN 1 ELSE 0 END) AS late FROM (SELECT {case} AS m, outcome, cancellation "
+        f"SELECT m, COUNT(*) AS booked, SUM(CASE WHEN outcome = 'no_show' THEN 1 ELSE 0 END) AS no_shows "
+        f"FROM (SELECT {case} AS m, outcome "
         "FROM appointments WHERE start_utc >= ? AND start_utc < ? AND cancellation != 'practitioner' AND outcome != 'foreign') t "
         "GROUP BY m",
         [*params, months[0].start, months[-1].end],
@@ -119,7 +130,7 @@ def _appointments(ledger: Ledger, months: list[Month], figures: list[MonthFigure
     for row in rows:
         if row["m"] is not None:
             month = figures[row["m"]]
-            month.booked, month.no_shows, month.late_cancels = int(row["booked"]), int(row["no_shows"]), int(row["late"])
+            month.booked, month.no_shows = int(row["booked"]), int(row["no_shows"])
 
 
 def _fees(ledger: Ledger, months: list[Month], figures: list[MonthFigures], currency: str) -> None:
@@ -202,12 +213,15 @@ def _reminders(ledger: Ledger, months: list[Month], figures: list[MonthFigures])
             figures[row["m"]].reminders = int(row["n"])
 
 
-def _cancellations(ledger: Ledger, months: list[Month], figures: list[MonthFigures], freed_within: timedelta) -> None:
+def _cancellations(ledger: Ledger, months: list[Month], figures: list[MonthFigures], freed_within: timedelta,
+                   late_window: timedelta) -> None:
     # When each cancelled appointment of the window was cancelled: its cancellation happening
-    # (the last one, if it was cancelled, restored and cancelled again).
+    # (the last one, if it was cancelled, restored and cancelled again); a client's
+    # cancellation is late with less notice than `late_window`.
     case, params = month_case("a.start_utc", months)
     rows = ledger.db.execute(
-        f"SELECT {case} AS m, a.start_utc AS start_utc, MAX(h.at) AS at FROM appointments a LEFT JOIN happenings h "
+        f"SELECT {case} AS m, a.start_utc AS start_utc, MAX(h.at) AS at, MAX(a.cancellation) AS cancellation, "
+        "MAX(CASE WHEN h.kind = 'cancelled_by_client' THEN h.at END) AS client_at FROM appointments a LEFT JOIN happenings h "
         "ON h.calendar_id = a.calendar_id AND h.event_id = a.event_id AND h.start_utc = a.start_utc "
         "AND h.kind IN ('cancelled_by_client', 'cancelled_by_practitioner') "
         "WHERE a.cancellation != '' AND a.outcome != 'foreign' AND a.start_utc >= ? AND a.start_utc < ? "
@@ -219,6 +233,11 @@ def _cancellations(ledger: Ledger, months: list[Month], figures: list[MonthFigur
             continue
         month = figures[row["m"]]
         month.cancellations += 1
+        if row["cancellation"] == "client":
+            if is_late(row["start_utc"], row["client_at"], late_window):
+                month.late_cancels += 1
+            else:
+                month.cancelled_in_time += 1
         if row["at"] and from_utc_text(row["start_utc"]) - from_utc_text(row["at"]) >= freed_within:
             month.cancelled_early += 1
 

@@ -6,10 +6,10 @@ the monthly email both start here, then slotguard/reports/page.py draws and word
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from slotguard.config.schema import Settings
-from slotguard.domain.durations import to_utc_text
+from slotguard.domain.durations import parse_duration, to_utc_text
 from slotguard.reports.figures import MonthFigures, count_months
 from slotguard.reports.months import Month, months_ending
 from slotguard.reports.people import (
@@ -24,6 +24,22 @@ from slotguard.reports.people import (
 from slotguard.store.ledger import Ledger
 
 MONTHS_SHOWN = 12
+LATE_CANCEL = "late_cancel"
+DEFAULT_LATE_WINDOW = timedelta(hours=24)  # the late_cancel policy's default widest tier (plugins/late_cancel.py)
+
+
+def late_window(settings: Settings) -> timedelta:
+    """How little notice makes a client's cancellation late: the widest tier of the late_cancel
+    policy when it is enabled, else (and when its tiers cannot be read) 24 hours, its default."""
+    if LATE_CANCEL not in settings.policies.enabled:
+        return DEFAULT_LATE_WINDOW
+    windows = []
+    for tier in settings.policy_settings(LATE_CANCEL).get("tiers") or []:
+        try:
+            windows.append(parse_duration(str(tier["within"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return max(windows, default=DEFAULT_LATE_WINDOW)
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,8 @@ class MonthlyReport:
 def build_report(settings: Settings, ledger: Ledger, month: date, now: datetime) -> MonthlyReport:
     """The report of the month that `month` falls in (its twelve months ending with it)."""
     months = months_ending(month, settings.zone, MONTHS_SHOWN)
-    figures = count_months(ledger, months, settings.practice.currency, settings.mail.slot_freed_within)
+    window = late_window(settings)
+    figures = count_months(ledger, months, settings.practice.currency, settings.mail.slot_freed_within, window)
     last = months[-1]
     return MonthlyReport(
         month=last,
@@ -67,7 +84,7 @@ def build_report(settings: Settings, ledger: Ledger, month: date, now: datetime)
         currency=settings.practice.currency,
         waivers=waivers(ledger, last),
         spared=spared(ledger, last),
-        clients=clients_to_talk_to(ledger, last),
+        clients=clients_to_talk_to(ledger, last, window),
         enabled=enabled_since(ledger, list(settings.policies.enabled)),
         now=now,
     )

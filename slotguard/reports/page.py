@@ -9,6 +9,7 @@ names are written by Babel for the language.
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -25,10 +26,12 @@ from slotguard.mail.messages import Attachment, Renderer
 from slotguard.reports.charts import Chart, grouped_bars, line_chart, stacked_bars
 from slotguard.reports.figures import MonthFigures
 from slotguard.reports.monthly import MonthlyReport
+from slotguard.reports.people import PRACTITIONER, WaiverGroup
 
 TEMPLATE = "monthly_report"
 CHART_WORDS = "_report_words.txt.j2"
 MAX_WAIVER_GROUPS = 8
+EMAIL_COLOURS = 24  # a chart's palette in the email: its few colours plus the grey steps of smoothed edges and text
 _LETTER_DIGIT = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 
@@ -124,10 +127,25 @@ def _pct(rate: float | None) -> float | None:
     return None if rate is None else round(rate * 100, 1)
 
 
-def details(report: MonthlyReport, say: Wording, drawn: list[dict[str, Any]]) -> dict[str, Any]:
+def without_notes(groups: list[WaiverGroup]) -> list[WaiverGroup]:
+    """The waiver groups without the practitioner's own free-text reasons (which may say
+    anything about a client: "Bo has cancer"): the practitioner's waivers in one group, the
+    policies' groups (their own fixed reasons) as they are; largest groups first."""
+    merged: dict[tuple[str, str], WaiverGroup] = {}
+    for group in groups:
+        key = (group.who, "" if group.who == PRACTITIONER else group.why)
+        found = merged.get(key)
+        merged[key] = WaiverGroup(key[0], key[1], group.count + (found.count if found else 0), group.amount + (found.amount if found else 0))
+    return sorted(merged.values(), key=lambda group: -group.count)
+
+
+def details(report: MonthlyReport, say: Wording, drawn: list[dict[str, Any]], notes: bool = False) -> dict[str, Any]:
     """The `monthly_report` template's details: the month's figures written out, the groups
-    and lists, and `charts` (each with name, title, alt, and svg or cid)."""
+    and lists, and `charts` (each with name, title, alt, and svg or cid). The practitioner's
+    own reasons for waiving a fee are in only with `notes` (the HTML file `main.py report
+    --out` writes, which stays on the machine); never in the email."""
     this, currency = report.this, report.currency
+    groups = report.waivers if notes else without_notes(report.waivers)
 
     def money(minor: int) -> dict[str, Any]:
         return {"minor": minor, "currency": currency}
@@ -152,10 +170,12 @@ def details(report: MonthlyReport, say: Wording, drawn: list[dict[str, Any]]) ->
         "hours": say.number(round(this.protected_minutes / 60, 1)),
         "reminders": say.number(this.reminders),
         "cancellations": say.number(this.cancellations),
+        "cancelled_in_time": say.number(this.cancelled_in_time),
         "early_share": say.percent(this.early_share),
         "waivers": [{"who": group.who, "why": group.why, "count": group.count, "amount": money(group.amount)}
-                    for group in report.waivers[:MAX_WAIVER_GROUPS]],
-        "more_waivers": max(0, len(report.waivers) - MAX_WAIVER_GROUPS),
+                    for group in groups[:MAX_WAIVER_GROUPS]],
+        "more_waivers": max(0, len(groups) - MAX_WAIVER_GROUPS),
+        "notes_left_out": not notes,
         "spared": {name: {"waived": item.waived, "reduced": item.reduced, "amount": money(item.amount)}
                    for name, item in report.spared.items()},
         "clients": [{"name": client.name or client.email, "email": client.email, "incidents": client.incidents,
@@ -171,7 +191,7 @@ def html_page(renderer: Renderer, report: MonthlyReport, context: dict[str, Any]
     say = wording(renderer, locale)
     drawn = [{"name": name, "title": chart.title, "alt": chart.alt, "svg": Markup(chart.svg()), "cid": ""}
              for name, chart in charts(report, say)]
-    context["details"].update(details(report, say, drawn))
+    context["details"].update(details(report, say, drawn, notes=True))
     return renderer.render(TEMPLATE, context, locale).html
 
 
@@ -184,5 +204,20 @@ def email_parts(renderer: Renderer, report: MonthlyReport, locale: str, message_
         cid = f"{name}.{message_key}@slotguard"
         width, height = chart.png_size()
         drawn.append({"name": name, "title": chart.title, "alt": chart.alt, "svg": "", "cid": cid, "width": width, "height": height})
-        parts.append(Attachment(filename=f"{name}.png", maintype="image", subtype="png", data=chart.png(), content_id=cid))
+        parts.append(Attachment(filename=f"{name}.png", maintype="image", subtype="png", data=light_png(chart.png()),
+                                content_id=cid))
     return details(report, say, drawn), parts
+
+
+def light_png(data: bytes, colours: int = EMAIL_COLOURS) -> bytes:
+    """The chart's PNG with a palette of `colours` (no dithering), saved optimized: about a
+    quarter of the bytes of the full-colour image, same size in pixels, so that the monthly
+    email with its four charts stays light (bench/bench_report.py prints its size). A chart
+    has a handful of flat colours, so the palette loses nothing one can see."""
+    from PIL import Image  # Pillow comes with matplotlib; imported only by the process that mails
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    light = image.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    light.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from slotguard.domain.durations import from_utc_text, to_utc_text
-from slotguard.reports.figures import REPLACED
+from slotguard.reports.figures import REPLACED, is_late
 from slotguard.reports.months import Month
 from slotguard.store.ledger import Ledger
 
@@ -114,19 +114,31 @@ def spared(ledger: Ledger, month: Month) -> dict[str, Spared]:
     return {name: Spared(name, waived[name], reduced[name], amounts[name]) for name in sorted(set(waived) | set(reduced))}
 
 
-def clients_to_talk_to(ledger: Ledger, month: Month) -> list[ClientToTalkTo]:
-    """Clients with at least REPEAT_AT_LEAST no-shows or client cancellations in the
-    REPEAT_WINDOW ending with the month, one of them in the month; most incidents first."""
+def clients_to_talk_to(ledger: Ledger, month: Month, late_window: timedelta = timedelta(hours=24)) -> list[ClientToTalkTo]:
+    """Clients with at least REPEAT_AT_LEAST no-shows or late cancellations (with less notice
+    than `late_window`, slotguard/reports/figures.py `is_late`) in the REPEAT_WINDOW ending
+    with the month, one of them in the month; most incidents first. A cancellation in good
+    time is no incident: a client who declines weeks ahead is not someone to call."""
     since = to_utc_text(from_utc_text(month.end) - REPEAT_WINDOW)
     # Counted here, not by GROUP BY: SQLite would walk the client index for the grouping,
     # reading every appointment of the ledger in the index's order.
     counts: Counter[str] = Counter()
     last: dict[str, str] = {}
+    window = (min(since, month.start), month.end)
+    cancelled_at: dict[tuple[str, str, str], str] = {}
     for row in ledger.db.execute(
-        "SELECT client_email, start_utc FROM appointments WHERE start_utc >= ? AND start_utc < ? "
-        "AND (outcome = 'no_show' OR cancellation = 'client')",
-        (min(since, month.start), month.end),
+        "SELECT calendar_id, event_id, start_utc, MAX(at) AS at FROM happenings WHERE kind = 'cancelled_by_client' "
+        "AND start_utc >= ? AND start_utc < ? GROUP BY calendar_id, event_id, start_utc", window,
     ):
+        cancelled_at[(row["calendar_id"], row["event_id"], row["start_utc"])] = row["at"]
+    for row in ledger.db.execute(
+        "SELECT calendar_id, event_id, client_email, start_utc, cancellation FROM appointments WHERE start_utc >= ? "
+        "AND start_utc < ? AND (outcome = 'no_show' OR cancellation = 'client')", window,
+    ):
+        if row["cancellation"] == "client" and not is_late(
+            row["start_utc"], cancelled_at.get((row["calendar_id"], row["event_id"], row["start_utc"])), late_window,
+        ):
+            continue
         counts[row["client_email"]] += 1
         last[row["client_email"]] = max(last.get(row["client_email"], ""), row["start_utc"])
     wanted = sorted((email for email, count in counts.items() if count >= REPEAT_AT_LEAST and last[email] >= month.start),

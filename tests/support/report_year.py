@@ -34,6 +34,9 @@ from slotguard.store.ledger import Ledger
 PRICE = 90000
 CURRENCY = "NOK"
 FREED_WITHIN = timedelta(hours=48)
+# The late_cancel policy's widest tier by default: a client's cancellation with less notice is
+# late (an incident, a fee); with more it is "in good time" (no incident, no fee).
+LATE_WITHIN = timedelta(hours=24)
 # What became of a fee, and how often.
 FATES = (("grace", 15), ("untold", 5), ("loyal_waived", 5), ("loyal_reduced", 5), ("practitioner", 10),
          ("paid", 20), ("replaced", 5), ("owed", 10), ("review", 5), ("deposit", 10), ("written_off", 10))
@@ -58,6 +61,7 @@ class Truth:
     reminders: Counter = field(default_factory=Counter)
     cancellations: Counter = field(default_factory=Counter)
     cancelled_early: Counter = field(default_factory=Counter)
+    cancelled_in_time: Counter = field(default_factory=Counter)
     fates: dict = field(default_factory=lambda: defaultdict(Counter))  # month -> fate -> count
     waived_by: dict = field(default_factory=lambda: defaultdict(Counter))  # month -> who -> count
     incidents: dict = field(default_factory=lambda: defaultdict(list))  # client -> [start]
@@ -135,7 +139,11 @@ def _one(ledger: Ledger, truth: Truth, rng: random.Random, zone: ZoneInfo, day: 
         truth.cancellations[month] += 1
         if start - cancelled_at >= FREED_WITHIN:
             truth.cancelled_early[month] += 1
-    if fate in ("no_show", "late"):
+    if fate == "late" and start - cancelled_at >= LATE_WITHIN:
+        truth.cancelled_in_time[month] += 1
+        if rng.random() < 0.5:
+            _waitlist(ledger, truth, rng, zone, appointment, cancelled_at, clients, month)
+    elif fate in ("no_show", "late"):
         if fate == "no_show":
             truth.no_shows[month] += 1
             _happening(ledger, appointment, HappeningKind.NO_SHOW, appointment.end)

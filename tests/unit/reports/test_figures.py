@@ -13,12 +13,12 @@ from slotguard.reports.monthly import build_report
 from slotguard.reports.people import REPEAT_AT_LEAST, REPEAT_WINDOW, record_enabled
 from slotguard.store.ledger import Ledger
 from tests.support.builders import settings as make_settings
-from tests.support.report_year import generate
+from tests.support.report_year import _happening, generate
 
 ZONE = ZoneInfo("Europe/Oslo")
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=ZONE)
 FIGURES = ("booked", "no_shows", "late_cancels", "proposed", "waived", "charged", "collected", "written_off", "open", "kept",
-           "rebooked", "protected_minutes", "reminders", "cancellations", "cancelled_early")
+           "rebooked", "protected_minutes", "reminders", "cancellations", "cancelled_early", "cancelled_in_time")
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,34 @@ def test_an_empty_ledger_gives_zeros_and_no_rates(tmp_path):
     assert all(figures.booked == 0 and figures.no_show_rate is None for figures in report.months)
     assert report.waivers == [] and report.clients == [] and report.spared == {}
     ledger.close()
+
+
+def test_two_early_declines_are_no_incident_and_no_late_cancellation(tmp_path):
+    # A client declines two invitations three weeks ahead: cancelled in good time, not late;
+    # not someone to talk to. The same two declines an hour ahead are.
+    from slotguard.domain.model import Appointment, Client, HappeningKind
+    from slotguard.domain.money import Money
+    from slotguard.intake.tracker import Tracked
+
+    def decline(ledger, serial, start, notice):
+        appointment = Appointment(
+            calendar_id="cal", event_id=f"ev{serial}", client=Client("bo@example.com", "Bo"), start=start,
+            end=start + timedelta(hours=1), timezone=str(ZONE), status="confirmed", price=Money(90000, "NOK"),
+            service="default", title="massage", updated=start - timedelta(days=30), client_declined=True,
+        )
+        ledger.save_tracked(Tracked(appointment, "client", "", start - timedelta(days=30)))
+        _happening(ledger, appointment, HappeningKind.CANCELLED_BY_CLIENT, start - notice)
+
+    settings = make_settings(policies={"enabled": ["late_cancel"]})
+    starts = [datetime(2026, 11, 10, 10, tzinfo=ZONE), datetime(2026, 11, 24, 10, tzinfo=ZONE)]
+    for notice, late in ((timedelta(weeks=3), False), (timedelta(hours=1), True)):
+        ledger = Ledger(tmp_path / f"{late}.sqlite3")
+        for serial, start in enumerate(starts):
+            decline(ledger, serial, start, notice)
+        report = build_report(settings, ledger, date(2026, 11, 1), NOW)
+        this = report.this
+        assert (this.booked, this.cancellations) == (2, 2)
+        assert (this.late_cancels, this.cancelled_in_time) == ((2, 0) if late else (0, 2))
+        assert this.late_cancel_rate == (1.0 if late else 0.0)
+        assert [client.email for client in report.clients] == (["bo@example.com"] if late else [])
+        ledger.close()

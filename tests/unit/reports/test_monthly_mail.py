@@ -6,10 +6,13 @@ in-memory mailer, a ledger file (PostgreSQL under SLOTGUARD_TEST_BACKEND=postgre
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
+
+from PIL import Image
 
 from integration.memory import MemoryCalendar, MemoryMailer
 from integration.record_only import RecordOnlyProvider
@@ -112,6 +115,8 @@ def test_the_email_shows_its_charts_inline_by_content_id_with_alt_text(tmp_path)
     for part in images.values():
         assert part.get_content_type() == "image/png" and part.get_content().startswith(b"\x89PNG\r\n\x1a\n")
         assert part.get_content_disposition() == "inline"
+        image = Image.open(io.BytesIO(part.get_content()))
+        assert image.mode == "P" and image.size[0] == 1200, "a light palette image, still sharp at twice 600 px"
     text = message.get_body(("plain",)).get_content()
     october = "2026-10"
     assert f"{truth.booked[october]} sessions booked" in text
@@ -130,3 +135,42 @@ def test_the_monthly_report_is_on_unless_the_config_says_otherwise():
 
     plain = {**BASE_CONFIG, "mail": {"transport": "outbox-dir"}}
     assert parse_settings(plain).mail.monthly_report is True
+
+
+def test_the_practitioners_own_waive_note_stays_out_of_the_email_and_in_the_out_page(tmp_path):
+    # Free text such as "Bo has cancer" must not travel through the SMTP relay; the HTML file
+    # `main.py report --out` writes (0600, on the machine) keeps it.
+    from slotguard.domain.model import ActionSubject, Appointment, Client, new_action
+    from slotguard.domain.money import Money
+    from slotguard.mail.context import practitioner_context
+    from slotguard.mail.messages import Renderer
+    from slotguard.reports.monthly import build_report
+    from slotguard.reports.page import TEMPLATE, html_page
+
+    note = "Bo has cancer, be gentle"
+    config = settings(practice={"locale": "en"}, mail={"digest_hour": 7, "monthly_report": True})
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    generate(ledger, end=date(2026, 11, 1), months=2, per_day=2)
+    start = datetime(2026, 10, 14, 10, 0, tzinfo=OSLO)
+    appointment = Appointment(calendar_id="cal", event_id="bo1", client=Client("bo@example.com", "Bo"), start=start,
+                              end=start + timedelta(hours=1), timezone="Europe/Oslo", status="confirmed",
+                              price=Money(90000, "NOK"), service="default", title="massage", updated=start)
+    fee = new_action(ActionSubject.of_appointment(appointment), ActionKind.CHARGE, "no_show", "no_show proposed 900.00 NOK",
+                     key="bo1/fee", now=start, state=ActionState.PENDING_REVIEW, amount=Money(90000, "NOK"),
+                     context={"incident": True})
+    ledger.add_action(fee)
+    fee.state = ActionState.WAIVED
+    ledger.update_action(fee, start + timedelta(hours=2), f"waived: waived by the practitioner: {note}")
+    calendar, mailer = MemoryCalendar("primary"), MemoryMailer()
+    now = datetime(2026, 11, 2, 7, 30, tzinfo=OSLO)
+    engine_for(config, ledger, calendar, mailer, now).tick(now)
+    [message] = reports(mailer).values()
+    html, text = message.get_body(("html",)).get_content(), message.get_body(("plain",)).get_content()
+    assert "You: " in text, "the practitioner's waivers are still counted, grouped under who"
+    assert note not in html and note not in text and "Bo has cancer" not in message.as_string()
+    assert "left out of this email" in text
+    renderer = Renderer("en", "Europe/Oslo", None)
+    page = html_page(renderer, build_report(config, ledger, date(2026, 10, 1), now), practitioner_context(config, {}, "en"),
+                     renderer.pick_locale(TEMPLATE, "en"))
+    assert note in page and "left out of this email" not in page
+    ledger.close()
