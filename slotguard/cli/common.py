@@ -8,7 +8,7 @@ this module; it imports none of them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from slotguard.config.deployment import Deployment, load_deployment
@@ -66,6 +66,17 @@ def load_settings(path: str) -> Settings:
     if isinstance(path, PracticeConfig):
         return practice_settings(path.deployment, path.practice_id)
     return settings_from(read_toml(path), path)
+
+
+def day_or_time(text: str, zone, end: bool = False) -> datetime:
+    """A `--from`/`--to` value: a date (the start of that day in `zone`, or with `end` the start
+    of the next) or a timestamp. Raises DurationError."""
+    try:
+        day = datetime.strptime(text.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        return parse_timestamp(text)
+    moment = datetime.combine(day, time(0), tzinfo=zone)
+    return moment + timedelta(days=1) if end else moment
 
 
 def now_from(text: str | None) -> datetime:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
-from slotguard.cli.common import load_settings
-from slotguard.domain.durations import DurationError, parse_timestamp
+from slotguard.cli.common import day_or_time, load_settings
+from slotguard.domain.durations import DurationError
 from slotguard.reports.export import csv_text, money_rows
 from slotguard.store.backend import exists, place
 from slotguard.store.ledger import Ledger
@@ -36,21 +36,12 @@ def register(add, commands) -> None:
     export.add_argument("--force", action="store_true", help="with --out: replace the file if it exists")
 
 
-def _moment(text: str, zone, end: bool = False) -> datetime:
-    """A day (its start, or with `end` the start of the next) or a timestamp. Raises DurationError."""
-    try:
-        day = datetime.strptime(text.strip(), "%Y-%m-%d").date()
-    except ValueError:
-        return parse_timestamp(text)
-    moment = datetime.combine(day, time(0), tzinfo=zone)
-    return moment + timedelta(days=1) if end else moment
-
 
 def cmd_export(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     try:
-        start = _moment(args.start, settings.zone)
-        end = _moment(args.end, settings.zone, end=True)
+        start = day_or_time(args.start, settings.zone)
+        end = day_or_time(args.end, settings.zone, end=True)
     except DurationError as error:
         print(f"export: {error}", file=sys.stderr)
         return 2

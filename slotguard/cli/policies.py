@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 
-from slotguard.cli.common import config_data, load_settings
+from slotguard.cli.common import config_data, day_or_time, load_settings
 from slotguard.config.schema import ConfigError, parse_settings
-from slotguard.domain.durations import parse_timestamp
 from slotguard.mail.render import Renderer, TemplateProblem
 from slotguard.policies.loading import DEFAULT_PLUGINS, available, load_enabled, plugin_manager
 from slotguard.store.private_files import OutputRefused, write_out
@@ -80,15 +79,6 @@ def cmd_policies(args: argparse.Namespace) -> int:
     return 0
 
 
-def _moment(text: str, zone, end: bool = False) -> datetime:
-    """A date (the start of that day, or with `end` the start of the next) or a timestamp."""
-    try:
-        day = datetime.strptime(text.strip(), "%Y-%m-%d").date()
-    except ValueError:
-        return parse_timestamp(text)
-    moment = datetime.combine(day, time(0), tzinfo=zone)
-    return moment + timedelta(days=1) if end else moment
-
 
 def _write_page(args: argparse.Namespace, source, proposed, start: datetime, end: datetime) -> None:
     """The what-if page to `args.out`: the config's own policies simulated beside `proposed`
@@ -114,8 +104,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ConfigError as error:
         raise ConfigError(error.problems, args.config) from None
     try:
-        start = _moment(args.start, settings.zone)
-        end = _moment(args.end, settings.zone, end=True)
+        start = day_or_time(args.start, settings.zone)
+        end = day_or_time(args.end, settings.zone, end=True)
         source = copy_of_ledger(settings.storage.location, settings.storage.schema_name)
         result = simulate(settings, source, start, end, policies=policies)
         if args.out:
