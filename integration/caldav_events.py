@@ -9,7 +9,10 @@ This module adds what a CalDAV calendar carries besides:
 
 - An object that is no series (one VEVENT, no RRULE, RDATE or RECURRENCE-ID) keeps its UID
   as the event's id, as Google does, so a moved appointment is the same appointment (the
-  .ics expansion names every instance UID_START).
+  .ics expansion names every instance UID_START), unless its UID ends like an instance's id
+  (ics_source.INSTANCE_LIKE: anyone can choose a UID that is "<a series' UID>_<instance>"),
+  which keeps UID_START. An object with two VEVENTs of one UID and no series is not read
+  (ics_source.drop_duplicate_uids): the known appointment stays as it was.
 
 - CATEGORIES values named in calendar.caldav.categories become the mark they name: the
   engine reads marks from tags and colours (slotguard/intake/normalize.py), so a matched
@@ -32,7 +35,7 @@ import icalendar
 
 from integration.ics_expand import Expansion, expand
 from integration.ics_parse import parse_feed
-from integration.ics_source import vevent_to_resource
+from integration.ics_source import INSTANCE_LIKE, drop_duplicate_uids, vevent_to_resource
 from slotguard.intake.normalize import color_id
 
 PREFIX = "X-SLOTGUARD-"
@@ -142,11 +145,12 @@ class Converter:
             except Exception as error:  # noqa: BLE001 - one object never stops the others
                 problems.append((href, href.rstrip("/").rpartition("/")[2], f"calendar object {href} is not valid iCalendar ({type(error).__name__})"))
                 continue
-            for uid, problem in refused:
+            for uid, problem in refused + drop_duplicate_uids(calendar):
                 problems.append((href, uid, problem))
             first, last = start, end
             events = calendar.walk("VEVENT")
-            single = len(events) == 1 and not any(events[0].get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID"))
+            single = (len(events) == 1 and not any(events[0].get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID"))
+                      and not INSTANCE_LIKE.search(str(events[0].get("UID") or "")))
             if single:
                 moment = events[0].get("DTSTART")
                 moment = getattr(moment, "dt", None)

@@ -10,7 +10,9 @@ UID_YYYYMMDDTHHMMSSZ, its RECURRENCE-ID in UTC (RFC 5545: an instance is its UID
 RECURRENCE-ID, which a moved instance keeps), so a moved instance keeps its id; a single
 event (the only VEVENT of its UID, with no RRULE, RDATE or RECURRENCE-ID) is its UID alone,
 so a moved appointment stays the same appointment (an appointment an older version stored
-as UID_START is renamed when the event is first read: slotguard/store/former_ids.py). All this
+as UID_START is renamed when the event is first read: slotguard/store/former_ids.py), unless
+its UID ends like an instance's id (INSTANCE_LIKE): that one keeps UID_START. A UID that two
+VEVENTs carry with no series among them is a problem and is left out (drop_duplicate_uids). All this
 within the limits calendar.max_instances_per_series and calendar.max_events
 (integration/ics_expand.py): a series past them is reported as a problem and not read.
 One bad VEVENT never blanks the feed: a series (or single event) whose dates the parser or
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -37,7 +40,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from integration.ics_expand import expand
-from integration.ics_parse import parse_feed
+from integration.ics_parse import describe, parse_feed
 from slotguard.config.schema import Settings
 from slotguard.domain.interfaces import FORMER_ID_PREFIX, AdapterError, SyncPage
 from slotguard.domain.untrusted import one_line
@@ -47,6 +50,11 @@ PARTSTAT = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentat
 STATUS = {"CONFIRMED": "confirmed", "CANCELLED": "cancelled", "TENTATIVE": "tentative"}
 FETCH_TIMEOUT = 30
 MAX_FEED_BYTES = 50 * 1024 * 1024
+# The end of an instance's id (UID_YYYYMMDDTHHMMSSZ, or UID_YYYYMMDD for an all-day series). A
+# single event whose UID ends so is named UID_START as an instance is, never by its UID alone:
+# a UID is anyone's to choose (a client's invitation), and "<a series' UID>_<its instance>"
+# alone would be the id of that series' instance, someone else's appointment.
+INSTANCE_LIKE = re.compile(r"_\d{8}(T\d{6}Z?)?\Z")
 
 
 def _address(value) -> str:
@@ -87,19 +95,49 @@ def _stamp(component, name: str) -> str | None:
     return None
 
 
+def _recurring(component) -> bool:
+    return any(component.get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID"))
+
+
 def single_uids(calendar) -> set[str]:
     """The UIDs of the feed's single events: the only VEVENT of their UID, with no RRULE,
     RDATE or RECURRENCE-ID (an instance alone in the feed, a RECURRENCE-ID without its
     series, is an instance, as Google names it). An event without a UID is never one: its
-    id would be empty."""
+    id would be empty; nor one whose UID ends like an instance's id (INSTANCE_LIKE)."""
     counts: dict[str, int] = {}
     recurring: set[str] = set()
     for component in calendar.walk("VEVENT"):
         uid = str(component.get("UID") or "")
         counts[uid] = counts.get(uid, 0) + 1
-        if any(component.get(name) is not None for name in ("RRULE", "RDATE", "RECURRENCE-ID")):
+        if _recurring(component):
             recurring.add(uid)
-    return {uid for uid, count in counts.items() if uid and count == 1 and uid not in recurring}
+    return {uid for uid, count in counts.items() if uid and count == 1 and uid not in recurring and not INSTANCE_LIKE.search(uid)}
+
+
+def drop_duplicate_uids(calendar) -> list[tuple[str, str]]:
+    """Take out of `calendar` the VEVENTs of each UID that two or more VEVENTs carry with no
+    RRULE, RDATE or RECURRENCE-ID among them (RFC 5545: a UID is unique; a client's invitation
+    reusing an appointment's UID, or an exporter's fault), and return (UID, problem) for each.
+    Read, any of them would rename or replace the appointment known by that UID; left out,
+    it stays as it was (the page is then not full) until the feed holds one event again."""
+    groups: dict[str, list] = {}
+    for component in calendar.walk("VEVENT"):
+        uid = str(component.get("UID") or "")
+        if uid:
+            groups.setdefault(uid, []).append(component)
+    bad = {uid for uid, components in groups.items() if len(components) > 1 and not any(map(_recurring, components))}
+    if not bad:
+        return []
+
+    def keep(component) -> bool:
+        if component.name == "VEVENT" and str(component.get("UID") or "") in bad:
+            return False
+        component.subcomponents = [sub for sub in component.subcomponents if keep(sub)]
+        return True
+
+    keep(calendar)
+    return [(uid, f"{describe(uid, '', False)} is not read: {len(groups[uid])} events in the calendar share this UID, which "
+                  "must be unique; remove or re-create all but one") for uid in sorted(bad)]
 
 
 def vevent_to_resource(component, practice_zone: str, single: bool = False) -> dict:
@@ -235,6 +273,7 @@ class IcsSource:
         zone = self.settings.practice.timezone
         try:
             calendar, refused = parse_feed(data)
+            refused += drop_duplicate_uids(calendar)
             singles = single_uids(calendar)
             # Each series is counted, expanded and converted on its own: one that cannot be
             # read is reported below and the others are read (integration/ics_expand.py).

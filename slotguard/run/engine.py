@@ -52,7 +52,7 @@ from slotguard.run.daily_cap import within_daily_cap
 from slotguard.run.email_effects import send_email
 from slotguard.run.logs import action_context, current_practice
 from slotguard.run.quiet_hours import wait_for_quiet_hours
-from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step
+from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step, unique_ids
 from slotguard.store.former_ids import adopt_former_ids
 from slotguard.store.ledger import Ledger, LedgerError
 
@@ -181,7 +181,7 @@ class Engine:
         full = False
         window: tuple[datetime | None, datetime | None] = (None, None)
         adopting = self.ledger.has_synced(calendar_id)  # before a first sync nothing is stored under an older id
-        for page in source.pages(token, now):
+        for page in map(unique_ids, source.pages(token, now)):  # two events under one id: neither is read
             full = full or page.full
             with self.ledger.transaction():
                 for old, new in adopt_former_ids(self.ledger.db, calendar_id, page.events) if adopting else ():

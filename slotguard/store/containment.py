@@ -8,6 +8,11 @@ in `status` for an event), and is logged with the place it was raised; the rest 
 KeyboardInterrupt and SystemExit are never caught, nor is a LedgerError: a ledger that
 cannot be written (a full disk, a read-only or damaged file) is no item's fault, so it ends
 the tick with one message, the whole transaction rolled back (slotguard/store/ledger_errors.py).
+Two events of one page under one id (a source's fault, or a UID crafted to match someone
+else's appointment) are contained together (`unique_ids`): read one after the other, the
+second would overwrite what the first made, so neither is read; they become one problem naming
+both, the appointment known by that id stays as it was, and the page is no longer `full`, so
+nothing missing from it is taken as deleted.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from slotguard.domain.interfaces import SyncPage
 from slotguard.domain.untrusted import one_line, shown
 from slotguard.store.ledger import Ledger, LedgerError
 
@@ -140,3 +147,23 @@ def calendar_failed(ledger: Ledger, report: Any, calendar_id: str, error: Except
         ledger.record_sync_error(calendar_id, message, now)
     except Exception:  # noqa: BLE001 - the ledger itself may be what failed
         log.exception("could not record the sync error calendar=%s", calendar_id)
+
+
+def unique_ids(page: SyncPage) -> SyncPage:
+    """`page`, with the events that share an id replaced by one problem (see the module docstring)."""
+    groups: dict[str, list[dict]] = {}
+    for event in page.events:
+        groups.setdefault(str(event.get("id") or ""), []).append(event)
+    shared = {event_id for event_id, events in groups.items() if event_id and len(events) > 1}
+    if not shared:
+        return page
+    events: list[dict] = []
+    for event in page.events:
+        event_id = str(event.get("id") or "")
+        if event_id not in shared:
+            events.append(event)
+        elif groups[event_id][0] is event:
+            named = " and ".join(shown(str(each.get("summary") or each.get("_error") or each.get("status") or ""), 40) for each in groups[event_id][:2])
+            events.append({"id": event_id, "_error": f"{len(groups[event_id])} events in the calendar have this id ({named}); "
+                                                      "neither is read until only one is left"})
+    return replace(page, events=events, full=False)
