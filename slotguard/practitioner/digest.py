@@ -74,16 +74,29 @@ def plan_digest(settings: Settings, ledger: Ledger, now: datetime) -> Action | N
         return None
     details = digest_details(settings, ledger, now)
     empty = not any(details[section] for section in SECTIONS)
+    return plan_practitioner_email(
+        settings, ledger, now, action_id=action_id, policy=POLICY, what=f"daily digest for {day}", key=f"digest/{day}",
+        template=DIGEST_TEMPLATE, context={"day": day}, empty=empty, logger=log, log_field=f"digest={day}",
+    )
+
+
+def plan_practitioner_email(
+    settings: Settings, ledger: Ledger, now: datetime, *, action_id: str, policy: str, what: str, key: str,
+    template: str, context: dict[str, Any], empty: bool, logger: logging.Logger, log_field: str,
+) -> Action | None:
+    """Store one email to the practitioner under `action_id` (the digest of a day, the report of
+    a month); one with nothing to report is stored cancelled, so it is decided once and never
+    sent. Returns the action when newly stored, None when it was already there."""
     action = new_action(
         ActionSubject(CALENDAR_ID, "", settings.practice.email, settings.practice.name),
-        ActionKind.EMAIL, POLICY, f"daily digest for {day}" + ("; nothing to report" if empty else ""),
-        key=f"digest/{day}", action_id=action_id, now=now,
-        state=ActionState.CANCELLED if empty else ActionState.PLANNED, template=DIGEST_TEMPLATE, context={"day": day},
+        ActionKind.EMAIL, policy, what + ("; nothing to report" if empty else ""),
+        key=key, action_id=action_id, now=now,
+        state=ActionState.CANCELLED if empty else ActionState.PLANNED, template=template, context=context,
     )
     with ledger.transaction():
         added = ledger.add_action(action)
     if added:
-        log.info("planned action=%s kind=email digest=%s state=%s", action.id, day, action.state.value)
+        logger.info("planned action=%s kind=email %s state=%s", action.id, log_field, action.state.value)
     return action if added else None
 
 

@@ -20,10 +20,11 @@ import logging
 from datetime import date, datetime, time, timedelta
 
 from slotguard.config.schema import Settings
-from slotguard.domain.model import Action, ActionKind, ActionState, ActionSubject, Appointment, action_id_for, new_action
+from slotguard.domain.model import Action, ActionKind, Appointment, action_id_for
 from slotguard.mail.compose import EmailExtras, EmailView
 from slotguard.mail.context import recipient_locale
 from slotguard.policies.hookspecs import hookimpl
+from slotguard.practitioner.digest import plan_practitioner_email
 from slotguard.reports.monthly import build_report
 from slotguard.reports.months import parse_month, previous_first
 from slotguard.reports.page import TEMPLATE, email_parts
@@ -32,7 +33,6 @@ from slotguard.store.ledger import Ledger
 log = logging.getLogger("slotguard.report")
 
 POLICY = "monthly_report"  # the policy name of the report's email actions
-CALENDAR_ID = "practice"
 MORNING = 7  # the hour it goes when the digest is off
 
 
@@ -62,17 +62,11 @@ def plan_monthly_report(settings: Settings, ledger: Ledger, now: datetime) -> Ac
     if ledger.action(action_id) is not None:
         return None
     empty = ledger.db.execute("SELECT 1 FROM appointments LIMIT 1").fetchone() is None
-    action = new_action(
-        ActionSubject(CALENDAR_ID, "", settings.practice.email, settings.practice.name),
-        ActionKind.EMAIL, POLICY, f"monthly report for {month}" + ("; nothing to report" if empty else ""),
-        key=f"monthly-report/{month}", action_id=action_id, now=now,
-        state=ActionState.CANCELLED if empty else ActionState.PLANNED, template=TEMPLATE, context={"month": month},
+    return plan_practitioner_email(
+        settings, ledger, now, action_id=action_id, policy=POLICY, what=f"monthly report for {month}",
+        key=f"monthly-report/{month}", template=TEMPLATE, context={"month": month}, empty=empty,
+        logger=log, log_field=f"monthly_report={month}",
     )
-    with ledger.transaction():
-        added = ledger.add_action(action)
-    if added:
-        log.info("planned action=%s kind=email monthly_report=%s state=%s", action.id, month, action.state.value)
-    return action if added else None
 
 
 @hookimpl
