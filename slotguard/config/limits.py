@@ -60,9 +60,14 @@ def file_problems(settings: Any) -> list[str]:
     if calendar.source == "ics" and not calendar.url.startswith(("https://", "http://")):
         path = Path(calendar.url)
         shown = str(path) if path.is_absolute() else f"{path} (from the folder Slotguard is started in, {Path.cwd()})"
-        if path.is_dir():
+        try:
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except OSError as error:  # a name too long for the file system, a folder that cannot be read
+            is_dir, is_file = False, False
+            shown = f"{shown[:80]}... ({error.strerror or error})" if len(shown) > 80 else f"{shown} ({error.strerror or error})"
+        if is_dir:
             problems.append(f"calendar.url: {shown} is a folder; give the .ics file in it, or the calendar's secret iCal address")
-        elif not path.is_file():
+        elif not is_file:
             problems.append(f"calendar.url: no file {shown}; give the path of the .ics file, or the calendar's secret iCal address (https://...)")
     caldav = getattr(calendar, "caldav", None)
     if calendar.source == "caldav" and caldav is not None:

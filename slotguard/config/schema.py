@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from slotguard.config.inbox import Inbox
 from slotguard.config.privacy import Privacy
 from slotguard.config.sections import (
     Calendar,
@@ -170,6 +171,7 @@ class Settings(Strict):
     storage: Storage = Field(default_factory=Storage)
     policies: Policies = Field(default_factory=Policies)
     collections: Collections = Field(default_factory=Collections, description="Unpaid fees: a polite ladder of reminders, payment plans, settlement and write-off (docs/collections.md). Off unless `steps` is set.")
+    inbox: Inbox = Field(default_factory=Inbox, description="The mailbox Slotguard reads: the practitioner's one-tap commands and clients' confirmations and cancellations by email (docs/inbox.md).")
     privacy: Privacy = Field(default_factory=Privacy, description="How long client data is kept, and pseudonyms in the money records kept after it (docs/privacy.md).")
 
     @model_validator(mode="after")

@@ -313,3 +313,61 @@ class Mailer(Protocol):
         twice must be avoided where the transport allows (the outbox directory checks the
         file). Raises AdapterError on failure."""
         ...
+
+
+# --- inbox (docs/inbox.md) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMail:
+    """One message as the inbox received it.
+
+    - `ref`: the transport's own name for it, enough to file it later (IMAP: "UIDVALIDITY:UID";
+      Gmail: the message id); never shown to anyone.
+    - `raw`: the message's RFC 5322 bytes, untrusted.
+    - `received_at`: when the receiving server got it (IMAP INTERNALDATE, Gmail internalDate),
+      timezone-aware; never the sender's Date header, which the sender writes.
+    """
+
+    ref: str
+    raw: bytes
+    received_at: datetime
+
+
+@dataclass(slots=True)
+class InboxPage:
+    """What a read of the inbox found: the messages after `cursor`, oldest first, and the
+    cursor to read from next time (stored by the engine once they are handled)."""
+
+    mails: list[ReceivedMail]
+    cursor: str
+
+
+class InboxSource(Protocol):
+    """The mailbox Slotguard reads (integration/imap_inbox.py, integration/gmail_inbox.py;
+    integration/memory.py for replay and tests)."""
+
+    name: str
+
+    def read(self, cursor: str | None, now: datetime) -> InboxPage:
+        """The messages that arrived after `cursor` (IMAP: UIDVALIDITY and the last UID;
+        Gmail: a history id). None: the first read, which returns the messages in the folder
+        not yet handled (unread, at most a few weeks old) and a cursor for the next. A cursor
+        the server no longer honours (a new UIDVALIDITY, an expired history id) is read like
+        None. Raises AdapterError (ReauthorizationNeeded for refused credentials)."""
+        ...
+
+    def file(self, mail: ReceivedMail, handled: bool) -> None:
+        """`handled` True: move the message out of the way (IMAP: into the processed folder;
+        Gmail: the processed label, out of the inbox, read). False: leave it unread where it
+        is, for the practitioner. Raises AdapterError; filing again later must be harmless."""
+        ...
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for new mail (IMAP IDLE); True as soon as some arrived, False
+        at the end of the time. A source that cannot wait returns False at once."""
+        ...
+
+    def close(self) -> None:
+        """Log out and close connections."""
+        ...

@@ -85,6 +85,9 @@ NO_CLIENT_TEXT = ("erasures",)
 DELETED_WHEN_NAMED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "problems": (("calendar_id", "item"), ("calendar_id", "item", "message")),
     "meta": (("key",), ("key",)),
+    # What the inbox read from them or about their appointments (docs/inbox.md).
+    "inbox_mail": (("message_key",), ("message_key", "sender")),
+    "email_signals": (("calendar_id", "event_id", "start_utc", "kind"), ("client_email",)),
 }
 
 

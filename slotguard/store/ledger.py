@@ -11,7 +11,8 @@ Tables: meta (schema version, first run), sync_state (per calendar), appointment
 snapshot of each event and what the tracker concluded), happenings (each once, by stable
 key), actions (the outbox: stable id, state, due time, policy, reason, amount) and
 action_log (every state change, for evidence and audits), problems (bad input we skipped),
-pending_writes (status notes still to be written onto calendar events).
+pending_writes (status notes still to be written onto calendar events), inbox_mail and
+email_signals (the inbox: messages read, clients' cancellations and confirmations by email).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from slotguard.store.action_rows import ActionRows
 from slotguard.store.appointment_rows import AppointmentRows
 from slotguard.store.backend import Connection, PgConnection, Place, SqliteConnection, place
 from slotguard.store.calendar_rows import CalendarRows
+from slotguard.store.inbox_rows import InboxRows
 from slotguard.store.ledger_errors import LedgerError, explain
 from slotguard.store.private_files import private_file
 from slotguard.store.rows import appointment_from_json, appointment_to_json
@@ -36,7 +38,7 @@ from slotguard.store.schema import DATA_STEPS, MIGRATIONS, SCHEMA_VERSION, SEQUE
 __all__ = ["Ledger", "LedgerError", "MIGRATIONS", "SCHEMA_VERSION", "appointment_from_json", "appointment_to_json", "utc_now"]
 
 
-class Ledger(CalendarRows, AppointmentRows, ActionRows):
+class Ledger(CalendarRows, AppointmentRows, ActionRows, InboxRows):
     """The ledger at `location`: a SQLite file's path, ":memory:", or a postgresql:// URL
     (then in `schema`, default "slotguard", created when missing). Methods that write do so
     inside `transaction()` or commit at once. Raises LedgerError when it cannot be opened."""

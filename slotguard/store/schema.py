@@ -13,15 +13,17 @@ from collections.abc import Callable
 from slotguard.store.backend import Connection
 from slotguard.store.retention_rows import strip_titles
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Every table, in an order a copy can insert them (`Ledger.copy_into`).
-TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes", "erasures")
+TABLES = ("meta", "sync_state", "appointments", "happenings", "actions", "action_log", "problems", "pending_writes", "erasures", "inbox_mail", "email_signals")
 # The tables whose `seq` numbers rows in the order they were stored.
 SEQUENCED = ("happenings", "actions", "action_log", "erasures")
 
 # The migration after which .ics single events are stored under their UID (see MIGRATIONS).
 ICS_SINGLE_IDS = 6
+# The migration that adds the inbox's tables (docs/inbox.md).
+INBOX = 7
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -156,6 +158,37 @@ MIGRATIONS: dict[int, str] = {
     # version is raised so that an older Slotguard (a worker not yet upgraded in a rolling
     # restart) refuses this ledger: it would read every renamed event as deleted and booked again.
     ICS_SINGLE_IDS: "",
+    # The inbox (docs/inbox.md, slotguard/store/inbox_rows.py): every message read, once by its
+    # Message-ID, with the token it used (a token is used once: UNIQUE), what it was and what was
+    # done, never its text; and what clients said by email about one appointment at one time
+    # (a cancellation, timed by the server's receipt; a confirmation).
+    # IF NOT EXISTS: tests wind the version of a new ledger back to replay older migrations.
+    INBOX: """
+    CREATE TABLE IF NOT EXISTS inbox_mail (
+        message_key TEXT PRIMARY KEY,
+        token_key TEXT UNIQUE,
+        received_at TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        command TEXT NOT NULL DEFAULT '',
+        calendar_id TEXT NOT NULL DEFAULT '',
+        event_id TEXT NOT NULL DEFAULT '',
+        action_id TEXT NOT NULL DEFAULT '',
+        outcome TEXT NOT NULL DEFAULT '',
+        handled_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS inbox_mail_received ON inbox_mail (received_at);
+    CREATE TABLE IF NOT EXISTS email_signals (
+        calendar_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        start_utc TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        client_email TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        message_key TEXT NOT NULL,
+        PRIMARY KEY (calendar_id, event_id, start_utc, kind)
+    )
+    """,
 }
 
 # The migration that takes event titles out of snapshots: a SQLite ledger older than it is

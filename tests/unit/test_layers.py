@@ -126,7 +126,7 @@ CORE = "slotguard"
 # The core's stages, lowest first, each with what it may import besides itself and the
 # lower stages it lists (data flows one way: a stage never imports one above it).
 ORDER = ["domain", "config", "policies", "intake", "store", "planning", "mail", "payments",
-         "collections", "practitioner", "privacy", "reports", "features", "run", "what_if", "cli"]
+         "collections", "practitioner", "privacy", "reports", "inbox", "features", "run", "what_if", "cli"]
 # Adapters may use the shared words, the settings and the intake's text helpers, nothing above.
 ADAPTERS_MAY = {"domain", "config", "intake", "store.private_files"}
 # What a policy may import of Slotguard: the kit.
