@@ -25,6 +25,7 @@ from slotguard.domain.interfaces import (
     AdapterError,
     CalendarSource,
     CalendarWriteBack,
+    InboxSource,
     Mailer,
     PaymentProvider,
     ReauthorizationNeeded,
@@ -32,6 +33,7 @@ from slotguard.domain.interfaces import (
 )
 from slotguard.domain.model import MONEY_KINDS, OPEN_STATES, Action, ActionKind, ActionState, Appointment
 from slotguard.domain.tick_report import TickReport
+from slotguard.inbox.signals import with_email_signals
 from slotguard.intake.normalize import EventError, ForeignEvent, normalize
 from slotguard.intake.tracker import FOREIGN, AttendanceRules, Tracked, follow
 from slotguard.mail.messages import Renderer, TemplateProblem
@@ -49,7 +51,9 @@ from slotguard.privacy.pseudonyms import is_pseudonym
 from slotguard.run import metrics
 from slotguard.run.action_failure import retry_delay, unexpected_failure
 from slotguard.run.daily_cap import within_daily_cap
+from slotguard.run.deletions import observe_deletions
 from slotguard.run.email_effects import send_email
+from slotguard.run.inbox_step import read_inbox
 from slotguard.run.logs import action_context, current_practice
 from slotguard.run.quiet_hours import wait_for_quiet_hours
 from slotguard.store.containment import calendar_failed, contain_each, problem_item, run_step, unique_ids
@@ -58,10 +62,6 @@ from slotguard.store.ledger import Ledger, LedgerError
 
 log = logging.getLogger("slotguard.engine")
 
-# A full listing that loses more than this share of the known appointments (and more than
-# MASS_DELETION_MIN of them) is more likely a broken feed than a wave of cancellations.
-MASS_DELETION_SHARE = 0.5
-MASS_DELETION_MIN = 10
 REAUTH_WAIT = timedelta(minutes=15)
 TIME_CHECK_HORIZON = timedelta(days=14)
 
@@ -92,6 +92,7 @@ class Engine:
     policies: list[Policy]
     charge_from: datetime
     stop_requested: Callable[[], bool] = lambda: False
+    inbox: InboxSource | None = None  # the mailbox of commands by email (docs/inbox.md); None: no inbox
 
     def __post_init__(self) -> None:
         self.planner = Planner(self.settings, self.policies, self.ledger, self.charge_from)
@@ -118,7 +119,10 @@ class Engine:
             started = time.monotonic()  # a duration for the metrics, not the tick's time (that is `now`)
             self.sync_calendar(source, now, report)
             metrics.observe_sync(current_practice(), source.calendar_id, time.monotonic() - started)
-        steps: list[tuple[str, Callable[[], object]]] = [("time check", lambda: self.check_time(now, report))]
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("reading the inbox", lambda: read_inbox(self, now, report)),  # commands and clients' answers by email (docs/inbox.md)
+            ("time check", lambda: self.check_time(now, report)),
+        ]
         steps += [(step.name, functools.partial(self._feature_step, step, now, report))  # the digest, the collections ladder (slotguard/features/)
                   for step in tick_steps(self.features)]
         steps += [
@@ -203,7 +207,7 @@ class Engine:
             if page.last:
                 with self.ledger.transaction():
                     if full:
-                        self._deletions(calendar_id, seen_ids, window, now, report)
+                        observe_deletions(self, calendar_id, seen_ids, window, now, report)
                     if token is None:
                         self.ledger.set_meta(f"full_sync:{calendar_id}", to_utc_text(now))
                     self.ledger.record_sync(calendar_id, page.next_sync_token, now)
@@ -247,6 +251,7 @@ class Engine:
         appointment = result.appointment
         if appointment is None:
             return
+        appointment = with_email_signals(self.ledger, appointment)  # a cancellation by email stands (docs/inbox.md)
         if known and known[0] == appointment.fingerprint() and not (known[1] and now >= appointment.start):
             return  # nothing the tracker reacts to changed (e.g. only our own note was written)
         self._observe(previous, appointment, now, report)
@@ -273,28 +278,6 @@ class Engine:
                 for action in planned:
                     report.planned[f"{action.kind.value}:{action.state.value}"] += 1
                 self._touched.add((happening.calendar_id, happening.event_id))
-
-    def _deletions(self, calendar_id: str, seen_ids: set[str], window: tuple, now: datetime, report: TickReport) -> None:
-        start, end = window
-        start = start or datetime.min.replace(tzinfo=now.tzinfo)
-        end = end or datetime.max.replace(tzinfo=now.tzinfo)
-        known = self.ledger.event_ids(calendar_id, start, end)
-        missing = known - seen_ids
-        if not missing:
-            return
-        if not seen_ids or (len(missing) > MASS_DELETION_MIN and len(missing) > MASS_DELETION_SHARE * len(known)):
-            report.problem(
-                f"calendar {calendar_id}: {len(missing)} of {len(known)} known appointments are missing from the "
-                "calendar at once; this looks like a broken feed, so they are not treated as cancelled. "
-                "Check the calendar; if they really were deleted, they will be handled once the feed looks whole."
-            )
-            return
-        contain_each(
-            self.ledger, report, sorted(missing),
-            lambda event_id: self._observe(self.ledger.tracked(calendar_id, event_id), None, now, report),
-            lambda event_id: (calendar_id, event_id, f"appointment {event_id}"),
-            now,
-        )
 
     def check_time(self, now: datetime, report: TickReport) -> None:
         """Let time pass for appointments that started: attendance settles, marks take effect."""
