@@ -1,4 +1,4 @@
-"""In-memory calendar and mailer, used by `replay` and `simulate`: nothing leaves the process."""
+"""In-memory calendar, mailer and inbox, used by `replay` and `simulate` (and tests): nothing leaves the process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from slotguard.domain.durations import to_utc_text
-from slotguard.domain.interfaces import SyncPage
+from slotguard.domain.interfaces import InboxPage, ReceivedMail, SyncPage
 
 
 class MemoryCalendar:
@@ -53,3 +53,35 @@ class MemoryMailer:
 
     def send(self, message: EmailMessage, action_id: str) -> None:
         self.sent.setdefault(action_id, message)
+
+
+class MemoryInbox:
+    """An inbox held in memory (`InboxSource`): `deliver` puts a message in as the server would,
+    with the time it received it; the cursor is how many messages were read."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.mails: list[ReceivedMail] = []
+        self.filed: dict[str, bool] = {}  # ref -> handled (True: moved out of the way; False: left unread)
+
+    def deliver(self, raw: bytes, received_at: datetime) -> ReceivedMail:
+        mail = ReceivedMail(ref=str(len(self.mails) + 1), raw=raw, received_at=received_at)
+        self.mails.append(mail)
+        return mail
+
+    def read(self, cursor: str | None, now: datetime) -> InboxPage:
+        """The messages after the first `cursor` that had arrived by `now` (deliver them in
+        the order they arrive)."""
+        start = int(cursor) if cursor and cursor.isdigit() else 0
+        arrived = [mail for mail in self.mails[start:] if mail.received_at <= now]
+        return InboxPage(arrived, str(start + len(arrived)))
+
+    def file(self, mail: ReceivedMail, handled: bool) -> None:
+        self.filed[mail.ref] = handled
+
+    def wait(self, seconds: float) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None

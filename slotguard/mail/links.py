@@ -127,6 +127,11 @@ def mailto(address: str, subject: str, body: str = "") -> str:
     return link + (f"&body={quote(body, safe='')}" if body else "")
 
 
+def secret_path(settings) -> Path:
+    """Where this installation's link secret is kept: inbox.secret_file, else DATA_DIR/inbox-secret."""
+    return Path(settings.inbox.secret_file or Path(settings.storage.data_dir) / "inbox-secret")
+
+
 def load_secret(path: str | Path) -> bytes:
     """This installation's link secret, created (0600, in a 0700 folder) on first use."""
     path = Path(path)

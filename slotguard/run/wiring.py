@@ -16,7 +16,7 @@ from pathlib import Path
 
 from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
-from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Gates, Mailer, NullWriteBack, PaymentProvider
+from slotguard.domain.interfaces import CalendarSource, CalendarWriteBack, Gates, InboxSource, Mailer, NullWriteBack, PaymentProvider
 from slotguard.mail.messages import Renderer
 from slotguard.mail.samples import sample_context
 from slotguard.policies.info import Policy
@@ -106,6 +106,7 @@ def build_engine(
     stop_requested=lambda: False,
     gates: Gates | None = None,
     check_templates: bool = True,
+    inbox: InboxSource | None = None,
 ) -> Engine:
     """Everything wired from the settings, parts given as arguments taking precedence;
     `gates`, from a deployment's worker, pace the Google and Stripe adapters it opens.
@@ -123,6 +124,7 @@ def build_engine(
         policies=policies,
         charge_from=charge_from(settings, ledger, now),
         stop_requested=stop_requested,
+        inbox=inbox,
     )
 
 
