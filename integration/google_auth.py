@@ -68,7 +68,7 @@ def scopes_for(settings: Any) -> list[str]:
     (with either, no calendar scope unless the calendar source is Google)."""
     calendar = [SCOPE_OWNED] if settings.calendar.write_back else [SCOPE_READONLY]
     gmail = [SCOPE_GMAIL_SEND] if settings.mail.transport == "gmail" else []
-    if settings.inbox.source == "gmail":
+    if getattr(getattr(settings, "inbox", None), "source", "none") == "gmail":
         gmail.append(SCOPE_GMAIL_MODIFY)
     if not gmail:
         return calendar
