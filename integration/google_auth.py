@@ -10,6 +10,7 @@ Which scope each feature needs (least privilege):
 | write-back: the "Slotguard:" description line  | calendar.events.owned                   |
 | event colour palette (colors.get, optional)    | calendar.events.owned (not .readonly)   |
 | sending mail (`mail.transport = "gmail"`)      | gmail.send                              |
+| reading the inbox (`inbox.source = "gmail"`)   | gmail.modify                            |
 
 With `calendar.write_back = true` (the default) Slotguard asks for
 `https://www.googleapis.com/auth/calendar.events.owned`: see, change and create events on
@@ -20,6 +21,9 @@ Switching write-back on later needs the auth command again (Slotguard says so).
 With `mail.transport = "gmail"` it also asks for `https://www.googleapis.com/auth/gmail.send`
 (send only: no reading, no drafts, no settings); the calendar scope is then asked for only
 when `calendar.source = "google"`.
+With `inbox.source = "gmail"` it also asks for `https://www.googleapis.com/auth/gmail.modify`:
+read the messages sent to the inbox address, label them, mark them read and take them out of
+the inbox (integration/gmail_inbox.py); no deleting, no settings.
 
 On a server without a browser, `auth google --port N` prints the consent address and how to
 answer it from a browser elsewhere: an SSH tunnel to port N (`ssh -L N:localhost:N server`),
@@ -51,6 +55,7 @@ from slotguard.domain.interfaces import AdapterError, ReauthorizationNeeded
 SCOPE_OWNED = "https://www.googleapis.com/auth/calendar.events.owned"
 SCOPE_READONLY = "https://www.googleapis.com/auth/calendar.events.readonly"
 SCOPE_GMAIL_SEND = "https://www.googleapis.com/auth/gmail.send"
+SCOPE_GMAIL_MODIFY = "https://www.googleapis.com/auth/gmail.modify"
 TOKEN_FILE_NAME = "google-token.json"
 AUTH_COMMAND = "python main.py auth google"
 
@@ -59,12 +64,15 @@ log = logging.getLogger("slotguard.google")
 
 def scopes_for(settings: Any) -> list[str]:
     """The scopes Slotguard asks for: events.owned with write-back, events.readonly without,
-    and gmail.send with `mail.transport = "gmail"` (then no calendar scope unless the
-    calendar source is Google)."""
+    gmail.send with `mail.transport = "gmail"` and gmail.modify with `inbox.source = "gmail"`
+    (with either, no calendar scope unless the calendar source is Google)."""
     calendar = [SCOPE_OWNED] if settings.calendar.write_back else [SCOPE_READONLY]
-    if settings.mail.transport != "gmail":
+    gmail = [SCOPE_GMAIL_SEND] if settings.mail.transport == "gmail" else []
+    if getattr(getattr(settings, "inbox", None), "source", "none") == "gmail":
+        gmail.append(SCOPE_GMAIL_MODIFY)
+    if not gmail:
         return calendar
-    return (calendar if settings.calendar.source == "google" else []) + [SCOPE_GMAIL_SEND]
+    return (calendar if settings.calendar.source == "google" else []) + gmail
 
 
 def token_path(settings: Any) -> Path:
@@ -282,7 +290,8 @@ def run_auth(settings: Any, client_secrets: str | None, *, open_browser: bool = 
     path = token_path(settings)
     save_credentials(credentials, path)
     allowed = {SCOPE_OWNED: "read and write your events", SCOPE_READONLY: "read your events (write-back off)",
-               SCOPE_GMAIL_SEND: "send email through Gmail"}
+               SCOPE_GMAIL_SEND: "send email through Gmail",
+               SCOPE_GMAIL_MODIFY: "read and label your Gmail (it opens only the mail sent to inbox.address)"}
     mode = " and ".join(allowed[scope] for scope in scopes)
     print(f"Connected. Slotguard may now {mode}. Token saved to {path} (readable only by you).")
     return 0

@@ -177,3 +177,21 @@ def test_access_not_allowed_saves_nothing_and_says_so(practice):
         auth.stop()
     assert code == 1 and "access was not allowed" in errors and "Nothing was saved" in errors
     assert not (folder / "var" / "google-token.json").exists()
+
+
+def test_with_the_gmail_inbox_auth_asks_for_gmail_modify_and_says_what_it_allows(practice):
+    fake, folder = practice
+    config = folder / "slotguard.toml"
+    config.write_text(config.read_text() + '\n[inbox]\nsource = "gmail"\naddress = "lena+slotguard@example.com"\n')
+    port = free_port()
+    auth = Auth(folder, "--port", str(port), env={"SSH_CONNECTION": "203.0.113.7 52000 198.51.100.2 22"})
+    try:
+        redirect = allow_access(consent_address(auth.wait_for("YOU@THIS-SERVER")))
+        with urllib.request.urlopen(redirect.replace("localhost", "127.0.0.1"), timeout=10):
+            pass
+        code, output, errors = auth.finish()
+    finally:
+        auth.stop()
+    assert code == 0, errors
+    assert fake.auth_requests[-1]["scope"].split() == [SCOPE_OWNED, "https://www.googleapis.com/auth/gmail.modify"]
+    assert "Slotguard may now read and write your events and read and label your Gmail (it opens only the mail sent to inbox.address)" in output

@@ -1,4 +1,6 @@
-"""A local HTTP server speaking the Gmail v1 wire format for users.messages.send.
+"""A local HTTP server speaking the Gmail v1 wire format: users.messages.send, and the
+mailbox Slotguard's inbox reads (users.getProfile, history.list, messages.list/get/modify,
+labels.list/create).
 
 Google answers Calendar and Gmail on different hosts but with one OAuth token; this fake
 extends the Calendar fake (tests/support/fake_google_calendar.py), so one server on one
@@ -14,6 +16,12 @@ request log of that fake, plus:
   of its `send_as` addresses is replaced by the account's, a missing Message-ID is
   added, and Bcc is taken off the delivered copy, as Gmail does. The answer is a Message
   resource `{"id", "threadId", "labelIds": ["SENT"]}`.
+
+The mailbox (tests/support/fake_gmail_box.py): `deliver(raw, received_at=...)` puts a
+message in it as Gmail's MX would (labels INBOX and UNREAD by default, `internalDate` the
+receipt time given, whatever the Date header says) and adds a `messagesAdded` history
+record; `expire_history()` makes every history id issued so far answer 404, as Google does
+for one too old. Paging of history and messages.list is cut at `box.page_size`.
 
 Every accepted message is kept in `sent` (the bytes as sent, the delivered message, its
 recipients). Start it with `FakeGmail().start()` and stop it with `.stop()`.
@@ -35,18 +43,24 @@ from typing import Any
 
 import googleapiclient
 
+from tests.support.fake_gmail_box import MAILBOX_METHODS, Mailbox
 from tests.support.fake_google_calendar import ApiError, FakeGoogleCalendar, RecordedRequest
 
 _SEND_RE = re.compile(r"^/gmail/v1/users/([^/]+)/messages/send$")
 _BASE64URL = re.compile(rb"^[A-Za-z0-9_-]*={0,2}$")
 
 
-def _send_scopes() -> list[str]:
-    """The scopes users.messages.send accepts, from the client library's discovery document."""
+def _gmail_scopes() -> dict[str, list[str]]:
+    """The scopes each Gmail method the fake serves accepts, from the client library's own
+    discovery document, keyed "gmail.users.messages.send", "gmail.users.getProfile", ..."""
     path = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents", "gmail.v1.json")
     with open(path, encoding="utf-8") as handle:
-        document = json.load(handle)
-    return document["resources"]["users"]["resources"]["messages"]["methods"]["send"]["scopes"]
+        users = json.load(handle)["resources"]["users"]
+    scopes = {"gmail.users.getProfile": users["methods"]["getProfile"]["scopes"],
+              "gmail.users.messages.send": users["resources"]["messages"]["methods"]["send"]["scopes"]}
+    for resource, method in MAILBOX_METHODS:
+        scopes[f"gmail.users.{resource}.{method}"] = users["resources"][resource]["methods"][method]["scopes"]
+    return scopes
 
 
 @dataclass
@@ -66,12 +80,23 @@ class FakeGmail(FakeGoogleCalendar):
         self.account = account.lower()
         self.send_as = {self.account, *(address.lower() for address in send_as)}
         self.sent: list[SentMessage] = []
-        self._scopes["gmail.users.messages.send"] = _send_scopes()
+        self._scopes.update(_gmail_scopes())
+        self.box = Mailbox(self.account)
 
     @property
     def gmail_api_endpoint(self) -> str:
         """The root to give as mail.gmail_api_endpoint (method paths add "gmail/v1/...")."""
         return f"{self.base_url}/"
+
+    def deliver(self, raw: bytes, **kwargs: Any) -> str:
+        """Deliver `raw` into the mailbox (Mailbox.deliver); returns the message id."""
+        with self._lock:
+            return self.box.deliver(raw, **kwargs)
+
+    def expire_history(self) -> None:
+        """Every history id issued so far now answers 404 (too old)."""
+        with self._lock:
+            self.box.expire_history()
 
     def gmail_requests(self) -> list[RecordedRequest]:
         """Recorded Gmail API requests (token endpoint left out)."""
@@ -83,12 +108,20 @@ class FakeGmail(FakeGoogleCalendar):
             return super()._api(method, path, query, headers, body)
         match = _SEND_RE.match(path)
         if not match or method != "POST":
-            raise ApiError(404, "notFound", "Not Found")
+            route = self.box.route(method, path)
+            if route is None:
+                raise ApiError(404, "notFound", "Not Found")
+            name, user, item = route
+            self._check_auth(headers, f"gmail.users.{name}")
+            self._check_user(user)
+            return json.dumps(self.box.call(name, item, query, body)).encode()
         self._check_auth(headers, "gmail.users.messages.send")
-        user = match.group(1)
+        self._check_user(match.group(1))
+        return json.dumps(self._send(body)).encode()
+
+    def _check_user(self, user: str) -> None:
         if user != "me" and user.lower() != self.account:
             raise ApiError(403, "forbidden", f"Delegation denied for {self.account}")
-        return json.dumps(self._send(body)).encode()
 
     def _send(self, body: bytes) -> dict:
         try:

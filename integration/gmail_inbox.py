@@ -1,0 +1,340 @@
+"""The `gmail` inbox (InboxSource): the Gmail API's history of the connected account, with
+the Google token that `python main.py auth google` stored (it asks for gmail.modify when
+`inbox.source = "gmail"`; docs/inbox.md, "Gmail").
+
+- The cursor is a Gmail history id. The first read (no cursor, or one Google no longer
+  honours: history.list answers 404 for an id too old) takes the mailbox's current history
+  id from users.getProfile, then lists the unread messages in the inbox addressed to
+  `inbox.address` received in the last 30 days (messages.list, paged). Later reads list
+  the history after the cursor (history.list, historyTypes messageAdded, labelId INBOX,
+  paged); the new cursor is the largest history id seen.
+- Only mail addressed to `inbox.address` (To, Cc, Delivered-To or X-Original-To) is
+  downloaded: each new message's headers are read first (format "metadata", those four
+  headers only), so when the inbox is the practitioner's own Gmail with a +slotguard
+  sub-address, their other mail is never fetched whole. The rest is skipped, untouched.
+- `received_at` is the message's internalDate (when Gmail received it), never its Date
+  header. Messages come oldest first, each once per read; a message deleted meanwhile is
+  skipped.
+- `file(mail, True)` gives the message the label `inbox.gmail.processed_label` (created when
+  missing), marks it read and takes it out of the inbox; `file(mail, False)` does nothing, so
+  it stays unread for the practitioner.
+- `wait` returns False at once: Gmail tells of new mail only through Cloud Pub/Sub push,
+  which is not built; the engine reads once per calendar.poll_interval.
+- Errors as in integration/gmail_mailer.py: 429, 403 rate limits and 5xx are retried within
+  a short budget, then raised retryable (after Retry-After at the earliest); a token missing,
+  revoked, or without gmail.modify raises ReauthorizationNeeded naming the auth command.
+
+Nothing here logs or raises a token, an address read from a message, or message content.
+Not thread-safe (the engine reads in turn).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import getaddresses
+from typing import Any
+
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
+from google_auth_httplib2 import AuthorizedHttp
+from googleapiclient.discovery import build
+from googleapiclient.errors import HttpError
+
+from integration.gmail_mailer import API_PATH, RATE_LIMIT_REASONS, _reason_and_message, _seconds
+from integration.google_auth import SCOPE_GMAIL_MODIFY, StoredCredentials, reauthorize_message, token_path
+from slotguard.domain.interfaces import AdapterError, InboxPage, ReauthorizationNeeded, ReceivedMail
+
+# The scopes that may read, label and mark read (users.messages.modify): a token granted
+# one of them is not sent back to the consent page.
+MODIFY_SCOPES = frozenset({SCOPE_GMAIL_MODIFY, "https://mail.google.com/"})
+ADDRESS_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
+FIRST_READ_DAYS = 30
+PAGE_SIZE = 100
+WHERE = "Gmail inbox"
+NO_SCOPE = "the Google authorization does not include reading and labelling the inbox (the gmail.modify permission)"
+
+log = logging.getLogger("slotguard.gmail_inbox")
+
+
+class _NotFound(Exception):
+    """A 404 from Gmail: an expired history id, a message deleted meanwhile."""
+
+
+class _Conflict(Exception):
+    """A 409 from Gmail: a label of that name exists already."""
+
+
+def _reauthorize(what: str) -> ReauthorizationNeeded:
+    return ReauthorizationNeeded(reauthorize_message(f"{WHERE}: {what}", "Gmail"))
+
+
+class GmailInbox:
+    """Reads and files the mail sent to `inbox.address` through the Gmail API (InboxSource)."""
+
+    name = "gmail"
+
+    def __init__(self, settings: Any, *, credentials: Any = None, http: Any = None, timeout: float = 30.0,
+                 retry_budget: float = 10.0, sleep: Callable[[float], None] = time.sleep, token_uri: str | None = None,
+                 base_delay: float = 0.5, max_delay: float = 4.0):
+        """`settings` is the whole Settings (token in storage.data_dir, inbox.address,
+        inbox.gmail, calendar.token_uri). Tests may inject google-auth `credentials` or a
+        ready `http`. `retry_budget` bounds the seconds one request spends retrying rate
+        limits and server errors; `timeout` bounds one HTTP request. Raises nothing: a
+        missing token shows up on the first read, as ReauthorizationNeeded."""
+        self.settings, self.timeout, self.retry_budget, self.sleep = settings, timeout, retry_budget, sleep
+        self.base_delay, self.max_delay = base_delay, max_delay
+        self.token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
+        self.address = settings.inbox.address.strip().lower()
+        self.label_name = settings.inbox.gmail.processed_label
+        endpoint = settings.inbox.gmail.api_endpoint
+        if endpoint:
+            endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
+            endpoint = endpoint.removesuffix(API_PATH)
+        self.api_endpoint = endpoint
+        self._credentials, self._http = credentials, http
+        self._keeper: StoredCredentials | None = None
+        self._service: Any = None
+        self._label_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"GmailInbox(api_endpoint={self.api_endpoint or 'https://gmail.googleapis.com/'!r})"
+
+    # --- the client -------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        """The googleapiclient Resource for Gmail v1; raises ReauthorizationNeeded without a
+        token that may read and label."""
+        if self._service is None:
+            http = self._http
+            if http is None:
+                credentials = self._credentials
+                if credentials is None:
+                    path = token_path(self.settings)
+                    if not path.exists():
+                        raise _reauthorize(f"Google is not connected yet (no {path})")
+                    self._keeper = StoredCredentials.load(self.settings, self.token_uri)
+                    credentials = self._keeper.credentials
+                granted = set(credentials.granted_scopes or credentials.scopes or [])
+                if granted and not granted & MODIFY_SCOPES:
+                    self._forget()
+                    raise _reauthorize(NO_SCOPE)
+                http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=self.timeout), max_refresh_attempts=1)
+            options = {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
+            self._service = build("gmail", "v1", http=http, static_discovery=True, cache_discovery=False, client_options=options)
+        return self._service
+
+    def _forget(self) -> None:
+        """Drop the client so the next call reads the token file again (after `auth google`)."""
+        if self._credentials is None and self._http is None:
+            self._service, self._keeper = None, None
+
+    def _call(self, make: Callable[[Any], Any], what: str) -> dict:
+        """Execute the request `make(users resource)`, retrying rate limits and server errors
+        within the budget. Raises _NotFound for a 404, _Conflict for a 409, else AdapterError."""
+        deadline = time.monotonic() + self.retry_budget
+        attempt = 0
+        while True:
+            try:
+                result = make(self._client().users()).execute(num_retries=0)
+            except HttpError as error:
+                retry_after, problem = self._classify(error, what)
+            except (RefreshError, TransportError) as error:
+                raise self._auth_failure(error) from None
+            except (OSError, httplib2.HttpLib2Error) as error:  # timeouts, refused or reset connections
+                raise AdapterError(f"{WHERE}: the connection failed ({type(error).__name__}) while {what}; will try again") from None
+            else:
+                if self._keeper is not None:
+                    self._keeper.save_if_refreshed()
+                return result if isinstance(result, dict) else {}
+            attempt += 1
+            delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+            delay = max(delay / 2 + random.random() * delay / 2, retry_after or 0.0)
+            if time.monotonic() + delay > deadline:
+                raise AdapterError(f"{WHERE}: {what} failed {attempt} time(s), last with {problem}; will try again later",
+                                   retry_after=retry_after)
+            log.warning("gmail_inbox_retry what=%r problem=%r attempt=%d delay=%.2f", what, problem, attempt, delay)
+            self.sleep(delay)
+
+    def _classify(self, error: HttpError, what: str) -> tuple[float | None, str]:
+        """Raise for an error that retrying now will not fix; return (Retry-After seconds,
+        description) for one worth retrying within the budget."""
+        status, (reason, _text) = error.resp.status, _reason_and_message(error)
+        if status == 401:
+            self._forget()
+            raise _reauthorize("Google rejected Slotguard's authorization")
+        if status == 403 and reason == "insufficientPermissions":
+            self._forget()
+            raise _reauthorize(NO_SCOPE)
+        if status == 404:
+            raise _NotFound()
+        if status == 409:
+            raise _Conflict()
+        if status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS):
+            return _seconds(error.resp.get("retry-after")), f"HTTP {status} {reason}".strip()
+        if status == 403 and reason in ("dailyLimitExceeded", "quotaExceeded"):
+            raise AdapterError(f"{WHERE}: the Google project's daily request quota is used up; will try again later")
+        if status == 403 and reason in ("accessNotConfigured", "SERVICE_DISABLED"):
+            raise AdapterError(f"{WHERE}: the Gmail API is not enabled for the Google Cloud project of your OAuth client; "
+                               "enable it in the Google Cloud console (APIs & Services), then run `python main.py auth google` again",
+                               retryable=False)
+        raise AdapterError(f"{WHERE}: Gmail refused {what} (HTTP {status} {reason or 'error'})", retryable=False)
+
+    def _auth_failure(self, error: Exception) -> AdapterError:
+        if isinstance(error, TransportError):
+            return AdapterError(f"{WHERE}: could not reach Google's sign-in service; will try again")
+        if getattr(error, "retryable", False):
+            return AdapterError(f"{WHERE}: refreshing the Google token failed for now; will try again")
+        self._forget()
+        return _reauthorize("Google no longer accepts Slotguard's authorization")
+
+    # --- reading ----------------------------------------------------------------------
+
+    def read(self, cursor: str | None, now: datetime) -> InboxPage:
+        """The messages addressed to the inbox that arrived after the history id `cursor`
+        (None: the unread ones of the last 30 days), oldest first, and the next cursor."""
+        found: tuple[list[str], int] | None = None
+        if cursor:
+            try:
+                found = self._history_since(int(cursor))
+            except (_NotFound, ValueError):
+                log.info("gmail_inbox_history_expired reading=unread")
+        if found is None:
+            found = self._unread(now)
+        ids, newest = found
+        mails = []
+        for message_id in ids:
+            mail = self._fetch_if_addressed(message_id)
+            if mail is not None:
+                mails.append(mail)
+        mails.sort(key=lambda mail: mail.received_at)  # stable: the history's order among equals
+        log.info("gmail_inbox_read first=%s new=%d addressed=%d", cursor is None, len(ids), len(mails))
+        return InboxPage(mails, str(newest))
+
+    def _history_since(self, start: int) -> tuple[list[str], int]:
+        ids: list[str] = []
+        newest, token = start, None
+        while True:
+            answer = self._call(lambda users, token=token: users.history().list(
+                userId="me", startHistoryId=str(start), historyTypes=["messageAdded"], labelId="INBOX",
+                maxResults=PAGE_SIZE, pageToken=token), "reading the mailbox's history")
+            newest = max(newest, _int(answer.get("historyId")))
+            for record in answer.get("history") or []:
+                newest = max(newest, _int(record.get("id")))
+                for added in record.get("messagesAdded") or []:
+                    message_id = str((added.get("message") or {}).get("id") or "")
+                    if message_id and message_id not in ids:
+                        ids.append(message_id)
+            token = answer.get("nextPageToken")
+            if not token:
+                return ids, newest
+
+    def _unread(self, now: datetime) -> tuple[list[str], int]:
+        profile = self._call(lambda users: users.getProfile(userId="me"), "reading the mailbox's state")
+        newest = _int(profile.get("historyId"))  # taken first: mail arriving meanwhile is in the next read's history
+        since = int((now - timedelta(days=FIRST_READ_DAYS)).timestamp())
+        query = f"is:unread in:inbox after:{since} {{to:{self.address} deliveredto:{self.address}}}"
+        ids: list[str] = []
+        token = None
+        while True:
+            answer = self._call(lambda users, token=token: users.messages().list(
+                userId="me", q=query, maxResults=PAGE_SIZE, pageToken=token), "listing unread mail")
+            for item in answer.get("messages") or []:
+                message_id = str(item.get("id") or "")
+                if message_id and message_id not in ids:
+                    ids.append(message_id)
+            token = answer.get("nextPageToken")
+            if not token:
+                return ids, newest
+
+    def _fetch_if_addressed(self, message_id: str) -> ReceivedMail | None:
+        """The message whole when its headers address it to the inbox; None when they do not,
+        or when it is gone (deleted between the listing and now)."""
+        try:
+            head = self._call(lambda users: users.messages().get(
+                userId="me", id=message_id, format="metadata", metadataHeaders=list(ADDRESS_HEADERS)), "reading a message's headers")
+            if not self._addressed(head):
+                return None
+            whole = self._call(lambda users: users.messages().get(userId="me", id=message_id, format="raw"), "reading a message")
+        except _NotFound:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(str(whole.get("raw") or "") + "=" * (-len(str(whole.get("raw") or "")) % 4))
+            received_at = datetime.fromtimestamp(int(whole["internalDate"]) / 1000, UTC)
+        except (KeyError, ValueError, TypeError, binascii.Error, OverflowError):
+            log.warning("gmail_inbox_unreadable message=%s", message_id)
+            return None
+        return ReceivedMail(message_id, raw, received_at)
+
+    def _addressed(self, head: dict) -> bool:
+        values = [str(header.get("value") or "") for header in (head.get("payload") or {}).get("headers") or []
+                  if str(header.get("name") or "").lower() in {name.lower() for name in ADDRESS_HEADERS}]
+        return any(address.strip().lower() == self.address for _, address in getaddresses(values))
+
+    # --- filing -----------------------------------------------------------------------
+
+    def file(self, mail: ReceivedMail, handled: bool) -> None:
+        """Handled: the processed label on, UNREAD and INBOX off. Not handled: nothing (the
+        message stays unread in the inbox). Filing again, or a message deleted meanwhile,
+        is harmless."""
+        if not handled:
+            return
+        label = self._processed_label()
+        body = {"addLabelIds": [label], "removeLabelIds": ["UNREAD", "INBOX"]}
+        try:
+            self._call(lambda users: users.messages().modify(userId="me", id=mail.ref, body=body), "filing a message")
+        except _NotFound:
+            log.info("gmail_inbox_file_gone message=%s", mail.ref)
+
+    def _processed_label(self) -> str:
+        """The id of the processed label, created when missing, remembered."""
+        if self._label_id is None:
+            self._label_id = self._find_label()
+        if self._label_id is None:
+            body = {"name": self.label_name, "labelListVisibility": "labelShow", "messageListVisibility": "show"}
+            try:
+                created = self._call(lambda users: users.labels().create(userId="me", body=body), "creating the processed label")
+                self._label_id = str(created["id"])
+            except _Conflict:
+                self._label_id = self._find_label()  # made meanwhile, by another run or the practitioner
+            except (_NotFound, KeyError):
+                pass
+            if self._label_id is None:
+                raise AdapterError(f"{WHERE}: Gmail did not create the label {self.label_name!r}; will try again")
+        return self._label_id
+
+    def _find_label(self) -> str | None:
+        try:
+            labels = self._call(lambda users: users.labels().list(userId="me"), "listing labels").get("labels") or []
+        except _NotFound:
+            raise AdapterError(f"{WHERE}: Gmail did not list the labels") from None
+        wanted = self.label_name.strip().lower()
+        return next((str(label["id"]) for label in labels if str(label.get("name", "")).strip().lower() == wanted and label.get("id")), None)
+
+    # --- the rest of InboxSource --------------------------------------------------------
+
+    def wait(self, seconds: float) -> bool:
+        """False at once: Gmail's push needs Cloud Pub/Sub, not built; the engine polls."""
+        return False
+
+    def close(self) -> None:
+        if self._service is not None and self._http is None:
+            self._service.close()
+        self._service = None
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def open_inbox(settings: Any) -> GmailInbox:
+    """The Gmail inbox for `settings` (inbox.source = "gmail")."""
+    return GmailInbox(settings)
