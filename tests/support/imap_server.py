@@ -90,11 +90,11 @@ service anvil {{
 }}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {folder}/users
+  args = scheme=PLAIN username_format=%u {folder}/users/%u
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {folder}/users
+  args = username_format=%u {folder}/users/%u
 }}
 """
 
@@ -129,7 +129,7 @@ class DovecotServer:
     def start(self) -> DovecotServer:
         """Start and wait until both listeners answer (at most 20 s). Raises RuntimeError saying why not."""
         self.port, self.imaps_port = _free_port(), _free_port()
-        (self.folder / "users").write_text("")
+        (self.folder / "users").mkdir()  # a passwd-file per user: no reload of a shared file to wait for
         config = CONFIG.format(folder=self.folder, cert=self._certificate.cert_file, key=self._certificate.key_file,
                                user=self.run_as.pw_name, group=_group_name(self.run_as.pw_gid),
                                port=self.port, imaps_port=self.imaps_port)
@@ -163,8 +163,9 @@ class DovecotServer:
         password = secrets.token_urlsafe(12)
         home = self.folder / "home" / username
         line = f"{username}:{{PLAIN}}{password}:{self.run_as.pw_uid}:{self.run_as.pw_gid}::{home}::\n"
-        with open(self.folder / "users", "a") as users:
-            users.write(line)
+        entry = self.folder / "users" / username
+        entry.write_text(line)
+        os.chown(entry, self.run_as.pw_uid, self.run_as.pw_gid)
         self._users.append(username)
         return username, password
 
