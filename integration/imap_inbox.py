@@ -47,6 +47,9 @@ from slotguard.config.types import ConfigError
 from slotguard.domain.interfaces import AdapterError, InboxPage, ReauthorizationNeeded, ReceivedMail
 
 log = logging.getLogger("slotguard.imap")
+# IMAPClient logs the whole protocol at DEBUG (message bodies, and more than it redacts): never,
+# even when Slotguard runs with --verbose (root logger at DEBUG).
+logging.getLogger("imapclient").setLevel(logging.WARNING)
 
 FIRST_READ_DAYS = 30
 PAGE = 200  # messages looked at per read; the cursor stops after them and the next read goes on
@@ -104,14 +107,15 @@ class ImapInbox:
         if not self.config.idle or seconds <= 0:
             return False
         try:
-            client = self._connection()
-            if not client.has_capability("IDLE"):
-                return False
-            self._select(client, self.config.folder)
-            if self._last_uid and self._uids_after(client, self._last_uid):
-                return True  # arrived since the last read, before this wait began
-            return self._idle(client, seconds)
-        except Exception as error:  # a wait never raises: the next read reports what is wrong
+            ready = self._retrying(self._before_idle)
+        except AdapterError as error:  # a wait never raises: the next read reports what is wrong
+            log.info("imap wait not possible: %s", error)
+            return False
+        if ready != "idle":
+            return ready == "arrived"
+        try:
+            return self._idle(self._connection(), seconds)
+        except Exception as error:  # a dropped connection ends the wait; the next read reconnects
             log.info("imap wait ended: %s", self._classify(error))
             self._drop()
             return False
@@ -222,6 +226,15 @@ class ImapInbox:
         return self._server_names[folder]
 
     # -- waiting ---------------------------------------------------------------------------
+
+    def _before_idle(self, client: IMAPClient) -> str:
+        """"none" (the server has no IDLE), "arrived" (new mail since the last read) or "idle"."""
+        if not client.has_capability("IDLE"):
+            return "none"
+        self._select(client, self.config.folder)
+        if self._last_uid and self._uids_after(client, self._last_uid):
+            return "arrived"
+        return "idle"
 
     def _idle(self, client: IMAPClient, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

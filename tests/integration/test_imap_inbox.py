@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from integration.imap_inbox import ImapInbox
+from integration.imap_inbox import ImapInbox, open_inbox
 from slotguard.config.inbox import Imap
+from slotguard.config.schema import parse_settings
 from slotguard.domain.interfaces import AdapterError, ReauthorizationNeeded
 
 OURS = "lena+slotguard@example.com"
@@ -237,3 +238,48 @@ def test_starttls_is_refused_when_the_server_does_not_offer_it(imap_mailbox):
     assert caught.value.retryable is False
     assert imap_mailbox.password.encode() not in b"".join(received)
     assert not any(b"LOGIN" in chunk.upper() or b"AUTHENTICATE" in chunk.upper() for chunk in received)
+
+
+def test_open_inbox_from_the_settings_and_nothing_secret_in_the_logs(imap_mailbox, tmp_path, caplog):
+    settings = parse_settings({
+        "practice": {"name": "Lena Berg Massage", "email": "lena@example.com", "timezone": "Europe/Oslo", "currency": "NOK"},
+        "calendar": {"source": "ics", "url": "https://calendar.example.com/lena.ics"},
+        "services": {"default": {"price": "900 NOK"}},
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "inbox": {"source": "imap", "address": OURS, "imap": imap_mailbox.imap_config(tls="imaps", port=imap_mailbox.imaps_port)},
+    })
+    imap_mailbox.deliver(mail("secret body words"), NOW)
+    caplog.set_level("DEBUG")
+    inbox = open_inbox(settings)
+    try:
+        [received] = inbox.read(None, NOW).mails
+        inbox.file(received, True)
+        assert inbox.wait(0.5) is False
+    finally:
+        inbox.close()
+    assert imap_mailbox.password not in repr(inbox)
+    logged = caplog.text
+    assert "imap read" in logged
+    assert imap_mailbox.password not in logged and "secret body words" not in logged
+
+
+def test_filing_without_move_copies_and_expunges_that_message_alone(imap_mailbox, monkeypatch):
+    """A server without MOVE (Dovecot with MOVE hidden from the adapter): COPY, \\Deleted and
+    UID EXPUNGE of that message only; the practitioner's own \\Deleted mail stays."""
+    from imapclient import IMAPClient
+
+    offered = IMAPClient.has_capability
+    monkeypatch.setattr(IMAPClient, "has_capability", lambda self, name: name.upper() != "MOVE" and offered(self, name))
+    imap_mailbox.deliver(mail("theirs, deleted", to="lena@example.com"), NOW - timedelta(minutes=2), flags=("\\Deleted",))
+    imap_mailbox.deliver(mail("command"), NOW - timedelta(minutes=1))
+    inbox = inbox_of(imap_mailbox)
+    try:
+        [command] = inbox.read(None, NOW).mails
+        inbox.file(command, True)
+        inbox.file(command, True)
+    finally:
+        inbox.close()
+    [(flags, raw)] = imap_mailbox.messages("Slotguard.Processed")
+    assert b"Subject: command" in raw and "\\Seen" in flags and "\\Deleted" not in flags
+    [(flags, raw)] = imap_mailbox.messages("INBOX")
+    assert b"Subject: theirs" in raw and "\\Deleted" in flags
