@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-sqlite test-pg unit integration e2e chaos bench clean check-config chromium
+.PHONY: run test test-sqlite test-pg unit integration e2e chaos bench clean check-config chromium dovecot
 
 $(STAMP): requirements.txt pyproject.toml examples/slotguard-weekend-surcharge/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,27 +43,40 @@ chromium:
 	  || { apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core; }; \
 	else echo "No $(CHROMIUM), and installing it needs root and apt-get: the browser tests will skip"; fi
 
+# Debian's Dovecot for the IMAP tests (tests/support/imap_server.py runs it as a user process with a
+# config of its own; the system service is not used), installed when missing and this machine lets
+# us (root, apt-get); otherwise those tests skip saying so (under CI=true they fail).
+DOVECOT := /usr/sbin/dovecot
+dovecot:
+	@if [ -x $(DOVECOT) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's dovecot-imapd for the IMAP tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends dovecot-imapd \
+	  || { apt-get update && apt-get install -y --no-install-recommends dovecot-imapd; }; \
+	else echo "No $(DOVECOT), and installing it needs root and apt-get: the IMAP tests will skip"; fi
+
 # The whole suite twice: on SQLite, then with every ledger on PostgreSQL (SLOTGUARD_TEST_PG,
 # else 127.0.0.1:5432; no server: the second run says so and skips, under CI=true it fails).
-test: $(STAMP) $(CATALOGS) chromium
+test: $(STAMP) $(CATALOGS) chromium dovecot
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -q tests
 	SLOTGUARD_TEST_BACKEND=postgresql $(PY) -m pytest -q -m "not sqlite_only" tests
 
-test-sqlite: $(STAMP) $(CATALOGS) chromium
+test-sqlite: $(STAMP) $(CATALOGS) chromium dovecot
 	$(PY) -m pytest -q tests
 
-test-pg: $(STAMP) $(CATALOGS) chromium
+test-pg: $(STAMP) $(CATALOGS) chromium dovecot
 	SLOTGUARD_TEST_BACKEND=postgresql $(PY) -m pytest -q -m "not sqlite_only" tests
 
 unit: $(STAMP) $(CATALOGS)
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP) $(CATALOGS) chromium
+integration: $(STAMP) $(CATALOGS) chromium dovecot
 	$(PY) -m pytest -q tests/integration
 
-e2e: $(STAMP) $(CATALOGS)
+e2e: $(STAMP) $(CATALOGS) dovecot
 	$(PY) -m pytest -q tests/end_to_end
 
 # The crash-anywhere test, long: KILLS=N kills of the daemon (default 60), SEED=S replays a run.

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from tests.support.browser import browser  # noqa: F401
+from tests.support.imap_server import imap_mailbox, imap_server  # noqa: F401
 from tests.support.pg import end_postgres_run, pg_schema, pg_url, postgres_run_wanted, start_postgres_run  # noqa: F401
 
 _postgres_run = {"on": False, "missing": ""}

@@ -1,0 +1,376 @@
+"""The `imap` inbox: the mailbox of command emails read over IMAP (docs/inbox.md#imap).
+
+One connection (IMAPClient) is kept across calls and opened again when it broke. TLS as
+inbox.imap.tls says: "imaps" from the first byte, "starttls" (refused, before any password is
+sent, when the server does not offer it), "none" (only to this machine; the config checks).
+Certificates are verified against inbox.imap.ca_file or the system's authorities.
+
+Reading: the cursor is "UIDVALIDITY:LASTUID". The first read (or a new UIDVALIDITY: the folder
+was recreated) takes the unseen messages of inbox.imap.folder of the last 30 days; later reads
+the UIDs after LASTUID. The mailbox may be the practitioner's own (the address a +slotguard
+sub-address of it), holding all their other mail, which Slotguard must not read: only the
+address headers (To, Cc, Delivered-To, X-Original-To) are fetched first, the whole message
+only when one of them is inbox.address, always with BODY.PEEK (nothing is marked read by
+reading). The cursor moves past every message looked at, ours or not. `received_at` is the
+server's INTERNALDATE, never the sender's Date header.
+
+Filing: a handled message is marked read and moved to inbox.imap.processed_folder (created
+when missing; MOVE, else COPY, \\Deleted and UID EXPUNGE of that message alone with UIDPLUS,
+else COPY and \\Deleted only); anything else stays unread where it is. Filing a message
+that is gone already does nothing.
+
+Waiting: IMAP IDLE when inbox.imap.idle and the server offers it; a dropped connection ends
+the wait (False) and the next read connects again and finds what arrived meanwhile.
+
+Failures become AdapterError: retryable for what may pass (the network, a timeout, a server
+saying try later), not for what will not (a refused login: ReauthorizationNeeded; no
+STARTTLS; a certificate that does not verify; a folder that does not exist). The password is
+never logged, put in a message or shown by repr.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+
+from slotguard.config.inbox import Imap
+from slotguard.config.types import ConfigError
+from slotguard.domain.interfaces import AdapterError, InboxPage, ReauthorizationNeeded, ReceivedMail
+
+log = logging.getLogger("slotguard.imap")
+# IMAPClient logs the whole protocol at DEBUG (message bodies, and more than it redacts): never,
+# even when Slotguard runs with --verbose (root logger at DEBUG).
+logging.getLogger("imapclient").setLevel(logging.WARNING)
+
+FIRST_READ_DAYS = 30
+PAGE = 200  # messages looked at per read; the cursor stops after them and the next read goes on
+IDLE_ROUND = 25 * 60.0  # IDLE is renewed before servers' 30-minute limit (RFC 2177)
+ADDRESS_HEADERS = ("TO", "CC", "DELIVERED-TO", "X-ORIGINAL-TO")
+HEADERS_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(ADDRESS_HEADERS) + ")]"
+TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]", "[OVERQUOTA]")
+
+
+class ImapInbox:
+    name = "imap"
+
+    def __init__(self, config: Imap, address: str, *, ssl_context: ssl.SSLContext | None = None):
+        """`config` is [inbox.imap], `address` inbox.address. The password is resolved here, so a
+        missing secret stops start-up (ConfigError naming the reference, never the value)."""
+        self.config = config
+        self.address = address.strip().lower()
+        self._password = config.password.resolve()
+        self._uses_ca_file = ssl_context is None and bool(config.ca_file)
+        if ssl_context is None:
+            try:
+                ssl_context = ssl.create_default_context(cafile=config.ca_file or None)
+            except (OSError, ssl.SSLError) as error:
+                raise ConfigError([f"inbox.imap.ca_file: {config.ca_file} cannot be used as certificate authorities ({error})"]) from None
+        self.ssl_context = ssl_context
+        self._client: IMAPClient | None = None
+        self._selected: str | None = None
+        self._uidvalidity = 0
+        self._last_uid = 0
+        self._server_names: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return (f"ImapInbox(host={self.config.host!r}, port={self.config.port_or_default}, tls={self.config.tls!r}, "
+                f"username={self.config.username!r}, folder={self.config.folder!r})")
+
+    @property
+    def where(self) -> str:
+        return f"inbox.imap: the IMAP server {self.config.host}:{self.config.port_or_default}"
+
+    # -- InboxSource -----------------------------------------------------------------------
+
+    def read(self, cursor: str | None, now: datetime) -> InboxPage:
+        """The messages addressed to inbox.address after `cursor` (see the module doc)."""
+        return self._retrying(lambda client: self._read(client, cursor, now))
+
+    def file(self, mail: ReceivedMail, handled: bool) -> None:
+        """Handled: read, into the processed folder. Not handled: left unread where it is."""
+        if not handled:
+            return
+        self._retrying(lambda client: self._file(client, mail))
+
+    def wait(self, seconds: float) -> bool:
+        """IMAP IDLE on the folder up to `seconds`: True as soon as new mail arrived. False at the
+        end, at once without IDLE, and when the connection drops (the next read reconnects)."""
+        if not self.config.idle or seconds <= 0:
+            return False
+        try:
+            ready = self._retrying(self._before_idle)
+        except AdapterError as error:  # a wait never raises: the next read reports what is wrong
+            log.info("imap wait not possible: %s", error)
+            return False
+        if ready != "idle":
+            return ready == "arrived"
+        try:
+            return self._idle(self._connection(), seconds)
+        except Exception as error:  # a dropped connection ends the wait; the next read reconnects
+            log.info("imap wait ended: %s", self._classify(error))
+            self._drop()
+            return False
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        self._selected = None
+        if client is not None:
+            try:
+                client.logout()
+            except Exception:  # closing a broken connection: nothing to save
+                _shutdown(client)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _read(self, client: IMAPClient, cursor: str | None, now: datetime) -> InboxPage:
+        status = self._select(client, self.config.folder)
+        uidvalidity = int(status[b"UIDVALIDITY"])
+        uid_next = int(status.get(b"UIDNEXT", 0) or 0)
+        last = _last_uid(cursor, uidvalidity)
+        if last is None:
+            since = (now - timedelta(days=FIRST_READ_DAYS)).date()
+            uids = sorted(int(uid) for uid in client.search(["UNSEEN", "SINCE", since]))
+            floor = max(uid_next - 1, 0)
+        else:
+            uids = self._uids_after(client, last)
+            floor = last
+        page = uids[:PAGE]
+        mails = self._fetch_ours(client, uidvalidity, page)
+        new_last = max([floor, *page]) if len(uids) <= PAGE else page[-1]
+        if last is not None:
+            new_last = max(new_last, last)
+        self._uidvalidity, self._last_uid = uidvalidity, new_last
+        mails.sort(key=lambda mail: (mail.received_at, _uid_of(mail.ref)))
+        log.info("imap read folder=%s looked_at=%d ours=%d", self.config.folder, len(page), len(mails))
+        return InboxPage(mails, f"{uidvalidity}:{new_last}")
+
+    def _uids_after(self, client: IMAPClient, last: int) -> list[int]:
+        # "N:*" always includes the newest message, even when its UID is below N.
+        return sorted(uid for uid in (int(found) for found in client.search(["UID", f"{last + 1}:*"])) if uid > last)
+
+    def _fetch_ours(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> list[ReceivedMail]:
+        if not uids:
+            return []
+        heads = client.fetch(uids, [HEADERS_ITEM, "INTERNALDATE"])
+        ours: dict[int, datetime] = {}
+        for uid, items in heads.items():
+            header = next((value for key, value in items.items() if key.startswith(b"BODY[HEADER")), b"")
+            if self._addressed_to_us(header or b""):
+                ours[int(uid)] = _aware(items[b"INTERNALDATE"])
+        if not ours:
+            return []
+        bodies = client.fetch(sorted(ours), ["BODY.PEEK[]"])
+        return [ReceivedMail(f"{uidvalidity}:{uid}", bytes(bodies[uid][b"BODY[]"]), received_at)
+                for uid, received_at in ours.items() if uid in bodies and bodies[uid].get(b"BODY[]") is not None]
+
+    def _addressed_to_us(self, header: bytes) -> bool:
+        message = BytesHeaderParser().parsebytes(header)
+        values = [str(value) for name in ADDRESS_HEADERS for value in (message.get_all(name) or [])]
+        return any(address.strip().lower() == self.address for _name, address in getaddresses(values))
+
+    # -- filing ----------------------------------------------------------------------------
+
+    def _file(self, client: IMAPClient, mail: ReceivedMail) -> None:
+        uidvalidity, uid = (int(part) for part in mail.ref.split(":", 1))
+        status = self._select(client, self.config.folder)
+        if int(status[b"UIDVALIDITY"]) != uidvalidity or not client.search(["UID", str(uid)]):
+            log.info("imap file: message %s is no longer in %s; nothing to do", mail.ref, self.config.folder)
+            return
+        target = self._ensure_folder(client, self.config.processed_folder)
+        client.add_flags([uid], [b"\\Seen"], silent=True)
+        if client.has_capability("MOVE"):
+            client.move([uid], target)
+        else:
+            client.copy([uid], target)
+            client.add_flags([uid], [b"\\Deleted"], silent=True)
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge([uid])
+            # without UIDPLUS an EXPUNGE would also remove the practitioner's own \Deleted mail
+        log.info("imap filed message=%s into=%s", mail.ref, self.config.processed_folder)
+
+    def _ensure_folder(self, client: IMAPClient, folder: str) -> str:
+        name = self._server_name(client, folder)
+        if not client.folder_exists(name):
+            try:
+                client.create_folder(name)
+            except IMAPClientError:
+                if not client.folder_exists(name):  # created meanwhile by someone else: fine
+                    raise
+            client.subscribe_folder(name)
+        return name
+
+    def _server_name(self, client: IMAPClient, folder: str) -> str:
+        """`folder` as this server spells it: "/" as its hierarchy separator, under its personal
+        namespace's prefix when it has one ("INBOX." on some servers)."""
+        if folder not in self._server_names:
+            prefix, separator = "", "/"
+            try:
+                personal = client.namespace().personal
+                if personal:
+                    prefix, separator = personal[0][0], personal[0][1] or "/"
+            except IMAPClientError:
+                pass
+            name = folder.replace("/", separator) if separator != "/" else folder
+            if prefix and not name.startswith(prefix) and name.upper() != "INBOX":
+                name = prefix + name
+            self._server_names[folder] = name
+        return self._server_names[folder]
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def _before_idle(self, client: IMAPClient) -> str:
+        """"none" (the server has no IDLE), "arrived" (new mail since the last read) or "idle"."""
+        if not client.has_capability("IDLE"):
+            return "none"
+        self._select(client, self.config.folder)
+        if self._last_uid and self._uids_after(client, self._last_uid):
+            return "arrived"
+        return "idle"
+
+    def _idle(self, client: IMAPClient, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            client.idle()
+            round_end = time.monotonic() + min(left, IDLE_ROUND)
+            arrived = False
+            while not arrived and time.monotonic() < round_end:
+                responses = client.idle_check(timeout=max(0.1, min(round_end - time.monotonic(), 60.0)))
+                for response in responses:
+                    if len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT") and isinstance(response[0], int):
+                        arrived = arrived or response[1] == b"EXISTS"
+                    elif response and response[0] == b"BYE":
+                        raise IMAPClientAbortError("the server closed the connection")
+            client.idle_done()
+            if arrived:
+                return True
+
+    # -- the connection --------------------------------------------------------------------
+
+    def _retrying(self, work: Any) -> Any:
+        """Run `work(client)`; a kept connection found broken is opened again once."""
+        reused = self._client is not None
+        try:
+            return work(self._connection())
+        except AdapterError:
+            self._drop()
+            raise
+        except Exception as error:
+            self._drop()
+            if not (reused and _connection_broke(error)):
+                raise self._classify(error) from None
+        try:
+            return work(self._connection())
+        except AdapterError:
+            self._drop()
+            raise
+        except Exception as error:
+            self._drop()
+            raise self._classify(error) from None
+
+    def _connection(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        config = self.config
+        timeout = config.timeout.total_seconds()
+        client = IMAPClient(config.host, config.port_or_default, ssl=config.tls == "imaps", ssl_context=self.ssl_context,
+                            timeout=timeout)
+        try:
+            client.normalise_times = False
+            if config.tls == "starttls":
+                if not client.has_capability("STARTTLS"):
+                    raise AdapterError(
+                        f"{self.where} does not offer STARTTLS, so the password would go in clear; set inbox.imap.tls "
+                        "to \"imaps\" (port 993)", retryable=False)
+                client.starttls(self.ssl_context)
+            client.login(config.username, self._password)
+        except BaseException:
+            _shutdown(client)
+            raise
+        self._client, self._selected = client, None
+        return client
+
+    def _select(self, client: IMAPClient, folder: str) -> dict:
+        status = client.select_folder(self._server_name(client, folder) if folder.upper() != "INBOX" else folder)
+        self._selected = folder
+        return status
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        self._selected = None
+        if client is not None:
+            _shutdown(client)
+
+    def _classify(self, error: BaseException) -> AdapterError:
+        where = self.where
+        if isinstance(error, AdapterError):
+            return error
+        if isinstance(error, LoginError):
+            return ReauthorizationNeeded(
+                f"inbox.imap: the server refused the login for {self.config.username}; check inbox.imap.username and "
+                f"the password (in the {self.config.password.describe()})")
+        if isinstance(error, ssl.SSLCertVerificationError):
+            advice = ("check that this file holds the authority that signed the server's certificate, and inbox.imap.host"
+                      if self._uses_ca_file else
+                      "check inbox.imap.host, or, for a certificate of a private authority, set inbox.imap.ca_file")
+            return AdapterError(f"{where}: its certificate could not be verified: {str(error.verify_message).rstrip('.')}; "
+                                f"{advice}", retryable=False)
+        if isinstance(error, (socket.timeout, TimeoutError)):
+            return AdapterError(f"{where} did not answer within {self.config.timeout}; will try again", retryable=True)
+        if isinstance(error, IMAPClientAbortError) or isinstance(error, (OSError, EOFError)):
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            return AdapterError(f"cannot reach {where.removeprefix('inbox.imap: ')}: {reason}; will try again", retryable=True)
+        if isinstance(error, IMAPClientError):
+            text = " ".join(str(error).split())[:300]
+            temporary = any(code in text.upper() for code in TEMPORARY)
+            advice = "will try again" if temporary else "check [inbox.imap] (folder, processed_folder)"
+            return AdapterError(f"{where} answered: {text}; {advice}", retryable=temporary)
+        return AdapterError(f"{where}: unexpected {type(error).__name__}: {error}", retryable=True)
+
+
+def _connection_broke(error: BaseException) -> bool:
+    return isinstance(error, (IMAPClientAbortError, OSError, EOFError)) and not isinstance(error, ssl.SSLCertVerificationError)
+
+
+def _shutdown(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # already closed
+        pass
+
+
+def _last_uid(cursor: str | None, uidvalidity: int) -> int | None:
+    """LASTUID of `cursor` when it belongs to this UIDVALIDITY, else None (read as the first time)."""
+    if not cursor:
+        return None
+    validity, _, last = cursor.partition(":")
+    try:
+        return int(last) if int(validity) == uidvalidity else None
+    except ValueError:
+        return None
+
+
+def _uid_of(ref: str) -> int:
+    return int(ref.rsplit(":", 1)[1])
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def open_inbox(settings: Any) -> ImapInbox:
+    """The IMAP inbox of `settings` (inbox.source = "imap", [inbox.imap] set)."""
+    if settings.inbox.imap is None:
+        raise ConfigError(['inbox.imap: inbox.source = "imap" needs an [inbox.imap] table with host, username and password'])
+    return ImapInbox(settings.inbox.imap, settings.inbox.address)
