@@ -289,3 +289,20 @@ def test_an_appointment_handed_to_another_client_is_not_cancelled_by_the_old_cli
 
     assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
 
+
+
+def test_moving_an_appointment_cancelled_by_email_withdraws_the_cancellation_for_good(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e2", start, local(2026, 12, 1, 9, 0))
+    received = start - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e2", start), received)
+    p.engine.tick(received + timedelta(minutes=2))
+
+    p.book("e2", start + timedelta(days=7), received + timedelta(minutes=10))  # the practitioner gives her another time
+    p.book("e2", start, received + timedelta(minutes=20))  # and back: a new booking at the old time
+
+    kinds = [row["kind"] for row in p.ledger.happenings_for("primary", "e2")]
+    assert kinds == ["booked", "cancelled_by_client", "rescheduled", "waived", "rescheduled"]
+    tracked = p.ledger.tracked("primary", "e2")
+    assert tracked is not None and tracked.cancellation == "" and not tracked.appointment.client_declined
