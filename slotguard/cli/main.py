@@ -381,12 +381,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"{args.scenario}: {error}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"actions": result["actions"], "problems": result["problems"]}, indent=2))
+        shown = {"actions": result["actions"], "problems": result["problems"]}
+        print(json.dumps(shown | ({"inbox": result["inbox"]} if result["inbox"] else {}), indent=2))
         return 0
     for record in result["actions"]:
         amount = format_money(Money(**record["amount"]), result["locale"]) if record["amount"] else ""
         print(f"{record['at']}  {record['kind']:<7} {record['state']:<14} {amount:>12}  {record['client']:<22} "
               f"{record['policy']:<11} {record['template'] or ''}  {record['reason']}")
+    for row in result["inbox"]:  # what the inbox did with each message of a mail step
+        print(f"{row['received_at']}  mail    {row['kind']:<14} {row['sender']:<22} {row['command']} {row['event_id'] or row['action_id']}: {row['outcome']}")
     for problem in result["problems"]:
         print(f"problem: {problem}")
     print(f"{len(result['actions'])} action(s)")

@@ -94,7 +94,7 @@ class Inbox(Strict):
     client_links: bool = Field(True, description="Reminders and booking confirmations carry \"I'll be there\" and \"I need to cancel\" links (valid until the appointment starts).")
     secret_file: str = Field(
         "",
-        description="The file of this installation's signing key for links (created 0600 on first use); empty: DATA_DIR/inbox-secret. Anyone who has it can make links: keep it like the Stripe key.",
+        description="The file of this installation's signing key for links (created 0600 on first use); empty: DATA_DIR/inbox-secret (memory:NAME: a secret of replay, never written). Anyone who has it can make links: keep it like the Stripe key.",
         examples=["/var/lib/slotguard/inbox-secret"],
     )
     imap: Imap | None = Field(None, description="imap: the server and mailbox ([inbox.imap]).")
@@ -104,6 +104,8 @@ class Inbox(Strict):
     def _complete(self) -> Inbox:
         if self.source != "none" and "@" not in self.address:
             raise ValueError(f'inbox.source = "{self.source}" needs inbox.address, the address command links send to')
+        if self.secret_file.startswith("memory:") and self.source != "memory":
+            raise ValueError('inbox.secret_file = "memory:..." (a secret that is never kept) is for replay only, with inbox.source = "memory"')
         if self.source == "imap" and self.imap is None:
             raise ValueError('inbox.source = "imap" needs an [inbox.imap] table with host, username and password')
         return self

@@ -132,8 +132,24 @@ def secret_path(settings) -> Path:
     return Path(settings.inbox.secret_file or Path(settings.storage.data_dir) / "inbox-secret")
 
 
+# `inbox.secret_file = "memory:NAME"` (only with inbox.source = "memory": replay): a secret
+# kept in this process, never in a file; `memory_secret` sets it, else it is made on first use.
+MEMORY_SECRET = "memory:"
+_memory_secrets: dict[str, bytes] = {}
+
+
+def memory_secret(name: str, secret: bytes) -> str:
+    """Keep `secret` in memory under `name`; return the `inbox.secret_file` value naming it."""
+    key = name if name.startswith(MEMORY_SECRET) else MEMORY_SECRET + name
+    _memory_secrets[key] = secret
+    return key
+
+
 def load_secret(path: str | Path) -> bytes:
-    """This installation's link secret, created (0600, in a 0700 folder) on first use."""
+    """This installation's link secret, created (0600, in a 0700 folder) on first use; a
+    "memory:NAME" path is a secret held in memory (`memory_secret`), no file."""
+    if str(path).startswith(MEMORY_SECRET):
+        return _memory_secrets.setdefault(str(path), secrets.token_hex(SECRET_BYTES).encode())
     path = Path(path)
     private_folder(path.parent)
     if not path.exists():

@@ -7,12 +7,15 @@ Thu 26 Nov 14:00 unless you add #waive".
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from slotguard.collections.debts import COLLECTIONS, COLLECTS, INSTALLMENT
 from slotguard.config.schema import Settings
+from slotguard.domain.durations import to_utc_text
 from slotguard.domain.model import NOTHING_TAKEN, OWED, REFUNDED_ELSEWHERE, WAIVED_UNPAID, Action, ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
-from slotguard.intake.own_note import WAIVE_HINT
+from slotguard.intake.own_note import NOTE_PREFIX, WAIVE_HINT
 
 MAX_NOTE = 300
 
@@ -21,14 +24,29 @@ def _label(policy: str) -> str:
     return policy.replace("_", "-")
 
 
-def status_note(actions: list[Action], settings: Settings) -> tuple[dict[str, str], str]:
-    """Return (machine state, human note) for an event's money actions, in the order planned.
+def status_note(actions: list[Action], settings: Settings, cancelled_by_email: datetime | None = None) -> tuple[dict[str, str], str]:
+    """Return (machine state, human note) for an event's money actions, in the order planned,
+    and, when the client cancelled by email (`cancelled_by_email`: when the inbox received
+    it), saying so first: "Slotguard: cancelled by the client by email, received Tue 08 Dec
+    23:59 (cancelled: 2026-12-08T23:59:00+01:00); late-cancel fee ..." with the state key
+    `slotguard_cancelled` ("client_email") and `slotguard_cancelled_at` (UTC).
 
     The note is about the appointment's latest fee (never a collection request or an
     installment the ladder made for it: those only add how much was paid so far). The state
     uses short keys and values (Google's extended properties allow 44-character keys and
     1024-character values).
     """
+    state, note = _fee_note(actions, settings)
+    if cancelled_by_email is None:
+        return state, note
+    local = cancelled_by_email.astimezone(settings.zone)
+    said = f"{NOTE_PREFIX} cancelled by the client by email, received {local:%a %d %b %H:%M} (cancelled: {local.isoformat(timespec='seconds')})"
+    note = f"{said}; {note.removeprefix(NOTE_PREFIX).strip()}" if note else said
+    state = {**state, "slotguard_cancelled": "client_email", "slotguard_cancelled_at": to_utc_text(cancelled_by_email)}
+    return state, note[:MAX_NOTE]
+
+
+def _fee_note(actions: list[Action], settings: Settings) -> tuple[dict[str, str], str]:
     own = [action for action in actions if action.policy != COLLECTIONS]
     fees = [action for action in own if action.kind in (ActionKind.CHARGE, ActionKind.WAIVE)]
     if not fees:

@@ -1,6 +1,7 @@
 """Writing each appointment's fee status onto its calendar event, and never losing a write.
 
-Given the events the tick touched (a fee planned, carried out, waived, paid) and the notes
+Given the events the tick touched (a fee planned, carried out, waived, paid, a client's
+cancellation by email: written even when it carries no fee) and the notes
 still owed from before (`pending_writes` in the ledger: a write the calendar refused, or a
 command such as `main.py waive` that changed a fee outside a tick), write the status note
 and machine state of each (slotguard/practitioner/notes.py) through the calendar's `CalendarWriteBack`.
@@ -21,8 +22,9 @@ from typing import Any
 from slotguard.config.schema import Settings
 from slotguard.domain.durations import from_utc_text, to_utc_text
 from slotguard.domain.interfaces import AdapterError, CalendarWriteBack, NullWriteBack, ReauthorizationNeeded
-from slotguard.domain.model import ActionKind
+from slotguard.domain.model import ActionKind, Appointment
 from slotguard.practitioner.notes import status_note
+from slotguard.store.inbox_rows import CANCEL
 from slotguard.store.ledger import Ledger
 
 log = logging.getLogger("slotguard.write_back")
@@ -53,12 +55,13 @@ def write_statuses(
                 ledger.write_back_done(calendar_id, event_id)
             continue  # a read-only calendar: skip the two queries per touched event
         fees = ledger.actions(kinds=[ActionKind.CHARGE, ActionKind.REFUND, ActionKind.WAIVE], calendar_id=calendar_id, event_id=event_id)
-        tracked = ledger.tracked(calendar_id, event_id) if fees else None
-        if tracked is None:
+        tracked = ledger.tracked(calendar_id, event_id)
+        cancelled_by_email = _cancelled_by_email(ledger, tracked.appointment) if tracked is not None else None
+        if tracked is None or not (fees or cancelled_by_email):
             if key in pending:
                 ledger.write_back_done(calendar_id, event_id)
             continue
-        state, note = status_note(fees, settings)
+        state, note = status_note(fees, settings, cancelled_by_email)
         try:
             write_back.write_status(tracked.appointment, state, note)
         except AdapterError as error:
@@ -68,6 +71,17 @@ def write_statuses(
         if key in pending:
             ledger.write_back_done(calendar_id, event_id)
             log.info("write_back_caught_up calendar=%s event=%s", calendar_id, event_id)
+
+
+def _cancelled_by_email(ledger: Ledger, appointment: Appointment) -> datetime | None:
+    """When the inbox received the client's cancellation by email of the appointment as it
+    stands (its start, its client), or None (slotguard/inbox/signals.py lays it over)."""
+    if not appointment.client_declined:
+        return None  # cheap: an appointment cancelled by email is always stored declined
+    signal = ledger.email_signal(appointment.calendar_id, appointment.event_id, appointment.start, CANCEL)
+    if signal is None or signal["client_email"] != appointment.client.email.strip().lower():
+        return None
+    return from_utc_text(signal["received_at"])
 
 
 def _failed(ledger: Ledger, calendar_id: str, event_id: str, error: AdapterError, attempts: int, now: datetime, report: Any) -> None:

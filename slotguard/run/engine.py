@@ -251,7 +251,7 @@ class Engine:
         appointment = result.appointment
         if appointment is None:
             return
-        appointment = with_email_signals(self.ledger, appointment)  # a cancellation by email stands (docs/inbox.md)
+        appointment = with_email_signals(self.ledger, appointment, known)  # a cancellation by email stands (docs/inbox.md)
         if known and known[0] == appointment.fingerprint() and not (known[1] and now >= appointment.start):
             return  # nothing the tracker reacts to changed (e.g. only our own note was written)
         self._observe(previous, appointment, now, report)

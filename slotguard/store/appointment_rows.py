@@ -157,6 +157,15 @@ class AppointmentRows:
         )
         return [self._tracked(row) for row in rows]
 
+    def client_appointments(self, client_email: str, start_from: datetime, limit: int = 200) -> list[Tracked]:
+        """A client's tracked appointments starting at or after `start_from`, earliest first
+        (by the client index: what a client's email link may name)."""
+        rows = self.db.execute(
+            "SELECT * FROM appointments WHERE client_email = ? AND start_utc >= ? ORDER BY start_utc LIMIT ?",
+            (client_email.strip().lower(), to_utc_text(start_from), limit),
+        )
+        return [self._tracked(row) for row in rows]
+
     # -- happenings -----------------------------------------------------------------------
     def add_happening(self, happening: Happening) -> bool:
         """Store a happening; False when its key was already stored (nothing new)."""

@@ -2,15 +2,21 @@
 
 A scenario is JSON: {"config": {same keys as the TOML}, "start", "end", "tick" (ISO 8601
 duration or "15m"), "clients": {...}, "existing": [EVENT, ...], "steps": [{"at", "put": EVENT} | {"at", "delete": ID} |
-{"at", "pay": EVENT_ID or ACTION_ID, "part": optional}]}. Events are Google Calendar v3 Event
-resources. "pay" is the client paying what they owe for that appointment (or that charge):
+{"at", "pay": EVENT_ID or ACTION_ID, "part": optional} | {"at", "mail": MAIL}]}. Events are Google
+Calendar v3 Event resources. "pay" is the client paying what they owe for that appointment (or that charge):
 the open settlement offer, else the next installment asked, else the rest, else the fee
 ("part": "settlement", "installment", "rest" or "fee" picks one; collections_ladder.payable).
 "existing" are the events already in the calendar when Slotguard first reads it, at "start"
 (bookings made before it watched: their clients get one introduction of the policy); every
 "put" is a change made while it watches (a new event is a new booking).
-Replay uses the record-only provider, an in-memory mailer and an in-memory ledger: it moves
-no money, sends no mail, writes no file.
+"mail" is a message reaching the Slotguard inbox at "at" (slotguard/what_if/mail_steps.py):
+{"from", "command": cancel | confirm | waive | charge_now | mark_paid | keep, "event_id" (the
+appointment of a client's link; the open fee of that event for the practitioner's), "action"
+(a fee's id instead), "token": "bad" for a forged one, "text": the body}, signed as the real
+link would be under a secret replay keeps in memory; the tick's inbox step reads it, and the
+result's "inbox" lists what it did with each message.
+Replay uses the record-only provider, an in-memory mailer, inbox and ledger: it moves no
+money, sends no mail, writes no file.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from integration.memory import MemoryCalendar, MemoryMailer
+from integration.memory import MemoryCalendar, MemoryInbox, MemoryMailer
 from integration.record_only import RecordOnlyProvider
 from slotguard.collections.views import PARTS, payable
 from slotguard.config.schema import parse_settings
@@ -29,9 +35,11 @@ from slotguard.domain.durations import DurationError, parse_duration, parse_time
 from slotguard.domain.interfaces import NullWriteBack
 from slotguard.domain.model import Action, ActionKind
 from slotguard.domain.tick_report import TickReport
+from slotguard.mail.links import memory_secret
 from slotguard.payments.paid import is_owed, record_paid
 from slotguard.run.wiring import build_engine
 from slotguard.store.ledger import Ledger
+from slotguard.what_if.mail_steps import REPLAY_SECRET, MailStepError, check_mail_step, mail_message
 
 MAX_TICKS = 200_000
 
@@ -100,7 +108,7 @@ def _pay(ledger: Ledger, target: str, part: str, now, where: str, problems: list
 
 def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     """Run a scenario; return {"actions": [...], "problems": [...], "emails": {...}, "locale": the
-    practice's, for showing amounts}.
+    practice's, for showing amounts, "inbox": [what the inbox did with each message of a mail step]}.
 
     Raises ScenarioError or ConfigError naming what is wrong with the scenario.
     """
@@ -114,6 +122,13 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
             raise ScenarioError(f"config.{section} is an object, like [{section}] in the TOML file")
     config["calendar"]["source"] = "memory"
     config["storage"]["ledger"] = ":memory:"
+    raw_steps = scenario.get("steps")
+    with_inbox = "inbox" in config or (isinstance(raw_steps, list) and any(isinstance(item, dict) and "mail" in item for item in raw_steps))
+    if with_inbox:  # an inbox in memory, its link secret too: no file is read or written
+        if not isinstance(config.setdefault("inbox", {}), dict):
+            raise ScenarioError("config.inbox is an object, like [inbox] in the TOML file")
+        config["inbox"].setdefault("address", "slotguard@replay.invalid")
+        config["inbox"].update(source="memory", secret_file=memory_secret("replay", REPLAY_SECRET))
     settings = parse_settings(config, "scenario config")
     try:
         start = parse_timestamp(scenario["start"])
@@ -128,19 +143,25 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     if step <= timedelta(0):
         raise ScenarioError(f"tick {scenario.get('tick')!r} must be longer than zero, e.g. \"15m\"")
     if not isinstance(scenario.get("steps") or [], list):
-        raise ScenarioError("\"steps\" is a list of {\"at\", \"put\" | \"delete\" | \"pay\"} objects")
+        raise ScenarioError("\"steps\" is a list of {\"at\", \"put\" | \"delete\" | \"pay\" | \"mail\"} objects")
     if (end - start) / step > MAX_TICKS:
         raise ScenarioError(f"more than {MAX_TICKS} ticks; use a longer tick")
     steps = []
     for index, item in enumerate(scenario.get("steps") or []):
         if not isinstance(item, dict):
-            raise ScenarioError(f"steps[{index}]: a step is an object with \"at\" and \"put\", \"delete\" or \"pay\"")
+            raise ScenarioError(f"steps[{index}]: a step is an object with \"at\" and \"put\", \"delete\", \"pay\" or \"mail\"")
         try:
             at = parse_timestamp(item["at"])
         except (KeyError, TypeError, DurationError) as error:
             raise ScenarioError(f"steps[{index}]: needs a valid \"at\" timestamp ({error})") from None
-        if "put" not in item and "delete" not in item and "pay" not in item:
-            raise ScenarioError(f"steps[{index}]: needs \"put\" (an event), \"delete\" (an event id) or \"pay\" (an event or action id)")
+        if not {"put", "delete", "pay", "mail"} & set(item):
+            raise ScenarioError(f"steps[{index}]: needs \"put\" (an event), \"delete\" (an event id), \"pay\" (an event or action id) "
+                                "or \"mail\" (a message to the inbox)")
+        if "mail" in item:
+            try:
+                check_mail_step(item["mail"])
+            except MailStepError as error:
+                raise ScenarioError(f"steps[{index}]: {error}") from None
         if "pay" in item and item.get("part", "") not in ("", *PARTS):
             raise ScenarioError(f"steps[{index}]: \"part\" is one of {', '.join(PARTS)}")
         if "put" in item and not (isinstance(item["put"], dict) and item["put"].get("id")):
@@ -151,8 +172,10 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     calendar = MemoryCalendar("primary")
     mailer = MemoryMailer()
     ledger = Ledger.scratch()
+    inbox = MemoryInbox() if with_inbox else None
     engine = build_engine(
-        settings, start, ledger=ledger, calendars=[(calendar, NullWriteBack())], provider=RecordOnlyProvider(), mailer=mailer
+        settings, start, ledger=ledger, calendars=[(calendar, NullWriteBack())], provider=RecordOnlyProvider(), mailer=mailer,
+        inbox=inbox,
     )
     problems: list[str] = []
     existing = scenario.get("existing") or []
@@ -170,7 +193,9 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
         while pending and pending[0][0] <= now:
             at, index, item = pending.pop(0)
             try:
-                if "pay" in item:
+                if "mail" in item and inbox is not None:
+                    inbox.deliver(mail_message(ledger, item["mail"], at, index, settings.inbox.address, settings.inbox.link_valid_for), at)
+                elif "pay" in item:
                     _pay(ledger, str(item["pay"]), str(item.get("part", "")), now, f"steps[{index}]", problems)
                 elif "put" in item:
                     calendar.put(item["put"], at)
@@ -188,8 +213,10 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
     emails = {
         action_id: {"to": message["To"], "subject": message["Subject"]} for action_id, message in mailer.sent.items()
     }
+    handled = [{key: row[key] for key in ("received_at", "sender", "kind", "command", "event_id", "action_id", "outcome")}
+               for row in ledger.mail_since(start)] if with_inbox else []
     ledger.close()
-    return {"actions": actions, "problems": problems, "emails": emails, "locale": settings.practice.locale}
+    return {"actions": actions, "problems": problems, "emails": emails, "locale": settings.practice.locale, "inbox": handled}
 
 
 __all__ = ["run_scenario", "load_scenario", "ScenarioError"]

@@ -1,0 +1,308 @@
+"""A client's "I need to cancel" / "I'll be there" by email (docs/inbox.md, "Clients"): the real
+engine on a real ledger (both engines), messages delivered into a MemoryInbox and read by the
+tick's inbox step, the late-cancel policy deciding the fee, the status note written back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from integration.memory import MemoryCalendar, MemoryInbox, MemoryMailer
+from integration.record_only import RecordOnlyProvider
+from slotguard.domain.model import ActionKind, Appointment, HappeningKind
+from slotguard.domain.tick_report import TickReport
+from slotguard.inbox.parse import incoming
+from slotguard.mail.links import appointment_target, load_secret, secret_path, sign, verify
+from slotguard.run.client_mail import client_command
+from slotguard.run.wiring import build_engine
+from slotguard.store.inbox_rows import CANCEL, CLIENT_COMMAND, CONFIRM
+from slotguard.store.ledger import Ledger
+from tests.support.builders import event
+from tests.support.builders import settings as practice_settings
+
+OSLO = ZoneInfo("Europe/Oslo")
+INBOX = "lena+slotguard@example.com"
+ANA = "ana@example.com"
+
+
+class RecordingWriteBack:
+    """The calendar's write-back, keeping what it was asked to write (the note and state)."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, tuple[dict[str, str], str]] = {}
+
+    def write_status(self, appointment: Appointment, state: dict[str, str], note: str) -> None:
+        self.written[appointment.event_id] = (dict(state), note)
+
+
+class Practice:
+    def __init__(self, tmp_path, now: datetime, **sections) -> None:
+        self.settings = practice_settings(
+            storage={"data_dir": str(tmp_path / "data")},
+            inbox={"source": "memory", "address": INBOX},
+            mail={"quiet_hours": ""},
+            **sections,
+        )
+        self.ledger = Ledger(tmp_path / "ledger.sqlite3")
+        self.calendar = MemoryCalendar("primary")
+        self.write_back = RecordingWriteBack()
+        self.inbox = MemoryInbox()
+        self.engine = build_engine(self.settings, now, ledger=self.ledger, calendars=[(self.calendar, self.write_back)],
+                                   provider=RecordOnlyProvider(), mailer=MemoryMailer(), inbox=self.inbox)
+        self.secret = load_secret(secret_path(self.settings))  # the one the inbox step loads
+        self.sent = 0
+
+    def book(self, event_id: str, start: datetime, at: datetime, client: str = ANA) -> None:
+        self.calendar.put(event(event_id, start, client=client), at)
+        self.engine.tick(at)
+
+    def link(self, command: str, event_id: str, start: datetime, client: str = ANA) -> str:
+        """The subject of the link in the client's reminder (as the links helper signs it)."""
+        token = sign(self.secret, command, appointment_target("primary", event_id, start, client), expires=start)
+        return f"{'Cancel' if command == 'cancel' else 'Confirm'} my appointment [{token}]"
+
+    def send(self, sender: str, subject: str, received_at: datetime, date: datetime | None = None, message_id: str = "") -> bytes:
+        self.sent += 1
+        raw = (
+            f"From: Ana Silva <{sender}>\r\nTo: {INBOX}\r\nSubject: {subject}\r\n"
+            f"Message-ID: {message_id or f'<m{self.sent}@mail.example.com>'}\r\n"
+            f"Date: {format_datetime(date or received_at)}\r\n\r\nSorry!\r\n"
+        ).encode()
+        self.inbox.deliver(raw, received_at)
+        return raw
+
+    def happenings(self, event_id: str, kind: HappeningKind) -> list[dict]:
+        return [row for row in self.ledger.happenings_for("primary", event_id) if row["kind"] == kind.value]
+
+    def fees(self, event_id: str) -> list:
+        return self.ledger.actions(kinds=[ActionKind.CHARGE], event_id=event_id)
+
+
+def local(*args: int) -> datetime:
+    return datetime(*args, tzinfo=OSLO)
+
+
+@pytest.fixture
+def practice(tmp_path):
+    made: list[Practice] = []
+
+    def make(now: datetime, **sections) -> Practice:
+        made.append(Practice(tmp_path, now, **sections))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.ledger.close()
+
+
+# A tier boundary at midnight: the session is at 10:00, the 50 % tier covers the last 34 hours.
+TIERS = {"late_cancel": {"tiers": [{"within": "34h", "fee": "50%"}, {"within": "2h", "fee": "100%"}]}}
+
+
+@pytest.mark.parametrize(("received", "lying_date", "fee"), [
+    (local(2026, 12, 8, 23, 59), local(2026, 12, 9, 0, 30), None),
+    (local(2026, 12, 9, 0, 1), local(2026, 12, 8, 22, 0), "450.00 NOK"),
+], ids=["23:59 no fee", "00:01 half"])
+def test_a_cancellation_across_a_tier_boundary_is_timed_by_the_servers_receipt(practice, received, lying_date, fee):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0), policies=TIERS)
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.send(ANA, p.link("cancel", "e1", start), received, date=lying_date)
+
+    p.engine.tick(received + timedelta(minutes=5))
+
+    [cancelled] = p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)
+    assert datetime.fromisoformat(cancelled["at"]) == received
+    amounts = [str(action.amount) for action in p.fees("e1")]
+    assert amounts == ([fee] if fee else [])
+    signal = p.ledger.email_signal("primary", "e1", start, CANCEL)
+    assert signal is not None and datetime.fromisoformat(signal["received_at"]) == received
+    [row] = p.ledger.mail_since(received - timedelta(days=1), (CLIENT_COMMAND,))
+    assert (row["command"], row["event_id"], row["outcome"]) == ("cancel", "e1", "cancelled by the client")
+
+
+def test_a_cancel_three_hours_before_gives_the_half_fee_and_the_note_says_so(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e2", start, local(2026, 12, 1, 9, 0))
+    received = start - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e2", start), received)
+
+    p.engine.tick(received + timedelta(minutes=2))
+
+    [fee] = p.fees("e2")
+    assert (str(fee.amount), fee.policy) == ("450.00 NOK", "late_cancel")
+    tracked = p.ledger.tracked("primary", "e2")
+    assert tracked is not None and tracked.cancellation == "client" and tracked.appointment.cancelled_at == received
+    state, note = p.write_back.written["e2"]
+    assert note.startswith("Slotguard: cancelled by the client by email, received Thu 10 Dec 07:00 (cancelled: 2026-12-10T07:00:00+01:00); ")
+    assert "late-cancel fee 450.00 NOK pending review" in note
+    assert state["slotguard_cancelled"] == "client_email" and state["slotguard_fee"] == fee.id
+    assert state["slotguard_cancelled_at"] == "2026-12-10T06:00:00Z"
+
+
+def test_a_cancel_without_a_fee_is_written_onto_the_event_too(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    received = local(2026, 12, 5, 12, 0)
+    p.send(ANA, p.link("cancel", "e1", start), received)
+
+    p.engine.tick(received + timedelta(minutes=1))
+
+    assert p.fees("e1") == []
+    state, note = p.write_back.written["e1"]
+    assert note == "Slotguard: cancelled by the client by email, received Sat 05 Dec 12:00 (cancelled: 2026-12-05T12:00:00+01:00)"
+    assert state == {"slotguard_cancelled": "client_email", "slotguard_cancelled_at": "2026-12-05T11:00:00Z"}
+
+
+def test_the_calendar_read_again_keeps_the_cancellation(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e2", start, local(2026, 12, 1, 9, 0))
+    received = start - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e2", start), received)
+    p.engine.tick(received + timedelta(minutes=2))
+    # The event is unchanged in the calendar but listed again (an edit of its description, a full listing).
+    p.calendar.put(event("e2", start, description="Bring the referral letter."), received + timedelta(minutes=20))
+    p.ledger.set_meta("full_sync:primary", "2000-01-01T00:00:00Z")
+
+    p.engine.tick(received + timedelta(minutes=30))
+    p.engine.tick(start + timedelta(hours=4))  # after the session: no attended, no no-show, no waiver
+
+    kinds = [row["kind"] for row in p.ledger.happenings_for("primary", "e2")]
+    assert kinds == ["booked", "cancelled_by_client"]
+    [fee] = p.fees("e2")
+    assert fee.state.value in ("pending_review", "planned", "done")
+    tracked = p.ledger.tracked("primary", "e2")
+    assert tracked is not None and tracked.cancellation == "client"
+
+
+def test_a_cancel_from_another_address_does_nothing(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.book("e2", start + timedelta(hours=2), local(2026, 12, 1, 9, 0), client="bo@example.com")
+    received = start - timedelta(hours=3)
+    p.send("bo@example.com", p.link("cancel", "e1", start), received)  # Ana's link, sent by Bo
+
+    p.engine.tick(received + timedelta(minutes=2))
+
+    assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
+    assert p.ledger.email_signal("primary", "e1", start, CANCEL) is None
+    assert "e1" not in p.write_back.written
+
+
+def refusal_of(p: Practice, raw_at: int, now: datetime) -> str:
+    """client_command's own answer for the message delivered `raw_at`, called as the inbox
+    step calls it (the token verified: its expiry is not what is tested here)."""
+    message = incoming(p.inbox.mails[raw_at], p.settings)
+    token = verify(p.secret, message.token, local(2026, 1, 1, 0, 0))
+    return client_command(p.engine, message, token, now, TickReport())
+
+
+def test_a_cancel_after_the_start_does_nothing(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.send(ANA, p.link("cancel", "e1", start), start + timedelta(minutes=1))
+
+    assert refusal_of(p, 0, start + timedelta(minutes=2)).startswith("refused: received at or after the start")
+    p.engine.tick(start + timedelta(minutes=2))
+
+    assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
+    assert p.ledger.email_signal("primary", "e1", start, CANCEL) is None
+
+
+def test_a_link_for_the_old_time_of_a_moved_appointment_does_nothing(practice):
+    old = local(2026, 12, 10, 10, 0)
+    new = old + timedelta(days=1)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", old, local(2026, 12, 1, 9, 0))
+    p.book("e1", new, local(2026, 12, 2, 9, 0))  # the practitioner moved it
+    received = old - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e1", old), received)
+
+    assert refusal_of(p, 0, received).startswith("refused: no appointment of the sender matches the link")
+    p.engine.tick(received + timedelta(minutes=2))
+    p.engine.tick(new - timedelta(hours=1))
+
+    assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
+    tracked = p.ledger.tracked("primary", "e1")
+    assert tracked is not None and tracked.cancellation == "" and tracked.appointment.start == new
+
+
+def test_a_confirmation_is_recorded_and_changes_nothing_else(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    before = (p.ledger.tracked("primary", "e1"), len(p.ledger.actions()), p.ledger.happenings_for("primary", "e1"))
+    received = local(2026, 12, 9, 18, 0)
+    p.send(ANA, p.link("confirm", "e1", start), received)
+
+    p.engine.tick(received + timedelta(minutes=1))
+
+    signal = p.ledger.email_signal("primary", "e1", start, CONFIRM)
+    assert signal is not None and signal["client_email"] == ANA and datetime.fromisoformat(signal["received_at"]) == received
+    assert p.ledger.email_signal("primary", "e1", start, CANCEL) is None
+    after = (p.ledger.tracked("primary", "e1"), p.ledger.happenings_for("primary", "e1"))
+    assert after == (before[0], before[2])
+    assert len([a for a in p.ledger.actions() if a.kind is not ActionKind.EMAIL]) == 0
+    assert "e1" not in p.write_back.written
+    [row] = p.ledger.mail_since(received - timedelta(days=1), (CLIENT_COMMAND,))
+    assert row["command"] == "confirm"
+
+
+def test_a_second_cancel_does_nothing(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e2", start, local(2026, 12, 1, 9, 0))
+    received = start - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e2", start), received)
+    p.engine.tick(received + timedelta(minutes=2))
+    p.send(ANA, p.link("cancel", "e2", start), received + timedelta(minutes=10))  # the same link tapped again
+    p.send(ANA, "Re: " + p.link("cancel", "e2", start), received + timedelta(minutes=11), message_id="<m1@mail.example.com>")
+
+    assert refusal_of(p, 1, received + timedelta(minutes=12)).startswith("refused: the appointment is cancelled already")
+    p.engine.tick(received + timedelta(minutes=15))
+
+    assert len(p.happenings("e2", HappeningKind.CANCELLED_BY_CLIENT)) == 1
+    [fee] = p.fees("e2")
+    assert str(fee.amount) == "450.00 NOK"
+    signal = p.ledger.email_signal("primary", "e2", start, CANCEL)
+    assert signal is not None and datetime.fromisoformat(signal["received_at"]) == received
+    assert len(p.ledger.mail_since(received - timedelta(days=1), (CLIENT_COMMAND,))) == 1
+
+
+def test_an_appointment_handed_to_another_client_is_not_cancelled_by_the_old_clients_link(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 2, 9, 0), client="bo@example.com")
+    received = start - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e1", start), received)
+
+    p.engine.tick(received + timedelta(minutes=2))
+
+    assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
+
+
+
+def test_moving_an_appointment_cancelled_by_email_withdraws_the_cancellation_for_good(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e2", start, local(2026, 12, 1, 9, 0))
+    received = start - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e2", start), received)
+    p.engine.tick(received + timedelta(minutes=2))
+
+    p.book("e2", start + timedelta(days=7), received + timedelta(minutes=10))  # the practitioner gives her another time
+    p.book("e2", start, received + timedelta(minutes=20))  # and back: a new booking at the old time
+
+    kinds = [row["kind"] for row in p.ledger.happenings_for("primary", "e2")]
+    assert kinds == ["booked", "cancelled_by_client", "rescheduled", "waived", "rescheduled"]
+    tracked = p.ledger.tracked("primary", "e2")
+    assert tracked is not None and tracked.cancellation == "" and not tracked.appointment.client_declined
