@@ -46,6 +46,7 @@ from slotguard.mail.compose import EmailExtras, EmailView
 from slotguard.mail.context import practitioner_context
 from slotguard.mail.messages import DIGEST_TEMPLATE
 from slotguard.policies.hookspecs import hookimpl
+from slotguard.practitioner.command_links import add_digest_links
 from slotguard.practitioner.digest_sections import POLICY, SECTIONS, digest_details
 from slotguard.store.ledger import Ledger
 
@@ -103,16 +104,17 @@ def plan_practitioner_email(
 def digest_context(settings: Settings, ledger: Ledger, now: datetime) -> dict[str, Any]:
     """What the `practitioner_digest` template gets: practice, client (the practitioner),
     details (the sections), payments."""
-    return practitioner_context(settings, digest_details(settings, ledger, now))
+    return practitioner_context(settings, add_digest_links(settings, digest_details(settings, ledger, now), now))
 
 
 @hookimpl
 def slotguard_email_extras(action: Action, appointment: Appointment | None, view: EmailView, now: datetime) -> EmailExtras | None:
     """The digest's sections, read from the ledger as the email is composed (so they are
-    current when it is sent); None for any other email."""
+    current when it is sent), with the one-tap commands when there is an inbox
+    (slotguard/practitioner/command_links.py); None for any other email."""
     if action.template != DIGEST_TEMPLATE or action.policy != POLICY:
         return None
-    return EmailExtras(details=digest_details(view.settings, view.ledger, now))
+    return EmailExtras(details=add_digest_links(view.settings, digest_details(view.settings, view.ledger, now), now))
 
 
 __all__ = ["plan_digest", "digest_action_id", "digest_details", "digest_context", "slotguard_email_extras"]
