@@ -22,6 +22,10 @@ content is read from the ledger when it is sent, so it is current:
 - freed slots: cancellations in the last day of appointments still ahead;
 - tomorrow: only the appointments that need something from the practitioner (a deposit or
   prepayment not paid, unpaid fees, repeated late cancellations or no-shows, a first session);
+- with an inbox (slotguard/practitioner/digest_inbox.py): tomorrow's appointments whose client
+  had the "I'll be there" link and did not answer ("call them?"), mail the inbox did not act on
+  since the previous digest, and one line counting refused command emails (never news alone);
+  the rows that need a decision carry one-tap command links (command_links.py);
 - problems: calendar events that cannot be read, calendars that fail to sync;
 - one line when fee marks are tags only and clients are invited to their appointments, so
   they can read the tags (slotguard/practitioner/mark_privacy.py); it never makes a digest worth sending.
