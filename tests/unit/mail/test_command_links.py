@@ -62,3 +62,35 @@ def test_a_client_gets_links_only_for_an_appointment_ahead_of_their_own_that_is_
     other = dataclasses.replace(action, client_email="bo@example.com")
     assert not wants_links(inbox, other, appointment, before)  # not the appointment's own client
     assert not wants_links(inbox, dataclasses.replace(action, template="late_cancel_notice"), appointment, before)
+
+
+def _money_ahead_email(settings_, action_id: str):
+    subject = ActionSubject("practice", "", settings_.practice.email, settings_.practice.name)
+    return new_action(subject, ActionKind.EMAIL, "money_ahead", "unpaid", key="m", now=sample_appointment(settings_).start,
+                      template="money_ahead_unpaid", context={"id": action_id})
+
+
+def test_the_unpaid_money_alert_offers_mark_paid_and_waive_on_its_own_deposit_only_with_an_inbox(tmp_path):
+    from slotguard.mail.compose import EmailView
+    from slotguard.mail.links import action_target, load_secret
+    from slotguard.mail.messages import Renderer
+    from slotguard.practitioner.command_links import slotguard_email_extras
+    from slotguard.store.ledger import Ledger
+
+    secret_file = tmp_path / "s" / "secret"
+    inbox = settings(inbox={"source": "memory", "address": "lena+slotguard@example.com", "secret_file": str(secret_file)})
+    now = sample_appointment(inbox).start - timedelta(hours=2)
+    ledger = Ledger(":memory:")
+    try:
+        extras = slotguard_email_extras(_money_ahead_email(inbox, "act_0a1b2c3d4e5f60718293"), None,
+                                        EmailView(inbox, [], Renderer("en", "Europe/Oslo"), ledger), now)
+        assert extras is not None and extras.details["inbox_address"] == "lena+slotguard@example.com"
+        found = [verify(load_secret(secret_file), row["token"], now) for row in extras.details["commands"]]
+        assert [(token.command, token.target) for token in found] == [
+            ("mark_paid", action_target("act_0a1b2c3d4e5f60718293")), ("waive", action_target("act_0a1b2c3d4e5f60718293"))]
+        assert all(token.expires == now + inbox.inbox.link_valid_for for token in found)
+        plain = settings()
+        assert slotguard_email_extras(_money_ahead_email(plain, "act_0a1b2c3d4e5f60718293"), None,
+                                      EmailView(plain, [], Renderer("en", "Europe/Oslo"), ledger), now) is None
+    finally:
+        ledger.close()
