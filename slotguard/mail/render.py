@@ -121,7 +121,8 @@ class Rendered:
 def command_link(words: Any, address: str, token: str, body: Any = "") -> str:
     """The filter `{{ words | command_link(address, token, body) }}`: a signed command's
     `mailto:` link (slotguard/mail/links.py), its subject the rendered words and the token."""
-    return command_mailto(address, str(words), token, str(body))
+    # An item with no date ("... for Ana ()") loses the empty brackets.
+    return command_mailto(address, str(words).replace(" ()", ""), token, str(body))
 
 
 def header_safe(value: str) -> str:
