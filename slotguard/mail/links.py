@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from slotguard.domain.untrusted import one_line
 from slotguard.store.private_files import private_file, private_folder
 
 VERSION = "sg1"
@@ -125,6 +126,18 @@ def mailto(address: str, subject: str, body: str = "") -> str:
     """A `mailto:` link (RFC 6068) to `address` with the subject (and body) prefilled."""
     link = f"mailto:{quote(address, safe='@+')}?subject={quote(subject, safe='')}"
     return link + (f"&body={quote(body, safe='')}" if body else "")
+
+
+SUBJECT_WORDS_LIMIT = 90  # the readable part of a link's subject: a phone shows about this much
+BODY_LIMIT = 300
+
+
+def command_mailto(address: str, words: str, token: str, body: str = "") -> str:
+    """The `mailto:` link of one command: `words` (folded onto one line and cut short, so a
+    client's name from a calendar cannot add a line, a header or a parameter to the link:
+    everything is percent-encoded) then the token in brackets; `body` prefilled (one line)."""
+    subject = f"{one_line(words, SUBJECT_WORDS_LIMIT)} [{token}]".strip()
+    return mailto(address, subject, one_line(body, BODY_LIMIT))
 
 
 def secret_path(settings) -> Path:

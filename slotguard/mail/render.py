@@ -50,6 +50,7 @@ from slotguard.mail.catalogs import (
     translations_for,
     unused_overrides,
 )
+from slotguard.mail.links import command_mailto
 
 BUNDLED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 # The shipped languages: English (the message ids) and every bundled catalog, so adding a
@@ -115,6 +116,13 @@ class Rendered:
     text: str
     html: str
     locale: str
+
+
+def command_link(words: Any, address: str, token: str, body: Any = "") -> str:
+    """The filter `{{ words | command_link(address, token, body) }}`: a signed command's
+    `mailto:` link (slotguard/mail/links.py), its subject the rendered words and the token."""
+    # An item with no date ("... for Ana ()") loses the empty brackets.
+    return command_mailto(address, str(words).replace(" ()", ""), token, str(body))
 
 
 def header_safe(value: str) -> str:
@@ -309,7 +317,8 @@ class Renderer:
                 return Markup("<bdi>{}</bdi>").format(value)
             return value
 
-        return {"money": money, "date": date, "day": day, "time": time, "datetime": date_time, "hours": hours, "bdi": bdi}
+        return {"money": money, "date": date, "day": day, "time": time, "datetime": date_time, "hours": hours, "bdi": bdi,
+                "command_link": command_link}
 
     def render(self, name: str, context: dict[str, Any], locale: str | None = None) -> Rendered:
         """Render template `name` in `locale` (falling back to the practice's, then English).

@@ -14,11 +14,36 @@ from slotguard.domain.model import Appointment, Client
 from slotguard.domain.money import Money
 from slotguard.mail.context import appointment_details, payments_context, practice_context, service_label, terms
 from slotguard.mail.decided import decided
+from slotguard.mail.links import action_target, appointment_target, sign
 from slotguard.policies.info import Policy
 
 # The policy behind a sample prepayment or a credit's end: the digest shows what it is for
 # (purpose), not which plugin asked, and the core names no plugin.
 OTHER_POLICY = "some_policy"
+# Signs the sample links (they verify with nothing real).
+SAMPLE_SECRET = b"sample-secret-for-previews-only-not-a-real-one"
+SAMPLE_NOW = datetime(2026, 3, 4, 7, 0, tzinfo=UTC)
+
+
+def sample_inbox_address(settings: Settings) -> str:
+    return settings.inbox.address or "inbox@example.com"
+
+
+def sample_commands(action_id: str, *commands: str) -> list[dict[str, str]]:
+    """One-tap commands on an action, as slotguard/practitioner/command_links.py gives them."""
+    expires = SAMPLE_NOW + timedelta(days=3)
+    return [{"command": command, "token": sign(SAMPLE_SECRET, command, action_target(action_id), expires)} for command in commands]
+
+
+def sample_client_links(settings: Settings) -> dict[str, str]:
+    """The client's two links, as slotguard/mail/client_links.py gives them."""
+    appointment = sample_appointment(settings)
+    target = appointment_target(appointment.calendar_id, appointment.event_id, appointment.start, appointment.client.email)
+    return {
+        "address": sample_inbox_address(settings),
+        "confirm": sign(SAMPLE_SECRET, "confirm", target, appointment.start),
+        "cancel": sign(SAMPLE_SECRET, "cancel", target, appointment.start),
+    }
 
 
 def sample_appointment(settings: Settings) -> Appointment:
@@ -45,8 +70,8 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
     docs/templates.md); with no template, everything at once."""
     price = settings.services["default"].price
     per_template: dict[str, dict[str, Any]] = {
-        "booking_confirmation": {"rescheduled": False, "series_id": ""},
-        "reminder": {"offset_hours": 48, "card_link": "https://pay.example.com/c/sample"},
+        "booking_confirmation": {"rescheduled": False, "series_id": "", "client_links": sample_client_links(settings)},
+        "reminder": {"offset_hours": 48, "card_link": "https://pay.example.com/c/sample", "client_links": sample_client_links(settings)},
         "late_cancel_notice": {"notice_minutes": 300},
         "grace_warning": {"policy": "late_cancel", "waived_amount": price.percent(50).as_json()},
         "deposit_request": {"amount": price.percent(50).as_json(), "payment_link": "https://pay.example.com/d/sample"},
@@ -97,7 +122,8 @@ def sample_money_ahead_details(settings: Settings) -> dict[str, Any]:
     appointment = sample_appointment(settings)
     return {"id": "act_6071829304152637485a", "name": "Ana Silva", "client": "ana@example.com", "start": appointment.start,
             "end": appointment.end, "service": service_label(settings, "default"), "purpose": "prepayment", "amount": appointment.price.as_json(),
-            "status": "unpaid", "asked_at": appointment.start - timedelta(hours=6)}
+            "status": "unpaid", "asked_at": appointment.start - timedelta(hours=6),
+            "inbox_address": sample_inbox_address(settings), "commands": sample_commands("act_6071829304152637485a", "mark_paid", "waive")}
 
 
 def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -123,7 +149,9 @@ def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:
                             "payments": [{"amount": half.percent(40).as_json(), "at": (start + timedelta(days=40)).isoformat()},
                                          {"amount": half.percent(40).as_json(), "at": (start + timedelta(days=70)).isoformat()}]},
         "payment_referral": {**step, "days_overdue": 45, "cost": half.percent(30).as_json(), "recovery": half.percent(70).as_json(),
-                             "collection_cost": "30%", "debtor": {"email": "eva@example.com", "name": "Eva Lund"}},
+                             "collection_cost": "30%", "debtor": {"email": "eva@example.com", "name": "Eva Lund"},
+                             "inbox_address": sample_inbox_address(settings),
+                             "commands": sample_commands(str(step["collects"]), "mark_paid", "waive")},
     }
 
 
@@ -207,29 +235,29 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
         "tomorrow_date": tomorrow,
         "pending": [
             {
-                "id": "act_0a1b2c3d4e5f60718293", "client": "bo@example.com", "name": "Bo Ek", "amount": price,
+                "id": "act_0a1b2c3d4e5f60718293", "commands": sample_commands("act_0a1b2c3d4e5f60718293", "waive", "charge_now", "keep"), "client": "bo@example.com", "name": "Bo Ek", "amount": price,
                 "policy": "no_show", "kind": "charge", "appointment_start": today - timedelta(hours=14),
                 "charge_at": today + timedelta(hours=21), "since": today, "payment_link": "", "purpose": "fee", "paid_from": "",
             },
             {
-                "id": "act_7182930415263748596a", "client": "hal@example.com", "name": "Hal Berg", "amount": half,
+                "id": "act_7182930415263748596a", "commands": sample_commands("act_7182930415263748596a", "waive", "keep"), "client": "hal@example.com", "name": "Hal Berg", "amount": half,
                 "policy": "late_cancel", "kind": "credit", "appointment_start": today - timedelta(hours=20),
                 "charge_at": today + timedelta(hours=22), "since": today, "payment_link": "", "purpose": "fee", "paid_from": "deposit",
             },
             {
-                "id": "act_8293041526374859607b", "client": "ivy@example.com", "name": "Ivy Nes", "amount": price,
+                "id": "act_8293041526374859607b", "commands": sample_commands("act_8293041526374859607b", "waive", "charge_now", "keep"), "client": "ivy@example.com", "name": "Ivy Nes", "amount": price,
                 "policy": OTHER_POLICY, "kind": "charge", "appointment_start": today + timedelta(days=6, hours=10),
                 "charge_at": today + timedelta(hours=23), "since": today, "payment_link": "", "purpose": "prepayment", "paid_from": "",
             },
             {
-                "id": "act_930415263748596071c8", "client": "jon@example.com", "name": "Jon Lie", "amount": half,
+                "id": "act_930415263748596071c8", "commands": sample_commands("act_930415263748596071c8", "waive", "keep"), "client": "jon@example.com", "name": "Jon Lie", "amount": half,
                 "policy": OTHER_POLICY, "kind": "credit", "appointment_start": today + timedelta(days=1, hours=14),
                 "charge_at": today + timedelta(days=4, hours=14), "since": today, "payment_link": "", "purpose": "credit_expired",
                 "paid_from": "deposit",
             },
         ],
         "payment_failed": [{
-            "id": "act_1b2c3d4e5f6071829304", "client": "cy@example.com", "name": "Cy Dahl", "amount": half,
+            "id": "act_1b2c3d4e5f6071829304", "commands": sample_commands("act_1b2c3d4e5f6071829304", "waive", "mark_paid"), "client": "cy@example.com", "name": "Cy Dahl", "amount": half,
             "policy": "late_cancel", "kind": "charge", "appointment_start": today - timedelta(days=3),
             "charge_at": today - timedelta(days=2), "since": today - timedelta(days=2),
             "payment_link": "https://pay.example.com/p/sample", "purpose": "fee", "paid_from": "",
@@ -248,13 +276,13 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
         ],
         "receivables": [
             {
-                "id": "act_3d4e5f60718293041526", "client": "eva@example.com", "name": "Eva Lund", "amount": half,
+                "id": "act_3d4e5f60718293041526", "commands": sample_commands("act_3d4e5f60718293041526", "waive", "mark_paid"), "client": "eva@example.com", "name": "Eva Lund", "amount": half,
                 "policy": "late_cancel", "kind": "charge", "appointment_start": today - timedelta(days=9),
                 "charge_at": today - timedelta(days=8), "since": today - timedelta(days=8), "payment_link": "",
                 "purpose": "fee", "paid_from": "",
             },
             {
-                "id": "act_a04152637485960718d9", "client": "ana@example.com", "name": "Ana Silva", "amount": half,
+                "id": "act_a04152637485960718d9", "commands": sample_commands("act_a04152637485960718d9", "waive", "mark_paid"), "client": "ana@example.com", "name": "Ana Silva", "amount": half,
                 "policy": "deposit", "kind": "charge", "appointment_start": tomorrow + timedelta(hours=9),
                 "charge_at": today - timedelta(days=3), "since": today - timedelta(days=3), "payment_link": "",
                 "purpose": "deposit", "paid_from": "",
@@ -262,20 +290,20 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
         ],
         "receivables_total": [half + half + half],
         "collections": [
-            {"id": "act_4e5f6071829304152637", "client": "fay@example.com", "name": "Fay Moe", "policy": "no_show", "amount": price,
+            {"id": "act_4e5f6071829304152637", "commands": sample_commands("act_4e5f6071829304152637", "waive", "mark_paid"), "client": "fay@example.com", "name": "Fay Moe", "policy": "no_show", "amount": price,
              "balance": price, "paid": price - price, "state": "referred", "step": 4, "steps": 4, "plan_paid": 0, "plan_of": 0,
              "appointment_start": today - timedelta(days=50), "since": today - timedelta(days=49), "next_at": None},
             {"id": "act_5f607182930415263748", "client": "eva@example.com", "name": "Eva Lund", "policy": "late_cancel", "amount": half,
              "balance": half.percent(50), "paid": half.percent(50), "state": "plan", "step": 3, "steps": 4, "plan_paid": 1, "plan_of": 2,
              "appointment_start": today - timedelta(days=40), "since": today - timedelta(days=39), "next_at": None},
-            {"id": "act_6071829304152637485a", "client": "gus@example.com", "name": "Gus Holm", "policy": "no_show", "amount": price,
+            {"id": "act_6071829304152637485a", "commands": sample_commands("act_6071829304152637485a", "waive", "mark_paid"), "client": "gus@example.com", "name": "Gus Holm", "policy": "no_show", "amount": price,
              "balance": price, "paid": price - price, "state": "owed", "step": 1, "steps": 4, "plan_paid": 0, "plan_of": 0,
              "appointment_start": today - timedelta(days=6), "since": today - timedelta(days=5), "next_at": today + timedelta(days=9)},
         ],
         "not_charged": [
             {"why": "untold", "id": "act_718293041526374859ab", "client": "ida@example.com", "name": "Ida Berg", "amount": half,
              "start": today - timedelta(hours=14), "days": 0, "at": today - timedelta(hours=13)},
-            {"why": "late_mark", "id": "act_8293041526374859abc0", "client": "jon@example.com", "name": "Jon Dahl", "amount": price,
+            {"why": "late_mark", "id": "act_8293041526374859abc0", "commands": sample_commands("act_8293041526374859abc0", "charge_now"), "client": "jon@example.com", "name": "Jon Dahl", "amount": price,
              "start": today - timedelta(days=10, hours=-10), "days": 10, "at": today - timedelta(hours=3)},
         ],
         "to_call": [{"client": "bo@example.com", "name": "Bo Ek", "kind": "no_show", "start": today - timedelta(hours=14)}],
@@ -312,7 +340,8 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
                 "repeat": {"note": "4 late cancellations or no-shows in 180 days; bookings need full prepayment",
                            "incidents": 4, "days": 180, "suggest_ending": True, "trigger": "booking",
                            "start": tomorrow + timedelta(hours=13), "amount": price},
-                "deposit": {"id": "act_b1526374859607182930", "purpose": "prepayment", "amount": price, "status": "unpaid"},
+                "deposit": {"id": "act_b1526374859607182930", "purpose": "prepayment", "amount": price, "status": "unpaid",
+                            "commands": sample_commands("act_b1526374859607182930", "mark_paid", "waive")},
             },
             {
                 "start": tomorrow + timedelta(hours=15), "end": tomorrow + timedelta(hours=16), "client": "max@example.com",
@@ -328,6 +357,15 @@ def sample_digest_details(settings: Settings) -> dict[str, Any]:
             },
         ],
         "tomorrow_total": 7,
+        "unconfirmed": [{"client": "ola@example.com", "name": "Ola Nord", "start": tomorrow + timedelta(hours=10),
+                         "end": tomorrow + timedelta(hours=11), "service": label}],
+        "client_mail": [
+            {"sender": "ana@example.com", "name": "Ana Silva", "known": True, "at": today - timedelta(hours=5), "where": "forward"},
+            {"sender": "someone@example.org", "name": "someone@example.org", "known": False, "at": today - timedelta(hours=2),
+             "where": "leave"},
+        ],
+        "refused": 2,
+        "inbox_address": sample_inbox_address(settings),
         "problems": [{"where": "primary evt123", "message": "price: 'a lot' is not an amount"}],
         "review_hint": True,
         "mark_privacy": {"rules": ["late_cancel", "waive"], "tags": ["#latecancel", "#waive", "#emergency"]},

@@ -38,8 +38,10 @@ BUILT_IN_FEATURES = (
     "slotguard.features.retention",
     "slotguard.features.monthly_report",
     # What features add to an email (slotguard_email_extras): the card-setup link, the
-    # digest's sections, the evidence pack attached to a referral.
+    # digest's sections, the evidence pack attached to a referral, the inbox's command links.
     "slotguard.payments.card_setup",
+    "slotguard.mail.client_links",
+    "slotguard.practitioner.command_links",
     "slotguard.practitioner.digest",
     "slotguard.practitioner.evidence",
     "slotguard.reports.mailing",

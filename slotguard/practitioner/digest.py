@@ -22,6 +22,10 @@ content is read from the ledger when it is sent, so it is current:
 - freed slots: cancellations in the last day of appointments still ahead;
 - tomorrow: only the appointments that need something from the practitioner (a deposit or
   prepayment not paid, unpaid fees, repeated late cancellations or no-shows, a first session);
+- with an inbox (slotguard/practitioner/digest_inbox.py): tomorrow's appointments whose client
+  had the "I'll be there" link and did not answer ("call them?"), mail the inbox did not act on
+  since the previous digest, and one line counting refused command emails (never news alone);
+  the rows that need a decision carry one-tap command links (command_links.py);
 - problems: calendar events that cannot be read, calendars that fail to sync;
 - one line when fee marks are tags only and clients are invited to their appointments, so
   they can read the tags (slotguard/practitioner/mark_privacy.py); it never makes a digest worth sending.
@@ -46,6 +50,7 @@ from slotguard.mail.compose import EmailExtras, EmailView
 from slotguard.mail.context import practitioner_context
 from slotguard.mail.messages import DIGEST_TEMPLATE
 from slotguard.policies.hookspecs import hookimpl
+from slotguard.practitioner.command_links import add_digest_links
 from slotguard.practitioner.digest_sections import POLICY, SECTIONS, digest_details
 from slotguard.store.ledger import Ledger
 
@@ -103,16 +108,17 @@ def plan_practitioner_email(
 def digest_context(settings: Settings, ledger: Ledger, now: datetime) -> dict[str, Any]:
     """What the `practitioner_digest` template gets: practice, client (the practitioner),
     details (the sections), payments."""
-    return practitioner_context(settings, digest_details(settings, ledger, now))
+    return practitioner_context(settings, add_digest_links(settings, digest_details(settings, ledger, now), now))
 
 
 @hookimpl
 def slotguard_email_extras(action: Action, appointment: Appointment | None, view: EmailView, now: datetime) -> EmailExtras | None:
     """The digest's sections, read from the ledger as the email is composed (so they are
-    current when it is sent); None for any other email."""
+    current when it is sent), with the one-tap commands when there is an inbox
+    (slotguard/practitioner/command_links.py); None for any other email."""
     if action.template != DIGEST_TEMPLATE or action.policy != POLICY:
         return None
-    return EmailExtras(details=digest_details(view.settings, view.ledger, now))
+    return EmailExtras(details=add_digest_links(view.settings, digest_details(view.settings, view.ledger, now), now))
 
 
 __all__ = ["plan_digest", "digest_action_id", "digest_details", "digest_context", "slotguard_email_extras"]

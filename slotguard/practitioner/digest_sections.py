@@ -1,6 +1,8 @@
 """The daily digest's sections, gathered from the ledger as plain data (see
 docs/templates.md, practitioner_digest): fees pending review, failed payments and actions,
-receivables, collections, clients to call and to talk to, freed slots, tomorrow, problems.
+receivables, collections, clients to call and to talk to, freed slots, tomorrow, tomorrow's
+unconfirmed appointments and mail the inbox did not act on (slotguard/practitioner/digest_inbox.py),
+problems.
 Read only: slotguard/practitioner/digest.py plans the digest and adds these to its email.
 """
 
@@ -20,13 +22,16 @@ from slotguard.intake.tracker import Tracked
 from slotguard.mail.context import service_label
 from slotguard.payments.results import GAVE_UP_AFTER
 from slotguard.policies.account import DEPOSIT, FEE, PREPAYMENT, TARGET, purpose_of
+from slotguard.practitioner.digest_inbox import client_mail, refused_count, unconfirmed
 from slotguard.practitioner.mark_privacy import digest_warning
 from slotguard.store.ledger import Ledger
 
 POLICY = "digest"  # the digest's own email actions carry this policy name
 RECENT = timedelta(days=1)
 FAILED_SHOWN_FOR = timedelta(days=7)
-SECTIONS = ("pending", "payment_failed", "failed", "receivables", "collections", "not_charged", "to_call", "talk_to", "freed", "tomorrow", "problems")
+# Each makes the digest worth sending on its own (a note, `mark_privacy` or `refused`, never does).
+SECTIONS = ("pending", "payment_failed", "failed", "receivables", "collections", "not_charged", "to_call", "talk_to", "freed",
+            "tomorrow", "unconfirmed", "client_mail", "problems")
 NOT_LIVE = (ActionState.WAIVED, ActionState.CANCELLED)  # the practitioner said no, or never in force
 # What a policy may write in an action's context for the digest (docs/plugins.md, "Proposal context"):
 NOTE = "practitioner_note"  # what the practitioner should read about the client
@@ -339,6 +344,11 @@ def digest_details(settings: Settings, ledger: Ledger, now: datetime) -> dict[st
         "talk_to": talk_to,
         "freed": freed,
         "problems": problems,
+        # The inbox (slotguard/practitioner/digest_inbox.py): tomorrow's clients who did not
+        # confirm, mail it did not act on, and a count of refused commands (one line).
+        "unconfirmed": unconfirmed(settings, ledger, tomorrow, after_tomorrow),
+        "client_mail": client_mail(settings, ledger, previous_digest),
+        "refused": refused_count(settings, ledger, previous_digest),
         "review_hint": bool(pending),
         # One line, not a section: it never makes a quiet day's digest worth sending.
         "mark_privacy": digest_warning(settings, ledger, now),
