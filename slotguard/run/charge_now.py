@@ -47,10 +47,10 @@ def reopen_late_mark(ledger: Any, fee: Action, now: datetime, by: str = "charge-
             ledger.update_action(email, now, f"{by}: sent with the fee it reports on")
 
 
-def charge_now(engine: Any, action_id: str, now: datetime, report: TickReport, by: str = "charge-now") -> ChargeNow:
-    """Carry out the fee `action_id` now, and its notice with it; the calendar note is
-    written back when `write_back` (the CLI; the tick writes back at its end)."""
-    ledger = engine.ledger
+def prepare_charge_now(ledger: Any, action_id: str, now: datetime, by: str = "charge-now") -> ChargeNow:
+    """Make the fee `action_id` due now (and not held by quiet hours); `refused` says why not.
+    Only ledger writes: the email command does this in the transaction that remembers the
+    message, so a crash before `carry_out` leaves the fee due, charged by the next tick."""
     action = ledger.action(action_id)
     if action is not None and action.kind is ActionKind.CHARGE and action.state is ActionState.CANCELLED and action.context.get(LATE_MARK):
         reopen_late_mark(ledger, action, now, by)
@@ -60,6 +60,12 @@ def charge_now(engine: Any, action_id: str, now: datetime, report: TickReport, b
     action.context[AT_ONCE] = True  # asked for now: not held by quiet hours (slotguard/planning/quiet.py)
     if not ledger.update_action(action, now, f"{by} requested by the practitioner"):
         return ChargeNow(ledger.action(action.id), "changed meanwhile (waived?)")
+    return ChargeNow(action)
+
+
+def carry_out(engine: Any, action: Action, now: datetime, report: TickReport) -> ChargeNow:
+    """Carry out the fee made due by `prepare_charge_now`, and its notice with it."""
+    ledger = engine.ledger
     engine.execute(action, now, report)
     final = ledger.action(action.id)
     if final.state is ActionState.DONE:
@@ -71,3 +77,11 @@ def charge_now(engine: Any, action_id: str, now: datetime, report: TickReport, b
                 if ledger.update_action(email, now, "sent with its fee, charged now by the practitioner", expect=OPEN_STATES):
                     engine.execute(email, now, report)
     return ChargeNow(final)
+
+
+def charge_now(engine: Any, action_id: str, now: datetime, report: TickReport, by: str = "charge-now") -> ChargeNow:
+    """Carry out the fee `action_id` now, and its notice with it."""
+    ready = prepare_charge_now(engine.ledger, action_id, now, by)
+    if ready.refused or ready.action is None:
+        return ready
+    return carry_out(engine, ready.action, now, report)
