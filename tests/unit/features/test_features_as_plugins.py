@@ -106,5 +106,5 @@ def test_what_features_add_to_emails_comes_from_the_same_manager_as_the_policies
     assert hook is default_manager().hook.slotguard_email_extras
     assert {impl.plugin_name for impl in hook.get_hookimpls()} == {
         "slotguard.payments.card_setup", "slotguard.practitioner.digest", "slotguard.practitioner.evidence",
-        "slotguard.features.money_ahead", "slotguard.reports.mailing",
+        "slotguard.features.money_ahead", "slotguard.reports.mailing", "slotguard.features.inbox_mail",
     }
