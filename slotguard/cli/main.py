@@ -30,6 +30,7 @@ from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import DurationError, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
 from slotguard.domain.money import Money, format_money
+from slotguard.inbox.summary import inbox_summary
 from slotguard.payments.unresolved import section
 from slotguard.planning.waivers import waive_by_hand
 from slotguard.policies.account import FEE, TARGET, purpose_of
@@ -37,6 +38,7 @@ from slotguard.policies.loading import load_enabled
 from slotguard.practitioner.mark_privacy import check_config_warnings
 from slotguard.run import metrics
 from slotguard.run.failures import redact, stdout_closed, tick_failure
+from slotguard.run.inbox_wait import IDLE_STEP, InboxPacer
 from slotguard.run.logs import FORMATS, current_practice, practice_context, setup_logging
 from slotguard.run.ops_server import Health, database_check, serve
 from slotguard.run.status_view import gather_status
@@ -92,6 +94,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for warning in warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: configuration is valid; templates render{payments}.")
+    if inbox_summary(settings):
+        print(inbox_summary(settings))
     for warning in config_warnings(settings):
         print(f"warning: {warning}")
     return 0
@@ -180,6 +184,7 @@ def _run(args: argparse.Namespace, settings: Settings, held: Callable[[], bool] 
                 engine.recover(tick_now)
                 state["recover"] = False
             started = time.monotonic()
+            pacer.ticked()
             report = engine.tick(tick_now)
             if not held():  # the tick stopped before its next action: nothing more
                 state["lost"] = stopping["flag"] = True
@@ -198,6 +203,7 @@ def _run(args: argparse.Namespace, settings: Settings, held: Callable[[], bool] 
                  sum(report.planned.values()), sum(report.executed.values()), len(report.problems))
 
     interval = int(settings.calendar.poll_interval.total_seconds())
+    pacer = InboxPacer(engine.inbox)  # with an inbox, mail arriving ticks at once (at most every 10 s)
     schedule.every(interval).seconds.do(job)
     job()
     checked = time.monotonic()
@@ -209,7 +215,8 @@ def _run(args: argparse.Namespace, settings: Settings, held: Callable[[], bool] 
             if not held():
                 state["lost"] = stopping["flag"] = True
                 break
-        time.sleep(0.5)
+        if pacer.pause(min(schedule.idle_seconds() or IDLE_STEP, FENCE_CHECK_SECONDS)) and not stopping["flag"]:
+            job()
     if server is not None:
         server.stop()
     if state["lost"]:
