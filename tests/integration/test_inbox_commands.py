@@ -225,3 +225,18 @@ def test_a_message_that_breaks_the_parser_is_a_problem_and_the_next_is_handled(t
     assert any("could not be handled" in problem for problem in report.problems)
     assert practice.fee_now().state is ActionState.WAIVED
     assert practice.inbox.filed == {"1": False, "2": True}
+
+
+def test_a_clients_token_goes_to_client_command_and_nothing_else(tmp_path, monkeypatch):
+    practice = Practice(tmp_path)
+    import slotguard.run.inbox_step as step
+    from slotguard.mail.links import appointment_target
+
+    seen = []
+    monkeypatch.setattr(step, "client_command", lambda engine, message, token, now, report: seen.append((message.sender, token.command)) or "cancelled")
+    target = appointment_target("primary", "e1", WEDNESDAY_10, "ana@example.com")
+    token = sign(practice.secret, "cancel", target, WEDNESDAY_10)
+    practice.deliver(f"I need to cancel [{token}]", sender="ana@example.com", message_id="<c@x>")
+    practice.tick()
+    assert seen == [("ana@example.com", "cancel")]
+    assert practice.inbox.filed == {"1": True} and practice.fee_now().state is ActionState.PENDING_REVIEW
