@@ -23,18 +23,16 @@ from typing import Any
 from slotguard.cli.common import load_settings, money_text, now_from
 from slotguard.collections.debts import COLLECTIONS, Decision, status
 from slotguard.collections.ladder import debts
-from slotguard.collections.receipts import direct_payment_receipt
-from slotguard.collections.views import PARTS, collections_view, debt_row, payable
+from slotguard.collections.paid_by_hand import mark_paid
+from slotguard.collections.views import PARTS, debt_row
 from slotguard.config.schema import Settings
-from slotguard.domain.model import OWED, ActionKind, ActionState
+from slotguard.domain.model import ActionKind, ActionState
 from slotguard.domain.money import Money
 from slotguard.domain.payment_status import PaymentStatus
-from slotguard.domain.plan import Plan
 from slotguard.mail.messages import Renderer
-from slotguard.payments.paid import is_owed, record_paid
 from slotguard.policies.loading import load_enabled
 from slotguard.practitioner.evidence import EvidenceError, evidence_html
-from slotguard.store.apply import Store
+from slotguard.run.status_view import collections_where
 from slotguard.store.ledger import Ledger
 from slotguard.store.private_files import write_out
 
@@ -132,21 +130,6 @@ def client_balances(ledger: Ledger, settings: Settings, now: datetime, client: s
     return sorted(found.values(), key=lambda entry: (-entry.owed, entry.client))
 
 
-def _where(row: dict[str, Any], settings: Settings) -> str:
-    if not settings.collections.enabled:
-        return "collections are off ([collections] steps)"
-    if row["state"] == "referred":
-        return "every reminder sent: refer it or let it go (evidence in `main.py evidence`)"
-    if row["state"] == "plan":
-        return f"payment plan, {row['plan_paid']} of {row['plan_of']} paid"
-    if row["step"] >= row["steps"]:
-        return "every reminder sent"
-    step = f"step {row['step']} of {row['steps']} done" if row["step"] else "no reminder yet"
-    if row["next_at"]:
-        step += f", next {row['next_at'].astimezone(settings.zone):%Y-%m-%d}"
-    return step
-
-
 def cmd_balance(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.location, settings.storage.schema_name)
@@ -167,7 +150,7 @@ def cmd_balance(args: argparse.Namespace) -> int:
             balance, amount = money_text(row["balance"], settings), money_text(row["amount"], settings)
             still = f"{balance} of {amount}" if row["balance"] != row["amount"] else balance
             print(f"  {row['id']}  {row['policy']} fee for {start}: {still} owed since "
-                  f"{row['since'].astimezone(settings.zone):%Y-%m-%d}; {_where(row, settings)}")
+                  f"{row['since'].astimezone(settings.zone):%Y-%m-%d}; {collections_where(row, settings)}")
     total = sum(entry.owed for entry in balances)
     print(f"{len(balances)} client(s); owed in total: {money_text(Money(total, settings.practice.currency), settings)}")
     return 0
@@ -201,25 +184,12 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     now = now_from(args.now)
-    action = ledger.action(args.action_id)
-    if action is None or action.kind is not ActionKind.CHARGE:
+    note = "paid to the practitioner directly" + (f": {args.note}" if args.note else "") + " (main.py mark-paid)"
+    done = mark_paid(ledger, args.action_id, note, now, args.part or "")
+    if done.action is None:
         print(f"no fee with id {args.action_id}; see `main.py balance` or `main.py ledger`", file=sys.stderr)
         return 1
-    if action.policy != COLLECTIONS:
-        # A fee the ladder asks for in parts (an offer, an installment, the rest): the payment
-        # is that part, as for a client paying through a link.
-        action = payable(ledger.actions(calendar_id=action.calendar_id, event_id=action.event_id), args.part or "") or action
-    note = "paid to the practitioner directly" + (f": {args.note}" if args.note else "") + " (main.py mark-paid)"
-    receipt = None
-    with ledger.transaction():  # read under the write lock: the daemon may be changing it
-        paid = ledger.action(action.id)
-        if paid is None or paid.kind is not ActionKind.CHARGE or not is_owed(paid) or not record_paid(ledger, paid, now, note):
-            paid = None
-        else:  # the next tick rewrites the event's status note, and sends the receipt
-            ledger.queue_write_back(paid.calendar_id, paid.event_id, now)
-            receipt = direct_payment_receipt(paid, ledger.actions(calendar_id=paid.calendar_id, event_id=paid.event_id), now)
-            if receipt is not None:
-                Store(ledger).apply(Plan(actions=(receipt,)), now=now)
+    action, paid, receipt = done.action, done.paid, done.receipt
     if paid is None:
         print(f"{action.id}: nothing is owed on it ({action.state.value}, {status(action) or 'no payment status'})", file=sys.stderr)
         return 1
@@ -232,29 +202,3 @@ def cmd_mark_paid(args: argparse.Namespace) -> int:
              + (" and sends a receipt when nothing more is owed." if paid.policy == COLLECTIONS else "; no receipt for a deposit or prepayment."))
           + ("" if role == "fee" else " If the client paid something else, see --part."))
     return 0
-
-
-# -- for `main.py status` -------------------------------------------------------------------
-
-
-def status_section(ledger: Ledger, settings: Settings, now: datetime, done: list) -> tuple[list, list[dict[str, Any]], list[str]]:
-    """For `status`: (done charges with the ladder's requests folded into their fee and
-    partly paid fees at what is still owed, the per-client balances as JSON, printable lines)."""
-
-    done, rows = collections_view(ledger, settings, now, done)
-    where = {row["id"]: _where(row, settings) for row in rows}
-    owed: dict[str, dict[str, Any]] = {}
-    for action in done:
-        if status(action) not in OWED or action.amount is None:
-            continue
-        entry = owed.setdefault(action.client_email, {"client": action.client_email, "name": action.client_name, "owed": 0, "fees": []})
-        entry["owed"] += action.amount.minor
-        entry["fees"].append({"id": action.id, "amount": action.amount.as_json(), "collections": where.get(action.id, "")})
-    balances = sorted(owed.values(), key=lambda entry: (-entry["owed"], entry["client"]))
-    lines = []
-    for entry in balances:
-        amount = Money(entry["owed"], settings.practice.currency)
-        notes = "; ".join(f"{fee['id']}: {fee['collections']}" for fee in entry["fees"] if fee["collections"])
-        lines.append(f"  {entry['client']:<28} {money_text(amount, settings):>14}  ({len(entry['fees'])} fee(s){'; ' + notes if notes else ''})")
-        entry["owed"] = amount.as_json()
-    return done, balances, lines

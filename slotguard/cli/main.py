@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from slotguard.cli.calendar_check import check_calendar
-from slotguard.cli.collections import status_section
 from slotguard.cli.common import load_settings, refuse_pretend_clock, select_config
 from slotguard.cli.common import local_time as _local
 from slotguard.cli.common import money_text as _money
@@ -31,15 +30,18 @@ from slotguard.config.schema import ConfigError, Settings
 from slotguard.domain.durations import DurationError, to_utc_text
 from slotguard.domain.model import OPEN_STATES, OWED, Action, ActionKind, ActionState
 from slotguard.domain.money import Money, format_money
-from slotguard.payments.unresolved import section, unresolved_money
+from slotguard.inbox.summary import inbox_summary
+from slotguard.payments.unresolved import section
 from slotguard.planning.waivers import waive_by_hand
 from slotguard.policies.account import FEE, TARGET, purpose_of
 from slotguard.policies.loading import load_enabled
 from slotguard.practitioner.mark_privacy import check_config_warnings
 from slotguard.run import metrics
 from slotguard.run.failures import redact, stdout_closed, tick_failure
+from slotguard.run.inbox_wait import IDLE_STEP, InboxPacer
 from slotguard.run.logs import FORMATS, current_practice, practice_context, setup_logging
 from slotguard.run.ops_server import Health, database_check, serve
+from slotguard.run.status_view import gather_status
 from slotguard.run.wiring import build_engine, make_renderer
 from slotguard.store.backend import ENGINE_ERRORS, explain_engine_error, shown_location
 from slotguard.store.daemon_lock import LockHeld, exclusive, fence_held
@@ -92,6 +94,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for warning in warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: configuration is valid; templates render{payments}.")
+    if inbox_summary(settings):
+        print(inbox_summary(settings))
     for warning in config_warnings(settings):
         print(f"warning: {warning}")
     return 0
@@ -180,6 +184,7 @@ def _run(args: argparse.Namespace, settings: Settings, held: Callable[[], bool] 
                 engine.recover(tick_now)
                 state["recover"] = False
             started = time.monotonic()
+            pacer.ticked()
             report = engine.tick(tick_now)
             if not held():  # the tick stopped before its next action: nothing more
                 state["lost"] = stopping["flag"] = True
@@ -198,6 +203,7 @@ def _run(args: argparse.Namespace, settings: Settings, held: Callable[[], bool] 
                  sum(report.planned.values()), sum(report.executed.values()), len(report.problems))
 
     interval = int(settings.calendar.poll_interval.total_seconds())
+    pacer = InboxPacer(engine.inbox)  # with an inbox, mail arriving ticks at once (at most every 10 s)
     schedule.every(interval).seconds.do(job)
     job()
     checked = time.monotonic()
@@ -209,7 +215,8 @@ def _run(args: argparse.Namespace, settings: Settings, held: Callable[[], bool] 
             if not held():
                 state["lost"] = stopping["flag"] = True
                 break
-        time.sleep(0.5)
+        if pacer.pause(min(schedule.idle_seconds() or IDLE_STEP, FENCE_CHECK_SECONDS)) and not stopping["flag"]:
+            job()
     if server is not None:
         server.stop()
     if state["lost"]:
@@ -236,13 +243,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     ledger = Ledger(settings.storage.location, settings.storage.schema_name)
     now = _now(args.now)
-    unresolved = unresolved_money(ledger, settings.payments.provider, settings.zone)  # shown first: look here at night
-    upcoming = ledger.upcoming(now, limit=20)
-    pending = ledger.actions(states=[ActionState.PENDING_REVIEW], kinds=[ActionKind.CHARGE, ActionKind.CAPTURE, ActionKind.CREDIT])
-    done = ledger.actions(states=[ActionState.DONE], kinds=[ActionKind.CHARGE])
-    done, balances, balance_lines = status_section(ledger, settings, now, done)  # unpaid fees: what is still owed
-    receivables = [a for a in done if a.context.get("payment_status") in OWED]
-    failed = ledger.actions(states=[ActionState.FAILED])
+    view = gather_status(ledger, settings, now)
+    unresolved, upcoming, pending, receivables, balances, balance_lines, failed = (
+        view.unresolved, view.upcoming, view.pending, view.receivables, view.balances, view.balance_lines, view.failed)
     data = {
         "unresolved_money": [item.as_json(action_json) for item in unresolved],
         "upcoming": [
@@ -253,9 +256,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         "receivables": [action_json(a) for a in receivables],
         "balances": balances,
         "failed": [action_json(a) for a in failed],
-        "problems": ledger.problems(),
-        "calendars": ledger.sync_states(),
-        "notes_to_write": ledger.pending_write_backs(),
+        "problems": view.problems,
+        "calendars": view.calendars,
+        "notes_to_write": view.notes_to_write,
     }
     if args.json:
         print(json.dumps(data, indent=2, default=str))
@@ -277,7 +280,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"\nFailed actions ({len(failed)}), need your attention:")
         for a in failed:
             print(f"  {a.id}  {a.kind.value}  {a.client_email}  {a.last_error}")
-    problems = ledger.problems()
+    problems = view.problems
     if problems:
         print(f"\nProblems with calendar events ({len(problems)}):")
         for p in problems:
@@ -288,7 +291,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             tried = f"{row['attempts']} attempt(s), last: {row['last_error']}" if row["attempts"] else "requested by a command"
             print(f"  {row['calendar_id']} {row['event_id']}: {tried}")
     print("\nCalendars:")
-    for state in ledger.sync_states():
+    for state in view.calendars:
         error = f"  last error: {state['last_error']}" if state["last_error"] else ""
         print(f"  {state['calendar_id']}  last sync {state['last_sync_at'] or 'never'}{error}")
     return 0

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from email import message_from_bytes, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -93,6 +94,11 @@ def build_email(
             )
     for attachment in attachments:
         if attachment.content_id:
+            continue
+        if (attachment.maintype, attachment.subtype) == ("message", "rfc822") and attachment.data.isascii():
+            # A message forwarded as it came (docs/inbox.md): 7bit as RFC 2046 wants it, opened
+            # as an email by the mail app. One with 8-bit bytes goes base64 (most apps still open it).
+            message.add_attachment(message_from_bytes(attachment.data, policy=policy.SMTP), cte="7bit", filename=attachment.filename)
             continue
         message.add_attachment(
             attachment.data,

@@ -77,8 +77,9 @@ CLIENT_TEMPLATES = (
 DIGEST_TEMPLATE = "practitioner_digest"
 # Mail to the practice itself, in the practice's language: the daily digest, the alert
 # that money asked ahead is not paid as the session comes near (slotguard/practitioner/money_ahead.py),
-# and the monthly report (slotguard/reports/mailing.py).
-PRACTITIONER_TEMPLATES = (DIGEST_TEMPLATE, "money_ahead_unpaid", "monthly_report")
+# the monthly report (slotguard/reports/mailing.py), and the inbox's replies and forwarded
+# messages (slotguard/inbox/replies.py).
+PRACTITIONER_TEMPLATES = (DIGEST_TEMPLATE, "money_ahead_unpaid", "monthly_report", "inbox_reply")
 TEMPLATE_NAMES = (*CLIENT_TEMPLATES, *PRACTITIONER_TEMPLATES)
 _HEADER_UNSAFE = re.compile(r"[\r\n\x00-\x1f\x7f]+")
 _LOCALE_SHAPE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")

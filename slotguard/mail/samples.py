@@ -77,6 +77,7 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
         "deposit_request": {"amount": price.percent(50).as_json(), "payment_link": "https://pay.example.com/d/sample"},
         "payment_failed": {"payment_link": "https://pay.example.com/p/sample"},
         "money_ahead_unpaid": sample_money_ahead_details(settings),
+        "inbox_reply": sample_inbox_reply_details(settings),
         **sample_collection_details(settings),
     }
     if template == "practitioner_digest" or template is None:
@@ -124,6 +125,14 @@ def sample_money_ahead_details(settings: Settings) -> dict[str, Any]:
             "end": appointment.end, "service": service_label(settings, "default"), "purpose": "prepayment", "amount": appointment.price.as_json(),
             "status": "unpaid", "asked_at": appointment.start - timedelta(hours=6),
             "inbox_address": sample_inbox_address(settings), "commands": sample_commands("act_6071829304152637485a", "mark_paid", "waive")}
+
+
+def sample_inbox_reply_details(settings: Settings) -> dict[str, Any]:
+    """The reply to the practitioner's "waive" by email (slotguard/run/inbox_commands.py)."""
+    appointment = sample_appointment(settings)
+    return {"kind": "command", "command": "waive", "outcome": "waived", "state": "cancelled", "name": "Ana Silva",
+            "client": "ana@example.com", "amount": appointment.price.percent(50).as_json(), "start": appointment.start.isoformat(),
+            "given_back": False, "waiting": False}
 
 
 def sample_collection_details(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -35,6 +35,7 @@ BUILT_IN_FEATURES = (
     "slotguard.features.hold_renewals",
     "slotguard.features.card_pages",
     "slotguard.features.money_ahead",
+    "slotguard.features.inbox_mail",
     "slotguard.features.retention",
     "slotguard.features.monthly_report",
     # What features add to an email (slotguard_email_extras): the card-setup link, the

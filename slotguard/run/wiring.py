@@ -10,6 +10,7 @@ for one practice: an in-process limiter for Stripe and no gate of our own for Go
 
 from __future__ import annotations
 
+import importlib
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -95,6 +96,20 @@ def charge_from(settings: Settings, ledger: Ledger, now: datetime) -> datetime:
     return from_utc_text(stored)
 
 
+def open_inbox(settings: Settings) -> InboxSource | None:
+    """The mailbox of commands by email (`inbox.source`, docs/inbox.md); None for "none". A
+    transport's module is imported only when it is chosen."""
+    source = settings.inbox.source
+    if source == "none":
+        return None
+    if source == "memory":
+        from integration.memory import MemoryInbox
+
+        return MemoryInbox()
+    module = importlib.import_module({"imap": "integration.imap_inbox", "gmail": "integration.gmail_inbox"}[source])
+    return module.open_inbox(settings)
+
+
 def build_engine(
     settings: Settings,
     now: datetime,
@@ -124,7 +139,7 @@ def build_engine(
         policies=policies,
         charge_from=charge_from(settings, ledger, now),
         stop_requested=stop_requested,
-        inbox=inbox,
+        inbox=inbox if inbox is not None else open_inbox(settings),
     )
 
 

@@ -37,6 +37,16 @@ class InboxRows:
         """True when a message with this Message-ID was handled before."""
         return self.db.execute("SELECT 1 FROM inbox_mail WHERE message_key = ?", (message_key,)).fetchone() is not None
 
+    def mail_row(self, message_key: str) -> dict[str, Any] | None:
+        """The row of the message with this Message-ID, if it was handled before."""
+        row = self.db.execute("SELECT * FROM inbox_mail WHERE message_key = ?", (message_key,)).fetchone()
+        return dict(row) if row else None
+
+    def is_client(self, email: str) -> bool:
+        """True when any appointment in the ledger names this address as its client."""
+        found = self.db.execute("SELECT 1 FROM appointments WHERE lower(client_email) = ? LIMIT 1", (email.strip().lower(),)).fetchone()
+        return found is not None
+
     def token_use(self, token_key: str) -> dict[str, Any] | None:
         """The message that used this token, if any."""
         row = self.db.execute("SELECT * FROM inbox_mail WHERE token_key = ?", (token_key,)).fetchone()

@@ -106,6 +106,6 @@ def test_what_features_add_to_emails_comes_from_the_same_manager_as_the_policies
     assert hook is default_manager().hook.slotguard_email_extras
     assert {impl.plugin_name for impl in hook.get_hookimpls()} == {
         "slotguard.payments.card_setup", "slotguard.practitioner.digest", "slotguard.practitioner.evidence",
-        "slotguard.features.money_ahead", "slotguard.reports.mailing",
+        "slotguard.features.money_ahead", "slotguard.reports.mailing", "slotguard.features.inbox_mail",
         "slotguard.mail.client_links", "slotguard.practitioner.command_links",
     }

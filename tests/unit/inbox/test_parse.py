@@ -90,3 +90,14 @@ def test_authserv_id_picks_the_headers_and_requires_one():
     assert read(mail(f"{theirs}\n{ours}\nFrom: lena@example.com"), authserv_id="mx.example.com").authenticated is True
     assert read(mail(f"{theirs}\nFrom: lena@example.com"), authserv_id="mx.example.com").authenticated is False
     assert read(mail("From: lena@example.com"), authserv_id="mx.example.com").authenticated is False
+
+
+def test_the_commented_inbox_in_config_example_toml_is_valid():
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "config" / "example.toml").read_text(encoding="utf-8")
+    block = text[text.index("# [inbox]"):text.index("# Unpaid fees")]
+    uncommented = "\n".join(line[2:] if line.startswith("# ") else line for line in block.splitlines())
+    inbox = settings(inbox=tomllib.loads(uncommented)["inbox"]).inbox
+    assert inbox.source == "imap" and inbox.imap is not None and inbox.imap.host == "imap.fastmail.com"
