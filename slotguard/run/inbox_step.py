@@ -115,12 +115,22 @@ def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report
         status_reply(engine, message, now, report)
         return True
     try:
-        token = verify(secret, message.token, now)
+        token = verify(secret, message.token, message.received_at)  # a link counts as of when the inbox received it
     except BadToken as error:
-        return _refuse(engine, message, "expired" if str(error).startswith("expired") else "bad_token", now, report)
+        reason = "expired" if str(error).startswith("expired") else "bad_token"
+        if not practitioner and message.sender and ledger.is_client(message.sender):
+            return _not_carried_out(engine, message, reason, now, report)  # a client's stale link: the practitioner reads it
+        return _refuse(engine, message, reason, now, report)
     if token.command in CLIENT_COMMANDS:
+        words = client_words(message.note)
+        if words and settings.inbox.other_mail == "forward":
+            spool(settings, message.message_key, message.mail.raw)  # before the command is committed
         outcome = client_command(engine, message, token, now, report)
         log.info("inbox client_command command=%s outcome=%s", token.command, outcome)
+        if outcome.startswith(("refused", "not acted on")):
+            return _not_carried_out(engine, message, outcome.split(":", 1)[-1].strip(), now, report)
+        if words:
+            return _pass_on(engine, message, "cancelled" if token.command == "cancel" else "confirmed", now)
         return True
     if token.command not in PRACTITIONER_COMMANDS or not practitioner:
         return _refuse(engine, message, "sender", now, report)
@@ -151,6 +161,34 @@ def _replay(engine: Any, message: Incoming, token: Token, used: dict[str, Any], 
         already_done(engine, message, token, used, now)
     log.warning("inbox refused reason=replay sender=%s", sender_digest(message.sender))
     report.happenings["inbox:refused"] += 1
+    return True
+
+
+def client_words(note: str) -> str:
+    """What a client wrote beside a command: the note without the sentence the link prefilled
+    (its first paragraph, which ends with a colon in every language: "... write it here:")."""
+    paragraphs = [part.strip() for part in re.split(r"\n\s*\n", note or "") if part.strip()]
+    if paragraphs and paragraphs[0].endswith(":"):
+        paragraphs = paragraphs[1:]
+    return "\n\n".join(paragraphs)
+
+
+def _not_carried_out(engine: Any, message: Incoming, reason: str, now: datetime, report: TickReport) -> bool:
+    """A client's link that cannot be carried out (too late, expired, another address, moved):
+    nothing happens, and the message reaches the practitioner as any other mail from a client."""
+    log.info("inbox client link not carried out reason=%s sender=%s", reason, sender_digest(message.sender))
+    return _other_mail(engine, message, now, report)
+
+
+def _pass_on(engine: Any, message: Incoming, done: str, now: datetime) -> bool:
+    """A client's command was carried out and they wrote something beside it: the practitioner
+    gets the message (forwarded, or left unread with "leave"), saying what was done."""
+    settings = engine.settings
+    if settings.inbox.other_mail != "forward" or message.automatic:
+        return False  # left unread in the practitioner's mailbox
+    details = {"kind": "forward", "outcome": done, "sender": message.sender, "received_at": message.received_at.isoformat()}
+    with engine.ledger.transaction():
+        plan_reply(settings, engine.ledger, message.message_key, details, now, what="forward")
     return True
 
 

@@ -128,7 +128,8 @@ def run_scenario(scenario: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(config.setdefault("inbox", {}), dict):
             raise ScenarioError("config.inbox is an object, like [inbox] in the TOML file")
         config["inbox"].setdefault("address", "slotguard@replay.invalid")
-        config["inbox"].update(source="memory", secret_file=memory_secret("replay", REPLAY_SECRET))
+        # Mail that is no command is left where it is (no forward: that would keep the message in a file).
+        config["inbox"].update(source="memory", secret_file=memory_secret("replay", REPLAY_SECRET), other_mail="leave")
     settings = parse_settings(config, "scenario config")
     try:
         start = parse_timestamp(scenario["start"])

@@ -64,12 +64,13 @@ class Practice:
         token = sign(self.secret, command, appointment_target("primary", event_id, start, client), expires=start)
         return f"{'Cancel' if command == 'cancel' else 'Confirm'} my appointment [{token}]"
 
-    def send(self, sender: str, subject: str, received_at: datetime, date: datetime | None = None, message_id: str = "") -> bytes:
+    def send(self, sender: str, subject: str, received_at: datetime, date: datetime | None = None, message_id: str = "",
+             body: str = "Sorry!\r\n") -> bytes:
         self.sent += 1
         raw = (
             f"From: Ana Silva <{sender}>\r\nTo: {INBOX}\r\nSubject: {subject}\r\n"
             f"Message-ID: {message_id or f'<m{self.sent}@mail.example.com>'}\r\n"
-            f"Date: {format_datetime(date or received_at)}\r\n\r\nSorry!\r\n"
+            f"Date: {format_datetime(date or received_at)}\r\n\r\n{body}"
         ).encode()
         self.inbox.deliver(raw, received_at)
         return raw
@@ -306,3 +307,57 @@ def test_moving_an_appointment_cancelled_by_email_withdraws_the_cancellation_for
     assert kinds == ["booked", "cancelled_by_client", "rescheduled", "waived", "rescheduled"]
     tracked = p.ledger.tracked("primary", "e2")
     assert tracked is not None and tracked.cancellation == "" and not tracked.appointment.client_declined
+
+
+def forwarded(p: Practice) -> list:
+    """The inbox's emails to the practice that forward a message (slotguard/inbox/replies.py)."""
+    return [a for a in p.ledger.actions(kinds=[ActionKind.EMAIL]) if a.policy == "inbox" and a.context.get("reply", {}).get("kind") == "forward"]
+
+
+def test_a_cancel_received_just_before_the_start_counts_though_it_is_read_after_it(practice):
+    """The link expires at the start; what counts is when the inbox received the message, not
+    when Slotguard read it (the tick after a server was down, say)."""
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    received = start - timedelta(minutes=5)
+    p.send(ANA, p.link("cancel", "e1", start), received)
+
+    p.engine.tick(start + timedelta(minutes=20))
+
+    [cancelled] = p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)
+    assert datetime.fromisoformat(cancelled["at"]) == received
+    assert [str(fee.amount) for fee in p.fees("e1")] == ["900.00 NOK"]  # within 2 h: the 100 % tier
+
+
+@pytest.mark.parametrize("late", [timedelta(minutes=1), timedelta(hours=30)], ids=["after the start", "link expired"])
+def test_a_clients_cancel_that_cannot_be_carried_out_reaches_the_practitioner(practice, late):
+    """Never lost: a cancel too late (or sent from a link long expired) is not acted on, and the
+    practitioner gets the message, as any other mail from a client."""
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.send(ANA, p.link("cancel", "e1", start), start + late)
+
+    p.engine.tick(start + late + timedelta(minutes=2))
+
+    assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
+    assert len(forwarded(p)) == 1, "the client's message is forwarded to the practitioner"
+    [row] = p.ledger.mail_since(start, None)
+    assert row["kind"] == "client_mail"
+
+
+def test_words_a_client_writes_with_a_cancel_reach_the_practitioner(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.book("e2", start + timedelta(days=1), local(2026, 12, 1, 9, 0))
+    prefill = "Press send to cancel your appointment on Thu 10 Dec at 10:00. If you want to tell Lena Berg Massage something, write it here:"
+    p.send(ANA, p.link("cancel", "e1", start), start - timedelta(hours=30), body=f"{prefill}\r\n\r\nMy daughter is ill, can we move it to Friday?")
+    p.send(ANA, p.link("cancel", "e2", start + timedelta(days=1)), start - timedelta(hours=29), body=f"{prefill}\r\n")
+
+    p.engine.tick(start - timedelta(hours=28))
+
+    assert len(p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)) == 1
+    assert len(p.happenings("e2", HappeningKind.CANCELLED_BY_CLIENT)) == 1
+    assert len(forwarded(p)) == 1, "the message with the client's words is forwarded; the bare cancel is not"

@@ -33,7 +33,7 @@ def test_a_cancel_step_is_carried_out_and_a_forged_one_is_not(tmp_path, monkeypa
     assert result["problems"] == []
     assert charges(result, "ana@example.com") == [45000] and charges(result, "bo@example.com") == []
     assert [(row["sender"], row["command"], row["outcome"]) for row in result["inbox"]] == [
-        ("ana@example.com", "cancel", "cancelled by the client")]
+        ("ana@example.com", "cancel", "cancelled by the client"), ("bo@example.com", "", "left")]  # a client's forged link: not acted on, left for the practitioner
     assert list(tmp_path.iterdir()) == []  # no secret file, no data folder: replay writes nothing
 
 
