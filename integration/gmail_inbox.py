@@ -6,8 +6,9 @@ the Google token that `python main.py auth google` stored (it asks for gmail.mod
   honours: history.list answers 404 for an id too old) takes the mailbox's current history
   id from users.getProfile, then lists the unread messages in the inbox addressed to
   `inbox.address` received in the last 30 days (messages.list, paged). Later reads list
-  the history after the cursor (history.list, historyTypes messageAdded, labelId INBOX,
-  paged); the new cursor is the largest history id seen.
+  the history after the cursor (history.list, historyTypes messageAdded and labelAdded,
+  labelId INBOX, paged): mail delivered to the inbox, and mail given the INBOX label later
+  ("Not spam", "Move to Inbox"); the new cursor is the largest history id seen.
 - Only mail addressed to `inbox.address` (To, Cc, Delivered-To or X-Original-To) is
   downloaded: each new message's headers are read first (format "metadata", those four
   headers only), so when the inbox is the practitioner's own Gmail with a +slotguard
@@ -221,14 +222,13 @@ class GmailInbox:
         newest, token = start, None
         while True:
             answer = self._call(lambda users, token=token: users.history().list(
-                userId="me", startHistoryId=str(start), historyTypes=["messageAdded"], labelId="INBOX",
+                userId="me", startHistoryId=str(start), historyTypes=["messageAdded", "labelAdded"], labelId="INBOX",
                 maxResults=PAGE_SIZE, pageToken=token), "reading the mailbox's history")
             newest = max(newest, _int(answer.get("historyId")))
             for record in answer.get("history") or []:
                 newest = max(newest, _int(record.get("id")))
-                for added in record.get("messagesAdded") or []:
-                    message_id = str((added.get("message") or {}).get("id") or "")
-                    if message_id and message_id not in ids:
+                for message_id in _arrivals(record):
+                    if message_id not in ids:
                         ids.append(message_id)
             token = answer.get("nextPageToken")
             if not token:
@@ -326,6 +326,16 @@ class GmailInbox:
         if self._service is not None and self._http is None:
             self._service.close()
         self._service = None
+
+
+def _arrivals(record: dict) -> list[str]:
+    """The ids of the messages a history record brings into the inbox: delivered there
+    (messagesAdded; the request's labelId INBOX chose them), or given the INBOX label later
+    ("Not spam", "Move to Inbox": labelsAdded with INBOX among the labels added)."""
+    found = [str((added.get("message") or {}).get("id") or "") for added in record.get("messagesAdded") or []]
+    found += [str((added.get("message") or {}).get("id") or "") for added in record.get("labelsAdded") or []
+              if "INBOX" in (added.get("labelIds") or [])]
+    return [message_id for message_id in found if message_id]
 
 
 def _int(value: Any) -> int:

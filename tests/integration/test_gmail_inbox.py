@@ -126,10 +126,28 @@ def test_a_second_read_returns_only_what_arrived_since_through_the_history(googl
     assert [m.ref for m in again.mails] == later
     history = [r for r in google_fake.gmail_requests() if r.path.endswith("/history")]
     assert len(history) == 2 and history[0].query["startHistoryId"] == [page.cursor]
-    assert history[0].query["historyTypes"] == ["messageAdded"] and history[0].query["labelId"] == ["INBOX"]
+    assert sorted(history[0].query["historyTypes"]) == ["labelAdded", "messageAdded"] and history[0].query["labelId"] == ["INBOX"]
     assert not [r for r in google_fake.gmail_requests() if r.path.endswith("/messages") or r.path.endswith("/profile")]
     assert int(again.cursor) == google_fake.box.history_id > int(page.cursor)
     assert inbox.read(again.cursor, NOW + timedelta(minutes=6)).mails == []
+
+
+def test_mail_moved_into_the_inbox_from_spam_is_read(google_fake, inbox):
+    cursor = inbox.read(None, NOW).cursor
+    rescued = google_fake.deliver(mail("caught as spam"), received_at=NOW, label_ids=("SPAM", "UNREAD"))
+    archived = google_fake.deliver(mail("archived"), received_at=NOW, label_ids=("UNREAD",))
+    google_fake.deliver(mail("still spam"), received_at=NOW, label_ids=("SPAM", "UNREAD"))
+    google_fake.relabel(rescued, add=("INBOX",), remove=("SPAM",))  # "Not spam"
+    google_fake.relabel(archived, add=("INBOX",))  # "Move to Inbox"
+    google_fake.relabel(archived, add=("STARRED",))  # another label: not a new arrival
+    google_fake.reset_requests()
+
+    page = inbox.read(cursor, NOW + timedelta(minutes=1))
+
+    assert [m.ref for m in page.mails] == [rescued, archived]
+    history = [r for r in google_fake.gmail_requests() if r.path.endswith("/history")]
+    assert sorted(history[0].query["historyTypes"]) == ["labelAdded", "messageAdded"]
+    assert inbox.read(page.cursor, NOW + timedelta(minutes=2)).mails == []
 
 
 def test_an_expired_history_id_is_read_like_the_first_read(google_fake, inbox):
