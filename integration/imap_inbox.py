@@ -19,8 +19,9 @@ when missing; MOVE, else COPY, \\Deleted and UID EXPUNGE of that message alone w
 else COPY and \\Deleted only); anything else stays unread where it is. Filing a message
 that is gone already does nothing.
 
-Waiting: IMAP IDLE when inbox.imap.idle and the server offers it; a dropped connection ends
-the wait (False) and the next read connects again and finds what arrived meanwhile.
+Waiting: IMAP IDLE when inbox.imap.idle and the server offers it; a failed or dropped
+connection sleeps out the rest of the wait (False, never early: the daemon paces on it) and
+the next read connects again and finds what arrived meanwhile.
 
 Failures become AdapterError: retryable for what may pass (the network, a timeout, a server
 saying try later), not for what will not (a refused login: ReauthorizationNeeded; no
@@ -102,23 +103,26 @@ class ImapInbox:
         self._retrying(lambda client: self._file(client, mail))
 
     def wait(self, seconds: float) -> bool:
-        """IMAP IDLE on the folder up to `seconds`: True as soon as new mail arrived. False at the
-        end, at once without IDLE, and when the connection drops (the next read reconnects)."""
+        """IMAP IDLE on the folder up to `seconds`: True as soon as new mail arrived, else False
+        at the end of the time; at once only without IDLE (idle = false, or a server without
+        it). A failure (refused, dropped mid-IDLE, BYE) sleeps the rest of the time, so a loop
+        pacing on wait() never spins; the next read reconnects and finds what arrived."""
         if not self.config.idle or seconds <= 0:
             return False
+        deadline = time.monotonic() + seconds
         try:
             ready = self._retrying(self._before_idle)
         except AdapterError as error:  # a wait never raises: the next read reports what is wrong
             log.info("imap wait not possible: %s", error)
-            return False
+            return _sleep_until(deadline)
         if ready != "idle":
             return ready == "arrived"
         try:
-            return self._idle(self._connection(), seconds)
+            return self._idle(self._connection(), deadline - time.monotonic())
         except Exception as error:  # a dropped connection ends the wait; the next read reconnects
             log.info("imap wait ended: %s", self._classify(error))
             self._drop()
-            return False
+            return _sleep_until(deadline)
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -341,6 +345,12 @@ class ImapInbox:
 
 def _connection_broke(error: BaseException) -> bool:
     return isinstance(error, (IMAPClientAbortError, OSError, EOFError)) and not isinstance(error, ssl.SSLCertVerificationError)
+
+
+def _sleep_until(deadline: float) -> bool:
+    """Sleep until `deadline` (time.monotonic()); False, as a wait that saw no new mail."""
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    return False
 
 
 def _shutdown(client: IMAPClient) -> None:
