@@ -8,7 +8,10 @@ the Google token that `python main.py auth google` stored (it asks for gmail.mod
   `inbox.address` received in the last 30 days (messages.list, paged). Later reads list
   the history after the cursor (history.list, historyTypes messageAdded and labelAdded,
   labelId INBOX, paged): mail delivered to the inbox, and mail given the INBOX label later
-  ("Not spam", "Move to Inbox"); the new cursor is the largest history id seen.
+  ("Not spam", "Move to Inbox"). One read takes at most 200 messages and stops after the
+  last history record taken whole: that record's id is the new cursor, so a backlog moves on
+  in parts even when rate limits cut reads short. A read that takes everything moves the
+  cursor to the history id of its first page.
 - Only mail addressed to `inbox.address` (To, Cc, Delivered-To or X-Original-To) is
   downloaded: each new message's headers are read first (format "metadata", those four
   headers only), so when the inbox is the practitioner's own Gmail with a +slotguard
@@ -57,6 +60,7 @@ MODIFY_SCOPES = frozenset({SCOPE_GMAIL_MODIFY, "https://mail.google.com/"})
 ADDRESS_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
 FIRST_READ_DAYS = 30
 PAGE_SIZE = 100
+READ_LIMIT = 200  # messages one read takes from the history, as the IMAP inbox: a backlog moves on in parts
 WHERE = "Gmail inbox"
 NO_SCOPE = "the Google authorization does not include reading and labelling the inbox (the gmail.modify permission)"
 
@@ -82,14 +86,15 @@ class GmailInbox:
 
     def __init__(self, settings: Any, *, credentials: Any = None, http: Any = None, timeout: float = 30.0,
                  retry_budget: float = 10.0, sleep: Callable[[float], None] = time.sleep, token_uri: str | None = None,
-                 base_delay: float = 0.5, max_delay: float = 4.0):
+                 base_delay: float = 0.5, max_delay: float = 4.0, read_limit: int = READ_LIMIT):
         """`settings` is the whole Settings (token in storage.data_dir, inbox.address,
         inbox.gmail, calendar.token_uri). Tests may inject google-auth `credentials` or a
         ready `http`. `retry_budget` bounds the seconds one request spends retrying rate
-        limits and server errors; `timeout` bounds one HTTP request. Raises nothing: a
+        limits and server errors; `timeout` bounds one HTTP request; `read_limit` the messages
+        one read takes from the history (the rest come at the next read). Raises nothing: a
         missing token shows up on the first read, as ReauthorizationNeeded."""
         self.settings, self.timeout, self.retry_budget, self.sleep = settings, timeout, retry_budget, sleep
-        self.base_delay, self.max_delay = base_delay, max_delay
+        self.base_delay, self.max_delay, self.read_limit = base_delay, max_delay, read_limit
         self.token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
         self.address = settings.inbox.address.strip().lower()
         self.label_name = settings.inbox.gmail.processed_label
@@ -218,21 +223,27 @@ class GmailInbox:
         return InboxPage(mails, str(newest))
 
     def _history_since(self, start: int) -> tuple[list[str], int]:
+        """The ids of the messages that came into the inbox after `start`, at most
+        `read_limit`, and the next cursor: the id of the last history record taken whole when
+        the read was cut; else the first page's historyId (the history as that page saw it:
+        what came later has higher ids) or the last record's, whichever is higher."""
         ids: list[str] = []
-        newest, token = start, None
+        taken, snapshot, token = start, None, None
         while True:
             answer = self._call(lambda users, token=token: users.history().list(
                 userId="me", startHistoryId=str(start), historyTypes=["messageAdded", "labelAdded"], labelId="INBOX",
                 maxResults=PAGE_SIZE, pageToken=token), "reading the mailbox's history")
-            newest = max(newest, _int(answer.get("historyId")))
+            if snapshot is None:
+                snapshot = _int(answer.get("historyId"))
             for record in answer.get("history") or []:
-                newest = max(newest, _int(record.get("id")))
-                for message_id in _arrivals(record):
-                    if message_id not in ids:
-                        ids.append(message_id)
+                new = [message_id for message_id in dict.fromkeys(_arrivals(record)) if message_id not in ids]
+                if ids and len(ids) + len(new) > self.read_limit:
+                    return ids, taken  # the rest at the next read
+                ids += new
+                taken = max(taken, _int(record.get("id")))
             token = answer.get("nextPageToken")
             if not token:
-                return ids, newest
+                return ids, max(taken, snapshot)
 
     def _unread(self, now: datetime) -> tuple[list[str], int]:
         profile = self._call(lambda users: users.getProfile(userId="me"), "reading the mailbox's state")

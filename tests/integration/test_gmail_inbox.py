@@ -150,6 +150,26 @@ def test_mail_moved_into_the_inbox_from_spam_is_read(google_fake, inbox):
     assert inbox.read(page.cursor, NOW + timedelta(minutes=2)).mails == []
 
 
+def test_a_large_backlog_is_read_in_parts_and_each_part_moves_the_cursor(google_fake, inbox_settings, google_credentials):
+    source = GmailInbox(inbox_settings(), credentials=google_credentials([SCOPE_GMAIL_MODIFY]), read_limit=3, sleep=lambda _s: None)
+    cursor = source.read(None, NOW).cursor
+    google_fake.box.page_size = 2
+    backlog = [google_fake.deliver(mail(f"m{n}"), received_at=NOW + timedelta(seconds=n)) for n in range(7)]
+    records = [int(record["id"]) for record in google_fake.box.history]
+    google_fake.reset_requests()
+
+    first = source.read(cursor, NOW + timedelta(minutes=1))
+    assert [m.ref for m in first.mails] == backlog[:3]
+    assert int(first.cursor) == records[2]  # the last record taken whole, not the mailbox's newest id
+    assert len(raw_fetches(google_fake)) == 3
+
+    google_fake.fail_next(429, times=1, path_contains="/history")  # a backlog still moves on under rate limits
+    second = source.read(first.cursor, NOW + timedelta(minutes=2))
+    assert [m.ref for m in second.mails] == backlog[3:6] and int(second.cursor) == records[5]
+    third = source.read(second.cursor, NOW + timedelta(minutes=3))
+    assert [m.ref for m in third.mails] == backlog[6:] and int(third.cursor) == google_fake.box.history_id
+
+
 def test_an_expired_history_id_is_read_like_the_first_read(google_fake, inbox):
     old = inbox.read(None, NOW).cursor
     waiting = google_fake.deliver(mail("unread meanwhile"), received_at=NOW + timedelta(minutes=1))
