@@ -227,7 +227,7 @@ def test_filing_a_handled_message_labels_it_and_takes_it_out_of_the_inbox_read(g
     inbox.file(two, True)
     inbox.file(one, True)  # again: harmless
 
-    label = google_fake.box.label_named("Slotguard/Processed")
+    label = google_fake.box.label_named("Processed by Slotguard")
     assert label is not None
     assert google_fake.box.messages[first].labels == [label["id"]] == google_fake.box.messages[second].labels
     creates = [r for r in google_fake.gmail_requests() if r.method == "POST" and r.path.endswith("/labels")]

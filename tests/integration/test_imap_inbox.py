@@ -12,6 +12,7 @@ import pytest
 from integration.imap_inbox import ImapInbox, open_inbox
 from slotguard.config.inbox import Imap
 from slotguard.config.schema import parse_settings
+from slotguard.config.types import ConfigError
 from slotguard.domain.interfaces import AdapterError, ReauthorizationNeeded
 
 OURS = "lena+slotguard@example.com"
@@ -109,8 +110,9 @@ def test_file_handled_moves_into_the_processed_folder_read_and_unhandled_stays_u
         inbox.file(command, True)  # again: harmless
     finally:
         inbox.close()
-    assert "Slotguard.Processed" in imap_mailbox.folders()
-    [(flags, raw)] = imap_mailbox.messages("Slotguard.Processed")
+    assert "Processed by Slotguard" in imap_mailbox.folders()
+    assert not [folder for folder in imap_mailbox.folders() if folder.lower().startswith("slotguard")]  # no folder named like the sub-address
+    [(flags, raw)] = imap_mailbox.messages("Processed by Slotguard")
     assert b"Subject: command" in raw and "\\Seen" in flags
     [(flags, raw)] = imap_mailbox.messages("INBOX")
     assert b"Subject: question" in raw and "\\Seen" not in flags
@@ -273,6 +275,24 @@ def test_open_inbox_from_the_settings_and_nothing_secret_in_the_logs(imap_mailbo
     assert imap_mailbox.password not in logged and "secret body words" not in logged
 
 
+def test_a_processed_folder_named_like_the_sub_address_is_refused(imap_mailbox, tmp_path):
+    def settings(processed: str):
+        return parse_settings({
+            "practice": {"name": "Lena Berg Massage", "email": "lena@example.com", "timezone": "Europe/Oslo", "currency": "NOK"},
+            "calendar": {"source": "ics", "url": "https://calendar.example.com/lena.ics"},
+            "services": {"default": {"price": "900 NOK"}},
+            "storage": {"data_dir": str(tmp_path / "data")},
+            "inbox": {"source": "imap", "address": "Lena+SlotGuard@example.com",
+                      "imap": {**imap_mailbox.imap_config(), "processed_folder": processed}},
+        })
+
+    assert settings("Processed by Slotguard").inbox.imap.processed_folder == "Processed by Slotguard"
+    assert settings("Done/Slotguard").inbox.imap.processed_folder == "Done/Slotguard"
+    for named_like_it in ("Slotguard/Processed", "slotguard", "SLOTGUARD.Done"):
+        with pytest.raises(ConfigError, match="sub-address"):
+            settings(named_like_it)
+
+
 def test_filing_without_move_copies_and_expunges_that_message_alone(imap_mailbox, monkeypatch):
     """A server without MOVE (Dovecot with MOVE hidden from the adapter): COPY, \\Deleted and
     UID EXPUNGE of that message only; the practitioner's own \\Deleted mail stays."""
@@ -289,7 +309,7 @@ def test_filing_without_move_copies_and_expunges_that_message_alone(imap_mailbox
         inbox.file(command, True)
     finally:
         inbox.close()
-    [(flags, raw)] = imap_mailbox.messages("Slotguard.Processed")
+    [(flags, raw)] = imap_mailbox.messages("Processed by Slotguard")
     assert b"Subject: command" in raw and "\\Seen" in flags and "\\Deleted" not in flags
     [(flags, raw)] = imap_mailbox.messages("INBOX")
     assert b"Subject: theirs" in raw and "\\Deleted" in flags
