@@ -2,10 +2,15 @@
 the Google token that `python main.py auth google` stored (it asks for gmail.modify when
 `inbox.source = "gmail"`; docs/inbox.md, "Gmail").
 
-- The cursor is a Gmail history id. The first read (no cursor, or one Google no longer
-  honours: history.list answers 404 for an id too old) takes the mailbox's current history
-  id from users.getProfile, then lists the unread messages in the inbox addressed to
-  `inbox.address` received in the last 30 days (messages.list, paged). Later reads list
+- The cursor is "HISTORYID:EPOCH": a Gmail history id and the time of the read. The first
+  read takes the mailbox's current history id from users.getProfile, then lists the unread
+  messages in the inbox addressed to `inbox.address` received in the last 30 days
+  (messages.list, paged). When Google no longer honours the history id (history.list
+  answers 404 for one too old), the listing takes every message in the inbox to the address,
+  read or not, since an hour before the cursor's time (at most 30 days): a client's reply
+  the practitioner opened meanwhile is not lost; the ledger knows the ones handled before
+  by their Message-ID. A cursor without the time (written by an older version) lists the
+  unread only. Later reads list
   the history after the cursor (history.list, historyTypes messageAdded and labelAdded,
   labelId INBOX, paged): mail delivered to the inbox, and mail given the INBOX label later
   ("Not spam", "Move to Inbox"). One read takes at most 200 messages and stops after the
@@ -59,6 +64,7 @@ from slotguard.domain.interfaces import AdapterError, InboxPage, Reauthorization
 MODIFY_SCOPES = frozenset({SCOPE_GMAIL_MODIFY, "https://mail.google.com/"})
 ADDRESS_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
 FIRST_READ_DAYS = 30
+RESET_MARGIN = timedelta(hours=1)  # after an expired history: read again from this long before the last read
 PAGE_SIZE = 100
 READ_LIMIT = 200  # messages one read takes from the history, as the IMAP inbox: a backlog moves on in parts
 WHERE = "Gmail inbox"
@@ -202,16 +208,18 @@ class GmailInbox:
     # --- reading ----------------------------------------------------------------------
 
     def read(self, cursor: str | None, now: datetime) -> InboxPage:
-        """The messages addressed to the inbox that arrived after the history id `cursor`
-        (None: the unread ones of the last 30 days), oldest first, and the next cursor."""
+        """The messages addressed to the inbox that arrived after the cursor (None: the unread
+        ones of the last 30 days), oldest first, and the next cursor "HISTORYID:EPOCH" (the
+        time of this read; a cursor of the history id alone is still understood)."""
         found: tuple[list[str], int] | None = None
-        if cursor:
+        start, read_at = _parse_cursor(cursor)
+        if start is not None:
             try:
-                found = self._history_since(int(cursor))
-            except (_NotFound, ValueError):
-                log.info("gmail_inbox_history_expired reading=unread")
+                found = self._history_since(start)
+            except _NotFound:
+                log.info("gmail_inbox_history_expired reading=%s", "since_last_read" if read_at is not None else "unread")
         if found is None:
-            found = self._unread(now)
+            found = self._listed(now, read_at)
         ids, newest = found
         mails = []
         for message_id in ids:
@@ -220,7 +228,7 @@ class GmailInbox:
                 mails.append(mail)
         mails.sort(key=lambda mail: mail.received_at)  # stable: the history's order among equals
         log.info("gmail_inbox_read first=%s new=%d addressed=%d", cursor is None, len(ids), len(mails))
-        return InboxPage(mails, str(newest))
+        return InboxPage(mails, f"{newest}:{int(now.timestamp())}")
 
     def _history_since(self, start: int) -> tuple[list[str], int]:
         """The ids of the messages that came into the inbox after `start`, at most
@@ -245,11 +253,17 @@ class GmailInbox:
             if not token:
                 return ids, max(taken, snapshot)
 
-    def _unread(self, now: datetime) -> tuple[list[str], int]:
+    def _listed(self, now: datetime, read_at: datetime | None) -> tuple[list[str], int]:
+        """The first read (`read_at` None): the unread messages to the address in the inbox of
+        the last 30 days. After the history expired: every message to the address in the
+        inbox (read or not: the practitioner may have opened a client's reply) since a little
+        before the last read, at most 30 days; the ledger knows the ones handled before."""
         profile = self._call(lambda users: users.getProfile(userId="me"), "reading the mailbox's state")
         newest = _int(profile.get("historyId"))  # taken first: mail arriving meanwhile is in the next read's history
-        since = int((now - timedelta(days=FIRST_READ_DAYS)).timestamp())
-        query = f"is:unread in:inbox after:{since} {{to:{self.address} deliveredto:{self.address}}}"
+        oldest = now - timedelta(days=FIRST_READ_DAYS)
+        since = int((oldest if read_at is None else max(oldest, read_at - RESET_MARGIN)).timestamp())
+        unread = "is:unread " if read_at is None else ""
+        query = f"{unread}in:inbox after:{since} {{to:{self.address} deliveredto:{self.address}}}"
         ids: list[str] = []
         token = None
         while True:
@@ -347,6 +361,20 @@ def _arrivals(record: dict) -> list[str]:
     found += [str((added.get("message") or {}).get("id") or "") for added in record.get("labelsAdded") or []
               if "INBOX" in (added.get("labelIds") or [])]
     return [message_id for message_id in found if message_id]
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int | None, datetime | None]:
+    """(history id, time of that read) of "HISTORYID:EPOCH" or "HISTORYID"; Nones for none
+    or nonsense (read as the first time)."""
+    history, _, epoch = (cursor or "").partition(":")
+    try:
+        start = int(history)
+    except ValueError:
+        return None, None
+    try:
+        return start, datetime.fromtimestamp(int(epoch), UTC) if epoch else None
+    except (ValueError, OverflowError, OSError):
+        return start, None
 
 
 def _int(value: Any) -> int:

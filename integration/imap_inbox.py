@@ -5,9 +5,13 @@ inbox.imap.tls says: "imaps" from the first byte, "starttls" (refused, before an
 sent, when the server does not offer it), "none" (only to this machine; the config checks).
 Certificates are verified against inbox.imap.ca_file or the system's authorities.
 
-Reading: the cursor is "UIDVALIDITY:LASTUID". The first read (or a new UIDVALIDITY: the folder
-was recreated) takes the unseen messages of inbox.imap.folder of the last 30 days; later reads
-the UIDs after LASTUID. The mailbox may be the practitioner's own (the address a +slotguard
+Reading: the cursor is "UIDVALIDITY:LASTUID:EPOCH" (EPOCH: the time of the read; the older
+"UIDVALIDITY:LASTUID" is still understood). The first read takes the unseen messages of
+inbox.imap.folder of the last 30 days; later reads the UIDs after LASTUID. After a new
+UIDVALIDITY (the folder was recreated, the server moved) a read takes every message since the
+day of an hour before EPOCH, seen or not (at most 30 days; unseen only without EPOCH): a
+client's reply the practitioner opened is not lost, and the ledger knows by Message-ID what
+it handled before. The mailbox may be the practitioner's own (the address a +slotguard
 sub-address of it), holding all their other mail, which Slotguard must not read: only the
 address headers (To, Cc, Delivered-To, X-Original-To) are fetched first, the whole message
 only when one of them is inbox.address, always with BODY.PEEK (nothing is marked read by
@@ -53,6 +57,7 @@ log = logging.getLogger("slotguard.imap")
 logging.getLogger("imapclient").setLevel(logging.WARNING)
 
 FIRST_READ_DAYS = 30
+RESET_MARGIN = timedelta(hours=1)  # after a new UIDVALIDITY: read again from this long before the last read
 PAGE = 200  # messages looked at per read; the cursor stops after them and the next read goes on
 IDLE_ROUND = 25 * 60.0  # IDLE is renewed before servers' 30-minute limit (RFC 2177)
 ADDRESS_HEADERS = ("TO", "CC", "DELIVERED-TO", "X-ORIGINAL-TO")
@@ -139,10 +144,15 @@ class ImapInbox:
         status = self._select(client, self.config.folder)
         uidvalidity = int(status[b"UIDVALIDITY"])
         uid_next = int(status.get(b"UIDNEXT", 0) or 0)
-        last = _last_uid(cursor, uidvalidity)
-        if last is None:
-            since = (now - timedelta(days=FIRST_READ_DAYS)).date()
-            uids = sorted(int(uid) for uid in client.search(["UNSEEN", "SINCE", since]))
+        validity, last, read_at = _parse_cursor(cursor)
+        if validity != uidvalidity or last is None:
+            last = None
+            oldest = now - timedelta(days=FIRST_READ_DAYS)
+            if read_at is None:  # the first read ever: what is still unread
+                criteria: list[Any] = ["UNSEEN", "SINCE", oldest.date()]
+            else:  # the folder was recreated: everything since the last read, seen or not (the ledger knows what it handled)
+                criteria = ["SINCE", max(oldest, read_at - RESET_MARGIN).date()]
+            uids = sorted(int(uid) for uid in client.search(criteria))
             floor = max(uid_next - 1, 0)
         else:
             uids = self._uids_after(client, last)
@@ -155,7 +165,7 @@ class ImapInbox:
         self._uidvalidity, self._last_uid = uidvalidity, new_last
         mails.sort(key=lambda mail: (mail.received_at, _uid_of(mail.ref)))
         log.info("imap read folder=%s looked_at=%d ours=%d", self.config.folder, len(page), len(mails))
-        return InboxPage(mails, f"{uidvalidity}:{new_last}")
+        return InboxPage(mails, f"{uidvalidity}:{new_last}:{int(now.timestamp())}")
 
     def _uids_after(self, client: IMAPClient, last: int) -> list[int]:
         # "N:*" always includes the newest message, even when its UID is below N.
@@ -360,15 +370,18 @@ def _shutdown(client: IMAPClient) -> None:
         pass
 
 
-def _last_uid(cursor: str | None, uidvalidity: int) -> int | None:
-    """LASTUID of `cursor` when it belongs to this UIDVALIDITY, else None (read as the first time)."""
-    if not cursor:
-        return None
-    validity, _, last = cursor.partition(":")
+def _parse_cursor(cursor: str | None) -> tuple[int | None, int | None, datetime | None]:
+    """(UIDVALIDITY, LASTUID, time of that read) of "V:UID:EPOCH", or of the older "V:UID"
+    (no time); Nones for none or nonsense (read as the first time)."""
+    parts = (cursor or "").split(":")
     try:
-        return int(last) if int(validity) == uidvalidity else None
-    except ValueError:
-        return None
+        validity, last = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        return None, None, None
+    try:
+        return validity, last, datetime.fromtimestamp(int(parts[2]), UTC) if len(parts) > 2 else None
+    except (ValueError, OverflowError, OSError):
+        return validity, last, None
 
 
 def _uid_of(ref: str) -> int:

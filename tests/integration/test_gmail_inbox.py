@@ -81,6 +81,11 @@ def raw_fetches(fake: FakeGmail) -> list[str]:
             if r.method == "GET" and "/messages/" in r.path and r.query.get("format") == ["raw"]]
 
 
+def hid(cursor: str) -> int:
+    """The history id of a cursor ("HISTORYID:EPOCH")."""
+    return int(cursor.split(":")[0])
+
+
 def subjects(page) -> list[str]:
     return [m.raw.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode() for m in page.mails]
 
@@ -101,7 +106,7 @@ def test_the_first_read_returns_the_unread_addressed_mail_oldest_first_and_a_cur
     assert subjects(page) == ["first", "copied", "second"]
     assert [m.ref for m in page.mails] == [first, cc, second]
     assert page.mails[0].raw == mail("first", to=f"Lena <{INBOX.upper()}>")
-    assert page.cursor == str(google_fake.box.history_id)
+    assert page.cursor == f"{google_fake.box.history_id}:{int(NOW.timestamp())}"  # the history id, the time of the read
     assert sorted(raw_fetches(google_fake)) == sorted([first, cc, second])
 
 
@@ -125,10 +130,10 @@ def test_a_second_read_returns_only_what_arrived_since_through_the_history(googl
 
     assert [m.ref for m in again.mails] == later
     history = [r for r in google_fake.gmail_requests() if r.path.endswith("/history")]
-    assert len(history) == 2 and history[0].query["startHistoryId"] == [page.cursor]
+    assert len(history) == 2 and history[0].query["startHistoryId"] == [str(hid(page.cursor))]
     assert sorted(history[0].query["historyTypes"]) == ["labelAdded", "messageAdded"] and history[0].query["labelId"] == ["INBOX"]
     assert not [r for r in google_fake.gmail_requests() if r.path.endswith("/messages") or r.path.endswith("/profile")]
-    assert int(again.cursor) == google_fake.box.history_id > int(page.cursor)
+    assert hid(again.cursor) == google_fake.box.history_id > hid(page.cursor)
     assert inbox.read(again.cursor, NOW + timedelta(minutes=6)).mails == []
 
 
@@ -160,26 +165,37 @@ def test_a_large_backlog_is_read_in_parts_and_each_part_moves_the_cursor(google_
 
     first = source.read(cursor, NOW + timedelta(minutes=1))
     assert [m.ref for m in first.mails] == backlog[:3]
-    assert int(first.cursor) == records[2]  # the last record taken whole, not the mailbox's newest id
+    assert hid(first.cursor) == records[2]  # the last record taken whole, not the mailbox's newest id
     assert len(raw_fetches(google_fake)) == 3
 
     google_fake.fail_next(429, times=1, path_contains="/history")  # a backlog still moves on under rate limits
     second = source.read(first.cursor, NOW + timedelta(minutes=2))
-    assert [m.ref for m in second.mails] == backlog[3:6] and int(second.cursor) == records[5]
+    assert [m.ref for m in second.mails] == backlog[3:6] and hid(second.cursor) == records[5]
     third = source.read(second.cursor, NOW + timedelta(minutes=3))
-    assert [m.ref for m in third.mails] == backlog[6:] and int(third.cursor) == google_fake.box.history_id
+    assert [m.ref for m in third.mails] == backlog[6:] and hid(third.cursor) == google_fake.box.history_id
 
 
-def test_an_expired_history_id_is_read_like_the_first_read(google_fake, inbox):
+def test_an_expired_history_id_rereads_the_inbox_since_the_last_read_seen_or_not(google_fake, inbox):
+    google_fake.deliver(mail("opened long before"), received_at=NOW - timedelta(days=2), label_ids=("INBOX",))
     old = inbox.read(None, NOW).cursor
+    waiting = google_fake.deliver(mail("unread meanwhile"), received_at=NOW + timedelta(minutes=1))
+    opened = google_fake.deliver(mail("read meanwhile"), received_at=NOW + timedelta(minutes=2), label_ids=("INBOX",))
+    google_fake.deliver(mail("archived meanwhile"), received_at=NOW + timedelta(minutes=2), label_ids=())
+    google_fake.expire_history()
+    page = inbox.read(old, NOW + timedelta(minutes=3))
+    assert [m.ref for m in page.mails] == [waiting, opened]  # a client's reply the practitioner opened is not lost
+    assert page.cursor == f"{google_fake.box.history_id}:{int((NOW + timedelta(minutes=3)).timestamp())}"
+    statuses = [(r.path.rsplit("/", 1)[1], r.status) for r in google_fake.gmail_requests() if r.path.endswith(("/history", "/profile"))]
+    assert statuses == [("profile", 200), ("history", 404), ("profile", 200)]
+
+
+def test_an_expired_cursor_without_a_time_reads_the_unread_only(google_fake, inbox):
+    inbox.read(None, NOW)
+    old = str(google_fake.box.history_id)  # a cursor written before the time was kept in it
     waiting = google_fake.deliver(mail("unread meanwhile"), received_at=NOW + timedelta(minutes=1))
     google_fake.deliver(mail("read meanwhile"), received_at=NOW + timedelta(minutes=2), label_ids=("INBOX",))
     google_fake.expire_history()
-    page = inbox.read(old, NOW + timedelta(minutes=3))
-    assert [m.ref for m in page.mails] == [waiting]
-    assert page.cursor == str(google_fake.box.history_id)
-    statuses = [(r.path.rsplit("/", 1)[1], r.status) for r in google_fake.gmail_requests() if r.path.endswith(("/history", "/profile"))]
-    assert statuses == [("profile", 200), ("history", 404), ("profile", 200)]
+    assert [m.ref for m in inbox.read(old, NOW + timedelta(minutes=3)).mails] == [waiting]
 
 
 def test_received_at_is_gmails_receipt_time_even_when_the_date_header_lies(google_fake, inbox):

@@ -41,12 +41,12 @@ def test_read_returns_unseen_then_only_new_messages(imap_mailbox):
     try:
         page = inbox.read(None, NOW)
         assert subjects(page) == ["first", "second"]
-        assert page.cursor == f"{imap_mailbox.uidvalidity()}:4"
+        assert page.cursor == f"{imap_mailbox.uidvalidity()}:4:{int(NOW.timestamp())}"  # UIDVALIDITY, last UID, time of the read
         assert inbox.read(page.cursor, NOW).mails == []
         imap_mailbox.deliver(mail("third"), NOW)
         later = inbox.read(page.cursor, NOW)
         assert subjects(later) == ["third"]
-        assert later.cursor == f"{imap_mailbox.uidvalidity()}:5"
+        assert later.cursor == f"{imap_mailbox.uidvalidity()}:5:{int(NOW.timestamp())}"
     finally:
         inbox.close()
     assert all("\\Seen" not in flags for flags, raw in imap_mailbox.messages() if b"Subject: old" not in raw)
@@ -61,27 +61,30 @@ def test_mail_not_addressed_to_the_inbox_is_neither_returned_nor_marked_read(ima
     try:
         page = inbox.read(None, NOW)
         assert subjects(page) == ["by cc", "bcc"]
-        assert page.cursor.endswith(":4")  # past the others too
+        assert page.cursor.split(":")[1] == "4"  # past the others too
         imap_mailbox.deliver(mail("private again", to="lena@example.com"), NOW)
         again = inbox.read(page.cursor, NOW)
-        assert again.mails == [] and again.cursor.endswith(":5")
+        assert again.mails == [] and again.cursor.split(":")[1] == "5"
     finally:
         inbox.close()
     assert [("\\Seen" in flags) for flags, _raw in imap_mailbox.messages()] == [False] * 5
 
 
-def test_a_new_uidvalidity_reads_the_unseen_again(imap_mailbox):
+def test_a_new_uidvalidity_rereads_everything_since_the_last_read_seen_or_not(imap_mailbox):
     imap_mailbox.create("Slotguard")
-    imap_mailbox.deliver(mail("before"), NOW - timedelta(minutes=5), folder="Slotguard")
+    imap_mailbox.deliver(mail("before"), NOW - timedelta(hours=1, minutes=5), folder="Slotguard")
     inbox = inbox_of(imap_mailbox, folder="Slotguard")
     try:
-        cursor = inbox.read(None, NOW).cursor
+        cursor = inbox.read(None, NOW - timedelta(hours=1)).cursor
         imap_mailbox.recreate("Slotguard")
+        imap_mailbox.deliver(mail("opened long before"), NOW - timedelta(days=3), folder="Slotguard", flags=("\\Seen",))
         imap_mailbox.deliver(mail("after"), NOW - timedelta(minutes=1), folder="Slotguard")
         imap_mailbox.deliver(mail("after, read"), NOW, folder="Slotguard", flags=("\\Seen",))
         page = inbox.read(cursor, NOW)
-        assert subjects(page) == ["after"]
-        assert page.cursor != cursor and page.cursor.startswith(f"{imap_mailbox.uidvalidity('Slotguard')}:")
+        assert subjects(page) == ["after", "after, read"]  # a client's reply the practitioner opened is not lost
+        assert page.cursor.startswith(f"{imap_mailbox.uidvalidity('Slotguard')}:3:")
+        old_form = ":".join(cursor.split(":")[:2])  # a cursor written before the time was kept in it
+        assert subjects(inbox.read(old_form, NOW)) == ["after"]
     finally:
         inbox.close()
 
