@@ -20,8 +20,9 @@ server's INTERNALDATE, never the sender's Date header.
 
 Filing: a handled message is marked read and moved to inbox.imap.processed_folder (created
 when missing; MOVE, else COPY, \\Deleted and UID EXPUNGE of that message alone with UIDPLUS,
-else COPY and \\Deleted only); anything else stays unread where it is. Filing a message
-that is gone already does nothing.
+else COPY and \\Deleted only, the message then left flagged \\Deleted in the folder until the
+practitioner's mail program expunges it); anything else stays unread where it is. Filing a
+message that is gone already, or flagged \\Deleted (filed before), does nothing.
 
 Waiting: IMAP IDLE when inbox.imap.idle and the server offers it; a failed or dropped
 connection sleeps out the rest of the wait (False, never early: the daemon paces on it) and
@@ -196,8 +197,10 @@ class ImapInbox:
     def _file(self, client: IMAPClient, mail: ReceivedMail) -> None:
         uidvalidity, uid = (int(part) for part in mail.ref.split(":", 1))
         status = self._select(client, self.config.folder)
-        if int(status[b"UIDVALIDITY"]) != uidvalidity or not client.search(["UID", str(uid)]):
-            log.info("imap file: message %s is no longer in %s; nothing to do", mail.ref, self.config.folder)
+        # NOT DELETED: without MOVE and UIDPLUS a filed message stays in the folder flagged \Deleted;
+        # filing it again must not copy it again
+        if int(status[b"UIDVALIDITY"]) != uidvalidity or not client.search(["UID", str(uid), "NOT", "DELETED"]):
+            log.info("imap file: message %s is no longer in %s (or filed already); nothing to do", mail.ref, self.config.folder)
             return
         target = self._ensure_folder(client, self.config.processed_folder)
         client.add_flags([uid], [b"\\Seen"], silent=True)

@@ -316,3 +316,24 @@ def test_filing_without_move_copies_and_expunges_that_message_alone(imap_mailbox
     assert b"Subject: command" in raw and "\\Seen" in flags and "\\Deleted" not in flags
     [(flags, raw)] = imap_mailbox.messages("INBOX")
     assert b"Subject: theirs" in raw and "\\Deleted" in flags
+
+
+def test_filing_without_move_or_uidplus_is_safe_to_repeat(imap_mailbox, monkeypatch):
+    """Neither MOVE nor UIDPLUS: COPY and \\Deleted, no EXPUNGE (it would remove the
+    practitioner's own \\Deleted mail too); filing again makes no second copy."""
+    from imapclient import IMAPClient
+
+    offered = IMAPClient.has_capability
+    monkeypatch.setattr(IMAPClient, "has_capability", lambda self, name: name.upper() not in ("MOVE", "UIDPLUS") and offered(self, name))
+    imap_mailbox.deliver(mail("command"), NOW - timedelta(minutes=1))
+    inbox = inbox_of(imap_mailbox)
+    try:
+        [command] = inbox.read(None, NOW).mails
+        inbox.file(command, True)
+        inbox.file(command, True)
+    finally:
+        inbox.close()
+    [(flags, raw)] = imap_mailbox.messages("Processed by Slotguard")
+    assert b"Subject: command" in raw and "\\Seen" in flags
+    [(flags, raw)] = imap_mailbox.messages("INBOX")
+    assert b"Subject: command" in raw and "\\Deleted" in flags  # flagged, left for the practitioner's client to expunge
