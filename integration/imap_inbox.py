@@ -11,7 +11,10 @@ inbox.imap.folder of the last 30 days; later reads the UIDs after LASTUID. After
 UIDVALIDITY (the folder was recreated, the server moved) a read takes every message since the
 day of an hour before EPOCH, seen or not (at most 30 days; unseen only without EPOCH): a
 client's reply the practitioner opened is not lost, and the ledger knows by Message-ID what
-it handled before. The mailbox may be the practitioner's own (the address a +slotguard
+it handled before. Such a read cut at PAGE messages says so in its cursor
+("V:UID:SINCE:unseen" or ":all") and the next reads go on with the same filter above UID; once
+done, the cursor moves to the newest UID (UIDNEXT - 1, or the highest UID where SELECT gives
+no UIDNEXT). The mailbox may be the practitioner's own (the address a +slotguard
 sub-address of it), holding all their other mail, which Slotguard must not read: only the
 address headers (To, Cc, Delivered-To, X-Original-To) are fetched first, the whole message
 only when one of them is inbox.address, always with BODY.PEEK (nothing is marked read by
@@ -144,29 +147,43 @@ class ImapInbox:
     def _read(self, client: IMAPClient, cursor: str | None, now: datetime) -> InboxPage:
         status = self._select(client, self.config.folder)
         uidvalidity = int(status[b"UIDVALIDITY"])
-        uid_next = int(status.get(b"UIDNEXT", 0) or 0)
-        validity, last, read_at = _parse_cursor(cursor)
-        if validity != uidvalidity or last is None:
-            last = None
-            oldest = now - timedelta(days=FIRST_READ_DAYS)
-            if read_at is None:  # the first read ever: what is still unread
-                criteria: list[Any] = ["UNSEEN", "SINCE", oldest.date()]
-            else:  # the folder was recreated: everything since the last read, seen or not (the ledger knows what it handled)
-                criteria = ["SINCE", max(oldest, read_at - RESET_MARGIN).date()]
-            uids = sorted(int(uid) for uid in client.search(criteria))
-            floor = max(uid_next - 1, 0)
-        else:
-            uids = self._uids_after(client, last)
+        validity, last, at, scan = _parse_cursor(cursor)
+        oldest = now - timedelta(days=FIRST_READ_DAYS)
+        if validity == uidvalidity and last is not None and not scan:  # the usual: what came after
+            since, uids = at, self._uids_after(client, last)
             floor = last
+        else:
+            if validity != uidvalidity or last is None:  # the first read, or the folder is new
+                last = None
+                scan = "unseen" if at is None else "all"  # all: everything since the last read, seen or not
+                since = oldest if at is None else max(oldest, at - RESET_MARGIN)
+            else:  # a first read (or one after a reset) cut short goes on with its own filter
+                since = at
+            criteria: list[Any] = (["UNSEEN"] if scan == "unseen" else []) + ["SINCE", (since or oldest).date()]
+            if last is not None:
+                criteria += ["UID", f"{last + 1}:*"]
+            uids = sorted(uid for uid in (int(found) for found in client.search(criteria)) if last is None or uid > last)
+            floor = self._highest_uid(client, status)
         page = uids[:PAGE]
         mails = self._fetch_ours(client, uidvalidity, page)
-        new_last = max([floor, *page]) if len(uids) <= PAGE else page[-1]
+        cut = len(uids) > PAGE
+        new_last = page[-1] if cut else max([floor, *page])
         if last is not None:
             new_last = max(new_last, last)
         self._uidvalidity, self._last_uid = uidvalidity, new_last
         mails.sort(key=lambda mail: (mail.received_at, _uid_of(mail.ref)))
         log.info("imap read folder=%s looked_at=%d ours=%d", self.config.folder, len(page), len(mails))
+        if cut and scan:  # still in the first read: the next read keeps its filter and its start
+            return InboxPage(mails, f"{uidvalidity}:{new_last}:{int((since or oldest).timestamp())}:{scan}")
         return InboxPage(mails, f"{uidvalidity}:{new_last}:{int(now.timestamp())}")
+
+    def _highest_uid(self, client: IMAPClient, status: dict) -> int:
+        """The UID of the newest message in the selected folder: UIDNEXT - 1, or, from a server
+        whose SELECT gave no UIDNEXT, the highest UID there (0: empty)."""
+        uid_next = int(status.get(b"UIDNEXT", 0) or 0)
+        if uid_next:
+            return uid_next - 1
+        return max((int(uid) for uid in client.search(["UID", "*"])), default=0)
 
     def _uids_after(self, client: IMAPClient, last: int) -> list[int]:
         # "N:*" always includes the newest message, even when its UID is below N.
@@ -373,18 +390,21 @@ def _shutdown(client: IMAPClient) -> None:
         pass
 
 
-def _parse_cursor(cursor: str | None) -> tuple[int | None, int | None, datetime | None]:
-    """(UIDVALIDITY, LASTUID, time of that read) of "V:UID:EPOCH", or of the older "V:UID"
-    (no time); Nones for none or nonsense (read as the first time)."""
+def _parse_cursor(cursor: str | None) -> tuple[int | None, int | None, datetime | None, str]:
+    """(UIDVALIDITY, LASTUID, time, scan) of a cursor: "V:UID:EPOCH" (EPOCH the time of that
+    read), "V:UID:EPOCH:unseen" or "V:UID:EPOCH:all" (a first read, or one after a reset,
+    cut short: EPOCH is its SINCE), or the older "V:UID" (no time). Nones for none or nonsense
+    (read as the first time)."""
     parts = (cursor or "").split(":")
     try:
         validity, last = int(parts[0]), int(parts[1])
     except (ValueError, IndexError):
-        return None, None, None
+        return None, None, None, ""
+    scan = parts[3] if len(parts) > 3 and parts[3] in ("unseen", "all") else ""
     try:
-        return validity, last, datetime.fromtimestamp(int(parts[2]), UTC) if len(parts) > 2 else None
+        return validity, last, datetime.fromtimestamp(int(parts[2]), UTC) if len(parts) > 2 else None, scan
     except (ValueError, OverflowError, OSError):
-        return validity, last, None
+        return validity, last, None, scan
 
 
 def _uid_of(ref: str) -> int:

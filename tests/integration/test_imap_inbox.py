@@ -337,3 +337,39 @@ def test_filing_without_move_or_uidplus_is_safe_to_repeat(imap_mailbox, monkeypa
     assert b"Subject: command" in raw and "\\Seen" in flags
     [(flags, raw)] = imap_mailbox.messages("INBOX")
     assert b"Subject: command" in raw and "\\Deleted" in flags  # flagged, left for the practitioner's client to expunge
+
+
+def test_a_first_read_cut_short_keeps_its_unseen_filter_in_the_next_reads(imap_mailbox, monkeypatch):
+    monkeypatch.setattr("integration.imap_inbox.PAGE", 2)
+    for n, seen in enumerate((True, False, False, True, False, True, False)):
+        imap_mailbox.deliver(mail(f"m{n}"), NOW - timedelta(hours=10 - n), flags=("\\Seen",) if seen else ())
+    inbox = inbox_of(imap_mailbox)
+    try:
+        first = inbox.read(None, NOW)
+        assert subjects(first) == ["m1", "m2"]
+        second = inbox.read(first.cursor, NOW + timedelta(minutes=1))
+        assert subjects(second) == ["m4", "m6"]  # still the first read: m3 and m5 were read already
+        imap_mailbox.deliver(mail("new, opened at once"), NOW + timedelta(minutes=2), flags=("\\Seen",))
+        third = inbox.read(second.cursor, NOW + timedelta(minutes=3))
+        assert subjects(third) == ["new, opened at once"]  # the first read is over: everything new again
+        assert third.cursor.split(":")[1] == "8"
+    finally:
+        inbox.close()
+
+
+def test_a_first_read_without_uidnext_starts_after_the_highest_uid(imap_mailbox, monkeypatch):
+    from imapclient import IMAPClient
+
+    selected = IMAPClient.select_folder
+    monkeypatch.setattr(IMAPClient, "select_folder",
+                        lambda self, *args, **kwargs: {k: v for k, v in selected(self, *args, **kwargs).items() if k != b"UIDNEXT"})
+    imap_mailbox.deliver(mail("unread"), NOW - timedelta(hours=2))
+    imap_mailbox.deliver(mail("read", to="lena@example.com"), NOW - timedelta(hours=1), flags=("\\Seen",))
+    imap_mailbox.deliver(mail("read too"), NOW - timedelta(minutes=30), flags=("\\Seen",))
+    inbox = inbox_of(imap_mailbox)
+    try:
+        page = inbox.read(None, NOW)
+        assert subjects(page) == ["unread"] and page.cursor.split(":")[1] == "3"
+        assert inbox.read(page.cursor, NOW).mails == []
+    finally:
+        inbox.close()
