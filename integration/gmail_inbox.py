@@ -17,8 +17,9 @@ the Google token that `python main.py auth google` stored (it asks for gmail.mod
   last history record taken whole: that record's id is the new cursor, so a backlog moves on
   in parts even when rate limits cut reads short. A read that takes everything moves the
   cursor to the history id of its first page.
-- Only mail addressed to `inbox.address` (To, Cc, Delivered-To or X-Original-To) is
-  downloaded: each new message's headers are read first (format "metadata", those four
+- Only mail addressed to `inbox.address` is downloaded: the topmost Delivered-To or
+  X-Original-To (Gmail's own, above anything a sender wrote) when there is one, else To or
+  Cc, must name it (a stranger's mail to the main address cannot choose to be fetched): each new message's headers are read first (format "metadata", those four
   headers only), so when the inbox is the practitioner's own Gmail with a +slotguard
   sub-address, their other mail is never fetched whole. The rest is skipped, untouched.
 - `received_at` is the message's internalDate (when Gmail received it), never its Date
@@ -297,8 +298,13 @@ class GmailInbox:
         return ReceivedMail(message_id, raw, received_at)
 
     def _addressed(self, head: dict) -> bool:
-        values = [str(header.get("value") or "") for header in (head.get("payload") or {}).get("headers") or []
-                  if str(header.get("name") or "").lower() in {name.lower() for name in ADDRESS_HEADERS}]
+        """Whether the headers (in the message's order) address it to the inbox: the topmost
+        Delivered-To or X-Original-To (written by the receiving server, above anything the
+        sender wrote) when there is one, else To or Cc."""
+        headers = [(str(header.get("name") or ""), str(header.get("value") or ""))
+                   for header in (head.get("payload") or {}).get("headers") or []]
+        delivery = [value for name, value in headers if name.lower() in ("delivered-to", "x-original-to")]
+        values = delivery[:1] or [value for name, value in headers if name.lower() in ("to", "cc")]
         return any(address.strip().lower() == self.address for _, address in getaddresses(values))
 
     # --- filing -----------------------------------------------------------------------

@@ -17,7 +17,8 @@ done, the cursor moves to the newest UID (UIDNEXT - 1, or the highest UID where 
 no UIDNEXT). The mailbox may be the practitioner's own (the address a +slotguard
 sub-address of it), holding all their other mail, which Slotguard must not read: only the
 address headers (To, Cc, Delivered-To, X-Original-To) are fetched first, the whole message
-only when one of them is inbox.address, always with BODY.PEEK (nothing is marked read by
+only when they address it to inbox.address (addressed_to: the topmost Delivered-To or
+X-Original-To, the receiving server's, when there is one, else To or Cc), always with BODY.PEEK (nothing is marked read by
 reading). The cursor moves past every message looked at, ours or not. `received_at` is the
 server's INTERNALDATE, never the sender's Date header.
 
@@ -206,8 +207,7 @@ class ImapInbox:
 
     def _addressed_to_us(self, header: bytes) -> bool:
         message = BytesHeaderParser().parsebytes(header)
-        values = [str(value) for name in ADDRESS_HEADERS for value in (message.get_all(name) or [])]
-        return any(address.strip().lower() == self.address for _name, address in getaddresses(values))
+        return addressed_to(self.address, [(str(name), str(value)) for name, value in message.items()])
 
     # -- filing ----------------------------------------------------------------------------
 
@@ -375,6 +375,17 @@ class ImapInbox:
 
 def _connection_broke(error: BaseException) -> bool:
     return isinstance(error, (IMAPClientAbortError, OSError, EOFError)) and not isinstance(error, ssl.SSLCertVerificationError)
+
+
+def addressed_to(address: str, headers: list[tuple[str, str]]) -> bool:
+    """Whether a message with these headers (name, value; in the message's order) was
+    delivered to `address` (lower case). When the receiving server wrote where it delivered
+    (Delivered-To, X-Original-To, added on top), only the topmost of those counts: a sender
+    can write To, Cc, or a Delivered-To of their own, below it, naming any address. Without
+    one, To and Cc decide."""
+    delivery = [value for name, value in headers if name.lower() in ("delivered-to", "x-original-to")]
+    values = delivery[:1] or [value for name, value in headers if name.lower() in ("to", "cc")]
+    return any(found.strip().lower() == address for _name, found in getaddresses(values))
 
 
 def _sleep_until(deadline: float) -> bool:

@@ -224,6 +224,18 @@ def test_mail_not_addressed_to_the_inbox_is_never_downloaded(google_fake, inbox)
         assert private not in request.path or request.query.get("format") == ["metadata"]
 
 
+def test_only_the_receiving_servers_delivery_header_counts_when_there_is_one(google_fake, inbox):
+    cursor = inbox.read(None, NOW).cursor
+    forged = b"Delivered-To: lena@example.com\r\n" + mail("forged", Delivered_To=INBOX)
+    google_fake.deliver(forged, received_at=NOW)
+    google_fake.deliver(b"Delivered-To: lena@example.com\r\n" + mail("forged to"), received_at=NOW)
+    ours = google_fake.deliver(f"Delivered-To: {INBOX}\r\n".encode() + mail("ours", to="lena@example.com"), received_at=NOW)
+    plain = google_fake.deliver(mail("no delivery header"), received_at=NOW)
+    google_fake.reset_requests()
+    assert [m.ref for m in inbox.read(cursor, NOW).mails] == [ours, plain]
+    assert raw_fetches(google_fake) == [ours, plain]
+
+
 def test_a_message_deleted_between_the_listing_and_the_fetch_is_skipped(google_fake, inbox):
     gone = google_fake.deliver(mail("deleted"), received_at=NOW - timedelta(minutes=2))
     kept = google_fake.deliver(mail("kept"), received_at=NOW - timedelta(minutes=1))

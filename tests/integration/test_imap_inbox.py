@@ -373,3 +373,20 @@ def test_a_first_read_without_uidnext_starts_after_the_highest_uid(imap_mailbox,
         assert inbox.read(page.cursor, NOW).mails == []
     finally:
         inbox.close()
+
+
+def test_only_the_receiving_servers_delivery_header_counts_when_there_is_one(imap_mailbox):
+    """A stranger's mail to the main address cannot choose to be fetched by naming the inbox
+    address in To or in a Delivered-To of its own: the topmost Delivered-To/X-Original-To
+    (the one the receiving server adds) decides; To/Cc only count without one."""
+    main = "Delivered-To: lena@example.com\r\n"
+    imap_mailbox.deliver((main + "X-Original-To: lena@example.com\r\n").encode() + mail("forged", extra=f"Delivered-To: {OURS}\r\n"),
+                         NOW - timedelta(minutes=4))
+    imap_mailbox.deliver(main.encode() + mail("forged to"), NOW - timedelta(minutes=3))
+    imap_mailbox.deliver(f"X-Original-To: {OURS}\r\n{main}".encode() + mail("aliased", to="list@example.org"), NOW - timedelta(minutes=2))
+    imap_mailbox.deliver(mail("no delivery header"), NOW - timedelta(minutes=1))
+    inbox = inbox_of(imap_mailbox)
+    try:
+        assert subjects(inbox.read(None, NOW)) == ["aliased", "no delivery header"]
+    finally:
+        inbox.close()
