@@ -28,7 +28,9 @@ else COPY and \\Deleted only, the message then left flagged \\Deleted in the fol
 practitioner's mail program expunges it); anything else stays unread where it is. Filing a
 message that is gone already, or flagged \\Deleted (filed before), does nothing.
 
-Waiting: IMAP IDLE when inbox.imap.idle and the server offers it; a failed or dropped
+Waiting: IMAP IDLE when inbox.imap.idle and the server offers it, in rounds of 25 minutes;
+new mail is an EXISTS seen while idling, before IDLE's "+" or in the answer to DONE, or a
+UID SEARCH after each round finding a UID above the last read's. A failed or dropped
 connection sleeps out the rest of the wait (False, never early: the daemon paces on it) and
 the next read connects again and finds what arrived meanwhile.
 
@@ -266,9 +268,11 @@ class ImapInbox:
         if not client.has_capability("IDLE"):
             return "none"
         self._select(client, self.config.folder)
-        if self._last_uid and self._uids_after(client, self._last_uid):
-            return "arrived"
-        return "idle"
+        return "arrived" if self._new_since_read(client) else "idle"
+
+    def _new_since_read(self, client: IMAPClient) -> bool:
+        """Whether the selected folder has mail after the last read's UID (False before a read)."""
+        return bool(self._uidvalidity) and bool(self._uids_after(client, self._last_uid))
 
     def _idle(self, client: IMAPClient, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -276,18 +280,16 @@ class ImapInbox:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            # an EXISTS sent before IDLE's "+" is kept by imaplib (with the SELECT's, dropped here), not seen by idle_check
+            kept = getattr(client._imap, "untagged_responses", {})
+            kept.pop("EXISTS", None)
             client.idle()
             round_end = time.monotonic() + min(left, IDLE_ROUND)
-            arrived = False
+            arrived = bool(kept.pop("EXISTS", None))
             while not arrived and time.monotonic() < round_end:
-                responses = client.idle_check(timeout=max(0.1, min(round_end - time.monotonic(), 60.0)))
-                for response in responses:
-                    if len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT") and isinstance(response[0], int):
-                        arrived = arrived or response[1] == b"EXISTS"
-                    elif response and response[0] == b"BYE":
-                        raise IMAPClientAbortError("the server closed the connection")
-            client.idle_done()
-            if arrived:
+                arrived = _notices(client.idle_check(timeout=max(0.1, min(round_end - time.monotonic(), 60.0))))
+            _text, late = client.idle_done()  # an EXISTS can come in the answer to DONE, at the round's end
+            if arrived or _notices(late) or self._new_since_read(client):
                 return True
 
     # -- the connection --------------------------------------------------------------------
@@ -375,6 +377,17 @@ class ImapInbox:
 
 def _connection_broke(error: BaseException) -> bool:
     return isinstance(error, (IMAPClientAbortError, OSError, EOFError)) and not isinstance(error, ssl.SSLCertVerificationError)
+
+
+def _notices(responses: list) -> bool:
+    """Whether IDLE responses tell of new mail (EXISTS); raises for the server's BYE."""
+    arrived = False
+    for response in responses:
+        if len(response) >= 2 and response[1] == b"EXISTS" and isinstance(response[0], int):
+            arrived = True
+        elif response and response[0] == b"BYE":
+            raise IMAPClientAbortError("the server closed the connection")
+    return arrived
 
 
 def addressed_to(address: str, headers: list[tuple[str, str]]) -> bool:

@@ -390,3 +390,27 @@ def test_only_the_receiving_servers_delivery_header_counts_when_there_is_one(ima
         assert subjects(inbox.read(None, NOW)) == ["aliased", "no delivery header"]
     finally:
         inbox.close()
+
+
+def test_a_new_mail_notice_idle_check_missed_is_found_at_the_end_of_the_round(imap_mailbox, monkeypatch):
+    """The EXISTS can come in the answer to DONE (at a round's end) or before IDLE's "+":
+    idle_check never sees it. The wait still ends True after that round (a UID SEARCH)."""
+    from imapclient import IMAPClient
+
+    monkeypatch.setattr("integration.imap_inbox.IDLE_ROUND", 1.0)
+    checked = IMAPClient.idle_check
+    monkeypatch.setattr(IMAPClient, "idle_check", lambda self, timeout=None: [r for r in checked(self, timeout) if b"EXISTS" not in r])
+    inbox = inbox_of(imap_mailbox)
+    try:
+        cursor = inbox.read(None, NOW).cursor
+        timer = threading.Timer(0.3, imap_mailbox.deliver, args=(mail("unannounced"), NOW))
+        started = time.monotonic()
+        timer.start()
+        try:
+            assert inbox.wait(8) is True
+        finally:
+            timer.join()
+        assert time.monotonic() - started < 5
+        assert subjects(inbox.read(cursor, NOW)) == ["unannounced"]
+    finally:
+        inbox.close()
