@@ -364,15 +364,18 @@ class ImapInbox:
                                 f"{advice}", retryable=False)
         if isinstance(error, (socket.timeout, TimeoutError)):
             return AdapterError(f"{where} did not answer within {self.config.timeout}; will try again", retryable=True)
+        # the server's own words never go into a message (they are untrusted text): only the
+        # kind of error, a known response code, and fixed advice
         if isinstance(error, IMAPClientAbortError) or isinstance(error, (OSError, EOFError)):
-            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            reason = (getattr(error, "strerror", None) if isinstance(error, OSError) else None) or type(error).__name__
             return AdapterError(f"cannot reach {where.removeprefix('inbox.imap: ')}: {reason}; will try again", retryable=True)
         if isinstance(error, IMAPClientError):
-            text = " ".join(str(error).split())[:300]
-            temporary = any(code in text.upper() for code in TEMPORARY)
-            advice = "will try again" if temporary else "check [inbox.imap] (folder, processed_folder)"
-            return AdapterError(f"{where} answered: {text}; {advice}", retryable=temporary)
-        return AdapterError(f"{where}: unexpected {type(error).__name__}: {error}", retryable=True)
+            text = str(error).upper()
+            codes = [code for code in TEMPORARY if code in text]
+            advice = "will try again" if codes else "check [inbox.imap] (folder, processed_folder)"
+            return AdapterError(f"{where} refused a command ({type(error).__name__}{' ' + codes[0] if codes else ''}); {advice}",
+                                retryable=bool(codes))
+        return AdapterError(f"{where}: unexpected {type(error).__name__}", retryable=True)
 
 
 def _connection_broke(error: BaseException) -> bool:

@@ -414,3 +414,45 @@ def test_a_new_mail_notice_idle_check_missed_is_found_at_the_end_of_the_round(im
         assert subjects(inbox.read(cursor, NOW)) == ["unannounced"]
     finally:
         inbox.close()
+
+
+def test_a_server_error_never_puts_the_servers_words_into_the_message():
+    """Server text is untrusted: an error names its kind and a fixed advice, never the text."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+            connection.settimeout(5)
+            try:
+                while data := connection.recv(4096):
+                    tag = data.split(b" ", 1)[0]
+                    command = data.split(b" ", 2)[1].strip().upper() if b" " in data else b""
+                    if command == b"LOGIN":
+                        connection.sendall(tag + b" OK logged in\r\n")
+                    elif command == b"CAPABILITY":
+                        connection.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                    elif command == b"LOGOUT":
+                        connection.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                        break
+                    else:
+                        connection.sendall(tag + b" NO [UNAVAILABLE] Pay at https://evil.example/pay now\r\n")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    config = Imap.model_validate({"host": "127.0.0.1", "port": port, "tls": "none", "username": "lena", "password": {"env": "HOME"}})
+    inbox = ImapInbox(config, OURS)
+    try:
+        with pytest.raises(AdapterError) as caught:
+            inbox.read(None, NOW)
+    finally:
+        inbox.close()
+        thread.join(5)
+        listener.close()
+    message = str(caught.value)
+    assert "evil" not in message and "Pay" not in message
+    assert "[UNAVAILABLE]" in message and caught.value.retryable is True  # a known response code, said as it is
