@@ -280,7 +280,8 @@ class GmailInbox:
 
     def _fetch_if_addressed(self, message_id: str) -> ReceivedMail | None:
         """The message whole when its headers address it to the inbox; None when they do not,
-        or when it is gone (deleted between the listing and now)."""
+        or when it is gone (deleted between the listing and now). Raises a retryable
+        AdapterError when Gmail's answer has no readable raw or internalDate."""
         try:
             head = self._call(lambda users: users.messages().get(
                 userId="me", id=message_id, format="metadata", metadataHeaders=list(ADDRESS_HEADERS)), "reading a message's headers")
@@ -293,8 +294,11 @@ class GmailInbox:
             raw = base64.urlsafe_b64decode(str(whole.get("raw") or "") + "=" * (-len(str(whole.get("raw") or "")) % 4))
             received_at = datetime.fromtimestamp(int(whole["internalDate"]) / 1000, UTC)
         except (KeyError, ValueError, TypeError, binascii.Error, OverflowError):
+            # not what the API promises: the read stops (the cursor stays) and the tick shows the
+            # problem, rather than the message being passed over unseen
             log.warning("gmail_inbox_unreadable message=%s", message_id)
-            return None
+            raise AdapterError(f"{WHERE}: Gmail answered message {message_id} without readable content or receipt time; "
+                               "will try again (if this stays, open that message in Gmail: deleting it lets the reading go on)") from None
         return ReceivedMail(message_id, raw, received_at)
 
     def _addressed(self, head: dict) -> bool:

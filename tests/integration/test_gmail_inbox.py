@@ -243,6 +243,18 @@ def test_a_message_deleted_between_the_listing_and_the_fetch_is_skipped(google_f
     assert [m.ref for m in inbox.read(None, NOW).mails] == [kept]
 
 
+def test_a_message_gmail_answers_unreadably_stops_the_read_without_losing_it(google_fake, inbox):
+    cursor = inbox.read(None, NOW).cursor
+    broken = google_fake.deliver(mail("broken"), received_at=NOW)
+    later = google_fake.deliver(mail("later"), received_at=NOW + timedelta(seconds=1))
+    google_fake.box.messages[broken].internal_date = "soon"  # type: ignore[assignment]  # not what the API promises
+    with pytest.raises(AdapterError, match=rf"Gmail inbox: Gmail answered message {broken} without .*will try again") as raised:
+        inbox.read(cursor, NOW)
+    assert raised.value.retryable is True  # a problem of the tick, which the practitioner sees; the cursor stays
+    google_fake.box.messages[broken].internal_date = int(NOW.timestamp() * 1000)
+    assert [m.ref for m in inbox.read(cursor, NOW).mails] == [broken, later]
+
+
 # --- filing -------------------------------------------------------------------------------
 
 
