@@ -2,14 +2,24 @@
 the Google token that `python main.py auth google` stored (it asks for gmail.modify when
 `inbox.source = "gmail"`; docs/inbox.md, "Gmail").
 
-- The cursor is a Gmail history id. The first read (no cursor, or one Google no longer
-  honours: history.list answers 404 for an id too old) takes the mailbox's current history
-  id from users.getProfile, then lists the unread messages in the inbox addressed to
-  `inbox.address` received in the last 30 days (messages.list, paged). Later reads list
-  the history after the cursor (history.list, historyTypes messageAdded, labelId INBOX,
-  paged); the new cursor is the largest history id seen.
-- Only mail addressed to `inbox.address` (To, Cc, Delivered-To or X-Original-To) is
-  downloaded: each new message's headers are read first (format "metadata", those four
+- The cursor is "HISTORYID:EPOCH": a Gmail history id and the time of the read. The first
+  read takes the mailbox's current history id from users.getProfile, then lists the unread
+  messages in the inbox addressed to `inbox.address` received in the last 30 days
+  (messages.list, paged). When Google no longer honours the history id (history.list
+  answers 404 for one too old), the listing takes every message in the inbox to the address,
+  read or not, since an hour before the cursor's time (at most 30 days): a client's reply
+  the practitioner opened meanwhile is not lost; the ledger knows the ones handled before
+  by their Message-ID. A cursor without the time (written by an older version) lists the
+  unread only. Later reads list
+  the history after the cursor (history.list, historyTypes messageAdded and labelAdded,
+  labelId INBOX, paged): mail delivered to the inbox, and mail given the INBOX label later
+  ("Not spam", "Move to Inbox"). One read takes at most 200 messages and stops after the
+  last history record taken whole: that record's id is the new cursor, so a backlog moves on
+  in parts even when rate limits cut reads short. A read that takes everything moves the
+  cursor to the history id of its first page.
+- Only mail addressed to `inbox.address` is downloaded: the topmost Delivered-To or
+  X-Original-To (Gmail's own, above anything a sender wrote) when there is one, else To or
+  Cc, must name it (a stranger's mail to the main address cannot choose to be fetched): each new message's headers are read first (format "metadata", those four
   headers only), so when the inbox is the practitioner's own Gmail with a +slotguard
   sub-address, their other mail is never fetched whole. The rest is skipped, untouched.
 - `received_at` is the message's internalDate (when Gmail received it), never its Date
@@ -55,7 +65,9 @@ from slotguard.domain.interfaces import AdapterError, InboxPage, Reauthorization
 MODIFY_SCOPES = frozenset({SCOPE_GMAIL_MODIFY, "https://mail.google.com/"})
 ADDRESS_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
 FIRST_READ_DAYS = 30
+RESET_MARGIN = timedelta(hours=1)  # after an expired history: read again from this long before the last read
 PAGE_SIZE = 100
+READ_LIMIT = 200  # messages one read takes from the history, as the IMAP inbox: a backlog moves on in parts
 WHERE = "Gmail inbox"
 NO_SCOPE = "the Google authorization does not include reading and labelling the inbox (the gmail.modify permission)"
 
@@ -81,14 +93,15 @@ class GmailInbox:
 
     def __init__(self, settings: Any, *, credentials: Any = None, http: Any = None, timeout: float = 30.0,
                  retry_budget: float = 10.0, sleep: Callable[[float], None] = time.sleep, token_uri: str | None = None,
-                 base_delay: float = 0.5, max_delay: float = 4.0):
+                 base_delay: float = 0.5, max_delay: float = 4.0, read_limit: int = READ_LIMIT):
         """`settings` is the whole Settings (token in storage.data_dir, inbox.address,
         inbox.gmail, calendar.token_uri). Tests may inject google-auth `credentials` or a
         ready `http`. `retry_budget` bounds the seconds one request spends retrying rate
-        limits and server errors; `timeout` bounds one HTTP request. Raises nothing: a
+        limits and server errors; `timeout` bounds one HTTP request; `read_limit` the messages
+        one read takes from the history (the rest come at the next read). Raises nothing: a
         missing token shows up on the first read, as ReauthorizationNeeded."""
         self.settings, self.timeout, self.retry_budget, self.sleep = settings, timeout, retry_budget, sleep
-        self.base_delay, self.max_delay = base_delay, max_delay
+        self.base_delay, self.max_delay, self.read_limit = base_delay, max_delay, read_limit
         self.token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
         self.address = settings.inbox.address.strip().lower()
         self.label_name = settings.inbox.gmail.processed_label
@@ -196,16 +209,18 @@ class GmailInbox:
     # --- reading ----------------------------------------------------------------------
 
     def read(self, cursor: str | None, now: datetime) -> InboxPage:
-        """The messages addressed to the inbox that arrived after the history id `cursor`
-        (None: the unread ones of the last 30 days), oldest first, and the next cursor."""
+        """The messages addressed to the inbox that arrived after the cursor (None: the unread
+        ones of the last 30 days), oldest first, and the next cursor "HISTORYID:EPOCH" (the
+        time of this read; a cursor of the history id alone is still understood)."""
         found: tuple[list[str], int] | None = None
-        if cursor:
+        start, read_at = _parse_cursor(cursor)
+        if start is not None:
             try:
-                found = self._history_since(int(cursor))
-            except (_NotFound, ValueError):
-                log.info("gmail_inbox_history_expired reading=unread")
+                found = self._history_since(start)
+            except _NotFound:
+                log.info("gmail_inbox_history_expired reading=%s", "since_last_read" if read_at is not None else "unread")
         if found is None:
-            found = self._unread(now)
+            found = self._listed(now, read_at)
         ids, newest = found
         mails = []
         for message_id in ids:
@@ -214,31 +229,42 @@ class GmailInbox:
                 mails.append(mail)
         mails.sort(key=lambda mail: mail.received_at)  # stable: the history's order among equals
         log.info("gmail_inbox_read first=%s new=%d addressed=%d", cursor is None, len(ids), len(mails))
-        return InboxPage(mails, str(newest))
+        return InboxPage(mails, f"{newest}:{int(now.timestamp())}")
 
     def _history_since(self, start: int) -> tuple[list[str], int]:
+        """The ids of the messages that came into the inbox after `start`, at most
+        `read_limit`, and the next cursor: the id of the last history record taken whole when
+        the read was cut; else the first page's historyId (the history as that page saw it:
+        what came later has higher ids) or the last record's, whichever is higher."""
         ids: list[str] = []
-        newest, token = start, None
+        taken, snapshot, token = start, None, None
         while True:
             answer = self._call(lambda users, token=token: users.history().list(
-                userId="me", startHistoryId=str(start), historyTypes=["messageAdded"], labelId="INBOX",
+                userId="me", startHistoryId=str(start), historyTypes=["messageAdded", "labelAdded"], labelId="INBOX",
                 maxResults=PAGE_SIZE, pageToken=token), "reading the mailbox's history")
-            newest = max(newest, _int(answer.get("historyId")))
+            if snapshot is None:
+                snapshot = _int(answer.get("historyId"))
             for record in answer.get("history") or []:
-                newest = max(newest, _int(record.get("id")))
-                for added in record.get("messagesAdded") or []:
-                    message_id = str((added.get("message") or {}).get("id") or "")
-                    if message_id and message_id not in ids:
-                        ids.append(message_id)
+                new = [message_id for message_id in dict.fromkeys(_arrivals(record)) if message_id not in ids]
+                if ids and len(ids) + len(new) > self.read_limit:
+                    return ids, taken  # the rest at the next read
+                ids += new
+                taken = max(taken, _int(record.get("id")))
             token = answer.get("nextPageToken")
             if not token:
-                return ids, newest
+                return ids, max(taken, snapshot)
 
-    def _unread(self, now: datetime) -> tuple[list[str], int]:
+    def _listed(self, now: datetime, read_at: datetime | None) -> tuple[list[str], int]:
+        """The first read (`read_at` None): the unread messages to the address in the inbox of
+        the last 30 days. After the history expired: every message to the address in the
+        inbox (read or not: the practitioner may have opened a client's reply) since a little
+        before the last read, at most 30 days; the ledger knows the ones handled before."""
         profile = self._call(lambda users: users.getProfile(userId="me"), "reading the mailbox's state")
         newest = _int(profile.get("historyId"))  # taken first: mail arriving meanwhile is in the next read's history
-        since = int((now - timedelta(days=FIRST_READ_DAYS)).timestamp())
-        query = f"is:unread in:inbox after:{since} {{to:{self.address} deliveredto:{self.address}}}"
+        oldest = now - timedelta(days=FIRST_READ_DAYS)
+        since = int((oldest if read_at is None else max(oldest, read_at - RESET_MARGIN)).timestamp())
+        unread = "is:unread " if read_at is None else ""
+        query = f"{unread}in:inbox after:{since} {{to:{self.address} deliveredto:{self.address}}}"
         ids: list[str] = []
         token = None
         while True:
@@ -254,7 +280,8 @@ class GmailInbox:
 
     def _fetch_if_addressed(self, message_id: str) -> ReceivedMail | None:
         """The message whole when its headers address it to the inbox; None when they do not,
-        or when it is gone (deleted between the listing and now)."""
+        or when it is gone (deleted between the listing and now). Raises a retryable
+        AdapterError when Gmail's answer has no readable raw or internalDate."""
         try:
             head = self._call(lambda users: users.messages().get(
                 userId="me", id=message_id, format="metadata", metadataHeaders=list(ADDRESS_HEADERS)), "reading a message's headers")
@@ -267,13 +294,21 @@ class GmailInbox:
             raw = base64.urlsafe_b64decode(str(whole.get("raw") or "") + "=" * (-len(str(whole.get("raw") or "")) % 4))
             received_at = datetime.fromtimestamp(int(whole["internalDate"]) / 1000, UTC)
         except (KeyError, ValueError, TypeError, binascii.Error, OverflowError):
+            # not what the API promises: the read stops (the cursor stays) and the tick shows the
+            # problem, rather than the message being passed over unseen
             log.warning("gmail_inbox_unreadable message=%s", message_id)
-            return None
+            raise AdapterError(f"{WHERE}: Gmail answered message {message_id} without readable content or receipt time; "
+                               "will try again (if this stays, open that message in Gmail: deleting it lets the reading go on)") from None
         return ReceivedMail(message_id, raw, received_at)
 
     def _addressed(self, head: dict) -> bool:
-        values = [str(header.get("value") or "") for header in (head.get("payload") or {}).get("headers") or []
-                  if str(header.get("name") or "").lower() in {name.lower() for name in ADDRESS_HEADERS}]
+        """Whether the headers (in the message's order) address it to the inbox: the topmost
+        Delivered-To or X-Original-To (written by the receiving server, above anything the
+        sender wrote) when there is one, else To or Cc."""
+        headers = [(str(header.get("name") or ""), str(header.get("value") or ""))
+                   for header in (head.get("payload") or {}).get("headers") or []]
+        delivery = [value for name, value in headers if name.lower() in ("delivered-to", "x-original-to")]
+        values = delivery[:1] or [value for name, value in headers if name.lower() in ("to", "cc")]
         return any(address.strip().lower() == self.address for _, address in getaddresses(values))
 
     # --- filing -----------------------------------------------------------------------
@@ -326,6 +361,30 @@ class GmailInbox:
         if self._service is not None and self._http is None:
             self._service.close()
         self._service = None
+
+
+def _arrivals(record: dict) -> list[str]:
+    """The ids of the messages a history record brings into the inbox: delivered there
+    (messagesAdded; the request's labelId INBOX chose them), or given the INBOX label later
+    ("Not spam", "Move to Inbox": labelsAdded with INBOX among the labels added)."""
+    found = [str((added.get("message") or {}).get("id") or "") for added in record.get("messagesAdded") or []]
+    found += [str((added.get("message") or {}).get("id") or "") for added in record.get("labelsAdded") or []
+              if "INBOX" in (added.get("labelIds") or [])]
+    return [message_id for message_id in found if message_id]
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int | None, datetime | None]:
+    """(history id, time of that read) of "HISTORYID:EPOCH" or "HISTORYID"; Nones for none
+    or nonsense (read as the first time)."""
+    history, _, epoch = (cursor or "").partition(":")
+    try:
+        start = int(history)
+    except ValueError:
+        return None, None
+    try:
+        return start, datetime.fromtimestamp(int(epoch), UTC) if epoch else None
+    except (ValueError, OverflowError, OSError):
+        return start, None
 
 
 def _int(value: Any) -> int:

@@ -5,22 +5,34 @@ inbox.imap.tls says: "imaps" from the first byte, "starttls" (refused, before an
 sent, when the server does not offer it), "none" (only to this machine; the config checks).
 Certificates are verified against inbox.imap.ca_file or the system's authorities.
 
-Reading: the cursor is "UIDVALIDITY:LASTUID". The first read (or a new UIDVALIDITY: the folder
-was recreated) takes the unseen messages of inbox.imap.folder of the last 30 days; later reads
-the UIDs after LASTUID. The mailbox may be the practitioner's own (the address a +slotguard
+Reading: the cursor is "UIDVALIDITY:LASTUID:EPOCH" (EPOCH: the time of the read; the older
+"UIDVALIDITY:LASTUID" is still understood). The first read takes the unseen messages of
+inbox.imap.folder of the last 30 days; later reads the UIDs after LASTUID. After a new
+UIDVALIDITY (the folder was recreated, the server moved) a read takes every message since the
+day of an hour before EPOCH, seen or not (at most 30 days; unseen only without EPOCH): a
+client's reply the practitioner opened is not lost, and the ledger knows by Message-ID what
+it handled before. Such a read cut at PAGE messages says so in its cursor
+("V:UID:SINCE:unseen" or ":all") and the next reads go on with the same filter above UID; once
+done, the cursor moves to the newest UID (UIDNEXT - 1, or the highest UID where SELECT gives
+no UIDNEXT). The mailbox may be the practitioner's own (the address a +slotguard
 sub-address of it), holding all their other mail, which Slotguard must not read: only the
 address headers (To, Cc, Delivered-To, X-Original-To) are fetched first, the whole message
-only when one of them is inbox.address, always with BODY.PEEK (nothing is marked read by
+only when they address it to inbox.address (addressed_to: the topmost Delivered-To or
+X-Original-To, the receiving server's, when there is one, else To or Cc), always with BODY.PEEK (nothing is marked read by
 reading). The cursor moves past every message looked at, ours or not. `received_at` is the
 server's INTERNALDATE, never the sender's Date header.
 
 Filing: a handled message is marked read and moved to inbox.imap.processed_folder (created
 when missing; MOVE, else COPY, \\Deleted and UID EXPUNGE of that message alone with UIDPLUS,
-else COPY and \\Deleted only); anything else stays unread where it is. Filing a message
-that is gone already does nothing.
+else COPY and \\Deleted only, the message then left flagged \\Deleted in the folder until the
+practitioner's mail program expunges it); anything else stays unread where it is. Filing a
+message that is gone already, or flagged \\Deleted (filed before), does nothing.
 
-Waiting: IMAP IDLE when inbox.imap.idle and the server offers it; a dropped connection ends
-the wait (False) and the next read connects again and finds what arrived meanwhile.
+Waiting: IMAP IDLE when inbox.imap.idle and the server offers it, in rounds of 25 minutes;
+new mail is an EXISTS seen while idling, before IDLE's "+" or in the answer to DONE, or a
+UID SEARCH after each round finding a UID above the last read's. A failed or dropped
+connection sleeps out the rest of the wait (False, never early: the daemon paces on it) and
+the next read connects again and finds what arrived meanwhile.
 
 Failures become AdapterError: retryable for what may pass (the network, a timeout, a server
 saying try later), not for what will not (a refused login: ReauthorizationNeeded; no
@@ -52,6 +64,7 @@ log = logging.getLogger("slotguard.imap")
 logging.getLogger("imapclient").setLevel(logging.WARNING)
 
 FIRST_READ_DAYS = 30
+RESET_MARGIN = timedelta(hours=1)  # after a new UIDVALIDITY: read again from this long before the last read
 PAGE = 200  # messages looked at per read; the cursor stops after them and the next read goes on
 IDLE_ROUND = 25 * 60.0  # IDLE is renewed before servers' 30-minute limit (RFC 2177)
 ADDRESS_HEADERS = ("TO", "CC", "DELIVERED-TO", "X-ORIGINAL-TO")
@@ -102,23 +115,26 @@ class ImapInbox:
         self._retrying(lambda client: self._file(client, mail))
 
     def wait(self, seconds: float) -> bool:
-        """IMAP IDLE on the folder up to `seconds`: True as soon as new mail arrived. False at the
-        end, at once without IDLE, and when the connection drops (the next read reconnects)."""
+        """IMAP IDLE on the folder up to `seconds`: True as soon as new mail arrived, else False
+        at the end of the time; at once only without IDLE (idle = false, or a server without
+        it). A failure (refused, dropped mid-IDLE, BYE) sleeps the rest of the time, so a loop
+        pacing on wait() never spins; the next read reconnects and finds what arrived."""
         if not self.config.idle or seconds <= 0:
             return False
+        deadline = time.monotonic() + seconds
         try:
             ready = self._retrying(self._before_idle)
         except AdapterError as error:  # a wait never raises: the next read reports what is wrong
             log.info("imap wait not possible: %s", error)
-            return False
+            return _sleep_until(deadline)
         if ready != "idle":
             return ready == "arrived"
         try:
-            return self._idle(self._connection(), seconds)
+            return self._idle(self._connection(), deadline - time.monotonic())
         except Exception as error:  # a dropped connection ends the wait; the next read reconnects
             log.info("imap wait ended: %s", self._classify(error))
             self._drop()
-            return False
+            return _sleep_until(deadline)
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -134,24 +150,43 @@ class ImapInbox:
     def _read(self, client: IMAPClient, cursor: str | None, now: datetime) -> InboxPage:
         status = self._select(client, self.config.folder)
         uidvalidity = int(status[b"UIDVALIDITY"])
-        uid_next = int(status.get(b"UIDNEXT", 0) or 0)
-        last = _last_uid(cursor, uidvalidity)
-        if last is None:
-            since = (now - timedelta(days=FIRST_READ_DAYS)).date()
-            uids = sorted(int(uid) for uid in client.search(["UNSEEN", "SINCE", since]))
-            floor = max(uid_next - 1, 0)
-        else:
-            uids = self._uids_after(client, last)
+        validity, last, at, scan = _parse_cursor(cursor)
+        oldest = now - timedelta(days=FIRST_READ_DAYS)
+        if validity == uidvalidity and last is not None and not scan:  # the usual: what came after
+            since, uids = at, self._uids_after(client, last)
             floor = last
+        else:
+            if validity != uidvalidity or last is None:  # the first read, or the folder is new
+                last = None
+                scan = "unseen" if at is None else "all"  # all: everything since the last read, seen or not
+                since = oldest if at is None else max(oldest, at - RESET_MARGIN)
+            else:  # a first read (or one after a reset) cut short goes on with its own filter
+                since = at
+            criteria: list[Any] = (["UNSEEN"] if scan == "unseen" else []) + ["SINCE", (since or oldest).date()]
+            if last is not None:
+                criteria += ["UID", f"{last + 1}:*"]
+            uids = sorted(uid for uid in (int(found) for found in client.search(criteria)) if last is None or uid > last)
+            floor = self._highest_uid(client, status)
         page = uids[:PAGE]
         mails = self._fetch_ours(client, uidvalidity, page)
-        new_last = max([floor, *page]) if len(uids) <= PAGE else page[-1]
+        cut = len(uids) > PAGE
+        new_last = page[-1] if cut else max([floor, *page])
         if last is not None:
             new_last = max(new_last, last)
         self._uidvalidity, self._last_uid = uidvalidity, new_last
         mails.sort(key=lambda mail: (mail.received_at, _uid_of(mail.ref)))
         log.info("imap read folder=%s looked_at=%d ours=%d", self.config.folder, len(page), len(mails))
-        return InboxPage(mails, f"{uidvalidity}:{new_last}")
+        if cut and scan:  # still in the first read: the next read keeps its filter and its start
+            return InboxPage(mails, f"{uidvalidity}:{new_last}:{int((since or oldest).timestamp())}:{scan}")
+        return InboxPage(mails, f"{uidvalidity}:{new_last}:{int(now.timestamp())}")
+
+    def _highest_uid(self, client: IMAPClient, status: dict) -> int:
+        """The UID of the newest message in the selected folder: UIDNEXT - 1, or, from a server
+        whose SELECT gave no UIDNEXT, the highest UID there (0: empty)."""
+        uid_next = int(status.get(b"UIDNEXT", 0) or 0)
+        if uid_next:
+            return uid_next - 1
+        return max((int(uid) for uid in client.search(["UID", "*"])), default=0)
 
     def _uids_after(self, client: IMAPClient, last: int) -> list[int]:
         # "N:*" always includes the newest message, even when its UID is below N.
@@ -174,16 +209,17 @@ class ImapInbox:
 
     def _addressed_to_us(self, header: bytes) -> bool:
         message = BytesHeaderParser().parsebytes(header)
-        values = [str(value) for name in ADDRESS_HEADERS for value in (message.get_all(name) or [])]
-        return any(address.strip().lower() == self.address for _name, address in getaddresses(values))
+        return addressed_to(self.address, [(str(name), str(value)) for name, value in message.items()])
 
     # -- filing ----------------------------------------------------------------------------
 
     def _file(self, client: IMAPClient, mail: ReceivedMail) -> None:
         uidvalidity, uid = (int(part) for part in mail.ref.split(":", 1))
         status = self._select(client, self.config.folder)
-        if int(status[b"UIDVALIDITY"]) != uidvalidity or not client.search(["UID", str(uid)]):
-            log.info("imap file: message %s is no longer in %s; nothing to do", mail.ref, self.config.folder)
+        # NOT DELETED: without MOVE and UIDPLUS a filed message stays in the folder flagged \Deleted;
+        # filing it again must not copy it again
+        if int(status[b"UIDVALIDITY"]) != uidvalidity or not client.search(["UID", str(uid), "NOT", "DELETED"]):
+            log.info("imap file: message %s is no longer in %s (or filed already); nothing to do", mail.ref, self.config.folder)
             return
         target = self._ensure_folder(client, self.config.processed_folder)
         client.add_flags([uid], [b"\\Seen"], silent=True)
@@ -232,9 +268,11 @@ class ImapInbox:
         if not client.has_capability("IDLE"):
             return "none"
         self._select(client, self.config.folder)
-        if self._last_uid and self._uids_after(client, self._last_uid):
-            return "arrived"
-        return "idle"
+        return "arrived" if self._new_since_read(client) else "idle"
+
+    def _new_since_read(self, client: IMAPClient) -> bool:
+        """Whether the selected folder has mail after the last read's UID (False before a read)."""
+        return bool(self._uidvalidity) and bool(self._uids_after(client, self._last_uid))
 
     def _idle(self, client: IMAPClient, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -242,18 +280,16 @@ class ImapInbox:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            # an EXISTS sent before IDLE's "+" is kept by imaplib (with the SELECT's, dropped here), not seen by idle_check
+            kept = getattr(client._imap, "untagged_responses", {})
+            kept.pop("EXISTS", None)
             client.idle()
             round_end = time.monotonic() + min(left, IDLE_ROUND)
-            arrived = False
+            arrived = bool(kept.pop("EXISTS", None))
             while not arrived and time.monotonic() < round_end:
-                responses = client.idle_check(timeout=max(0.1, min(round_end - time.monotonic(), 60.0)))
-                for response in responses:
-                    if len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT") and isinstance(response[0], int):
-                        arrived = arrived or response[1] == b"EXISTS"
-                    elif response and response[0] == b"BYE":
-                        raise IMAPClientAbortError("the server closed the connection")
-            client.idle_done()
-            if arrived:
+                arrived = _notices(client.idle_check(timeout=max(0.1, min(round_end - time.monotonic(), 60.0))))
+            _text, late = client.idle_done()  # an EXISTS can come in the answer to DONE, at the round's end
+            if arrived or _notices(late) or self._new_since_read(client):
                 return True
 
     # -- the connection --------------------------------------------------------------------
@@ -328,19 +364,50 @@ class ImapInbox:
                                 f"{advice}", retryable=False)
         if isinstance(error, (socket.timeout, TimeoutError)):
             return AdapterError(f"{where} did not answer within {self.config.timeout}; will try again", retryable=True)
+        # the server's own words never go into a message (they are untrusted text): only the
+        # kind of error, a known response code, and fixed advice
         if isinstance(error, IMAPClientAbortError) or isinstance(error, (OSError, EOFError)):
-            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            reason = (getattr(error, "strerror", None) if isinstance(error, OSError) else None) or type(error).__name__
             return AdapterError(f"cannot reach {where.removeprefix('inbox.imap: ')}: {reason}; will try again", retryable=True)
         if isinstance(error, IMAPClientError):
-            text = " ".join(str(error).split())[:300]
-            temporary = any(code in text.upper() for code in TEMPORARY)
-            advice = "will try again" if temporary else "check [inbox.imap] (folder, processed_folder)"
-            return AdapterError(f"{where} answered: {text}; {advice}", retryable=temporary)
-        return AdapterError(f"{where}: unexpected {type(error).__name__}: {error}", retryable=True)
+            text = str(error).upper()
+            codes = [code for code in TEMPORARY if code in text]
+            advice = "will try again" if codes else "check [inbox.imap] (folder, processed_folder)"
+            return AdapterError(f"{where} refused a command ({type(error).__name__}{' ' + codes[0] if codes else ''}); {advice}",
+                                retryable=bool(codes))
+        return AdapterError(f"{where}: unexpected {type(error).__name__}", retryable=True)
 
 
 def _connection_broke(error: BaseException) -> bool:
     return isinstance(error, (IMAPClientAbortError, OSError, EOFError)) and not isinstance(error, ssl.SSLCertVerificationError)
+
+
+def _notices(responses: list) -> bool:
+    """Whether IDLE responses tell of new mail (EXISTS); raises for the server's BYE."""
+    arrived = False
+    for response in responses:
+        if len(response) >= 2 and response[1] == b"EXISTS" and isinstance(response[0], int):
+            arrived = True
+        elif response and response[0] == b"BYE":
+            raise IMAPClientAbortError("the server closed the connection")
+    return arrived
+
+
+def addressed_to(address: str, headers: list[tuple[str, str]]) -> bool:
+    """Whether a message with these headers (name, value; in the message's order) was
+    delivered to `address` (lower case). When the receiving server wrote where it delivered
+    (Delivered-To, X-Original-To, added on top), only the topmost of those counts: a sender
+    can write To, Cc, or a Delivered-To of their own, below it, naming any address. Without
+    one, To and Cc decide."""
+    delivery = [value for name, value in headers if name.lower() in ("delivered-to", "x-original-to")]
+    values = delivery[:1] or [value for name, value in headers if name.lower() in ("to", "cc")]
+    return any(found.strip().lower() == address for _name, found in getaddresses(values))
+
+
+def _sleep_until(deadline: float) -> bool:
+    """Sleep until `deadline` (time.monotonic()); False, as a wait that saw no new mail."""
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    return False
 
 
 def _shutdown(client: IMAPClient) -> None:
@@ -350,15 +417,21 @@ def _shutdown(client: IMAPClient) -> None:
         pass
 
 
-def _last_uid(cursor: str | None, uidvalidity: int) -> int | None:
-    """LASTUID of `cursor` when it belongs to this UIDVALIDITY, else None (read as the first time)."""
-    if not cursor:
-        return None
-    validity, _, last = cursor.partition(":")
+def _parse_cursor(cursor: str | None) -> tuple[int | None, int | None, datetime | None, str]:
+    """(UIDVALIDITY, LASTUID, time, scan) of a cursor: "V:UID:EPOCH" (EPOCH the time of that
+    read), "V:UID:EPOCH:unseen" or "V:UID:EPOCH:all" (a first read, or one after a reset,
+    cut short: EPOCH is its SINCE), or the older "V:UID" (no time). Nones for none or nonsense
+    (read as the first time)."""
+    parts = (cursor or "").split(":")
     try:
-        return int(last) if int(validity) == uidvalidity else None
-    except ValueError:
-        return None
+        validity, last = int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        return None, None, None, ""
+    scan = parts[3] if len(parts) > 3 and parts[3] in ("unseen", "all") else ""
+    try:
+        return validity, last, datetime.fromtimestamp(int(parts[2]), UTC) if len(parts) > 2 else None, scan
+    except (ValueError, OverflowError, OSError):
+        return validity, last, None, scan
 
 
 def _uid_of(ref: str) -> int:

@@ -35,9 +35,9 @@ class Imap(Strict):
     password: SecretRef = Field(description="The password (an app password where the provider has them), by reference.", examples=[{"env": "IMAP_PASSWORD"}])
     folder: str = Field("INBOX", description="The folder command messages arrive in.", examples=["INBOX", "Slotguard"])
     processed_folder: str = Field(
-        "Slotguard/Processed",
-        description="Where a message Slotguard has handled is moved (created when missing); the practitioner can look there for what was done.",
-        examples=["Slotguard/Processed"],
+        "Processed by Slotguard",
+        description="Where a message Slotguard has handled is moved (created when missing); the practitioner can look there for what was done. Never named like the sub-address of inbox.address (not \"Slotguard\" nor \"Slotguard/...\" for lena+slotguard@): Fastmail, Cyrus and Dovecot deliver name+slotguard@ mail into a folder of that name when it exists.",
+        examples=["Processed by Slotguard"],
     )
     idle: bool = Field(True, description="Wait for new mail with IMAP IDLE where the server offers it (a command is carried out within seconds); false, or a server without IDLE: read once per calendar.poll_interval.")
     timeout: Annotated[PositiveDuration, AfterValidator(at_most(timedelta(minutes=5), "a server silent for longer is gone"))] = Field(
@@ -58,9 +58,9 @@ class Imap(Strict):
 class GmailInbox(Strict):
     api_endpoint: str = Field("", description="Override the Gmail API root (tests, proxies); empty: Google's.", examples=["http://127.0.0.1:8080/"])
     processed_label: str = Field(
-        "Slotguard/Processed",
+        "Processed by Slotguard",
         description="The label a handled message gets (created when missing); it also leaves the inbox and is marked read.",
-        examples=["Slotguard/Processed"],
+        examples=["Processed by Slotguard"],
     )
 
 
@@ -108,6 +108,13 @@ class Inbox(Strict):
             raise ValueError('inbox.secret_file = "memory:..." (a secret that is never kept) is for replay only, with inbox.source = "memory"')
         if self.source == "imap" and self.imap is None:
             raise ValueError('inbox.source = "imap" needs an [inbox.imap] table with host, username and password')
+        detail = self.address.partition("@")[0].partition("+")[2].strip().lower()
+        if self.source == "imap" and self.imap is not None and detail:
+            top = self.imap.processed_folder.replace(".", "/").split("/", 1)[0].strip().lower()
+            if top == detail:
+                raise ValueError(f'inbox.imap.processed_folder = "{self.imap.processed_folder}" is named like the sub-address of inbox.address '
+                                 f'(+{detail}): many servers (Fastmail, Cyrus, Dovecot) then deliver new mail to that address into the folder, '
+                                 'where Slotguard does not read it; choose another name, such as "Processed by Slotguard"')
         return self
 
     def practitioners(self, practice_email: str) -> frozenset[str]:

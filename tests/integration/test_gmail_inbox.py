@@ -81,6 +81,11 @@ def raw_fetches(fake: FakeGmail) -> list[str]:
             if r.method == "GET" and "/messages/" in r.path and r.query.get("format") == ["raw"]]
 
 
+def hid(cursor: str) -> int:
+    """The history id of a cursor ("HISTORYID:EPOCH")."""
+    return int(cursor.split(":")[0])
+
+
 def subjects(page) -> list[str]:
     return [m.raw.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0].decode() for m in page.mails]
 
@@ -101,7 +106,7 @@ def test_the_first_read_returns_the_unread_addressed_mail_oldest_first_and_a_cur
     assert subjects(page) == ["first", "copied", "second"]
     assert [m.ref for m in page.mails] == [first, cc, second]
     assert page.mails[0].raw == mail("first", to=f"Lena <{INBOX.upper()}>")
-    assert page.cursor == str(google_fake.box.history_id)
+    assert page.cursor == f"{google_fake.box.history_id}:{int(NOW.timestamp())}"  # the history id, the time of the read
     assert sorted(raw_fetches(google_fake)) == sorted([first, cc, second])
 
 
@@ -125,23 +130,72 @@ def test_a_second_read_returns_only_what_arrived_since_through_the_history(googl
 
     assert [m.ref for m in again.mails] == later
     history = [r for r in google_fake.gmail_requests() if r.path.endswith("/history")]
-    assert len(history) == 2 and history[0].query["startHistoryId"] == [page.cursor]
-    assert history[0].query["historyTypes"] == ["messageAdded"] and history[0].query["labelId"] == ["INBOX"]
+    assert len(history) == 2 and history[0].query["startHistoryId"] == [str(hid(page.cursor))]
+    assert sorted(history[0].query["historyTypes"]) == ["labelAdded", "messageAdded"] and history[0].query["labelId"] == ["INBOX"]
     assert not [r for r in google_fake.gmail_requests() if r.path.endswith("/messages") or r.path.endswith("/profile")]
-    assert int(again.cursor) == google_fake.box.history_id > int(page.cursor)
+    assert hid(again.cursor) == google_fake.box.history_id > hid(page.cursor)
     assert inbox.read(again.cursor, NOW + timedelta(minutes=6)).mails == []
 
 
-def test_an_expired_history_id_is_read_like_the_first_read(google_fake, inbox):
+def test_mail_moved_into_the_inbox_from_spam_is_read(google_fake, inbox):
+    cursor = inbox.read(None, NOW).cursor
+    rescued = google_fake.deliver(mail("caught as spam"), received_at=NOW, label_ids=("SPAM", "UNREAD"))
+    archived = google_fake.deliver(mail("archived"), received_at=NOW, label_ids=("UNREAD",))
+    google_fake.deliver(mail("still spam"), received_at=NOW, label_ids=("SPAM", "UNREAD"))
+    google_fake.relabel(rescued, add=("INBOX",), remove=("SPAM",))  # "Not spam"
+    google_fake.relabel(archived, add=("INBOX",))  # "Move to Inbox"
+    google_fake.relabel(archived, add=("STARRED",))  # another label: not a new arrival
+    google_fake.reset_requests()
+
+    page = inbox.read(cursor, NOW + timedelta(minutes=1))
+
+    assert [m.ref for m in page.mails] == [rescued, archived]
+    history = [r for r in google_fake.gmail_requests() if r.path.endswith("/history")]
+    assert sorted(history[0].query["historyTypes"]) == ["labelAdded", "messageAdded"]
+    assert inbox.read(page.cursor, NOW + timedelta(minutes=2)).mails == []
+
+
+def test_a_large_backlog_is_read_in_parts_and_each_part_moves_the_cursor(google_fake, inbox_settings, google_credentials):
+    source = GmailInbox(inbox_settings(), credentials=google_credentials([SCOPE_GMAIL_MODIFY]), read_limit=3, sleep=lambda _s: None)
+    cursor = source.read(None, NOW).cursor
+    google_fake.box.page_size = 2
+    backlog = [google_fake.deliver(mail(f"m{n}"), received_at=NOW + timedelta(seconds=n)) for n in range(7)]
+    records = [int(record["id"]) for record in google_fake.box.history]
+    google_fake.reset_requests()
+
+    first = source.read(cursor, NOW + timedelta(minutes=1))
+    assert [m.ref for m in first.mails] == backlog[:3]
+    assert hid(first.cursor) == records[2]  # the last record taken whole, not the mailbox's newest id
+    assert len(raw_fetches(google_fake)) == 3
+
+    google_fake.fail_next(429, times=1, path_contains="/history")  # a backlog still moves on under rate limits
+    second = source.read(first.cursor, NOW + timedelta(minutes=2))
+    assert [m.ref for m in second.mails] == backlog[3:6] and hid(second.cursor) == records[5]
+    third = source.read(second.cursor, NOW + timedelta(minutes=3))
+    assert [m.ref for m in third.mails] == backlog[6:] and hid(third.cursor) == google_fake.box.history_id
+
+
+def test_an_expired_history_id_rereads_the_inbox_since_the_last_read_seen_or_not(google_fake, inbox):
+    google_fake.deliver(mail("opened long before"), received_at=NOW - timedelta(days=2), label_ids=("INBOX",))
     old = inbox.read(None, NOW).cursor
+    waiting = google_fake.deliver(mail("unread meanwhile"), received_at=NOW + timedelta(minutes=1))
+    opened = google_fake.deliver(mail("read meanwhile"), received_at=NOW + timedelta(minutes=2), label_ids=("INBOX",))
+    google_fake.deliver(mail("archived meanwhile"), received_at=NOW + timedelta(minutes=2), label_ids=())
+    google_fake.expire_history()
+    page = inbox.read(old, NOW + timedelta(minutes=3))
+    assert [m.ref for m in page.mails] == [waiting, opened]  # a client's reply the practitioner opened is not lost
+    assert page.cursor == f"{google_fake.box.history_id}:{int((NOW + timedelta(minutes=3)).timestamp())}"
+    statuses = [(r.path.rsplit("/", 1)[1], r.status) for r in google_fake.gmail_requests() if r.path.endswith(("/history", "/profile"))]
+    assert statuses == [("profile", 200), ("history", 404), ("profile", 200)]
+
+
+def test_an_expired_cursor_without_a_time_reads_the_unread_only(google_fake, inbox):
+    inbox.read(None, NOW)
+    old = str(google_fake.box.history_id)  # a cursor written before the time was kept in it
     waiting = google_fake.deliver(mail("unread meanwhile"), received_at=NOW + timedelta(minutes=1))
     google_fake.deliver(mail("read meanwhile"), received_at=NOW + timedelta(minutes=2), label_ids=("INBOX",))
     google_fake.expire_history()
-    page = inbox.read(old, NOW + timedelta(minutes=3))
-    assert [m.ref for m in page.mails] == [waiting]
-    assert page.cursor == str(google_fake.box.history_id)
-    statuses = [(r.path.rsplit("/", 1)[1], r.status) for r in google_fake.gmail_requests() if r.path.endswith(("/history", "/profile"))]
-    assert statuses == [("profile", 200), ("history", 404), ("profile", 200)]
+    assert [m.ref for m in inbox.read(old, NOW + timedelta(minutes=3)).mails] == [waiting]
 
 
 def test_received_at_is_gmails_receipt_time_even_when_the_date_header_lies(google_fake, inbox):
@@ -170,11 +224,35 @@ def test_mail_not_addressed_to_the_inbox_is_never_downloaded(google_fake, inbox)
         assert private not in request.path or request.query.get("format") == ["metadata"]
 
 
+def test_only_the_receiving_servers_delivery_header_counts_when_there_is_one(google_fake, inbox):
+    cursor = inbox.read(None, NOW).cursor
+    forged = b"Delivered-To: lena@example.com\r\n" + mail("forged", Delivered_To=INBOX)
+    google_fake.deliver(forged, received_at=NOW)
+    google_fake.deliver(b"Delivered-To: lena@example.com\r\n" + mail("forged to"), received_at=NOW)
+    ours = google_fake.deliver(f"Delivered-To: {INBOX}\r\n".encode() + mail("ours", to="lena@example.com"), received_at=NOW)
+    plain = google_fake.deliver(mail("no delivery header"), received_at=NOW)
+    google_fake.reset_requests()
+    assert [m.ref for m in inbox.read(cursor, NOW).mails] == [ours, plain]
+    assert raw_fetches(google_fake) == [ours, plain]
+
+
 def test_a_message_deleted_between_the_listing_and_the_fetch_is_skipped(google_fake, inbox):
     gone = google_fake.deliver(mail("deleted"), received_at=NOW - timedelta(minutes=2))
     kept = google_fake.deliver(mail("kept"), received_at=NOW - timedelta(minutes=1))
     google_fake.before_next("GET", f"/messages/{gone}", lambda fake: fake.box.messages.pop(gone))
     assert [m.ref for m in inbox.read(None, NOW).mails] == [kept]
+
+
+def test_a_message_gmail_answers_unreadably_stops_the_read_without_losing_it(google_fake, inbox):
+    cursor = inbox.read(None, NOW).cursor
+    broken = google_fake.deliver(mail("broken"), received_at=NOW)
+    later = google_fake.deliver(mail("later"), received_at=NOW + timedelta(seconds=1))
+    google_fake.box.messages[broken].internal_date = "soon"  # type: ignore[assignment]  # not what the API promises
+    with pytest.raises(AdapterError, match=rf"Gmail inbox: Gmail answered message {broken} without .*will try again") as raised:
+        inbox.read(cursor, NOW)
+    assert raised.value.retryable is True  # a problem of the tick, which the practitioner sees; the cursor stays
+    google_fake.box.messages[broken].internal_date = int(NOW.timestamp() * 1000)
+    assert [m.ref for m in inbox.read(cursor, NOW).mails] == [broken, later]
 
 
 # --- filing -------------------------------------------------------------------------------
@@ -189,7 +267,7 @@ def test_filing_a_handled_message_labels_it_and_takes_it_out_of_the_inbox_read(g
     inbox.file(two, True)
     inbox.file(one, True)  # again: harmless
 
-    label = google_fake.box.label_named("Slotguard/Processed")
+    label = google_fake.box.label_named("Processed by Slotguard")
     assert label is not None
     assert google_fake.box.messages[first].labels == [label["id"]] == google_fake.box.messages[second].labels
     creates = [r for r in google_fake.gmail_requests() if r.method == "POST" and r.path.endswith("/labels")]

@@ -12,6 +12,7 @@ import pytest
 from integration.imap_inbox import ImapInbox, open_inbox
 from slotguard.config.inbox import Imap
 from slotguard.config.schema import parse_settings
+from slotguard.config.types import ConfigError
 from slotguard.domain.interfaces import AdapterError, ReauthorizationNeeded
 
 OURS = "lena+slotguard@example.com"
@@ -40,12 +41,12 @@ def test_read_returns_unseen_then_only_new_messages(imap_mailbox):
     try:
         page = inbox.read(None, NOW)
         assert subjects(page) == ["first", "second"]
-        assert page.cursor == f"{imap_mailbox.uidvalidity()}:4"
+        assert page.cursor == f"{imap_mailbox.uidvalidity()}:4:{int(NOW.timestamp())}"  # UIDVALIDITY, last UID, time of the read
         assert inbox.read(page.cursor, NOW).mails == []
         imap_mailbox.deliver(mail("third"), NOW)
         later = inbox.read(page.cursor, NOW)
         assert subjects(later) == ["third"]
-        assert later.cursor == f"{imap_mailbox.uidvalidity()}:5"
+        assert later.cursor == f"{imap_mailbox.uidvalidity()}:5:{int(NOW.timestamp())}"
     finally:
         inbox.close()
     assert all("\\Seen" not in flags for flags, raw in imap_mailbox.messages() if b"Subject: old" not in raw)
@@ -60,27 +61,30 @@ def test_mail_not_addressed_to_the_inbox_is_neither_returned_nor_marked_read(ima
     try:
         page = inbox.read(None, NOW)
         assert subjects(page) == ["by cc", "bcc"]
-        assert page.cursor.endswith(":4")  # past the others too
+        assert page.cursor.split(":")[1] == "4"  # past the others too
         imap_mailbox.deliver(mail("private again", to="lena@example.com"), NOW)
         again = inbox.read(page.cursor, NOW)
-        assert again.mails == [] and again.cursor.endswith(":5")
+        assert again.mails == [] and again.cursor.split(":")[1] == "5"
     finally:
         inbox.close()
     assert [("\\Seen" in flags) for flags, _raw in imap_mailbox.messages()] == [False] * 5
 
 
-def test_a_new_uidvalidity_reads_the_unseen_again(imap_mailbox):
+def test_a_new_uidvalidity_rereads_everything_since_the_last_read_seen_or_not(imap_mailbox):
     imap_mailbox.create("Slotguard")
-    imap_mailbox.deliver(mail("before"), NOW - timedelta(minutes=5), folder="Slotguard")
+    imap_mailbox.deliver(mail("before"), NOW - timedelta(hours=1, minutes=5), folder="Slotguard")
     inbox = inbox_of(imap_mailbox, folder="Slotguard")
     try:
-        cursor = inbox.read(None, NOW).cursor
+        cursor = inbox.read(None, NOW - timedelta(hours=1)).cursor
         imap_mailbox.recreate("Slotguard")
+        imap_mailbox.deliver(mail("opened long before"), NOW - timedelta(days=3), folder="Slotguard", flags=("\\Seen",))
         imap_mailbox.deliver(mail("after"), NOW - timedelta(minutes=1), folder="Slotguard")
         imap_mailbox.deliver(mail("after, read"), NOW, folder="Slotguard", flags=("\\Seen",))
         page = inbox.read(cursor, NOW)
-        assert subjects(page) == ["after"]
-        assert page.cursor != cursor and page.cursor.startswith(f"{imap_mailbox.uidvalidity('Slotguard')}:")
+        assert subjects(page) == ["after", "after, read"]  # a client's reply the practitioner opened is not lost
+        assert page.cursor.startswith(f"{imap_mailbox.uidvalidity('Slotguard')}:3:")
+        old_form = ":".join(cursor.split(":")[:2])  # a cursor written before the time was kept in it
+        assert subjects(inbox.read(old_form, NOW)) == ["after"]
     finally:
         inbox.close()
 
@@ -109,8 +113,9 @@ def test_file_handled_moves_into_the_processed_folder_read_and_unhandled_stays_u
         inbox.file(command, True)  # again: harmless
     finally:
         inbox.close()
-    assert "Slotguard.Processed" in imap_mailbox.folders()
-    [(flags, raw)] = imap_mailbox.messages("Slotguard.Processed")
+    assert "Processed by Slotguard" in imap_mailbox.folders()
+    assert not [folder for folder in imap_mailbox.folders() if folder.lower().startswith("slotguard")]  # no folder named like the sub-address
+    [(flags, raw)] = imap_mailbox.messages("Processed by Slotguard")
     assert b"Subject: command" in raw and "\\Seen" in flags
     [(flags, raw)] = imap_mailbox.messages("INBOX")
     assert b"Subject: question" in raw and "\\Seen" not in flags
@@ -150,14 +155,24 @@ def test_a_connection_dropped_mid_idle_ends_the_wait_and_nothing_is_lost(imap_ma
         started = time.monotonic()
         timer.start()
         try:
-            assert inbox.wait(15) is False
+            assert inbox.wait(4) is False
         finally:
             timer.join()
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started >= 3.9  # the rest of the time slept: a loop pacing on wait() never spins
         page = inbox.read(cursor, NOW)
         assert subjects(page) == ["meanwhile"]
     finally:
         inbox.close()
+
+
+def test_a_wait_that_cannot_connect_lasts_its_time_and_returns_false(imap_mailbox):
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: connections are refused at once
+    inbox = inbox_of(imap_mailbox, tls="none", port=port)
+    started = time.monotonic()
+    assert inbox.wait(2) is False
+    assert time.monotonic() - started >= 1.9
 
 
 def test_a_kept_connection_the_server_closed_is_opened_again(imap_mailbox):
@@ -263,6 +278,24 @@ def test_open_inbox_from_the_settings_and_nothing_secret_in_the_logs(imap_mailbo
     assert imap_mailbox.password not in logged and "secret body words" not in logged
 
 
+def test_a_processed_folder_named_like_the_sub_address_is_refused(imap_mailbox, tmp_path):
+    def settings(processed: str):
+        return parse_settings({
+            "practice": {"name": "Lena Berg Massage", "email": "lena@example.com", "timezone": "Europe/Oslo", "currency": "NOK"},
+            "calendar": {"source": "ics", "url": "https://calendar.example.com/lena.ics"},
+            "services": {"default": {"price": "900 NOK"}},
+            "storage": {"data_dir": str(tmp_path / "data")},
+            "inbox": {"source": "imap", "address": "Lena+SlotGuard@example.com",
+                      "imap": {**imap_mailbox.imap_config(), "processed_folder": processed}},
+        })
+
+    assert settings("Processed by Slotguard").inbox.imap.processed_folder == "Processed by Slotguard"
+    assert settings("Done/Slotguard").inbox.imap.processed_folder == "Done/Slotguard"
+    for named_like_it in ("Slotguard/Processed", "slotguard", "SLOTGUARD.Done"):
+        with pytest.raises(ConfigError, match="sub-address"):
+            settings(named_like_it)
+
+
 def test_filing_without_move_copies_and_expunges_that_message_alone(imap_mailbox, monkeypatch):
     """A server without MOVE (Dovecot with MOVE hidden from the adapter): COPY, \\Deleted and
     UID EXPUNGE of that message only; the practitioner's own \\Deleted mail stays."""
@@ -279,7 +312,147 @@ def test_filing_without_move_copies_and_expunges_that_message_alone(imap_mailbox
         inbox.file(command, True)
     finally:
         inbox.close()
-    [(flags, raw)] = imap_mailbox.messages("Slotguard.Processed")
+    [(flags, raw)] = imap_mailbox.messages("Processed by Slotguard")
     assert b"Subject: command" in raw and "\\Seen" in flags and "\\Deleted" not in flags
     [(flags, raw)] = imap_mailbox.messages("INBOX")
     assert b"Subject: theirs" in raw and "\\Deleted" in flags
+
+
+def test_filing_without_move_or_uidplus_is_safe_to_repeat(imap_mailbox, monkeypatch):
+    """Neither MOVE nor UIDPLUS: COPY and \\Deleted, no EXPUNGE (it would remove the
+    practitioner's own \\Deleted mail too); filing again makes no second copy."""
+    from imapclient import IMAPClient
+
+    offered = IMAPClient.has_capability
+    monkeypatch.setattr(IMAPClient, "has_capability", lambda self, name: name.upper() not in ("MOVE", "UIDPLUS") and offered(self, name))
+    imap_mailbox.deliver(mail("command"), NOW - timedelta(minutes=1))
+    inbox = inbox_of(imap_mailbox)
+    try:
+        [command] = inbox.read(None, NOW).mails
+        inbox.file(command, True)
+        inbox.file(command, True)
+    finally:
+        inbox.close()
+    [(flags, raw)] = imap_mailbox.messages("Processed by Slotguard")
+    assert b"Subject: command" in raw and "\\Seen" in flags
+    [(flags, raw)] = imap_mailbox.messages("INBOX")
+    assert b"Subject: command" in raw and "\\Deleted" in flags  # flagged, left for the practitioner's client to expunge
+
+
+def test_a_first_read_cut_short_keeps_its_unseen_filter_in_the_next_reads(imap_mailbox, monkeypatch):
+    monkeypatch.setattr("integration.imap_inbox.PAGE", 2)
+    for n, seen in enumerate((True, False, False, True, False, True, False)):
+        imap_mailbox.deliver(mail(f"m{n}"), NOW - timedelta(hours=10 - n), flags=("\\Seen",) if seen else ())
+    inbox = inbox_of(imap_mailbox)
+    try:
+        first = inbox.read(None, NOW)
+        assert subjects(first) == ["m1", "m2"]
+        second = inbox.read(first.cursor, NOW + timedelta(minutes=1))
+        assert subjects(second) == ["m4", "m6"]  # still the first read: m3 and m5 were read already
+        imap_mailbox.deliver(mail("new, opened at once"), NOW + timedelta(minutes=2), flags=("\\Seen",))
+        third = inbox.read(second.cursor, NOW + timedelta(minutes=3))
+        assert subjects(third) == ["new, opened at once"]  # the first read is over: everything new again
+        assert third.cursor.split(":")[1] == "8"
+    finally:
+        inbox.close()
+
+
+def test_a_first_read_without_uidnext_starts_after_the_highest_uid(imap_mailbox, monkeypatch):
+    from imapclient import IMAPClient
+
+    selected = IMAPClient.select_folder
+    monkeypatch.setattr(IMAPClient, "select_folder",
+                        lambda self, *args, **kwargs: {k: v for k, v in selected(self, *args, **kwargs).items() if k != b"UIDNEXT"})
+    imap_mailbox.deliver(mail("unread"), NOW - timedelta(hours=2))
+    imap_mailbox.deliver(mail("read", to="lena@example.com"), NOW - timedelta(hours=1), flags=("\\Seen",))
+    imap_mailbox.deliver(mail("read too"), NOW - timedelta(minutes=30), flags=("\\Seen",))
+    inbox = inbox_of(imap_mailbox)
+    try:
+        page = inbox.read(None, NOW)
+        assert subjects(page) == ["unread"] and page.cursor.split(":")[1] == "3"
+        assert inbox.read(page.cursor, NOW).mails == []
+    finally:
+        inbox.close()
+
+
+def test_only_the_receiving_servers_delivery_header_counts_when_there_is_one(imap_mailbox):
+    """A stranger's mail to the main address cannot choose to be fetched by naming the inbox
+    address in To or in a Delivered-To of its own: the topmost Delivered-To/X-Original-To
+    (the one the receiving server adds) decides; To/Cc only count without one."""
+    main = "Delivered-To: lena@example.com\r\n"
+    imap_mailbox.deliver((main + "X-Original-To: lena@example.com\r\n").encode() + mail("forged", extra=f"Delivered-To: {OURS}\r\n"),
+                         NOW - timedelta(minutes=4))
+    imap_mailbox.deliver(main.encode() + mail("forged to"), NOW - timedelta(minutes=3))
+    imap_mailbox.deliver(f"X-Original-To: {OURS}\r\n{main}".encode() + mail("aliased", to="list@example.org"), NOW - timedelta(minutes=2))
+    imap_mailbox.deliver(mail("no delivery header"), NOW - timedelta(minutes=1))
+    inbox = inbox_of(imap_mailbox)
+    try:
+        assert subjects(inbox.read(None, NOW)) == ["aliased", "no delivery header"]
+    finally:
+        inbox.close()
+
+
+def test_a_new_mail_notice_idle_check_missed_is_found_at_the_end_of_the_round(imap_mailbox, monkeypatch):
+    """The EXISTS can come in the answer to DONE (at a round's end) or before IDLE's "+":
+    idle_check never sees it. The wait still ends True after that round (a UID SEARCH)."""
+    from imapclient import IMAPClient
+
+    monkeypatch.setattr("integration.imap_inbox.IDLE_ROUND", 1.0)
+    checked = IMAPClient.idle_check
+    monkeypatch.setattr(IMAPClient, "idle_check", lambda self, timeout=None: [r for r in checked(self, timeout) if b"EXISTS" not in r])
+    inbox = inbox_of(imap_mailbox)
+    try:
+        cursor = inbox.read(None, NOW).cursor
+        timer = threading.Timer(0.3, imap_mailbox.deliver, args=(mail("unannounced"), NOW))
+        started = time.monotonic()
+        timer.start()
+        try:
+            assert inbox.wait(8) is True
+        finally:
+            timer.join()
+        assert time.monotonic() - started < 5
+        assert subjects(inbox.read(cursor, NOW)) == ["unannounced"]
+    finally:
+        inbox.close()
+
+
+def test_a_server_error_never_puts_the_servers_words_into_the_message():
+    """Server text is untrusted: an error names its kind and a fixed advice, never the text."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+            connection.settimeout(5)
+            try:
+                while data := connection.recv(4096):
+                    tag = data.split(b" ", 1)[0]
+                    command = data.split(b" ", 2)[1].strip().upper() if b" " in data else b""
+                    if command == b"LOGIN":
+                        connection.sendall(tag + b" OK logged in\r\n")
+                    elif command == b"CAPABILITY":
+                        connection.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n" + tag + b" OK done\r\n")
+                    elif command == b"LOGOUT":
+                        connection.sendall(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                        break
+                    else:
+                        connection.sendall(tag + b" NO [UNAVAILABLE] Pay at https://evil.example/pay now\r\n")
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    config = Imap.model_validate({"host": "127.0.0.1", "port": port, "tls": "none", "username": "lena", "password": {"env": "HOME"}})
+    inbox = ImapInbox(config, OURS)
+    try:
+        with pytest.raises(AdapterError) as caught:
+            inbox.read(None, NOW)
+    finally:
+        inbox.close()
+        thread.join(5)
+        listener.close()
+    message = str(caught.value)
+    assert "evil" not in message and "Pay" not in message
+    assert "[UNAVAILABLE]" in message and caught.value.retryable is True  # a known response code, said as it is

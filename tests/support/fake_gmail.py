@@ -20,7 +20,8 @@ request log of that fake, plus:
 The mailbox (tests/support/fake_gmail_box.py): `deliver(raw, received_at=...)` puts a
 message in it as Gmail's MX would (labels INBOX and UNREAD by default, `internalDate` the
 receipt time given, whatever the Date header says) and adds a `messagesAdded` history
-record; `expire_history()` makes every history id issued so far answer 404, as Google does
+record; `relabel(id, add=..., remove=...)` changes its labels as the practitioner does
+("Not spam": add INBOX, remove SPAM), adding labelsAdded/labelsRemoved records; `expire_history()` makes every history id issued so far answer 404, as Google does
 for one too old. Paging of history and messages.list is cut at `box.page_size`.
 
 Every accepted message is kept in `sent` (the bytes as sent, the delivered message, its
@@ -92,6 +93,11 @@ class FakeGmail(FakeGoogleCalendar):
         """Deliver `raw` into the mailbox (Mailbox.deliver); returns the message id."""
         with self._lock:
             return self.box.deliver(raw, **kwargs)
+
+    def relabel(self, message_id: str, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> None:
+        """Change a message's labels (Mailbox.relabel): "Not spam" is add INBOX, remove SPAM."""
+        with self._lock:
+            self.box.relabel(message_id, add, remove)
 
     def expire_history(self) -> None:
         """Every history id issued so far now answers 404 (too old)."""

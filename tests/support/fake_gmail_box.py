@@ -94,6 +94,11 @@ class Mailbox:
                              "messagesAdded": [{"message": self._short(mail)}], "_labels": set(mail.labels)})
         return message_id
 
+    def relabel(self, message_id: str, add: tuple[str, ...] = (), remove: tuple[str, ...] = ()) -> None:
+        """Change a message's labels as the practitioner does in Gmail ("Not spam", "Move to
+        Inbox"): labelsAdded / labelsRemoved history records, as messages.modify makes."""
+        self._modify(self._mail(message_id), {"addLabelIds": list(add), "removeLabelIds": list(remove)})
+
     def expire_history(self) -> None:
         self.oldest_start = self.history_id + 1
 

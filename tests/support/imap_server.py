@@ -18,7 +18,7 @@ Fixtures (registered in tests/conftest.py):
     - `messages(folder="INBOX") -> list[(flags, raw)]` in UID order (flags: a tuple of str such
       as "\\Seen"; read with BODY.PEEK, so reading changes nothing); `folders() -> list[str]`
       (names as the server spells them: Dovecot's separator here is ".", so
-      "Slotguard/Processed" is "Slotguard.Processed");
+      "Done/Slotguard" is "Done.Slotguard");
     - `create(folder)`, `recreate(folder)` (delete and create again: a new UIDVALIDITY);
     - `drop_connections()`: the server closes every connection of this user (doveadm kick),
       as a restart or a network failure would.
