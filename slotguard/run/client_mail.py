@@ -22,6 +22,7 @@ cancelled. The outcome is a short text of our own: never anything the client wro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ from slotguard.store.inbox_rows import CANCEL, CLIENT_COMMAND, CONFIRM
 # expires at its appointment's start, and one received after the start is refused anyway.
 LOOK_BACK = timedelta(days=2)
 COMMAND_SIGNALS = {"cancel": CANCEL, "confirm": CONFIRM}
+LEFT = "left"  # as slotguard/run/inbox_step.py: a message left unread in the mailbox
 
 
 def find_appointment(ledger: Any, sender: str, target: str, received_at: datetime) -> Tracked | None:
@@ -58,16 +60,23 @@ def refusal(tracked: Tracked | None, sender: str, command: str, received_at: dat
         return "refused: received at or after the start (attendance is the practitioner's to mark)"
     if tracked.cancellation or appointment.is_cancelled:
         return "refused: the appointment is cancelled already"
+    if tracked.outcome:  # a no-show or a waiver marked meanwhile: whether and how it counts is the practitioner's call
+        return "refused: the practitioner has marked the appointment already"
     signal = COMMAND_SIGNALS[command]
     if ledger.email_signal(appointment.calendar_id, appointment.event_id, appointment.start, signal) is not None:
         return f"refused: the client's {command} was recorded already"
     return ""
 
 
-def client_command(engine: Any, incoming: Incoming, token: Token, now: datetime, report: TickReport) -> str:
+def client_command(engine: Any, incoming: Incoming, token: Token, now: datetime, report: TickReport,
+                   also: Callable[[], None] | None = None, left: bool = False) -> str:
     """Carry out a client's verified cancel or confirm (`token.command`); return the outcome
     (a short text for the inbox_mail row and the log). Records the message (CLIENT_COMMAND)
-    only when it acts; a refusal records nothing and the caller records it as refused."""
+    only when it acts; a refusal records nothing and the caller records it as refused.
+    `also`, when given, runs in the same transaction once the command is carried out (the
+    inbox step plans the forward of what the client wrote beside it there, so a crash never
+    keeps the one without the other); `left`: the message is to stay unread in the mailbox
+    (its remembered outcome says so, for a read after a crash)."""
     if token.command not in COMMAND_SIGNALS:
         return f"refused: {token.command!r} is not a client's command"
     ledger = engine.ledger
@@ -84,11 +93,13 @@ def client_command(engine: Any, incoming: Incoming, token: Token, now: datetime,
         if not ledger.remember_mail(
             message_key=incoming.message_key, token_key=token.key, received_at=received_at, sender=sender,
             kind=CLIENT_COMMAND, handled_at=now, command=token.command, calendar_id=appointment.calendar_id,
-            event_id=appointment.event_id, outcome=outcome,
+            event_id=appointment.event_id, outcome=f"{outcome}; {LEFT}" if left else outcome,
         ):
             return "not acted on: this message or its link was used before"
         ledger.add_email_signal(appointment.calendar_id, appointment.event_id, appointment.start,
                                 COMMAND_SIGNALS[token.command], sender, received_at, incoming.message_key)
+        if also is not None:
+            also()
         if token.command == "confirm":
             return outcome
         # Observed again now: the happening and the policies' actions this tick, and the note written back.

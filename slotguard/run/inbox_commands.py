@@ -22,6 +22,7 @@ from slotguard.domain.model import OPEN_STATES, Action, ActionKind, ActionState
 from slotguard.domain.tick_report import TickReport
 from slotguard.inbox.incoming import Incoming
 from slotguard.inbox.replies import plan_reply
+from slotguard.inbox.words import own_words
 from slotguard.mail.links import Token
 from slotguard.planning.waivers import waive_by_hand
 from slotguard.run.charge_now import carry_out, prepare_charge_now
@@ -67,7 +68,7 @@ def about(action: Action | None) -> dict[str, Any]:
 def _waive(engine: Any, message: Incoming, action: Action, now: datetime) -> tuple[str, dict[str, Any]]:
     if action.kind not in WAIVABLE:
         return "not_now", {}
-    note = " ".join(message.note.split())
+    note = " ".join(own_words(message.note, engine.settings.mail.templates_dir).split())  # without our prefilled "Reason (optional)..."
     reason = f"waived by the practitioner by email: \u201c{note}\u201d" if note else "waived by the practitioner by email"
     done = waive_by_hand(engine.ledger, action, reason, now, note=engine.settings.mail.waiver_note)
     if done.problem:

@@ -34,6 +34,7 @@ from slotguard.domain.tick_report import TickReport
 from slotguard.inbox.incoming import Incoming
 from slotguard.inbox.parse import incoming
 from slotguard.inbox.replies import plan_reply, spool, sweep_spool
+from slotguard.inbox.words import own_words
 from slotguard.mail.links import CLIENT_COMMANDS, PRACTITIONER_COMMANDS, BadToken, Token, load_secret, secret_path, verify
 from slotguard.run.client_mail import client_command
 from slotguard.run.inbox_commands import already_done, practitioner_command, status_reply
@@ -99,8 +100,8 @@ def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report
     settings, ledger = engine.settings, engine.ledger
     message = incoming(mail, settings)
     known = ledger.mail_row(message.message_key)
-    if known is not None:
-        return known["outcome"] != LEFT
+    if known is not None:  # handled before (a crash, or filing failed): filed as it was then, nothing done again
+        return not (known["outcome"] == LEFT or known["outcome"].endswith(f"; {LEFT}"))
     practitioner = bool(message.sender) and message.sender in settings.inbox.practitioners(settings.practice.email)
     status = not message.token and is_status(message.subject)
     if not message.token and not status:
@@ -122,16 +123,18 @@ def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report
             return _not_carried_out(engine, message, reason, now, report)  # a client's stale link: the practitioner reads it
         return _refuse(engine, message, reason, now, report)
     if token.command in CLIENT_COMMANDS:
-        words = client_words(message.note)
-        if words and settings.inbox.other_mail == "forward":
+        words = client_words(message.note, settings.mail.templates_dir)
+        forward = bool(words) and settings.inbox.other_mail == "forward" and not message.automatic
+        if forward:
             spool(settings, message.message_key, message.mail.raw)  # before the command is committed
-        outcome = client_command(engine, message, token, now, report)
+        done = "cancelled" if token.command == "cancel" else "confirmed"
+        outcome = client_command(engine, message, token, now, report,
+                                 also=(lambda: _pass_on(engine, message, done, now)) if forward else None,
+                                 left=bool(words) and not forward)
         log.info("inbox client_command command=%s outcome=%s", token.command, outcome)
         if outcome.startswith(("refused", "not acted on")):
             return _not_carried_out(engine, message, outcome.split(":", 1)[-1].strip(), now, report)
-        if words:
-            return _pass_on(engine, message, "cancelled" if token.command == "cancel" else "confirmed", now)
-        return True
+        return not (words and not forward)  # what the client wrote stays unread for the practitioner ("leave")
     if token.command not in PRACTITIONER_COMMANDS or not practitioner:
         return _refuse(engine, message, "sender", now, report)
     used = ledger.token_use(token.key)
@@ -164,13 +167,10 @@ def _replay(engine: Any, message: Incoming, token: Token, used: dict[str, Any], 
     return True
 
 
-def client_words(note: str) -> str:
+def client_words(note: str, templates_dir: str = "") -> str:
     """What a client wrote beside a command: the note without the sentence the link prefilled
-    (its first paragraph, which ends with a colon in every language: "... write it here:")."""
-    paragraphs = [part.strip() for part in re.split(r"\n\s*\n", note or "") if part.strip()]
-    if paragraphs and paragraphs[0].endswith(":"):
-        paragraphs = paragraphs[1:]
-    return "\n\n".join(paragraphs)
+    (in any of our languages, wherever they typed around it) and a phone's signature line."""
+    return own_words(note, templates_dir)
 
 
 def _not_carried_out(engine: Any, message: Incoming, reason: str, now: datetime, report: TickReport) -> bool:
@@ -180,16 +180,11 @@ def _not_carried_out(engine: Any, message: Incoming, reason: str, now: datetime,
     return _other_mail(engine, message, now, report)
 
 
-def _pass_on(engine: Any, message: Incoming, done: str, now: datetime) -> bool:
-    """A client's command was carried out and they wrote something beside it: the practitioner
-    gets the message (forwarded, or left unread with "leave"), saying what was done."""
-    settings = engine.settings
-    if settings.inbox.other_mail != "forward" or message.automatic:
-        return False  # left unread in the practitioner's mailbox
+def _pass_on(engine: Any, message: Incoming, done: str, now: datetime) -> None:
+    """A client's command was carried out and they wrote something beside it: plan the
+    forward to the practice (in client_command's transaction), saying what was done."""
     details = {"kind": "forward", "outcome": done, "sender": message.sender, "received_at": message.received_at.isoformat()}
-    with engine.ledger.transaction():
-        plan_reply(settings, engine.ledger, message.message_key, details, now, what="forward")
-    return True
+    plan_reply(engine.settings, engine.ledger, message.message_key, details, now, what="forward")
 
 
 def _other_mail(engine: Any, message: Incoming, now: datetime, report: TickReport) -> bool:

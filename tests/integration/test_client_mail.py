@@ -42,7 +42,7 @@ class Practice:
     def __init__(self, tmp_path, now: datetime, **sections) -> None:
         self.settings = practice_settings(
             storage={"data_dir": str(tmp_path / "data")},
-            inbox={"source": "memory", "address": INBOX},
+            inbox={"source": "memory", "address": INBOX, **sections.pop("inbox", {})},
             mail={"quiet_hours": ""},
             **sections,
         )
@@ -361,3 +361,54 @@ def test_words_a_client_writes_with_a_cancel_reach_the_practitioner(practice):
     assert len(p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)) == 1
     assert len(p.happenings("e2", HappeningKind.CANCELLED_BY_CLIENT)) == 1
     assert len(forwarded(p)) == 1, "the message with the client's words is forwarded; the bare cancel is not"
+
+
+def test_a_cancel_read_after_the_practitioner_marked_a_no_show_leaves_the_mark_and_its_fee(practice):
+    """The inbox read late (a server down): the practitioner marked the no-show first. The
+    email does not undo the mark (that would waive every fee); it goes to the practitioner."""
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.send(ANA, p.link("cancel", "e1", start), start - timedelta(hours=1))
+    marked = start + timedelta(hours=2)
+    p.calendar.put(event("e1", start, title="Massage #noshow"), marked)
+
+    p.engine.tick(marked + timedelta(minutes=5))
+
+    fees = p.fees("e1")
+    assert [(fee.policy, fee.state.value) for fee in fees] == [("no_show", "pending_review")], [(f.policy, f.state.value) for f in fees]
+    assert p.ledger.email_signal("primary", "e1", start, CANCEL) is None
+    assert len(forwarded(p)) == 1, "the practitioner gets the client's message"
+
+
+@pytest.mark.parametrize(("body", "passed_on"), [
+    ("{prefill}\r\n\r\nSent from my iPhone\r\n", False),
+    ("I have a fever, sorry\r\n{prefill}\r\n", True),
+    ("Trykk på send for å avbestille timen din tor. 10. des. kl. 10:00. Hvis du vil si noe til Lena Berg\r\nMassage, kan du skrive det her:\r\n\r\nSendt fra min iPhone\r\n", False),
+], ids=["signature only", "words above the prefill", "nb prefill folded, signature"])
+def test_only_a_clients_own_words_are_passed_on(practice, body, passed_on):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    prefill = "Press send to cancel your appointment on Thu 10 Dec at 10:00. If you want to tell Lena Berg Massage something, write it here:"
+    p.send(ANA, p.link("cancel", "e1", start), start - timedelta(hours=30), body=body.format(prefill=prefill))
+
+    p.engine.tick(start - timedelta(hours=29))
+
+    assert len(p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)) == 1
+    assert len(forwarded(p)) == (1 if passed_on else 0)
+
+
+def test_with_leave_what_a_client_wrote_beside_a_cancel_stays_unread(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0), inbox={"other_mail": "leave"})
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.send(ANA, p.link("cancel", "e1", start), start - timedelta(hours=30), body="Can we move it to Friday instead?\r\n")
+    p.send(ANA, p.link("cancel", "e1", start), start - timedelta(hours=30), body="Can we move it to Friday instead?\r\n",
+           message_id="<m1@mail.example.com>")  # the same message read again (a crash before it was filed)
+
+    p.engine.tick(start - timedelta(hours=29))
+
+    assert len(p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)) == 1
+    assert forwarded(p) == []
+    assert p.inbox.filed == {"1": False, "2": False}, "left unread both times"

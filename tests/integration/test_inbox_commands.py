@@ -233,10 +233,20 @@ def test_a_clients_token_goes_to_client_command_and_nothing_else(tmp_path, monke
     from slotguard.mail.links import appointment_target
 
     seen = []
-    monkeypatch.setattr(step, "client_command", lambda engine, message, token, now, report: seen.append((message.sender, token.command)) or "cancelled")
+    monkeypatch.setattr(step, "client_command", lambda engine, message, token, now, report, **_: seen.append((message.sender, token.command)) or "cancelled")
     target = appointment_target("primary", "e1", WEDNESDAY_10, "ana@example.com")
     token = sign(practice.secret, "cancel", target, WEDNESDAY_10)
     practice.deliver(f"I need to cancel [{token}]", sender="ana@example.com", message_id="<c@x>")
     practice.tick()
     assert seen == [("ana@example.com", "cancel")]
     assert practice.inbox.filed == {"1": True} and practice.fee_now().state is ActionState.PENDING_REVIEW
+
+
+def test_the_waivers_reason_is_what_the_practitioner_wrote_not_the_prefilled_line_or_the_phones_signature(tmp_path):
+    practice = Practice(tmp_path)
+    practice.deliver(f"Waive [{practice.token('waive')}]",
+                     body="Reason (optional), then press send:\n\nHer mother is in hospital.\n\nSent from my iPhone\n")
+    practice.tick()
+    reasons = " ".join(a.reason for a in practice.ledger.actions(event_id="e1"))
+    assert "Her mother is in hospital." in reasons
+    assert "Reason (optional)" not in reasons and "iPhone" not in reasons
