@@ -52,12 +52,10 @@ from typing import Any
 
 import httplib2
 from google.auth.exceptions import RefreshError, TransportError
-from google_auth_httplib2 import AuthorizedHttp
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from integration.gmail_mailer import API_PATH, RATE_LIMIT_REASONS, _reason_and_message, _seconds
-from integration.google_auth import SCOPE_GMAIL_MODIFY, StoredCredentials, reauthorize_message, token_path
+from integration.gmail_mailer import API_PATH, RATE_LIMIT_REASONS, _reason_and_message, _seconds, gmail_service
+from integration.google_auth import SCOPE_GMAIL_MODIFY, StoredCredentials, reauthorize_message
 from slotguard.domain.interfaces import AdapterError, InboxPage, ReauthorizationNeeded, ReceivedMail
 
 # The scopes that may read, label and mark read (users.messages.modify): a token granted
@@ -124,22 +122,10 @@ class GmailInbox:
         """The googleapiclient Resource for Gmail v1; raises ReauthorizationNeeded without a
         token that may read and label."""
         if self._service is None:
-            http = self._http
-            if http is None:
-                credentials = self._credentials
-                if credentials is None:
-                    path = token_path(self.settings)
-                    if not path.exists():
-                        raise _reauthorize(f"Google is not connected yet (no {path})")
-                    self._keeper = StoredCredentials.load(self.settings, self.token_uri)
-                    credentials = self._keeper.credentials
-                granted = set(credentials.granted_scopes or credentials.scopes or [])
-                if granted and not granted & MODIFY_SCOPES:
-                    self._forget()
-                    raise _reauthorize(NO_SCOPE)
-                http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=self.timeout), max_refresh_attempts=1)
-            options = {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
-            self._service = build("gmail", "v1", http=http, static_discovery=True, cache_discovery=False, client_options=options)
+            self._service, self._keeper = gmail_service(
+                self.settings, credentials=self._credentials, http=self._http, timeout=self.timeout, token_uri=self.token_uri,
+                api_endpoint=self.api_endpoint, scopes=MODIFY_SCOPES, missing=NO_SCOPE, reauthorize=_reauthorize,
+            )
         return self._service
 
     def _forget(self) -> None:

@@ -64,6 +64,30 @@ def _reauthorize(what: str) -> ReauthorizationNeeded:
     return ReauthorizationNeeded(reauthorize_message(f"{WHERE}: {what}", WHERE))
 
 
+def gmail_service(
+    settings: Any, *, credentials: Any, http: Any, timeout: float, token_uri: str | None, api_endpoint: str,
+    scopes: frozenset[str], missing: str, reauthorize: Callable[[str], ReauthorizationNeeded],
+) -> tuple[Any, StoredCredentials | None]:
+    """The googleapiclient Resource for Gmail v1 and the stored credentials it uses (None when
+    `credentials` or `http` were given, in tests). Raises `reauthorize(...)` when Google is not
+    connected yet, or when the token has none of `scopes` (`missing` says which permission)."""
+    keeper = None
+    if http is None:
+        if credentials is None:
+            path = token_path(settings)
+            if not path.exists():
+                raise reauthorize(f"Google is not connected yet (no {path})")
+            keeper = StoredCredentials.load(settings, token_uri)
+            credentials = keeper.credentials
+        granted = set(credentials.granted_scopes or credentials.scopes or [])
+        if granted and not granted & scopes:
+            raise reauthorize(missing)
+        # One refresh on a 401, then we give up and ask for the auth command.
+        http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout), max_refresh_attempts=1)
+    options = {"api_endpoint": api_endpoint} if api_endpoint else None
+    return build("gmail", "v1", http=http, static_discovery=True, cache_discovery=False, client_options=options), keeper
+
+
 class GmailMailer:
     """Sends messages through the Gmail API (Mailer)."""
 
@@ -100,23 +124,11 @@ class GmailMailer:
         """The googleapiclient Resource for Gmail v1; raises ReauthorizationNeeded without a
         token that may send."""
         if self._service is None:
-            http = self._http
-            if http is None:
-                credentials = self._credentials
-                if credentials is None:
-                    path = token_path(self.settings)
-                    if not path.exists():
-                        raise _reauthorize(f"Google is not connected yet (no {path})")
-                    self._keeper = StoredCredentials.load(self.settings, self.token_uri)
-                    credentials = self._keeper.credentials
-                granted = set(credentials.granted_scopes or credentials.scopes or [])
-                if granted and not granted & SEND_SCOPES:
-                    self._forget()
-                    raise _reauthorize("the Google authorization does not include sending email (the gmail.send permission)")
-                # One refresh on a 401, then we give up and ask for the auth command.
-                http = AuthorizedHttp(credentials, http=httplib2.Http(timeout=self.timeout), max_refresh_attempts=1)
-            options = {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
-            self._service = build("gmail", "v1", http=http, static_discovery=True, cache_discovery=False, client_options=options)
+            self._service, self._keeper = gmail_service(
+                self.settings, credentials=self._credentials, http=self._http, timeout=self.timeout, token_uri=self.token_uri,
+                api_endpoint=self.api_endpoint, scopes=SEND_SCOPES,
+                missing="the Google authorization does not include sending email (the gmail.send permission)", reauthorize=_reauthorize,
+            )
         return self._service
 
     def _forget(self) -> None:
