@@ -22,6 +22,9 @@ the Google token that `python main.py auth google` stored (it asks for gmail.mod
   Cc, must name it (a stranger's mail to the main address cannot choose to be fetched): each new message's headers are read first (format "metadata", those four
   headers only), so when the inbox is the practitioner's own Gmail with a +slotguard
   sub-address, their other mail is never fetched whole. The rest is skipped, untouched.
+  A message to the address whose sizeEstimate (in that same answer) is over
+  `inbox.max_message_size` is not downloaded either: it is returned as too_large (its size,
+  raw b"") and left unread in the inbox; the read goes on past it.
 - `received_at` is the message's internalDate (when Gmail received it), never its Date
   header. Messages come oldest first, each once per read; a message deleted meanwhile is
   skipped.
@@ -103,6 +106,7 @@ class GmailInbox:
         self.token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
         self.address = settings.inbox.address.strip().lower()
         self.label_name = settings.inbox.gmail.processed_label
+        self.max_size = settings.inbox.max_message_size
         endpoint = settings.inbox.gmail.api_endpoint
         if endpoint:
             endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
@@ -273,19 +277,18 @@ class GmailInbox:
                 userId="me", id=message_id, format="metadata", metadataHeaders=list(ADDRESS_HEADERS)), "reading a message's headers")
             if not self._addressed(head):
                 return None
+            size = _int(head.get("sizeEstimate"))
+            if size > self.max_size:  # not downloaded: left unread in the inbox, made known by its size
+                log.info("gmail_inbox_too_large message=%s size=%d", message_id, size)
+                return ReceivedMail(message_id, b"", _received_at(head, message_id), too_large=size)
             whole = self._call(lambda users: users.messages().get(userId="me", id=message_id, format="raw"), "reading a message")
         except _NotFound:
             return None
         try:
             raw = base64.urlsafe_b64decode(str(whole.get("raw") or "") + "=" * (-len(str(whole.get("raw") or "")) % 4))
-            received_at = datetime.fromtimestamp(int(whole["internalDate"]) / 1000, UTC)
-        except (KeyError, ValueError, TypeError, binascii.Error, OverflowError):
-            # not what the API promises: the read stops (the cursor stays) and the tick shows the
-            # problem, rather than the message being passed over unseen
-            log.warning("gmail_inbox_unreadable message=%s", message_id)
-            raise AdapterError(f"{WHERE}: Gmail answered message {message_id} without readable content or receipt time; "
-                               "will try again (if this stays, open that message in Gmail: deleting it lets the reading go on)") from None
-        return ReceivedMail(message_id, raw, received_at)
+        except (ValueError, TypeError, binascii.Error):
+            raise _unreadable(message_id) from None
+        return ReceivedMail(message_id, raw, _received_at(whole, message_id))
 
     def _addressed(self, head: dict) -> bool:
         """Whether the headers (in the message's order) address it to the inbox: the topmost
@@ -357,6 +360,21 @@ def _arrivals(record: dict) -> list[str]:
     found += [str((added.get("message") or {}).get("id") or "") for added in record.get("labelsAdded") or []
               if "INBOX" in (added.get("labelIds") or [])]
     return [message_id for message_id in found if message_id]
+
+
+def _received_at(answer: dict, message_id: str) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(answer["internalDate"]) / 1000, UTC)
+    except (KeyError, ValueError, TypeError, OverflowError, OSError):
+        raise _unreadable(message_id) from None
+
+
+def _unreadable(message_id: str) -> AdapterError:
+    """Not what the API promises: the read stops (the cursor stays) and the tick shows the
+    problem, rather than the message being passed over unseen."""
+    log.warning("gmail_inbox_unreadable message=%s", message_id)
+    return AdapterError(f"{WHERE}: Gmail answered message {message_id} without readable content or receipt time; "
+                        "will try again (if this stays, open that message in Gmail: deleting it lets the reading go on)")
 
 
 def _parse_cursor(cursor: str | None) -> tuple[int | None, datetime | None]:

@@ -19,7 +19,11 @@ sub-address of it), holding all their other mail, which Slotguard must not read:
 address headers (To, Cc, Delivered-To, X-Original-To) are fetched first, the whole message
 only when they address it to inbox.address (addressed_to: the topmost Delivered-To or
 X-Original-To, the receiving server's, when there is one, else To or Cc), always with BODY.PEEK (nothing is marked read by
-reading). The cursor moves past every message looked at, ours or not. `received_at` is the
+reading). Their sizes (RFC822.SIZE) come with those headers: a message of ours over
+inbox.max_message_size is not downloaded but returned as too_large (its size, raw b""), and
+is left unread where it is; the others are fetched one, or a few small ones, per FETCH, and
+a read stops once it has downloaded READ_BUDGET times that size (the rest at the next read).
+The cursor moves past every message looked at, ours or not, too large or not. `received_at` is the
 server's INTERNALDATE, never the sender's Date header.
 
 Filing: a handled message is marked read and moved to inbox.imap.processed_folder (created
@@ -66,6 +70,8 @@ logging.getLogger("imapclient").setLevel(logging.WARNING)
 FIRST_READ_DAYS = 30
 RESET_MARGIN = timedelta(hours=1)  # after a new UIDVALIDITY: read again from this long before the last read
 PAGE = 200  # messages looked at per read; the cursor stops after them and the next read goes on
+MAX_SIZE = 5 * 1024 * 1024  # inbox.max_message_size's default: a larger message is not downloaded
+READ_BUDGET = 4  # one read downloads at most this many times max_size of bodies; the rest at the next read
 IDLE_ROUND = 25 * 60.0  # IDLE is renewed before servers' 30-minute limit (RFC 2177)
 ADDRESS_HEADERS = ("TO", "CC", "DELIVERED-TO", "X-ORIGINAL-TO")
 HEADERS_ITEM = "BODY.PEEK[HEADER.FIELDS (" + " ".join(ADDRESS_HEADERS) + ")]"
@@ -75,10 +81,12 @@ TEMPORARY = ("[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]", "[OVERQUOTA]"
 class ImapInbox:
     name = "imap"
 
-    def __init__(self, config: Imap, address: str, *, ssl_context: ssl.SSLContext | None = None):
-        """`config` is [inbox.imap], `address` inbox.address. The password is resolved here, so a
-        missing secret stops start-up (ConfigError naming the reference, never the value)."""
+    def __init__(self, config: Imap, address: str, *, ssl_context: ssl.SSLContext | None = None, max_size: int = MAX_SIZE):
+        """`config` is [inbox.imap], `address` inbox.address, `max_size` inbox.max_message_size.
+        The password is resolved here, so a missing secret stops start-up (ConfigError naming
+        the reference, never the value)."""
         self.config = config
+        self.max_size = max_size
         self.address = address.strip().lower()
         self._password = config.password.resolve()
         self._uses_ca_file = ssl_context is None and bool(config.ca_file)
@@ -168,8 +176,9 @@ class ImapInbox:
             uids = sorted(uid for uid in (int(found) for found in client.search(criteria)) if last is None or uid > last)
             floor = self._highest_uid(client, status)
         page = uids[:PAGE]
-        mails = self._fetch_ours(client, uidvalidity, page)
-        cut = len(uids) > PAGE
+        mails, looked_at = self._fetch_ours(client, uidvalidity, page)
+        page = page[:looked_at]
+        cut = len(uids) > len(page)
         new_last = page[-1] if cut else max([floor, *page])
         if last is not None:
             new_last = max(new_last, last)
@@ -192,20 +201,46 @@ class ImapInbox:
         # "N:*" always includes the newest message, even when its UID is below N.
         return sorted(uid for uid in (int(found) for found in client.search(["UID", f"{last + 1}:*"])) if uid > last)
 
-    def _fetch_ours(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> list[ReceivedMail]:
+    def _fetch_ours(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> tuple[list[ReceivedMail], int]:
+        """The messages of `uids` addressed to us, and how many of `uids` were looked at (all,
+        unless the bodies reached READ_BUDGET sizes: the rest at the next read). Sizes come with
+        the address headers; a message over max_size is not downloaded (too_large, raw b"");
+        the others are fetched one, or a few small ones, per FETCH."""
         if not uids:
-            return []
-        heads = client.fetch(uids, [HEADERS_ITEM, "INTERNALDATE"])
-        ours: dict[int, datetime] = {}
-        for uid, items in heads.items():
+            return [], 0
+        heads = client.fetch(uids, [HEADERS_ITEM, "INTERNALDATE", "RFC822.SIZE"])
+        mails: list[ReceivedMail] = []
+        batch: list[tuple[int, datetime]] = []
+        batch_size = total = 0
+        for index, uid in enumerate(uids):
+            items = heads.get(uid)
+            if items is None:  # expunged meanwhile
+                continue
             header = next((value for key, value in items.items() if key.startswith(b"BODY[HEADER")), b"")
-            if self._addressed_to_us(header or b""):
-                ours[int(uid)] = _aware(items[b"INTERNALDATE"])
-        if not ours:
+            if not self._addressed_to_us(header or b""):
+                continue
+            received_at, size = _aware(items[b"INTERNALDATE"]), int(items.get(b"RFC822.SIZE") or 0)
+            if size > self.max_size:
+                log.info("imap message=%s:%d too large (%d bytes): left unread, not downloaded", uidvalidity, uid, size)
+                mails.append(ReceivedMail(f"{uidvalidity}:{uid}", b"", received_at, too_large=size))
+                continue
+            if total and total + size > self.max_size * READ_BUDGET:
+                mails += self._bodies(client, uidvalidity, batch)
+                return mails, index  # this one and the rest at the next read
+            if batch and batch_size + size > self.max_size:
+                mails += self._bodies(client, uidvalidity, batch)
+                batch, batch_size = [], 0
+            batch.append((uid, received_at))
+            batch_size += size
+            total += size
+        return mails + self._bodies(client, uidvalidity, batch), len(uids)
+
+    def _bodies(self, client: IMAPClient, uidvalidity: int, batch: list[tuple[int, datetime]]) -> list[ReceivedMail]:
+        if not batch:
             return []
-        bodies = client.fetch(sorted(ours), ["BODY.PEEK[]"])
+        bodies = client.fetch([uid for uid, _ in batch], ["BODY.PEEK[]"])
         return [ReceivedMail(f"{uidvalidity}:{uid}", bytes(bodies[uid][b"BODY[]"]), received_at)
-                for uid, received_at in ours.items() if uid in bodies and bodies[uid].get(b"BODY[]") is not None]
+                for uid, received_at in batch if uid in bodies and bodies[uid].get(b"BODY[]") is not None]
 
     def _addressed_to_us(self, header: bytes) -> bool:
         message = BytesHeaderParser().parsebytes(header)
@@ -446,4 +481,4 @@ def open_inbox(settings: Any) -> ImapInbox:
     """The IMAP inbox of `settings` (inbox.source = "imap", [inbox.imap] set)."""
     if settings.inbox.imap is None:
         raise ConfigError(['inbox.imap: inbox.source = "imap" needs an [inbox.imap] table with host, username and password'])
-    return ImapInbox(settings.inbox.imap, settings.inbox.address)
+    return ImapInbox(settings.inbox.imap, settings.inbox.address, max_size=settings.inbox.max_message_size)

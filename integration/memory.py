@@ -70,6 +70,12 @@ class MemoryInbox:
         self.mails.append(mail)
         return mail
 
+    def deliver_too_large(self, size: int, received_at: datetime) -> ReceivedMail:
+        """A message over inbox.max_message_size, as a transport returns it: not downloaded."""
+        mail = ReceivedMail(ref=str(len(self.mails) + 1), raw=b"", received_at=received_at, too_large=size)
+        self.mails.append(mail)
+        return mail
+
     def read(self, cursor: str | None, now: datetime) -> InboxPage:
         """The messages after the first `cursor` that had arrived by `now` (deliver them in
         the order they arrive)."""

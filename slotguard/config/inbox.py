@@ -91,6 +91,11 @@ class Inbox(Strict):
     link_valid_for: Annotated[PositiveDuration, AfterValidator(at_most(90 * DAY, "an old link should not move money"))] = Field(
         timedelta(days=14), description="How long a practitioner's command link can be used after its email was sent.", examples=["14d"]
     )
+    max_message_size: int = Field(
+        5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024,
+        description="The largest message, in bytes, Slotguard downloads from the inbox: a command or a client's note is a few kB; a larger message is left unread for the practitioner (the digest mentions it) and the reading goes on past it.",
+        examples=[5242880],
+    )
     client_links: bool = Field(True, description="Reminders and booking confirmations carry \"I'll be there\" and \"I need to cancel\" links (valid until the appointment starts).")
     secret_file: str = Field(
         "",

@@ -327,11 +327,14 @@ class ReceivedMail:
     - `raw`: the message's RFC 5322 bytes, untrusted.
     - `received_at`: when the receiving server got it (IMAP INTERNALDATE, Gmail internalDate),
       timezone-aware; never the sender's Date header, which the sender writes.
+    - `too_large`: 0, or the message's size in bytes when it is over inbox.max_message_size:
+      then it was not downloaded (`raw` is b""), and is to be filed not handled (left unread).
     """
 
     ref: str
     raw: bytes
     received_at: datetime
+    too_large: int = 0
 
 
 @dataclass(slots=True)

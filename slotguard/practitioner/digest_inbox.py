@@ -6,8 +6,9 @@
   (the calendar shows it cancelled). "Not confirmed yet: call them?"
 - `client_mail`: messages the inbox did not act on since the previous digest (a client's reply,
   a question, mail from someone unknown): who (the client's name when the ledger knows the
-  address, else the address), when it arrived, and where it is (`inbox.other_mail`: forwarded
-  to the practice, or left unread in the inbox). Never the message's text: the ledger keeps none.
+  address, else the address), when it arrived, and where it is (forwarded to the practice, or
+  left unread in the inbox: with `inbox.other_mail = "leave"`, and for an automatic message or
+  one over `inbox.max_message_size`). Never the message's text: the ledger keeps none.
 - `refused`: how many command emails were refused since the previous digest (forged sender,
   bad or expired token, replay), a count for one line.
 
@@ -84,7 +85,8 @@ def client_mail(settings: Settings, ledger: Ledger, since: datetime) -> list[dic
             "name": name or sender,
             "known": row["kind"] == CLIENT_MAIL or bool(name),
             "at": from_utc_text(row["received_at"]),
-            "where": settings.inbox.other_mail,
+            # left (automatic mail, "leave") or too large: left unread whatever inbox.other_mail says
+            "where": "leave" if row["outcome"] in ("left", "too_large") else settings.inbox.other_mail,
         })
     return rows
 

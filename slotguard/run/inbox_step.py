@@ -98,6 +98,13 @@ def _contained(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, re
 def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report: TickReport) -> bool:
     """Decide and do what one message asks; True when it is to be filed as handled."""
     settings, ledger = engine.settings, engine.ledger
+    if mail.too_large:  # over inbox.max_message_size, not downloaded: left unread for the practitioner, in the digest
+        with ledger.transaction():
+            new = ledger.remember_mail(message_key=f"too_large:{engine.inbox.name}:{mail.ref}", token_key=None, received_at=mail.received_at,
+                                       sender="", kind=OTHER, handled_at=now, outcome="too_large")
+        log.info("inbox other kind=%s outcome=too_large size=%d", OTHER, mail.too_large)
+        report.happenings[f"inbox:{OTHER}"] += int(new)
+        return False
     message = incoming(mail, settings)
     known = ledger.mail_row(message.message_key)
     if known is not None:  # handled before (a crash, or filing failed): filed as it was then, nothing done again

@@ -296,6 +296,27 @@ def test_a_message_not_handled_is_left_untouched_and_unread(google_fake, inbox):
     assert google_fake.box.messages[ref].labels == ["INBOX", "UNREAD"] and google_fake.box.labels == {}
 
 
+def test_messages_over_the_size_limit_are_not_downloaded_left_unread_and_the_read_goes_on(google_fake, inbox_settings, google_credentials):
+    source = GmailInbox(inbox_settings(inbox={"max_message_size": 2048}), credentials=google_credentials([SCOPE_GMAIL_MODIFY]))
+    large = [google_fake.deliver(mail(f"huge {n}", body="x" * 4000), received_at=NOW - timedelta(minutes=10 - n)) for n in range(3)]
+    small = google_fake.deliver(mail("Waive [sg1-waive-abc]"), received_at=NOW - timedelta(minutes=1))
+    try:
+        page = source.read(None, NOW)
+        assert [(m.ref, m.raw, m.received_at) for m in page.mails[:3]] == [
+            (ref, b"", NOW - timedelta(minutes=10 - n)) for n, ref in enumerate(large)]
+        assert all(m.too_large > 4000 for m in page.mails[:3])
+        assert [m.ref for m in page.mails[3:]] == [small] and not page.mails[3].too_large
+        assert raw_fetches(google_fake) == [small]  # the large ones were never downloaded
+        for m in page.mails:
+            source.file(m, not m.too_large)
+        for ref in large:
+            assert google_fake.box.messages[ref].labels == ["INBOX", "UNREAD"]
+        assert "UNREAD" not in google_fake.box.messages[small].labels
+        assert source.read(page.cursor, NOW).mails == []
+    finally:
+        source.close()
+
+
 def test_filing_a_message_deleted_meanwhile_is_harmless(google_fake, inbox):
     ref = google_fake.deliver(mail("one"), received_at=NOW)
     [got] = inbox.read(None, NOW).mails

@@ -456,3 +456,53 @@ def test_a_server_error_never_puts_the_servers_words_into_the_message():
     message = str(caught.value)
     assert "evil" not in message and "Pay" not in message
     assert "[UNAVAILABLE]" in message and caught.value.retryable is True  # a known response code, said as it is
+
+
+def test_messages_over_the_size_limit_are_not_downloaded_left_unread_and_the_read_goes_on(imap_mailbox):
+    big = "x" * 4000 + "\r\n"
+    for n in range(3):
+        imap_mailbox.deliver(mail(f"huge {n}", extra=f"X-Padding: {big}"), NOW - timedelta(minutes=10 - n))
+    imap_mailbox.deliver(mail("Waive [sg1-waive-abc]"), NOW - timedelta(minutes=1))
+    before = imap_mailbox.messages()
+    settings = parse_settings({
+        "practice": {"name": "Lena Berg Massage", "email": "lena@example.com", "timezone": "Europe/Oslo", "currency": "NOK"},
+        "calendar": {"source": "ics", "url": "https://calendar.example.com/lena.ics"},
+        "services": {"default": {"price": "900 NOK"}},
+        "inbox": {"source": "imap", "address": OURS, "max_message_size": 2048, "imap": imap_mailbox.imap_config()},
+    })
+    inbox = open_inbox(settings)
+    try:
+        assert inbox.max_size == 2048
+        page = inbox.read(None, NOW)
+        large = [m for m in page.mails if m.too_large]
+        assert [m.raw for m in large] == [b"", b"", b""]
+        assert all(m.too_large > 4000 for m in large)
+        assert [m.received_at for m in large] == [NOW.replace(microsecond=0) - timedelta(minutes=10 - n) for n in range(3)]
+        assert subjects(page) == ["Waive [sg1-waive-abc]"]  # the small command behind them is read
+        assert page.cursor.split(":")[1] == "4"  # past all four
+        for m in page.mails:
+            inbox.file(m, not m.too_large)
+        assert inbox.read(page.cursor, NOW).mails == []
+    finally:
+        inbox.close()
+    after = imap_mailbox.messages()
+    # the large ones are where they were, unread and unchanged; the command was filed
+    assert [raw for _flags, raw in after] == [raw for _flags, raw in before[:3]]
+    assert all("\\Seen" not in flags for flags, _raw in after)
+
+
+def test_a_read_downloads_at_most_a_few_times_the_size_limit_and_the_next_read_goes_on(imap_mailbox):
+    pad = "y" * 1200 + "\r\n"
+    for n in range(6):
+        imap_mailbox.deliver(mail(f"note {n}", extra=f"X-Padding: {pad}"), NOW - timedelta(minutes=10 - n))
+    inbox = ImapInbox(Imap.model_validate(imap_mailbox.imap_config()), OURS, max_size=2048)
+    try:
+        first = inbox.read(None, NOW)
+        # 4 x 2048 bytes per read: five of about 1.4 kB, the sixth at the next read
+        assert subjects(first) == [f"note {n}" for n in range(5)]
+        assert first.cursor.split(":")[1] == "5" and first.cursor.endswith(":unseen")
+        second = inbox.read(first.cursor, NOW)
+        assert subjects(second) == ["note 5"]
+        assert second.cursor.split(":")[1] == "6"
+    finally:
+        inbox.close()

@@ -18,6 +18,7 @@ from slotguard.domain.interfaces import NullWriteBack
 from slotguard.domain.model import ActionKind, ActionState
 from slotguard.inbox.replies import spool_folder
 from slotguard.mail.links import action_target, load_secret, secret_path, sign
+from slotguard.practitioner.digest_inbox import client_mail
 from slotguard.run.wiring import build_engine
 from slotguard.store.inbox_rows import CLIENT_MAIL, OTHER, PRACTITIONER_COMMAND, REFUSED, STATUS
 from slotguard.store.ledger import Ledger
@@ -205,6 +206,23 @@ def test_unknown_sender_free_text_is_other(tmp_path):
     practice.deliver("Hello", sender="someone@else.test", message_id="<o@x>")
     practice.tick()
     assert [row["kind"] for row in practice.rows()] == [OTHER]
+
+
+def test_messages_too_large_to_download_are_left_unread_in_the_digest_and_the_command_behind_them_is_handled(tmp_path):
+    practice = Practice(tmp_path, inbox={"other_mail": "forward"})
+    for n in range(3):
+        practice.inbox.deliver_too_large(30_000_000 + n, READ_AT - timedelta(minutes=5 - n))
+    practice.deliver(f"Waive [{practice.token('waive')}]")
+    report = practice.tick()
+    assert practice.fee_now().state is ActionState.WAIVED
+    assert practice.inbox.filed == {"1": False, "2": False, "3": False, "4": True}  # left unread where they are
+    rows = practice.rows()
+    assert [(row["kind"], row["outcome"], row["sender"]) for row in rows[:3]] == [(OTHER, "too_large", "")] * 3
+    assert report.happenings["inbox:other"] == 3
+    assert [row["where"] for row in client_mail(practice.settings, practice.ledger, MONDAY)] == ["leave"] * 3
+    assert [m["To"].addresses[0].addr_spec for m in practice.new_messages()] == ["lena@example.com"]  # the waive's reply; nothing forwarded
+    practice.tick(READ_AT + timedelta(minutes=1))
+    assert len(practice.rows()) == 4
 
 
 def test_a_message_that_breaks_the_parser_is_a_problem_and_the_next_is_handled(tmp_path, monkeypatch):
