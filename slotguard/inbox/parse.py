@@ -1,10 +1,13 @@
 """One received message read into an `Incoming` (docs/inbox.md, "Security model").
 
 Everything in a message is the sender's, and untrusted, but the Authentication-Results header
-the receiving server adds: `authenticated` is read only from that one (the topmost, or those
-of `inbox.authserv_id` when set), since lower ones may be forged by the sender. The sender is
-"" when the message does not name exactly one From address, or names a Sender of another
-domain (someone sending on behalf of someone else is not that someone).
+the receiving server adds: `authenticated` is read only from that one (the topmost, or the
+topmost of `inbox.authserv_id`'s when set), since lower ones may be forged by the sender, and
+it is True only with a pass aligned with the From domain in it (False without one; None when
+the message has no such header at all). The sender is read from the raw From header (an
+encoded word is never an address) and is "" when the message does not name exactly one From
+address, or names a Sender of another domain (someone sending on behalf of someone else is
+not that someone).
 """
 
 from __future__ import annotations
