@@ -1,10 +1,13 @@
 """One received message read into an `Incoming` (docs/inbox.md, "Security model").
 
 Everything in a message is the sender's, and untrusted, but the Authentication-Results header
-the receiving server adds: `authenticated` is read only from that one (the topmost, or those
-of `inbox.authserv_id` when set), since lower ones may be forged by the sender. The sender is
-"" when the message does not name exactly one From address, or names a Sender of another
-domain (someone sending on behalf of someone else is not that someone).
+the receiving server adds: `authenticated` is read only from that one (the topmost, or the
+topmost of `inbox.authserv_id`'s when set), since lower ones may be forged by the sender, and
+it is True only with a pass aligned with the From domain in it (False without one; None when
+the message has no such header at all). The sender is read from the raw From header (an
+encoded word is never an address) and is "" when the message does not name exactly one From
+address, or names a Sender of another domain (someone sending on behalf of someone else is
+not that someone).
 """
 
 from __future__ import annotations
@@ -25,9 +28,6 @@ NOTE_CHARS = 500
 _WROTE = re.compile(r"^\s*(on\b.*\bwrote:|.*\bskrev\b.*:|am\b.*\bschrieb\b.*:|.*\bnapisał\b.*:)\s*$", re.IGNORECASE)
 _TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 _BREAKS = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h[1-6])\b[^>]*>", re.IGNORECASE)
-_METHOD = re.compile(r"\b(dkim|spf|dmarc)\s*=\s*([a-z]+)((?:\s+[a-z]+(?:\.[a-z-]+)?\s*=\s*(?:\"[^\"]*\"|[^\s;]+))*)", re.IGNORECASE)
-_PROPERTY = re.compile(r"([a-z]+(?:\.[a-z-]+)?)\s*=\s*(\"[^\"]*\"|[^\s;]+)", re.IGNORECASE)
-_COMMENTS = re.compile(r"\([^()]*\)")
 
 
 def incoming(mail: ReceivedMail, settings) -> Incoming:
@@ -73,20 +73,33 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
 
+def _addresses(values: list) -> list[str]:
+    """The addresses of raw (undecoded) header values, lower case. An encoded word is only
+    ever a display name (RFC 2047): one where an address should be makes that no address."""
+    found = []
+    for _, address in getaddresses([str(value) for value in values]):
+        address = address.strip().lower()
+        if not address:
+            continue
+        if address.count("@") != 1 or "=?" in address or not address.partition("@")[0] or not _domain(address) \
+                or any(c.isspace() or c in "<>,;\"()" for c in address):
+            address = ""
+        found.append(address)
+    return found
+
+
 def _sender(message: Message) -> str:
     froms = message.get_all("From") or []
     if len(froms) != 1:
         return ""
-    addresses = [address for _, address in getaddresses([_header_text(message, "From")]) if address]
-    if len(addresses) != 1 or addresses[0].count("@") != 1:
+    addresses = _addresses(froms)
+    if len(addresses) != 1 or not addresses[0]:
         return ""
-    address = addresses[0].strip().lower()
-    if not address.partition("@")[0] or not _domain(address) or any(c.isspace() or c in "<>,;\"" for c in address):
-        return ""
+    address = addresses[0]
     senders = message.get_all("Sender") or []
     if senders:
-        named = [value for _, value in getaddresses([str(value) for value in senders]) if value]
-        if len(named) != 1 or _domain(named[0]) != _domain(address):
+        named = _addresses(senders)
+        if len(named) != 1 or not named[0] or _domain(named[0]) != _domain(address):
             return ""
     return address
 
@@ -101,35 +114,184 @@ def _automatic(message: Message) -> bool:
     return return_path is not None and str(return_path).strip() in ("<>", "")
 
 
-def _parent_or_same(domain: str, of: str) -> bool:
-    domain, of = domain.strip().lower().rstrip("."), of.strip().lower().rstrip(".")
-    return bool(domain) and (of == domain or of.endswith("." + domain))
+_SPECIALS = ";="
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 
 
-def _verdicts(header: str, from_domain: str) -> tuple[bool, bool]:
-    """(a pass for the From domain, every method present failed) of one header. A pass for
-    another domain vouches for that domain only: it counts as a fail for this one."""
-    text = _COMMENTS.sub(" ", header)
-    results: list[str] = []
-    for method, result, rest in ((m.group(1).lower(), m.group(2).lower(), m.group(3)) for m in _METHOD.finditer(text)):
-        props = {name.lower(): value.strip('"').lower() for name, value in _PROPERTY.findall(rest)}
-        if result == "pass":
-            aligned = bool(from_domain) and (
-                method == "dkim" and _parent_or_same(props.get("header.d", ""), from_domain)
-                or method == "spf" and _domain(props.get("smtp.mailfrom", "")) == from_domain  # an address or a bare domain
-                or method == "dmarc" and props.get("header.from", "") == from_domain
-            )
-            result = "pass" if aligned else "fail"
-        results.append(result)
-    failed = bool(results) and all(result in ("fail", "softfail", "permerror") for result in results)
-    return "pass" in results, failed
+class _Malformed(ValueError):
+    """An Authentication-Results header that does not read as RFC 8601 says: no pass in it."""
+
+
+def _lex(header: str) -> list[tuple[str, str]]:
+    """The header as words and specials (RFC 8601 over RFC 5322): comments (nested, with
+    quoted pairs; a quoted string inside a comment is kept whole, since servers copy the
+    sender's quoted local part into them) are white space; a word is a run of atoms and
+    quoted strings with no space between, given as (atom text, quoted text) where the atom
+    text marks each quoted piece with a NUL so no "@" or "." inside quotes can count."""
+    tokens: list[tuple[str, str]] = []
+    atom: list[str] = []
+    quoted: list[str] = []
+    index, length = 0, len(header)
+
+    def flush() -> None:
+        if atom or quoted:
+            tokens.append(("".join(atom), "".join(quoted)))
+            atom.clear()
+            quoted.clear()
+
+    def quoted_string(start: int) -> tuple[str, int]:
+        text, at = [], start + 1
+        while at < length:
+            char = header[at]
+            if char == "\\" and at + 1 < length:
+                text.append(header[at + 1])
+                at += 2
+                continue
+            if char == '"':
+                return "".join(text), at + 1
+            text.append(char)
+            at += 1
+        raise _Malformed("unterminated quoted string")
+
+    while index < length:
+        char = header[index]
+        if char == "(":
+            flush()
+            depth, index = 1, index + 1
+            while depth:
+                if index >= length:
+                    raise _Malformed("unterminated comment")
+                char = header[index]
+                if char == "\\":
+                    index += 2
+                elif char == '"':
+                    index = quoted_string(index)[1]
+                else:
+                    depth += {"(": 1, ")": -1}.get(char, 0)
+                    index += 1
+        elif char == ")":
+            raise _Malformed("unbalanced comment")
+        elif char == '"':
+            text, index = quoted_string(index)
+            atom.append("\0")
+            quoted.append(text)
+        elif char.isspace():
+            flush()
+            index += 1
+        elif char in _SPECIALS:
+            flush()
+            tokens.append((char, ""))
+            index += 1
+        else:
+            atom.append(char)
+            index += 1
+    flush()
+    return tokens
+
+
+def _is_word(token: tuple[str, str]) -> bool:
+    return token[0] not in ("", *_SPECIALS) or bool(token[1])
+
+
+def _plain(token: tuple[str, str]) -> str:
+    """A word's value when it is one atom or one quoted string; "" when it mixes them."""
+    text, quoted = token
+    if text == "\0":
+        return quoted
+    return "" if "\0" in text else text
+
+
+def _read_header(header: str) -> tuple[str, list[tuple[str, str, dict[str, tuple[str, str]]]]]:
+    """(authserv-id, [(method, result, properties)]) of one header, read as RFC 8601 says: the
+    authserv-id, then resinfo split at ";" outside quotes and comments, each starting with
+    method=result, followed by ptype.property=value pairs (a reason=value is kept as one).
+    A resinfo that does not read so makes the header malformed."""
+    tokens = _lex(header)
+    parts: list[list[tuple[str, str]]] = [[]]
+    for token in tokens:
+        if token == (";", ""):
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    head = parts[0]
+    if not head or not _is_word(head[0]) or len(head) > 2 or (len(head) == 2 and not _plain(head[1]).isdigit()):
+        raise _Malformed("no authserv-id")
+    authserv = _plain(head[0]).lower()
+    results = []
+    for part in parts[1:]:
+        if [_plain(token).lower() for token in part] == ["none"]:
+            continue  # no-result
+        if len(part) < 3 or len(part) % 3 or not all(
+                _is_word(part[i]) and part[i + 1] == ("=", "") and _is_word(part[i + 2]) for i in range(0, len(part), 3)):
+            raise _Malformed("a resinfo that is not method=result [name=value ...]")
+        method = _plain(part[0]).lower().partition("/")[0].strip()
+        result = _plain(part[2]).lower()
+        properties = {_plain(part[i]).lower(): part[i + 2] for i in range(3, len(part), 3)}
+        results.append((method, result, properties))
+    return authserv, results
+
+
+def _bare_domain(token: tuple[str, str] | None) -> str:
+    """A property's value as a domain name: one unquoted atom of dotted labels (two or more,
+    so never a bare top-level domain), else ""."""
+    if token is None or token[1]:
+        return ""
+    value = token[0].lower().rstrip(".")
+    return value if _DOMAIN.match(value) else ""
+
+
+def _address_domain(token: tuple[str, str] | None) -> str:
+    """The domain of an address (or bare domain) value such as smtp.mailfrom: what follows
+    the last "@" outside quotes; a quoted local part is never looked into."""
+    if token is None:
+        return ""
+    text, _ = token
+    domain = text.rpartition("@")[2] if "@" in text else ("" if "\0" in text else text)
+    return _bare_domain((domain, ""))
+
+
+def _aligned(method: str, properties: dict[str, tuple[str, str]], from_domain: str) -> bool:
+    """A pass that vouches for the From domain (docs/inbox.md, "Security model")."""
+    if method == "dkim":
+        signer = _bare_domain(properties.get("header.d"))
+        if not signer and "header.d" not in properties:
+            signer = _address_domain(properties.get("header.i"))  # Gmail names the signer by header.i=@domain
+        return bool(signer) and (from_domain == signer or from_domain.endswith("." + signer))
+    if method == "spf":
+        return _address_domain(properties.get("smtp.mailfrom")) == from_domain
+    if method == "dmarc":
+        return _bare_domain(properties.get("header.from")) == from_domain
+    return False
+
+
+def _passes(header: str, from_domain: str) -> bool:
+    """Whether one trusted header shows an aligned pass for `from_domain`. A malformed header,
+    SPF or DMARC given more than once, or a DKIM pass beside dkim=none (text that can only
+    have come from the sender) show none."""
+    if not from_domain:
+        return False
+    try:
+        _, results = _read_header(header)
+    except _Malformed:
+        return False
+    methods = [method for method, _, _ in results]
+    if methods.count("spf") > 1 or methods.count("dmarc") > 1:
+        results = [entry for entry in results if entry[0] not in ("spf", "dmarc")]
+    if any(method == "dkim" and result == "none" for method, result, _ in results):
+        results = [entry for entry in results if entry[0] != "dkim"]
+    return any(result == "pass" and _aligned(method, properties, from_domain) for method, result, properties in results)
 
 
 def _authserv(header: str) -> str:
-    return _COMMENTS.sub(" ", header).split(";", 1)[0].strip().split()[0].lower() if header.strip() else ""
+    try:
+        return _read_header(header)[0]
+    except _Malformed:
+        return ""
 
 
 def _authenticated(message: Message, sender: str, authserv_id: str) -> bool | None:
+    """True: the trusted header shows an aligned pass; False: it does not (or authserv_id is
+    set and no header of that server is there); None: no Authentication-Results at all."""
     headers = [_one_line(str(value)) for value in message.get_all("Authentication-Results") or []]
     if authserv_id:
         headers = [header for header in headers if _authserv(header) == authserv_id.strip().lower()]
@@ -137,15 +299,8 @@ def _authenticated(message: Message, sender: str, authserv_id: str) -> bool | No
             return False
     elif not headers:
         return None
-    else:
-        headers = headers[:1]  # the topmost: the receiving server's own; lower ones came with the message
-    from_domain = _domain(sender) if sender else ""
-    verdicts = [_verdicts(header, from_domain) for header in headers]
-    if any(passed for passed, _ in verdicts):
-        return True
-    if any(failed for _, failed in verdicts):
-        return False
-    return False if authserv_id else None
+    # the topmost (of those of authserv_id): the receiving server's own; lower ones came with the message
+    return _passes(headers[0], _domain(sender) if sender else "")
 
 
 def _text_part(message: Message) -> str:

@@ -24,6 +24,7 @@ What a message can be:
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import re
 from datetime import datetime
@@ -48,9 +49,13 @@ LEFT = "left"  # the outcome of a message left unread in the mailbox
 _STATUS = re.compile(r"^\s*(?:(?:re|aw|sv|vs|odp|fwd?)\s*:\s*)*status\s*$", re.IGNORECASE)
 
 
-def sender_digest(sender: str) -> str:
-    """The sender as the log names it: a short digest, never the address."""
-    return hashlib.sha256(sender.encode()).hexdigest()[:10] if sender else "none"
+def sender_digest(sender: str, settings: Any) -> str:
+    """The sender as the log names it: a short HMAC under this installation's link secret,
+    never the address, and not one anyone holding the client list can recompute."""
+    if not sender:
+        return "none"
+    secret = load_secret(secret_path(settings))
+    return hmac.new(secret, b"slotguard-log-sender|" + sender.encode(), hashlib.sha256).hexdigest()[:10]
 
 
 def is_status(subject: str) -> bool:
@@ -156,7 +161,7 @@ def _refuse(engine: Any, message: Incoming, reason: str, now: datetime, report: 
     with engine.ledger.transaction():
         engine.ledger.remember_mail(message_key=message.message_key, token_key=None, received_at=message.received_at,
                                     sender=message.sender, kind=REFUSED, handled_at=now, outcome=reason)
-    log.warning("inbox refused reason=%s sender=%s", reason, sender_digest(message.sender))
+    log.warning("inbox refused reason=%s sender=%s", reason, sender_digest(message.sender, engine.settings))
     report.happenings["inbox:refused"] += 1
     return True
 
@@ -169,7 +174,7 @@ def _replay(engine: Any, message: Incoming, token: Token, used: dict[str, Any], 
                                     sender=message.sender, kind=REFUSED, handled_at=now, command=token.command,
                                     action_id=f"act_{token.target}", outcome="replay")
         already_done(engine, message, token, used, now)
-    log.warning("inbox refused reason=replay sender=%s", sender_digest(message.sender))
+    log.warning("inbox refused reason=replay sender=%s", sender_digest(message.sender, engine.settings))
     report.happenings["inbox:refused"] += 1
     return True
 
@@ -183,7 +188,7 @@ def client_words(note: str, templates_dir: str = "") -> str:
 def _not_carried_out(engine: Any, message: Incoming, reason: str, now: datetime, report: TickReport) -> bool:
     """A client's link that cannot be carried out (too late, expired, another address, moved):
     nothing happens, and the message reaches the practitioner as any other mail from a client."""
-    log.info("inbox client link not carried out reason=%s sender=%s", reason, sender_digest(message.sender))
+    log.info("inbox client link not carried out reason=%s sender=%s", reason, sender_digest(message.sender, engine.settings))
     return _other_mail(engine, message, now, report)
 
 
@@ -208,6 +213,6 @@ def _other_mail(engine: Any, message: Incoming, now: datetime, report: TickRepor
         if forward:
             details = {"kind": "forward", "outcome": "forwarded", "sender": message.sender, "received_at": message.received_at.isoformat()}
             plan_reply(settings, ledger, message.message_key, details, now, what="forward")
-    log.info("inbox other kind=%s outcome=%s sender=%s", kind, "forwarded" if forward else LEFT, sender_digest(message.sender))
+    log.info("inbox other kind=%s outcome=%s sender=%s", kind, "forwarded" if forward else LEFT, sender_digest(message.sender, engine.settings))
     report.happenings[f"inbox:{kind}"] += 1
     return forward
