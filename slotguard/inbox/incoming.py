@@ -22,7 +22,7 @@ class Incoming:
     subject: str  # one line, untrusted, for matching words (STATUS) and the token
     token: str  # the token in the subject (slotguard/mail/links.py find_token), "" when none
     note: str  # what the sender wrote in the body: plain text, quoted lines and signature left out, short; untrusted
-    authenticated: bool | None  # True: DKIM or SPF pass for the sender's domain; False: a fail (or required and missing); None: no verdict
+    authenticated: bool | None  # True: an aligned DKIM, SPF or DMARC pass for the sender's domain; False: the trusted header shows no aligned pass (or authserv_id's header is missing); None: no header
     automatic: bool  # an auto-reply, bounce or list message (Auto-Submitted, Precedence, a null sender): never answered
 
     @property

@@ -121,6 +121,8 @@ def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report
     if message.automatic:
         return _refuse(engine, message, "automatic", now, report)
     if message.authenticated is False:
+        if not practitioner and message.sender and ledger.is_client(message.sender):
+            return _not_carried_out(engine, message, "authentication", now, report)  # not acted on; the practitioner reads it
         return _refuse(engine, message, "authentication", now, report)
     if status:
         if not practitioner:

@@ -412,3 +412,18 @@ def test_with_leave_what_a_client_wrote_beside_a_cancel_stays_unread(practice):
     assert len(p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)) == 1
     assert forwarded(p) == []
     assert p.inbox.filed == {"1": False, "2": False}, "left unread both times"
+
+
+def test_a_clients_cancel_failing_the_receiving_servers_check_is_not_carried_out_and_reaches_the_practitioner(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    subject = p.link("cancel", "e1", start)
+    raw = (f"Authentication-Results: mx.example.com; spf=fail smtp.mailfrom={ANA}; dkim=none\r\nFrom: {ANA}\r\nTo: {INBOX}\r\n"
+           f"Subject: {subject}\r\nMessage-ID: <forged@x>\r\nDate: {format_datetime(start)}\r\n\r\nSorry!\r\n").encode()
+    p.inbox.deliver(raw, start - timedelta(hours=3))
+
+    p.engine.tick(start - timedelta(hours=2, minutes=55))
+
+    assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
+    assert len(forwarded(p)) == 1
