@@ -33,7 +33,7 @@ from slotguard.domain.interfaces import AdapterError, ReceivedMail
 from slotguard.domain.tick_report import TickReport
 from slotguard.inbox.incoming import Incoming
 from slotguard.inbox.parse import incoming
-from slotguard.inbox.replies import plan_reply, spool, sweep_spool
+from slotguard.inbox.replies import plan_refused_note, plan_reply, spool, sweep_spool
 from slotguard.mail.links import CLIENT_COMMANDS, PRACTITIONER_COMMANDS, BadToken, Token, load_secret, secret_path, verify
 from slotguard.run.client_mail import client_command
 from slotguard.run.inbox_commands import already_done, practitioner_command, status_reply
@@ -142,10 +142,14 @@ def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report
 
 
 def _refuse(engine: Any, message: Incoming, reason: str, now: datetime, report: TickReport) -> bool:
-    """Nothing happens: a REFUSED row (the token is not used up) and a log line; no reply."""
+    """Nothing happens: a REFUSED row (the token is not used up) and a log line; never a reply
+    to the sender. A practitioner's token whose signature holds, refused for its sender, a
+    failed authentication or its expiry, gets one note to practice.email per token (never for
+    a bad signature: a forger learns nothing and the practice is not flooded)."""
     with engine.ledger.transaction():
         engine.ledger.remember_mail(message_key=message.message_key, token_key=None, received_at=message.received_at,
                                     sender=message.sender, kind=REFUSED, handled_at=now, outcome=reason)
+        plan_refused_note(engine.settings, engine.ledger, message, reason, now)
     log.warning("inbox refused reason=%s sender=%s", reason, sender_digest(message.sender))
     report.happenings["inbox:refused"] += 1
     return True
