@@ -16,6 +16,8 @@ What a message can be:
   used before, an authentication fail, an automatic message with a command): nothing happens,
   a REFUSED row and a log line with a digest of the sender; never a reply to the sender. A
   practitioner's own token sent again from a practitioner's address gets a reply "already done";
+  one whose signature holds but came from another address, failed authentication or expired
+  gets one note per token to practice.email (slotguard/inbox/replies.py plan_refused_note);
 - anything else: never acted on; forwarded to the practice (`inbox.other_mail = "forward"`,
   an email action with the message attached) or left unread ("leave"). An automatic message
   (an auto-reply, a bounce) is left unread either way: forwarding it could loop.

@@ -361,6 +361,9 @@ def test_words_a_client_writes_with_a_cancel_reach_the_practitioner(practice):
     assert len(p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)) == 1
     assert len(p.happenings("e2", HappeningKind.CANCELLED_BY_CLIENT)) == 1
     assert len(forwarded(p)) == 1, "the message with the client's words is forwarded; the bare cancel is not"
+    [cover] = [p.engine.mailer.sent[a.id] for a in forwarded(p)]
+    assert cover["Subject"] == "Ana Silva cancelled Dec 10, 2026 10:00\u202fAM and wrote to you"
+    assert len(receipts(p)) == 2  # each carried-out cancel: the client hears it worked
 
 
 def receipts(p: Practice) -> list:
