@@ -129,15 +129,26 @@ def mailto(address: str, subject: str, body: str = "") -> str:
 
 
 SUBJECT_WORDS_LIMIT = 90  # the readable part of a link's subject: a phone shows about this much
-BODY_LIMIT = 300
 
 
-def command_mailto(address: str, words: str, token: str, body: str = "") -> str:
+def command_mailto(address: str, words: str, token: str, body: str = "", body_encoded: int = 900) -> str:
     """The `mailto:` link of one command: `words` (folded onto one line and cut short, so a
     client's name from a calendar cannot add a line, a header or a parameter to the link:
-    everything is percent-encoded) then the token in brackets; `body` prefilled (one line)."""
+    everything is percent-encoded) then the token in brackets; `body` prefilled (one line),
+    cut so that it takes at most `body_encoded` characters percent-encoded (Hebrew or Polish
+    text takes six to nine per letter: a cut by letters would leave too much or too little).
+    The words put the date first, so a cut for a long name leaves the date."""
     subject = f"{one_line(words, SUBJECT_WORDS_LIMIT)} [{token}]".strip()
-    return mailto(address, subject, one_line(body, BODY_LIMIT))
+    text = one_line(body, body_encoded)
+    if len(quote(text, safe="")) > body_encoded:
+        kept, used = [], len(quote("…", safe=""))
+        for letter in text:
+            used += len(quote(letter, safe=""))
+            if used > body_encoded:
+                break
+            kept.append(letter)
+        text = "".join(kept).rstrip() + "…"
+    return mailto(address, subject, text)
 
 
 def secret_path(settings) -> Path:

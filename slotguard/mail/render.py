@@ -73,6 +73,7 @@ CLIENT_TEMPLATES = (
     "payment_plan_installment",
     "payment_receipt",
     "payment_referral",
+    "inbox_receipt",
 )
 DIGEST_TEMPLATE = "practitioner_digest"
 # Mail to the practice itself, in the practice's language: the daily digest, the alert

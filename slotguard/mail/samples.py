@@ -78,6 +78,7 @@ def sample_details(settings: Settings, template: str | None) -> dict[str, Any]:
         "payment_failed": {"payment_link": "https://pay.example.com/p/sample"},
         "money_ahead_unpaid": sample_money_ahead_details(settings),
         "inbox_reply": sample_inbox_reply_details(settings),
+        "inbox_receipt": {"command": "cancel", "received_at": (sample_appointment(settings).start - timedelta(minutes=48)).isoformat()},
         **sample_collection_details(settings),
     }
     if template == "practitioner_digest" or template is None:

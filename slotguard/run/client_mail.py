@@ -28,6 +28,7 @@ from typing import Any
 
 from slotguard.domain.tick_report import TickReport
 from slotguard.inbox.incoming import Incoming
+from slotguard.inbox.replies import plan_receipt
 from slotguard.inbox.signals import with_email_signals
 from slotguard.intake.tracker import Tracked
 from slotguard.mail.links import Token, appointment_target
@@ -100,9 +101,9 @@ def client_command(engine: Any, incoming: Incoming, token: Token, now: datetime,
                                 COMMAND_SIGNALS[token.command], sender, received_at, incoming.message_key)
         if also is not None:
             also()
-        if token.command == "confirm":
-            return outcome
-        # Observed again now: the happening and the policies' actions this tick, and the note written back.
-        engine._observe(tracked, with_email_signals(ledger, appointment), now, report)
-        engine._touched.add((appointment.calendar_id, appointment.event_id))
+        if token.command == "cancel":
+            # Observed again now: the happening and the policies' actions this tick, and the note written back.
+            engine._observe(tracked, with_email_signals(ledger, appointment), now, report)
+            engine._touched.add((appointment.calendar_id, appointment.event_id))
+        plan_receipt(engine.settings, ledger, appointment, token.command, incoming, now)  # after what the policies planned
     return outcome

@@ -16,6 +16,8 @@ What a message can be:
   used before, an authentication fail, an automatic message with a command): nothing happens,
   a REFUSED row and a log line with a digest of the sender; never a reply to the sender. A
   practitioner's own token sent again from a practitioner's address gets a reply "already done";
+  one whose signature holds but came from another address, failed authentication or expired
+  gets one note per token to practice.email (slotguard/inbox/replies.py plan_refused_note);
 - anything else: never acted on; forwarded to the practice (`inbox.other_mail = "forward"`,
   an email action with the message attached) or left unread ("leave"). An automatic message
   (an auto-reply, a bounce) is left unread either way: forwarding it could loop.
@@ -34,7 +36,7 @@ from slotguard.domain.interfaces import AdapterError, ReceivedMail
 from slotguard.domain.tick_report import TickReport
 from slotguard.inbox.incoming import Incoming
 from slotguard.inbox.parse import incoming
-from slotguard.inbox.replies import plan_reply, spool, sweep_spool
+from slotguard.inbox.replies import plan_refused_note, plan_reply, spool, sweep_spool
 from slotguard.inbox.words import own_words
 from slotguard.mail.links import CLIENT_COMMANDS, PRACTITIONER_COMMANDS, BadToken, Token, load_secret, secret_path, verify
 from slotguard.run.client_mail import client_command
@@ -159,10 +161,14 @@ def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report
 
 
 def _refuse(engine: Any, message: Incoming, reason: str, now: datetime, report: TickReport) -> bool:
-    """Nothing happens: a REFUSED row (the token is not used up) and a log line; no reply."""
+    """Nothing happens: a REFUSED row (the token is not used up) and a log line; never a reply
+    to the sender. A practitioner's token whose signature holds, refused for its sender, a
+    failed authentication or its expiry, gets one note to practice.email per token (never for
+    a bad signature: a forger learns nothing and the practice is not flooded)."""
     with engine.ledger.transaction():
         engine.ledger.remember_mail(message_key=message.message_key, token_key=None, received_at=message.received_at,
                                     sender=message.sender, kind=REFUSED, handled_at=now, outcome=reason)
+        plan_refused_note(engine.settings, engine.ledger, message, reason, now)
     log.warning("inbox refused reason=%s sender=%s", reason, sender_digest(message.sender, engine.settings))
     report.happenings["inbox:refused"] += 1
     return True

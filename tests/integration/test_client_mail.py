@@ -361,6 +361,9 @@ def test_words_a_client_writes_with_a_cancel_reach_the_practitioner(practice):
     assert len(p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT)) == 1
     assert len(p.happenings("e2", HappeningKind.CANCELLED_BY_CLIENT)) == 1
     assert len(forwarded(p)) == 1, "the message with the client's words is forwarded; the bare cancel is not"
+    [cover] = [p.engine.mailer.sent[a.id] for a in forwarded(p)]
+    assert cover["Subject"] == "Ana Silva cancelled Dec 10, 2026 10:00\u202fAM and wrote to you"
+    assert len(receipts(p)) == 2  # each carried-out cancel: the client hears it worked
 
 
 def test_a_cancel_read_after_the_practitioner_marked_a_no_show_leaves_the_mark_and_its_fee(practice):
@@ -427,3 +430,81 @@ def test_a_clients_cancel_failing_the_receiving_servers_check_is_not_carried_out
 
     assert p.happenings("e1", HappeningKind.CANCELLED_BY_CLIENT) == [] and p.fees("e1") == []
     assert len(forwarded(p)) == 1
+
+
+def receipts(p: Practice) -> list:
+    """The client's receipts, as sent (the memory mailer keeps each email by its action)."""
+    return [p.engine.mailer.sent[a.id] if a.id in p.engine.mailer.sent else None
+            for a in p.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "inbox_receipt"]
+
+
+def test_a_cancel_carried_out_gets_a_receipt_in_the_clients_language_replying_to_the_practice(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0), practice={"locale": "nb"})
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    received = local(2026, 12, 5, 12, 0)
+    p.send(ANA, p.link("cancel", "e1", start), received, body="")
+
+    p.engine.tick(received + timedelta(minutes=1))
+
+    [receipt] = receipts(p)
+    assert receipt is not None and receipt["To"].addresses[0].addr_spec == ANA
+    assert receipt["Reply-To"].addresses[0].addr_spec == p.settings.practice.email
+    assert receipt["Subject"].startswith("Avbestilt: timen din ")
+    body = receipt.get_body(("plain",)).get_content()
+    assert "Vi har fått avbestillingen din av timen" in body and "mottatt" in body and "12:00" in body
+
+
+def test_a_late_cancel_whose_fee_notice_waits_for_the_review_window_gets_a_receipt_now(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e2", start, local(2026, 12, 1, 9, 0))
+    received = start - timedelta(hours=3)
+    p.send(ANA, p.link("cancel", "e2", start), received, body="")
+
+    p.engine.tick(received + timedelta(minutes=2))
+
+    [notice] = [a for a in p.ledger.actions(kinds=[ActionKind.EMAIL]) if a.template == "late_cancel_notice"]
+    assert notice.due_at > received + timedelta(minutes=2)  # after the review window: not this tick
+    [receipt] = receipts(p)
+    assert receipt is not None and "We have your cancellation of" in receipt.get_body(("plain",)).get_content()
+
+
+def test_no_receipt_when_an_email_to_the_client_about_that_cancellation_goes_in_the_same_tick(practice):
+    from slotguard.domain.interfaces import ReceivedMail
+    from slotguard.domain.model import ActionSubject, new_action
+    from slotguard.inbox.replies import plan_receipt
+
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    now = local(2026, 12, 9, 12, 0)
+    appointment = p.ledger.tracked("primary", "e1").appointment
+    raw = p.send(ANA, p.link("cancel", "e1", start), now)
+    message = incoming(ReceivedMail("1", raw, now), p.settings)
+    with p.ledger.transaction():
+        notice = new_action(ActionSubject.of_appointment(appointment), ActionKind.EMAIL, "late_cancel", "notice now",
+                            key="test", now=now, template="late_cancel_notice")
+        p.ledger.add_action(notice)
+        assert plan_receipt(p.settings, p.ledger, appointment, "cancel", message, now) is None
+    # the same email due later (after a review window) does not stand in for the receipt
+    later = now + timedelta(minutes=5)
+    with p.ledger.transaction():
+        p.ledger.add_action(new_action(ActionSubject.of_appointment(appointment), ActionKind.EMAIL, "late_cancel", "notice later",
+                                       key="test2", now=later, due=later + timedelta(hours=12), template="late_cancel_notice"))
+        assert plan_receipt(p.settings, p.ledger, appointment, "cancel", message, later) is not None
+
+
+def test_a_confirmation_gets_a_one_line_thanks_and_a_link_not_carried_out_gets_no_receipt(practice):
+    start = local(2026, 12, 10, 10, 0)
+    p = practice(local(2026, 12, 1, 9, 0))
+    p.book("e1", start, local(2026, 12, 1, 9, 0))
+    p.send(ANA, p.link("confirm", "e1", start), local(2026, 12, 9, 18, 0), body="")
+    p.send("someone@example.org", p.link("cancel", "e1", start), local(2026, 12, 9, 18, 1), body="")  # another address: not carried out
+
+    p.engine.tick(local(2026, 12, 9, 18, 5))
+
+    [thanks] = receipts(p)
+    assert thanks is not None and thanks["Subject"].startswith("Thank you: see you on ")
+    assert "we have your confirmation for" in thanks.get_body(("plain",)).get_content()
+    assert p.ledger.email_signal("primary", "e1", start, CANCEL) is None

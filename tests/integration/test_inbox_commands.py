@@ -151,7 +151,10 @@ def test_forged_or_unknown_sender_with_a_valid_token_does_nothing_and_gets_no_re
     practice.tick()
     assert practice.fee_now().state is ActionState.PENDING_REVIEW
     assert [(row["kind"], row["outcome"]) for row in practice.rows()] == [(REFUSED, "sender"), (REFUSED, "sender"), (REFUSED, "authentication")]
-    assert practice.new_messages() == []
+    # no reply to a sender; the practice gets one note per token (the waive token came twice)
+    notes = practice.new_messages()
+    assert [m["To"].addresses[0].addr_spec for m in notes] == ["lena@example.com", "lena@example.com"]
+    assert sorted(m["Subject"] for m in notes) == ["Not carried out: Ana Silva", "Not carried out: Ana Silva"]
     assert caplog.text.count("inbox refused") == 3
     assert "mallory" not in caplog.text and "She was ill" not in caplog.text
     assert practice.ledger.token_use(f"waive:{action_target(practice.fee.id)}:0") is None
@@ -165,7 +168,28 @@ def test_a_bad_and_an_expired_token_do_nothing(tmp_path):
     practice.tick()
     assert practice.fee_now().state is ActionState.PENDING_REVIEW
     assert [row["outcome"] for row in practice.rows()] == ["bad_token", "expired"]
-    assert practice.new_messages() == []
+    [note] = practice.new_messages()  # none for the bad signature; the expired link is named to the practice
+    assert note["To"].addresses[0].addr_spec == "lena@example.com" and note["Subject"] == "Link expired: Ana Silva"
+    assert "The ‘Waive’ link you used for Ana Silva has expired (links work for 14 days)." in text(note)
+    assert "Your daily digest has a fresh link." in text(note)
+
+
+def test_a_refused_tap_from_another_address_plans_one_note_to_the_practice_and_none_to_the_sender(tmp_path):
+    practice = Practice(tmp_path, practice={"locale": "nb"})
+    token = practice.token("waive")
+    practice.deliver(f"Frafall [{token}]", sender="lena.private@icloud.com", headers="X-Spam: no", message_id="<a@x>")
+    practice.deliver(f"Fwd: Frafall [{token}]", sender="lena.private@icloud.com", headers="X-Spam: no", message_id="<b@x>")
+    practice.deliver(f"Frafall [{token[:-3]}aaa]", sender="mallory@evil.test", headers="X-Spam: no", message_id="<c@x>")  # forged: nothing at all
+    practice.tick()
+    assert practice.fee_now().state is ActionState.PENDING_REVIEW
+    assert [row["outcome"] for row in practice.rows()] == ["sender", "sender", "bad_token"]
+    [note] = practice.new_messages()
+    assert note["To"].addresses[0].addr_spec == "lena@example.com" and note["Subject"] == "Ikke utført: Ana Silva"
+    body = text(note)
+    assert "«Frafall» for Ana Silva kom fra lena.private@icloud.com, som ikke er en av adressene dine" in body
+    due = practice.fee.due_at.astimezone(practice.settings.zone)
+    assert "Ingenting er gjort: 450,00 kr trekkes" in body.replace("\xa0", " ") and f"{due:%H:%M}" in body
+    assert "mallory" not in body
 
 
 def test_status_replies_with_the_fee_pending(tmp_path):

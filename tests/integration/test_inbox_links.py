@@ -124,7 +124,7 @@ def test_the_digest_has_a_waive_link_that_verifies_to_that_fee_and_expires_link_
     assert address == INBOX
     assert set(query) == {"subject", "body"}
     subject = query["subject"][0]
-    assert subject.startswith("Waive NOK 900.00 for Ana Silva")
+    assert subject.startswith("Mar 2, 2026: waive NOK 900.00 for Ana Silva")  # the date first: a long name is cut, not the date
     token = verify(practice.secret, find_token(subject), practice.now)
     sent_at = parsedate_to_datetime(message["Date"])
     assert (token.command, token.target) == ("waive", action_target(fees[0].id))
@@ -174,6 +174,9 @@ def test_a_reminder_in_norwegian_carries_confirm_and_cancel_links_for_that_appoi
         html = text(reminder, "html")
         assert ">Jeg kommer</a>" in html and ">Jeg må avbestille</a>" in html
         assert "«Jeg må avbestille» avbestiller timen din" in html
+    for reminder in reminders:  # the reminder points at the button, not at a reply
+        assert "Hvis du ikke kan komme, trykk på «Jeg må avbestille» nedenfor" in text(reminder)
+        assert "ved å svare på denne e-posten" not in text(reminder)
 
 
 def test_no_client_links_when_client_links_is_off(tmp_path):
@@ -182,6 +185,9 @@ def test_no_client_links_when_client_links_is_off(tmp_path):
     practice.run_until(MON_10 + 2 * DAY)
     sent = practice.sent("booking_confirmation", "ana-thu") + practice.sent("reminder", "ana-thu")
     assert sent and all("?subject=" not in text(message) + text(message, "html") for message in sent)
+    reminders = practice.sent("reminder", "ana-thu")
+    assert reminders and all("If you cannot come, please tell us as soon as you can by replying to this email" in text(message)
+                             and "I need to cancel" not in text(message) for message in reminders)
 
 
 @pytest.mark.parametrize("name", ["Ana\r\nBcc: evil@example.org", "Ana & Bo?cc=evil@example.org", "Ana%0ABcc: evil@example.org"])
@@ -264,7 +270,7 @@ def test_the_client_mail_section_lists_mail_not_acted_on_since_the_previous_dige
     assert lines[heading + 1].startswith("- Ana Silva (ana@example.com), ") and lines[heading + 1].endswith(": left unread in your inbox")
     assert lines[heading + 2].startswith("- stranger@example.org, ")
     assert not lines[heading + 3].startswith("- ")
-    assert "2 command emails were refused (forged or expired); see docs/inbox.md." in body
+    assert "2 emails with a Slotguard link were not carried out (expired, used already, or sent from an address not set as yours). Nothing was changed." in body
     assert "lena@example.com, " not in body  # the practitioner's own command is not "mail not acted on"
 
 

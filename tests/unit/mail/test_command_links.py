@@ -94,3 +94,19 @@ def test_the_unpaid_money_alert_offers_mark_paid_and_waive_on_its_own_deposit_on
                                       EmailView(plain, [], Renderer("en", "Europe/Oslo"), ledger), now) is None
     finally:
         ledger.close()
+
+
+@pytest.mark.parametrize(("body", "cut"), [
+    ("Reason (optional), then press send:", False),
+    ("שליחת המייל מבטלת את התור ביום חמישי 5 במרץ בשעה 10:00. אם יש משהו למסור, אפשר לכתוב כאן:", False),
+    ("א" * 200, True),
+    ("Wiadomość dla: Łucja Żółkiewska (opcjonalnie) – napisz ją tutaj: " * 10, True),
+])
+def test_the_body_is_cut_by_its_encoded_length_not_its_letters(body, cut):
+    token = sign(SECRET, "cancel", "0a1b2c3d4e5f60718293", sample_appointment(settings()).start)
+    link = command_mailto("lena+slotguard@example.com", "Cancel", token, body)
+    encoded = link.split("&body=", 1)[1]
+    assert len(encoded) <= 900
+    shown = parse_qs(urlsplit(link).query)["body"][0]
+    assert shown.endswith("…") is cut
+    assert (shown == body) is not cut and (not cut or body.startswith(shown[:-1].rstrip()))

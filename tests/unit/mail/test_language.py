@@ -146,3 +146,34 @@ def test_polish_instalments_read_right_for_any_number():
     texts = [rendered.text for name, rendered in every_email(settings, policies, renderer, "pl") if "liczba rat" in rendered.text]
     assert texts, "the offer of instalments is rendered"
     assert not [text for text in texts if re.search(r"na \d+ raty", text)], "'na 5 raty' is wrong Polish; the count stands apart"
+
+
+REPLY_VARIANTS = [
+    {"outcome": "waived"}, {"outcome": "charged"}, {"outcome": "charge_failed", "state": "failed"},
+    {"outcome": "charge_failed", "state": "busy"}, {"outcome": "kept", "due": "2026-03-04T20:00:00+00:00", "purpose": "deposit"},
+    {"outcome": "kept", "due": "2026-03-04T20:00:00+00:00", "purpose": "fee"}, {"outcome": "kept", "due": ""},
+    {"outcome": "refused_sender", "sender": "x@icloud.com", "due": "2026-03-04T20:00:00+00:00"},
+    {"outcome": "refused_auth", "sender": "x@icloud.com", "due": ""},
+    {"outcome": "refused_expired", "valid_days": 14, "due": "2026-03-04T20:00:00+00:00"},
+    {"outcome": "not_now", "state": "failed"}, {"outcome": "not_now", "state": "open"}, {"outcome": "not_now", "state": "busy"},
+    {"kind": "forward", "outcome": "cancelled", "sender": "ana@example.com", "received_at": "2026-03-04T08:12:00+00:00"},
+]
+
+
+@pytest.mark.parametrize("locale", ["en", "nb", "da", "de", "pl", "he"])
+def test_every_inbox_reply_says_what_happens_next_in_words_and_never_points_at_the_command_line(locale):
+    settings, policies, renderer = practice(locale)
+    base = sample_context(settings, policies, "inbox_reply", locale)
+    for variant in REPLY_VARIANTS:
+        context = {**base, "details": {**base["details"], **variant}}
+        rendered = renderer.render("inbox_reply", context, locale)
+        assert "main.py" not in rendered.text and "main.py" not in rendered.html, (locale, variant)
+        assert "Ana Silva" in rendered.subject, (locale, variant)
+
+
+def test_hebrew_reply_isolates_the_name_and_the_date_apart_and_names_the_waiver():
+    settings, policies, renderer = practice("he")
+    rendered = renderer.render("inbox_reply", sample_context(settings, policies, "inbox_reply", "he"), "he")
+    assert rendered.subject.startswith("ויתור על העמלה: ")
+    assert "בוצע ויתור על העמלה של" in rendered.text and "בוטלה" not in rendered.text
+    assert f"{LRI}Ana Silva{PDI}" in rendered.text  # the name alone, not run together with the date
