@@ -262,14 +262,16 @@ def test_the_client_mail_section_lists_mail_not_acted_on_since_the_previous_dige
     _remember(practice.ledger, "<c@x>", "lena@example.com", PRACTITIONER_COMMAND, at + timedelta(minutes=2), command="waive")
     _remember(practice.ledger, "<d@x>", "evil@example.org", REFUSED, at + timedelta(minutes=3))
     _remember(practice.ledger, "<e@x>", "lena@example.com", REFUSED, at + timedelta(minutes=4))
+    _remember(practice.ledger, "too_large:memory:9", "", OTHER, at + timedelta(minutes=5), outcome="too_large")
     message = practice.digest("2026-03-03")
     assert message is not None
     body = text(message)
     lines = body.splitlines()
-    heading = lines.index("Emails to the inbox that Slotguard did not act on (2):")
+    heading = lines.index("Emails to the inbox that Slotguard did not act on (3):")
     assert lines[heading + 1].startswith("- Ana Silva (ana@example.com), ") and lines[heading + 1].endswith(": left unread in your inbox")
     assert lines[heading + 2].startswith("- stranger@example.org, ")
-    assert not lines[heading + 3].startswith("- ")
+    assert lines[heading + 3].startswith("- A message too large to read, ") and lines[heading + 3].endswith(": left unread in your inbox")
+    assert not lines[heading + 4].startswith("- ")
     assert "2 emails with a Slotguard link were not carried out (expired, used already, or sent from an address not set as yours). Nothing was changed." in body
     assert "lena@example.com, " not in body  # the practitioner's own command is not "mail not acted on"
 
