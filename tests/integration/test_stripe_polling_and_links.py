@@ -127,7 +127,8 @@ def test_each_reminder_carries_a_fresh_card_link_while_the_client_has_no_card(
 
     monkeypatch.setenv(KEY_ENV, TEST_KEY)
     settings = practice_with_fee_policies(
-        payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url}
+        payments={"provider": "stripe", "secret_key": {"env": KEY_ENV}, "api_base": stripe_proxy.base_url},
+        mail={"quiet_hours": ""},  # `now` is the wall clock: a run in the evening would hold the reminders till morning
     )
     calendar, mailer = MemoryCalendar("primary"), MemoryMailer()
     now = datetime.now(UTC).replace(microsecond=0)
