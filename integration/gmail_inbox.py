@@ -57,7 +57,7 @@ import httplib2
 from google.auth.exceptions import RefreshError, TransportError
 from googleapiclient.errors import HttpError
 
-from integration.gmail_mailer import API_PATH, RATE_LIMIT_REASONS, _reason_and_message, _seconds, gmail_service
+from integration.gmail_mailer import RATE_LIMIT_REASONS, _reason_and_message, _seconds, gmail_endpoint, gmail_service
 from integration.google_auth import SCOPE_GMAIL_MODIFY, StoredCredentials, reauthorize_message
 from slotguard.domain.interfaces import AdapterError, InboxPage, ReauthorizationNeeded, ReceivedMail
 
@@ -107,11 +107,7 @@ class GmailInbox:
         self.address = settings.inbox.address.strip().lower()
         self.label_name = settings.inbox.gmail.processed_label
         self.max_size = settings.inbox.max_message_size
-        endpoint = settings.inbox.gmail.api_endpoint
-        if endpoint:
-            endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
-            endpoint = endpoint.removesuffix(API_PATH)
-        self.api_endpoint = endpoint
+        self.api_endpoint = gmail_endpoint(settings.inbox.gmail.api_endpoint)
         self._credentials, self._http = credentials, http
         self._keeper: StoredCredentials | None = None
         self._service: Any = None

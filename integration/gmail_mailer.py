@@ -64,6 +64,16 @@ def _reauthorize(what: str) -> ReauthorizationNeeded:
     return ReauthorizationNeeded(reauthorize_message(f"{WHERE}: {what}", WHERE))
 
 
+def gmail_endpoint(endpoint: str) -> str:
+    """An API root override as the client library takes it ("" for Google's). The Calendar
+    override names the API path (".../calendar/v3/"); Gmail's method paths carry theirs, so an
+    endpoint given the same way must not repeat it."""
+    if not endpoint:
+        return ""
+    endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
+    return endpoint.removesuffix(API_PATH)
+
+
 def gmail_service(
     settings: Any, *, credentials: Any, http: Any, timeout: float, token_uri: str | None, api_endpoint: str,
     scopes: frozenset[str], missing: str, reauthorize: Callable[[str], ReauthorizationNeeded],
@@ -104,13 +114,7 @@ class GmailMailer:
         self.settings, self.timeout, self.retry_budget, self.sleep = settings, timeout, retry_budget, sleep
         self.base_delay, self.max_delay = base_delay, max_delay
         self.token_uri = token_uri or getattr(settings.calendar, "token_uri", "") or None
-        endpoint = settings.mail.gmail_api_endpoint
-        if endpoint:
-            # The Calendar override names the API path (".../calendar/v3/"); Gmail's method
-            # paths carry theirs, so an endpoint given the same way must not repeat it.
-            endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
-            endpoint = endpoint.removesuffix(API_PATH)
-        self.api_endpoint = endpoint
+        self.api_endpoint = gmail_endpoint(settings.mail.gmail_api_endpoint)
         self._credentials, self._http = credentials, http
         self._keeper: StoredCredentials | None = None
         self._service: Any = None

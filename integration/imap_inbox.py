@@ -331,24 +331,18 @@ class ImapInbox:
 
     def _retrying(self, work: Any) -> Any:
         """Run `work(client)`; a kept connection found broken is opened again once."""
-        reused = self._client is not None
-        try:
-            return work(self._connection())
-        except AdapterError:
-            self._drop()
-            raise
-        except Exception as error:
-            self._drop()
-            if not (reused and _connection_broke(error)):
-                raise self._classify(error) from None
-        try:
-            return work(self._connection())
-        except AdapterError:
-            self._drop()
-            raise
-        except Exception as error:
-            self._drop()
-            raise self._classify(error) from None
+        for retry in (False, True):
+            reused = self._client is not None
+            try:
+                return work(self._connection())
+            except AdapterError:
+                self._drop()
+                raise
+            except Exception as error:
+                self._drop()
+                if retry or not (reused and _connection_broke(error)):
+                    raise self._classify(error) from None
+        raise AssertionError("unreachable: the second try returns or raises")
 
     def _connection(self) -> IMAPClient:
         if self._client is not None:

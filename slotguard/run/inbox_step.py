@@ -139,7 +139,7 @@ def handle(engine: Any, mail: ReceivedMail, secret: bytes, now: datetime, report
             return _not_carried_out(engine, message, reason, now, report)  # a client's stale link: the practitioner reads it
         return _refuse(engine, message, reason, now, report)
     if token.command in CLIENT_COMMANDS:
-        words = client_words(message.note, settings.mail.templates_dir)
+        words = own_words(message.note, settings.mail.templates_dir)  # what the client wrote beside the command
         forward = bool(words) and settings.inbox.other_mail == "forward" and not message.automatic
         if forward:
             spool(settings, message.message_key, message.mail.raw)  # before the command is committed
@@ -185,12 +185,6 @@ def _replay(engine: Any, message: Incoming, token: Token, used: dict[str, Any], 
     log.warning("inbox refused reason=replay sender=%s", sender_digest(message.sender, engine.settings))
     report.happenings["inbox:refused"] += 1
     return True
-
-
-def client_words(note: str, templates_dir: str = "") -> str:
-    """What a client wrote beside a command: the note without the sentence the link prefilled
-    (in any of our languages, wherever they typed around it) and a phone's signature line."""
-    return own_words(note, templates_dir)
 
 
 def _not_carried_out(engine: Any, message: Incoming, reason: str, now: datetime, report: TickReport) -> bool:
